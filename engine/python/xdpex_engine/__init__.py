@@ -1,0 +1,1 @@
+"""Python binding and tools for the xdpex matching engine."""

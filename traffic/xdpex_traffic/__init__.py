@@ -1,0 +1,1 @@
+"""xdpex traffic tools: wire codec, scapy layers, client library, lab."""
