@@ -16,7 +16,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 pkgs=(
 	build-essential pkg-config cmake ninja-build git
 	clang llvm lld libbpf-dev libxdp-dev xdp-tools bpftool libelf-dev zlib1g-dev libpcap-dev
-	linux-libc-dev libssl-dev libgtest-dev libgmock-dev
+	linux-libc-dev libssl-dev libjansson-dev libgtest-dev libgmock-dev
 	iproute2 ethtool iputils-ping tcpdump tshark kmod procps
 	python3 python3-venv python3-dev
 	vagrant ruby
