@@ -1,0 +1,41 @@
+# xdp/: the XDP program xdp_steer (xdpex.bpf.c -> xdpex.bpf.o -> xdpex.skel.h), the loader
+# library build/xdp/libxdpex_xdp.a (link with -lbpf -lelf -lz) and the tool build/xdp/xdpex-xdp.
+# build/xdp/xdp_other.bpf.o is a trivial foreign XDP program the tests attach to prove that
+# xdp_steer refuses an interface somebody else holds. Tests: tests/test_xdp_*.py (pytest).
+
+XDP_OUT := $(BUILD)/xdp
+XDP_SRC := $(TOP)/xdp
+XDP_BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(TOP)/include \
+	-I/usr/include/$(shell uname -m)-linux-gnu
+XDP_CFLAGS := $(CFLAGS_COMMON) -I$(XDP_SRC) -I$(XDP_OUT)
+XDP_LIBS := -lbpf -lelf -lz
+XDP_HDRS := $(XDP_SRC)/xdpex_maps.h $(TOP)/include/xdpex/proto.h
+
+BUILD_TARGETS += xdp-build
+.PHONY: xdp-build
+xdp-build: $(XDP_OUT)/libxdpex_xdp.a $(XDP_OUT)/xdpex-xdp $(XDP_OUT)/xdp_other.bpf.o
+
+$(XDP_OUT):
+	$(Q)mkdir -p $@
+
+$(XDP_OUT)/%.bpf.o: $(XDP_SRC)/%.bpf.c $(XDP_HDRS) | $(XDP_OUT)
+	@echo "  BPF     $@"
+	$(Q)$(CLANG) $(XDP_BPF_CFLAGS) -c $< -o $@
+
+$(XDP_OUT)/%.skel.h: $(XDP_OUT)/%.bpf.o
+	@echo "  SKEL    $@"
+	$(Q)bpftool gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+
+$(XDP_OUT)/xdpex_xdp.o: $(XDP_SRC)/xdpex_xdp.c $(XDP_SRC)/xdpex_xdp.h $(XDP_HDRS) \
+		$(XDP_OUT)/xdpex.skel.h
+	@echo "  CC      $@"
+	$(Q)$(CC) $(XDP_CFLAGS) -c $< -o $@
+
+$(XDP_OUT)/libxdpex_xdp.a: $(XDP_OUT)/xdpex_xdp.o
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(XDP_OUT)/xdpex-xdp: $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/xdpex_xdp.h $(XDP_HDRS) \
+		$(XDP_OUT)/libxdpex_xdp.a
+	@echo "  CC      $@"
+	$(Q)$(CC) $(XDP_CFLAGS) $< -o $@ $(XDP_OUT)/libxdpex_xdp.a $(XDP_LIBS)

@@ -1,0 +1,780 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * libxdpex_xdp: the user-space side of xdp_steer. It loads the program from its skeleton, pins
+ * the maps under a pin dir, attaches the one program directly to an interface (native mode with
+ * a fallback to generic mode; libxdp's dispatcher cannot load on our kernels), refuses an
+ * interface another XDP program holds, and cleans up pins and attachments that a crashed
+ * previous run left behind. The map functions work on a loaded program or on the pinned maps of
+ * a running one, so the dataplane and the control plane share them.
+ *
+ * Ownership is proven with flock()ed files under XDPEX_LOCK_DIR: one per pin dir and one per
+ * (network namespace, ifindex). The kernel releases them when a process dies, so a pin dir or an
+ * xdp_steer attachment whose lock is free was left by a dead run and may be cleared.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <xdpex/proto.h>
+#include "xdpex_xdp.h"
+#include "xdpex.skel.h"
+
+#define XDPEX_LOCK_DIR "/run/xdpex"
+
+struct xdpex_xdp {
+	struct xdpex *skel;
+	struct xdpex_maps maps;
+	char pin_dir[PATH_MAX]; /* empty: not pinned */
+	int pin_lock_fd;
+	int if_lock_fd;
+	int ifindex; /* 0: not attached */
+	enum xdpex_mode mode;
+};
+
+static const char *const map_names[] = { "xsks_map",    "cfg_map",  "allow_map",
+					 "rate_map",    "session_map", "stats_map" };
+#define NMAPS ((int)(sizeof(map_names) / sizeof(map_names[0])))
+
+/* Logging ------------------------------------------------------------------------------------ */
+
+static void log_stderr(enum xdpex_log_level level, const char *fmt, va_list ap)
+{
+	static const char *const tag[] = { "warning: ", "", "debug: " };
+
+	if (level == XDPEX_LOG_DEBUG && !getenv("XDPEX_DEBUG"))
+		return;
+	fprintf(stderr, "xdpex-xdp: %s", tag[level]);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static xdpex_log_fn log_fn = log_stderr;
+
+void xdpex_set_log(xdpex_log_fn fn)
+{
+	log_fn = fn ? fn : log_stderr;
+}
+
+__attribute__((format(printf, 2, 3))) static void xlog(enum xdpex_log_level l, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_fn(l, fmt, ap);
+	va_end(ap);
+}
+
+#define pr_warn(...) xlog(XDPEX_LOG_WARN, __VA_ARGS__)
+#define pr_info(...) xlog(XDPEX_LOG_INFO, __VA_ARGS__)
+#define pr_debug(...) xlog(XDPEX_LOG_DEBUG, __VA_ARGS__)
+
+/* Locks -------------------------------------------------------------------------------------- */
+
+/* Take the lock file `name` in XDPEX_LOCK_DIR: its fd, or -EBUSY with the holder's pid. */
+static int lock_take(const char *name, int *holder)
+{
+	char path[PATH_MAX], buf[32];
+	int fd, n, err;
+
+	if (mkdir(XDPEX_LOCK_DIR, 0755) && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/%s.lock", XDPEX_LOCK_DIR, name);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		*holder = atoi(buf);
+		close(fd);
+		return err;
+	}
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
+		pr_debug("cannot record pid in %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static void lock_release(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd); /* the lock goes with the fd; the file stays for the next run */
+	*fd = -1;
+}
+
+/* Pinning ------------------------------------------------------------------------------------ */
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, dir, len + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Remove our pins from `dir`: the number removed. */
+static int unpin_all(const char *dir)
+{
+	char path[PATH_MAX];
+	int removed = 0;
+
+	for (int i = 0; i < NMAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, map_names[i]);
+		if (unlink(path) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			pr_warn("cannot remove pin %s: %s", path, strerror(errno));
+	}
+	if (rmdir(dir) && errno != ENOENT && errno != ENOTEMPTY)
+		pr_debug("cannot remove %s: %s", dir, strerror(errno));
+	return removed;
+}
+
+static void lock_name_for_dir(const char *dir, char *out, size_t n)
+{
+	size_t j = snprintf(out, n, "pins");
+
+	for (const char *p = dir; *p && j + 1 < n; p++)
+		out[j++] = (*p == '/' || *p == '.') ? '_' : *p;
+	out[j] = '\0';
+}
+
+static int pin_maps(struct xdpex_xdp *x, const char *dir)
+{
+	struct bpf_map *maps[NMAPS] = { x->skel->maps.xsks_map,    x->skel->maps.cfg_map,
+					x->skel->maps.allow_map,   x->skel->maps.rate_map,
+					x->skel->maps.session_map, x->skel->maps.stats_map };
+	char path[PATH_MAX], lname[NAME_MAX];
+	int err, holder = 0, stale;
+
+	if (strlen(dir) >= sizeof(x->pin_dir) - 16)
+		return -ENAMETOOLONG;
+	lock_name_for_dir(dir, lname, sizeof(lname));
+	err = lock_take(lname, &holder);
+	if (err < 0) {
+		if (err == -EBUSY)
+			pr_warn("pin dir %s is in use by a running xdpex (pid %d)", dir, holder);
+		else
+			pr_warn("cannot lock pin dir %s: %s", dir, strerror(-err));
+		return err;
+	}
+	x->pin_lock_fd = err;
+	stale = unpin_all(dir);
+	if (stale)
+		pr_info("removed %d stale pins in %s left by a previous run", stale, dir);
+	err = mkdir_p(dir);
+	if (err) {
+		pr_warn("cannot create pin dir %s: %s (is bpffs mounted?)", dir, strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < NMAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, map_names[i]);
+		err = bpf_map__pin(maps[i], path);
+		if (err) {
+			pr_warn("cannot pin %s: %s", path, strerror(-err));
+			unpin_all(dir);
+			return err;
+		}
+	}
+	snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", dir);
+	pr_info("maps pinned in %s", dir);
+	return 0;
+}
+
+/* Load and close ----------------------------------------------------------------------------- */
+
+int xdpex_xdp_open(struct xdpex_xdp **out, const struct xdpex_xdp_opts *opts)
+{
+	static const __u16 default_port = XE_DEFAULT_PORT;
+	const char *dir = opts && opts->pin_dir ? opts->pin_dir : XDPEX_PIN_DIR;
+	const __u16 *ports = &default_port;
+	struct xdpex_xdp *x;
+	int nports = 1, err;
+
+	if (opts && opts->ports && opts->nports > 0) {
+		ports = opts->ports;
+		nports = opts->nports;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->pin_lock_fd = x->if_lock_fd = -1;
+	x->skel = xdpex__open();
+	if (!x->skel) {
+		err = -errno;
+		pr_warn("cannot open the xdp_steer skeleton: %s", strerror(-err));
+		goto cleanup;
+	}
+	err = xdpex__load(x->skel);
+	if (err) {
+		pr_warn("cannot load xdp_steer: %s (verifier log above)", strerror(-err));
+		goto cleanup;
+	}
+	x->maps = (struct xdpex_maps){
+		.xsks_fd = bpf_map__fd(x->skel->maps.xsks_map),
+		.cfg_fd = bpf_map__fd(x->skel->maps.cfg_map),
+		.allow_fd = bpf_map__fd(x->skel->maps.allow_map),
+		.rate_fd = bpf_map__fd(x->skel->maps.rate_map),
+		.session_fd = bpf_map__fd(x->skel->maps.session_map),
+		.stats_fd = bpf_map__fd(x->skel->maps.stats_map),
+	};
+	err = xdpex_set_ports(&x->maps, ports, nports);
+	if (err)
+		goto cleanup;
+	if (dir[0]) {
+		err = pin_maps(x, dir);
+		if (err)
+			goto cleanup;
+	}
+	*out = x;
+	return 0;
+cleanup:
+	xdpex_xdp_close(x);
+	return err;
+}
+
+void xdpex_xdp_close(struct xdpex_xdp *x)
+{
+	if (!x)
+		return;
+	if (x->ifindex)
+		xdpex_xdp_detach(x);
+	if (x->pin_dir[0]) {
+		unpin_all(x->pin_dir);
+		pr_info("maps unpinned from %s", x->pin_dir);
+	}
+	lock_release(&x->pin_lock_fd);
+	xdpex__destroy(x->skel);
+	free(x);
+}
+
+int xdpex_xdp_prog_fd(const struct xdpex_xdp *x)
+{
+	return bpf_program__fd(x->skel->progs.xdp_steer);
+}
+
+const struct xdpex_maps *xdpex_xdp_maps(const struct xdpex_xdp *x)
+{
+	return &x->maps;
+}
+
+/* Attach and detach -------------------------------------------------------------------------- */
+
+const char *xdpex_mode_name(enum xdpex_mode mode)
+{
+	switch (mode) {
+	case XDPEX_MODE_NATIVE:
+		return "native";
+	case XDPEX_MODE_SKB:
+		return "skb";
+	default:
+		return "auto";
+	}
+}
+
+enum xdpex_mode xdpex_xdp_mode(const struct xdpex_xdp *x)
+{
+	return x->mode;
+}
+
+static __u32 mode_flag(enum xdpex_mode mode)
+{
+	return mode == XDPEX_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+}
+
+static void prog_name(__u32 id, char *name, size_t n)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_prog_get_fd_by_id(id);
+
+	snprintf(name, n, "?");
+	if (fd < 0)
+		return;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+		snprintf(name, n, "%s", info.name);
+	close(fd);
+}
+
+/* The XDP program on `ifindex` other than ours: 0 when free, else its id, name and mode. */
+static __u32 current_prog(int ifindex, char *name, size_t n, __u32 *flag)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	__u32 id;
+
+	if (bpf_xdp_query(ifindex, 0, &q))
+		return 0;
+	id = q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id ? q.skb_prog_id : q.hw_prog_id;
+	*flag = q.drv_prog_id ? XDP_FLAGS_DRV_MODE :
+		q.skb_prog_id ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_HW_MODE;
+	if (id)
+		prog_name(id, name, n);
+	return id;
+}
+
+static int netns_ino(unsigned long *ino)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st))
+		return -errno;
+	*ino = st.st_ino;
+	return 0;
+}
+
+static int try_attach(struct xdpex_xdp *x, int ifindex, enum xdpex_mode mode)
+{
+	__u32 flags = XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flag(mode);
+
+	return bpf_xdp_attach(ifindex, xdpex_xdp_prog_fd(x), flags, NULL);
+}
+
+int xdpex_xdp_attach(struct xdpex_xdp *x, int ifindex, enum xdpex_mode mode)
+{
+	char ifname[IF_NAMESIZE] = "?", lname[64], other[BPF_OBJ_NAME_LEN];
+	unsigned long ino = 0;
+	int err, holder = 0;
+	__u32 id, flag = 0;
+
+	if (x->ifindex)
+		return -EALREADY;
+	if (!if_indextoname(ifindex, ifname)) {
+		pr_warn("no interface with ifindex %d", ifindex);
+		return -ENODEV;
+	}
+	err = netns_ino(&ino);
+	if (err)
+		return err;
+	snprintf(lname, sizeof(lname), "if-%lu-%d", ino, ifindex);
+	err = lock_take(lname, &holder);
+	if (err < 0) {
+		if (err == -EBUSY)
+			pr_warn("interface %s is held by a running xdpex (pid %d)", ifname, holder);
+		else
+			pr_warn("cannot lock interface %s: %s", ifname, strerror(-err));
+		return err;
+	}
+	x->if_lock_fd = err;
+
+	id = current_prog(ifindex, other, sizeof(other), &flag);
+	if (id && !strcmp(other, XDPEX_PROG_NAME)) {
+		/* Ours, and no live process holds the interface lock: left by a crashed run. */
+		err = bpf_xdp_detach(ifindex, flag, NULL);
+		if (err) {
+			pr_warn("cannot detach stale %s (id %u) from %s: %s", other, id, ifname,
+				strerror(-err));
+			goto fail;
+		}
+		pr_info("detached stale %s (id %u) from %s left by a previous run", other, id,
+			ifname);
+		id = current_prog(ifindex, other, sizeof(other), &flag);
+	}
+	if (id) {
+		err = -EBUSY;
+		goto busy;
+	}
+
+	err = try_attach(x, ifindex, mode == XDPEX_MODE_SKB ? XDPEX_MODE_SKB : XDPEX_MODE_NATIVE);
+	if (!err) {
+		x->mode = mode == XDPEX_MODE_SKB ? XDPEX_MODE_SKB : XDPEX_MODE_NATIVE;
+	} else if (mode == XDPEX_MODE_AUTO && err != -EBUSY && err != -EEXIST) {
+		pr_info("native XDP on %s failed (%s); falling back to generic (skb) mode", ifname,
+			strerror(-err));
+		err = try_attach(x, ifindex, XDPEX_MODE_SKB);
+		if (!err)
+			x->mode = XDPEX_MODE_SKB;
+	}
+	if (err == -EBUSY || err == -EEXIST) {
+		/* Somebody attached between our check and our attach. */
+		id = current_prog(ifindex, other, sizeof(other), &flag);
+		err = -EBUSY;
+		goto busy;
+	}
+	if (err) {
+		pr_warn("cannot attach %s to %s in %s mode: %s", XDPEX_PROG_NAME, ifname,
+			xdpex_mode_name(mode), strerror(-err));
+		goto fail;
+	}
+	x->ifindex = ifindex;
+	pr_info("%s attached to %s (ifindex %d) in %s mode", XDPEX_PROG_NAME, ifname, ifindex,
+		xdpex_mode_name(x->mode));
+	return 0;
+busy:
+	pr_warn("interface %s already has XDP program id %u '%s' attached (%s mode); "
+		"remove it first, e.g. ip link set dev %s xdp off",
+		ifname, id, other,
+		flag == XDP_FLAGS_SKB_MODE ? "skb" : flag == XDP_FLAGS_HW_MODE ? "hw" : "native",
+		ifname);
+fail:
+	lock_release(&x->if_lock_fd);
+	return err;
+}
+
+int xdpex_xdp_detach(struct xdpex_xdp *x)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = xdpex_xdp_prog_fd(x));
+	char ifname[IF_NAMESIZE] = "?";
+	int err;
+
+	if (!x->ifindex)
+		return -ENOENT;
+	if_indextoname(x->ifindex, ifname);
+	err = bpf_xdp_detach(x->ifindex, mode_flag(x->mode), &o);
+	if (err)
+		pr_warn("cannot detach %s from %s: %s (was it replaced?)", XDPEX_PROG_NAME, ifname,
+			strerror(-err));
+	else
+		pr_info("%s detached from %s", XDPEX_PROG_NAME, ifname);
+	x->ifindex = 0;
+	lock_release(&x->if_lock_fd);
+	return err;
+}
+
+/* Pinned maps -------------------------------------------------------------------------------- */
+
+void xdpex_maps_close(struct xdpex_maps *m)
+{
+	int *fds[NMAPS] = { &m->xsks_fd,  &m->cfg_fd,	  &m->allow_fd,
+			    &m->rate_fd,  &m->session_fd, &m->stats_fd };
+
+	for (int i = 0; i < NMAPS; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+int xdpex_maps_open_pinned(struct xdpex_maps *m, const char *pin_dir)
+{
+	static const __u32 value_size[NMAPS] = { sizeof(__u32),
+						 sizeof(struct xdpex_cfg),
+						 sizeof(__u8),
+						 sizeof(struct xdpex_rate),
+						 sizeof(struct xdpex_bind),
+						 sizeof(__u64) };
+	int *fds[NMAPS] = { &m->xsks_fd,  &m->cfg_fd,	  &m->allow_fd,
+			    &m->rate_fd,  &m->session_fd, &m->stats_fd };
+	const char *dir = pin_dir ? pin_dir : XDPEX_PIN_DIR;
+	char path[PATH_MAX];
+	int err;
+
+	for (int i = 0; i < NMAPS; i++)
+		*fds[i] = -1;
+	for (int i = 0; i < NMAPS; i++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		snprintf(path, sizeof(path), "%s/%s", dir, map_names[i]);
+		*fds[i] = bpf_obj_get(path);
+		if (*fds[i] < 0) {
+			err = -errno;
+			pr_warn("cannot open pinned map %s: %s (is xdp_steer loaded with this pin "
+				"dir?)", path, strerror(-err));
+			goto cleanup;
+		}
+		err = bpf_obj_get_info_by_fd(*fds[i], &info, &len);
+		if (err)
+			goto cleanup;
+		if (info.value_size != value_size[i]) {
+			pr_warn("pinned map %s has %u-byte values, this build expects %u "
+				"(a different xdpex version?)", path, info.value_size, value_size[i]);
+			err = -EPROTO;
+			goto cleanup;
+		}
+	}
+	return 0;
+cleanup:
+	xdpex_maps_close(m);
+	return err;
+}
+
+/* Configuration ------------------------------------------------------------------------------ */
+
+int xdpex_get_cfg(const struct xdpex_maps *m, struct xdpex_cfg *cfg)
+{
+	__u32 key = 0;
+
+	return bpf_map_lookup_elem(m->cfg_fd, &key, cfg) ? -errno : 0;
+}
+
+static int put_cfg(const struct xdpex_maps *m, const struct xdpex_cfg *cfg)
+{
+	__u32 key = 0;
+	int err = bpf_map_update_elem(m->cfg_fd, &key, cfg, BPF_ANY) ? -errno : 0;
+
+	if (err)
+		pr_warn("cannot write cfg_map: %s", strerror(-err));
+	return err;
+}
+
+int xdpex_set_ports(const struct xdpex_maps *m, const __u16 *ports, int n)
+{
+	struct xdpex_cfg cfg;
+	int err;
+
+	if (n < 1 || n > XDPEX_MAX_PORTS) {
+		pr_warn("ports: %d given, 1..%d allowed", n, XDPEX_MAX_PORTS);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		if (ports[i] == 0) {
+			pr_warn("ports: port 0 is not a valid gateway port");
+			return -EINVAL;
+		}
+	}
+	err = xdpex_get_cfg(m, &cfg);
+	if (err)
+		return err;
+	memset(cfg.ports, 0, sizeof(cfg.ports));
+	for (int i = 0; i < n; i++)
+		cfg.ports[i] = htons(ports[i]);
+	return put_cfg(m, &cfg);
+}
+
+int xdpex_set_flags(const struct xdpex_maps *m, __u32 flags)
+{
+	struct xdpex_cfg cfg;
+	int err;
+
+	if (flags & ~XDPEX_CFG_PASS_FRAGS) {
+		pr_warn("flags: unknown bits 0x%x", flags & ~XDPEX_CFG_PASS_FRAGS);
+		return -EINVAL;
+	}
+	err = xdpex_get_cfg(m, &cfg);
+	if (err)
+		return err;
+	cfg.flags = flags;
+	return put_cfg(m, &cfg);
+}
+
+/* Forget every source's limiter state, so a new rate applies from now on. */
+static void rate_reset(const struct xdpex_maps *m)
+{
+	__u32 key, next;
+
+	while (!bpf_map_get_next_key(m->rate_fd, NULL, &next)) {
+		key = next;
+		if (bpf_map_delete_elem(m->rate_fd, &key))
+			break;
+	}
+}
+
+int xdpex_set_rate(const struct xdpex_maps *m, __u64 pps, __u64 burst)
+{
+	struct xdpex_cfg cfg;
+	int err;
+
+	if (pps > 1000000000ULL) {
+		pr_warn("rate: %llu datagrams/s per source is above the 1e9 maximum",
+			(unsigned long long)pps);
+		return -EINVAL;
+	}
+	if (pps && (burst < 1 || burst > UINT32_MAX)) {
+		pr_warn("burst: %llu, must be 1..%u when a rate is set", (unsigned long long)burst,
+			UINT32_MAX);
+		return -EINVAL;
+	}
+	err = xdpex_get_cfg(m, &cfg);
+	if (err)
+		return err;
+	cfg.rate_pps = pps;
+	cfg.burst = burst;
+	cfg.interval_ns = pps ? 1000000000ULL / pps : 0;
+	cfg.tolerance_ns = pps ? (burst - 1) * cfg.interval_ns : 0;
+	err = put_cfg(m, &cfg);
+	if (!err)
+		rate_reset(m);
+	return err;
+}
+
+/* Allowlist ---------------------------------------------------------------------------------- */
+
+static int allow_key(__u32 addr, __u32 prefixlen, struct xdpex_lpm_key *key)
+{
+	__u32 mask = prefixlen ? htonl(~0U << (32 - prefixlen)) : 0;
+	struct in_addr a = { .s_addr = addr };
+
+	if (prefixlen > 32) {
+		pr_warn("allowlist: prefix length %u above 32", prefixlen);
+		return -EINVAL;
+	}
+	if (addr & ~mask) {
+		pr_warn("allowlist: %s/%u has host bits set", inet_ntoa(a), prefixlen);
+		return -EINVAL;
+	}
+	key->prefixlen = prefixlen;
+	key->addr = addr;
+	return 0;
+}
+
+int xdpex_allow_list(const struct xdpex_maps *m, struct xdpex_lpm_key *out, int max)
+{
+	struct xdpex_lpm_key key, next;
+	int n = 0;
+
+	for (int err = bpf_map_get_next_key(m->allow_fd, NULL, &next); !err;
+	     err = bpf_map_get_next_key(m->allow_fd, &key, &next)) {
+		if (out && n < max)
+			out[n] = next;
+		n++;
+		key = next;
+	}
+	return n;
+}
+
+static int allow_sync(const struct xdpex_maps *m, int n)
+{
+	struct xdpex_cfg cfg;
+	int err = xdpex_get_cfg(m, &cfg);
+
+	if (err)
+		return err;
+	cfg.allow_cnt = n;
+	return put_cfg(m, &cfg);
+}
+
+int xdpex_allow_add(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen)
+{
+	struct xdpex_lpm_key key;
+	__u8 one = 1;
+	int err = allow_key(addr, prefixlen, &key);
+
+	if (err)
+		return err;
+	/* Insert first, then enable: no window in which an empty allowlist is enforced. */
+	if (bpf_map_update_elem(m->allow_fd, &key, &one, BPF_ANY)) {
+		err = -errno;
+		pr_warn("allowlist: cannot add prefix: %s", strerror(-err));
+		return err;
+	}
+	return allow_sync(m, xdpex_allow_list(m, NULL, 0));
+}
+
+int xdpex_allow_del(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen)
+{
+	struct xdpex_lpm_key key;
+	__u8 v;
+	int err = allow_key(addr, prefixlen, &key);
+
+	if (err)
+		return err;
+	if (bpf_map_lookup_elem(m->allow_fd, &key, &v))
+		return -ENOENT;
+	/* Removing the last prefix: open the gate before the trie is empty. */
+	if (xdpex_allow_list(m, NULL, 0) == 1) {
+		err = allow_sync(m, 0);
+		if (err)
+			return err;
+	}
+	if (bpf_map_delete_elem(m->allow_fd, &key))
+		return -errno;
+	return allow_sync(m, xdpex_allow_list(m, NULL, 0));
+}
+
+/* Sessions and sockets ----------------------------------------------------------------------- */
+
+int xdpex_bind_session(const struct xdpex_maps *m, __u32 session_id, __u32 addr, __u16 port)
+{
+	struct xdpex_bind b = { .addr = addr, .port = port };
+
+	if (!session_id || !addr || !port) {
+		pr_warn("bind: %s is 0", !session_id ? "session id" : !addr ? "address" : "port");
+		return -EINVAL;
+	}
+	if (bpf_map_update_elem(m->session_fd, &session_id, &b, BPF_ANY)) {
+		int err = -errno;
+
+		pr_warn("bind: session %u: %s", session_id, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+int xdpex_unbind_session(const struct xdpex_maps *m, __u32 session_id)
+{
+	return bpf_map_delete_elem(m->session_fd, &session_id) ? -errno : 0;
+}
+
+int xdpex_set_xsk(const struct xdpex_maps *m, __u32 queue, int xsk_fd)
+{
+	if (queue >= XDPEX_MAX_QUEUES) {
+		pr_warn("xsks_map: queue %u above the %d supported", queue, XDPEX_MAX_QUEUES);
+		return -EINVAL;
+	}
+	if (bpf_map_update_elem(m->xsks_fd, &queue, &xsk_fd, BPF_ANY)) {
+		int err = -errno;
+
+		pr_warn("xsks_map: cannot set queue %u to fd %d: %s", queue, xsk_fd,
+			strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+int xdpex_clear_xsk(const struct xdpex_maps *m, __u32 queue)
+{
+	if (queue >= XDPEX_MAX_QUEUES)
+		return -EINVAL;
+	return bpf_map_delete_elem(m->xsks_fd, &queue) ? -errno : 0;
+}
+
+/* Counters ----------------------------------------------------------------------------------- */
+
+const char *xdpex_cnt_name(int cnt)
+{
+	static const char *const names[] = XDPEX_CNT_NAMES;
+
+	_Static_assert(sizeof(names) / sizeof(names[0]) == XDPEX_CNT_MAX, "XDPEX_CNT_NAMES");
+
+	return cnt >= 0 && cnt < XDPEX_CNT_MAX ? names[cnt] : NULL;
+}
+
+int xdpex_read_counters(const struct xdpex_maps *m, __u64 out[XDPEX_CNT_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *v;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (__u32 k = 0; k < XDPEX_CNT_MAX; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(m->stats_fd, &k, v)) {
+			int err = -errno;
+
+			free(v);
+			return err;
+		}
+		for (int c = 0; c < ncpu; c++)
+			out[k] += v[c];
+	}
+	free(v);
+	return 0;
+}
