@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Bare-metal NIC and host tuning for an xdpex gateway: the steps that decide whether the AF_XDP
+# fast path gets its queues to itself and polls them without interrupts. For one interface it sets
+# the channel count to the number of AF_XDP queues (ethtool -L), spreads RSS over them (ethtool -X),
+# steers the order port into them (ethtool -N ntuple), grows the rings to their maximum (ethtool -G),
+# turns LRO off (XDP drivers refuse it), pins each queue's IRQ to one of the gateway CPUs
+# (/proc/irq/N/smp_affinity_list), enables deferred hard IRQs for busy polling (napi_defer_hard_irqs
+# and gro_flush_timeout in /sys/class/net/IFACE/), reserves 2 MiB huge pages for the UMEM, and
+# prints (never applies) the CPU-isolation changes that need a reboot.
+#
+# Each step checks first whether the device supports it; one that does not (a veth has no ntuple
+# filters, a virtual device has no IRQs) says so and the script goes on. Read-only queries
+# (ethtool -l/-g/-n/-k, sysfs) run even with --dry-run, which prints every changing command instead
+# of running it. Running it twice changes nothing the second time.
+#
+# Usage: provisioning/host-tune.sh IFACE [--queues N] [--port PORT] [--cpus LIST] [--hugepages N]
+#                                        [--dry-run]
+set -euo pipefail
+
+prog=host-tune
+say() { printf '%s: %s\n' "$prog" "$*"; }
+skip() { printf '%s: skip: %s\n' "$prog" "$*"; }
+die() {
+	printf '%s: error: %s\n' "$prog" "$*" >&2
+	exit 2
+}
+usage() {
+	sed -n '16,17p' "$0" | sed 's/^# \{0,1\}//'
+	cat <<'EOF'
+  IFACE          the gateway's order interface
+  --queues N     AF_XDP queues (one xdpexd thread each); default: every CPU in --cpus
+  --port PORT    UDP port of the order traffic; default 9000
+  --cpus LIST    gateway CPUs, e.g. 2-5 or 2,4,6; default: every online CPU but CPU 0
+  --hugepages N  2 MiB huge pages to reserve at least; default 512 (1 GiB), 0 leaves them alone
+  --dry-run      print every changing command instead of running it
+EOF
+}
+
+iface="" queues="" port=9000 cpus="" hugepages=512 dry=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--queues) queues=${2:?--queues needs a value}; shift 2 ;;
+	--port) port=${2:?--port needs a value}; shift 2 ;;
+	--cpus) cpus=${2:?--cpus needs a value}; shift 2 ;;
+	--hugepages) hugepages=${2:?--hugepages needs a value}; shift 2 ;;
+	--dry-run) dry=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	-*) usage >&2; die "unknown option '$1'" ;;
+	*)
+		[ -z "$iface" ] || die "more than one interface given ('$iface' and '$1')"
+		iface=$1; shift ;;
+	esac
+done
+[ -n "$iface" ] || { usage >&2; die "missing IFACE"; }
+
+# Expand a CPU list ("2-4,7") to one CPU per word; fail on anything else.
+expand_cpus() {
+	local part out=() a b c
+	IFS=, read -ra parts <<<"$1"
+	for part in "${parts[@]}"; do
+		if [[ $part =~ ^([0-9]+)-([0-9]+)$ ]]; then
+			a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+			[ "$a" -le "$b" ] || return 1
+			for ((c = a; c <= b; c++)); do out+=("$c"); done
+		elif [[ $part =~ ^[0-9]+$ ]]; then
+			out+=("$part")
+		else
+			return 1
+		fi
+	done
+	[ ${#out[@]} -gt 0 ] || return 1
+	echo "${out[@]}"
+}
+
+[[ $port =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] ||
+	die "--port '$port' is not a UDP port (1..65535)"
+[[ $hugepages =~ ^[0-9]+$ ]] || die "--hugepages '$hugepages' is not a count"
+online=$(cat /sys/devices/system/cpu/online)
+[ -n "$cpus" ] || cpus=$( (expand_cpus "$online" | tr ' ' '\n' | grep -vx 0 || echo 0) | paste -sd,)
+cpu_list=$(expand_cpus "$cpus") || die "--cpus '$cpus' is not a CPU list like 2-5 or 2,4,6"
+read -ra cpu_arr <<<"$cpu_list"
+for c in "${cpu_arr[@]}"; do
+	[ -d "/sys/devices/system/cpu/cpu$c" ] || die "--cpus: CPU $c does not exist (online: $online)"
+done
+[ -n "$queues" ] || queues=${#cpu_arr[@]}
+[[ $queues =~ ^[0-9]+$ ]] && [ "$queues" -ge 1 ] || die "--queues '$queues' is not a count >= 1"
+
+[ -e "/sys/class/net/$iface" ] || die "interface '$iface' does not exist (see: ip link show)"
+[ "$dry" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root to apply, or use --dry-run"
+command -v ethtool >/dev/null || die "ethtool is not installed (provisioning/setup.sh installs it)"
+
+# run CMD...: print it; run it unless --dry-run. Fails the script if the command fails.
+run() {
+	printf '+ %s\n' "$*"
+	[ "$dry" = 1 ] || "$@"
+}
+# put VALUE FILE: the sysfs/procfs write, shown as the shell command it amounts to.
+put() {
+	printf '+ echo %s > %s\n' "$1" "$2"
+	[ "$dry" = 1 ] || echo "$1" >"$2"
+}
+
+mode=$([ "$dry" = 1 ] && echo "dry run, nothing is changed" || echo "applying")
+driver=$(basename "$(readlink -f "/sys/class/net/$iface/device/driver" 2>/dev/null)" 2>/dev/null ||
+	true)
+say "$iface (driver ${driver:-none, virtual device}): $queues AF_XDP queue(s), UDP port $port," \
+	"CPUs ${cpu_arr[*]}; $mode"
+
+# ethtool field from a "Pre-set maximums"/"Current hardware settings" block: section 1 or 2.
+eth_field() { # OUTPUT SECTION FIELD
+	awk -v sec="$2" -v f="$3:" '/^Pre-set maximums|^Current hardware settings/ {n++}
+		n == sec && $1 == f {print $2; exit}' <<<"$1"
+}
+
+# 1. Channels: exactly one combined channel per AF_XDP queue -------------------------------------
+step_channels() {
+	local out max cur
+	if ! out=$(ethtool -l "$iface" 2>/dev/null); then
+		skip "channels: $iface does not support ethtool -l"
+		return
+	fi
+	max=$(eth_field "$out" 1 Combined) cur=$(eth_field "$out" 2 Combined)
+	if ! [[ $max =~ ^[0-9]+$ ]] || [ "$max" = 0 ]; then
+		# No combined channels: separate rx/tx queues (veth), or a fixed queue count.
+		max=$(eth_field "$out" 1 RX)
+		if ! [[ $max =~ ^[0-9]+$ ]] || [ "$max" = 0 ]; then
+			skip "channels: $iface has no settable channels; queue count stays as it is"
+			return
+		fi
+		[ "$queues" -le "$max" ] || die "--queues $queues: $iface has at most $max rx channels"
+		if [ "$(eth_field "$out" 2 RX)" = "$queues" ] && [ "$(eth_field "$out" 2 TX)" = "$queues" ]
+		then
+			say "channels: already $queues rx and tx"
+		else
+			run ethtool -L "$iface" rx "$queues" tx "$queues"
+		fi
+		return
+	fi
+	if [ "$queues" -gt "$max" ]; then
+		die "--queues $queues: $iface has at most $max combined channels"
+	fi
+	if [ "$cur" = "$queues" ]; then
+		say "channels: already $queues combined"
+	else
+		run ethtool -L "$iface" combined "$queues"
+	fi
+}
+
+# 2. RSS over the AF_XDP queues and ntuple steering of the order port ----------------------------
+step_steering() {
+	local feat ids id
+	if ! ethtool -x "$iface" >/dev/null 2>&1; then
+		skip "rss: $iface has no RSS indirection table (ethtool -x)"
+	else
+		run ethtool -X "$iface" equal "$queues"
+	fi
+	feat=$(ethtool -k "$iface" 2>/dev/null | awk -F': ' '$1 == "ntuple-filters" {print $2}')
+	if [ -z "$feat" ] || [[ $feat == *fixed* && $feat != on* ]]; then
+		skip "flow steering: $iface has no ntuple filters (ntuple-filters: ${feat:-unknown});" \
+			"order traffic reaches the queues through RSS only"
+		return
+	fi
+	[[ $feat == on* ]] || run ethtool -K "$iface" ntuple on
+	# Remove our earlier rules for this port so a second run does not stack them.
+	ids=$(ethtool -n "$iface" 2>/dev/null | awk -v p="$port" '/^Filter:/ {id=$2}
+		/Dst port:/ && $3 == p && id != "" {print id; id=""}')
+	for id in $ids; do run ethtool -N "$iface" delete "$id"; done
+	if [ "$queues" = 1 ]; then
+		run ethtool -N "$iface" flow-type udp4 dst-port "$port" action 0
+		return
+	fi
+	# Several queues: an RSS context over queues 0..N-1 keeps per-flow hashing inside them.
+	local ctx
+	if [ "$dry" = 1 ]; then
+		run ethtool -X "$iface" context new start 0 equal "$queues"
+		ctx='<context printed by the command above>'
+	elif ! ctx=$(ethtool -X "$iface" context new start 0 equal "$queues" 2>&1 |
+		awk '/New RSS context is/ {print $NF}') || [ -z "$ctx" ]; then
+		printf '+ ethtool -X %s context new start 0 equal %s\n' "$iface" "$queues"
+		skip "flow steering: $iface has no RSS contexts; the default RSS table already spreads" \
+			"every flow over the $queues AF_XDP queues"
+		return
+	else
+		printf '+ ethtool -X %s context new start 0 equal %s  # -> context %s\n' \
+			"$iface" "$queues" "$ctx"
+	fi
+	run ethtool -N "$iface" flow-type udp4 dst-port "$port" context "$ctx"
+}
+
+# 3. Ring sizes: the maximum, so a burst waits in the ring instead of being dropped --------------
+step_rings() {
+	local out rx tx
+	if ! out=$(ethtool -g "$iface" 2>/dev/null); then
+		skip "rings: $iface does not support ethtool -g"
+		return
+	fi
+	rx=$(eth_field "$out" 1 RX) tx=$(eth_field "$out" 1 TX)
+	if [ "$(eth_field "$out" 2 RX)" = "$rx" ] && [ "$(eth_field "$out" 2 TX)" = "$tx" ]; then
+		say "rings: already at the maximum (rx $rx, tx $tx)"
+		return
+	fi
+	run ethtool -G "$iface" rx "$rx" tx "$tx"
+}
+
+# 4. Offloads: LRO merges frames and native XDP refuses to attach while it is on -----------------
+step_offloads() {
+	local lro
+	lro=$(ethtool -k "$iface" 2>/dev/null | awk -F': ' '$1 == "large-receive-offload" {print $2}')
+	case "$lro" in
+	on*fixed*) skip "offloads: LRO is fixed on for $iface; native XDP may refuse to attach" ;;
+	on*) run ethtool -K "$iface" lro off ;;
+	"") skip "offloads: $iface reports no LRO setting" ;;
+	*) say "offloads: LRO already off" ;;
+	esac
+}
+
+# 5. IRQ affinity: queue i's interrupt on gateway CPU i (mod the CPU count) ----------------------
+step_irqs() {
+	local irqs=() irq i=0 cpu cur
+	if [ -d "/sys/class/net/$iface/device/msi_irqs" ]; then
+		mapfile -t irqs < <(ls "/sys/class/net/$iface/device/msi_irqs" | sort -n)
+	fi
+	# Drivers name their queue vectors IFACE-TxRx-0, IFACE-rx-0...; prefer those when present.
+	local named
+	named=$(awk -v d="$iface" '$NF ~ "^"d"[-@]" {sub(":", "", $1); print $1}' /proc/interrupts)
+	[ -z "$named" ] || mapfile -t irqs <<<"$named"
+	if [ ${#irqs[@]} -eq 0 ]; then
+		skip "irq affinity: $iface has no IRQs of its own (virtual device)"
+		return
+	fi
+	if systemctl is-active --quiet irqbalance 2>/dev/null; then
+		say "irq affinity: irqbalance is running and will undo this; stop it:" \
+			"systemctl disable --now irqbalance"
+	fi
+	for irq in "${irqs[@]}"; do
+		[ -e "/proc/irq/$irq/smp_affinity_list" ] || continue
+		cpu=${cpu_arr[$((i % ${#cpu_arr[@]}))]}
+		cur=$(cat "/proc/irq/$irq/smp_affinity_list")
+		[ "$cur" = "$cpu" ] || put "$cpu" "/proc/irq/$irq/smp_affinity_list"
+		i=$((i + 1))
+	done
+	say "irq affinity: ${#irqs[@]} IRQ(s) of $iface spread over CPUs ${cpu_arr[*]}"
+}
+
+# 6. Busy polling: defer hard IRQs while the gateway polls (SO_PREFER_BUSY_POLL) -----------------
+# Values from the kernel's napi documentation: 2 deferrals and a 200 us safety timer.
+step_busy_poll() {
+	local f v
+	for f in napi_defer_hard_irqs:2 gro_flush_timeout:200000; do
+		v=${f#*:} f=/sys/class/net/$iface/${f%%:*}
+		if [ ! -e "$f" ]; then
+			skip "busy poll: $f does not exist (kernel older than 5.11?)"
+			continue
+		fi
+		if [ "$(cat "$f")" = "$v" ]; then
+			say "busy poll: $(basename "$f") already $v"
+		else
+			put "$v" "$f"
+		fi
+	done
+}
+
+# 7. Huge pages for the UMEM (only ever raised) --------------------------------------------------
+step_hugepages() {
+	local f=/proc/sys/vm/nr_hugepages cur
+	if [ "$hugepages" = 0 ]; then
+		skip "hugepages: --hugepages 0"
+		return
+	fi
+	cur=$(cat $f)
+	if [ "$cur" -ge "$hugepages" ]; then
+		say "hugepages: $cur reserved (>= $hugepages)"
+		return
+	fi
+	put "$hugepages" $f
+	if [ "$dry" = 0 ] && [ "$(cat $f)" -lt "$hugepages" ]; then
+		say "hugepages: the kernel reserved only $(cat $f) of $hugepages (fragmented memory);" \
+			"reserve them at boot with hugepages=$hugepages on the kernel command line"
+	fi
+}
+
+# 8. CPU isolation: needs a reboot, so it is advice ----------------------------------------------
+step_advice() {
+	local others
+	others=$( (expand_cpus "$online" | tr ' ' '\n' | grep -vxF -f <(tr ' ' '\n' <<<"${cpu_arr[*]}") ||
+		true) | paste -sd,)
+	cat <<EOF
+$prog: advice (not applied): isolate the gateway CPUs from the scheduler, timers and RCU, and keep
+$prog: other interrupts off them, by adding to the kernel command line and rebooting:
+$prog:     isolcpus=$cpus nohz_full=$cpus rcu_nocbs=$cpus irqaffinity=${others:-0}
+$prog: then run xdpexd with one queue per CPU (--queues $queues, threads pinned to $cpus), keep the
+$prog: CPU frequency governor at performance (cpupower frequency-set -g performance) and
+$prog: deep C-states off (intel_idle.max_cstate=1 processor.max_cstate=1) for the lowest latency.
+EOF
+}
+
+step_channels
+step_steering
+step_rings
+step_offloads
+step_irqs
+step_busy_poll
+step_hugepages
+step_advice
+say "done ($mode)"
