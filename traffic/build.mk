@@ -1,0 +1,31 @@
+# traffic/: the native load generator (xdpex-loadgen) and the XDP_PASS program the veth lab
+# attaches on the traffic side. Outputs under $(BUILD)/traffic/. `make bench-wire` measures the
+# wire path (AF_XDP against kernel UDP) with the generator; see docs/BENCHMARKS.md "## Wire".
+
+TRAFFIC_OUT := $(BUILD)/traffic
+LOADGEN_SRCS := $(filter-out %.bpf.c,$(wildcard $(TOP)/traffic/loadgen/*.c))
+LOADGEN_HDRS := $(wildcard $(TOP)/traffic/loadgen/*.h) $(TOP)/include/xdpex/proto.h
+LOADGEN_BIN := $(TRAFFIC_OUT)/xdpex-loadgen
+XDP_PASS_OBJ := $(TRAFFIC_OUT)/xdp_pass.bpf.o
+
+BUILD_TARGETS += $(LOADGEN_BIN) $(XDP_PASS_OBJ)
+BENCH_TARGETS += bench-wire
+
+.PHONY: traffic-build bench-wire
+traffic-build: $(LOADGEN_BIN) $(XDP_PASS_OBJ)
+
+$(LOADGEN_BIN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(TOP)/traffic/build.mk
+	$(Q)mkdir -p $(TRAFFIC_OUT)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -pthread -o $@ $(LOADGEN_SRCS) -lcrypto -lm
+
+$(XDP_PASS_OBJ): $(TOP)/traffic/loadgen/xdp_pass.bpf.c
+	$(Q)mkdir -p $(TRAFFIC_OUT)
+	$(if $(Q),@echo "  BPF     $@")
+	$(Q)$(CLANG) -O2 -g -target bpf -I$(TOP)/include -I/usr/include/$(shell uname -m)-linux-gnu \
+		-c $< -o $@
+
+# Wire benchmark: AF_XDP against kernel-UDP mode of the same daemon, batched and single-order.
+bench-wire: build
+	$(Q)cd $(TOP) && $(PY) -m xdpex_traffic.benchwire --out $(BUILD)/bench/wire.json \
+		--doc $(TOP)/docs/BENCHMARKS.md

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * xdpex-loadgen: native load generator for the xdpex wire protocol (include/xdpex/proto.h).
+ * It logs in one or more sessions, sends NewOrder and Cancel messages (N a datagram) over
+ * kernel UDP with sendmmsg/recvmmsg, either open loop at a target rate or closed loop with a
+ * window of unanswered messages, matches every answer to its order by client order id, measures
+ * the round trip from the echoed client timestamps, recovers lost datagrams the way the protocol
+ * says (resend on SequenceGap, RetransmitRequest on an outbound gap) and prints JSON results.
+ * Nothing is allocated after start-up; one thread, optionally pinned, does all the work.
+ *
+ * Files: main.c (options, JSON report), session.c (sockets, login, logout, heartbeat),
+ * run.c (the send/receive loop and order tracking), hist.c (latency histogram).
+ */
+#ifndef XDPEX_LOADGEN_H
+#define XDPEX_LOADGEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <xdpex/proto.h>
+
+#define LG_MAX_SESSIONS 64
+#define LG_MAX_SYMBOLS 64
+#define LG_BURST 32 /* datagrams per sendmmsg / recvmmsg */
+#define LG_SLOTS (1u << 17) /* order slots per session, indexed by cl_ord_id */
+#define LG_RING (1u << 16) /* sent messages kept per session for resend */
+#define LG_OUT_RING (1u << 16) /* outbound sequences tracked per session for gaps */
+#define LG_SECRET_MAX 64
+#define LG_REJ_MAX 32
+#define LG_CXL_MAX 16
+
+/* Latency histogram: log-linear, 64 sub-buckets per power of two (under 1.6 % error). */
+#define HIST_SUB_BITS 6
+#define HIST_BUCKETS ((64 - HIST_SUB_BITS) << HIST_SUB_BITS)
+struct hist {
+	uint64_t count, sum, max;
+	uint64_t b[HIST_BUCKETS];
+};
+void hist_add(struct hist *h, uint64_t v);
+uint64_t hist_pct(const struct hist *h, double p); /* value at percentile p (0..100) */
+
+enum slot_state {
+	SL_NEW = 0x01, /* NewOrder sent, not answered yet */
+	SL_LIVE = 0x02, /* order believed to be in the book (or an IOC being worked) */
+	SL_CXL = 0x04, /* Cancel sent, not answered yet */
+	SL_IOC = 0x08, /* the order is an IOC: never a cancel target */
+};
+
+struct slot {
+	uint64_t cl; /* cl_ord_id occupying the slot */
+	uint32_t sym;
+	uint32_t live_idx; /* position in session.live[] while cancelable */
+	uint8_t state; /* enum slot_state bits; 0 = free */
+	uint8_t side;
+};
+
+struct session {
+	uint32_t id;
+	uint8_t secret[LG_SECRET_MAX];
+	unsigned secret_len;
+	int fd;
+	bool logged_in, logout_sent;
+	uint32_t heartbeat_ms;
+	uint64_t next_seq; /* next inbound sequence to send */
+	uint64_t out_expected; /* next outbound sequence expected from the gateway */
+	uint64_t out_missing; /* outbound sequences still missing (asked for) */
+	uint64_t out_missing_lo; /* lowest missing outbound sequence */
+	uint64_t last_rtx_req_ns, last_send_ns, last_resend_ns, last_resend_from;
+	uint64_t next_cl;
+	struct slot *slots; /* LG_SLOTS */
+	uint64_t *live; /* cl_ord_ids of resting orders that may be cancelled */
+	uint32_t nlive;
+	uint8_t *ring; /* LG_RING sent messages, XE_MSG_SIZE each, by seq */
+	uint8_t *out_miss; /* LG_OUT_RING bits: outbound seq missing */
+};
+
+struct config {
+	struct sockaddr_in server, bind;
+	bool have_bind;
+	struct session sess[LG_MAX_SESSIONS];
+	unsigned nsess;
+	uint64_t count; /* orders (messages) to send */
+	double duration_s; /* time limit for sending */
+	double drain_s; /* time allowed for the last answers */
+	double rate; /* open loop, messages per second; 0 = closed loop */
+	uint32_t window; /* closed loop: unanswered messages allowed */
+	unsigned batch; /* messages per datagram */
+	unsigned mix_new, mix_cancel, mix_cross; /* percentages */
+	uint32_t symbols[LG_MAX_SYMBOLS];
+	unsigned nsym;
+	int64_t price_min, price_max;
+	uint32_t qty_max;
+	int cpu; /* -1 = no pinning */
+	int busy_poll_us;
+	uint64_t seed;
+	bool quiet;
+};
+
+struct stats {
+	uint64_t sent, datagrams, answered, resent, seq_gaps, rtx_requests, out_gaps;
+	uint64_t accepted, rejected, fills, filled_qty, cancelled, unmatched, duplicates;
+	uint64_t new_sent, cancel_sent, cross_sent, send_errors, slot_stalls, logged_out;
+	uint64_t bad_datagrams, unrecoverable, out_lost;
+	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */
+	uint64_t cxl[LG_CXL_MAX]; /* by enum xe_cancel_reason */
+	uint64_t t_start, t_end_send, t_last_answer;
+	struct hist rtt;
+};
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* session.c */
+int session_open(const struct config *cfg, struct session *s);
+int session_login(const struct config *cfg, struct session *s);
+void session_logout(struct config *cfg, struct stats *st);
+int session_send_session_msg(struct session *s, const void *msg, uint8_t flags);
+const char *login_reason_name(unsigned r);
+
+/* run.c */
+int run_load(struct config *cfg, struct stats *st);
+void handle_datagram(struct config *cfg, struct stats *st, struct session *s, const uint8_t *buf,
+		     size_t len, uint64_t now);
+const char *reject_name(unsigned r);
+const char *cancel_name(unsigned r);
+
+#endif /* XDPEX_LOADGEN_H */

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * Sessions of xdpex-loadgen: one connected, non-blocking UDP socket per session (the gateway binds
+ * a session to its source address and port), login with the HMAC-SHA256 proof of
+ * docs/protocol.md, session-message datagrams (Heartbeat, RetransmitRequest, Logout) and the
+ * final logout, which waits briefly for the last answers and the gateway's Logout.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "loadgen.h"
+
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+
+static const char *const login_reasons[] = {
+	[XE_LOGIN_UNKNOWN_SESSION] = "UNKNOWN_SESSION", [XE_LOGIN_BAD_PROOF] = "BAD_PROOF",
+	[XE_LOGIN_STALE] = "STALE",			[XE_LOGIN_REPLAYED] = "REPLAYED",
+	[XE_LOGIN_BOUND_ELSEWHERE] = "BOUND_ELSEWHERE", [XE_LOGIN_DISABLED] = "DISABLED",
+	[XE_LOGIN_BAD_SEQUENCE] = "BAD_SEQUENCE",
+};
+
+const char *login_reason_name(unsigned r)
+{
+	if (r < sizeof(login_reasons) / sizeof(login_reasons[0]) && login_reasons[r])
+		return login_reasons[r];
+	return "UNKNOWN_REASON";
+}
+
+int session_open(const struct config *cfg, struct session *s)
+{
+	int one = 1, buf = 8 << 20;
+	s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0)
+		return -errno;
+	/* Large buffers absorb bursts; FORCE works as root, the plain option otherwise. */
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (setsockopt(s->fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	if (cfg->busy_poll_us > 0) {
+		setsockopt(s->fd, SOL_SOCKET, SO_BUSY_POLL, &cfg->busy_poll_us, sizeof(int));
+		setsockopt(s->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one));
+	}
+	if (cfg->have_bind) {
+		struct sockaddr_in b = cfg->bind;
+		b.sin_port = 0;
+		if (bind(s->fd, (struct sockaddr *)&b, sizeof(b)))
+			return -errno;
+	}
+	if (connect(s->fd, (const struct sockaddr *)&cfg->server, sizeof(cfg->server)))
+		return -errno;
+	return 0;
+}
+
+/* Sends one session message in a seq-0 datagram. */
+int session_send_session_msg(struct session *s, const void *msg, uint8_t flags)
+{
+	uint8_t d[XE_HDR_SIZE + XE_MSG_SIZE];
+	struct xe_hdr *h = (struct xe_hdr *)d;
+	memset(h, 0, sizeof(*h));
+	h->magic = XE_MAGIC;
+	h->version = XE_VERSION;
+	h->flags = flags;
+	h->session_id = s->id;
+	h->seq = 0;
+	h->count = 1;
+	h->length = sizeof(d);
+	memcpy(d + XE_HDR_SIZE, msg, XE_MSG_SIZE);
+	if (send(s->fd, d, sizeof(d), 0) != (ssize_t)sizeof(d))
+		return -errno;
+	return 0;
+}
+
+static int send_login(struct session *s, uint64_t *ts_out)
+{
+	struct xe_login m;
+	uint8_t in[20];
+	unsigned int mlen = XE_HMAC_SIZE;
+	memset(&m, 0, sizeof(m));
+	m.type = XE_LOGIN;
+	m.session_id = s->id;
+	m.next_seq = 0;
+	if (getrandom(&m.nonce, sizeof(m.nonce), 0) != sizeof(m.nonce))
+		return -EIO;
+	m.client_ts = now_ns();
+	memcpy(in, &m.session_id, 4); /* the host is little-endian, as the wire */
+	memcpy(in + 4, &m.client_ts, 8);
+	memcpy(in + 12, &m.nonce, 8);
+	if (!HMAC(EVP_sha256(), s->secret, (int)s->secret_len, in, sizeof(in), m.hmac, &mlen))
+		return -EIO;
+	*ts_out = m.client_ts;
+	return session_send_session_msg(s, &m, 0);
+}
+
+/* Logs in: up to 3 attempts of 1 s each. Returns 0, a negative errno, or the positive
+ * LoginRejected reason. */
+int session_login(const struct config *cfg, struct session *s)
+{
+	(void)cfg;
+	uint8_t buf[2048];
+	for (int attempt = 0; attempt < 3; attempt++) {
+		uint64_t ts;
+		int err = send_login(s, &ts);
+		if (err)
+			return err;
+		uint64_t deadline = now_ns() + 1000000000ull;
+		for (;;) {
+			uint64_t now = now_ns();
+			if (now >= deadline)
+				break;
+			struct pollfd p = { .fd = s->fd, .events = POLLIN };
+			int r = poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+			if (r < 0 && errno != EINTR)
+				return -errno;
+			ssize_t n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					continue;
+				if (errno == ECONNREFUSED) /* nothing listening yet: retry */
+					break;
+				return -errno;
+			}
+			if (n < XE_HDR_SIZE + XE_MSG_SIZE)
+				continue;
+			const struct xe_hdr *h = (const struct xe_hdr *)buf;
+			if (h->magic != XE_MAGIC || h->seq != 0 || h->session_id != s->id)
+				continue;
+			const uint8_t *m = buf + XE_HDR_SIZE;
+			if (m[0] == XE_LOGIN_ACCEPTED) {
+				const struct xe_login_accepted *a = (const void *)m;
+				if (a->echo_ts != ts)
+					continue; /* answer to an earlier attempt */
+				s->logged_in = true;
+				s->next_seq = a->next_in_seq ? a->next_in_seq : 1;
+				s->out_expected = a->next_out_seq ? a->next_out_seq : 1;
+				s->heartbeat_ms = a->heartbeat_ms ? a->heartbeat_ms : 1000;
+				s->last_send_ns = now_ns();
+				return 0;
+			}
+			if (m[0] == XE_LOGIN_REJECTED) {
+				const struct xe_login_rejected *rj = (const void *)m;
+				if (rj->echo_ts == ts)
+					return rj->reason ? rj->reason : 255;
+			}
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+/* Logs every session out and keeps receiving (and counting answers) until each has seen the
+ * gateway's Logout or 500 ms have passed. */
+void session_logout(struct config *cfg, struct stats *st)
+{
+	uint8_t buf[2048];
+	for (unsigned i = 0; i < cfg->nsess; i++) {
+		struct session *s = &cfg->sess[i];
+		if (!s->logged_in)
+			continue;
+		struct xe_logout m;
+		memset(&m, 0, sizeof(m));
+		m.type = XE_LOGOUT;
+		m.reason = XE_LOGOUT_USER;
+		m.client_ts = now_ns();
+		s->logout_sent = true;
+		if (session_send_session_msg(s, &m, 0))
+			s->logged_in = false;
+	}
+	uint64_t deadline = now_ns() + 500000000ull;
+	for (;;) {
+		bool waiting = false;
+		struct pollfd p[LG_MAX_SESSIONS];
+		for (unsigned i = 0; i < cfg->nsess; i++) {
+			p[i].fd = cfg->sess[i].fd;
+			p[i].events = POLLIN;
+			waiting |= cfg->sess[i].logged_in;
+		}
+		uint64_t now = now_ns();
+		if (!waiting || now >= deadline)
+			break;
+		if (poll(p, cfg->nsess, 10) <= 0)
+			continue;
+		for (unsigned i = 0; i < cfg->nsess; i++) {
+			ssize_t n;
+			while ((n = recv(p[i].fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+				handle_datagram(cfg, st, &cfg->sess[i], buf, (size_t)n, now_ns());
+		}
+	}
+}

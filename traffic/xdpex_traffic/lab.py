@@ -1,0 +1,260 @@
+"""`xdpex lab`: the two-host topology on one machine, as two network namespaces and a veth pair.
+
+The gateway side (namespace `<prefix>-gw`, interface xe-gw0, 10.77.0.1/24) is where xdpexd runs
+and attaches its XDP program; the traffic side (namespace `<prefix>-tg`, interface xe-tg0,
+10.77.0.2/24) is where the load generator, scapy and the client library run. The addresses exist
+only inside these namespaces, so several labs (tests pass a unique --prefix) never collide.
+
+The lab is configured so native XDP and AF_XDP work in both directions on veth: one rx/tx queue
+per end (every frame lands on queue 0, where the gateway's AF_XDP socket listens), fixed MAC
+addresses and permanent neighbour entries (no ARP on the fast path), GRO on both ends and a
+minimal XDP_PASS program on the traffic end (a veth drops frames redirected or XDP_TX'd into it
+unless its peer runs XDP or GRO), transmit checksum offload off (so every UDP checksum on the wire
+is real and captures verify), MTU 1500. `up` and `down` are idempotent. The same is available to
+Python as `Lab(prefix).up()` / `.down()` / `.status()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PREFIX = "xdpex"
+GW_IF = "xe-gw0"
+TG_IF = "xe-tg0"
+GW_IP = "10.77.0.1"
+TG_IP = "10.77.0.2"
+PREFIX_LEN = 24
+GW_MAC = "02:78:65:4d:00:01"
+TG_MAC = "02:78:65:4d:00:02"
+MTU = 1500
+_XDP_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi"}
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+class LabError(RuntimeError):
+    """A lab step failed; the message names the step and the command's own error."""
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def build_dir() -> Path:
+    return Path(os.environ.get("XDPEX_BUILD", repo_root() / "build"))
+
+
+def xdp_pass_object() -> Path:
+    return build_dir() / "traffic" / "xdp_pass.bpf.o"
+
+
+def _run(argv: Sequence[str], step: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
+    except FileNotFoundError as e:
+        raise LabError(f"{step}: {argv[0]} not found (run `make setup`)") from e
+    except subprocess.TimeoutExpired as e:
+        raise LabError(f"{step}: `{' '.join(argv)}` timed out") from e
+    if check and proc.returncode != 0:
+        err = (proc.stderr or proc.stdout).strip()
+        raise LabError(f"{step}: `{' '.join(argv)}` failed: {err}")
+    return proc
+
+
+@dataclass(frozen=True)
+class Lab:
+    """One lab instance; every name derives from `prefix`."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not _PREFIX_RE.match(self.prefix):
+            raise LabError(
+                f"--prefix {self.prefix!r}: use 1-40 characters from [A-Za-z0-9_.-], "
+                "starting with a letter or digit"
+            )
+
+    gw_if = GW_IF
+    tg_if = TG_IF
+    gw_ip = GW_IP
+    tg_ip = TG_IP
+    gw_mac = GW_MAC
+    tg_mac = TG_MAC
+    mtu = MTU
+
+    @property
+    def gw_ns(self) -> str:
+        return f"{self.prefix}-gw"
+
+    @property
+    def tg_ns(self) -> str:
+        return f"{self.prefix}-tg"
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def netns_cmd(self, ns: str, argv: Sequence[str]) -> list[str]:
+        """`argv` run inside namespace `ns` (use with subprocess)."""
+        return ["ip", "netns", "exec", ns, *argv]
+
+    def _ns_exists(self, ns: str) -> bool:
+        return Path("/run/netns", ns).exists()
+
+    def _link(self, ns: str, ifname: str) -> dict[str, Any] | None:
+        if not self._ns_exists(ns):
+            return None
+        proc = _run(["ip", "-n", ns, "-j", "-d", "addr", "show", "dev", ifname], "probe", False)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            return None
+        links = json.loads(proc.stdout)
+        return links[0] if links else None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        """Create or repair the lab; safe to call when it already exists."""
+        obj = xdp_pass_object()
+        if not obj.exists():
+            raise LabError(f"XDP pass program {obj} is missing (run `make build`)")
+        for ns in (self.gw_ns, self.tg_ns):
+            if not self._ns_exists(ns):
+                _run(["ip", "netns", "add", ns], f"create namespace {ns}")
+        gw, tg = self._link(self.gw_ns, GW_IF), self._link(self.tg_ns, TG_IF)
+        if gw is None or tg is None:
+            # Half a pair (an interrupted up, or a namespace deleted by hand whose veth the
+            # kernel is still tearing down): remove what is there and start again.
+            for ns, ifname, link in ((self.gw_ns, GW_IF, gw), (self.tg_ns, TG_IF, tg)):
+                if link is not None:
+                    _run(["ip", "-n", ns, "link", "del", ifname], "remove stale veth", False)
+            create = (
+                f"ip -n {self.gw_ns} link add {GW_IF} numtxqueues 1 numrxqueues 1 type veth "
+                f"peer name {TG_IF} netns {self.tg_ns} numtxqueues 1 numrxqueues 1".split()
+            )
+            for _ in range(20):
+                if _run(create, "create veth pair", False).returncode == 0:
+                    break
+                time.sleep(0.1)  # namespace clean-up runs asynchronously in the kernel
+            else:
+                _run(create, "create veth pair")
+        for ns, ifname, mac, ip, peer_ip, peer_mac in (
+            (self.gw_ns, GW_IF, GW_MAC, GW_IP, TG_IP, TG_MAC),
+            (self.tg_ns, TG_IF, TG_MAC, TG_IP, GW_IP, GW_MAC),
+        ):
+            step = f"configure {ifname} in {ns}"
+            _run(["ip", "-n", ns, "link", "set", "lo", "up"], step)
+            _run(["ip", "-n", ns, "link", "set", ifname, "address", mac, "mtu", str(MTU)], step)
+            _run(["ip", "-n", ns, "addr", "replace", f"{ip}/{PREFIX_LEN}", "dev", ifname], step)
+            _run(
+                self.netns_cmd(ns, ["ethtool", "-K", ifname, "gro", "on", "tx", "off"]),
+                f"set offloads on {ifname}",
+            )
+            _run(["ip", "-n", ns, "link", "set", ifname, "up"], step)
+            _run(
+                f"ip -n {ns} neigh replace {peer_ip} lladdr {peer_mac} dev {ifname} "
+                "nud permanent".split(),
+                f"static neighbour on {ifname}",
+            )
+        if self._xdp_prog(self.tg_ns, TG_IF) is None:
+            _run(
+                ["ip", "-n", self.tg_ns, "link", "set", "dev", TG_IF, "xdpdrv"]
+                + ["obj", str(obj), "sec", "xdp"],
+                f"attach XDP pass program on {TG_IF}",
+            )
+
+    def down(self) -> None:
+        """Remove both namespaces (and with them the veth pair); fine when absent."""
+        for ns in (self.gw_ns, self.tg_ns):
+            if self._ns_exists(ns):
+                _run(["ip", "netns", "del", ns], f"delete namespace {ns}")
+
+    def _xdp_prog(self, ns: str, ifname: str) -> dict[str, Any] | None:
+        link = self._link(ns, ifname)
+        if link is None:
+            return None
+        xdp = link.get("xdp")
+        if not xdp:
+            return None
+        prog = xdp.get("prog") or {}
+        mode = _XDP_MODES.get(xdp.get("mode"), str(xdp.get("mode")))
+        return {"mode": mode, "id": prog.get("id"), "name": prog.get("name")}
+
+    def status(self) -> dict[str, Any]:
+        """What exists: per side, namespace, link state, address, MAC, MTU, XDP program."""
+        out: dict[str, Any] = {"prefix": self.prefix}
+        for side, ns, ifname in (("gateway", self.gw_ns, GW_IF), ("traffic", self.tg_ns, TG_IF)):
+            info: dict[str, Any] = {"namespace": ns, "exists": self._ns_exists(ns)}
+            link = self._link(ns, ifname)
+            if link is not None:
+                info["interface"] = ifname
+                info["state"] = link.get("operstate")
+                info["mac"] = link.get("address")
+                info["mtu"] = link.get("mtu")
+                info["addresses"] = [
+                    f"{a['local']}/{a['prefixlen']}"
+                    for a in link.get("addr_info", [])
+                    if a.get("family") == "inet"
+                ]
+                info["xdp"] = self._xdp_prog(ns, ifname)
+            out[side] = info
+        out["ready"] = bool(
+            out["gateway"].get("state") == "UP" and out["traffic"].get("state") == "UP"
+        )
+        return out
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    print(f"lab {st['prefix']}: {'up' if st['ready'] else 'not ready'}")
+    for side in ("gateway", "traffic"):
+        info = st[side]
+        if not info["exists"]:
+            print(f"  {side:8s} namespace {info['namespace']}: absent")
+            continue
+        if "interface" not in info:
+            print(f"  {side:8s} namespace {info['namespace']}: present, no veth")
+            continue
+        xdp = info["xdp"]
+        xdp_s = f"xdp {xdp['name']} (id {xdp['id']}, {xdp['mode']})" if xdp else "no xdp"
+        print(
+            f"  {side:8s} {info['namespace']}: {info['interface']} {info['state']} "
+            f"{' '.join(info['addresses']) or 'no address'} {info['mac']} mtu {info['mtu']} "
+            f"{xdp_s}"
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument(
+        "--prefix",
+        default=DEFAULT_PREFIX,
+        help="namespace name prefix: <prefix>-gw and <prefix>-tg (default %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="status as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.prefix)
+        if args.action == "up":
+            lab.up()
+            _print_status(lab.status())
+        elif args.action == "down":
+            lab.down()
+            print(f"lab {lab.prefix}: down")
+        else:
+            st = lab.status()
+            if args.json:
+                print(json.dumps(st, indent=2))
+            else:
+                _print_status(st)
+    except LabError as e:
+        print(f"xdpex lab {args.action}: {e}", file=sys.stderr)
+        return 1
+    return 0
