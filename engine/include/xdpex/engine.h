@@ -136,6 +136,34 @@ void xe_engine_get_stats(const xe_engine *e, struct xe_engine_stats *out);
 /* Hash of every book, every resting order (in priority order) and the id counters. */
 uint64_t xe_engine_state_hash(const xe_engine *e);
 
+/*
+ * Additions (not in the first cut of this header; existing declarations unchanged).
+ *
+ * One resting order as the queries below report it.
+ */
+struct xe_order_info {
+	uint32_t session_id;
+	uint32_t symbol_id;
+	uint64_t cl_ord_id;
+	uint64_t order_id;
+	int64_t price;
+	uint32_t qty; /* total: filled + leaves */
+	uint32_t leaves;
+	uint32_t filled;
+	uint8_t side;
+	uint8_t ord_type;
+	uint8_t tif;
+	uint8_t pad;
+};
+
+/* The live order (session_id, cl_ord_id): 0, -ERANGE (bad session) or -ENOENT. */
+int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
+			struct xe_order_info *out);
+/* The orders resting at one price level, in time priority; returns how many were written (at
+ * most max, 0 for an empty level or bad arguments). */
+uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side,
+				int64_t price, uint32_t max, struct xe_order_info *out);
+
 #ifdef __cplusplus
 }
 #endif

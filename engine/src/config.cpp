@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// The C ABI of the engine (xdpex/engine.h): creation with every pool sized up front, symbol,
+// halt and STP configuration, the thin order entry wrappers around engine.cpp, and the queries
+// (book levels, one order, the orders of a level, counters and the state hash). No C++ exception
+// crosses this boundary: allocation uses nothrow new and failures become NULL or -ENOMEM.
+#include <cerrno>
+#include <new>
+
+#include "engine_impl.hpp"
+
+using xe::Book;
+using xe::BookSide;
+using xe::NIL;
+using xe::Order;
+
+namespace {
+
+constexpr uint32_t MAX_LEVELS = 1u << 24; // per side; bounds the ladder memory of one symbol
+constexpr uint32_t MAX_ORDERS = 1u << 28;
+
+struct Hasher {
+	uint64_t h = 0x6a09e667f3bcc908ull;
+	void add(uint64_t v) { h = xe::mix64(h ^ v) + 0x9e3779b97f4a7c15ull; }
+};
+
+void fill_info(const Order &o, xe_order_info *out)
+{
+	*out = xe_order_info{};
+	out->session_id = o.session;
+	out->symbol_id = o.symbol;
+	out->cl_ord_id = o.cl_ord_id;
+	out->order_id = o.order_id;
+	out->price = o.price;
+	out->qty = o.filled + o.leaves;
+	out->leaves = o.leaves;
+	out->filled = o.filled;
+	out->side = o.side;
+	out->ord_type = o.ord_type;
+	out->tif = o.tif;
+}
+
+} // namespace
+
+extern "C" {
+
+xe_engine *xe_engine_create(const struct xe_engine_config *cfg)
+{
+	if (!cfg || cfg->max_orders == 0 || cfg->max_orders > MAX_ORDERS ||
+	    cfg->max_symbols == 0 || cfg->max_symbols > 65535 || cfg->max_sessions == 0 ||
+	    cfg->max_sessions > (1u << 24))
+		return nullptr;
+	xe_engine *e = new (std::nothrow) xe_engine;
+	if (!e)
+		return nullptr;
+	e->cfg = *cfg;
+	e->max_events = 2 * cfg->max_orders + 8;
+	uint32_t nb = 16, shift = 60;
+	while (nb < 2 * (uint64_t)cfg->max_orders) {
+		nb <<= 1;
+		shift--;
+	}
+	e->bucket_shift = shift;
+	e->pool.reset(new (std::nothrow) Order[cfg->max_orders]);
+	e->buckets.reset(new (std::nothrow) uint32_t[nb]);
+	e->sessions.reset(new (std::nothrow) xe::Session[cfg->max_sessions + 1]);
+	e->books.reset(new (std::nothrow) Book[cfg->max_symbols + 1]);
+	if (!e->pool || !e->buckets || !e->sessions || !e->books) {
+		delete e;
+		return nullptr;
+	}
+	for (uint32_t i = 0; i < nb; i++)
+		e->buckets[i] = NIL;
+	// Free list in index order, so the same calls always use the same slots.
+	for (uint32_t i = 0; i < cfg->max_orders; i++) {
+		e->pool[i] = Order{};
+		e->pool[i].hnext = i + 1 < cfg->max_orders ? i + 1 : NIL;
+	}
+	e->free_head = 0;
+	return e;
+}
+
+void xe_engine_destroy(xe_engine *e)
+{
+	delete e;
+}
+
+uint32_t xe_engine_max_events(const xe_engine *e)
+{
+	return e->max_events;
+}
+
+int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *c)
+{
+	if (!c || c->symbol_id == 0 || c->symbol_id > e->cfg.max_symbols)
+		return -ERANGE;
+	Book &b = e->books[c->symbol_id];
+	if (b.configured)
+		return -EEXIST;
+	if (c->lot_size == 0 || c->tick_size <= 0 || c->band_low <= 0 ||
+	    c->band_high < c->band_low || c->band_low % c->tick_size ||
+	    c->band_high % c->tick_size)
+		return -EINVAL;
+	int64_t n = (c->band_high - c->band_low) / c->tick_size + 1;
+	if (n > MAX_LEVELS)
+		return -ERANGE;
+	for (auto &s : b.side) {
+		s.levels.reset(new (std::nothrow) xe::Level[n]);
+		if (!s.levels || !s.bits.init((uint32_t)n))
+			return -ENOMEM;
+		for (int64_t i = 0; i < n; i++)
+			s.levels[i] = xe::Level{NIL, NIL, 0, 0, 0};
+		s.best = -1;
+		s.nonempty = 0;
+	}
+	b.lot = c->lot_size;
+	b.max_qty = c->max_qty;
+	b.tick = c->tick_size;
+	b.band_low = c->band_low;
+	b.band_high = c->band_high;
+	b.nlevels = (uint32_t)n;
+	b.halted = false;
+	b.configured = true;
+	return 0;
+}
+
+int xe_engine_set_halted(xe_engine *e, uint32_t symbol_id, int halted)
+{
+	if (symbol_id == 0 || symbol_id > e->cfg.max_symbols || !e->books[symbol_id].configured)
+		return -ENOENT;
+	e->books[symbol_id].halted = halted != 0;
+	return 0;
+}
+
+int xe_engine_set_stp(xe_engine *e, uint32_t session_id, uint8_t mode)
+{
+	if (session_id == 0 || session_id > e->cfg.max_sessions)
+		return -ERANGE;
+	if (mode > XE_STP_CANCEL_BOTH)
+		return -EINVAL;
+	e->sessions[session_id].stp = mode;
+	return 0;
+}
+
+uint32_t xe_engine_new_order(xe_engine *e, const struct xe_order *o, struct xe_event *out)
+{
+	return e->new_order(o, out);
+}
+
+uint32_t xe_engine_cancel(xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
+			  struct xe_event *out)
+{
+	return e->cancel(session_id, cl_ord_id, out);
+}
+
+uint32_t xe_engine_replace(xe_engine *e, uint32_t session_id, uint64_t orig_cl_ord_id,
+			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty, struct xe_event *out)
+{
+	return e->replace(session_id, orig_cl_ord_id, new_cl_ord_id, price, qty, out);
+}
+
+uint32_t xe_engine_mass_cancel(xe_engine *e, uint32_t session_id, uint32_t symbol_id, uint8_t side,
+			       uint8_t reason, struct xe_event *out)
+{
+	return e->mass_cancel(session_id, symbol_id, side, reason, out);
+}
+
+uint32_t xe_engine_expire_day(xe_engine *e, struct xe_event *out)
+{
+	return e->expire_day(out);
+}
+
+uint32_t xe_engine_book(const xe_engine *e, uint32_t symbol_id, uint8_t side, uint32_t depth,
+			struct xe_level *out)
+{
+	if (symbol_id == 0 || symbol_id > e->cfg.max_symbols || (side != XE_BUY && side != XE_SELL))
+		return 0;
+	const Book &b = e->books[symbol_id];
+	if (!b.configured)
+		return 0;
+	const BookSide &s = b.side[side - 1];
+	uint32_t n = 0;
+	int64_t li = s.best;
+	while (li >= 0 && n < depth) {
+		const xe::Level &L = s.levels[li];
+		out[n] = xe_level{};
+		out[n].price = b.band_low + li * b.tick;
+		out[n].qty = L.qty;
+		out[n].orders = L.orders;
+		n++;
+		li = side == XE_BUY ? (li == 0 ? -1 : s.bits.down(li - 1)) : s.bits.up(li + 1);
+	}
+	return n;
+}
+
+int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
+			struct xe_order_info *out)
+{
+	if (session_id == 0 || session_id > e->cfg.max_sessions)
+		return -ERANGE;
+	uint32_t oi = e->find(session_id, cl_ord_id);
+	if (oi == NIL)
+		return -ENOENT;
+	fill_info(e->pool[oi], out);
+	return 0;
+}
+
+uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side,
+				int64_t price, uint32_t max, struct xe_order_info *out)
+{
+	if (symbol_id == 0 || symbol_id > e->cfg.max_symbols || (side != XE_BUY && side != XE_SELL))
+		return 0;
+	const Book &b = e->books[symbol_id];
+	if (!b.configured || price < b.band_low || price > b.band_high || price % b.tick)
+		return 0;
+	const xe::Level &L = b.side[side - 1].levels[(price - b.band_low) / b.tick];
+	uint32_t n = 0;
+	for (uint32_t oi = L.head; oi != NIL && n < max; oi = e->pool[oi].next)
+		fill_info(e->pool[oi], &out[n++]);
+	return n;
+}
+
+void xe_engine_get_stats(const xe_engine *e, struct xe_engine_stats *out)
+{
+	*out = xe_engine_stats{};
+	out->resting_orders = e->used;
+	out->levels = e->levels;
+	out->orders_in = e->orders_in;
+	out->fills = e->fills;
+	out->rejects = e->rejects;
+	out->next_order_id = e->next_order_id;
+	out->next_exec_id = e->next_exec_id;
+}
+
+uint64_t xe_engine_state_hash(const xe_engine *e)
+{
+	Hasher h;
+	h.add(e->next_order_id);
+	h.add(e->next_exec_id);
+	for (uint32_t s = 1; s <= e->cfg.max_sessions; s++)
+		if (e->sessions[s].stp != XE_STP_NONE)
+			h.add(((uint64_t)s << 8) | e->sessions[s].stp);
+	for (uint32_t sym = 1; sym <= e->cfg.max_symbols; sym++) {
+		const Book &b = e->books[sym];
+		if (!b.configured)
+			continue;
+		h.add(sym);
+		h.add(b.halted);
+		for (int sd = 0; sd < 2; sd++) {
+			const BookSide &s = b.side[sd];
+			h.add(0xb00c0000u + sd);
+			for (int64_t li = s.best; li >= 0;
+			     li = sd == 0 ? (li == 0 ? -1 : s.bits.down(li - 1)) : s.bits.up(li + 1)) {
+				h.add((uint64_t)(b.band_low + li * b.tick));
+				for (uint32_t oi = s.levels[li].head; oi != NIL; oi = e->pool[oi].next) {
+					const Order &o = e->pool[oi];
+					h.add(o.order_id);
+					h.add(o.cl_ord_id);
+					h.add(((uint64_t)o.session << 32) | o.leaves);
+					h.add(((uint64_t)o.filled << 32) | ((uint32_t)o.side << 16) |
+					      ((uint32_t)o.ord_type << 8) | o.tif);
+				}
+			}
+		}
+	}
+	return h.h;
+}
+
+} // extern "C"

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Order entry of the matching engine: new orders (limit DAY/GTC, market, IOC, FOK, post-only),
+// cancel, cancel/replace, mass cancel and the DAY expiry, with price-time priority, trades at the
+// resting order's price and self-trade prevention. Nothing here allocates, locks or throws: every
+// refusal is a Rejected event with an xe_reject_reason, and events go straight into the caller's
+// array in the order they happen.
+//
+// Checks run in this order (the Python reference model in engine/tests mirrors it):
+//   new order: session, side, order type, time in force (post-only needs DAY/GTC), symbol,
+//     quantity (zero or above max), lot, price (<= 0, off tick, outside band; not for market),
+//     halted, duplicate id, capacity (only orders that can rest), post-only cross, FOK fillable.
+//   cancel: session, unknown order.
+//   replace: session, unknown order, halted, quantity, lot, price, duplicate new id, quantity
+//     not above what already traded, no change, post-only cross.
+//   mass cancel: session, side, symbol (0 = all), reason (0 = XE_CXL_MASS).
+#include <cerrno>
+
+#include "engine_impl.hpp"
+
+using xe::Aggressor;
+using xe::Book;
+using xe::BookSide;
+using xe::Level;
+using xe::NIL;
+using xe::Order;
+
+namespace {
+
+inline int64_t level_price(const Book &b, int64_t idx)
+{
+	return b.band_low + idx * b.tick;
+}
+
+inline uint32_t level_index(const Book &b, int64_t price)
+{
+	int64_t d = price - b.band_low;
+	return (uint32_t)(b.tick == 1 ? d : d / b.tick);
+}
+
+// Does an order on `side` at `price` cross the opposite best?
+inline bool crosses(const Book &b, uint8_t side, int64_t price)
+{
+	if (side == XE_BUY) {
+		const BookSide &s = b.side[1];
+		return s.best >= 0 && level_price(b, s.best) <= price;
+	}
+	const BookSide &s = b.side[0];
+	return s.best >= 0 && level_price(b, s.best) >= price;
+}
+
+inline xe_event *ev(xe_event *out, uint32_t n)
+{
+	xe_event *e = &out[n];
+	*e = xe_event{};
+	return e;
+}
+
+inline void ev_order(xe_event *e, uint8_t type, const Order &o)
+{
+	e->type = type;
+	e->side = o.side;
+	e->ord_type = o.ord_type;
+	e->tif = o.tif;
+	e->session_id = o.session;
+	e->symbol_id = o.symbol;
+	e->cl_ord_id = o.cl_ord_id;
+	e->order_id = o.order_id;
+	e->price = o.price;
+	e->leaves = o.leaves;
+}
+
+inline void ev_aggr(xe_event *e, uint8_t type, const Aggressor &a)
+{
+	e->type = type;
+	e->side = a.side;
+	e->ord_type = a.ord_type;
+	e->tif = a.tif;
+	e->session_id = a.session;
+	e->symbol_id = a.symbol;
+	e->cl_ord_id = a.cl_ord_id;
+	e->order_id = a.order_id;
+	e->price = a.has_limit ? a.price : 0;
+	e->leaves = a.leaves;
+}
+
+inline bool valid_session(const xe_engine *e, uint32_t s)
+{
+	return s >= 1 && s <= e->cfg.max_sessions;
+}
+
+inline uint16_t check_price(const Book &b, int64_t price)
+{
+	if (price <= 0)
+		return XE_REJ_BAD_PRICE;
+	if (price % b.tick)
+		return XE_REJ_OFF_TICK;
+	if (price < b.band_low || price > b.band_high)
+		return XE_REJ_OUTSIDE_BAND;
+	return XE_REJ_NONE;
+}
+
+inline uint16_t check_qty(const Book &b, uint32_t qty)
+{
+	if (qty == 0 || (b.max_qty && qty > b.max_qty))
+		return XE_REJ_BAD_QUANTITY;
+	if (qty % b.lot)
+		return XE_REJ_OFF_LOT;
+	return XE_REJ_NONE;
+}
+
+} // namespace
+
+// --- book maintenance ---------------------------------------------------------------------------
+
+void xe_engine::unlink_level(Book &b, Order &o)
+{
+	BookSide &s = b.side[o.side - 1];
+	uint32_t li = level_index(b, o.price);
+	Level &L = s.levels[li];
+	if (o.prev != NIL)
+		pool[o.prev].next = o.next;
+	else
+		L.head = o.next;
+	if (o.next != NIL)
+		pool[o.next].prev = o.prev;
+	else
+		L.tail = o.prev;
+	L.qty -= o.leaves;
+	if (--L.orders == 0) {
+		s.bits.clear(li);
+		s.nonempty--;
+		levels--;
+		if ((int64_t)li == s.best) {
+			if (o.side == XE_BUY)
+				s.best = li == 0 ? -1 : s.bits.down(li - 1);
+			else
+				s.best = s.bits.up(li + 1);
+		}
+	}
+}
+
+void xe_engine::unlink_session(Order &o)
+{
+	xe::Session &s = sessions[o.session];
+	if (o.sprev != NIL)
+		pool[o.sprev].snext = o.snext;
+	else
+		s.head = o.snext;
+	if (o.snext != NIL)
+		pool[o.snext].sprev = o.sprev;
+	else
+		s.tail = o.sprev;
+}
+
+void xe_engine::release(uint32_t oi)
+{
+	pool[oi].hnext = free_head;
+	free_head = oi;
+	used--;
+}
+
+// Takes a resting order out of its level, its session, the index and the pool.
+void xe_engine::remove_order(Book &b, uint32_t oi)
+{
+	Order &o = pool[oi];
+	unlink_level(b, o);
+	unlink_session(o);
+	index_del(oi);
+	release(oi);
+}
+
+// Appends a pooled order (price, leaves, side set) at the tail of its level.
+void xe_engine::rest(Book &b, uint32_t oi)
+{
+	Order &o = pool[oi];
+	BookSide &s = b.side[o.side - 1];
+	uint32_t li = level_index(b, o.price);
+	Level &L = s.levels[li];
+	o.next = NIL;
+	o.prev = L.tail;
+	if (L.tail != NIL)
+		pool[L.tail].next = oi;
+	else
+		L.head = oi;
+	L.tail = oi;
+	L.qty += o.leaves;
+	if (L.orders++ == 0) {
+		s.bits.set(li);
+		s.nonempty++;
+		levels++;
+		if (o.side == XE_BUY ? (s.best < (int64_t)li) : (s.best < 0 || s.best > (int64_t)li))
+			s.best = li;
+	}
+}
+
+// --- matching -----------------------------------------------------------------------------------
+
+bool xe_engine::fok_fillable(const Book &b, const Aggressor &a) const
+{
+	const BookSide &s = b.side[a.side == XE_BUY ? 1 : 0];
+	uint8_t stp = sessions[a.session].stp;
+	uint64_t need = a.leaves, got = 0;
+	int64_t li = s.best;
+	while (li >= 0) {
+		int64_t px = level_price(b, li);
+		if (a.has_limit && (a.side == XE_BUY ? px > a.price : px < a.price))
+			return false;
+		const Level &L = s.levels[li];
+		if (stp == XE_STP_NONE) {
+			got += L.qty;
+		} else {
+			for (uint32_t oi = L.head; oi != NIL; oi = pool[oi].next) {
+				const Order &m = pool[oi];
+				if (m.session == a.session) {
+					if (stp != XE_STP_CANCEL_OLDEST)
+						return false; // the aggressor stops here
+					continue;
+				}
+				got += m.leaves;
+				if (got >= need)
+					return true;
+			}
+		}
+		if (got >= need)
+			return true;
+		li = a.side == XE_BUY ? s.bits.up(li + 1) : (li == 0 ? -1 : s.bits.down(li - 1));
+	}
+	return false;
+}
+
+// Trades `a` against the opposite side while it has quantity and the price allows. Writes fill
+// pairs (and STP cancels of resting orders); sets *stp_stop when STP ends the aggressor.
+uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool *stp_stop)
+{
+	BookSide &s = b.side[a.side == XE_BUY ? 1 : 0];
+	uint8_t stp = sessions[a.session].stp;
+	while (a.leaves && s.best >= 0) {
+		int64_t li = s.best;
+		int64_t px = level_price(b, li);
+		if (a.has_limit && (a.side == XE_BUY ? px > a.price : px < a.price))
+			break;
+		Level &L = s.levels[li];
+		uint32_t oi = L.head;
+		// Every order removed below may empty the level and move s.best; the loop re-reads
+		// s.best so it never walks a stale level.
+		while (a.leaves && oi != NIL && s.best == li) {
+			Order &m = pool[oi];
+			uint32_t next = m.next;
+			if (stp != XE_STP_NONE && m.session == a.session) {
+				if (stp == XE_STP_CANCEL_NEWEST) {
+					*stp_stop = true;
+					return n;
+				}
+				xe_event *c = ev(out, n++);
+				ev_order(c, XE_EV_CANCELLED, m);
+				c->reason = XE_CXL_SELF_TRADE;
+				c->qty = m.leaves;
+				c->leaves = 0;
+				remove_order(b, oi);
+				if (stp == XE_STP_CANCEL_BOTH) {
+					*stp_stop = true;
+					return n;
+				}
+				oi = next;
+				continue;
+			}
+			uint32_t q = a.leaves < m.leaves ? a.leaves : m.leaves;
+			uint64_t exec = next_exec_id++;
+			fills++;
+			a.leaves -= q;
+			a.filled += q;
+			m.leaves -= q;
+			m.filled += q;
+			L.qty -= q;
+
+			xe_event *t = ev(out, n++);
+			ev_aggr(t, XE_EV_FILL, a);
+			t->liquidity = XE_LIQ_REMOVED;
+			t->price = px;
+			t->qty = q;
+			t->exec_id = exec;
+			xe_event *r = ev(out, n++);
+			ev_order(r, XE_EV_FILL, m);
+			r->liquidity = XE_LIQ_ADDED;
+			r->qty = q;
+			r->exec_id = exec;
+			if (m.leaves == 0)
+				remove_order(b, oi);
+			oi = next;
+		}
+	}
+	return n;
+}
+
+// --- entry points -------------------------------------------------------------------------------
+
+uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
+{
+	orders_in++;
+	uint16_t rej = XE_REJ_NONE;
+	Book *b = nullptr;
+	bool market = o->ord_type == XE_ORD_MARKET;
+	bool can_rest = !market && (o->tif == XE_TIF_DAY || o->tif == XE_TIF_GTC);
+	if (!valid_session(this, o->session_id))
+		rej = XE_REJ_NOT_LOGGED_IN;
+	else if (o->side != XE_BUY && o->side != XE_SELL)
+		rej = XE_REJ_BAD_SIDE;
+	else if (o->ord_type < XE_ORD_LIMIT || o->ord_type > XE_ORD_POST_ONLY)
+		rej = XE_REJ_BAD_ORDER_TYPE;
+	else if (o->tif < XE_TIF_DAY || o->tif > XE_TIF_FOK ||
+		 (o->ord_type == XE_ORD_POST_ONLY && !can_rest))
+		rej = XE_REJ_BAD_TIF;
+	else if (o->symbol_id == 0 || o->symbol_id > cfg.max_symbols ||
+		 !books[o->symbol_id].configured)
+		rej = XE_REJ_UNKNOWN_SYMBOL;
+	else {
+		b = &books[o->symbol_id];
+		rej = check_qty(*b, o->qty);
+		if (!rej && !market)
+			rej = check_price(*b, o->price);
+		if (!rej && b->halted)
+			rej = XE_REJ_HALTED;
+		if (!rej && find(o->session_id, o->cl_ord_id) != NIL)
+			rej = XE_REJ_DUPLICATE_ID;
+		if (!rej && can_rest && free_head == NIL)
+			rej = XE_REJ_CAPACITY;
+		if (!rej && o->ord_type == XE_ORD_POST_ONLY && crosses(*b, o->side, o->price))
+			rej = XE_REJ_POST_ONLY_CROSS;
+	}
+
+	Aggressor a;
+	a.rest = nullptr;
+	a.cl_ord_id = o->cl_ord_id;
+	a.order_id = 0;
+	a.price = o->price;
+	a.session = o->session_id;
+	a.symbol = o->symbol_id;
+	a.leaves = o->qty;
+	a.filled = 0;
+	a.side = o->side;
+	a.ord_type = o->ord_type;
+	a.tif = o->tif;
+	a.has_limit = !market;
+	if (!rej && o->tif == XE_TIF_FOK && !fok_fillable(*b, a))
+		rej = XE_REJ_FOK_UNFILLABLE;
+
+	if (rej) {
+		rejects++;
+		xe_event *r = ev(out, 0);
+		ev_aggr(r, XE_EV_REJECTED, a);
+		r->price = o->price;
+		r->reason = rej;
+		r->qty = o->qty;
+		r->leaves = 0;
+		return 1;
+	}
+
+	a.order_id = next_order_id++;
+	xe_event *acc = ev(out, 0);
+	ev_aggr(acc, XE_EV_ACCEPTED, a);
+	acc->qty = o->qty;
+	uint32_t n = 1;
+
+	bool stp_stop = false;
+	if (market || crosses(*b, a.side, a.price))
+		n = match(*b, a, out, n, &stp_stop);
+	if (!a.leaves)
+		return n;
+	if (!can_rest || stp_stop) {
+		xe_event *c = ev(out, n++);
+		ev_aggr(c, XE_EV_CANCELLED, a);
+		c->reason = stp_stop ? XE_CXL_SELF_TRADE
+				     : (market ? XE_CXL_NO_LIQUIDITY : XE_CXL_IOC);
+		c->qty = a.leaves;
+		c->leaves = 0;
+		return n;
+	}
+
+	uint32_t oi = free_head;
+	Order &r = pool[oi];
+	free_head = r.hnext;
+	used++;
+	r.cl_ord_id = a.cl_ord_id;
+	r.order_id = a.order_id;
+	r.price = a.price;
+	r.leaves = a.leaves;
+	r.filled = a.filled;
+	r.session = a.session;
+	r.symbol = a.symbol;
+	r.side = a.side;
+	r.ord_type = a.ord_type;
+	r.tif = a.tif;
+	r.pad = 0;
+	xe::Session &ss = sessions[a.session];
+	r.snext = NIL;
+	r.sprev = ss.tail;
+	if (ss.tail != NIL)
+		pool[ss.tail].snext = oi;
+	else
+		ss.head = oi;
+	ss.tail = oi;
+	index_add(oi);
+	rest(*b, oi);
+	return n;
+}
+
+uint32_t xe_engine::cancel(uint32_t session, uint64_t cl, xe_event *out)
+{
+	orders_in++;
+	uint32_t oi = valid_session(this, session) ? find(session, cl) : NIL;
+	xe_event *e = ev(out, 0);
+	if (oi == NIL) {
+		rejects++;
+		e->type = XE_EV_REJECTED;
+		e->reason = valid_session(this, session) ? XE_REJ_UNKNOWN_ORDER
+							 : XE_REJ_NOT_LOGGED_IN;
+		e->session_id = session;
+		e->cl_ord_id = cl;
+		return 1;
+	}
+	Order &o = pool[oi];
+	ev_order(e, XE_EV_CANCELLED, o);
+	e->reason = XE_CXL_USER;
+	e->qty = o.leaves;
+	e->leaves = 0;
+	remove_order(books[o.symbol], oi);
+	return 1;
+}
+
+uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_t price,
+			    uint32_t qty, xe_event *out)
+{
+	orders_in++;
+	uint16_t rej = XE_REJ_NONE;
+	uint32_t oi = NIL;
+	if (!valid_session(this, session)) {
+		rej = XE_REJ_NOT_LOGGED_IN;
+	} else if ((oi = find(session, orig)) == NIL) {
+		rej = XE_REJ_UNKNOWN_ORDER;
+	} else {
+		const Order &o = pool[oi];
+		const Book &b = books[o.symbol];
+		if (b.halted)
+			rej = XE_REJ_HALTED;
+		if (!rej)
+			rej = check_qty(b, qty);
+		if (!rej)
+			rej = check_price(b, price);
+		if (!rej && cl != orig && find(session, cl) != NIL)
+			rej = XE_REJ_DUPLICATE_ID;
+		if (!rej && qty <= o.filled)
+			rej = XE_REJ_REPLACE_QTY;
+		if (!rej && price == o.price && qty == o.filled + o.leaves)
+			rej = XE_REJ_NO_CHANGE;
+		if (!rej && o.ord_type == XE_ORD_POST_ONLY && price != o.price &&
+		    crosses(b, o.side, price))
+			rej = XE_REJ_POST_ONLY_CROSS;
+	}
+	if (rej) {
+		rejects++;
+		xe_event *e = ev(out, 0);
+		e->type = XE_EV_REJECTED;
+		e->reason = rej;
+		e->session_id = session;
+		e->cl_ord_id = cl;
+		e->orig_cl_ord_id = orig;
+		e->price = price;
+		e->qty = qty;
+		if (oi != NIL) {
+			const Order &o = pool[oi];
+			e->symbol_id = o.symbol;
+			e->side = o.side;
+			e->ord_type = o.ord_type;
+			e->tif = o.tif;
+			e->order_id = o.order_id;
+		}
+		return 1;
+	}
+
+	Order &o = pool[oi];
+	Book &b = books[o.symbol];
+	uint32_t new_leaves = qty - o.filled;
+	if (cl != orig) {
+		index_del(oi);
+		o.cl_ord_id = cl;
+		index_add(oi);
+	}
+	uint32_t n = 1;
+	if (price == o.price && new_leaves <= o.leaves) {
+		// Quantity down at the same price: stays where it is in the queue.
+		b.side[o.side - 1].levels[level_index(b, price)].qty -= o.leaves - new_leaves;
+		o.leaves = new_leaves;
+		xe_event *e = ev(out, 0);
+		ev_order(e, XE_EV_REPLACED, o);
+		e->qty = qty;
+		e->orig_cl_ord_id = orig;
+		return n;
+	}
+	// Price change or quantity up: loses its place, may trade at a new crossing price.
+	unlink_level(b, o);
+	o.price = price;
+	o.leaves = new_leaves;
+	xe_event *e = ev(out, 0);
+	ev_order(e, XE_EV_REPLACED, o);
+	e->qty = qty;
+	e->orig_cl_ord_id = orig;
+	if (crosses(b, o.side, price)) {
+		Aggressor a;
+		a.rest = &o;
+		a.cl_ord_id = o.cl_ord_id;
+		a.order_id = o.order_id;
+		a.price = price;
+		a.session = session;
+		a.symbol = o.symbol;
+		a.leaves = o.leaves;
+		a.filled = o.filled;
+		a.side = o.side;
+		a.ord_type = o.ord_type;
+		a.tif = o.tif;
+		a.has_limit = true;
+		bool stp_stop = false;
+		n = match(b, a, out, n, &stp_stop);
+		o.leaves = a.leaves;
+		o.filled = a.filled;
+		if (!a.leaves || stp_stop) {
+			if (a.leaves) {
+				xe_event *c = ev(out, n++);
+				ev_aggr(c, XE_EV_CANCELLED, a);
+				c->reason = XE_CXL_SELF_TRADE;
+				c->qty = a.leaves;
+				c->leaves = 0;
+			}
+			unlink_session(o);
+			index_del(oi);
+			release(oi);
+			return n;
+		}
+	}
+	rest(b, oi);
+	return n;
+}
+
+uint32_t xe_engine::mass_cancel(uint32_t session, uint32_t symbol, uint8_t side, uint8_t reason,
+				xe_event *out)
+{
+	orders_in++;
+	uint16_t rej = XE_REJ_NONE;
+	if (!valid_session(this, session))
+		rej = XE_REJ_NOT_LOGGED_IN;
+	else if (side > XE_SELL)
+		rej = XE_REJ_BAD_SIDE;
+	else if (symbol && (symbol > cfg.max_symbols || !books[symbol].configured))
+		rej = XE_REJ_UNKNOWN_SYMBOL;
+	else if (reason > XE_CXL_HALT)
+		rej = XE_REJ_UNKNOWN_MESSAGE;
+	if (rej) {
+		rejects++;
+		xe_event *e = ev(out, 0);
+		e->type = XE_EV_REJECTED;
+		e->reason = rej;
+		e->session_id = session;
+		e->symbol_id = symbol;
+		e->side = side;
+		return 1;
+	}
+	if (!reason)
+		reason = XE_CXL_MASS;
+	uint32_t n = 0;
+	uint32_t oi = sessions[session].head;
+	while (oi != NIL) {
+		Order &o = pool[oi];
+		uint32_t next = o.snext;
+		if ((!symbol || o.symbol == symbol) && (!side || o.side == side)) {
+			xe_event *e = ev(out, n++);
+			ev_order(e, XE_EV_CANCELLED, o);
+			e->reason = reason;
+			e->qty = o.leaves;
+			e->leaves = 0;
+			remove_order(books[o.symbol], oi);
+		}
+		oi = next;
+	}
+	return n;
+}
+
+// Walks every book best level first, each level in time priority, so the order of the Cancelled
+// events is fixed by the book alone.
+uint32_t xe_engine::expire_day(xe_event *out)
+{
+	uint32_t n = 0;
+	for (uint32_t sym = 1; sym <= cfg.max_symbols; sym++) {
+		Book &b = books[sym];
+		if (!b.configured)
+			continue;
+		for (int sd = 0; sd < 2; sd++) {
+			BookSide &s = b.side[sd];
+			int64_t li = s.best;
+			while (li >= 0) {
+				// Read the next level before this one can empty.
+				int64_t nx = sd == 0 ? (li == 0 ? -1 : s.bits.down(li - 1))
+						     : s.bits.up(li + 1);
+				uint32_t oi = s.levels[li].head;
+				while (oi != NIL) {
+					Order &o = pool[oi];
+					uint32_t next = o.next;
+					if (o.tif == XE_TIF_DAY) {
+						xe_event *e = ev(out, n++);
+						ev_order(e, XE_EV_CANCELLED, o);
+						e->reason = XE_CXL_EXPIRED;
+						e->qty = o.leaves;
+						e->leaves = 0;
+						remove_order(b, oi);
+					}
+					oi = next;
+				}
+				li = nx;
+			}
+		}
+	}
+	return n;
+}

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// The engine instance behind the opaque `xe_engine` handle of the C ABI: the order pool with its
+// free list, the (session, cl_ord_id) -> order index (chained through the pooled orders, so it
+// needs no memory of its own beyond the bucket heads), per-session order lists and STP modes, the
+// books, and the id counters. engine.cpp holds the order entry paths, config.cpp creation,
+// configuration and the queries.
+#ifndef XE_ENGINE_IMPL_HPP
+#define XE_ENGINE_IMPL_HPP
+
+#include <cstdint>
+#include <memory>
+
+#include "book.hpp"
+#include "xdpex/engine.h"
+
+namespace xe {
+
+struct Session {
+	uint32_t head = NIL, tail = NIL; // live orders, oldest first
+	uint8_t stp = XE_STP_NONE;
+};
+
+// The order being entered (or re-entered by a replace) while it matches.
+struct Aggressor {
+	Order *rest; // the pooled record when the order already rests (replace), else nullptr
+	uint64_t cl_ord_id;
+	uint64_t order_id;
+	int64_t price;
+	uint32_t session;
+	uint32_t symbol;
+	uint32_t leaves;
+	uint32_t filled;
+	uint8_t side;
+	uint8_t ord_type;
+	uint8_t tif;
+	bool has_limit;
+};
+
+inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+} // namespace xe
+
+struct xe_engine {
+	xe_engine_config cfg{};
+	uint32_t max_events = 0;
+
+	std::unique_ptr<xe::Order[]> pool;
+	uint32_t free_head = xe::NIL;
+	uint32_t used = 0;
+
+	std::unique_ptr<uint32_t[]> buckets;
+	uint32_t bucket_shift = 0;
+
+	std::unique_ptr<xe::Session[]> sessions; // [session_id], 0 unused
+	std::unique_ptr<xe::Book[]> books; // [symbol_id], 0 unused
+
+	uint64_t next_order_id = 1;
+	uint64_t next_exec_id = 1;
+	uint64_t levels = 0;
+	uint64_t orders_in = 0;
+	uint64_t fills = 0;
+	uint64_t rejects = 0;
+
+	// --- index -------------------------------------------------------------------------------
+	uint32_t bucket_of(uint32_t session, uint64_t cl) const
+	{
+		uint64_t k = (cl ^ ((uint64_t)session << 40) ^ ((uint64_t)session >> 24)) *
+			     0x9e3779b97f4a7c15ull;
+		return (uint32_t)(k >> bucket_shift);
+	}
+
+	uint32_t find(uint32_t session, uint64_t cl) const
+	{
+		uint32_t i = buckets[bucket_of(session, cl)];
+		while (i != xe::NIL) {
+			const xe::Order &o = pool[i];
+			if (o.cl_ord_id == cl && o.session == session)
+				return i;
+			i = o.hnext;
+		}
+		return xe::NIL;
+	}
+
+	void index_add(uint32_t oi)
+	{
+		xe::Order &o = pool[oi];
+		uint32_t &head = buckets[bucket_of(o.session, o.cl_ord_id)];
+		o.hnext = head;
+		head = oi;
+	}
+
+	void index_del(uint32_t oi)
+	{
+		xe::Order &o = pool[oi];
+		uint32_t *p = &buckets[bucket_of(o.session, o.cl_ord_id)];
+		while (*p != oi)
+			p = &pool[*p].hnext;
+		*p = o.hnext;
+	}
+
+	// --- engine.cpp --------------------------------------------------------------------------
+	uint32_t new_order(const xe_order *o, xe_event *out);
+	uint32_t cancel(uint32_t session, uint64_t cl, xe_event *out);
+	uint32_t replace(uint32_t session, uint64_t orig, uint64_t cl, int64_t price, uint32_t qty,
+			 xe_event *out);
+	uint32_t mass_cancel(uint32_t session, uint32_t symbol, uint8_t side, uint8_t reason,
+			     xe_event *out);
+	uint32_t expire_day(xe_event *out);
+
+	uint32_t match(xe::Book &b, xe::Aggressor &a, xe_event *out, uint32_t n, bool *stp_stop);
+	bool fok_fillable(const xe::Book &b, const xe::Aggressor &a) const;
+	void rest(xe::Book &b, uint32_t oi);
+	void unlink_level(xe::Book &b, xe::Order &o);
+	void unlink_session(xe::Order &o);
+	void release(uint32_t oi);
+	void remove_order(xe::Book &b, uint32_t oi);
+};
+
+#endif // XE_ENGINE_IMPL_HPP
