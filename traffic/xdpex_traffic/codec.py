@@ -281,6 +281,12 @@ class Login(Message):
     hmac: bytes = bytes(HMAC_SIZE)
     client_ts: int = 0
 
+    def encode(self) -> bytes:
+        # struct's "32s" would pad or cut a wrong-sized proof silently.
+        if not isinstance(self.hmac, bytes | bytearray) or len(self.hmac) != HMAC_SIZE:
+            raise ValueError(self._bad_field())
+        return Message.encode(self)
+
 
 @_message(MsgType.NEW_ORDER, "BBBIQqI28xQ")
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import codec
 
@@ -70,7 +71,7 @@ def _parse_fields(text: str) -> Fields:
 
 def load_vectors(path: Path | str = DEFAULT_PATH) -> list[Vector]:
     vectors: list[Vector] = []
-    cur: dict[str, object] = {}
+    cur: dict[str, Any] = {}
     lines = Path(path).read_text().splitlines() + [""]
     for n, line in enumerate(lines, 1):
         if line.startswith("#"):
@@ -84,7 +85,7 @@ def load_vectors(path: Path | str = DEFAULT_PATH) -> list[Vector]:
         if not sep:
             raise ValueError(f"{path}:{n}: expected 'key: value', got {line!r}")
         if key == "msg":
-            cur.setdefault("msgs", []).append(_parse_fields(val))  # type: ignore[union-attr]
+            cur.setdefault("msgs", []).append(_parse_fields(val))
         elif key in cur:
             raise ValueError(f"{path}:{n}: repeated key {key!r}")
         else:
@@ -95,7 +96,7 @@ def load_vectors(path: Path | str = DEFAULT_PATH) -> list[Vector]:
     return vectors
 
 
-def _finish(cur: dict[str, object], path: Path | str, n: int) -> Vector:
+def _finish(cur: dict[str, Any], path: Path | str, n: int) -> Vector:
     try:
         v = Vector(
             name=str(cur.pop("name")),
@@ -106,7 +107,7 @@ def _finish(cur: dict[str, object], path: Path | str, n: int) -> Vector:
         raise ValueError(f"{path}: entry ending at line {n} lacks {e}") from None
     if "hdr" in cur:
         v.hdr = _parse_fields(str(cur.pop("hdr")))
-    v.msgs = cur.pop("msgs", [])  # type: ignore[assignment]
+    v.msgs = cur.pop("msgs", [])
     if "secret" in cur:
         v.secret = bytes.fromhex(str(cur.pop("secret")))
     if "error" in cur:
