@@ -32,12 +32,18 @@
 
 #define XDPEX_LOCK_DIR "/run/xdpex"
 
+/* A flock()ed file; the kernel drops the lock when its holder dies. */
+struct xdpex_lock {
+	int fd;
+	char path[PATH_MAX];
+};
+
 struct xdpex_xdp {
 	struct xdpex *skel;
 	struct xdpex_maps maps;
 	char pin_dir[PATH_MAX]; /* empty: not pinned */
-	int pin_lock_fd;
-	int if_lock_fd;
+	struct xdpex_lock pin_lock;
+	struct xdpex_lock if_lock;
 	int ifindex; /* 0: not attached */
 	enum xdpex_mode mode;
 };
@@ -81,37 +87,51 @@ __attribute__((format(printf, 2, 3))) static void xlog(enum xdpex_log_level l, c
 
 /* Locks -------------------------------------------------------------------------------------- */
 
-/* Take the lock file `name` in XDPEX_LOCK_DIR: its fd, or -EBUSY with the holder's pid. */
-static int lock_take(const char *name, int *holder)
+/* Take the lock file `name` in XDPEX_LOCK_DIR: 0, or -EBUSY with the holder's pid. The owner
+ * unlinks the file before it lets go, so a taker re-checks that the file it locked is still the
+ * one at the path. */
+static int lock_take(struct xdpex_lock *l, const char *name, int *holder)
 {
-	char path[PATH_MAX], buf[32];
+	struct stat a, b;
+	char buf[32];
 	int fd, n, err;
 
 	if (mkdir(XDPEX_LOCK_DIR, 0755) && errno != EEXIST)
 		return -errno;
-	snprintf(path, sizeof(path), "%s/%s.lock", XDPEX_LOCK_DIR, name);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		*holder = atoi(buf);
-		close(fd);
-		return err;
+	snprintf(l->path, sizeof(l->path), "%s/%s.lock", XDPEX_LOCK_DIR, name);
+	for (int tries = 0; tries < 8; tries++) {
+		fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return -errno;
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			n = pread(fd, buf, sizeof(buf) - 1, 0);
+			buf[n > 0 ? n : 0] = '\0';
+			*holder = atoi(buf);
+			close(fd);
+			return err;
+		}
+		if (fstat(fd, &a) || stat(l->path, &b) || a.st_ino != b.st_ino ||
+		    a.st_dev != b.st_dev) {
+			close(fd); /* unlinked by its previous owner meanwhile: take the new one */
+			continue;
+		}
+		n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+		if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
+			pr_debug("cannot record pid in %s: %s", l->path, strerror(errno));
+		l->fd = fd;
+		return 0;
 	}
-	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) || pwrite(fd, buf, n, 0) != n)
-		pr_debug("cannot record pid in %s: %s", path, strerror(errno));
-	return fd;
+	return -EAGAIN;
 }
 
-static void lock_release(int *fd)
+static void lock_release(struct xdpex_lock *l)
 {
-	if (*fd >= 0)
-		close(*fd); /* the lock goes with the fd; the file stays for the next run */
-	*fd = -1;
+	if (l->fd < 0)
+		return;
+	unlink(l->path);
+	close(l->fd);
+	l->fd = -1;
 }
 
 /* Pinning ------------------------------------------------------------------------------------ */
@@ -175,7 +195,7 @@ static int pin_maps(struct xdpex_xdp *x, const char *dir)
 	if (strlen(dir) >= sizeof(x->pin_dir) - 16)
 		return -ENAMETOOLONG;
 	lock_name_for_dir(dir, lname, sizeof(lname));
-	err = lock_take(lname, &holder);
+	err = lock_take(&x->pin_lock, lname, &holder);
 	if (err < 0) {
 		if (err == -EBUSY)
 			pr_warn("pin dir %s is in use by a running xdpex (pid %d)", dir, holder);
@@ -183,7 +203,6 @@ static int pin_maps(struct xdpex_xdp *x, const char *dir)
 			pr_warn("cannot lock pin dir %s: %s", dir, strerror(-err));
 		return err;
 	}
-	x->pin_lock_fd = err;
 	stale = unpin_all(dir);
 	if (stale)
 		pr_info("removed %d stale pins in %s left by a previous run", stale, dir);
@@ -223,7 +242,7 @@ int xdpex_xdp_open(struct xdpex_xdp **out, const struct xdpex_xdp_opts *opts)
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
-	x->pin_lock_fd = x->if_lock_fd = -1;
+	x->pin_lock.fd = x->if_lock.fd = -1;
 	x->skel = xdpex__open();
 	if (!x->skel) {
 		err = -errno;
@@ -268,7 +287,7 @@ void xdpex_xdp_close(struct xdpex_xdp *x)
 		unpin_all(x->pin_dir);
 		pr_info("maps unpinned from %s", x->pin_dir);
 	}
-	lock_release(&x->pin_lock_fd);
+	lock_release(&x->pin_lock);
 	xdpex__destroy(x->skel);
 	free(x);
 }
@@ -371,7 +390,7 @@ int xdpex_xdp_attach(struct xdpex_xdp *x, int ifindex, enum xdpex_mode mode)
 	if (err)
 		return err;
 	snprintf(lname, sizeof(lname), "if-%lu-%d", ino, ifindex);
-	err = lock_take(lname, &holder);
+	err = lock_take(&x->if_lock, lname, &holder);
 	if (err < 0) {
 		if (err == -EBUSY)
 			pr_warn("interface %s is held by a running xdpex (pid %d)", ifname, holder);
@@ -379,7 +398,6 @@ int xdpex_xdp_attach(struct xdpex_xdp *x, int ifindex, enum xdpex_mode mode)
 			pr_warn("cannot lock interface %s: %s", ifname, strerror(-err));
 		return err;
 	}
-	x->if_lock_fd = err;
 
 	id = current_prog(ifindex, other, sizeof(other), &flag);
 	if (id && !strcmp(other, XDPEX_PROG_NAME)) {
@@ -431,7 +449,7 @@ busy:
 		flag == XDP_FLAGS_SKB_MODE ? "skb" : flag == XDP_FLAGS_HW_MODE ? "hw" : "native",
 		ifname);
 fail:
-	lock_release(&x->if_lock_fd);
+	lock_release(&x->if_lock);
 	return err;
 }
 
@@ -451,7 +469,7 @@ int xdpex_xdp_detach(struct xdpex_xdp *x)
 	else
 		pr_info("%s detached from %s", XDPEX_PROG_NAME, ifname);
 	x->ifindex = 0;
-	lock_release(&x->if_lock_fd);
+	lock_release(&x->if_lock);
 	return err;
 }
 
