@@ -1,20 +1,132 @@
-"""`xdpex run` / `make run`: the end-to-end demonstration of the fast path."""
+"""`xdpex run` / `make run`: the end-to-end demonstration of the fast path.
+
+`make` has already set up the machine and built everything. This brings up the veth lab, starts
+xdpexd in AF_XDP mode in the gateway namespace with a generated configuration (four symbols,
+sessions with fresh random secrets), waits for its control socket, drives a batched run and a
+single-order latency run through it with xdpex-loadgen from the traffic namespace, prints what
+happened (orders, answers, fills, rejects, rate, round-trip percentiles, the XDP program's
+verdict counters and the dataplane's own counters), stops xdpexd cleanly and takes the lab down.
+A failing step ends the run with a non-zero status and a message naming the step.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
+
+from xdpex_traffic.lab import Lab, LabError
+from xdpex_traffic.wire import Gateway, WireError, run_loadgen, xdpexd_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--orders", type=int, default=100_000, help="orders to drive through")
+    parser.add_argument("--orders", type=int, default=200_000, help="orders in the batched run")
+    parser.add_argument("--batch", type=int, default=16, help="orders per datagram (1..22)")
+    parser.add_argument(
+        "--latency-orders", type=int, default=20_000, help="orders in the single-order run"
+    )
+    parser.add_argument(
+        "--latency-rate", type=int, default=50_000, help="orders/s offered in the single-order run"
+    )
+    parser.add_argument("--mode", choices=["afxdp", "udp"], default="afxdp")
+    parser.add_argument("--prefix", default="xdpex", help="lab namespace prefix")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+
+
+def _line(name: str, r: dict[str, Any]) -> str:
+    rtt = r["rtt_us"]
+    rej = ", ".join(f"{k} {v}" for k, v in sorted(r["rejects"].items())) or "none"
+    return (
+        f"{name}: sent {r['sent']:,} answered {r['answered']:,} lost {r['lost']:,}  "
+        f"{r['orders_per_s']:,.0f} orders/s\n"
+        f"    rtt us p50 {rtt['p50']:.1f}  p99 {rtt['p99']:.1f}  p99.9 {rtt['p999']:.1f}  "
+        f"max {rtt['max']:.1f}\n"
+        f"    accepted {r['accepted']:,}  fills {r['fills']:,} ({r['filled_qty']:,} lots)  "
+        f"cancelled {r['cancelled']:,}  rejects: {rej}"
+    )
+
+
+def _summary(mode: str, batched: dict[str, Any], single: dict[str, Any], st: dict[str, Any]) -> str:
+    out = [
+        f"xdpex run: xdpexd mode={st.get('mode', mode)} attach={st.get('attach_mode')} "
+        f"bind={st.get('bind_mode')} poll={st.get('poll')} durability={st.get('durability')}",
+        _line(f"batched ({batched['orders_per_datagram']} orders/datagram)", batched),
+        _line("single order/datagram", single),
+    ]
+    counters = st.get("xdp_counters") or {}
+    if counters:
+        out.append("XDP verdicts: " + "  ".join(f"{k} {v:,}" for k, v in sorted(counters.items())))
+    for q in st.get("queues", []):
+        keys = ("rx_datagrams", "rx_msgs", "tx_datagrams", "tx_msgs", "applied", "gaps")
+        out.append(f"queue {q.get('queue')}: " + "  ".join(f"{k} {q.get(k, 0):,}" for k in keys))
+        xdp = q.get("xdp") or {}
+        if xdp:
+            out.append("  AF_XDP: " + "  ".join(f"{k} {v:,}" for k, v in sorted(xdp.items())))
+    eng = st.get("engine") or {}
+    if eng:
+        out.append("engine: " + "  ".join(f"{k} {v:,}" for k, v in sorted(eng.items())))
+    return "\n".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(
-        "xdpex run: the fast path is not built yet. The XDP program, the xdpexd dataplane, the lab\n"
-        "and the load generator arrive with issue 4; until then `make test` exercises the\n"
-        "protocol and the engine.",
-        file=sys.stderr,
-    )
-    return 2
+    if not xdpexd_path().exists():
+        print(
+            "xdpex run: the fast path is not built yet: "
+            f"{xdpexd_path()} is missing (the dataplane arrives with issue 4).",
+            file=sys.stderr,
+        )
+        return 2
+    if not 1 <= args.batch <= 22:
+        print(f"xdpex run: --batch {args.batch}: must be 1..22", file=sys.stderr)
+        return 2
+    step = "lab up"
+    lab: Lab | None = None
+    gw: Gateway | None = None
+    try:
+        lab = Lab(args.prefix)
+        lab.up()
+        step = f"start xdpexd ({args.mode})"
+        gw = Gateway(lab, args.mode)
+        gw.start()
+        print(f"xdpex run: lab {lab.prefix} up, xdpexd {args.mode} ready on {gw.server}")
+        step = "batched load run"
+        window = max(args.batch * 256, 1024)
+        batched = run_loadgen(
+            lab,
+            gw,
+            gw.sessions[0:2],
+            ["--count", str(args.orders), "--batch", str(args.batch), "--window", str(window)]
+            + ["--duration", "20"],
+        )
+        step = "single-order latency run"
+        single = run_loadgen(
+            lab,
+            gw,
+            gw.sessions[2:4],
+            ["--count", str(args.latency_orders), "--batch", "1"]
+            + ["--rate", str(args.latency_rate), "--duration", "20"],
+        )
+        step = "xdpexd stats"
+        st = gw.stats()
+        print(_summary(args.mode, batched, single, st))
+        step = "stop xdpexd"
+        rc = gw.stop()
+        if rc != 0:
+            raise WireError(f"xdpexd exited with status {rc}:\n{gw.log_tail()}")
+        bad = [n for n, r in (("batched", batched), ("single", single)) if r["lost"]]
+        if bad:
+            print(f"xdpex run: orders left unanswered in the {' and '.join(bad)} run")
+            return 1
+        print("xdpex run: ok")
+        return 0
+    except (LabError, WireError, OSError) as e:
+        print(f"xdpex run: step '{step}' failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if gw is not None:
+            gw.cleanup()
+        if lab is not None and not args.keep:
+            try:
+                lab.down()
+            except LabError as e:
+                print(f"xdpex run: step 'lab down' failed: {e}", file=sys.stderr)

@@ -1,0 +1,251 @@
+"""Driving the real gateway over the veth lab, shared by `xdpex run`, bench-wire and the tests.
+
+`Gateway` starts `xdpexd` (docs/dataplane.md) inside the lab's gateway namespace with a generated
+configuration (symbols, sessions with fresh random secrets), waits until its control socket
+answers, queries it and stops it cleanly. `run_loadgen` runs `xdpex-loadgen` in the traffic
+namespace against it and returns the generator's JSON. Every step that fails raises `WireError`
+with a message that names the step and carries the daemon's last log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xdpex_traffic.lab import Lab, build_dir
+
+PORT = 9000
+PRICE_BAND = (9000, 11000)  # symbol band in ticks; the generator trades inside LOADGEN_PRICES
+LOADGEN_PRICES = "9900:10100"
+
+
+class WireError(RuntimeError):
+    """A step of a gateway run failed; the message names it."""
+
+
+def xdpexd_path() -> Path:
+    return build_dir() / "dataplane" / "xdpexd"
+
+
+def loadgen_path() -> Path:
+    return build_dir() / "traffic" / "xdpex-loadgen"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    @property
+    def arg(self) -> str:
+        return f"{self.id}:{self.secret.hex()}"
+
+
+def make_config(symbols: Sequence[int], sessions: Sequence[Session]) -> dict[str, Any]:
+    """An xdpexd configuration (docs/dataplane.md "Configuration file")."""
+    return {
+        "heartbeat_ms": 1000,
+        "symbols": [
+            {"id": s, "name": f"SYM{s}", "tick": 1, "lot": 1, "band": list(PRICE_BAND)}
+            for s in symbols
+        ],
+        "sessions": [
+            {"id": s.id, "secret": s.secret.hex(), "cancel_on_disconnect": True} for s in sessions
+        ],
+    }
+
+
+class Gateway:
+    """One xdpexd process in the lab's gateway namespace."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        mode: str,
+        *,
+        symbols: Sequence[int] = (1, 2, 3, 4),
+        nsessions: int = 8,
+        cpu: int | None = 0,
+        poll: str = "spin",
+        workdir: Path | None = None,
+    ) -> None:
+        if mode not in ("afxdp", "udp"):
+            raise WireError(f"mode {mode!r}: expected afxdp or udp")
+        self.lab, self.mode, self.cpu, self.poll = lab, mode, cpu, poll
+        self.symbols = list(symbols)
+        self.sessions = [Session(i + 1) for i in range(nsessions)]
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"xdpex-{lab.prefix}-{mode}-"))
+        self.ctl_path = self.workdir / "ctl.sock"
+        self.log_path = self.workdir / "xdpexd.log"
+        self.pin_dir = Path("/sys/fs/bpf") / f"xdpex-{lab.prefix}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server(self) -> str:
+        return f"{self.lab.gw_ip}:{PORT}"
+
+    def command(self) -> list[str]:
+        cfg = self.workdir / "config.json"
+        cmd = [
+            str(xdpexd_path()),
+            "--mode", self.mode,
+            "--config", str(cfg),
+            "--journal-dir", str(self.workdir / "journal"),
+            "--ctl-socket", str(self.ctl_path),
+            "--entry-socket", str(self.workdir / "entry.sock"),
+            "--port", str(PORT),
+            "--iface", self.lab.gw_if,
+            "--poll", self.poll,
+        ]  # fmt: skip
+        if self.mode == "afxdp":
+            cmd += ["--pin-dir", str(self.pin_dir)]
+        else:
+            cmd += ["--addr", self.lab.gw_ip]
+        if self.cpu is not None:
+            cmd += ["--cpus", str(self.cpu)]
+        return cmd
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").rstrip().splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(text[-lines:]) or "(empty log)"
+
+    def start(self, timeout: float = 20.0) -> None:
+        binary = xdpexd_path()
+        if not binary.exists():
+            raise WireError(f"start xdpexd: {binary} is not built (run `make build`)")
+        cfg = self.workdir / "config.json"
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(make_config(self.symbols, self.sessions), f)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            self.lab.netns_cmd(self.lab.gw_ns, self.command()),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise WireError(
+                    f"start xdpexd ({self.mode}): exited with status {self.proc.returncode}:\n"
+                    f"{self.log_tail()}"
+                )
+            if self.ctl_path.exists():
+                try:
+                    if self.ctl({"cmd": "hash"}).get("ok"):
+                        return
+                except (OSError, ValueError):
+                    pass
+            time.sleep(0.05)
+        self.stop()
+        raise WireError(
+            f"start xdpexd ({self.mode}): control socket not answering after {timeout:.0f} s:\n"
+            f"{self.log_tail()}"
+        )
+
+    def ctl(self, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """One request on the control socket (JSON lines)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.ctl_path))
+            s.sendall(json.dumps(request).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        answer: dict[str, Any] = json.loads(buf)
+        return answer
+
+    def stats(self) -> dict[str, Any]:
+        st = self.ctl({"cmd": "stats"})
+        if not st.get("ok"):
+            raise WireError(f"xdpexd stats: {st.get('error')}")
+        return st
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, wait for a clean stop; SIGKILL after `timeout`. Returns the exit status."""
+        rc = 0
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+                    rc = -signal.SIGKILL
+            rc = rc or self.proc.returncode
+            self.proc = None
+        return rc
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Gateway:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def run_loadgen(
+    lab: Lab,
+    gw: Gateway,
+    sessions: Sequence[Session],
+    args: Sequence[str],
+    *,
+    cpu: int | None = 1,
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Runs xdpex-loadgen in the traffic namespace against `gw`; returns its JSON report."""
+    binary = loadgen_path()
+    if not binary.exists():
+        raise WireError(f"load generator: {binary} is not built (run `make build`)")
+    with tempfile.NamedTemporaryFile("w", prefix="xdpex-creds-", suffix=".txt") as creds:
+        os.chmod(creds.name, 0o600)
+        for s in sessions:
+            creds.write(f"{s.id} {s.secret.hex()}\n")
+        creds.flush()
+        cmd = [str(binary), "--server", gw.server, "--credentials", creds.name]
+        cmd += ["--symbols", ",".join(map(str, gw.symbols)), "--price", LOADGEN_PRICES]
+        if cpu is not None:
+            cmd += ["--cpu", str(cpu)]
+        cmd += list(args)
+        try:
+            proc = subprocess.run(
+                lab.netns_cmd(lab.tg_ns, cmd), capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as e:
+            raise WireError(f"load generator: no result after {timeout:.0f} s") from e
+    if proc.returncode != 0:
+        raise WireError(
+            f"load generator exited with status {proc.returncode}: {proc.stderr.strip()}\n"
+            f"xdpexd log:\n{gw.log_tail()}"
+        )
+    try:
+        result: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError as e:
+        raise WireError(f"load generator: output is not JSON: {proc.stdout[:200]!r}") from e
+    return result
