@@ -10,8 +10,9 @@ per end (every frame lands on queue 0, where the gateway's AF_XDP socket listens
 addresses and permanent neighbour entries (no ARP on the fast path), GRO on both ends and a
 minimal XDP_PASS program on the traffic end (a veth drops frames redirected or XDP_TX'd into it
 unless its peer runs XDP or GRO), transmit checksum offload off (so every UDP checksum on the wire
-is real and captures verify), MTU 1500. `up` and `down` are idempotent. The same is available to
-Python as `Lab(prefix).up()` / `.down()` / `.status()`.
+is real and captures verify), MTU 1500, and receive packet steering so each side's stack work
+runs on its own core (gateway CPU 0, traffic CPU 1) whoever transmitted. `up` and `down` are
+idempotent. The same is available to Python as `Lab(prefix).up()` / `.down()` / `.status()`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ PREFIX_LEN = 24
 GW_MAC = "02:78:65:4d:00:01"
 TG_MAC = "02:78:65:4d:00:02"
 MTU = 1500
+GW_CPU = 0  # the gateway's core: xdpexd and the gateway side's receive processing
+TG_CPU = 1  # the traffic side's core: the load generator and its receive processing
 _XDP_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi"}
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
@@ -162,6 +165,16 @@ class Lab:
                 "nud permanent".split(),
                 f"static neighbour on {ifname}",
             )
+        if (os.cpu_count() or 1) >= 2:
+            # Receive Packet Steering: the stack work for what each side receives runs on that
+            # side's core (gateway GW_CPU, traffic TG_CPU), as it would on two hosts, rather than
+            # on the core of whichever process transmitted into the veth.
+            for ns, ifname, cpu in ((self.gw_ns, GW_IF, GW_CPU), (self.tg_ns, TG_IF, TG_CPU)):
+                path = f"/sys/class/net/{ifname}/queues/rx-0/rps_cpus"
+                _run(
+                    self.netns_cmd(ns, ["sh", "-c", f"echo {1 << cpu:x} > {path}"]),
+                    f"steer {ifname} receive processing to CPU {cpu}",
+                )
         if self._xdp_prog(self.tg_ns, TG_IF) is None:
             _run(
                 ["ip", "-n", self.tg_ns, "link", "set", "dev", TG_IF, "xdpdrv"]
@@ -203,6 +216,12 @@ class Lab:
                     if a.get("family") == "inet"
                 ]
                 info["xdp"] = self._xdp_prog(ns, ifname)
+                rps = _run(
+                    self.netns_cmd(ns, ["cat", f"/sys/class/net/{ifname}/queues/rx-0/rps_cpus"]),
+                    "probe",
+                    False,
+                )
+                info["rps_cpus"] = rps.stdout.strip() or None
             out[side] = info
         out["ready"] = bool(
             out["gateway"].get("state") == "UP" and out["traffic"].get("state") == "UP"
