@@ -94,6 +94,7 @@ class Lab:
     gw_if: str
     pin_dir: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    readers: dict[int, Lines] = field(default_factory=dict)  # stdout of each started attach
 
     def tool(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh(str(TOOL), *args, "--pin-dir", str(self.pin_dir), check=check)
@@ -107,7 +108,8 @@ class Lab:
         cmd += [str(pin_dir or self.pin_dir), *extra]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.procs.append(proc)
-        line = Lines(proc).read(1, 15)
+        self.readers[proc.pid] = Lines(proc)
+        line = self.readers[proc.pid].read(1, 15)
         if not line:
             proc.wait(10)
             assert proc.stderr is not None
@@ -224,8 +226,16 @@ def test_veth_verdicts_live_maps_and_ownership(lab: Lab, receiver: Lines) -> Non
     lab.tool("allow", "add", "10.99.0.0/16")
     assert exchange(lab, receiver, 41000, [dgram(7)], {"not_allowed_cnt": 1}) == []
     lab.tool("allow", "add", f"{CL_IP}/32")
-    assert lab.tool("allow", "list").stdout.split() == ["10.77.0.2/32", "10.99.0.0/16"]
+    assert sorted(lab.tool("allow", "list").stdout.split()) == ["10.77.0.2/32", "10.99.0.0/16"]
     assert len(exchange(lab, receiver, 41000, [dgram(7)], {"no_sock_cnt": 1})) == 1
+    lab.tool("allow", "set", "10.99.0.0/16", "10.98.0.0/16")  # replaces the whole list
+    assert sorted(lab.tool("allow", "list").stdout.split()) == ["10.98.0.0/16", "10.99.0.0/16"]
+    assert exchange(lab, receiver, 41000, [dgram(7)], {"not_allowed_cnt": 1}) == []
+    lab.tool("allow", "set", f"{CL_IP}/32", "10.99.0.0/16")
+    assert len(exchange(lab, receiver, 41000, [dgram(7)], {"no_sock_cnt": 1})) == 1
+    bad_set = lab.tool("allow", "set", "10.99.0.0/16", "10.1.2.3/8", check=False)
+    assert bad_set.returncode != 0 and "10.1.2.3/8 has host bits set" in bad_set.stderr
+    assert sorted(lab.tool("allow", "list").stdout.split()) == ["10.77.0.2/32", "10.99.0.0/16"]
     lab.tool("allow", "del", "10.99.0.0/16")
     lab.tool("allow", "del", f"{CL_IP}/32")
     del_again = lab.tool("allow", "del", f"{CL_IP}/32", check=False)
@@ -296,3 +306,21 @@ def test_veth_refuses_foreign_program_and_recovers_from_crash(lab: Lab) -> None:
     assert f"removed 6 stale pins in {lab.pin_dir} left by a previous run" in log
     assert f"detached stale xdp_steer (id {stale['id']}) from {lab.gw_if}" in log
     assert lab.xdp_prog() is None and not lab.pin_dir.exists()
+
+
+def test_veth_redirects_valid_datagrams_into_af_xdp(lab: Lab, receiver: Lines) -> None:
+    # With an AF_XDP socket in xsks_map[0] the valid datagrams go to it (XDP_REDIRECT), not to
+    # the kernel socket; the invalid ones are still dropped before anyone sees them.
+    steer = lab.start("--xsk-queue", "0")
+    frames = lab.readers[steer.pid]
+    assert frames.read(1, 15) == ["xsk 0 bound"]
+    valid = [dgram(7), dgram(8, 22), login(9)]
+    got = exchange(lab, receiver, 41000, [*valid, dgram(7, version=2)],
+                   {"redirect_cnt": 3, "bad_version_cnt": 1, "no_sock_cnt": 0})  # fmt: skip
+    assert got == []
+    lines = frames.read(3, 10)
+    assert [line.split()[0] for line in lines] == ["frame"] * 3
+    # Ethernet 14 + IPv4 20 + UDP 8 = 42 bytes before the xdpex datagram.
+    assert [bytes.fromhex(line.split()[2])[42:] for line in lines] == valid
+    steer.send_signal(signal.SIGTERM)
+    assert steer.wait(10) == 0

@@ -35,7 +35,9 @@ $(XDP_OUT)/libxdpex_xdp.a: $(XDP_OUT)/xdpex_xdp.o
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(XDP_OUT)/xdpex-xdp: $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/xdpex_xdp.h $(XDP_HDRS) \
-		$(XDP_OUT)/libxdpex_xdp.a
+# The tool also carries test_xsk, a minimal AF_XDP receiver (libxdp's xsk API), for the tests.
+$(XDP_OUT)/xdpex-xdp: $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/test_xsk.c $(XDP_SRC)/test_xsk.h \
+		$(XDP_SRC)/xdpex_xdp.h $(XDP_HDRS) $(XDP_OUT)/libxdpex_xdp.a
 	@echo "  CC      $@"
-	$(Q)$(CC) $(XDP_CFLAGS) $< -o $@ $(XDP_OUT)/libxdpex_xdp.a $(XDP_LIBS)
+	$(Q)$(CC) $(XDP_CFLAGS) $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/test_xsk.c -o $@ \
+		$(XDP_OUT)/libxdpex_xdp.a -lxdp $(XDP_LIBS)

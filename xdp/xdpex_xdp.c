@@ -714,6 +714,59 @@ int xdpex_allow_del(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen)
 	return allow_sync(m, xdpex_allow_list(m, NULL, 0));
 }
 
+static int key_in(const struct xdpex_lpm_key *k, const struct xdpex_lpm_key *set, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (set[i].prefixlen == k->prefixlen && set[i].addr == k->addr)
+			return 1;
+	return 0;
+}
+
+int xdpex_allow_replace(const struct xdpex_maps *m, const struct xdpex_lpm_key *keys, int n)
+{
+	struct xdpex_lpm_key cur, next, tmp;
+	int err;
+
+	if (n < 0 || n > XDPEX_MAX_ALLOW) {
+		pr_warn("allowlist: %d prefixes, at most %d", n, XDPEX_MAX_ALLOW);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		err = allow_key(keys[i].addr, keys[i].prefixlen, &tmp);
+		if (err)
+			return err; /* validated as a whole before anything changes */
+	}
+	if (n == 0) {
+		err = allow_sync(m, 0); /* open the gate first */
+		if (err)
+			return err;
+	}
+	for (int i = 0; i < n; i++) {
+		__u8 one = 1;
+
+		if (bpf_map_update_elem(m->allow_fd, &keys[i], &one, BPF_ANY)) {
+			err = -errno;
+			pr_warn("allowlist: cannot add prefix %d: %s", i, strerror(-err));
+			return err;
+		}
+	}
+	/* Remove what is not in the new list; restart the walk after each delete. */
+	for (int again = 1; again;) {
+		again = 0;
+		for (err = bpf_map_get_next_key(m->allow_fd, NULL, &next); !err;
+		     err = bpf_map_get_next_key(m->allow_fd, &cur, &next)) {
+			cur = next;
+			if (key_in(&cur, keys, n))
+				continue;
+			if (bpf_map_delete_elem(m->allow_fd, &cur))
+				return -errno;
+			again = 1;
+			break;
+		}
+	}
+	return allow_sync(m, xdpex_allow_list(m, NULL, 0));
+}
+
 /* Sessions and sockets ----------------------------------------------------------------------- */
 
 int xdpex_bind_session(const struct xdpex_maps *m, __u32 session_id, __u32 addr, __u16 port)

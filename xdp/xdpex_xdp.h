@@ -23,6 +23,7 @@
  *   int  xdpex_get_cfg(const struct xdpex_maps *m, struct xdpex_cfg *cfg);
  *   int  xdpex_allow_add(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen);
  *   int  xdpex_allow_del(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen);  -ENOENT
+ *   int  xdpex_allow_replace(const struct xdpex_maps *m, const struct xdpex_lpm_key *k, int n);
  *   int  xdpex_allow_list(const struct xdpex_maps *m, struct xdpex_lpm_key *out, int max);  count
  *   int  xdpex_bind_session(const struct xdpex_maps *m, __u32 session_id, __u32 addr, __u16 port);
  *   int  xdpex_unbind_session(const struct xdpex_maps *m, __u32 session_id);  -ENOENT if unbound
@@ -89,6 +90,7 @@ int xdpex_set_flags(const struct xdpex_maps *m, __u32 flags);
 int xdpex_get_cfg(const struct xdpex_maps *m, struct xdpex_cfg *cfg);
 int xdpex_allow_add(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen);
 int xdpex_allow_del(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen);
+int xdpex_allow_replace(const struct xdpex_maps *m, const struct xdpex_lpm_key *keys, int n);
 int xdpex_allow_list(const struct xdpex_maps *m, struct xdpex_lpm_key *out, int max);
 int xdpex_bind_session(const struct xdpex_maps *m, __u32 session_id, __u32 addr, __u16 port);
 int xdpex_unbind_session(const struct xdpex_maps *m, __u32 session_id);

@@ -6,11 +6,14 @@
  *                             from stdin (hex, one a line; '#' comments) through
  *                             BPF_PROG_TEST_RUN and print one JSON line per packet: verdict and
  *                             the summed counters after it
- *   attach   --ifname IF [--mode auto|native|skb] [config]
+ *   attach   --ifname IF [--mode auto|native|skb] [--xsk-queue Q] [config]
  *                             load, pin, attach; print "attached IF MODE" and hold until
- *                             SIGINT/SIGTERM, then detach and unpin (what the dataplane does)
+ *                             SIGINT/SIGTERM, then detach and unpin (what the dataplane does).
+ *                             --xsk-queue: also bind a test AF_XDP socket (copy mode) to queue
+ *                             Q, put it in xsks_map, print "xsk Q bound", then "frame LEN HEX"
+ *                             for every frame xdp_steer redirects into it
  *   counters                  print the pinned counters as one JSON object
- *   allow    add|del CIDR | list      edit or show the pinned allowlist
+ *   allow    add|del CIDR | set [CIDR...] | list     edit, replace or show the pinned allowlist
  *   rate     --pps N [--burst B]      set the per-source limit (N 0 = unlimited)
  *   bind     SESSION IP:PORT | unbind SESSION     bind a session to its source address
  *
@@ -35,6 +38,7 @@
 #include <linux/bpf.h>
 
 #include "xdpex_xdp.h"
+#include "test_xsk.h"
 
 #define MAX_LIST 64
 #define MAX_PKT 4096
@@ -58,6 +62,7 @@ struct args {
 	long long pps, burst; /* -1: not given */
 	int pass_frags;
 	int repeat;
+	int xsk_queue; /* -1: none */
 	int argc; /* positional arguments after the subcommand */
 	char **argv;
 };
@@ -169,13 +174,15 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "allow", required_argument, NULL, 'a' },   { "pps", required_argument, NULL, 'r' },
 		{ "burst", required_argument, NULL, 'b' },   { "bind", required_argument, NULL, 's' },
 		{ "pass-frags", no_argument, NULL, 'f' },    { "repeat", required_argument, NULL, 'n' },
-		{ "netns", required_argument, NULL, 'N' },   { NULL, 0, NULL, 0 },
+		{ "netns", required_argument, NULL, 'N' },   { "xsk-queue", required_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long v;
 	int c;
 
 	a->pps = a->burst = -1;
 	a->repeat = 1;
+	a->xsk_queue = -1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -226,6 +233,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 			if (parse_u64(optarg, 100000000, &v) || !v)
 				return fail("--repeat %s: expected 1..100000000", optarg);
 			a->repeat = v;
+			break;
+		case 'q':
+			if (parse_u64(optarg, XDPEX_MAX_QUEUES - 1, &v))
+				return fail("--xsk-queue %s: expected 0..63", optarg);
+			a->xsk_queue = v;
 			break;
 		case 'N':
 			if (enter_netns(optarg))
@@ -359,10 +371,39 @@ cleanup:
 	return err ? 1 : rc;
 }
 
+static void print_frame(const unsigned char *frame, __u32 len, void *arg)
+{
+	(void)arg;
+	printf("frame %u ", len);
+	for (__u32 i = 0; i < len; i++)
+		printf("%02x", frame[i]);
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* Bind the test AF_XDP socket to the queue and hand it to xdp_steer. */
+static int open_xsk(struct xdpex_xdp *x, const struct args *a, struct test_xsk **t)
+{
+	int err = test_xsk_open(t, a->ifname, a->xsk_queue);
+
+	if (err) {
+		fprintf(stderr, "xdpex-xdp: AF_XDP socket on %s queue %d: %s\n", a->ifname,
+			a->xsk_queue, strerror(-err));
+		return err;
+	}
+	err = xdpex_set_xsk(xdpex_xdp_maps(x), a->xsk_queue, test_xsk_fd(*t));
+	if (!err) {
+		printf("xsk %d bound\n", a->xsk_queue);
+		fflush(stdout);
+	}
+	return err;
+}
+
 static int cmd_attach(struct args *a)
 {
 	struct xdpex_xdp_opts o = { .pin_dir = a->pin_dir, .ports = a->ports, .nports = a->nports };
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct test_xsk *xsk = NULL;
 	struct xdpex_xdp *x;
 	int ifindex, err;
 
@@ -382,9 +423,20 @@ static int cmd_attach(struct args *a)
 	if (!err) {
 		printf("attached %s %s\n", a->ifname, xdpex_mode_name(xdpex_xdp_mode(x)));
 		fflush(stdout);
-		while (!stop)
-			pause();
 	}
+	if (!err && a->xsk_queue >= 0)
+		err = open_xsk(x, a, &xsk);
+	while (!err && !stop) {
+		if (!xsk) {
+			pause();
+			continue;
+		}
+		err = test_xsk_poll(xsk, 100, print_frame, NULL);
+		err = err < 0 ? err : 0;
+	}
+	if (xsk)
+		xdpex_clear_xsk(xdpex_xdp_maps(x), a->xsk_queue);
+	test_xsk_close(xsk);
 	xdpex_xdp_close(x);
 	return err ? 1 : 0;
 }
@@ -426,8 +478,16 @@ static int do_allow(const struct xdpex_maps *m, struct args *a)
 			       keys[i].prefixlen);
 		return 0;
 	}
+	if (a->argc >= 1 && !strcmp(a->argv[0], "set")) {
+		if (a->argc - 1 > XDPEX_MAX_ALLOW)
+			return fail("allow set: more than %s prefixes", "4096");
+		for (int i = 1; i < a->argc; i++)
+			if (parse_cidr(a->argv[i], &keys[i - 1]))
+				return fail("allow set: %s: expected A.B.C.D[/LEN]", a->argv[i]);
+		return xdpex_allow_replace(m, keys, a->argc - 1) ? 1 : 0;
+	}
 	if (a->argc != 2 || (strcmp(a->argv[0], "add") && strcmp(a->argv[0], "del")))
-		return fail("allow: expected add CIDR, del CIDR or list%s", "");
+		return fail("allow: expected add CIDR, del CIDR, set [CIDR...] or list%s", "");
 	if (parse_cidr(a->argv[1], &k))
 		return fail("allow: %s: expected A.B.C.D[/LEN]", a->argv[1]);
 	if (!strcmp(a->argv[0], "add"))
@@ -485,7 +545,7 @@ static const struct {
 	{ "testrun", cmd_testrun, "run hex packets from stdin through BPF_PROG_TEST_RUN" },
 	{ "attach", cmd_attach, "load, pin and attach to --ifname until SIGINT/SIGTERM" },
 	{ "counters", cmd_counters, "print the pinned counters (JSON)" },
-	{ "allow", cmd_allow, "add CIDR | del CIDR | list: the pinned allowlist" },
+	{ "allow", cmd_allow, "add CIDR | del CIDR | set [CIDR...] | list: the pinned allowlist" },
 	{ "rate", cmd_rate, "--pps N [--burst B]: the pinned per-source rate limit" },
 	{ "bind", cmd_bind, "SESSION IP:PORT: bind a session to its source address" },
 	{ "unbind", cmd_unbind, "SESSION: remove a session's binding" },
