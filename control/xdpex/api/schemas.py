@@ -1,0 +1,221 @@
+"""Request and response bodies of the REST API (pydantic); limits mirror the wire protocol."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+U32 = (1 << 32) - 1
+I64 = (1 << 63) - 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenIn(Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: Literal["viewer", "trader", "operator"]
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class TokenInfo(BaseModel):
+    id: int
+    name: str
+    role: str
+    created_at: str
+    revoked: bool
+
+
+class SymbolIn(Strict):
+    symbol_id: int = Field(ge=1, le=U32)
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    tick: int = Field(ge=1, le=I64)
+    lot: int = Field(ge=1, le=U32)
+    band_low: int = Field(ge=1, le=I64)
+    band_high: int = Field(ge=1, le=I64)
+    max_qty: int = Field(0, ge=0, le=U32)
+    queue: int = Field(0, ge=0, le=63)
+    halted: bool = False
+
+
+class SymbolOut(BaseModel):
+    symbol_id: int
+    name: str
+    tick: int
+    lot: int
+    band_low: int
+    band_high: int
+    max_qty: int
+    queue: int
+    halted: bool
+
+
+class HaltOut(BaseModel):
+    symbol_id: int
+    halted: bool
+
+
+class SessionIn(Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    stp: Literal["none", "cancel_newest", "cancel_oldest", "cancel_both"] = "none"
+    cancel_on_disconnect: bool = True
+    queue: int = Field(0, ge=0, le=63)
+    rate: int = Field(0, ge=0, le=U32, description="application messages/s, 0 = unlimited")
+    burst: int = Field(0, ge=0, le=U32)
+
+
+class SessionCreated(BaseModel):
+    session_id: int
+    name: str
+    queue: int
+    secret: str = Field(description="HMAC key (hex); shown once, never stored by the control plane")
+
+
+class SessionOut(BaseModel):
+    session_id: int
+    name: str | None
+    internal: bool
+    disabled: bool
+    state: str
+    bound: str | None
+    next_in: int | None
+    next_out: int | None
+    queue: int | None
+
+
+class SessionAction(BaseModel):
+    session_id: int
+    disconnected: bool | None = None
+    enabled: bool | None = None
+
+
+class AllowIn(Strict):
+    prefix: str = Field(description="IPv4 prefix, e.g. 10.11.0.0/24", max_length=18)
+
+    @field_validator("prefix")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as e:
+            raise ValueError(f"not an IPv4 prefix with host bits clear: {e}") from None
+        return str(net)
+
+
+class RateIn(Strict):
+    pps: int = Field(ge=0, le=U32, description="per-source datagrams/s, 0 = unlimited")
+    burst: int = Field(ge=0, le=U32)
+
+
+class RateOut(BaseModel):
+    pps: int
+    burst: int
+
+
+class Level(BaseModel):
+    price: int
+    qty: int
+    orders: int
+
+
+class BookOut(BaseModel):
+    symbol_id: int
+    bids: list[Level]
+    asks: list[Level]
+
+
+class OrderIn(Strict):
+    symbol_id: int = Field(ge=1, le=U32)
+    side: Literal["buy", "sell"]
+    type: Literal["limit", "market", "post_only"] = "limit"
+    tif: Literal["day", "gtc", "ioc", "fok"] = "gtc"
+    qty: int = Field(ge=1, le=U32)
+    price: int = Field(0, ge=0, le=I64, description="ticks; required (> 0) except for market")
+
+
+class FillOut(BaseModel):
+    exec_id: int
+    price: int
+    qty: int
+    liquidity: int
+
+
+class OrderAck(BaseModel):
+    order_id: int | None
+    session_id: int
+    cl_ord_id: int
+    symbol_id: int
+    side: str
+    type: str
+    tif: str
+    price: int
+    qty: int
+    filled: int
+    leaves: int
+    status: str
+    reason: str | None
+    field: str | None = Field(None, description="the order field an engine reject is about")
+    fills: list[FillOut] = []
+
+
+class OrderOut(BaseModel):
+    order_id: int | None
+    session_id: int
+    cl_ord_id: int
+    symbol_id: int
+    side: str
+    type: str
+    tif: str
+    price: int
+    qty: int
+    filled: int
+    leaves: int
+    status: str
+    reason: str | None
+    journal_seq: int | None
+    ts_ns: int | None
+    queue: int | None
+    cursor: int | None = None
+
+
+class CancelOut(BaseModel):
+    order_id: int
+    status: str
+    cancelled_qty: int
+
+
+class ExecutionOut(BaseModel):
+    exec_id: int
+    order_id: int
+    session_id: int
+    cl_ord_id: int
+    symbol_id: int
+    side: str
+    liquidity: str
+    price: int
+    qty: int
+    leaves: int
+    journal_seq: int
+    ts_ns: int
+    queue: int
+    cursor: int
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    actor: str
+    role: str
+    action: str
+    target: str
+    detail: str
+    result: str

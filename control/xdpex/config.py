@@ -1,0 +1,83 @@
+"""Control-plane settings: one `Settings` class read from the environment and an optional file.
+
+Every knob of the control plane lives here (database URL, Redis URL, the dataplane's control and
+order-entry sockets, the journal directory, listen addresses, the XDP pin directory). Values come,
+highest priority first, from init arguments, `XDPEX_*` environment variables, the env-style file
+named by `XDPEX_CONFIG` (or `xdpex.env` in the working directory), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env_file() -> str:
+    return os.environ.get("XDPEX_CONFIG", "xdpex.env")
+
+
+class Settings(BaseSettings):
+    """Configuration of the xdpex control plane (API, gRPC, persister, publisher)."""
+
+    model_config = SettingsConfigDict(env_prefix="XDPEX_", extra="ignore")
+
+    # state and storage
+    state_dir: Path = Field(Path("/var/lib/xdpex"), description="tokens file, default database")
+    database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite in state_dir")
+    db_schema: str = Field("", description="PostgreSQL schema (created if missing); empty = public")
+    migrate_on_start: bool = True
+
+    # bootstrap operator token: when set it is (re)registered on start; otherwise one is generated
+    # on first start and written to state_dir/operator.token (mode 0600)
+    operator_token: str = ""
+
+    # listen addresses
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0  # 0 = no gRPC server
+
+    # dataplane
+    control_socket: Path = Field(Path("/run/xdpex/control.sock"))
+    order_socket: Path = Field(Path("/run/xdpex/orders.sock"))
+    journal_dir: Path = Field(Path("/var/lib/xdpex/journal"))
+    dataplane_timeout_s: float = 2.0
+    oe_sessions: int = 1  # control-plane sessions held on the order-entry socket
+    oe_session_name: str = "control-plane"
+
+    # XDP
+    xdp_tool: Path = Field(REPO_ROOT / "build/xdp/xdpex-xdp")
+    xdp_pin_dir: Path = Field(Path("/sys/fs/bpf/xdpex"))
+    udp_mode: bool = False  # declared kernel-UDP mode: readiness does not require XDP
+
+    # persister / publisher
+    redis_url: str = ""  # empty = no Redis publisher
+    redis_stream_prefix: str = "xdpex"
+    persist_batch: int = 5000
+    persist_poll_s: float = 0.05
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.state_dir / 'xdpex.db'}"
+
+    @property
+    def operator_token_file(self) -> Path:
+        return self.state_dir / "operator.token"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from init overrides, the environment and the env file (in that order)."""
+    return Settings(_env_file=_env_file(), **overrides)  # type: ignore[call-arg]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

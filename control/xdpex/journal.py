@@ -1,0 +1,263 @@
+"""Reader of xdpexd's journal (docs/dataplane.md "Journal"), for the persister and the publisher.
+
+A queue's journal is a directory of segment files `00000001.xjl`, ... each opening with a 32-byte
+header ("XDPEXJL1", version, queue, segment, first_seq) and holding records of a 40-byte header
+(len, CRC32C of bytes 8..len, seq, type, flags, count, session_id, msg_seq, ts) and a payload.
+
+`JournalReader.poll()` tails the directory from a position (segment, offset, last seq) and returns
+complete records only, and only up to the end of the last complete writev batch (flag 0x01), so a
+consumer that commits after each poll always stands on a batch boundary. A record at the tail that
+is still being written (short, or CRC not matching yet) is retried on the next poll; the same
+damage before the tail, a bad segment header or a gap in `seq` raise `JournalError` naming the
+file and offset. A batch whose closing record does not arrive within `stall_s` is handed out
+anyway (with a warning), so a writer that forgot the flag cannot stall the consumer forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crc32c import crc32c
+
+log = logging.getLogger("xdpex.journal")
+
+SEG_MAGIC = b"XDPEXJL1"
+SEG_HDR = struct.Struct("<8sIIQQ")  # magic, version, queue, segment, first_seq
+REC_HDR = struct.Struct("<IIQBBHIQQ")  # len, crc, seq, type, flags, count, session, msg_seq, ts
+SEG_HDR_SIZE = 32
+REC_HDR_SIZE = 40
+
+REC_INBOUND, REC_OUTBOUND, REC_SESSION, REC_ADMIN = 1, 2, 3, 4
+FLAG_BATCH_END = 0x01
+READ_CHUNK = 4 << 20
+
+
+class JournalError(Exception):
+    """The journal is damaged somewhere other than its growing tail."""
+
+
+@dataclass(slots=True)
+class Record:
+    seq: int
+    type: int
+    flags: int
+    count: int
+    session_id: int
+    msg_seq: int
+    ts: int
+    payload: bytes
+    segment: int
+    end: int  # offset in `segment` just past this record
+
+
+def segment_name(n: int) -> str:
+    return f"{n:08d}.xjl"
+
+
+def list_segments(qdir: Path) -> list[int]:
+    try:
+        names = os.listdir(qdir)
+    except FileNotFoundError:
+        return []
+    return sorted(int(n[:8]) for n in names if n.endswith(".xjl") and n[:8].isdigit())
+
+
+def queue_dirs(journal_dir: Path) -> dict[int, Path]:
+    """{queue: DIR/q<queue>} for every queue directory present."""
+    out: dict[int, Path] = {}
+    try:
+        for n in os.listdir(journal_dir):
+            if n.startswith("q") and n[1:].isdigit():
+                out[int(n[1:])] = journal_dir / n
+    except FileNotFoundError:
+        pass
+    return dict(sorted(out.items()))
+
+
+def read_segment_header(path: Path) -> tuple[int, int, int]:
+    """(queue, segment, first_seq) of a segment file; JournalError if it is not one."""
+    with open(path, "rb") as f:
+        raw = f.read(SEG_HDR_SIZE)
+    if len(raw) < SEG_HDR_SIZE:
+        raise JournalError(f"journal {path}: segment header truncated ({len(raw)} bytes)")
+    magic, version, queue, seg, first = SEG_HDR.unpack(raw)
+    if magic != SEG_MAGIC or version != 1:
+        raise JournalError(f"journal {path}: not an xdpex v1 segment (magic {magic!r})")
+    return queue, seg, first
+
+
+class JournalReader:
+    """Tails one queue directory; position = (segment, offset, last seq) after the last record."""
+
+    def __init__(
+        self,
+        qdir: Path,
+        segment: int = 0,
+        offset: int = 0,
+        last_seq: int = 0,
+        stall_s: float = 2.0,
+    ):
+        self.qdir = Path(qdir)
+        self.segment = segment
+        self.offset = offset
+        self.last_seq = last_seq
+        self.stall_s = stall_s
+        self._f = None
+        self._buf = b""  # bytes read past self.offset, not yet consumed
+        self._stalled_since: float | None = None
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        self._buf = b""
+
+    def _path(self, seg: int) -> Path:
+        return self.qdir / segment_name(seg)
+
+    def _open(self) -> bool:
+        segs = list_segments(self.qdir)
+        if not segs:
+            return False
+        if self.segment == 0:
+            self.segment, self.offset = segs[0], 0
+        if self.segment not in segs:
+            raise JournalError(f"journal {self.qdir}: segment {segment_name(self.segment)} is gone")
+        path = self._path(self.segment)
+        if self.offset == 0:
+            _, seg, first = read_segment_header(path)
+            if seg != self.segment:
+                raise JournalError(f"journal {path}: header names segment {seg}")
+            if self.last_seq and first != self.last_seq + 1:
+                raise JournalError(
+                    f"journal {path}: first_seq {first}, expected {self.last_seq + 1} (gap)"
+                )
+            self.offset = SEG_HDR_SIZE
+        self._f = open(path, "rb")  # noqa: SIM115 - kept open while tailing
+        self._f.seek(self.offset)
+        self._buf = b""
+        return True
+
+    def _next_segment_exists(self) -> bool:
+        return any(s > self.segment for s in list_segments(self.qdir))
+
+    def poll(self, max_records: int = 10000) -> list[Record]:
+        """Complete records after the position, ending on a batch boundary; [] if none yet."""
+        out: list[Record] = []
+        while len(out) < max_records:
+            if self._f is None and not self._open():
+                break
+            got = self._parse(out, max_records)
+            if got:
+                continue
+            # nothing parsable: the file's end, a record still being written, or a finished file
+            more = self._f.read(READ_CHUNK) if self._f is not None else b""
+            if more:
+                self._buf += more
+                continue
+            if self._buf and not self._next_segment_exists():
+                break  # partial record at the live tail
+            if self._next_segment_exists():
+                if self._buf:
+                    raise JournalError(
+                        f"journal {self._path(self.segment)}: {len(self._buf)} unreadable bytes "
+                        f"at offset {self.offset} before the next segment"
+                    )
+                self.close()
+                self.segment, self.offset = self.segment + 1, 0
+                continue
+            break
+        return self._cut_to_batch(out)
+
+    def _parse(self, out: list[Record], max_records: int) -> int:
+        buf, pos, n = self._buf, 0, 0
+        path = None
+        while len(out) < max_records and len(buf) - pos >= REC_HDR_SIZE:
+            ln, crc, seq, typ, flags, count, sid, mseq, ts = REC_HDR.unpack_from(buf, pos)
+            if ln < REC_HDR_SIZE or ln % 8:
+                if self._next_segment_exists():
+                    path = self._path(self.segment)
+                    raise JournalError(
+                        f"journal {path}: bad record length {ln} at offset {self.offset + pos}"
+                    )
+                break  # torn tail being (re)written: wait
+            if len(buf) - pos < ln:
+                break
+            if crc32c(memoryview(buf)[pos + 8 : pos + ln]) != crc:
+                if self._next_segment_exists() or len(buf) - pos > ln:
+                    path = self._path(self.segment)
+                    raise JournalError(
+                        f"journal {path}: record seq {seq} at offset {self.offset + pos}: "
+                        "CRC mismatch (not at the tail)"
+                    )
+                break
+            if seq != self.last_seq + 1 and self.last_seq:
+                raise JournalError(
+                    f"journal {self._path(self.segment)}: record at offset {self.offset + pos} "
+                    f"has seq {seq}, expected {self.last_seq + 1}"
+                )
+            pos += ln
+            self.last_seq = seq
+            out.append(
+                Record(
+                    seq,
+                    typ,
+                    flags,
+                    count,
+                    sid,
+                    mseq,
+                    ts,
+                    bytes(buf[pos - ln + REC_HDR_SIZE : pos]),
+                    self.segment,
+                    self.offset + pos,
+                )
+            )
+            n += 1
+        self._buf = buf[pos:]
+        self.offset += pos
+        return n
+
+    def _cut_to_batch(self, out: list[Record]) -> list[Record]:
+        """Keep records up to the last batch end; the rest is re-read next time."""
+        if not out or out[-1].flags & FLAG_BATCH_END:
+            self._stalled_since = None
+            return out
+        last = max((i for i, r in enumerate(out) if r.flags & FLAG_BATCH_END), default=-1)
+        if last < 0:
+            now = time.monotonic()
+            if self._stalled_since is None:
+                self._stalled_since = now
+            if now - self._stalled_since >= self.stall_s:
+                log.warning(
+                    "journal %s: batch without its closing record after %.1f s at "
+                    "seq %d; handing it out",
+                    self.qdir,
+                    self.stall_s,
+                    out[-1].seq,
+                )
+                self._stalled_since = None
+                return out
+        else:
+            self._stalled_since = None
+        keep = out[: last + 1]
+        self.rewind_to(keep[-1] if keep else None, out[0])
+        return keep
+
+    def rewind_to(self, last: Record | None, first_dropped: Record) -> None:
+        """Position just after `last` (or just before `first_dropped`)."""
+        self.close()
+        if last is not None:
+            self.segment, self.offset, self.last_seq = last.segment, last.end, last.seq
+        else:
+            self.segment = first_dropped.segment
+            self.offset = first_dropped.end - (len(first_dropped.payload) + REC_HDR_SIZE)
+            self.last_seq = first_dropped.seq - 1
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        return self.segment, self.offset, self.last_seq

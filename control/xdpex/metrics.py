@@ -1,0 +1,217 @@
+"""Prometheus metrics of the control plane, all named `xdpex_*`.
+
+Two kinds. Counters and histograms this process keeps itself (REST/gRPC order entry latency,
+orders entered by API and result, HTTP request durations). And a collector that, on every
+scrape, asks xdpexd's control socket for `stats` and reads the persister's position from the
+database: XDP verdict counters by reason (the XDP program's pinned stats map, as xdpexd reports
+it), AF_XDP socket statistics, dataplane drop counters by reason and queue, engine counters, the
+journal sequence and the persister's lag behind it. A scrape while the dataplane is down still
+succeeds, with `xdpex_dataplane_up 0`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from sqlalchemy import select
+
+from .models import PersisterPosition
+
+if TYPE_CHECKING:
+    from .service import ControlPlane
+
+QUEUE_COUNTERS = (
+    "rx_datagrams",
+    "rx_msgs",
+    "tx_datagrams",
+    "tx_msgs",
+    "applied",
+    "duplicates",
+    "gaps",
+    "logins",
+    "login_rejects",
+    "retransmitted",
+    "journal_bytes",
+    "journal_writes",
+    "fsyncs",
+)
+DROP_REASONS = (
+    "malformed",
+    "unknown_session",
+    "not_allowed",
+    "spoofed",
+    "not_logged_in",
+    "rate_limited",
+)
+AFXDP_STATS = (
+    "rx_dropped",
+    "rx_invalid_descs",
+    "tx_invalid_descs",
+    "rx_ring_full",
+    "rx_fill_ring_empty_descs",
+    "tx_ring_empty_descs",
+)
+LAT_BUCKETS = (
+    50e-6,
+    100e-6,
+    200e-6,
+    500e-6,
+    1e-3,
+    2e-3,
+    5e-3,
+    10e-3,
+    25e-3,
+    50e-3,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class _DataplaneCollector(Collector):
+    def __init__(self, cp: ControlPlane):
+        self.cp = cp
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("xdpex_dataplane_up", "1 if xdpexd's control socket answers")
+        try:
+            st = self.cp.ctl.stats()
+        except Exception:  # noqa: BLE001 - any failure = down
+            st = None
+        up.add_metric([], 1 if st else 0)
+        yield up
+        journal_seq: dict[str, int] = {}
+        if st:
+            yield from self._stats(st, journal_seq)
+        yield from self._persister(journal_seq)
+
+    def _stats(self, st: dict, journal_seq: dict[str, int]) -> Iterator[Metric]:
+        qc = {
+            k: CounterMetricFamily(
+                f"xdpex_dataplane_{k}", f"xdpexd {k} per queue", labels=["queue"]
+            )
+            for k in QUEUE_COUNTERS
+        }
+        drops = CounterMetricFamily(
+            "xdpex_dataplane_dropped",
+            "datagrams/messages xdpexd refused, by reason and queue",
+            labels=["queue", "reason"],
+        )
+        afx = CounterMetricFamily(
+            "xdpex_afxdp_events",
+            "AF_XDP socket statistics (XDP_STATISTICS) by queue",
+            labels=["queue", "reason"],
+        )
+        jseq = GaugeMetricFamily(
+            "xdpex_journal_seq", "last journal sequence written", labels=["queue"]
+        )
+        for q in st.get("queues", []) or []:
+            ql = str(q.get("queue", 0))
+            for k in QUEUE_COUNTERS:
+                if k in q:
+                    qc[k].add_metric([ql], float(q[k]))
+            for r in DROP_REASONS:
+                if r in q:
+                    drops.add_metric([ql, r], float(q[r]))
+            for r in AFXDP_STATS:
+                v = (q.get("xdp") or {}).get(r)
+                if v is not None:
+                    afx.add_metric([ql, r], float(v))
+            if "journal_seq" in q:
+                jseq.add_metric([ql], float(q["journal_seq"]))
+                journal_seq[ql] = int(q["journal_seq"])
+        yield from qc.values()
+        yield drops
+        yield afx
+        yield jseq
+        xdp = CounterMetricFamily(
+            "xdpex_xdp_packets",
+            "packets the XDP program handled, by verdict reason (pinned stats_map)",
+            labels=["reason"],
+        )
+        for name, v in (st.get("xdp_counters") or {}).items():
+            xdp.add_metric([name.removesuffix("_cnt")], float(v))
+        yield xdp
+        eng = st.get("engine") or {}
+        for k, kind in (
+            ("resting_orders", "g"),
+            ("levels", "g"),
+            ("orders_in", "c"),
+            ("fills", "c"),
+            ("rejects", "c"),
+        ):
+            if k in eng:
+                m = (GaugeMetricFamily if kind == "g" else CounterMetricFamily)(
+                    f"xdpex_engine_{k}", f"matching engine {k} (all queues)"
+                )
+                m.add_metric([], float(eng[k]))
+                yield m
+        info = GaugeMetricFamily(
+            "xdpex_dataplane_info",
+            "dataplane mode",
+            labels=["mode", "attach_mode", "bind_mode", "durability", "poll"],
+        )
+        info.add_metric(
+            [str(st.get(k)) for k in ("mode", "attach_mode", "bind_mode", "durability", "poll")], 1
+        )
+        yield info
+
+    def _persister(self, journal_seq: dict[str, int]) -> Iterator[Metric]:
+        pos = GaugeMetricFamily(
+            "xdpex_persister_seq", "journal sequence the database holds", labels=["queue"]
+        )
+        lag = GaugeMetricFamily(
+            "xdpex_persister_lag_records",
+            "journal records not yet in the database",
+            labels=["queue"],
+        )
+        try:
+            with self.cp.db() as db:
+                rows = list(db.scalars(select(PersisterPosition)))
+        except Exception:  # noqa: BLE001 - database down: no persister figures
+            rows = []
+        for r in rows:
+            q = r.name.removeprefix("q")
+            pos.add_metric([q], float(r.journal_seq))
+            if q in journal_seq:
+                lag.add_metric([q], float(max(0, journal_seq[q] - r.journal_seq)))
+        yield pos
+        yield lag
+
+
+class Metrics:
+    """The registry of one ControlPlane and the instruments the front ends update."""
+
+    def __init__(self, cp: ControlPlane):
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.order_latency = Histogram(
+            "xdpex_order_entry_latency_seconds",
+            "submit call to gateway acknowledgement",
+            ["api"],
+            buckets=LAT_BUCKETS,
+            registry=self.registry,
+        )
+        self.orders = Counter(
+            "xdpex_orders_entered",
+            "orders entered through the control plane, by API and result",
+            ["api", "result"],
+            registry=self.registry,
+        )
+        self.http = Histogram(
+            "xdpex_http_request_duration_seconds",
+            "REST request duration",
+            ["method", "route", "status"],
+            buckets=LAT_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_DataplaneCollector(cp))
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

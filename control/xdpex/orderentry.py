@@ -1,0 +1,470 @@
+"""The control plane's own session on xdpexd's local order-entry socket (unix SOCK_DGRAM).
+
+REST and gRPC order entry have no side door to the engine: they go through one of these, which
+speaks the binary wire protocol (xdpex_traffic.codec) exactly like a remote trading client: Login
+with the HMAC proof, application datagrams with consecutive inbound sequences, in-order handling
+of the gateway's outbound sequence (duplicates skipped, gaps filled by RetransmitRequest),
+heartbeats when idle and a fresh login after a Logout. A receiver thread routes every answer to
+the request waiting for it (by client order id) and to the execution listeners.
+
+`submit()` sends a batch of NewOrders packed up to 22 to a datagram with a bounded number of
+unanswered messages in flight, and returns one `OrderResult` per order as of its acknowledgement
+(Accepted or Rejected) plus whatever fills and cancels arrived with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xdpex_traffic import codec as c
+
+from .errors import DeadlineExceeded, Unavailable
+
+log = logging.getLogger("xdpex.orderentry")
+
+WINDOW = 4096  # unanswered application messages in flight per session
+
+
+@dataclass
+class OrderResult:
+    """What the gateway answered to one NewOrder or Cancel."""
+
+    session_id: int
+    cl_ord_id: int
+    symbol_id: int
+    status: str = "pending"  # new partially_filled filled cancelled rejected
+    order_id: int = 0
+    reason: int = 0
+    side: int = 0
+    ord_type: int = 0
+    tif: int = 0
+    price: int = 0
+    qty: int = 0
+    filled: int = 0
+    leaves: int = 0
+    fills: list[dict[str, int]] = field(default_factory=list)
+    acked: bool = False
+
+
+class _Waiter:
+    __slots__ = ("result", "event", "remaining")
+
+    def __init__(self, n: int):
+        self.event = threading.Event()
+        self.remaining = n
+
+
+class OrderEntrySession:
+    """One logged-in session on the entry socket; thread-safe."""
+
+    def __init__(
+        self,
+        entry_path: Path | str,
+        local_path: Path | str,
+        session_id: int,
+        secret: bytes,
+        timeout: float = 2.0,
+    ):
+        self.entry_path = str(entry_path)
+        self.local_path = str(local_path)
+        self.session_id = session_id
+        self.secret = secret
+        self.timeout = timeout
+        self.listeners: list[Callable[[c.Message, int], None]] = []
+        self._send_lock = threading.Lock()
+        self._state = threading.Condition()
+        self._sock: socket.socket | None = None
+        self._rx: threading.Thread | None = None
+        self._hb: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.logged_in = False
+        self.login_error = ""
+        self.next_in = 1
+        self.expected_out = 1
+        self.heartbeat_ms = 1000
+        self._last_send = 0.0
+        self._early: dict[int, c.Datagram] = {}
+        self._pending: dict[int, tuple[OrderResult, _Waiter]] = {}  # cl_ord_id -> NewOrder
+        self._cancels: dict[int, tuple[OrderResult, _Waiter]] = {}  # orig cl_ord_id -> Cancel
+        self._inflight = 0
+        self._acked: dict[int, OrderResult] = {}
+        self._next_cl = time.time_ns() // 1000  # grows across restarts: no clash with live ids
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def open(self) -> None:
+        if len(self.local_path.encode()) > 107:
+            raise ValueError(f"local socket path too long for AF_UNIX: {self.local_path}")
+        try:
+            os.unlink(self.local_path)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        s.bind(self.local_path)
+        s.settimeout(0.2)
+        self._sock = s
+        self._stop.clear()
+        self._rx = threading.Thread(target=self._rx_loop, name="oe-rx", daemon=True)
+        self._rx.start()
+        self._hb = threading.Thread(target=self._hb_loop, name="oe-hb", daemon=True)
+        self._hb.start()
+
+    def close(self) -> None:
+        if self._sock is None:
+            return
+        if self.logged_in:
+            try:
+                self._send(0, [c.Logout(reason=c.LogoutReason.USER, client_ts=time.time_ns())])
+            except Unavailable:
+                pass
+        self._stop.set()
+        for t in (self._rx, self._hb):
+            if t is not None:
+                t.join(timeout=2)
+        self._sock.close()
+        self._sock = None
+        try:
+            os.unlink(self.local_path)
+        except FileNotFoundError:
+            pass
+        self._fail_all("order-entry session closed")
+
+    def login(self) -> None:
+        """Log in (again); raises Unavailable with the reason when refused or unanswered."""
+        if self._sock is None:
+            self.open()
+        ts, nonce = time.time_ns(), secrets.randbits(64)
+        msg = c.Login(
+            session_id=self.session_id,
+            next_seq=0,
+            nonce=nonce,
+            hmac=c.login_proof(self.secret, self.session_id, ts, nonce),
+            client_ts=ts,
+        )
+        with self._state:
+            self.logged_in, self.login_error = False, ""
+        self._send(0, [msg])
+        deadline = time.monotonic() + self.timeout
+        with self._state:
+            while not self.logged_in and not self.login_error:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unavailable(
+                        f"order-entry socket {self.entry_path}: no answer to Login of session "
+                        f"{self.session_id} within {self.timeout:g} s"
+                    )
+                self._state.wait(left)
+            if self.login_error:
+                raise Unavailable(self.login_error)
+
+    def ensure_logged_in(self) -> None:
+        if not self.logged_in:
+            self.login()
+
+    # -- sending ------------------------------------------------------------------------------
+    def _send(self, seq: int, msgs: list[c.Message], flags: int = 0) -> None:
+        data = c.encode_datagram(self.session_id, seq, msgs, flags)
+        assert self._sock is not None
+        try:
+            self._sock.sendto(data, self.entry_path)
+        except OSError as e:
+            raise Unavailable(
+                f"dataplane order-entry socket {self.entry_path}: {e.strerror or e}"
+            ) from e
+        self._last_send = time.monotonic()
+
+    def new_cl_ord_id(self) -> int:
+        with self._send_lock:
+            self._next_cl += 1
+            return self._next_cl
+
+    def submit(self, orders: list[c.NewOrder], timeout: float | None = None) -> list[OrderResult]:
+        """Send NewOrders (cl_ord_id 0 = assign one) and wait for every acknowledgement."""
+        self.ensure_logged_in()
+        timeout = self.timeout if timeout is None else timeout
+        waiter = _Waiter(len(orders))
+        results: list[OrderResult] = []
+        now = time.time_ns()
+        for o in orders:
+            if not o.cl_ord_id:
+                o.cl_ord_id = self.new_cl_ord_id()
+            o.client_ts = now
+            results.append(
+                OrderResult(
+                    self.session_id,
+                    o.cl_ord_id,
+                    o.symbol_id,
+                    side=o.side,
+                    ord_type=o.ord_type,
+                    tif=o.tif,
+                    price=o.price,
+                    qty=o.qty,
+                )
+            )
+        deadline = time.monotonic() + timeout
+        for i in range(0, len(orders), c.MAX_MSGS):
+            chunk = orders[i : i + c.MAX_MSGS]
+            with self._state:
+                while self._inflight + len(chunk) > WINDOW:
+                    if not self._state.wait(max(0.0, deadline - time.monotonic())):
+                        break
+                for o, r in zip(chunk, results[i : i + c.MAX_MSGS], strict=True):
+                    self._pending[o.cl_ord_id] = (r, waiter)
+                self._inflight += len(chunk)
+            with self._send_lock:
+                seq = self.next_in
+                self.next_in += len(chunk)
+                self._send(seq, list(chunk))
+        if not waiter.event.wait(max(0.0, deadline - time.monotonic())):
+            with self._state:
+                missing = [r.cl_ord_id for r in results if not r.acked]
+                for cl in missing:
+                    if self._pending.pop(cl, None) is not None:
+                        self._inflight -= 1
+            raise DeadlineExceeded(
+                f"dataplane did not acknowledge {len(missing)} of {len(orders)} orders within "
+                f"{timeout:g} s (session {self.session_id}, first cl_ord_id {missing[0]})"
+            )
+        if not all(r.acked for r in results):
+            raise Unavailable(
+                f"order-entry session {self.session_id} ended before every order was "
+                "acknowledged; query the orders by session to see which were applied"
+            )
+        return results
+
+    def cancel(
+        self, symbol_id: int, orig_cl_ord_id: int, timeout: float | None = None
+    ) -> OrderResult:
+        """Send a Cancel for one of this session's orders and wait for Cancelled or Rejected."""
+        self.ensure_logged_in()
+        waiter = _Waiter(1)
+        r = OrderResult(self.session_id, orig_cl_ord_id, symbol_id)
+        with self._state:
+            self._cancels[orig_cl_ord_id] = (r, waiter)
+            self._inflight += 1
+        msg = c.Cancel(symbol_id=symbol_id, orig_cl_ord_id=orig_cl_ord_id, client_ts=time.time_ns())
+        with self._send_lock:
+            seq = self.next_in
+            self.next_in += 1
+            self._send(seq, [msg])
+        t = self.timeout if timeout is None else timeout
+        if not waiter.event.wait(t):
+            with self._state:
+                if self._cancels.pop(orig_cl_ord_id, None) is not None:
+                    self._inflight -= 1
+            raise DeadlineExceeded(f"dataplane did not answer the Cancel within {t:g} s")
+        if not r.acked:
+            raise Unavailable(f"order-entry session {self.session_id} ended before the answer")
+        return r
+
+    # -- receiving ----------------------------------------------------------------------------
+    def _rx_loop(self) -> None:
+        assert self._sock is not None
+        sock = self._sock
+        while not self._stop.is_set():
+            try:
+                data = sock.recv(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            done: list[_Waiter] = []
+            self._on_datagram(data, done)
+            sock.setblocking(False)  # drain what is queued before waking the waiters
+            try:
+                while True:
+                    try:
+                        data = sock.recv(2048)
+                    except BlockingIOError:
+                        break
+                    self._on_datagram(data, done)
+            except OSError:
+                pass
+            finally:
+                sock.settimeout(0.2)
+            for w in done:
+                w.event.set()
+
+    def _on_datagram(self, data: bytes, done: list[_Waiter]) -> None:
+        try:
+            dg = c.decode_datagram(data, c.Direction.FROM_GW)
+        except c.ProtocolError as e:
+            log.warning("session %d: malformed datagram from the gateway: %s", self.session_id, e)
+            return
+        if dg.seq == 0:
+            for m in dg.messages:
+                self._on_session_msg(m)
+            return
+        with self._state:
+            first, n = dg.seq, len(dg.messages)
+            if first + n <= self.expected_out:
+                return  # duplicate
+            if first > self.expected_out:
+                self._early[first] = dg
+                self._send_retransmit(self.expected_out, first - self.expected_out)
+                return
+            self._apply(dg.messages[self.expected_out - first :], done)
+            while self.expected_out in self._early:
+                self._apply(self._early.pop(self.expected_out).messages, done)
+            for k in [k for k in self._early if k < self.expected_out]:
+                del self._early[k]
+            self._state.notify_all()
+
+    def _send_retransmit(self, from_seq: int, count: int) -> None:
+        try:
+            self._send(
+                0, [c.RetransmitReq(from_seq=from_seq, count=count, client_ts=time.time_ns())]
+            )
+        except Unavailable as e:
+            log.warning("session %d: cannot request retransmission: %s", self.session_id, e)
+
+    def _apply(self, msgs: list[c.Message], done: list[_Waiter]) -> None:
+        """Handle in-order messages; the first has outbound sequence `expected_out`."""
+        for m in msgs:
+            seq = self.expected_out
+            self.expected_out += 1
+            for fn in self.listeners:
+                fn(m, seq)
+            self._route(m, done)
+
+    def _route(self, m: c.Message, done: list[_Waiter]) -> None:
+        if isinstance(m, c.Accepted | c.Rejected) and not (
+            isinstance(m, c.Rejected) and m.ref_type == c.MsgType.CANCEL
+        ):
+            ent = self._pending.pop(m.cl_ord_id, None)
+            if ent is None:
+                return
+            r, w = ent
+            if isinstance(m, c.Accepted):
+                r.status, r.order_id, r.leaves = "new", m.order_id, m.qty
+            else:
+                r.status, r.reason = "rejected", m.reason
+                if m.reason == c.RejectReason.NOT_LOGGED_IN:
+                    self.logged_in = False
+            r.acked = True
+            self._live_after_ack(r)
+            self._inflight -= 1
+            w.remaining -= 1
+            if w.remaining == 0:
+                done.append(w)
+            return
+        if isinstance(m, c.Rejected):  # a refused Cancel
+            ent = self._cancels.pop(m.cl_ord_id, None)
+            if ent is not None:
+                r, w = ent
+                r.status, r.reason, r.acked = "rejected", m.reason, True
+                self._inflight -= 1
+                done.append(w)
+            return
+        if isinstance(m, c.Fill | c.Cancelled):
+            r2 = self._acked.get(m.cl_ord_id)
+            if r2 is not None:
+                if isinstance(m, c.Fill):
+                    r2.filled += m.qty
+                    r2.leaves = m.leaves
+                    r2.status = "filled" if m.leaves == 0 else "partially_filled"
+                    r2.fills.append(
+                        {
+                            "exec_id": m.exec_id,
+                            "price": m.price,
+                            "qty": m.qty,
+                            "liquidity": m.liquidity,
+                        }
+                    )
+                else:
+                    r2.status, r2.reason, r2.leaves = "cancelled", m.reason, 0
+            if isinstance(m, c.Cancelled) and m.reason == c.CancelReason.USER:
+                ent = self._cancels.pop(m.cl_ord_id, None)
+                if ent is not None:
+                    r, w = ent
+                    r.status, r.order_id, r.reason, r.acked = (
+                        "cancelled",
+                        m.order_id,
+                        m.reason,
+                        True,
+                    )
+                    r.side, r.price, r.qty = m.side, m.price, m.qty
+                    self._inflight -= 1
+                    done.append(w)
+
+    def _live_after_ack(self, r: OrderResult) -> None:
+        """Results stay reachable for a while after their ack, so that fills and cancels right
+        behind it (same gateway batch) are reflected in what the caller gets back."""
+        acked = self._acked
+        acked[r.cl_ord_id] = r
+        if len(acked) > 65536:
+            for k in list(acked)[: len(acked) - 32768]:
+                del acked[k]
+
+    def _on_session_msg(self, m: c.Message) -> None:
+        with self._state:
+            if isinstance(m, c.LoginAccepted):
+                self.next_in = m.next_in_seq
+                self.expected_out = m.next_out_seq
+                self.heartbeat_ms = m.heartbeat_ms or 1000
+                self._early.clear()
+                self.logged_in = True
+            elif isinstance(m, c.LoginRejected):
+                try:
+                    name = c.LoginReason(m.reason).name
+                except ValueError:
+                    name = f"reason {m.reason}"
+                self.login_error = (
+                    f"dataplane refused the login of control-plane session {self.session_id}: "
+                    f"{name}"
+                )
+            elif isinstance(m, c.Logout):
+                self.logged_in = False
+                log.warning(
+                    "session %d: logged out by the gateway (reason %d)", self.session_id, m.reason
+                )
+            elif isinstance(m, c.SequenceGap):
+                log.error(
+                    "session %d: gateway expected inbound %d, got %d",
+                    self.session_id,
+                    m.expected,
+                    m.received,
+                )
+                self.next_in = max(self.next_in, m.expected)
+            elif isinstance(m, c.Heartbeat) and m.next_seq > self.expected_out and not self._early:
+                self._send_retransmit(self.expected_out, m.next_seq - self.expected_out)
+            self._state.notify_all()
+        if isinstance(m, c.Logout):
+            self._fail_all("logged out by the gateway")
+
+    def _fail_all(self, why: str) -> None:
+        with self._state:
+            waiters = {
+                id(w): w for _, w in list(self._pending.values()) + list(self._cancels.values())
+            }
+            self._pending.clear()
+            self._cancels.clear()
+            self._inflight = 0
+        for w in waiters.values():
+            w.event.set()  # callers see acked=False
+
+    def _hb_loop(self) -> None:
+        while not self._stop.wait(0.1):
+            if not self.logged_in:
+                continue
+            if time.monotonic() - self._last_send >= self.heartbeat_ms / 2000:
+                try:
+                    with self._send_lock:
+                        self._send(
+                            0,
+                            [c.Heartbeat(next_seq=self.next_in, client_ts=time.time_ns())],
+                            c.F_HEARTBEAT,
+                        )
+                except Unavailable:
+                    pass

@@ -1,0 +1,413 @@
+"""Persister: tails xdpexd's journal and writes orders, executions and session events to the
+database (SQLite by default, PostgreSQL given a URL).
+
+Each poll takes the records of complete writev batches from one queue's journal, turns them into
+rows (Accepted/Rejected create orders, Fill adds an execution and updates its order, Cancelled and
+Replaced update orders, session-event records add session events) and writes them in ONE
+transaction together with the new journal position (`persister_position`, one row per queue).
+A restart therefore resumes exactly after the last committed batch: no row is lost and none is
+written twice. Inserts are batched (SQLAlchemy insertmanyvalues), updates are merged per order
+within a poll.
+
+Run: `python -m xdpex.persister` (settings from XDPEX_* / the env file; `--once` drains and exits).
+With XDPEX_REDIS_URL set, the same process also runs the Redis publisher (xdpex.publisher).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+from xdpex_traffic import codec as c
+
+from .db import make_engine, migrate
+from .journal import (
+    REC_INBOUND,
+    REC_OUTBOUND,
+    REC_SESSION,
+    JournalReader,
+    Record,
+    queue_dirs,
+)
+from .models import Execution, Order, PersisterPosition, SessionEvent
+
+log = logging.getLogger("xdpex.persister")
+
+MSG = c.MSG_SIZE
+# Field positions (after the type byte) of the messages we read, taken from the codec's layouts.
+_F = {t: {n: i + 1 for i, n in enumerate(cls.FIELDS)} for t, cls in c.MESSAGE_TYPES.items()}
+_ST = {t: cls.STRUCT for t, cls in c.MESSAGE_TYPES.items()}
+T_NEW, T_ACC, T_REJ = int(c.MsgType.NEW_ORDER), int(c.MsgType.ACCEPTED), int(c.MsgType.REJECTED)
+T_FILL, T_CXL, T_REPL = int(c.MsgType.FILL), int(c.MsgType.CANCELLED), int(c.MsgType.REPLACED)
+SESSION_EVENTS = {1: "login", 2: "logout", 3: "timeout", 4: "admin_logout"}
+
+
+def _msgs(rec: Record):
+    p = rec.payload
+    for i in range(rec.count):
+        off = i * MSG
+        t = p[off]
+        st = _ST.get(t)
+        if st is not None:
+            yield t, st.unpack_from(p, off), i
+
+
+def _session_detail(payload: bytes) -> str:
+    if len(payload) < 64:
+        return ""
+    addr_kind, port, addr = payload[1], int.from_bytes(payload[4:6], "big"), payload[8:12]
+    if addr_kind == 1:
+        return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}:{port}"
+    if addr_kind == 2:
+        return "unix:" + payload[64:].split(b"\0", 1)[0].decode(errors="replace")
+    return ""
+
+
+class Batch:
+    """Rows derived from a run of journal records, ready to be written in one transaction."""
+
+    def __init__(self, queue: int):
+        self.queue = queue
+        self.new_orders: dict[int, dict[str, Any]] = {}  # order_id -> row
+        self.rejected: list[dict[str, Any]] = []
+        self.updates: dict[int, dict[str, Any]] = {}  # order_id -> merged update of older rows
+        self.executions: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.inbound: dict[tuple[int, int], tuple] = {}  # (session, seq) -> NewOrder fields
+
+    def add(self, rec: Record) -> None:
+        if rec.type == REC_INBOUND:
+            for t, v, i in _msgs(rec):
+                if t == T_NEW:
+                    self.inbound[(rec.session_id, rec.msg_seq + i)] = v
+        elif rec.type == REC_OUTBOUND:
+            for t, v, _ in _msgs(rec):
+                self._outbound(rec, t, v)
+        elif rec.type == REC_SESSION:
+            kind = rec.payload[0] if rec.payload else 0
+            self.events.append(
+                {
+                    "queue": self.queue,
+                    "session_id": rec.session_id,
+                    "event": SESSION_EVENTS.get(kind, f"kind{kind}"),
+                    "detail": _session_detail(rec.payload),
+                    "journal_seq": rec.seq,
+                    "ts_ns": rec.ts,
+                }
+            )
+
+    def _outbound(self, rec: Record, t: int, v: tuple) -> None:
+        q, sid, seq, ts = self.queue, rec.session_id, rec.seq, rec.ts
+        if t == T_ACC:
+            f = _F[T_ACC]
+            self.new_orders[v[f["order_id"]]] = {
+                "queue": q,
+                "order_id": v[f["order_id"]],
+                "session_id": sid,
+                "cl_ord_id": v[f["cl_ord_id"]],
+                "symbol_id": v[f["symbol_id"]],
+                "side": v[f["side"]],
+                "ord_type": v[f["ord_type"]],
+                "tif": v[f["tif"]],
+                "price": v[f["price"]],
+                "qty": v[f["qty"]],
+                "filled": 0,
+                "leaves": v[f["qty"]],
+                "status": "new",
+                "reason": 0,
+                "journal_seq": seq,
+                "ts_ns": ts,
+                "updated_seq": seq,
+            }
+        elif t == T_REJ:
+            f = _F[T_REJ]
+            if v[f["ref_type"]] != T_NEW:
+                return  # a refused Cancel/Replace changes no order
+            n = self.inbound.get((sid, v[f["ref_seq"]]))
+            nf = _F[T_NEW]
+            self.rejected.append(
+                {
+                    "queue": q,
+                    "order_id": None,
+                    "session_id": sid,
+                    "cl_ord_id": v[f["cl_ord_id"]],
+                    "symbol_id": v[f["symbol_id"]],
+                    "side": n[nf["side"]] if n else 0,
+                    "ord_type": n[nf["ord_type"]] if n else 0,
+                    "tif": n[nf["tif"]] if n else 0,
+                    "price": n[nf["price"]] if n else 0,
+                    "qty": n[nf["qty"]] if n else 0,
+                    "filled": 0,
+                    "leaves": 0,
+                    "status": "rejected",
+                    "reason": v[f["reason"]],
+                    "journal_seq": seq,
+                    "ts_ns": ts,
+                    "updated_seq": seq,
+                }
+            )
+        elif t == T_FILL:
+            f = _F[T_FILL]
+            oid, qty, leaves = v[f["order_id"]], v[f["qty"]], v[f["leaves"]]
+            self.executions.append(
+                {
+                    "queue": q,
+                    "exec_id": v[f["exec_id"]],
+                    "order_id": oid,
+                    "session_id": sid,
+                    "cl_ord_id": v[f["cl_ord_id"]],
+                    "symbol_id": v[f["symbol_id"]],
+                    "side": v[f["side"]],
+                    "liquidity": v[f["liquidity"]],
+                    "price": v[f["price"]],
+                    "qty": qty,
+                    "leaves": leaves,
+                    "journal_seq": seq,
+                    "ts_ns": ts,
+                }
+            )
+            status = "filled" if leaves == 0 else "partially_filled"
+            row = self.new_orders.get(oid)
+            if row is not None:
+                row["filled"] += qty
+                row.update(leaves=leaves, status=status, updated_seq=seq)
+            else:
+                u = self._upd(oid)
+                u["dfilled"] += qty
+                u.update(leaves=leaves, status=status, useq=seq)
+        elif t == T_CXL:
+            f = _F[T_CXL]
+            oid = v[f["order_id"]]
+            row = self.new_orders.get(oid)
+            vals = {"leaves": 0, "status": "cancelled", "reason": v[f["reason"]]}
+            if row is not None:
+                row.update(vals, updated_seq=seq)
+            else:
+                self._upd(oid).update(vals, useq=seq)
+        elif t == T_REPL:
+            f = _F[T_REPL]
+            oid = v[f["order_id"]]
+            ch = {
+                "cl_ord_id": v[f["cl_ord_id"]],
+                "price": v[f["price"]],
+                "qty": v[f["qty"]],
+                "leaves": v[f["leaves"]],
+            }
+            row = self.new_orders.get(oid)
+            if row is not None:
+                row.update(ch, updated_seq=seq)
+                row["status"] = "partially_filled" if row["filled"] else "new"
+            else:
+                self._upd(oid).update(ch, status=None, useq=seq)
+
+    def _upd(self, oid: int) -> dict[str, Any]:
+        u = self.updates.get(oid)
+        if u is None:
+            u = self.updates[oid] = {
+                "q": self.queue,
+                "oid": oid,
+                "dfilled": 0,
+                "leaves": None,
+                "status": None,
+                "reason": None,
+                "cl_ord_id": None,
+                "price": None,
+                "qty": None,
+                "useq": 0,
+            }
+        return u
+
+    @property
+    def rows(self) -> int:
+        return len(self.new_orders) + len(self.rejected) + len(self.executions) + len(self.events)
+
+
+_ORDER_UPDATE = (
+    update(Order)
+    .where(Order.queue == bindparam("q"), Order.order_id == bindparam("oid"))
+    .values(
+        filled=Order.filled + bindparam("dfilled"),
+        leaves=bindparam("leaves"),
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        cl_ord_id=bindparam("cl_ord_id"),
+        price=bindparam("price"),
+        qty=bindparam("qty"),
+        updated_seq=bindparam("useq"),
+    )
+)
+
+
+def write_batch(db: Session, b: Batch, position: tuple[int, int, int]) -> None:
+    """Write a batch's rows and the journal position, in the caller's transaction."""
+    if b.new_orders or b.rejected:
+        db.execute(insert(Order), list(b.new_orders.values()) + b.rejected)
+    if b.updates:
+        # Fill in unchanged columns from the current rows, then one executemany UPDATE.
+        ids = list(b.updates)
+        cur = {}
+        for i in range(0, len(ids), 1000):
+            part = ids[i : i + 1000]
+            for r in db.execute(
+                select(
+                    Order.order_id,
+                    Order.status,
+                    Order.reason,
+                    Order.cl_ord_id,
+                    Order.price,
+                    Order.qty,
+                    Order.filled,
+                ).where(Order.queue == b.queue, Order.order_id.in_(part))
+            ):
+                cur[r[0]] = r
+        params = []
+        for oid, u in b.updates.items():
+            r = cur.get(oid)
+            if r is None:
+                log.warning(
+                    "queue %d: journal updates order %d that was never accepted", b.queue, oid
+                )
+                continue
+            filled = r.filled + u["dfilled"]
+            status = u["status"] or ("partially_filled" if filled else "new")
+            if r.status == "cancelled" and u["status"] is None:
+                status = "cancelled"
+            params.append(
+                {
+                    **u,
+                    "status": status,
+                    "reason": r.reason if u["reason"] is None else u["reason"],
+                    "cl_ord_id": r.cl_ord_id if u["cl_ord_id"] is None else u["cl_ord_id"],
+                    "price": r.price if u["price"] is None else u["price"],
+                    "qty": r.qty if u["qty"] is None else u["qty"],
+                    "leaves": u["leaves"] if u["leaves"] is not None else 0,
+                }
+            )
+        if params:
+            db.connection().execute(_ORDER_UPDATE, params)
+    if b.executions:
+        db.execute(insert(Execution), b.executions)
+    if b.events:
+        db.execute(insert(SessionEvent), b.events)
+    seg, off, seq = position
+    name = f"q{b.queue}"
+    pos = db.get(PersisterPosition, name)
+    if pos is None:
+        db.add(PersisterPosition(name=name, segment=seg, offset=off, journal_seq=seq))
+    else:
+        pos.segment, pos.offset, pos.journal_seq = seg, off, seq
+
+
+class Persister:
+    """Applies every queue's journal to the database; `step()` does one poll of each queue."""
+
+    def __init__(self, engine: Engine, journal_dir: Path, batch: int = 5000):
+        self.engine = engine
+        self.journal_dir = Path(journal_dir)
+        self.batch = batch
+        self.readers: dict[int, JournalReader] = {}
+        self.rows_total = 0
+        self.records_total = 0
+
+    def _reader(self, q: int, qdir: Path) -> JournalReader:
+        r = self.readers.get(q)
+        if r is None:
+            with Session(self.engine) as db:
+                pos = db.get(PersisterPosition, f"q{q}")
+            r = (
+                JournalReader(qdir)
+                if pos is None
+                else JournalReader(qdir, pos.segment, pos.offset, pos.journal_seq)
+            )
+            self.readers[q] = r
+        return r
+
+    def positions(self) -> dict[int, int]:
+        return {q: r.last_seq for q, r in self.readers.items()}
+
+    def step(self) -> int:
+        """Apply what is new in every queue; returns records applied."""
+        n = 0
+        for q, qdir in queue_dirs(self.journal_dir).items():
+            r = self._reader(q, qdir)
+            recs = r.poll(self.batch)
+            if not recs:
+                continue
+            b = Batch(q)
+            for rec in recs:
+                b.add(rec)
+            try:
+                with Session(self.engine) as db, db.begin():
+                    write_batch(db, b, r.position)
+            except BaseException:
+                r.close()  # re-read from the committed position next time
+                self.readers.pop(q, None)
+                raise
+            n += len(recs)
+            self.rows_total += b.rows
+            self.records_total += len(recs)
+        return n
+
+    def drain(self) -> int:
+        total = 0
+        while n := self.step():
+            total += n
+        return total
+
+    def close(self) -> None:
+        for r in self.readers.values():
+            r.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import load_settings
+
+    ap = argparse.ArgumentParser(prog="xdpex-persister", description=__doc__.splitlines()[0])
+    ap.add_argument("--once", action="store_true", help="apply what is there, then exit")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="xdpex-persister: %(message)s")
+    s = load_settings()
+    engine = make_engine(s.effective_database_url, s.db_schema)
+    if s.migrate_on_start:
+        migrate(engine)
+    p = Persister(engine, s.journal_dir, s.persist_batch)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    pub = None
+    if s.redis_url:
+        from .publisher import Publisher
+
+        pub = Publisher(s.redis_url, s.journal_dir, s.redis_stream_prefix)
+    log.info(
+        "journal %s -> %s%s",
+        s.journal_dir,
+        engine.url.render_as_string(hide_password=True),
+        f", redis {s.redis_url}" if pub else "",
+    )
+    try:
+        while not stop.is_set():
+            busy = p.step()
+            if pub is not None:
+                busy += pub.step()
+            if args.once and not busy:
+                break
+            if not busy:
+                stop.wait(s.persist_poll_s)
+    finally:
+        p.close()
+        if pub is not None:
+            pub.close()
+    log.info("stopped: %d records, %d rows", p.records_total, p.rows_total)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
