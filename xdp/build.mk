@@ -41,3 +41,9 @@ $(XDP_OUT)/xdpex-xdp: $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/test_xsk.c $(XDP_SR
 	@echo "  CC      $@"
 	$(Q)$(CC) $(XDP_CFLAGS) $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/test_xsk.c -o $@ \
 		$(XDP_OUT)/libxdpex_xdp.a -lxdp $(XDP_LIBS)
+
+# Benchmark: ns per xdp_steer run under BPF_PROG_TEST_RUN, per packet kind (build/bench/xdp.json).
+BENCH_TARGETS += xdp-bench
+.PHONY: xdp-bench
+xdp-bench: xdp-build
+	$(Q)$(PY) $(XDP_SRC)/bench_testrun.py
