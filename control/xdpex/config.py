@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     grpc_host: str = "127.0.0.1"
-    grpc_port: int = 0  # 0 = no gRPC server
+    grpc_port: int = 50051  # 0 = no gRPC server; tests use an ephemeral port
 
     # dataplane
     control_socket: Path = Field(Path("/run/xdpex/control.sock"))

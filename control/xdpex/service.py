@@ -197,6 +197,7 @@ class ControlPlane:
         self.token_file: str | None = None
         self.exec_listeners: list[Any] = []
         self.metrics = Metrics(self)
+        self.grpc_port = 0  # bound port once xdpex.grpc_api.serve ran
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:

@@ -1,0 +1,215 @@
+"""gRPC OrderEntry service (control/proto/orderentry.proto) over the same service layer as REST.
+
+SubmitOrder / SubmitOrders / CancelOrder call `ControlPlane.submit_orders` / `cancel_order`, so
+they use the control plane's own session on the dataplane's order-entry socket, exactly like the
+REST routes. StreamExecutions tails the journal (every session's fills, or filtered by symbol and
+session) from a journal sequence or from now on. The token comes from the `authorization`
+metadata (`Bearer <token>`); service errors map to status codes with xdpex.errors.grpc_code_of.
+Every order call leaves one audit record (who, how many orders, result).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from .auth import AuthError, PermissionDenied, Principal
+from .errors import InvalidArgument, ServiceError, grpc_code_of
+from .journal import REC_OUTBOUND, JournalReader, queue_dirs
+from .pb import orderentry_pb2 as pb
+from .pb import orderentry_pb2_grpc as pbg
+from .service import ControlPlane, OrderSpec
+
+log = logging.getLogger("xdpex.grpc")
+
+SIDE = {pb.BUY: "buy", pb.SELL: "sell"}
+TYPE = {
+    pb.ORDER_TYPE_UNSPECIFIED: "limit",
+    pb.LIMIT: "limit",
+    pb.MARKET: "market",
+    pb.POST_ONLY: "post_only",
+}
+TIF = {pb.TIF_UNSPECIFIED: "gtc", pb.DAY: "day", pb.GTC: "gtc", pb.IOC: "ioc", pb.FOK: "fok"}
+FILL_T = 0x85
+
+
+def _spec(o: Any, where: str) -> OrderSpec:
+    if o.side not in SIDE:
+        raise InvalidArgument(f"{where}side", f"{o.side} is not BUY (1) or SELL (2)")
+    if o.type not in TYPE:
+        raise InvalidArgument(f"{where}type", f"{o.type} is not a known order type")
+    if o.tif not in TIF:
+        raise InvalidArgument(f"{where}tif", f"{o.tif} is not a known time in force")
+    if o.qty == 0:
+        raise InvalidArgument(f"{where}qty", "must be at least 1")
+    if o.symbol_id == 0:
+        raise InvalidArgument(f"{where}symbol_id", "must be at least 1")
+    return OrderSpec(
+        symbol_id=o.symbol_id,
+        side=SIDE[o.side],
+        type=TYPE[o.type],
+        tif=TIF[o.tif],
+        qty=o.qty,
+        price=o.price,
+    )
+
+
+def _ack(d: dict[str, Any]) -> Any:
+    return pb.OrderAck(
+        order_id=d["order_id"] or 0,
+        session_id=d["session_id"],
+        cl_ord_id=d["cl_ord_id"],
+        symbol_id=d["symbol_id"],
+        status=d["status"],
+        reason=d["reason"] or "",
+        field=d["field"] or "",
+        filled=d["filled"],
+        leaves=d["leaves"],
+        fills=[pb.Fill(**f) for f in d["fills"]],
+    )
+
+
+class OrderEntryServicer(pbg.OrderEntryServicer):
+    def __init__(self, cp: ControlPlane):
+        self.cp = cp
+
+    def _who(self, context: grpc.ServicerContext) -> Principal:
+        md = dict(context.invocation_metadata())
+        auth = str(md.get("authorization", ""))
+        tok = auth[7:] if auth.lower().startswith("bearer ") else None
+        return self.cp.authenticate(tok)
+
+    def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
+        code = getattr(grpc.StatusCode, grpc_code_of(e))
+        if code == grpc.StatusCode.INTERNAL:
+            log.exception("internal error")
+        context.abort(code, str(e))
+
+    def _call(self, context: grpc.ServicerContext, action: str, n: int, fn):  # type: ignore[no-untyped-def]
+        who = None
+        try:
+            who = self._who(context)
+            out = fn(who)
+            self.cp.audit(who, f"gRPC {action}", "", {"orders": n}, "ok")
+            return out
+        except (ServiceError, AuthError, PermissionDenied) as e:
+            self.cp.audit(who, f"gRPC {action}", "", {"orders": n}, f"{grpc_code_of(e)}: {e}")
+            self._fail(context, e)
+        except Exception as e:  # noqa: BLE001 - reported as INTERNAL, never a crash
+            self.cp.audit(who, f"gRPC {action}", "", {"orders": n}, f"INTERNAL: {e}")
+            self._fail(context, e)
+
+    def SubmitOrder(self, request, context):  # noqa: N802 - gRPC method name
+        def run(who: Principal) -> Any:
+            if not request.HasField("order"):
+                raise InvalidArgument("order", "is required")
+            return _ack(self.cp.submit_orders(who, [_spec(request.order, "order.")], "grpc")[0])
+
+        return self._call(context, "SubmitOrder", 1, run)
+
+    def SubmitOrders(self, request, context):  # noqa: N802
+        def run(who: Principal) -> Any:
+            who.require("trader")
+            specs = [_spec(o, f"orders[{i}].") for i, o in enumerate(request.orders)]
+            acks = self.cp.submit_orders(who, specs, "grpc")
+            return pb.SubmitOrdersResponse(acks=[_ack(a) for a in acks])
+
+        return self._call(context, "SubmitOrders", len(request.orders), run)
+
+    def CancelOrder(self, request, context):  # noqa: N802
+        def run(who: Principal) -> Any:
+            if request.order_id == 0:
+                raise InvalidArgument("order_id", "must be at least 1")
+            r = self.cp.cancel_order(who, request.order_id)
+            return pb.CancelOrderResponse(
+                order_id=r["order_id"], status=r["status"], cancelled_qty=r["cancelled_qty"]
+            )
+
+        return self._call(context, "CancelOrder", 1, run)
+
+    def StreamExecutions(self, request, context):  # noqa: N802
+        try:
+            who = self._who(context)
+            who.require("viewer")
+        except (AuthError, PermissionDenied) as e:
+            self._fail(context, e)
+            return
+        readers: dict[int, JournalReader] = {}
+        live_from: dict[int, int] = {}
+        try:
+            if request.from_seq == 0:
+                try:
+                    st = self.cp.ctl.stats()
+                    live_from = {
+                        int(q["queue"]): int(q.get("journal_seq", 0)) for q in st.get("queues", [])
+                    }
+                except ServiceError as e:
+                    self._fail(context, e)
+                    return
+            while context.is_active():
+                sent = 0
+                for q, qdir in queue_dirs(self.cp.settings.journal_dir).items():
+                    r = readers.get(q)
+                    if r is None:
+                        r = readers[q] = JournalReader(qdir, stall_s=0.5)
+                    floor = live_from.get(q, 0) if request.from_seq == 0 else request.from_seq - 1
+                    for rec in r.poll(2000):
+                        if rec.type != REC_OUTBOUND or rec.seq <= floor:
+                            continue
+                        if request.session_id and rec.session_id != request.session_id:
+                            continue
+                        for ex in self._fills(rec, q, request.symbol_id):
+                            yield ex
+                            sent += 1
+                if not sent:
+                    time.sleep(0.02)
+        finally:
+            for r in readers.values():
+                r.close()
+
+    @staticmethod
+    def _fills(rec: Any, q: int, symbol_id: int):  # type: ignore[no-untyped-def]
+        from xdpex_traffic import codec as c
+
+        p = rec.payload
+        for i in range(rec.count):
+            if p[i * 64] != FILL_T:
+                continue
+            f = c.Fill.decode(p, i * 64)
+            if symbol_id and f.symbol_id != symbol_id:
+                continue
+            yield pb.Execution(
+                journal_seq=rec.seq,
+                queue=q,
+                exec_id=f.exec_id,
+                order_id=f.order_id,
+                session_id=rec.session_id,
+                cl_ord_id=f.cl_ord_id,
+                symbol_id=f.symbol_id,
+                side=f.side,
+                liquidity=f.liquidity,
+                price=f.price,
+                qty=f.qty,
+                leaves=f.leaves,
+                ts_ns=rec.ts,
+            )
+
+
+def serve(cp: ControlPlane, host: str, port: int, workers: int = 8) -> grpc.Server:
+    """Start the gRPC server (non-blocking); returns it for `stop()`."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers),
+        options=[("grpc.max_receive_message_length", 64 << 20)],
+    )
+    pbg.add_OrderEntryServicer_to_server(OrderEntryServicer(cp), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"gRPC: cannot listen on {host}:{port}")
+    server.start()
+    log.info("gRPC order entry on %s:%d", host, bound)
+    cp.grpc_port = bound
+    return server
