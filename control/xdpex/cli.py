@@ -16,6 +16,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "engine": ("xdpex_engine.cli", "matching engine tools: replay, bench, lobster"),
     "lab": ("xdpex_traffic.lab", "two-namespace veth lab: up, down, status"),
     "run": ("xdpex.run", "set up the lab, run the gateway in AF_XDP mode, drive orders, summarise"),
+    "up": ("xdpex.up", "start the supervised gateway: dataplane, control plane, persister"),
+    "down": ("xdpex.down", "stop the supervised gateway"),
+    "status": ("xdpex.status", "supervised gateway: processes, readiness, dataplane mode"),
 }
 
 
