@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Control requests as a shard executes them, in its own thread: queries (hash, stats, sessions,
+ * book, journal) and state changes (apply, halt, resume, logout, expire_day). A state change is
+ * journaled as an admin record holding the request line before it takes effect, and recovery
+ * replays it through the same function, so the books and sessions after a restart are the ones
+ * before it. The control thread (ctl.c) validates on every shard first (dry run), then applies.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "xdpexd.h"
+
+static int fail(json_t *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(json_t *resp, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (resp)
+		json_object_set_new(resp, "error", json_string(buf));
+	else
+		xd_log("warning: replaying an admin record: %s", buf);
+	return -1;
+}
+
+static int sym_owner(const struct xd_shard *sh, const struct xd_symbol_cfg *y)
+{
+	const struct xd_opts *o = sh->opts;
+
+	if (y->queue >= 0)
+		return y->queue;
+	return o->queues[(y->c.symbol_id - 1) % (uint32_t)o->nqueues];
+}
+
+static bool sym_same(const struct xe_symbol_config *a, const struct xe_symbol_config *b)
+{
+	return a->tick_size == b->tick_size && a->lot_size == b->lot_size &&
+	       a->band_low == b->band_low && a->band_high == b->band_high &&
+	       a->max_qty == b->max_qty;
+}
+
+static int apply_validate(struct xd_shard *sh, const struct xd_config *f, json_t *resp)
+{
+	for (uint32_t i = 0; i < f->nsymbols; i++) {
+		const struct xd_symbol_cfg *y = &f->symbols[i];
+		const struct xd_symbol_cfg *cur = &sh->syms[y->c.symbol_id];
+		bool given = y->c.tick_size != 0;
+
+		if (cur->c.symbol_id) {
+			if (given && !sym_same(&cur->c, &y->c))
+				return fail(resp,
+					    "symbols[%u]: symbol %u exists with other tick, lot, "
+					    "band or max_qty; only halted can change",
+					    i, y->c.symbol_id);
+		} else if (sym_owner(sh, y) == sh->queue && !given) {
+			return fail(resp,
+				    "symbols[%u]: symbol %u does not exist; tick, lot and band are "
+				    "required to add it",
+				    i, y->c.symbol_id);
+		}
+	}
+	for (uint32_t i = 0; i < f->nsessions; i++) {
+		const struct xd_session_cfg *c = &f->sessions[i];
+		const struct xd_sess *s = &sh->sess[c->id];
+		int q = c->queue >= 0 ? c->queue : sh->opts->queues[0];
+
+		if (s->configured) {
+			if (c->queue >= 0 && c->queue != sh->queue)
+				return fail(resp, "sessions[%u].queue: session %u lives on queue %d",
+					    i, c->id, sh->queue);
+		} else if (!s->foreign && q == sh->queue && !c->secret_len) {
+			return fail(resp,
+				    "sessions[%u].secret: required to create session %u", i, c->id);
+		}
+	}
+	return 0;
+}
+
+static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *resp)
+{
+	uint32_t nsym = 0, nses = 0;
+
+	for (uint32_t i = 0; i < f->nsymbols; i++) {
+		const struct xd_symbol_cfg *y = &f->symbols[i];
+		struct xd_symbol_cfg *cur = &sh->syms[y->c.symbol_id];
+
+		if (!cur->c.symbol_id) {
+			int rc;
+
+			if (sym_owner(sh, y) != sh->queue || !y->c.tick_size)
+				continue;
+			rc = xe_engine_add_symbol(sh->engine, &y->c);
+			if (rc) {
+				fail(resp, "symbols[%u]: engine refused symbol %u: %s", i,
+				     y->c.symbol_id, strerror(-rc));
+				continue;
+			}
+			*cur = *y;
+			cur->queue = sh->queue;
+		}
+		if (y->halted >= 0) {
+			xe_engine_set_halted(sh->engine, y->c.symbol_id, y->halted);
+			cur->halted = y->halted;
+		}
+		if (y->name[0])
+			memcpy(cur->name, y->name, sizeof(cur->name));
+		nsym++;
+	}
+	for (uint32_t i = 0; i < f->nsessions; i++) {
+		const struct xd_session_cfg *c = &f->sessions[i];
+		struct xd_sess *s = &sh->sess[c->id];
+		int q = c->queue >= 0 ? c->queue : sh->opts->queues[0];
+
+		if (!s->configured) {
+			if (s->foreign || q != sh->queue || !c->secret_len)
+				continue;
+			s->configured = true;
+			s->cfg = *c;
+			s->cfg.queue = sh->queue;
+			if (s->cfg.stp < 0)
+				s->cfg.stp = XE_STP_NONE;
+			if (s->cfg.cod < 0)
+				s->cfg.cod = 0;
+			if (s->cfg.enabled < 0)
+				s->cfg.enabled = 1;
+			if (s->cfg.rate < 0)
+				s->cfg.rate = s->cfg.burst = 0;
+			sh->sess_list[sh->nsess_list++] = c->id;
+		} else {
+			if (c->secret_len) {
+				memcpy(s->cfg.secret, c->secret, sizeof(c->secret));
+				s->cfg.secret_len = c->secret_len;
+			}
+			if (c->stp >= 0)
+				s->cfg.stp = c->stp;
+			if (c->cod >= 0)
+				s->cfg.cod = c->cod;
+			if (c->enabled >= 0)
+				s->cfg.enabled = c->enabled;
+			if (c->rate >= 0) {
+				s->cfg.rate = c->rate;
+				s->cfg.burst = c->burst;
+			}
+		}
+		xe_engine_set_stp(sh->engine, c->id, (uint8_t)s->cfg.stp);
+		nses++;
+	}
+	if (f->has_allow) {
+		sh->nallow = f->nallow;
+		memcpy(sh->allow, f->allow, f->nallow * sizeof(*f->allow));
+	}
+	if (f->has_rate) {
+		sh->rate_pps = f->rate_pps;
+		sh->rate_burst = f->rate_burst;
+	}
+	if (resp)
+		json_object_set_new(resp, "applied",
+				    json_pack("{s:i,s:i,s:b,s:b}", "symbols", nsym, "sessions",
+					      nses, "allowlist", f->has_allow, "rate", f->has_rate));
+}
+
+static int get_u32(json_t *req, const char *key, uint32_t *out, json_t *resp)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (!v || !json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > UINT32_MAX)
+		return fail(resp, "%s: required, a non-negative integer", key);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *frag,
+		   const char *line, json_t *resp, int dry)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	struct xd_config parsed = { 0 };
+	bool live = line != NULL;
+	uint32_t id = 0, n, found = 0;
+	int rc = 0;
+
+	if (!cmd)
+		return fail(resp, "cmd: required");
+	if (!strcmp(cmd, "apply") && !frag) {
+		char err[400];
+
+		if (xd_config_from_json(json_object_get(req, "config"), &parsed, sh->cfg, err,
+					sizeof(err))) {
+			xd_config_free(&parsed);
+			return fail(resp, "config.%s", err);
+		}
+		frag = &parsed;
+	}
+	if (!strcmp(cmd, "halt") || !strcmp(cmd, "resume")) {
+		if (get_u32(req, "symbol", &id, resp))
+			return -1;
+	} else if (!strcmp(cmd, "logout")) {
+		if (get_u32(req, "session", &id, resp))
+			return -1;
+	} else if (strcmp(cmd, "apply") && strcmp(cmd, "expire_day")) {
+		return fail(resp, "cmd: unknown command %s", cmd);
+	}
+	if (frag && apply_validate(sh, frag, resp)) {
+		rc = -1;
+		goto out;
+	}
+	if (dry)
+		goto out;
+	xd_shard_batch_begin(sh);
+	if (live) {
+		size_t len = strlen(line) + 1;
+		void *p = xj_append(&sh->journal, XJ_ADMIN, 0, 0, 0, sh->now_ns, (uint32_t)len);
+
+		if (!p) {
+			rc = fail(resp, "journal batch buffer full");
+			goto out;
+		}
+		memcpy(p, line, len);
+	}
+	if (frag) {
+		apply_do(sh, frag, resp);
+	} else if (!strcmp(cmd, "halt") || !strcmp(cmd, "resume")) {
+		int halt = !strcmp(cmd, "halt");
+
+		for (uint32_t y = 1; y <= sh->cfg->engine.max_symbols; y++) {
+			if (!sh->syms[y].c.symbol_id || (id && y != id))
+				continue;
+			xe_engine_set_halted(sh->engine, y, halt);
+			sh->syms[y].halted = halt;
+			found++;
+		}
+	} else if (!strcmp(cmd, "logout")) {
+		struct xd_sess *s = xd_sess_get(sh, id);
+
+		if (s && s->logged_in) {
+			xd_end_session(sh, s, XJ_SK_ADMIN_LOGOUT, XE_LOGOUT_ADMIN, 0, -1);
+			found++;
+		}
+	} else if (!strcmp(cmd, "expire_day")) {
+		n = xe_engine_expire_day(sh->engine, sh->ev);
+		xd_emit_events(sh, n, NULL, NULL, 0);
+		found = n;
+	}
+	if (resp)
+		json_object_set_new(resp, "found", json_integer(found));
+	if (live && xd_shard_batch_end(sh))
+		rc = fail(resp, "journal write failed; xdpexd is stopping");
+out:
+	if (frag == &parsed)
+		xd_config_free(&parsed);
+	return rc;
+}
+
+static void add_stats(struct xd_shard *sh, json_t *q)
+{
+	const struct xd_stats *s = &sh->st;
+	struct xe_engine_stats es;
+
+	json_object_set_new(q, "queue", json_integer(sh->queue));
+#define X(f) json_object_set_new(q, #f, json_integer((json_int_t)s->f))
+	X(rx_datagrams);
+	X(rx_msgs);
+	X(tx_datagrams);
+	X(tx_msgs);
+	X(applied);
+	X(duplicates);
+	X(gaps);
+	X(malformed);
+	X(unknown_session);
+	X(not_allowed);
+	X(spoofed);
+	X(not_logged_in);
+	X(rate_limited);
+	X(logins);
+	X(login_rejects);
+	X(retransmitted);
+	X(tx_errors);
+	X(heartbeats_out);
+	X(timeouts);
+#undef X
+	json_object_set_new(q, "journal_seq", json_integer((json_int_t)sh->journal.next_seq - 1));
+	json_object_set_new(q, "journal_bytes", json_integer((json_int_t)sh->journal.bytes));
+	json_object_set_new(q, "journal_writes", json_integer((json_int_t)sh->journal.writes));
+	json_object_set_new(q, "fsyncs", json_integer((json_int_t)sh->journal.fsyncs));
+	xd_io_stats(sh, q);
+	xe_engine_get_stats(sh->engine, &es);
+	json_object_set_new(q, "engine",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "resting_orders",
+				      (json_int_t)es.resting_orders, "levels", (json_int_t)es.levels,
+				      "orders_in", (json_int_t)es.orders_in, "fills",
+				      (json_int_t)es.fills, "rejects", (json_int_t)es.rejects));
+}
+
+static const char *const stp_names[] = { "none", "cancel_newest", "cancel_oldest",
+					 "cancel_both" };
+
+int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	char hex[32];
+
+	json_object_set_new(resp, "queue", json_integer(sh->queue));
+	if (!strcmp(cmd, "hash")) {
+		snprintf(hex, sizeof(hex), "0x%016llx", (unsigned long long)xd_shard_hash(sh));
+		json_object_set_new(resp, "state_hash", json_string(hex));
+		json_object_set_new(resp, "journal_seq",
+				    json_integer((json_int_t)sh->journal.next_seq - 1));
+	} else if (!strcmp(cmd, "stats")) {
+		add_stats(sh, resp);
+	} else if (!strcmp(cmd, "sessions")) {
+		json_t *arr = json_array();
+
+		for (uint32_t i = 0; i < sh->nsess_list; i++) {
+			struct xd_sess *s = &sh->sess[sh->sess_list[i]];
+			char b[160];
+
+			xd_peer_str(&s->peer, b, sizeof(b));
+			json_array_append_new(
+				arr, json_pack("{s:i,s:i,s:s,s:o,s:I,s:I,s:b,s:s,s:b}", "id", s->id,
+					       "queue", sh->queue, "state",
+					       s->logged_in ? "logged_in" : "logged_out", "bound",
+					       s->logged_in ? json_string(b) : json_null(), "next_in",
+					       (json_int_t)s->next_in, "next_out",
+					       (json_int_t)s->next_out, "enabled", s->cfg.enabled > 0,
+					       "stp", stp_names[s->cfg.stp & 3],
+					       "cancel_on_disconnect", s->cfg.cod > 0));
+		}
+		json_object_set_new(resp, "sessions", arr);
+	} else if (!strcmp(cmd, "book")) {
+		uint32_t sym = (uint32_t)json_integer_value(json_object_get(req, "symbol"));
+		json_t *d = json_object_get(req, "depth");
+		uint32_t depth = d ? (uint32_t)json_integer_value(d) : 10;
+		struct xe_level lv[64];
+
+		if (depth > 64)
+			depth = 64;
+		if (!sym || sym > sh->cfg->engine.max_symbols || !sh->syms[sym].c.symbol_id)
+			return 0;
+		json_object_set_new(resp, "found", json_true());
+		json_object_set_new(resp, "symbol", json_integer(sym));
+		json_object_set_new(resp, "halted", json_boolean(sh->syms[sym].halted > 0));
+		for (int side = XE_BUY; side <= XE_SELL; side++) {
+			uint32_t n = xe_engine_book(sh->engine, sym, (uint8_t)side, depth, lv);
+			json_t *arr = json_array();
+
+			for (uint32_t i = 0; i < n; i++)
+				json_array_append_new(arr, json_pack("[I,I,i]", (json_int_t)lv[i].price,
+								     (json_int_t)lv[i].qty,
+								     lv[i].orders));
+			json_object_set_new(resp, side == XE_BUY ? "bids" : "asks", arr);
+		}
+	} else if (!strcmp(cmd, "journal")) {
+		json_t *segs = json_array();
+
+		for (uint32_t i = 0; i < sh->journal.rfds_cap; i++) {
+			if (sh->journal.rfds[i] >= 0) {
+				snprintf(hex, sizeof(hex), "%08u.xjl", i);
+				json_array_append_new(segs, json_string(hex));
+			}
+		}
+		json_object_set_new(resp, "dir", json_string(sh->journal.dir));
+		json_object_set_new(resp, "segments", segs);
+		json_object_set_new(resp, "last_seq",
+				    json_integer((json_int_t)sh->journal.next_seq - 1));
+		json_object_set_new(resp, "durability",
+				    json_string(sh->journal.durability ? "fsync" : "none"));
+	}
+	return 0;
+}
+
+/* Called by the shard thread when the control thread posted a request. */
+void xd_shard_mbox(struct xd_shard *sh)
+{
+	struct xd_mbox *m = &sh->mbox;
+	const char *cmd;
+
+	pthread_mutex_lock(&m->mu);
+	cmd = json_string_value(json_object_get(m->req, "cmd"));
+	if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
+		    !strcmp(cmd, "book") || !strcmp(cmd, "journal")))
+		m->rc = xd_shard_query(sh, m->req, m->resp);
+	else
+		m->rc = xd_shard_admin(sh, m->req, m->frag, m->line, m->resp, m->dry);
+	m->done = 1;
+	atomic_store_explicit(&m->pending, 0, memory_order_release);
+	pthread_cond_signal(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+}

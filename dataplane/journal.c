@@ -1,0 +1,561 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The journal of one queue: append-only segment files DIR/q<q>/NNNNNNNN.xjl holding CRC32C-checked,
+ * sequenced records (format in docs/dataplane.md). A batch's records are gathered in one buffer
+ * and written with one write (plus one fdatasync under --durability fsync); the last record of a
+ * batch carries XJ_F_BATCH_END, so recovery can tell a complete batch from a torn one.
+ *
+ * Opening validates every segment, cuts a torn tail of the last one (a record that is incomplete
+ * or fails its CRC, or a batch without its closing record) and hands every surviving record to
+ * the replay callback. Anything else that is wrong stops the start with a message naming the file
+ * and offset.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "xdpexd.h"
+
+#define XJ_BUF_CAP (8u << 20)
+
+/* ---- CRC32C (Castagnoli), SSE4.2 when the CPU has it ---- */
+
+static uint32_t crc_table[256];
+
+static void crc_init_table(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	if (!crc_table[1])
+		crc_init_table();
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	uint64_t c = crc;
+
+	while (n >= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		n -= 8;
+	}
+	crc = (uint32_t)c;
+	while (n--)
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	return crc;
+}
+#endif
+
+uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	static int hw = -1;
+
+	crc = ~crc;
+#if defined(__x86_64__)
+	if (hw < 0)
+		hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+	if (hw)
+		return ~crc_hw(crc, data, len);
+#else
+	(void)hw;
+#endif
+	return ~crc_sw(crc, data, len);
+}
+
+/* ---- segments ---- */
+
+struct xj_seg_hdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t queue;
+	uint64_t segment;
+	uint64_t first_seq;
+} __attribute__((packed));
+_Static_assert(sizeof(struct xj_seg_hdr) == XJ_SEG_HDR, "segment header");
+
+static void seg_path(const struct xd_journal *j, uint32_t no, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%08u.xjl", j->dir, no);
+}
+
+static int set_rfd(struct xd_journal *j, uint32_t no, int fd)
+{
+	if (no >= j->rfds_cap) {
+		uint32_t cap = j->rfds_cap ? j->rfds_cap : 16;
+		int *n;
+
+		while (cap <= no)
+			cap *= 2;
+		n = realloc(j->rfds, cap * sizeof(int));
+		if (!n)
+			return -ENOMEM;
+		for (uint32_t i = j->rfds_cap; i < cap; i++)
+			n[i] = -1;
+		j->rfds = n;
+		j->rfds_cap = cap;
+	}
+	j->rfds[no] = fd;
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Segment numbers present in the directory, sorted. */
+static int list_segments(const char *dir, uint32_t **out, uint32_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint32_t *v = NULL, cnt = 0, cap = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		char *end;
+		unsigned long no;
+
+		if (strlen(e->d_name) != 12 || strcmp(e->d_name + 8, ".xjl"))
+			continue;
+		no = strtoul(e->d_name, &end, 10);
+		if (end != e->d_name + 8 || no == 0 || no > UINT32_MAX)
+			continue;
+		if (cnt == cap) {
+			uint32_t *nv;
+
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[cnt++] = (uint32_t)no;
+	}
+	closedir(d);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_u32);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int create_segment(struct xd_journal *j, uint32_t no, uint64_t first_seq)
+{
+	char path[PATH_MAX + 16];
+	struct xj_seg_hdr h;
+	int fd, rfd;
+
+	seg_path(j, no, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+
+		xd_log("error: journal %s: cannot create: %s", path, strerror(e));
+		return -e;
+	}
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, XJ_MAGIC, 8);
+	h.version = XJ_VERSION;
+	h.queue = (uint32_t)j->queue;
+	h.segment = no;
+	h.first_seq = first_seq;
+	if (write(fd, &h, sizeof(h)) != (ssize_t)sizeof(h)) {
+		int e = errno ? errno : EIO;
+
+		xd_log("error: journal %s: cannot write the header: %s", path, strerror(e));
+		close(fd);
+		return -e;
+	}
+	if (j->durability == XD_DUR_FSYNC && (fdatasync(fd) || fsync_dir(j->dir))) {
+		int e = errno ? errno : EIO;
+
+		close(fd);
+		return -e;
+	}
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0 || set_rfd(j, no, rfd)) {
+		int e = errno ? errno : ENOMEM;
+
+		close(fd);
+		if (rfd >= 0)
+			close(rfd);
+		return -e;
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = fd;
+	j->seg_no = no;
+	j->seg_off = XJ_SEG_HDR;
+	return 0;
+}
+
+/*
+ * Validates the records of one mapped segment from offset XJ_SEG_HDR. Returns the offset just
+ * past the last record that closes a batch (`*bad_off` = where validation stopped, `*why` the
+ * reason, NULL when the file ended cleanly).
+ */
+static uint64_t scan_segment(const uint8_t *m, uint64_t size, uint64_t *next_seq, uint64_t *recs,
+			     uint64_t *bad_off, const char **why)
+{
+	uint64_t off = XJ_SEG_HDR, good = XJ_SEG_HDR, seq = *next_seq, good_seq = *next_seq;
+	uint64_t n = 0, good_n = 0;
+
+	*why = NULL;
+	while (off < size) {
+		struct xj_rec r;
+
+		if (size - off < XJ_REC_HDR) {
+			*why = "incomplete record header";
+			break;
+		}
+		memcpy(&r, m + off, sizeof(r));
+		if (r.len < XJ_REC_HDR || r.len % 8) {
+			*why = "bad record length";
+			break;
+		}
+		if (r.len > size - off) {
+			*why = "incomplete record";
+			break;
+		}
+		if (xj_crc32c(0, m + off + 8, r.len - 8) != r.crc) {
+			*why = "CRC mismatch";
+			break;
+		}
+		if (r.seq != seq) {
+			*why = "sequence gap";
+			break;
+		}
+		off += r.len;
+		seq++;
+		n++;
+		if (r.flags & XJ_F_BATCH_END) {
+			good = off;
+			good_seq = seq;
+			good_n = n;
+		}
+	}
+	if (!*why && good != off)
+		*why = "batch without its closing record";
+	*bad_off = off;
+	*next_seq = good_seq;
+	*recs += good_n;
+	return good;
+}
+
+static int replay_segment(const uint8_t *m, uint64_t end, uint32_t no, xj_replay_fn fn, void *ctx)
+{
+	uint64_t off = XJ_SEG_HDR;
+
+	while (off < end) {
+		struct xj_rec r;
+		int rc;
+
+		memcpy(&r, m + off, sizeof(r));
+		rc = fn(ctx, &r, m + off + XJ_REC_HDR, no, off);
+		if (rc)
+			return rc;
+		off += r.len;
+	}
+	return 0;
+}
+
+int xj_open(struct xd_journal *j, const char *base, int queue, int durability, uint64_t seg_max,
+	    xj_replay_fn fn, void *ctx)
+{
+	uint32_t *segs = NULL, nsegs = 0;
+	uint64_t recs = 0;
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	j->fd = -1;
+	j->queue = queue;
+	j->durability = durability;
+	j->seg_max = seg_max;
+	j->last_rec = SIZE_MAX;
+	j->next_seq = 1;
+	if (mkdir(base, 0700) && errno != EEXIST) {
+		rc = -errno;
+		xd_log("error: journal directory %s: %s", base, strerror(errno));
+		return rc;
+	}
+	snprintf(j->dir, sizeof(j->dir), "%s/q%d", base, queue);
+	if (mkdir(j->dir, 0700) && errno != EEXIST) {
+		rc = -errno;
+		xd_log("error: journal directory %s: %s", j->dir, strerror(errno));
+		return rc;
+	}
+	j->buf = malloc(XJ_BUF_CAP);
+	if (!j->buf)
+		return -ENOMEM;
+	j->cap = XJ_BUF_CAP;
+	rc = list_segments(j->dir, &segs, &nsegs);
+	if (rc) {
+		xd_log("error: journal %s: cannot list: %s", j->dir, strerror(-rc));
+		return rc;
+	}
+	for (uint32_t i = 0; i < nsegs; i++) {
+		bool last = i + 1 == nsegs;
+		char path[PATH_MAX + 16];
+		struct xj_seg_hdr h;
+		struct stat stbuf;
+		uint8_t *m = NULL;
+		uint64_t end, bad_off;
+		const char *why;
+		int fd;
+
+		seg_path(j, segs[i], path, sizeof(path));
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &stbuf)) {
+			rc = -errno;
+			xd_log("error: journal %s: unreadable: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (stbuf.st_size < XJ_SEG_HDR && last) {
+			xd_log("journal %s: torn tail cut: segment header incomplete (%lld bytes), "
+			       "segment removed",
+			       path, (long long)stbuf.st_size);
+			close(fd);
+			unlink(path);
+			nsegs--;
+			break;
+		}
+		if (stbuf.st_size < XJ_SEG_HDR || pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
+		    memcmp(h.magic, XJ_MAGIC, 8) || h.version != XJ_VERSION ||
+		    h.queue != (uint32_t)queue || h.segment != segs[i] ||
+		    (i > 0 && h.first_seq != j->next_seq) || h.first_seq == 0) {
+			xd_log("error: journal %s: bad segment header (not an xdpexd journal "
+			       "segment of queue %d, or out of order): refusing to start",
+			       path, queue);
+			close(fd);
+			rc = -EINVAL;
+			goto fail;
+		}
+		if (i == 0)
+			j->next_seq = h.first_seq;
+		j->first_seg = i == 0 ? segs[0] : j->first_seg;
+		m = mmap(NULL, (size_t)stbuf.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED) {
+			rc = -errno;
+			xd_log("error: journal %s: mmap: %s", path, strerror(errno));
+			close(fd);
+			goto fail;
+		}
+		end = scan_segment(m, (uint64_t)stbuf.st_size, &j->next_seq, &recs, &bad_off, &why);
+		if (why && !last) {
+			xd_log("error: journal %s: record at offset %llu: %s (not at the tail): "
+			       "refusing to start",
+			       path, (unsigned long long)bad_off, why);
+			munmap(m, (size_t)stbuf.st_size);
+			close(fd);
+			rc = -EINVAL;
+			goto fail;
+		}
+		rc = replay_segment(m, end, segs[i], fn, ctx);
+		munmap(m, (size_t)stbuf.st_size);
+		if (rc) {
+			close(fd);
+			goto fail;
+		}
+		if (why) {
+			xd_log("journal %s: torn tail cut: %llu bytes at offset %llu (%s at offset "
+			       "%llu)",
+			       path, (unsigned long long)((uint64_t)stbuf.st_size - end),
+			       (unsigned long long)end, why, (unsigned long long)bad_off);
+			if (ftruncate(fd, (off_t)end) || fsync(fd)) {
+				rc = -errno;
+				xd_log("error: journal %s: cannot cut the torn tail: %s", path,
+				       strerror(errno));
+				close(fd);
+				goto fail;
+			}
+		}
+		if (set_rfd(j, segs[i], fd)) {
+			close(fd);
+			rc = -ENOMEM;
+			goto fail;
+		}
+		if (last) {
+			j->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+			if (j->fd < 0) {
+				rc = -errno;
+				xd_log("error: journal %s: cannot open for append: %s", path,
+				       strerror(errno));
+				goto fail;
+			}
+			j->seg_no = segs[i];
+			j->seg_off = end;
+		}
+	}
+	if (j->fd < 0) {
+		rc = create_segment(j, nsegs ? segs[nsegs - 1] + 1 : 1, j->next_seq);
+		if (rc)
+			goto fail;
+		if (!nsegs)
+			j->first_seg = 1;
+	}
+	xd_log("journal %s: %u segments, %llu records, last seq %llu", j->dir, nsegs ? nsegs : 1,
+	       (unsigned long long)recs, (unsigned long long)(j->next_seq - 1));
+	free(segs);
+	return 0;
+fail:
+	free(segs);
+	return rc ? rc : -EINVAL;
+}
+
+void xj_close(struct xd_journal *j)
+{
+	if (j->fd >= 0) {
+		if (j->durability == XD_DUR_FSYNC)
+			fdatasync(j->fd);
+		close(j->fd);
+	}
+	for (uint32_t i = 0; i < j->rfds_cap; i++)
+		if (j->rfds[i] >= 0)
+			close(j->rfds[i]);
+	free(j->rfds);
+	free(j->buf);
+	memset(j, 0, sizeof(*j));
+	j->fd = -1;
+}
+
+size_t xj_room(const struct xd_journal *j)
+{
+	return j->cap - j->len;
+}
+
+void *xj_append(struct xd_journal *j, uint8_t type, uint32_t session_id, uint64_t msg_seq,
+		uint16_t count, uint64_t ts, uint32_t payload)
+{
+	uint32_t len = (XJ_REC_HDR + payload + 7) & ~7u;
+	struct xj_rec *r;
+
+	if (j->cap - j->len < len)
+		return NULL;
+	r = (struct xj_rec *)(j->buf + j->len);
+	r->len = len;
+	r->crc = 0;
+	r->seq = j->next_seq++;
+	r->type = type;
+	r->flags = 0;
+	r->count = count;
+	r->session_id = session_id;
+	r->msg_seq = msg_seq;
+	r->ts = ts;
+	if (len > XJ_REC_HDR + payload)
+		memset(j->buf + j->len + XJ_REC_HDR + payload, 0, len - XJ_REC_HDR - payload);
+	j->last_rec = j->len;
+	j->len += len;
+	return (uint8_t *)r + XJ_REC_HDR;
+}
+
+int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx)
+{
+	size_t off = 0, done = 0;
+	int rc;
+
+	if (!j->len)
+		return 0;
+	((struct xj_rec *)(j->buf + j->last_rec))->flags |= XJ_F_BATCH_END;
+	while (off < j->len) {
+		struct xj_rec *r = (struct xj_rec *)(j->buf + off);
+
+		r->crc = xj_crc32c(0, (uint8_t *)r + 8, r->len - 8);
+		off += r->len;
+	}
+	if (j->seg_off > XJ_SEG_HDR && j->seg_off + j->len > j->seg_max) {
+		rc = create_segment(j, j->seg_no + 1, ((struct xj_rec *)j->buf)->seq);
+		if (rc)
+			return rc;
+	}
+	while (done < j->len) {
+		ssize_t w = write(j->fd, j->buf + done, j->len - done);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			xd_log("error: journal %s/%08u.xjl: write failed: %s", j->dir, j->seg_no,
+			       strerror(errno));
+			return rc;
+		}
+		done += (size_t)w;
+	}
+	j->writes++;
+	if (j->durability == XD_DUR_FSYNC) {
+		if (fdatasync(j->fd)) {
+			rc = -errno;
+			xd_log("error: journal %s/%08u.xjl: fdatasync failed: %s", j->dir,
+			       j->seg_no, strerror(errno));
+			return rc;
+		}
+		j->fsyncs++;
+	}
+	if (idx) {
+		for (off = 0; off < j->len;) {
+			struct xj_rec *r = (struct xj_rec *)(j->buf + off);
+
+			if (r->type == XJ_OUT)
+				idx(ctx, r, j->seg_no, j->seg_off + off);
+			off += r->len;
+		}
+	}
+	j->seg_off += j->len;
+	j->bytes += j->len;
+	j->len = 0;
+	j->last_rec = SIZE_MAX;
+	return 0;
+}
+
+int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void *buf, size_t len)
+{
+	ssize_t r;
+
+	if (seg >= j->rfds_cap || j->rfds[seg] < 0)
+		return -ENOENT;
+	r = pread(j->rfds[seg], buf, len, (off_t)off);
+	if (r < 0)
+		return -errno;
+	return r == (ssize_t)len ? 0 : -EIO;
+}

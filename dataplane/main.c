@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * xdpexd: the xdpex dataplane daemon. Parses the command line, loads the configuration, recovers
+ * every queue's journal, opens the sockets (UDP or AF_XDP, entry, control), prints what it runs
+ * with, starts one thread per queue and waits for SIGINT/SIGTERM, then stops receiving, flushes
+ * the journals, detaches XDP and removes its pins and sockets. docs/dataplane.md is the contract.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xdpexd.h"
+
+atomic_int xd_stop;
+const struct xd_opts *xd_g_opts;
+static int verbose;
+
+void xd_log(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	fprintf(stderr, "xdpexd: %.*s", n, buf);
+}
+
+void xd_dbg(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "xdpexd: debug: %s\n", buf);
+}
+
+uint64_t xd_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t xd_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: xdpexd --mode afxdp|udp --config FILE --journal-dir DIR [options]\n"
+		"  --iface IF              interface (afxdp: required; udp: SO_BINDTODEVICE)\n"
+		"  --queues LIST           rx queues, e.g. 0 or 0,1 (afxdp; udp: 0)      [0]\n"
+		"  --addr A.B.C.D          udp: address to bind                          [0.0.0.0]\n"
+		"  --port N                gateway UDP port                              [9000]\n"
+		"  --durability none|fsync journal guarantee                             [none]\n"
+		"  --ctl-socket PATH       control socket            [/run/xdpex/ctl.sock]\n"
+		"  --entry-socket PATH     local order-entry socket  [/run/xdpex/entry.sock]\n"
+		"  --pin-dir DIR           afxdp: bpffs pin directory [/sys/fs/bpf/xdpex]\n"
+		"  --poll spin|busy|sleep  receive loop                                  [spin]\n"
+		"  --busy-usec N           SO_BUSY_POLL microseconds                     [20]\n"
+		"  --busy-budget N         SO_BUSY_POLL_BUDGET                           [64]\n"
+		"  --xdp-mode auto|native|generic                                        [auto]\n"
+		"  --bind-mode auto|zerocopy|copy                                        [auto]\n"
+		"  --frames N              afxdp: UMEM frames per queue, power of two    [4096]\n"
+		"  --batch N               datagrams per rx batch, 1..256                [64]\n"
+		"  --segment-mb N          journal segment size                          [256]\n"
+		"  --cpus LIST             pin queue thread i to the i-th cpu of LIST\n"
+		"  -v, --verbose           debug log lines\n");
+}
+
+static int pick(const char *opt, const char *v, const char *const *names)
+{
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(v, names[i]))
+			return i;
+	fprintf(stderr, "xdpexd: error: %s %s: expected one of", opt, v);
+	for (int i = 0; names[i]; i++)
+		fprintf(stderr, " %s", names[i]);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+static long num(const char *opt, const char *v, long lo, long hi)
+{
+	char *end;
+	long x = strtol(v, &end, 10);
+
+	if (!*v || *end || x < lo || x > hi) {
+		fprintf(stderr, "xdpexd: error: %s %s: expected an integer in %ld..%ld\n", opt, v,
+			lo, hi);
+		exit(2);
+	}
+	return x;
+}
+
+static int parse_list(const char *opt, const char *v, int *out, int max)
+{
+	char *copy = strdup(v), *save = NULL, *tok;
+	int n = 0;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == max) {
+			fprintf(stderr, "xdpexd: error: %s %s: at most %d entries\n", opt, v, max);
+			exit(2);
+		}
+		out[n] = (int)num(opt, tok, 0, 4095);
+		for (int i = 0; i < n; i++)
+			if (out[i] == out[n]) {
+				fprintf(stderr, "xdpexd: error: %s %s: %d given twice\n", opt, v,
+					out[n]);
+				exit(2);
+			}
+		n++;
+	}
+	free(copy);
+	if (!n) {
+		fprintf(stderr, "xdpexd: error: %s: empty list\n", opt);
+		exit(2);
+	}
+	return n;
+}
+
+static void parse_args(int argc, char **argv, struct xd_opts *o)
+{
+	static const char *const modes[] = { "udp", "afxdp", NULL };
+	static const char *const durs[] = { "none", "fsync", NULL };
+	static const char *const polls[] = { "spin", "busy", "sleep", NULL };
+	static const char *const xmodes[] = { "auto", "native", "generic", NULL };
+	static const char *const bmodes[] = { "auto", "zerocopy", "copy", NULL };
+	static const struct option lo[] = {
+		{ "mode", required_argument, 0, 'm' },
+		{ "iface", required_argument, 0, 'i' },
+		{ "queues", required_argument, 0, 'q' },
+		{ "addr", required_argument, 0, 'a' },
+		{ "port", required_argument, 0, 'p' },
+		{ "config", required_argument, 0, 'c' },
+		{ "journal-dir", required_argument, 0, 'j' },
+		{ "durability", required_argument, 0, 'd' },
+		{ "ctl-socket", required_argument, 0, 'C' },
+		{ "entry-socket", required_argument, 0, 'E' },
+		{ "pin-dir", required_argument, 0, 'P' },
+		{ "poll", required_argument, 0, 'o' },
+		{ "busy-usec", required_argument, 0, 'U' },
+		{ "busy-budget", required_argument, 0, 'B' },
+		{ "xdp-mode", required_argument, 0, 'X' },
+		{ "bind-mode", required_argument, 0, 'Z' },
+		{ "frames", required_argument, 0, 'f' },
+		{ "batch", required_argument, 0, 'b' },
+		{ "segment-mb", required_argument, 0, 's' },
+		{ "cpus", required_argument, 0, 'k' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int c, have_mode = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->nqueues = 1;
+	o->addr = "0.0.0.0";
+	o->port = XE_DEFAULT_PORT;
+	o->ctl_path = "/run/xdpex/ctl.sock";
+	o->entry_path = "/run/xdpex/entry.sock";
+	o->pin_dir = "/sys/fs/bpf/xdpex";
+	o->busy_usec = 20;
+	o->busy_budget = 64;
+	o->frames = 4096;
+	o->batch = 64;
+	o->segment_bytes = 256ull << 20;
+	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'm': o->mode = pick("--mode", optarg, modes); have_mode = 1; break;
+		case 'i': o->iface = optarg; break;
+		case 'q': o->nqueues = parse_list("--queues", optarg, o->queues, XD_MAX_QUEUES); break;
+		case 'a': o->addr = optarg; break;
+		case 'p': o->port = (uint16_t)num("--port", optarg, 1, 65535); break;
+		case 'c': o->config = optarg; break;
+		case 'j': o->journal_dir = optarg; break;
+		case 'd': o->durability = pick("--durability", optarg, durs); break;
+		case 'C': o->ctl_path = optarg; break;
+		case 'E': o->entry_path = optarg; break;
+		case 'P': o->pin_dir = optarg; break;
+		case 'o': o->poll = pick("--poll", optarg, polls); break;
+		case 'U': o->busy_usec = (int)num("--busy-usec", optarg, 0, 1000000); break;
+		case 'B': o->busy_budget = (int)num("--busy-budget", optarg, 1, 65535); break;
+		case 'X': o->xdp_mode = pick("--xdp-mode", optarg, xmodes); break;
+		case 'Z': o->bind_mode = pick("--bind-mode", optarg, bmodes); break;
+		case 'f': o->frames = (uint32_t)num("--frames", optarg, 64, 1 << 20); break;
+		case 'b': o->batch = (int)num("--batch", optarg, 1, XD_MAX_BATCH); break;
+		case 's': o->segment_bytes = (uint64_t)num("--segment-mb", optarg, 1, 1 << 20) << 20; break;
+		case 'k': o->ncpus = parse_list("--cpus", optarg, o->cpus, XD_MAX_QUEUES); break;
+		case 'v': o->verbose = verbose = 1; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "xdpexd: error: unexpected argument %s\n", argv[optind]);
+		exit(2);
+	}
+	if (!have_mode || !o->config || !o->journal_dir) {
+		fprintf(stderr, "xdpexd: error: %s is required\n",
+			!have_mode ? "--mode" : !o->config ? "--config" : "--journal-dir");
+		usage(stderr);
+		exit(2);
+	}
+	if (o->frames & (o->frames - 1)) {
+		fprintf(stderr, "xdpexd: error: --frames %u: must be a power of two\n", o->frames);
+		exit(2);
+	}
+	if (o->mode == XD_MODE_UDP && (o->nqueues != 1 || o->queues[0] != 0)) {
+		fprintf(stderr, "xdpexd: error: --queues: udp mode serves one socket (queue 0)\n");
+		exit(2);
+	}
+	if (o->mode == XD_MODE_AFXDP && !o->iface) {
+		fprintf(stderr, "xdpexd: error: --iface: required in afxdp mode\n");
+		exit(2);
+	}
+	if (o->iface && !if_nametoindex(o->iface)) {
+		fprintf(stderr, "xdpexd: error: --iface %s: no such interface\n", o->iface);
+		exit(2);
+	}
+}
+
+/* Every queue a symbol or session names must be served. */
+static int check_queues(const struct xd_opts *o, const struct xd_config *cfg, char *err,
+			size_t n)
+{
+	for (uint32_t i = 0; i < cfg->nsymbols; i++) {
+		int q = cfg->symbols[i].queue, ok = q < 0;
+
+		for (int k = 0; k < o->nqueues; k++)
+			ok |= o->queues[k] == q;
+		if (!ok)
+			return snprintf(err, n, "config %s: symbols[%u].queue: %d is not served "
+						"(--queues)",
+					o->config, i, q),
+			       -1;
+	}
+	for (uint32_t i = 0; i < cfg->nsessions; i++) {
+		int q = cfg->sessions[i].queue, ok = q < 0;
+
+		for (int k = 0; k < o->nqueues; k++)
+			ok |= o->queues[k] == q;
+		if (!ok)
+			return snprintf(err, n, "config %s: sessions[%u].queue: %d is not served "
+						"(--queues)",
+					o->config, i, q),
+			       -1;
+	}
+	return 0;
+}
+
+static void mkparent(const char *path)
+{
+	char *d = strdup(path), *slash = strrchr(d, '/');
+
+	if (slash && slash != d) {
+		*slash = 0;
+		mkdir(d, 0755);
+	}
+	free(d);
+}
+
+static void *shard_thread(void *arg)
+{
+	struct xd_shard *sh = arg;
+	const struct xd_opts *o = sh->opts;
+
+	if (o->ncpus) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(o->cpus[sh->index % o->ncpus], &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+			xd_log("warning: q%d: cannot pin to cpu %d", sh->queue,
+			       o->cpus[sh->index % o->ncpus]);
+	}
+	return xd_io_loop(sh);
+}
+
+int main(int argc, char **argv)
+{
+	static struct xd_opts o;
+	static struct xd_config cfg;
+	struct xd_shard *shards = NULL;
+	char err[600];
+	sigset_t sigs;
+	int sig = 0, rc = 1, started = 0;
+
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	parse_args(argc, argv, &o);
+	xd_g_opts = &o;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	if (xd_config_load(o.config, &cfg, err, sizeof(err)) || check_queues(&o, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "xdpexd: error: %s\n", err);
+		return 2;
+	}
+	xd_log("config %s: %u symbols, %u sessions, allowlist %u prefixes, heartbeat %u ms",
+	       o.config, cfg.nsymbols, cfg.nsessions, cfg.nallow, cfg.heartbeat_ms);
+	xd_log(o.durability == XD_DUR_FSYNC
+		       ? "durability fsync: acknowledged orders survive a crash and a power loss "
+			 "(one fdatasync per batch)"
+		       : "durability none: acknowledged orders survive a crash of xdpexd, not a "
+			 "power loss");
+	if (mkdir(o.journal_dir, 0700) && errno != EEXIST) {
+		fprintf(stderr, "xdpexd: error: --journal-dir %s: %s\n", o.journal_dir,
+			strerror(errno));
+		return 1;
+	}
+	shards = calloc((size_t)o.nqueues, sizeof(*shards));
+	if (!shards)
+		return 1;
+	for (int i = 0; i < o.nqueues; i++) {
+		if (xd_shard_init(&shards[i], i, o.queues[i], &o, &cfg, err, sizeof(err))) {
+			fprintf(stderr, "xdpexd: error: %s\n", err);
+			goto out;
+		}
+	}
+	if (o.mode == XD_MODE_AFXDP && xd_afxdp_global_open(&o, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "xdpexd: error: %s\n", err);
+		goto out;
+	}
+	for (int i = 0; i < o.nqueues; i++) {
+		char path[PATH_MAX];
+		int r = o.mode == XD_MODE_AFXDP ? xd_io_afxdp_open(&shards[i], err, sizeof(err))
+						: xd_io_udp_open(&shards[i], err, sizeof(err));
+
+		if (r) {
+			fprintf(stderr, "xdpexd: error: %s\n", err);
+			goto out;
+		}
+		if (i == 0)
+			snprintf(path, sizeof(path), "%s", o.entry_path);
+		else
+			snprintf(path, sizeof(path), "%s.q%d", o.entry_path, o.queues[i]);
+		mkparent(path);
+		if (xd_entry_open(&shards[i], path, err, sizeof(err))) {
+			fprintf(stderr, "xdpexd: error: %s\n", err);
+			goto out;
+		}
+		xd_shard_rebind_all(&shards[i]);
+	}
+	mkparent(o.ctl_path);
+	if (xd_ctl_start(o.ctl_path, shards, o.nqueues, err, sizeof(err))) {
+		fprintf(stderr, "xdpexd: error: %s\n", err);
+		goto out;
+	}
+	xd_log("control socket %s, entry socket %s", o.ctl_path, o.entry_path);
+	for (int i = 0; i < o.nqueues; i++) {
+		if (pthread_create(&shards[i].thread, NULL, shard_thread, &shards[i])) {
+			fprintf(stderr, "xdpexd: error: queue thread: %s\n", strerror(errno));
+			atomic_store(&xd_stop, 1);
+			break;
+		}
+		started++;
+	}
+	if (started == o.nqueues) {
+		struct timespec poll_ts = { 0, 100000000 };
+
+		xd_log("ready");
+		while (!atomic_load(&xd_stop)) {
+			sig = sigtimedwait(&sigs, NULL, &poll_ts);
+			if (sig == SIGINT || sig == SIGTERM)
+				break;
+		}
+		xd_log("stopping%s", sig > 0 ? (sig == SIGINT ? " (SIGINT)" : " (SIGTERM)") : "");
+	}
+	atomic_store(&xd_stop, 1);
+	for (int i = 0; i < started; i++)
+		pthread_join(shards[i].thread, NULL);
+	xd_ctl_stop();
+	rc = 0;
+	for (int i = 0; i < o.nqueues; i++)
+		if (shards[i].fatal)
+			rc = 1;
+out:
+	for (int i = 0; shards && i < o.nqueues; i++) {
+		uint64_t last = shards[i].journal.next_seq ? shards[i].journal.next_seq - 1 : 0;
+
+		xd_entry_close(&shards[i]);
+		xd_io_close(&shards[i]);
+		if (shards[i].engine && shards[i].journal.buf)
+			xd_log("journal flushed: q%d last seq %llu", shards[i].queue,
+			       (unsigned long long)last);
+		xd_shard_free(&shards[i]);
+	}
+	if (o.mode == XD_MODE_AFXDP)
+		xd_afxdp_global_close();
+	free(shards);
+	xd_config_free(&cfg);
+	xd_log(rc ? "stopped with errors" : "stopped");
+	return rc;
+}

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * xdpexd internals shared by its source files: command-line options, the parsed configuration,
+ * sessions, the per-queue shard (engine + sessions + journal + tx slots) and the I/O backends
+ * (kernel UDP, AF_XDP, the local unix entry socket). docs/dataplane.md is the user-facing contract;
+ * this header is how the pieces fit inside the process.
+ *
+ * One shard per served queue, run to completion by one thread; nothing on the packet path is
+ * shared between shards. The control thread talks to a shard only through its mailbox, which the
+ * shard polls with one relaxed atomic load per loop iteration.
+ */
+#ifndef XDPEXD_H
+#define XDPEXD_H
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "xdpex/engine.h"
+#include "xdpex/proto.h"
+
+#define XD_MAX_QUEUES 64
+#define XD_MAX_BATCH 256
+#define XD_NONCES 64 /* logins remembered per session for replay detection */
+#define XD_TX_SLOTS 512 /* datagrams a shard builds before it must commit and transmit */
+#define XD_RETRANS_MAX 1024 /* messages served per RetransmitRequest / Login replay */
+#define XD_MAX_ALLOW 4096
+
+enum xd_mode { XD_MODE_UDP = 0, XD_MODE_AFXDP };
+enum xd_poll { XD_POLL_SPIN = 0, XD_POLL_BUSY, XD_POLL_SLEEP };
+enum xd_durability { XD_DUR_NONE = 0, XD_DUR_FSYNC };
+
+struct xd_opts {
+	enum xd_mode mode;
+	const char *iface;
+	int queues[XD_MAX_QUEUES];
+	int nqueues;
+	const char *addr;
+	uint16_t port;
+	const char *config;
+	const char *journal_dir;
+	enum xd_durability durability;
+	const char *ctl_path;
+	const char *entry_path;
+	const char *pin_dir;
+	enum xd_poll poll;
+	int busy_usec;
+	int busy_budget;
+	int xdp_mode; /* 0 auto, 1 native, 2 generic */
+	int bind_mode; /* 0 auto, 1 zerocopy, 2 copy */
+	uint32_t frames;
+	int batch;
+	uint64_t segment_bytes;
+	int cpus[XD_MAX_QUEUES];
+	int ncpus;
+	int verbose;
+};
+
+/* ---- configuration (config.c) ---- */
+
+struct xd_symbol_cfg {
+	struct xe_symbol_config c;
+	char name[32];
+	int queue; /* -1 = default ((id - 1) mod nqueues) */
+	int halted; /* -1 = not given (fragments), else 0/1 */
+};
+
+struct xd_session_cfg {
+	uint32_t id;
+	uint8_t secret[64];
+	uint32_t secret_len; /* 0 = not given (fragments) */
+	int stp; /* enum xe_stp_mode, -1 = not given */
+	int cod; /* cancel on disconnect, -1 = not given */
+	int enabled; /* -1 = not given */
+	int queue; /* -1 = not given (default 0) */
+	int64_t rate; /* messages/s, -1 = not given, 0 = unlimited */
+	int64_t burst;
+};
+
+struct xd_prefix {
+	uint32_t addr; /* network order */
+	uint32_t len;
+};
+
+struct xd_config {
+	struct xe_engine_config engine;
+	uint32_t heartbeat_ms;
+	uint32_t skew_ms;
+	int has_rate;
+	uint64_t rate_pps, rate_burst;
+	int has_allow;
+	struct xd_prefix *allow;
+	uint32_t nallow;
+	struct xd_symbol_cfg *symbols;
+	uint32_t nsymbols;
+	struct xd_session_cfg *sessions;
+	uint32_t nsessions;
+};
+
+/* Whole file (full = 1: engine sizes, defaults) or a control-socket fragment (full = 0, limits
+ * checked against `base`). On error returns -1 with `err` naming the field. */
+struct json_t;
+int xd_config_load(const char *path, struct xd_config *cfg, char *err, size_t errlen);
+int xd_config_from_json(struct json_t *j, struct xd_config *cfg, const struct xd_config *base,
+			char *err, size_t errlen);
+void xd_config_free(struct xd_config *cfg);
+int xd_symbol_queue(const struct xd_symbol_cfg *s, int nqueues);
+
+/* ---- peers: where a session is bound and where answers go ---- */
+
+enum xd_peer_kind { XD_PEER_NONE = 0, XD_PEER_UDP = 1, XD_PEER_UNIX = 2 };
+
+struct xd_peer {
+	uint8_t kind;
+	uint8_t has_l2; /* AF_XDP: MACs and local address known */
+	uint16_t port; /* network order */
+	uint32_t addr; /* network order */
+	uint8_t mac[6]; /* peer */
+	uint8_t lmac[6]; /* ours */
+	uint32_t laddr; /* ours, network order */
+	uint16_t lport; /* ours, network order */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+bool xd_peer_eq(const struct xd_peer *a, const struct xd_peer *b);
+int xd_peer_str(const struct xd_peer *p, char *buf, size_t n);
+
+/* ---- journal (journal.c) ---- */
+
+#define XJ_MAGIC "XDPEXJL1"
+#define XJ_VERSION 1
+#define XJ_SEG_HDR 32
+#define XJ_REC_HDR 40
+
+enum xj_type { XJ_IN = 1, XJ_OUT = 2, XJ_SESSION = 3, XJ_ADMIN = 4 };
+#define XJ_F_BATCH_END 0x01
+
+struct xj_rec {
+	uint32_t len;
+	uint32_t crc;
+	uint64_t seq;
+	uint8_t type;
+	uint8_t flags;
+	uint16_t count;
+	uint32_t session_id;
+	uint64_t msg_seq;
+	uint64_t ts;
+} __attribute__((packed));
+_Static_assert(sizeof(struct xj_rec) == XJ_REC_HDR, "journal record header");
+
+enum xj_sess_kind { XJ_SK_LOGIN = 1, XJ_SK_LOGOUT = 2, XJ_SK_TIMEOUT = 3, XJ_SK_ADMIN_LOGOUT = 4 };
+
+struct xj_sess_ev {
+	uint8_t kind;
+	uint8_t addr_kind; /* enum xd_peer_kind */
+	uint8_t cod;
+	uint8_t has_l2;
+	uint16_t port;
+	uint16_t lport;
+	uint32_t addr;
+	uint32_t laddr;
+	uint64_t nonce;
+	uint64_t login_ts;
+	uint8_t mac[6];
+	uint8_t lmac[6];
+	uint8_t pad[20];
+} __attribute__((packed));
+_Static_assert(sizeof(struct xj_sess_ev) == 64, "session event payload");
+
+struct xd_journal {
+	char dir[PATH_MAX];
+	int queue;
+	int durability;
+	uint64_t seg_max;
+	int fd; /* current segment, append */
+	uint32_t seg_no; /* current segment number */
+	uint64_t seg_off; /* bytes in the current segment */
+	int *rfds; /* read fd per segment number (index = number) */
+	uint32_t rfds_cap;
+	uint32_t first_seg;
+	uint64_t next_seq; /* seq of the next record */
+	uint8_t *buf; /* records of the open batch */
+	size_t len, cap;
+	size_t last_rec; /* offset of the last record in buf, SIZE_MAX if none */
+	uint64_t bytes, writes, fsyncs;
+};
+
+/* Replay callback: called for every record of the journal in order at open. */
+typedef int (*xj_replay_fn)(void *ctx, const struct xj_rec *r, const uint8_t *payload,
+			    uint32_t seg, uint64_t off);
+
+int xj_open(struct xd_journal *j, const char *base, int queue, int durability, uint64_t seg_max,
+	    xj_replay_fn fn, void *ctx);
+void xj_close(struct xd_journal *j);
+/* Reserves a record of `payload` bytes in the open batch; returns the payload pointer. */
+void *xj_append(struct xd_journal *j, uint8_t type, uint32_t session_id, uint64_t msg_seq,
+		uint16_t count, uint64_t ts, uint32_t payload);
+size_t xj_room(const struct xd_journal *j);
+/* Writes the open batch (one write, plus fdatasync under fsync); calls `idx` for every
+ * outbound record with its position. 0 or -errno. */
+typedef void (*xj_index_fn)(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off);
+int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx);
+int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void *buf, size_t len);
+uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* ---- sessions ---- */
+
+struct xd_outidx {
+	uint64_t seq; /* first outbound sequence of the record */
+	uint32_t count;
+	uint32_t seg;
+	uint64_t off; /* record offset in the segment */
+};
+
+struct xd_sess {
+	uint32_t id;
+	bool configured; /* owned by this shard */
+	bool foreign; /* configured, owned by another queue */
+	struct xd_session_cfg cfg;
+	bool logged_in;
+	struct xd_peer peer;
+	uint64_t next_in, next_out;
+	uint64_t nonce[XD_NONCES], nonce_ts[XD_NONCES];
+	uint32_t nonce_n, nonce_pos;
+	uint64_t last_rx, last_tx; /* CLOCK_MONOTONIC ns */
+	uint64_t tat; /* rate limiter (GCRA), gateway wall-clock ns */
+	int open_app; /* tx slot holding this batch's application messages, -1 */
+	struct xd_outidx *idx;
+	uint32_t idx_n, idx_cap;
+};
+
+/* ---- shard (shard.c) ---- */
+
+struct xd_txd {
+	struct xd_peer to;
+	bool send; /* false: journaled only (session not logged in) */
+	bool retrans; /* served from the journal: sent, not journaled again */
+	uint32_t session_id;
+	uint16_t len;
+	uint8_t buf[XE_MAX_PAYLOAD];
+};
+
+struct xd_stats {
+	uint64_t rx_datagrams, rx_msgs, tx_datagrams, tx_msgs, applied, duplicates, gaps,
+		malformed, unknown_session, not_allowed, spoofed, not_logged_in, rate_limited, logins,
+		login_rejects, retransmitted, tx_errors, heartbeats_out, timeouts;
+};
+
+struct xd_shard;
+
+/* A request the control thread hands to a shard; the shard answers into `resp`. */
+struct xd_mbox {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	atomic_int pending;
+	struct json_t *req;
+	struct json_t *resp;
+	const struct xd_config *frag; /* parsed "apply" fragment */
+	char *line; /* the request as journaled */
+	int dry;
+	int rc;
+	int done;
+};
+
+struct xd_io; /* backend state (io_udp.c, io_afxdp.c) */
+
+struct xd_shard {
+	int index; /* position in the shard array */
+	int queue; /* NIC queue served */
+	const struct xd_opts *opts;
+	struct xd_config *cfg; /* process-wide configuration (read-only on the packet path) */
+	xe_engine *engine;
+	struct xe_event *ev;
+	uint32_t max_ev;
+	struct xd_sess *sess; /* indexed by session id, 1..max_sessions */
+	uint32_t nsess_slots;
+	uint32_t *sess_list; /* configured session ids owned by this shard */
+	uint32_t nsess_list;
+	struct xd_symbol_cfg *syms; /* owned symbols by id; c.symbol_id 0 = not owned */
+	struct xd_prefix allow[XD_MAX_ALLOW];
+	uint32_t nallow;
+	uint64_t rate_pps, rate_burst; /* XDP per-source limit (afxdp) */
+	struct xd_journal journal;
+	bool replaying;
+	uint64_t now_ns; /* wall clock of the batch (recv_ts) */
+	uint64_t mono_ns;
+	uint64_t last_sweep;
+	struct xd_txd *tx;
+	uint32_t ntx, tx_cap;
+	uint8_t scratch[XE_MSG_SIZE];
+	uint8_t rbuf[XJ_REC_HDR + XE_MAX_PAYLOAD]; /* retransmission reads */
+	uint32_t *touched; /* sessions with open_app set */
+	uint32_t ntouched;
+	struct xd_stats st;
+	struct xd_mbox mbox;
+	struct xd_io *io;
+	int entry_fd;
+	char entry_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_t thread;
+	int fatal;
+};
+
+extern atomic_int xd_stop;
+extern const struct xd_opts *xd_g_opts;
+
+int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opts *o,
+		  struct xd_config *cfg, char *err, size_t errlen);
+void xd_shard_free(struct xd_shard *sh);
+/* Datagram from the network or the entry socket; `src` says where it came from. */
+void xd_shard_datagram(struct xd_shard *sh, const uint8_t *buf, size_t len,
+		       const struct xd_peer *src);
+void xd_shard_batch_begin(struct xd_shard *sh);
+/* Commits the journal and transmits; returns 0 or -errno (journal write failed: fatal). */
+int xd_shard_batch_end(struct xd_shard *sh);
+void xd_shard_timers(struct xd_shard *sh);
+void xd_shard_mbox(struct xd_shard *sh);
+uint64_t xd_shard_hash(struct xd_shard *sh);
+/* Control request in the shard thread. State-changing ones (apply, halt, resume, logout,
+ * expire_day) are journaled (`line`) unless `dry` (validate only) or replaying (line NULL).
+ * Returns 0 or -1 with resp["error"] set. */
+int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const struct xd_config *frag,
+		   const char *line, struct json_t *resp, int dry);
+/* Queries: hash, stats, sessions, book, journal; fills resp. */
+int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
+int xd_allowed(const struct xd_shard *sh, uint32_t addr);
+struct xd_sess *xd_sess_get(struct xd_shard *sh, uint32_t id);
+/* Engine events in sh->ev -> wire messages; sender/cause give echo_ts and ref fields. */
+void xd_emit_events(struct xd_shard *sh, uint32_t n, const struct xd_sess *sender,
+		    const uint8_t *cause, uint64_t in_seq);
+/* Logout / timeout / operator: journal, Logout message, unbind, cancel-on-disconnect (cod -1 =
+ * the session's setting). */
+void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_t reason,
+		    uint64_t echo_ts, int cod);
+/* Re-program XDP session bindings after recovery. */
+void xd_shard_rebind_all(struct xd_shard *sh);
+
+/* ---- I/O backends ---- */
+
+int xd_io_udp_open(struct xd_shard *sh, char *err, size_t errlen);
+int xd_io_afxdp_open(struct xd_shard *sh, char *err, size_t errlen);
+void xd_io_close(struct xd_shard *sh);
+/* Sends datagrams slots [0, n) of the shard's tx array that go to the network. */
+void xd_io_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n);
+/* Runs the shard until xd_stop. */
+void *xd_io_loop(void *arg);
+void xd_io_stats(struct xd_shard *sh, struct json_t *out);
+/* AF_XDP: session bound / unbound (programs the XDP binding map); no-op in udp mode. */
+void xd_io_bind(struct xd_shard *sh, uint32_t session_id, const struct xd_peer *p);
+void xd_io_unbind(struct xd_shard *sh, uint32_t session_id);
+
+/* AF_XDP process-wide part (io_afxdp.c): program load/attach, maps. */
+int xd_afxdp_global_open(const struct xd_opts *o, const struct xd_config *cfg, char *err,
+			 size_t errlen);
+void xd_afxdp_global_close(void);
+const char *xd_afxdp_attach_mode(void);
+const char *xd_afxdp_bind_mode(void);
+void xd_afxdp_counters(struct json_t *out);
+int xd_afxdp_apply(const struct xd_config *frag);
+
+/* entry socket (entry.c) */
+int xd_entry_open(struct xd_shard *sh, const char *path, char *err, size_t errlen);
+int xd_entry_poll(struct xd_shard *sh);
+void xd_entry_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n);
+void xd_entry_close(struct xd_shard *sh);
+
+/* control socket (ctl.c) */
+int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err,
+		 size_t errlen);
+void xd_ctl_stop(void);
+
+/* logging (main.c) */
+void xd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void xd_dbg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t xd_wall_ns(void);
+uint64_t xd_mono_ns(void);
+
+#endif /* XDPEXD_H */
