@@ -525,7 +525,11 @@ class XeClient:
                 o.cl_ord_id, o.price, o.qty, o.leaves = m.cl_ord_id, m.price, m.qty, m.leaves
                 self.orders[m.cl_ord_id] = o
         if self.on_message is not None:
-            self.on_message(m)
+            try:
+                self.on_message(m)
+            except Exception:  # a user callback must not break sequencing
+                self.stats["callback_errors"] += 1
+                log.exception("session %d: on_message callback failed", self.session_id)
 
     def _match(self, kind: str, ident: int) -> Request | None:
         waiting = self._waiting.get((kind, ident))
