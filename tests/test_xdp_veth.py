@@ -324,3 +324,26 @@ def test_veth_redirects_valid_datagrams_into_af_xdp(lab: Lab, receiver: Lines) -
     assert [bytes.fromhex(line.split()[2])[42:] for line in lines] == valid
     steer.send_signal(signal.SIGTERM)
     assert steer.wait(10) == 0
+
+
+def test_auto_mode_falls_back_to_generic_where_native_is_missing(lab: Lab) -> None:
+    # A bridge has no driver XDP: auto mode must say so and attach in generic mode, while an
+    # explicit native request must fail with the reason.
+    bridge = f"xb{lab.sfx}"
+    sh("ip", "-n", lab.gw, "link", "add", bridge, "type", "bridge")
+    sh("ip", "-n", lab.gw, "link", "set", bridge, "up")
+    native = sh(str(TOOL), "attach", "--netns", lab.gw, "--ifname", bridge, "--mode", "native",
+                "--pin-dir", str(lab.pin_dir), check=False)  # fmt: skip
+    assert native.returncode == 1
+    assert f"cannot attach xdp_steer to {bridge} in native mode" in native.stderr
+    cmd = [str(TOOL), "attach", "--netns", lab.gw, "--ifname", bridge]
+    cmd += ["--pin-dir", str(lab.pin_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lab.procs.append(proc)
+    assert Lines(proc).read(1, 15) == [f"attached {bridge} skb"]
+    link = json.loads(sh("ip", "-n", lab.gw, "-j", "link", "show", bridge).stdout)[0]
+    assert link["xdp"]["prog"]["name"] == "xdp_steer" and link["xdp"]["mode"] == 2  # generic
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert proc.stderr is not None
+    assert f"native XDP on {bridge} failed" in proc.stderr.read().decode()
