@@ -16,10 +16,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/ethtool.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <linux/ip.h>
+#include <linux/sockios.h>
 #include <linux/udp.h>
 #include <net/if.h>
 #include <poll.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -83,17 +86,20 @@ static void lib_log(enum xdpex_log_level level, const char *fmt, va_list ap)
 	xd_log("xdp: %s", buf);
 }
 
+/* rx queues of the interface (ethtool channels; works in any mount namespace), -1 if unknown. */
 static int count_rx_queues(const char *iface)
 {
-	char path[256];
-	int n = 0;
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), n = -1;
 
-	for (;; n++) {
-		snprintf(path, sizeof(path), "/sys/class/net/%s/queues/rx-%d", iface, n);
-		if (access(path, F_OK))
-			break;
-	}
-	return n;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
+	ifr.ifr_data = (void *)&ch;
+	if (fd >= 0 && !ioctl(fd, SIOCETHTOOL, &ifr))
+		n = (int)(ch.rx_count + ch.combined_count);
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? n : -1;
 }
 
 int xd_afxdp_apply(const struct xd_config *f)
@@ -126,7 +132,7 @@ int xd_afxdp_global_open(const struct xd_opts *o, const struct xd_config *cfg, c
 	int nq = count_rx_queues(o->iface), rc;
 
 	for (int i = 0; i < o->nqueues; i++)
-		if (o->queues[i] >= nq)
+		if (nq > 0 && o->queues[i] >= nq)
 			return snprintf(err, errlen, "--queues %d: %s has %d rx queue%s (0..%d)",
 					o->queues[i], o->iface, nq, nq == 1 ? "" : "s", nq - 1),
 			       -1;

@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -93,6 +94,7 @@ static void usage(FILE *f)
 		"  --batch N               datagrams per rx batch, 1..256                [64]\n"
 		"  --segment-mb N          journal segment size                          [256]\n"
 		"  --cpus LIST             pin queue thread i to the i-th cpu of LIST\n"
+		"  --netns NAME            run in network namespace /run/netns/NAME\n"
 		"  -v, --verbose           debug log lines\n");
 }
 
@@ -148,6 +150,22 @@ static int parse_list(const char *opt, const char *v, int *out, int max)
 	return n;
 }
 
+/* --netns NAME: join /run/netns/NAME before anything is opened. Unlike `ip netns exec` this keeps
+ * the host's mount namespace, so bpffs stays at /sys/fs/bpf for the XDP pins. */
+static void enter_netns(const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+		fprintf(stderr, "xdpexd: error: --netns %s: %s\n", name, strerror(errno));
+		exit(2);
+	}
+	close(fd);
+}
+
 static void parse_args(int argc, char **argv, struct xd_opts *o)
 {
 	static const char *const modes[] = { "udp", "afxdp", NULL };
@@ -176,6 +194,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		{ "batch", required_argument, 0, 'b' },
 		{ "segment-mb", required_argument, 0, 's' },
 		{ "cpus", required_argument, 0, 'k' },
+		{ "netns", required_argument, 0, 'N' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -216,6 +235,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'b': o->batch = (int)num("--batch", optarg, 1, XD_MAX_BATCH); break;
 		case 's': o->segment_bytes = (uint64_t)num("--segment-mb", optarg, 1, 1 << 20) << 20; break;
 		case 'k': o->ncpus = parse_list("--cpus", optarg, o->cpus, XD_MAX_QUEUES); break;
+		case 'N': enter_netns(optarg); break;
 		case 'v': o->verbose = verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
