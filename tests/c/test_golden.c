@@ -5,7 +5,8 @@
  * against the entry's decoded meaning at the offset and size proto.h's structs give it. A field
  * of the struct that the entry does not name, or a name the struct does not have, is a failure,
  * so the vectors and proto.h cannot drift apart. Malformed entries must fail with the listed
- * XE_PERR_* code and exactly the listed text. Usage: test_golden [vectors.txt]
+ * XE_PERR_* code and exactly the listed text. Usage: test_golden [vectors.txt], or
+ * test_golden --parse (see parse_stdin()).
  * Prints one line per failure and closes with "N passed, M failed".
  */
 #include <errno.h>
@@ -336,8 +337,49 @@ static void reset(struct entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/*
+ * --parse mode, for the differential test against the Python codec (tests/test_proto_parity.py):
+ * reads "DIR HEX" lines on stdin and prints "XE_PERR_* text" (or "XE_PERR_OK count") per line.
+ */
+static int parse_stdin(void)
+{
+	static char line[MAX_LINE];
+	static unsigned char buf[MAX_DATAGRAM];
+
+	while (fgets(line, sizeof(line), stdin)) {
+		char *hex = strchr(line, ' '), text[512];
+		const struct xe_hdr *hdr;
+		struct xe_parse_err err;
+		long len;
+		int rc, dir;
+
+		if (!hex) {
+			fprintf(stderr, "test_golden --parse: expected 'DIR HEX'\n");
+			return 2;
+		}
+		*hex++ = '\0';
+		hex[strcspn(hex, "\r\n")] = '\0';
+		dir = atoi(line);
+		len = unhex(hex, buf, sizeof(buf));
+		if (len < 0 || dir < XE_DIR_TO_GW || dir > XE_DIR_AUTO) {
+			fprintf(stderr, "test_golden --parse: bad line\n");
+			return 2;
+		}
+		rc = xe_parse_datagram(buf, (size_t)len, (enum xe_dir)dir, &hdr, &err);
+		if (rc)
+			xe_parse_errstr(&err, text, sizeof(text));
+		else
+			snprintf(text, sizeof(text), "%u", (unsigned)hdr->count);
+		printf("%s %s\n", xe_parse_error_name(rc), text);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--parse"))
+		return parse_stdin();
+
 	const char *path = argc > 1 ? argv[1] : "tests/golden/vectors.txt";
 	static char line[MAX_LINE];
 	struct entry e = { 0 };
