@@ -13,7 +13,8 @@
 //   cancel: session, unknown order.
 //   replace: session, unknown order, halted, quantity, lot, price, duplicate new id, quantity
 //     not above what already traded, no change, post-only cross.
-//   mass cancel: session, side, symbol (0 = all), reason (0 = XE_CXL_MASS).
+//   mass cancel: session, side, symbol (0 = all), reason (0 = XE_CXL_MASS); a client mass cancel
+//     (reason XE_CXL_MASS) that finds nothing is answered with Rejected XE_REJ_UNKNOWN_ORDER.
 #include <cerrno>
 
 #include "engine_impl.hpp"
@@ -463,7 +464,7 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 		e->type = XE_EV_REJECTED;
 		e->reason = rej;
 		e->session_id = session;
-		e->cl_ord_id = cl;
+		e->cl_ord_id = orig; // the id the message named (docs/protocol.md, Rejected)
 		e->orig_cl_ord_id = orig;
 		e->price = price;
 		e->qty = qty;
@@ -580,6 +581,16 @@ uint32_t xe_engine::mass_cancel(uint32_t session, uint32_t symbol, uint8_t side,
 			remove_order(books[o.symbol], oi);
 		}
 		oi = next;
+	}
+	if (n == 0 && reason == XE_CXL_MASS) {
+		// A client's MassCancel is always answered (docs/protocol.md): nothing live to cancel.
+		rejects++;
+		xe_event *e = ev(out, n++);
+		e->type = XE_EV_REJECTED;
+		e->reason = XE_REJ_UNKNOWN_ORDER;
+		e->session_id = session;
+		e->symbol_id = symbol;
+		e->side = side;
 	}
 	return n;
 }

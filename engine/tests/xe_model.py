@@ -264,7 +264,7 @@ class Model:
                     and s.crosses(o.side, price)):
                 rej = R["POST_ONLY_CROSS"]
         if rej:
-            kw = dict(reason=rej, session_id=session, cl_ord_id=cl, orig_cl_ord_id=orig,
+            kw = dict(reason=rej, session_id=session, cl_ord_id=orig, orig_cl_ord_id=orig,
                       price=price, qty=qty)
             if o is not None:
                 kw.update(symbol_id=o.symbol, side=o.side, ord_type=o.ord_type, tif=o.tif,
@@ -306,10 +306,14 @@ class Model:
         if rej:
             return [ev(EV_REJ, reason=rej, session_id=session, symbol_id=symbol, side=side)]
         out = []
+        reason = reason or X["MASS"]
         for o in list(self.session_orders.get(session, [])):
             if (not symbol or o.symbol == symbol) and (not side or o.side == side):
-                out.append(o.event(EV_CXL, reason=reason or X["MASS"], qty=o.leaves, leaves=0))
+                out.append(o.event(EV_CXL, reason=reason, qty=o.leaves, leaves=0))
                 self._remove(o)
+        if not out and reason == X["MASS"]:
+            out.append(ev(EV_REJ, reason=R["UNKNOWN_ORDER"], session_id=session,
+                          symbol_id=symbol, side=side))
         return out
 
     def expire_day(self) -> list[Event]:

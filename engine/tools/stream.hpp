@@ -36,9 +36,12 @@ struct Stream {
 // Reads `path` (.csv or .csv.gz). On error returns false with a message naming the line and field.
 bool load_stream(const std::string &path, Stream *out, std::string *err);
 
-// Deep-queue variant: every prefill order is followed by `factor - 1` copies at the same price and
-// quantity (fresh oids above the stream's), so each level starts `factor` times deeper.
-void deepen(Stream *s, uint32_t factor);
+// Deep-queue variant: every new order is preceded by `factor - 1` copies at the same price and
+// quantity (fresh oids above the stream's, same phase); when the stream's order leaves the book
+// in the plain run (cancelled or filled), whatever is still live of it and its copies is
+// cancelled. Queues so stay about `factor` times deeper all through the stream, and every cancel
+// hits a live order. False if the simulation engines cannot be created.
+bool deepen(Stream *s, uint32_t factor, uint32_t max_orders);
 
 // An engine configured for the stream, or nullptr.
 xe_engine *make_engine(const Stream &s, uint32_t max_orders);

@@ -132,7 +132,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xe_bench: %s\n", err.c_str());
 		return 1;
 	}
-	xe::deepen(&s, deep);
+	if (!xe::deepen(&s, deep, max_orders)) {
+		fprintf(stderr, "xe_bench: cannot create the engine (max_orders %u)\n", max_orders);
+		return 1;
+	}
 	const xe::Msg *timed = s.msgs.data() + s.prefill;
 	size_t n = s.msgs.size() - s.prefill;
 

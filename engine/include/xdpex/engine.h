@@ -123,7 +123,9 @@ uint32_t xe_engine_cancel(xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
 uint32_t xe_engine_replace(xe_engine *e, uint32_t session_id, uint64_t orig_cl_ord_id,
 			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty, struct xe_event *out);
 /* symbol_id 0 = all symbols, side 0 = both; reason is reported in each Cancelled event
- * (XE_CXL_MASS, XE_CXL_DISCONNECT, ...). */
+ * (XE_CXL_MASS, XE_CXL_DISCONNECT, ...; 0 means XE_CXL_MASS). A client mass cancel (reason
+ * XE_CXL_MASS) that finds nothing writes one Rejected XE_REJ_UNKNOWN_ORDER; other reasons then
+ * write nothing. */
 uint32_t xe_engine_mass_cancel(xe_engine *e, uint32_t session_id, uint32_t symbol_id, uint8_t side,
 			       uint8_t reason, struct xe_event *out);
 /* Cancels every resting DAY order (XE_CXL_EXPIRED). */

@@ -42,9 +42,15 @@ TEST_F(EngineTest, MassCancelCarriesGivenReason)
 	EXPECT_EQ(v[0].reason, XE_CXL_DISCONNECT);
 }
 
-TEST_F(EngineTest, MassCancelWithNothingLiveWritesNothing)
+TEST_F(EngineTest, MassCancelWithNothingLiveIsRejected)
 {
-	EXPECT_TRUE(mass(1, 0, 0).empty());
+	limit(2, 1, XE_BUY, 1500, 10);
+	EXPECT_EQ(rejected(mass(1, 0, 0)), XE_REJ_UNKNOWN_ORDER);
+}
+
+TEST_F(EngineTest, DisconnectCancelWithNothingLiveWritesNothing)
+{
+	EXPECT_EQ(xe_engine_mass_cancel(e, 1, 0, 0, XE_CXL_DISCONNECT, buf.data()), 0u);
 }
 
 TEST_F(EngineTest, HaltBlocksNewAndReplaceButAllowsCancel)
