@@ -15,6 +15,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "engine": ("xdpex_engine.cli", "matching engine tools: replay, bench, lobster"),
     "lab": ("xdpex_traffic.lab", "two-namespace veth lab: up, down, status"),
+    "pcap": ("xdpex_traffic.pcap", "capture lab traffic, dissect a pcap one message a line"),
     "run": ("xdpex.run", "set up the lab, run the gateway in AF_XDP mode, drive orders, summarise"),
     "up": ("xdpex.up", "start the supervised gateway: dataplane, control plane, persister"),
     "down": ("xdpex.down", "stop the supervised gateway"),
