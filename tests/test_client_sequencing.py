@@ -79,9 +79,11 @@ class Peer(asyncio.DatagramProtocol):
         self.nonces.add(login.nonce)
         if not c.verify_login(secret, login):
             self.send(0, [c.LoginRejected(c.LoginReason.BAD_PROOF, SID, login.client_ts, 1)])
-        else:
-            self.send(0, [c.LoginAccepted(SID, next_in, self.next_out, heartbeat_ms,
-                                          login.client_ts, time.time_ns())])  # fmt: skip
+            return login
+        self.send(0, [c.LoginAccepted(SID, next_in, self.next_out, heartbeat_ms,
+                                      login.client_ts, time.time_ns())])  # fmt: skip
+        if 0 < login.next_seq < self.next_out:  # replay what the client asks for
+            self.replay(login.next_seq, self.next_out - login.next_seq)
         return login
 
 
@@ -359,6 +361,52 @@ def test_unix_datagram_transport(tmp_path: Path) -> None:
             peer.out([accepted(o, 5)])
             assert isinstance(await req, c.Accepted)
             client.close()
+        finally:
+            transport.close()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_resume_after_session_loss_replays_missed_messages() -> None:
+    """A new client resuming the session gets the gateway messages the old one missed (replayed
+    from Login.next_seq) and continues the inbound sequence from LoginAccepted.next_in_seq."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        transport, peer = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
+        remote = ("127.0.0.1", transport.get_extra_info("sockname")[1])
+        try:
+            serve = asyncio.create_task(peer.serve_login())
+            old = await XeClient.connect(remote, SID, SECRET)
+            await serve
+            req = old.new_order(8, c.Side.BUY, 70, 3)
+            (o,) = (await peer.recv()).messages
+            assert isinstance(o, c.NewOrder)
+            peer.out([accepted(o, 21)])
+            await req
+            fill = c.Fill(o.side, c.Liquidity.ADDED, 8, o.cl_ord_id, 5, 70, 3, 0, 21, 0, 1)
+            peer.out([fill], drop=True)  # lost, and then the old client goes away
+            old.close("test")
+            assert old.expected_in == 2
+
+            seen: list[c.Message] = []
+            serve = asyncio.create_task(peer.serve_login(next_in=2))
+            new = await XeClient.connect(remote, SID, SECRET, next_seq=old.expected_in,
+                                         on_message=seen.append)  # fmt: skip
+            login = await serve
+            assert login.next_seq == 2
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen == [fill] and new.expected_in == 3
+            assert new.next_out == 2, "continues the inbound sequence"
+            req = new.new_order(8, c.Side.SELL, 71, 1)
+            dg = await peer.recv()
+            assert dg.seq == 2
+            new.close()
+            with pytest.raises(SessionLost):
+                await req
         finally:
             transport.close()
 

@@ -14,6 +14,7 @@ from xdpex_traffic import scapy_layers as xs
 from xdpex_traffic.golden import Fields, Vector, load_vectors
 
 VALID = [v for v in load_vectors() if not v.malformed]
+MALFORMED = [v for v in load_vectors() if v.malformed]
 CLASS_BY_NAME = {xs.MSG_TYPES[t]: cls for t, cls in xs.MESSAGE_CLASSES.items()}
 NAME_BY_TYPE = xs.MSG_TYPES
 
@@ -132,3 +133,14 @@ def test_unknown_type_dissects_as_unknown() -> None:
     pkt = xs.XE(data)
     assert isinstance(pkt.messages[0], xs.XEUnknown)
     assert bytes(pkt) == data
+
+
+@pytest.mark.parametrize("v", MALFORMED, ids=lambda v: v.name)
+def test_malformed_datagrams_dissect_without_exception(v: Vector) -> None:
+    """A capture full of garbage must still open: scapy keeps what it cannot parse as raw."""
+    pkt = IP(bytes(IP(dst="127.0.0.1") / UDP(sport=40000, dport=9000) / v.data))
+    assert pkt[UDP].dport == 9000
+    if len(v.data) >= 24:
+        assert xs.XE in pkt
+        rebuilt = bytes(pkt[UDP].payload)
+        assert rebuilt[:24] == v.data[:24]

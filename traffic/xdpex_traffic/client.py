@@ -16,8 +16,10 @@ API (XeClient):
 - `await XeClient.connect(remote, session_id, secret, *, local=None, next_seq=0, ...)`: opens a
   UDP socket to remote (host, port) bound to local, or a unix datagram socket when remote is a
   path (the dataplane's entry socket; local must then be a path to bind), and logs in. Raises
-  LoginError (.reason: LoginReason) or asyncio.TimeoutError. `next_seq` asks the gateway to replay
-  its messages from that sequence (0 = none). `login()` logs in again on the same socket.
+  LoginError (.reason: LoginReason) or TimeoutError. `next_seq` asks the gateway to replay its
+  messages from that sequence (0 = none). To resume after the session was lost (timeout, logout),
+  connect a new client with next_seq=old.expected_in: it receives what the old one missed, and
+  its own sequence continues from LoginAccepted.next_in_seq.
 - `new_order(symbol_id, side, price, qty, *, ord_type=LIMIT, tif=GTC, cl_ord_id=None)`,
   `cancel(symbol_id, cl_ord_id)`, `replace(symbol_id, orig_cl_ord_id, price, qty, *,
   new_cl_ord_id=None)`, `mass_cancel(symbol_id=0, side=0)`: queue one message and return a
@@ -164,6 +166,7 @@ class XeClient:
         self._pending: dict[int, Request] = {}  # seq -> answer not received yet
         self._waiting: dict[tuple[str, int], list[Request]] = {}  # answer key -> pending, by seq
         self._ever_logged_in = False
+        self._login_next_seq = 0
         self._early: dict[int, c.Message] = {}  # gateway messages beyond expected_in
         self._login: asyncio.Future[c.Message] | None = None
         self._logout: asyncio.Future[c.Message] | None = None
@@ -203,19 +206,21 @@ class XeClient:
         return self._transport.get_extra_info("sockname")
 
     async def login(self, next_seq: int | None = None, timeout: float = 2.0) -> c.LoginAccepted:
-        """Logs in (again); resends the Login until answered or timeout. next_seq None: a first
-        login asks for no replay, a later one resumes from the first gateway message missed."""
+        """Logs in; resends the Login (fresh timestamp and nonce) every 0.5 s until answered or
+        timeout. next_seq None: a first login asks for no replay, a repeated one resumes from the
+        first gateway message not yet applied."""
         if next_seq is None:
             next_seq = self.expected_in if self._ever_logged_in else 0
         self._login = self._loop.create_future()
+        self._login_next_seq = next_seq
         deadline = self._loop.time() + timeout
         while True:
+            left = deadline - self._loop.time()
+            if left <= 0:
+                raise TimeoutError(f"session {self.session_id}: no answer to Login")
             ts, nonce = self._ts(), secrets.randbits(64)
             proof = c.login_proof(self.secret, self.session_id, ts, nonce)
             self._send_session([c.Login(self.session_id, next_seq, nonce, proof, ts)])
-            left = deadline - self._loop.time()
-            if left <= 0:
-                raise TimeoutError("no answer to Login")
             try:
                 ans = await asyncio.wait_for(asyncio.shield(self._login), min(left, 0.5))
                 break
@@ -224,17 +229,22 @@ class XeClient:
         if isinstance(ans, c.LoginRejected):
             raise LoginError(ans.reason)
         assert isinstance(ans, c.LoginAccepted)
-        self.heartbeat_ms = max(ans.heartbeat_ms, 10)
-        self.expected_in = next_seq if next_seq else ans.next_out_seq
-        self._applied_through(ans.next_in_seq - 1)
-        if self.next_out < ans.next_in_seq:
-            self.next_out = ans.next_in_seq
-        self.logged_in = self._ever_logged_in = True
-        self._last_recv = time.monotonic()
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_loop(), name="xdpex-client-tick")
-        self._resend(force=True)
         return ans
+
+    def _on_login_accepted(self, m: c.LoginAccepted) -> None:
+        """Sets up both sequences at once, before any replay datagram that follows is handled."""
+        self.heartbeat_ms = max(m.heartbeat_ms, 10)
+        self.expected_in = self._login_next_seq or m.next_out_seq
+        self._early = {s: x for s, x in self._early.items() if s >= self.expected_in}
+        self._drain()
+        self._applied_through(m.next_in_seq - 1)
+        if self.next_out < m.next_in_seq:
+            self.next_out = m.next_in_seq
+        self.logged_in = self._ever_logged_in = True
+        self._last_recv = time.monotonic()
+        self._resend(force=True)
 
     async def logout(self, timeout: float = 1.0) -> None:
         """Sends Logout and waits for the gateway's Logout (or timeout), then closes."""
@@ -458,16 +468,21 @@ class XeClient:
                 self._early.setdefault(s, m)
             else:
                 self._apply(m)
-        while self.expected_in in self._early:
-            self._apply(self._early.pop(self.expected_in))
+        self._drain()
         if self._early:
             self.stats["gaps"] += 1
             if time.monotonic() >= self._retx_at:
                 self._request_retransmit(min(self._early))
 
+    def _drain(self) -> None:
+        while self.expected_in in self._early:
+            self._apply(self._early.pop(self.expected_in))
+
     def _on_session(self, m: c.Message) -> None:
         if isinstance(m, c.LoginAccepted | c.LoginRejected):
             if self._login is not None and not self._login.done():
+                if isinstance(m, c.LoginAccepted):
+                    self._on_login_accepted(m)
                 self._login.set_result(m)
         elif isinstance(m, c.Heartbeat):
             self.stats["heartbeats_received"] += 1
