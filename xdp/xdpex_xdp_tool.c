@@ -404,6 +404,7 @@ static int cmd_attach(struct args *a)
 	struct xdpex_xdp_opts o = { .pin_dir = a->pin_dir, .ports = a->ports, .nports = a->nports };
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct test_xsk *xsk = NULL;
+	sigset_t block, orig;
 	struct xdpex_xdp *x;
 	int ifindex, err;
 
@@ -412,6 +413,9 @@ static int cmd_attach(struct args *a)
 	ifindex = if_nametoindex(a->ifname);
 	if (!ifindex)
 		return fail("attach: no interface %s", a->ifname);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	err = xdpex_xdp_open(&x, &o);
@@ -426,11 +430,14 @@ static int cmd_attach(struct args *a)
 	}
 	if (!err && a->xsk_queue >= 0)
 		err = open_xsk(x, a, &xsk);
-	while (!err && !stop) {
-		if (!xsk) {
-			pause();
-			continue;
-		}
+	if (!err && !xsk) {
+		/* Signals blocked between the test and the wait, so none can slip in between. */
+		sigprocmask(SIG_BLOCK, &block, &orig);
+		while (!stop)
+			sigsuspend(&orig);
+		sigprocmask(SIG_SETMASK, &orig, NULL);
+	}
+	while (!err && xsk && !stop) {
 		err = test_xsk_poll(xsk, 100, print_frame, NULL);
 		err = err < 0 ? err : 0;
 	}
@@ -441,12 +448,15 @@ static int cmd_attach(struct args *a)
 	return err ? 1 : 0;
 }
 
+/* Run fn on the pinned maps: first with m NULL (check the arguments only), then for real. */
 static int with_pinned(struct args *a, int (*fn)(const struct xdpex_maps *, struct args *))
 {
 	struct xdpex_maps m;
-	int err = xdpex_maps_open_pinned(&m, a->pin_dir);
+	int err = fn(NULL, a);
 
 	if (err)
+		return err;
+	if (xdpex_maps_open_pinned(&m, a->pin_dir))
 		return 1;
 	err = fn(&m, a);
 	xdpex_maps_close(&m);
@@ -457,7 +467,10 @@ static int do_counters(const struct xdpex_maps *m, struct args *a)
 {
 	__u64 cnt[XDPEX_CNT_MAX];
 
-	(void)a;
+	if (a->argc)
+		return fail("counters: unexpected argument %s", a->argv[0]);
+	if (!m)
+		return 0;
 	if (xdpex_read_counters(m, cnt))
 		return 1;
 	print_counters(stdout, cnt);
@@ -472,6 +485,8 @@ static int do_allow(const struct xdpex_maps *m, struct args *a)
 	int n, err;
 
 	if (a->argc == 1 && !strcmp(a->argv[0], "list")) {
+		if (!m)
+			return 0;
 		n = xdpex_allow_list(m, keys, XDPEX_MAX_ALLOW);
 		for (int i = 0; i < n && i < XDPEX_MAX_ALLOW; i++)
 			printf("%s/%u\n", inet_ntop(AF_INET, &keys[i].addr, buf, sizeof(buf)),
@@ -484,12 +499,16 @@ static int do_allow(const struct xdpex_maps *m, struct args *a)
 		for (int i = 1; i < a->argc; i++)
 			if (parse_cidr(a->argv[i], &keys[i - 1]))
 				return fail("allow set: %s: expected A.B.C.D[/LEN]", a->argv[i]);
+		if (!m)
+			return 0;
 		return xdpex_allow_replace(m, keys, a->argc - 1) ? 1 : 0;
 	}
 	if (a->argc != 2 || (strcmp(a->argv[0], "add") && strcmp(a->argv[0], "del")))
 		return fail("allow: expected add CIDR, del CIDR, set [CIDR...] or list%s", "");
 	if (parse_cidr(a->argv[1], &k))
 		return fail("allow: %s: expected A.B.C.D[/LEN]", a->argv[1]);
+	if (!m)
+		return 0;
 	if (!strcmp(a->argv[0], "add"))
 		err = xdpex_allow_add(m, k.addr, k.prefixlen);
 	else
@@ -503,6 +522,8 @@ static int do_rate(const struct xdpex_maps *m, struct args *a)
 {
 	if (a->pps < 0)
 		return fail("rate: --pps N is required (0 = unlimited)%s", "");
+	if (!m)
+		return 0;
 	return xdpex_set_rate(m, a->pps, a->burst >= 0 ? a->burst : 1) ? 1 : 0;
 }
 
@@ -515,6 +536,8 @@ static int do_bind(const struct xdpex_maps *m, struct args *a)
 	if (a->argc != 2 || parse_u64(a->argv[0], UINT32_MAX, &sid) || !sid ||
 	    parse_ipport(a->argv[1], &addr, &port))
 		return fail("bind: expected SESSION A.B.C.D:PORT (session 1..2^32-1)%s", "");
+	if (!m)
+		return 0;
 	return xdpex_bind_session(m, sid, addr, port) ? 1 : 0;
 }
 
@@ -525,6 +548,8 @@ static int do_unbind(const struct xdpex_maps *m, struct args *a)
 
 	if (a->argc != 1 || parse_u64(a->argv[0], UINT32_MAX, &sid) || !sid)
 		return fail("unbind: expected SESSION%s", "");
+	if (!m)
+		return 0;
 	err = xdpex_unbind_session(m, sid);
 	if (err == -ENOENT)
 		return fail("unbind: session %s is not bound", a->argv[0]);
