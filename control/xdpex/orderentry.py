@@ -426,9 +426,12 @@ class OrderEntrySession:
                 )
             elif isinstance(m, c.Logout):
                 self.logged_in = False
-                log.warning(
-                    "session %d: logged out by the gateway (reason %d)", self.session_id, m.reason
-                )
+                if m.reason != c.LogoutReason.USER:  # USER: the answer to our own Logout
+                    log.warning(
+                        "session %d: logged out by the gateway (reason %d)",
+                        self.session_id,
+                        m.reason,
+                    )
             elif isinstance(m, c.SequenceGap):
                 log.error(
                     "session %d: gateway expected inbound %d, got %d",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 U32 = (1 << 32) - 1
 I64 = (1 << 63) - 1
@@ -98,17 +98,20 @@ class SessionAction(BaseModel):
     enabled: bool | None = None
 
 
-class AllowIn(Strict):
-    prefix: str = Field(description="IPv4 prefix, e.g. 10.11.0.0/24", max_length=18)
+def ipv4_prefix(v: str) -> str:
+    """Canonical form of an IPv4 prefix with host bits clear, e.g. 10.11.0.0/24."""
+    try:
+        net = ipaddress.IPv4Network(v, strict=True)
+    except ValueError as e:
+        raise ValueError(f"not an IPv4 prefix with host bits clear: {e}") from None
+    return str(net)
 
-    @field_validator("prefix")
-    @classmethod
-    def _cidr(cls, v: str) -> str:
-        try:
-            net = ipaddress.IPv4Network(v, strict=True)
-        except ValueError as e:
-            raise ValueError(f"not an IPv4 prefix with host bits clear: {e}") from None
-        return str(net)
+
+Prefix = Annotated[str, AfterValidator(ipv4_prefix)]
+
+
+class AllowIn(Strict):
+    prefix: Prefix = Field(description="IPv4 prefix, e.g. 10.11.0.0/24", max_length=18)
 
 
 class RateIn(Strict):

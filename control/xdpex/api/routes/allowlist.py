@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, status
 
 from ..deps import CP, Operator, Viewer
-from ..schemas import AllowIn
+from ..schemas import AllowIn, Prefix
 
 router = APIRouter(prefix="/allowlist", tags=["allowlist"])
 
@@ -26,7 +28,7 @@ def add_prefix(cp: CP, who: Operator, body: AllowIn) -> list[str]:
 def remove_prefix(
     cp: CP,
     who: Operator,
-    prefix: str = Query(max_length=18, description="IPv4 prefix to remove, e.g. 10.11.0.0/24"),
+    prefix: Annotated[Prefix, Query(max_length=18, description="IPv4 prefix, e.g. 10.0.0.0/8")],
 ) -> list[str]:
     """Remove a source prefix."""
-    return cp.remove_allow(who, AllowIn(prefix=prefix).prefix)
+    return cp.remove_allow(who, prefix)
