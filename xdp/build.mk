@@ -18,6 +18,9 @@ xdp-build: $(XDP_OUT)/libxdpex_xdp.a $(XDP_OUT)/xdpex-xdp $(XDP_OUT)/xdp_other.b
 $(XDP_OUT):
 	$(Q)mkdir -p $@
 
+# Keep the object next to its skeleton (bpftool prog load, llvm-objdump).
+.SECONDARY: $(XDP_OUT)/xdpex.bpf.o
+
 $(XDP_OUT)/%.bpf.o: $(XDP_SRC)/%.bpf.c $(XDP_HDRS) | $(XDP_OUT)
 	@echo "  BPF     $@"
 	$(Q)$(CLANG) $(XDP_BPF_CFLAGS) -c $< -o $@
