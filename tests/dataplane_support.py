@@ -298,3 +298,83 @@ def new_order(cl: int, side: int = c.Side.BUY, price: int = 100, qty: int = 10, 
               symbol: int = 1, ord_type: int = c.OrdType.LIMIT, tif: int = c.Tif.GTC) -> c.NewOrder:
     return c.NewOrder(side=side, ord_type=ord_type, tif=tif, symbol_id=symbol, cl_ord_id=cl,
                       price=price, qty=qty, client_ts=now_ns())
+
+
+# ---- environments: kernel UDP and AF_XDP over the veth lab ------------------------------------
+
+
+class Env:
+    """A running xdpexd plus where its clients connect from."""
+
+    def __init__(self, mode: str, workdir: Path, lab: Any | None, *,
+                 config: dict[str, Any] | None = None, **kw: Any):
+        self.mode = mode
+        self.lab = lab
+        self.workdir = workdir
+        if mode == "afxdp":
+            from xdpex_traffic.lab import GW_IF, GW_IP
+
+            self.server = (GW_IP, 9000)
+            self.client_ns: str | None = lab.tg_ns
+            self.daemon = Daemon(workdir, "afxdp", config=config, netns=lab.gw_ns, iface=GW_IF,
+                                 port=9000, pin_dir=f"/sys/fs/bpf/xdpex-{lab.prefix}", **kw)
+        else:
+            self.server = ("127.0.0.1", 20000 + os.getpid() % 20000)
+            self.client_ns = None
+            self.daemon = Daemon(workdir, "udp", config=config, addr="127.0.0.1",
+                                 port=self.server[1], **kw)
+        self.clients: list[Client] = []
+
+    def client(self, session_id: int, secret: bytes = SECRET) -> Client:
+        cl = Client(self.server, session_id, secret, netns=self.client_ns)
+        self.clients.append(cl)
+        return cl
+
+    def entry_client(self, session_id: int, name: str = "cl") -> Client:
+        cl = Client(self.daemon.entry_path, session_id,
+                    bind_path=self.workdir / f"{name}{session_id}.sock")
+        self.clients.append(cl)
+        return cl
+
+    def close(self) -> None:
+        for cl in self.clients:
+            cl.close()
+        self.daemon.stop()
+
+
+# ---- journal reader (docs/dataplane.md "Journal") ---------------------------------------------
+
+import struct as _struct  # noqa: E402
+
+_REC = _struct.Struct("<IIQBBHIQQ")
+IN, OUT, SESSION, ADMIN = 1, 2, 3, 4
+
+
+def read_journal(qdir: Path) -> list[dict[str, Any]]:
+    """Every record of a queue's journal, CRC-checked, in order."""
+    import crc32c
+
+    out = []
+    for seg in sorted(qdir.glob("*.xjl")):
+        data = seg.read_bytes()
+        assert data[:8] == b"XDPEXJL1", seg
+        off = 32
+        while off < len(data):
+            ln, crc, seq, typ, flags, count, sid, msg_seq, ts = _REC.unpack_from(data, off)
+            assert crc32c.crc32c(data[off + 8 : off + ln]) == crc, f"{seg} @{off}: CRC"
+            payload = data[off + 40 : off + ln]
+            out.append({"seq": seq, "type": typ, "flags": flags, "count": count,
+                        "session": sid, "msg_seq": msg_seq, "ts": ts, "payload": payload})
+            off += ln
+    return out
+
+
+def journal_messages(recs: list[dict[str, Any]], typ: int) -> list[tuple[int, int, c.Message]]:
+    """(session, message seq, decoded message) of every inbound or outbound message."""
+    out = []
+    for r in recs:
+        if r["type"] != typ:
+            continue
+        for i in range(r["count"]):
+            out.append((r["session"], r["msg_seq"] + i, c.decode_message(r["payload"], i * 64)))
+    return out

@@ -1,0 +1,61 @@
+"""Shared pytest fixtures. Each part names its fixtures after itself (dp_* = the dataplane)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def dp_lab() -> Iterator[object]:
+    """The two-namespace veth lab (xdpex_traffic.lab) for the dataplane's AF_XDP tests, unique
+    per test module and pid, removed afterwards."""
+    from dataplane_support import need_root_and_binary
+    from xdpex_traffic.lab import Lab, xdp_pass_object
+
+    need_root_and_binary()
+    if not xdp_pass_object().exists():
+        msg = f"{xdp_pass_object()} is not built (run `make build`)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    lab = Lab(f"tdp{os.getpid() % 100000}")
+    lab.up()
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def dp_workdir() -> Iterator[Path]:
+    """A fresh directory for one xdpexd (journal, sockets, log)."""
+    with tempfile.TemporaryDirectory(prefix="xdpexd-test-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(params=["udp", "afxdp"])
+def dp_mode(request: pytest.FixtureRequest) -> str:
+    """Both dataplane modes, for behaviour they share."""
+    return str(request.param)
+
+
+@pytest.fixture
+def dp_env(request: pytest.FixtureRequest, dp_mode: str, dp_workdir: Path) -> Iterator[object]:
+    """A started xdpexd in `dp_mode` (udp: loopback; afxdp: the veth lab) with the default test
+    configuration, or the one a test gives with @pytest.mark.parametrize('dp_config', ...)."""
+    from dataplane_support import Env, base_config, need_root_and_binary
+
+    need_root_and_binary()
+    lab = request.getfixturevalue("dp_lab") if dp_mode == "afxdp" else None
+    cfg = request.getfixturevalue("dp_config") if "dp_config" in request.fixturenames else None
+    env = Env(dp_mode, dp_workdir, lab, config=cfg or base_config())
+    try:
+        env.daemon.start()
+        yield env
+    finally:
+        env.close()
