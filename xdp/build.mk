@@ -1,5 +1,6 @@
 # xdp/: the XDP program xdp_steer (xdpex.bpf.c -> xdpex.bpf.o -> xdpex.skel.h), the loader
-# library build/xdp/libxdpex_xdp.a (link with -lbpf -lelf -lz) and the tool build/xdp/xdpex-xdp.
+# library build/xdp/libxdpex_xdp.a (link with -lbpf -lelf -lz), the tool build/xdp/xdpex-xdp and
+# the library's API checks build/xdp/xdpex_xdp_test.
 # build/xdp/xdp_other.bpf.o is a trivial foreign XDP program the tests attach to prove that
 # xdp_steer refuses an interface somebody else holds. Tests: tests/test_xdp_*.py (pytest).
 
@@ -13,7 +14,8 @@ XDP_HDRS := $(XDP_SRC)/xdpex_maps.h $(TOP)/include/xdpex/proto.h
 
 BUILD_TARGETS += xdp-build
 .PHONY: xdp-build
-xdp-build: $(XDP_OUT)/libxdpex_xdp.a $(XDP_OUT)/xdpex-xdp $(XDP_OUT)/xdp_other.bpf.o
+xdp-build: $(XDP_OUT)/libxdpex_xdp.a $(XDP_OUT)/xdpex-xdp $(XDP_OUT)/xdp_other.bpf.o \
+	$(XDP_OUT)/xdpex_xdp_test
 
 $(XDP_OUT):
 	$(Q)mkdir -p $@
@@ -44,6 +46,12 @@ $(XDP_OUT)/xdpex-xdp: $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/test_xsk.c $(XDP_SR
 	@echo "  CC      $@"
 	$(Q)$(CC) $(XDP_CFLAGS) $(XDP_SRC)/xdpex_xdp_tool.c $(XDP_SRC)/test_xsk.c -o $@ \
 		$(XDP_OUT)/libxdpex_xdp.a -lxdp $(XDP_LIBS)
+
+# API checks of the library (run by tests/test_xdp_lib.py).
+$(XDP_OUT)/xdpex_xdp_test: $(XDP_SRC)/xdpex_xdp_test.c $(XDP_SRC)/xdpex_xdp.h $(XDP_HDRS) \
+		$(XDP_OUT)/libxdpex_xdp.a
+	@echo "  CC      $@"
+	$(Q)$(CC) $(XDP_CFLAGS) $< -o $@ $(XDP_OUT)/libxdpex_xdp.a $(XDP_LIBS)
 
 # Benchmark: ns per xdp_steer run under BPF_PROG_TEST_RUN, per packet kind (build/bench/xdp.json).
 BENCH_TARGETS += xdp-bench

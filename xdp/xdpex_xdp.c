@@ -184,16 +184,42 @@ static void lock_name_for_dir(const char *dir, char *out, size_t n)
 	out[j] = '\0';
 }
 
-static int pin_maps(struct xdpex_xdp *x, const char *dir)
+static void skel_maps(const struct xdpex_xdp *x, struct bpf_map *maps[NMAPS])
 {
-	struct bpf_map *maps[NMAPS] = { x->skel->maps.xsks_map,    x->skel->maps.cfg_map,
-					x->skel->maps.allow_map,   x->skel->maps.rate_map,
-					x->skel->maps.session_map, x->skel->maps.stats_map };
+	maps[0] = x->skel->maps.xsks_map;
+	maps[1] = x->skel->maps.cfg_map;
+	maps[2] = x->skel->maps.allow_map;
+	maps[3] = x->skel->maps.rate_map;
+	maps[4] = x->skel->maps.session_map;
+	maps[5] = x->skel->maps.stats_map;
+}
+
+/* Unpin the first n maps through libbpf (so they can be pinned again) and drop the dir. */
+static void unpin_maps(struct xdpex_xdp *x, const char *dir, int n)
+{
+	struct bpf_map *maps[NMAPS];
+	int err;
+
+	skel_maps(x, maps);
+	for (int i = 0; i < n; i++) {
+		err = bpf_map__unpin(maps[i], NULL);
+		if (err)
+			pr_warn("cannot unpin %s/%s: %s", dir, map_names[i], strerror(-err));
+	}
+	if (rmdir(dir) && errno != ENOENT && errno != ENOTEMPTY)
+		pr_debug("cannot remove %s: %s", dir, strerror(errno));
+}
+
+int xdpex_xdp_pin(struct xdpex_xdp *x, const char *dir)
+{
 	char path[PATH_MAX], lname[NAME_MAX];
+	struct bpf_map *maps[NMAPS];
 	int err, holder = 0, stale;
 
-	if (strlen(dir) >= sizeof(x->pin_dir) - 16)
-		return -ENAMETOOLONG;
+	if (x->pin_dir[0])
+		return -EALREADY;
+	if (!dir || !dir[0] || strlen(dir) >= sizeof(x->pin_dir) - 16)
+		return -EINVAL;
 	lock_name_for_dir(dir, lname, sizeof(lname));
 	err = lock_take(&x->pin_lock, lname, &holder);
 	if (err < 0) {
@@ -209,19 +235,33 @@ static int pin_maps(struct xdpex_xdp *x, const char *dir)
 	err = mkdir_p(dir);
 	if (err) {
 		pr_warn("cannot create pin dir %s: %s (is bpffs mounted?)", dir, strerror(-err));
+		lock_release(&x->pin_lock);
 		return err;
 	}
+	skel_maps(x, maps);
 	for (int i = 0; i < NMAPS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, map_names[i]);
 		err = bpf_map__pin(maps[i], path);
 		if (err) {
 			pr_warn("cannot pin %s: %s", path, strerror(-err));
-			unpin_all(dir);
+			unpin_maps(x, dir, i);
+			lock_release(&x->pin_lock);
 			return err;
 		}
 	}
 	snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", dir);
 	pr_info("maps pinned in %s", dir);
+	return 0;
+}
+
+int xdpex_xdp_unpin(struct xdpex_xdp *x)
+{
+	if (!x->pin_dir[0])
+		return -ENOENT;
+	unpin_maps(x, x->pin_dir, NMAPS);
+	pr_info("maps unpinned from %s", x->pin_dir);
+	x->pin_dir[0] = '\0';
+	lock_release(&x->pin_lock);
 	return 0;
 }
 
@@ -266,7 +306,7 @@ int xdpex_xdp_open(struct xdpex_xdp **out, const struct xdpex_xdp_opts *opts)
 	if (err)
 		goto cleanup;
 	if (dir[0]) {
-		err = pin_maps(x, dir);
+		err = xdpex_xdp_pin(x, dir);
 		if (err)
 			goto cleanup;
 	}
@@ -283,11 +323,7 @@ void xdpex_xdp_close(struct xdpex_xdp *x)
 		return;
 	if (x->ifindex)
 		xdpex_xdp_detach(x);
-	if (x->pin_dir[0]) {
-		unpin_all(x->pin_dir);
-		pr_info("maps unpinned from %s", x->pin_dir);
-	}
-	lock_release(&x->pin_lock);
+	xdpex_xdp_unpin(x);
 	xdpex__destroy(x->skel);
 	free(x);
 }

@@ -9,6 +9,8 @@
  * API, one line each:
  *   int  xdpex_xdp_open(struct xdpex_xdp **out, const struct xdpex_xdp_opts *opts);  load + pin
  *   void xdpex_xdp_close(struct xdpex_xdp *x);             detach if attached, unpin, free
+ *   int  xdpex_xdp_pin(struct xdpex_xdp *x, const char *dir);   pin (open does it unless dir "")
+ *   int  xdpex_xdp_unpin(struct xdpex_xdp *x);             remove the pins (close does it)
  *   int  xdpex_xdp_attach(struct xdpex_xdp *x, int ifindex, enum xdpex_mode mode);  -EBUSY if taken
  *   int  xdpex_xdp_detach(struct xdpex_xdp *x);            remove our program from the interface
  *   enum xdpex_mode xdpex_xdp_mode(const struct xdpex_xdp *x);   NATIVE or SKB once attached
@@ -28,7 +30,7 @@
  *   int  xdpex_bind_session(const struct xdpex_maps *m, __u32 session_id, __u32 addr, __u16 port);
  *   int  xdpex_unbind_session(const struct xdpex_maps *m, __u32 session_id);  -ENOENT if unbound
  *   int  xdpex_set_xsk(const struct xdpex_maps *m, __u32 queue, int xsk_fd);  xsks_map[queue]
- *   int  xdpex_clear_xsk(const struct xdpex_maps *m, __u32 queue);
+ *   int  xdpex_clear_xsk(const struct xdpex_maps *m, __u32 queue);   0 also when already empty
  *   int  xdpex_read_counters(const struct xdpex_maps *m, __u64 out[XDPEX_CNT_MAX]);  CPUs summed
  *   const char *xdpex_cnt_name(int cnt);                    "rx_cnt", ... (NULL if out of range)
  *   void xdpex_set_log(xdpex_log_fn fn);                    NULL restores the stderr default
@@ -74,6 +76,8 @@ typedef void (*xdpex_log_fn)(enum xdpex_log_level level, const char *fmt, va_lis
 
 int xdpex_xdp_open(struct xdpex_xdp **out, const struct xdpex_xdp_opts *opts);
 void xdpex_xdp_close(struct xdpex_xdp *x);
+int xdpex_xdp_pin(struct xdpex_xdp *x, const char *dir);
+int xdpex_xdp_unpin(struct xdpex_xdp *x);
 int xdpex_xdp_attach(struct xdpex_xdp *x, int ifindex, enum xdpex_mode mode);
 int xdpex_xdp_detach(struct xdpex_xdp *x);
 enum xdpex_mode xdpex_xdp_mode(const struct xdpex_xdp *x);
