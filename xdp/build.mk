@@ -20,8 +20,8 @@ xdp-build: $(XDP_OUT)/libxdpex_xdp.a $(XDP_OUT)/xdpex-xdp $(XDP_OUT)/xdp_other.b
 $(XDP_OUT):
 	$(Q)mkdir -p $@
 
-# Keep the object next to its skeleton (bpftool prog load, llvm-objdump).
-.SECONDARY: $(XDP_OUT)/xdpex.bpf.o
+# Keep the object and the skeleton (bpftool prog load, llvm-objdump, reading the skeleton).
+.SECONDARY: $(XDP_OUT)/xdpex.bpf.o $(XDP_OUT)/xdpex.skel.h
 
 $(XDP_OUT)/%.bpf.o: $(XDP_SRC)/%.bpf.c $(XDP_HDRS) | $(XDP_OUT)
 	@echo "  BPF     $@"
@@ -31,12 +31,12 @@ $(XDP_OUT)/%.skel.h: $(XDP_OUT)/%.bpf.o
 	@echo "  SKEL    $@"
 	$(Q)bpftool gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
 
-$(XDP_OUT)/xdpex_xdp.o: $(XDP_SRC)/xdpex_xdp.c $(XDP_SRC)/xdpex_xdp.h $(XDP_HDRS) \
-		$(XDP_OUT)/xdpex.skel.h
+$(XDP_OUT)/xdpex_%.o: $(XDP_SRC)/xdpex_%.c $(XDP_SRC)/xdpex_xdp.h $(XDP_SRC)/xdpex_xdp_internal.h \
+		$(XDP_HDRS) $(XDP_OUT)/xdpex.skel.h
 	@echo "  CC      $@"
 	$(Q)$(CC) $(XDP_CFLAGS) -c $< -o $@
 
-$(XDP_OUT)/libxdpex_xdp.a: $(XDP_OUT)/xdpex_xdp.o
+$(XDP_OUT)/libxdpex_xdp.a: $(XDP_OUT)/xdpex_xdp.o $(XDP_OUT)/xdpex_cfg.o
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
