@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +96,7 @@ static void usage(FILE *f)
 		"  --segment-mb N          journal segment size                          [256]\n"
 		"  --cpus LIST             pin queue thread i to the i-th cpu of LIST\n"
 		"  --netns NAME            run in network namespace /run/netns/NAME\n"
+		"  --exit-with-parent      stop cleanly (as on SIGTERM) when the parent process dies\n"
 		"  -v, --verbose           debug log lines\n");
 }
 
@@ -195,6 +197,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		{ "segment-mb", required_argument, 0, 's' },
 		{ "cpus", required_argument, 0, 'k' },
 		{ "netns", required_argument, 0, 'N' },
+		{ "exit-with-parent", no_argument, 0, 'W' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -236,6 +239,13 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 's': o->segment_bytes = (uint64_t)num("--segment-mb", optarg, 1, 1 << 20) << 20; break;
 		case 'k': o->ncpus = parse_list("--cpus", optarg, o->cpus, XD_MAX_QUEUES); break;
 		case 'N': enter_netns(optarg); break;
+		case 'W':
+			/* Test harnesses and supervisors that die without stopping us. */
+			if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() == 1) {
+				fprintf(stderr, "xdpexd: error: --exit-with-parent: parent already gone\n");
+				exit(2);
+			}
+			break;
 		case 'v': o->verbose = verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);

@@ -119,7 +119,7 @@ class Daemon:
             str(XDPEXD), "--mode", self.mode, "--config", str(cfg),
             "--journal-dir", str(self.journal), "--ctl-socket", str(self.ctl_path),
             "--entry-socket", str(self.entry_path), "--port", str(self.port),
-            "--durability", self.durability, "--poll", self.poll,
+            "--durability", self.durability, "--poll", self.poll, "--exit-with-parent",
         ]
         if self.mode == "udp":
             argv += ["--addr", self.addr]
