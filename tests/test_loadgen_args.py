@@ -126,5 +126,5 @@ def test_silent_gateway_times_out() -> None:
         port = sock.getsockname()[1]
         t0 = time.monotonic()
         r = _lg("--server", f"127.0.0.1:{port}", "--session", f"5:{SECRET.hex()}")
-        assert 2.5 < time.monotonic() - t0 < 10
+        assert 5.5 < time.monotonic() - t0 < 15
     assert r.returncode == 3 and "no answer from the gateway" in r.stderr

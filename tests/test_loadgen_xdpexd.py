@@ -82,6 +82,24 @@ def test_every_order_answered_and_matched(lab: Lab, gw: Gateway) -> None:
     assert q0["applied"] >= 20000 and q0["gaps"] == 0
 
 
+def test_generator_afxdp_mode(lab: Lab, gw: Gateway) -> None:
+    """--xdp: orders leave as raw frames and answers arrive through the generator's own AF_XDP
+    socket; the lab's XDP program is put back afterwards."""
+    before = lab.status()["traffic"]["xdp"]
+    r = run_loadgen(
+        lab,
+        gw,
+        gw.sessions[5:7],
+        ["--count", "10000", "--batch", "16", "--window", "512", "--xdp", lab.tg_if],
+        timeout=60,
+    )
+    assert r["io"] == "afxdp"
+    assert r["sent"] == r["answered"] == 10000 and r["lost"] == 0
+    _check_consistent(r)
+    assert r["rx_datagrams"]["xsk"] > 0 and r["fills"] > 0
+    assert lab.status()["traffic"]["xdp"] == before
+
+
 def test_single_order_open_loop(lab: Lab, gw: Gateway) -> None:
     r = run_loadgen(
         lab,

@@ -7,6 +7,9 @@ LOADGEN_SRCS := $(filter-out %.bpf.c,$(wildcard $(TOP)/traffic/loadgen/*.c))
 LOADGEN_HDRS := $(wildcard $(TOP)/traffic/loadgen/*.h) $(TOP)/include/xdpex/proto.h
 LOADGEN_BIN := $(TRAFFIC_OUT)/xdpex-loadgen
 XDP_PASS_OBJ := $(TRAFFIC_OUT)/xdp_pass.bpf.o
+XDP_LG_SKEL := $(TRAFFIC_OUT)/xdp_lg.skel.h
+TRAFFIC_BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(TOP)/include \
+	-I/usr/include/$(shell uname -m)-linux-gnu
 
 BUILD_TARGETS += $(LOADGEN_BIN) $(XDP_PASS_OBJ)
 BENCH_TARGETS += bench-wire
@@ -14,16 +17,20 @@ BENCH_TARGETS += bench-wire
 .PHONY: traffic-build bench-wire
 traffic-build: $(LOADGEN_BIN) $(XDP_PASS_OBJ)
 
-$(LOADGEN_BIN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(TOP)/traffic/build.mk
+$(LOADGEN_BIN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(XDP_LG_SKEL) $(TOP)/traffic/build.mk
 	$(Q)mkdir -p $(TRAFFIC_OUT)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -pthread -o $@ $(LOADGEN_SRCS) -lcrypto -lm
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -I$(TRAFFIC_OUT) -o $@ $(LOADGEN_SRCS) \
+		-lcrypto -lxdp -lbpf -lelf -lz -lm
 
-$(XDP_PASS_OBJ): $(TOP)/traffic/loadgen/xdp_pass.bpf.c
+$(TRAFFIC_OUT)/%.bpf.o: $(TOP)/traffic/loadgen/%.bpf.c $(TOP)/include/xdpex/proto.h
 	$(Q)mkdir -p $(TRAFFIC_OUT)
 	$(if $(Q),@echo "  BPF     $@")
-	$(Q)$(CLANG) -O2 -g -target bpf -I$(TOP)/include -I/usr/include/$(shell uname -m)-linux-gnu \
-		-c $< -o $@
+	$(Q)$(CLANG) $(TRAFFIC_BPF_CFLAGS) -c $< -o $@
+
+$(XDP_LG_SKEL): $(TRAFFIC_OUT)/xdp_lg.bpf.o
+	$(if $(Q),@echo "  SKEL    $@")
+	$(Q)bpftool gen skeleton $< name xdp_lg > $@.tmp && mv $@.tmp $@
 
 # Wire benchmark: AF_XDP against kernel-UDP mode of the same daemon, batched and single-order.
 bench-wire: build

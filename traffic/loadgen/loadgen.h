@@ -9,15 +9,19 @@
  * Nothing is allocated after start-up; one thread, optionally pinned, does all the work.
  *
  * Files: main.c (options, JSON report), session.c (sockets, login, logout, heartbeat),
- * run.c (the send/receive loop and order tracking), hist.c (latency histogram).
+ * run.c (the send/receive loop and order tracking), hist.c (latency histogram), xsk.c (AF_XDP
+ * mode, --xdp IF: raw frames out and answers in through an AF_XDP socket, xdp_lg.bpf.c).
  */
 #ifndef XDPEX_LOADGEN_H
 #define XDPEX_LOADGEN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sys/uio.h>
 #include <xdpex/proto.h>
 
 #define LG_MAX_SESSIONS 64
@@ -60,6 +64,7 @@ struct session {
 	uint8_t secret[LG_SECRET_MAX];
 	unsigned secret_len;
 	int fd;
+	struct sockaddr_in local; /* the socket's own address (AF_XDP frames reuse it) */
 	bool logged_in, logout_sent;
 	uint32_t heartbeat_ms;
 	uint64_t next_seq; /* next inbound sequence to send */
@@ -94,7 +99,8 @@ struct config {
 	int cpu; /* -1 = no pinning */
 	int busy_poll_us;
 	uint64_t seed;
-	bool quiet;
+	char xdp_if[IF_NAMESIZE]; /* AF_XDP mode on this interface; empty = kernel UDP */
+	struct xsk_io *xio;
 };
 
 struct stats {
@@ -102,6 +108,7 @@ struct stats {
 	uint64_t accepted, rejected, fills, filled_qty, cancelled, unmatched, duplicates;
 	uint64_t new_sent, cancel_sent, cross_sent, send_errors, slot_stalls, logged_out;
 	uint64_t bad_datagrams, unrecoverable, out_lost;
+	uint64_t rx_xsk, rx_socket; /* datagrams received through each path */
 	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */
 	uint64_t cxl[LG_CXL_MAX]; /* by enum xe_cancel_reason */
 	uint64_t t_start, t_end_send, t_last_answer;
@@ -121,6 +128,16 @@ int session_login(const struct config *cfg, struct session *s);
 void session_logout(struct config *cfg, struct stats *st);
 int session_send_session_msg(struct session *s, const void *msg, uint8_t flags);
 const char *login_reason_name(unsigned r);
+
+/* xsk.c: AF_XDP mode */
+struct xsk_io;
+int xsk_io_open(struct config *cfg);
+void xsk_io_close(struct config *cfg);
+unsigned xsk_io_send(struct config *cfg, struct stats *st, struct session *s,
+		     const struct iovec *iov, unsigned n, uint64_t now);
+unsigned xsk_io_poll(struct config *cfg, struct stats *st);
+
+extern volatile sig_atomic_t lg_stop; /* SIGINT/SIGTERM: stop sending, report */
 
 /* run.c */
 int run_load(struct config *cfg, struct stats *st);

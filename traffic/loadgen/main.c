@@ -36,6 +36,8 @@ static const char usage[] =
 	"  --qty-max N            order quantities are 1..N (default 100)\n"
 	"  --cpu N                pin the generator thread to CPU N\n"
 	"  --busy-poll USEC       SO_BUSY_POLL on the sockets\n"
+	"  --xdp IF               AF_XDP mode: orders out and answers in through an AF_XDP\n"
+	"                         socket on IF (replaces IF's XDP program while it runs)\n"
 	"  --seed N               random seed (default fixed)\n";
 
 static void die_arg(const char *opt, const char *fmt, ...)
@@ -166,7 +168,7 @@ static void parse_symbols(struct config *cfg, const char *opt, char *arg)
 static void parse_args(struct config *cfg, int argc, char **argv)
 {
 	enum { O_SERVER = 256, O_SESSION, O_CREDS, O_BIND, O_COUNT, O_DURATION, O_DRAIN, O_RATE,
-	       O_WINDOW, O_BATCH, O_MIX, O_SYMBOLS, O_PRICE, O_QTY, O_CPU, O_BUSY, O_SEED, O_HELP };
+	       O_WINDOW, O_BATCH, O_MIX, O_SYMBOLS, O_PRICE, O_QTY, O_CPU, O_BUSY, O_SEED, O_XDP, O_HELP };
 	static const struct option opts[] = {
 		{ "server", required_argument, 0, O_SERVER },
 		{ "session", required_argument, 0, O_SESSION },
@@ -185,6 +187,7 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 		{ "cpu", required_argument, 0, O_CPU },
 		{ "busy-poll", required_argument, 0, O_BUSY },
 		{ "seed", required_argument, 0, O_SEED },
+		{ "xdp", required_argument, 0, O_XDP },
 		{ "help", no_argument, 0, O_HELP },
 		{ 0, 0, 0, 0 },
 	};
@@ -274,6 +277,11 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 		case O_SEED:
 			cfg->seed = parse_u64(name, optarg, 0, UINT64_MAX);
 			break;
+		case O_XDP:
+			if (!optarg[0] || strlen(optarg) >= IF_NAMESIZE)
+				die_arg(name, "'%s' is not an interface name", optarg);
+			snprintf(cfg->xdp_if, sizeof(cfg->xdp_if), "%s", optarg);
+			break;
 		case O_HELP:
 			fputs(usage, stdout);
 			exit(0);
@@ -305,8 +313,10 @@ static void report(const struct config *cfg, const struct stats *st)
 	uint64_t end = st->t_last_answer > st->t_start ? st->t_last_answer : st->t_end_send;
 	double secs = (double)(end - st->t_start) / 1e9;
 	double send_secs = (double)(st->t_end_send - st->t_start) / 1e9;
-	printf("{\"server\": \"%s:%u\", \"sessions\": %u, \"orders_per_datagram\": %u, ", srv,
-	       ntohs(cfg->server.sin_port), cfg->nsess, cfg->batch);
+	printf("{\"server\": \"%s:%u\", \"io\": \"%s\", \"sessions\": %u, "
+	       "\"orders_per_datagram\": %u, ",
+	       srv, ntohs(cfg->server.sin_port), cfg->xdp_if[0] ? "afxdp" : "udp", cfg->nsess,
+	       cfg->batch);
 	if (cfg->rate > 0)
 		printf("\"loop\": \"open\", \"offered\": %.0f, \"window\": null, ", cfg->rate);
 	else
@@ -347,9 +357,25 @@ static void report(const struct config *cfg, const struct stats *st)
 	       ", \"unrecoverable\": %" PRIu64 ", \"send_errors\": %" PRIu64 "}, ",
 	       st->seq_gaps, st->resent, st->rtx_requests, st->out_gaps, st->out_lost,
 	       st->unrecoverable, st->send_errors);
+	printf("\"rx_datagrams\": {\"xsk\": %" PRIu64 ", \"socket\": %" PRIu64 "}, ", st->rx_xsk,
+	       st->rx_socket);
 	printf("\"unmatched\": %" PRIu64 ", \"duplicates\": %" PRIu64 ", \"bad_datagrams\": %" PRIu64
 	       ", \"slot_stalls\": %" PRIu64 ", \"logged_out_by_gateway\": %" PRIu64 "}\n",
 	       st->unmatched, st->duplicates, st->bad_datagrams, st->slot_stalls, st->logged_out);
+}
+
+volatile sig_atomic_t lg_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	lg_stop++;
+}
+
+static void finish(struct config *cfg, struct stats *st)
+{
+	session_logout(cfg, st);
+	xsk_io_close(cfg);
 }
 
 int main(int argc, char **argv)
@@ -381,24 +407,31 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (cfg.xdp_if[0] && xsk_io_open(&cfg)) {
+		xsk_io_close(&cfg);
+		return 1;
+	}
 	for (unsigned i = 0; i < cfg.nsess; i++) {
 		struct session *s = &cfg.sess[i];
 		int r = session_login(&cfg, s);
 		if (r < 0) {
 			fprintf(stderr, "xdpex-loadgen: session %u: login failed: %s\n", s->id,
-				r == -ETIMEDOUT ? "no answer from the gateway in 3 s" : strerror(-r));
-			session_logout(&cfg, &st);
+				r == -ETIMEDOUT ? "no answer from the gateway in 6 s" : strerror(-r));
+			finish(&cfg, &st);
 			return 3;
 		}
 		if (r > 0) {
 			fprintf(stderr, "xdpex-loadgen: session %u: login rejected: %s\n", s->id,
 				login_reason_name((unsigned)r));
-			session_logout(&cfg, &st);
+			finish(&cfg, &st);
 			return 3;
 		}
 	}
 	run_load(&cfg, &st);
-	session_logout(&cfg, &st);
+	finish(&cfg, &st);
 	report(&cfg, &st);
 	return 0;
 }

@@ -426,6 +426,13 @@ void handle_datagram(struct config *cfg, struct stats *st, struct session *s, co
 
 static void receive_all(struct config *cfg, struct stats *st)
 {
+	static unsigned iter;
+	if (cfg->xio) {
+		xsk_io_poll(cfg, st);
+		/* Only session messages arrive on the sockets in AF_XDP mode: look now and then. */
+		if (iter++ & 63)
+			return;
+	}
 	for (unsigned i = 0; i < cfg->nsess; i++) {
 		struct session *s = &cfg->sess[i];
 		for (;;) {
@@ -433,6 +440,7 @@ static void receive_all(struct config *cfg, struct stats *st)
 			if (n <= 0)
 				break;
 			uint64_t now = now_ns();
+			st->rx_socket += (unsigned)n;
 			for (int k = 0; k < n; k++)
 				handle_datagram(cfg, st, s, rx_buf[k], rx_mm[k].msg_len, now);
 			if (n < LG_BURST)
@@ -471,7 +479,10 @@ static uint64_t send_orders(struct config *cfg, struct stats *st, struct session
 			break;
 	}
 	if (nd) {
-		send_burst(st, s, nd, now);
+		if (cfg->xio)
+			xsk_io_send(cfg, st, s, tx_iov, nd, now);
+		else
+			send_burst(st, s, nd, now);
 		st->datagrams += nd;
 		st->sent += sent;
 	}
@@ -480,6 +491,14 @@ static uint64_t send_orders(struct config *cfg, struct stats *st, struct session
 
 static void timers(const struct config *cfg, struct stats *st, bool waiting, uint64_t now)
 {
+	/* Probe interval: TAIL_PROBE_NS, doubled after each probe that brought nothing, back to
+	 * the start when answers flow, so a merely slow gateway is not flooded with probes. */
+	static uint64_t probe_ns = TAIL_PROBE_NS, answered_at_probe;
+	if (st->answered != answered_at_probe) {
+		answered_at_probe = st->answered;
+		probe_ns = TAIL_PROBE_NS;
+	}
+	bool probed = false;
 	for (unsigned i = 0; i < cfg->nsess; i++) {
 		struct session *s = (struct session *)&cfg->sess[i];
 		if (!s->logged_in)
@@ -487,12 +506,17 @@ static void timers(const struct config *cfg, struct stats *st, bool waiting, uin
 		if (s->out_missing && now - s->last_rtx_req_ns > RTX_REQ_NS)
 			request_retransmit(st, s, s->out_missing_lo, s->out_expected - s->out_missing_lo,
 					   now);
-		if (waiting && now - st->t_last_answer > TAIL_PROBE_NS &&
-		    now - s->last_resend_ns > TAIL_PROBE_NS && s->next_seq > 1) {
-			/* Nothing answered for a while: resend the last datagram. If the gateway
-			 * has it, it is a duplicate; if not, it answers with a SequenceGap. */
+		if (waiting && now - st->t_last_answer > probe_ns &&
+		    now - s->last_resend_ns > probe_ns && s->next_seq > 1) {
+			/* Nothing answered for a while: resend the last datagram (if the gateway
+			 * has it, it is a duplicate; if not, it answers with a SequenceGap) and ask
+			 * for every answer from the next one expected (a lost tail of answers is
+			 * replayed; if there is none, nothing comes). */
 			uint64_t from = s->next_seq > cfg->batch ? s->next_seq - cfg->batch : 1;
 			resend_from(cfg, st, s, from, now);
+			if (!s->out_missing)
+				request_retransmit(st, s, s->out_expected, 1024, now);
+			probed = true;
 		}
 		if (now - s->last_send_ns > (uint64_t)s->heartbeat_ms * 500000ull) {
 			struct xe_heartbeat hb;
@@ -504,6 +528,8 @@ static void timers(const struct config *cfg, struct stats *st, bool waiting, uin
 			s->last_send_ns = now;
 		}
 	}
+	if (probed && probe_ns < 1000000000ull)
+		probe_ns *= 2;
 }
 
 int run_load(struct config *cfg, struct stats *st)
@@ -526,7 +552,7 @@ int run_load(struct config *cfg, struct stats *st)
 	st->t_last_answer = start;
 	for (;;) {
 		uint64_t now = now_ns();
-		bool sending = st->sent < cfg->count && now < deadline;
+		bool sending = st->sent < cfg->count && now < deadline && !lg_stop;
 		if (sending) {
 			uint64_t want;
 			if (cfg->rate > 0) {
@@ -539,8 +565,8 @@ int run_load(struct config *cfg, struct stats *st)
 			if (want > cfg->count - st->sent)
 				want = cfg->count - st->sent;
 			/* Full datagrams only, except for the very last one. */
-			if (want < cfg->batch && st->sent + want < cfg->count)
-				want = 0;
+			if (st->sent + want < cfg->count)
+				want -= want % cfg->batch;
 			for (unsigned k = 0; k < cfg->nsess && want; k++) {
 				struct session *s = &cfg->sess[rr++ % cfg->nsess];
 				if (s->logged_in)
@@ -551,12 +577,16 @@ int run_load(struct config *cfg, struct stats *st)
 				st->t_end_send = now;
 				drain_end = now + (uint64_t)(cfg->drain_s * 1e9);
 			}
-			if (st->answered >= st->sent || now >= drain_end)
+			if (st->answered >= st->sent || now >= drain_end || lg_stop > 1)
 				break;
 		}
 		receive_all(cfg, st);
 		if (now - last_timer > 1000000ull) {
-			timers(cfg, st, !sending && st->answered < st->sent, now);
+			/* Probe a silent tail while draining, or when a closed loop's window is
+			 * stuck on answers that may have been lost. */
+			bool stuck = sending && cfg->rate <= 0 && st->sent - st->answered + cfg->batch >
+									 cfg->window;
+			timers(cfg, st, (!sending || stuck) && st->answered < st->sent, now);
 			last_timer = now;
 		}
 		bool any = false;

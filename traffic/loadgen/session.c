@@ -58,6 +58,9 @@ int session_open(const struct config *cfg, struct session *s)
 	}
 	if (connect(s->fd, (const struct sockaddr *)&cfg->server, sizeof(cfg->server)))
 		return -errno;
+	socklen_t alen = sizeof(s->local);
+	if (getsockname(s->fd, (struct sockaddr *)&s->local, &alen))
+		return -errno;
 	return 0;
 }
 
@@ -101,7 +104,7 @@ static int send_login(struct session *s, uint64_t *ts_out)
 	return session_send_session_msg(s, &m, 0);
 }
 
-/* Logs in: up to 3 attempts of 1 s each. Returns 0, a negative errno, or the positive
+/* Logs in: up to 3 attempts of 2 s each. Returns 0, a negative errno, or the positive
  * LoginRejected reason. */
 int session_login(const struct config *cfg, struct session *s)
 {
@@ -112,7 +115,7 @@ int session_login(const struct config *cfg, struct session *s)
 		int err = send_login(s, &ts);
 		if (err)
 			return err;
-		uint64_t deadline = now_ns() + 1000000000ull;
+		uint64_t deadline = now_ns() + 2000000000ull;
 		for (;;) {
 			uint64_t now = now_ns();
 			if (now >= deadline)

@@ -105,8 +105,13 @@ class Lab:
     # -- helpers ---------------------------------------------------------------------------------
 
     def netns_cmd(self, ns: str, argv: Sequence[str]) -> list[str]:
-        """`argv` run inside namespace `ns` (use with subprocess)."""
+        """`argv` run inside namespace `ns` with the namespace's own /sys (`ip netns exec`)."""
         return ["ip", "netns", "exec", ns, *argv]
+
+    def run_cmd(self, ns: str, argv: Sequence[str]) -> list[str]:
+        """`argv` run in network namespace `ns` only: the host's mounts stay visible, bpffs at
+        /sys/fs/bpf included (`ip netns exec` would hide it), which the XDP programs need."""
+        return ["nsenter", f"--net=/run/netns/{ns}", "--", *argv]
 
     def _ns_exists(self, ns: str) -> bool:
         return Path("/run/netns", ns).exists()

@@ -134,7 +134,7 @@ class Gateway:
             json.dump(make_config(self.symbols, self.sessions), f)
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            self.lab.netns_cmd(self.lab.gw_ns, self.command()),
+            self.lab.run_cmd(self.lab.gw_ns, self.command()),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -235,7 +235,7 @@ def run_loadgen(
         cmd += list(args)
         try:
             proc = subprocess.run(
-                lab.netns_cmd(lab.tg_ns, cmd), capture_output=True, text=True, timeout=timeout
+                lab.run_cmd(lab.tg_ns, cmd), capture_output=True, text=True, timeout=timeout
             )
         except subprocess.TimeoutExpired as e:
             raise WireError(f"load generator: no result after {timeout:.0f} s") from e
