@@ -39,6 +39,12 @@ if ! mountpoint -q /sys/fs/bpf; then
 	mount -t bpf bpf /sys/fs/bpf || die "cannot mount bpffs on /sys/fs/bpf"
 fi
 
+# The local order-entry socket (unix datagrams between the control plane and xdpexd) needs more
+# than the kernel default of 10 queued datagrams per socket, or answers are dropped and resent.
+if [ "$(sysctl -n net.unix.max_dgram_qlen 2>/dev/null || echo 0)" -lt 512 ]; then
+	sysctl -qw net.unix.max_dgram_qlen=512 || say "warning: cannot raise net.unix.max_dgram_qlen"
+fi
+
 # 3. Python virtual environment ------------------------------------------------------------------
 py=${PYTHON:-python3}
 stamp=.venv/.xdpex-setup
