@@ -1,8 +1,10 @@
 """`xdpex pcap`: capture order traffic in the lab and read captures one protocol message a line.
 
-`xdpex pcap capture -o run.pcap` records the order port on the gateway's veth (namespace
-`<prefix>-gw`, interface xe-gw0: both directions, as the gateway sees them) with tcpdump inside the
-namespace, bounded by --count packets and --seconds; it returns once either is reached.
+`xdpex pcap capture -o run.pcap` records the order port of a lab run in both directions with
+tcpdump inside a lab namespace, bounded by --count packets and --seconds; it returns once either is
+reached. It captures on the gateway's veth (`<prefix>-gw`/xe-gw0) unless that runs an XDP program
+(xdpexd in AF_XDP mode: redirected frames never reach a packet tap), then on the traffic end's
+(`<prefix>-tg`/xe-tg0), which carries the same datagrams; --side picks one.
 `xdpex pcap dissect run.pcap` decodes every datagram with the project's scapy layers and prints
 one line per message (timestamp, addresses, direction, session, the message's sequence, type and
 every field, enums by name); a datagram the gateway would refuse prints one line with parse.h's
@@ -22,19 +24,29 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import codec
-from .lab import DEFAULT_PREFIX, GW_IF
+from .lab import DEFAULT_PREFIX, GW_IF, TG_IF, Lab
 
 NO_FIELDS = ("type", "body")
 
 
 class PcapError(RuntimeError):
     """A capture or dissection that cannot go on; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What tcpdump reported: packets written, and packets the kernel dropped before tcpdump
+    could read them (the capture is incomplete when that is not 0)."""
+
+    packets: int
+    dropped: int
 
 
 # Capture ------------------------------------------------------------------------------------------
@@ -48,10 +60,12 @@ def capture(
     count: int = 10_000,
     seconds: float = 10.0,
     ready: Callable[[], None] | None = None,
-) -> int:
-    """Records UDP `port` on `iface` (inside `netns` when given) into `out`; returns the number of
-    packets captured. Stops after `count` packets or `seconds`, whichever comes first; `ready` is
-    called once tcpdump listens."""
+    stop: threading.Event | None = None,
+    buffer_kib: int = 32768,
+) -> Captured:
+    """Records UDP `port` on `iface` (inside `netns` when given) into `out`. Stops after `count`
+    packets, `seconds`, or when `stop` is set, whichever comes first; `ready` is called once
+    tcpdump listens. `buffer_kib` is the kernel capture buffer (tcpdump -B)."""
     if count < 1 or seconds <= 0:
         raise PcapError("--count must be >= 1 and --seconds > 0")
     tcpdump = shutil.which("tcpdump")
@@ -67,8 +81,11 @@ def capture(
         where = f" in namespace {netns}" if netns else ""
         raise PcapError(f"interface {iface} does not exist{where}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = [*prefix, tcpdump, "-i", iface, "-n", "-U", "-s", "0", "-c", str(count),
-            "-w", str(out), "udp", "port", str(port)]  # fmt: skip
+    # --immediate-mode: hand every packet over at once; without it packets wait in a ring block
+    # that a stop before the block's timeout discards uncounted.
+    argv = [*prefix, tcpdump, "-i", iface, "-n", "-U", "--immediate-mode", "-s", "0",
+            "-B", str(buffer_kib),
+            "-c", str(count), "-w", str(out), "udp", "port", str(port)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + seconds
@@ -80,11 +97,12 @@ def capture(
             raise PcapError(f"tcpdump on {iface}: {(line + proc.stderr.read()).strip()}")
         if ready is not None:
             ready()
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)  # tcpdump flushes the file and reports its counts
-            proc.wait(10)
+        while proc.poll() is None:
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                proc.send_signal(signal.SIGINT)  # tcpdump flushes the file and reports its counts
+                proc.wait(10)
+                break
+            time.sleep(0.05)
         rest = proc.stderr.read()
     finally:
         if proc.poll() is None:
@@ -93,7 +111,25 @@ def capture(
     m = re.search(r"(\d+) packets? captured", rest)
     if m is None:
         raise PcapError(f"tcpdump on {iface} ended without a count: {rest.strip()}")
-    return int(m.group(1))
+    d = re.search(r"(\d+) packets? dropped by kernel", rest)
+    return Captured(int(m.group(1)), int(d.group(1)) if d else 0)
+
+
+def capture_point(prefix: str, side: str) -> tuple[str, str, str]:
+    """(namespace, interface, why) for a lab capture. In AF_XDP mode the XDP program redirects
+    the gateway's received frames before any packet tap and AF_XDP transmits bypass it too, so
+    tcpdump on the gateway's veth sees nothing; `auto` then captures on the traffic end, where
+    the same datagrams pass through the ordinary stack in both directions."""
+    lab = Lab(prefix)
+    if side == "gw":
+        return lab.gw_ns, GW_IF, "gateway end"
+    if side == "tg":
+        return lab.tg_ns, TG_IF, "traffic end"
+    probe = subprocess.run(["ip", "-n", lab.gw_ns, "-j", "link", "show", "dev", GW_IF],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode == 0 and '"xdp"' in probe.stdout:
+        return lab.tg_ns, TG_IF, "traffic end: the gateway's veth runs XDP (AF_XDP mode)"
+    return lab.gw_ns, GW_IF, "gateway end"
 
 
 # Dissect ------------------------------------------------------------------------------------------
@@ -183,8 +219,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = sub.add_parser("capture", help="record the order port on the lab gateway's veth")
     c.add_argument("-o", "--output", type=Path, required=True, help="pcap file to write")
     c.add_argument("--prefix", default=DEFAULT_PREFIX, help="lab prefix (namespace <prefix>-gw)")
-    c.add_argument("--netns", help="namespace to capture in (default <prefix>-gw; '' = none)")
-    c.add_argument("--iface", default=GW_IF, help=f"interface (default {GW_IF})")
+    c.add_argument(
+        "--side",
+        choices=("auto", "gw", "tg"),
+        default="auto",
+        help="lab end: gw, tg, or auto = gw unless it runs XDP (AF_XDP mode), then tg",
+    )
+    c.add_argument("--netns", help="capture in this namespace instead ('' = the host's)")
+    c.add_argument("--iface", help="with --netns: the interface")  # fmt: skip
     c.add_argument("--port", type=int, default=codec.DEFAULT_PORT)
     c.add_argument("--count", type=int, default=10_000, help="stop after this many packets")
     c.add_argument("--seconds", type=float, default=10.0, help="stop after this long")
@@ -200,13 +242,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.action == "capture":
-            ns = f"{args.prefix}-gw" if args.netns is None else (args.netns or None)
-            where = f"{ns}/{args.iface}" if ns else args.iface
+            ns: str | None
+            if args.netns is None:
+                ns, iface, why = capture_point(args.prefix, args.side)
+            elif not args.iface:
+                raise PcapError("--netns needs --iface")
+            else:
+                ns, iface, why = args.netns or None, args.iface, "as given"
+            where = f"{ns}/{iface}" if ns else iface
             limits = f"at most {args.count} packets, {args.seconds:g} s"
-            print(f"capturing UDP {args.port} on {where} into {args.output} ({limits})",
+            print(f"capturing UDP {args.port} on {where} ({why}) into {args.output} ({limits})",
                   file=sys.stderr)  # fmt: skip
-            n = capture(args.output, ns, args.iface, args.port, args.count, args.seconds)
-            print(f"{n} packets captured into {args.output}")
+            got = capture(args.output, ns, iface, args.port, args.count, args.seconds)
+            print(f"{got.packets} packets captured into {args.output}")
+            if got.dropped:
+                print(f"xdpex pcap: warning: the kernel dropped {got.dropped} packets before "
+                      "tcpdump read them; the capture is incomplete (lower the rate)",
+                      file=sys.stderr)  # fmt: skip
+                return 1
             return 0
         s = Summary()
         for n, line in enumerate(dissect(args.pcap, args.port, s), 1):
