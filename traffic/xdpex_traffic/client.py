@@ -26,8 +26,10 @@ API (XeClient):
   Request, awaitable for the answer: Accepted or Rejected (new order), Cancelled or Rejected
   (cancel), Replaced or Rejected (replace), the first Cancelled(MASS) or Rejected (mass cancel).
   Calls made without awaiting in between are sent together, up to 22 messages a datagram
-  (batching); `flush()` sends at once. Awaiting raises SessionLost if the session dies first, or
-  AnswerTimeout after `max_resends` resends without an answer.
+  (batching); `flush()` sends at once; `resend_unanswered()` resends what is unanswered now.
+  Awaiting raises SessionLost if the session dies first, or AnswerTimeout after `max_resends`
+  resends without an answer. Resends happen after `resend_after` seconds (default: 4 x the
+  measured round trip, 50 ms..1 s) with the same sequence numbers.
 - `order(cl_ord_id)` -> Order (status, order_id, leaves, filled, fills, done future);
   `fills(cl_ord_id)` -> the Fills of that order, in gateway sequence order.
 - `on_message`: callback for every gateway application message, in sequence order, exactly once.
@@ -337,6 +339,13 @@ class XeClient:
             self._inflight[r.seq] = r
         if self.logged_in:
             self._send_app(q)
+
+    def resend_unanswered(self) -> int:
+        """Resends every sent, unanswered message now (same sequence numbers: the gateway skips
+        what it already applied), e.g. after a network change. Returns how many."""
+        n = len(self._inflight) if self.logged_in else 0
+        self._resend(force=True)
+        return n
 
     # sending -------------------------------------------------------------------------------------
 
