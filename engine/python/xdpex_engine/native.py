@@ -122,6 +122,8 @@ class Engine:
         self._e = ffi.gc(ptr, self._lib.xe_engine_destroy)
         self._buf = ffi.new("struct xe_event[]", self._lib.xe_engine_max_events(ptr))
         self._order = ffi.new("struct xe_order *")
+        self._lv = ffi.new("struct xe_level[]", 64)  # query buffers, grown on demand
+        self._oi = ffi.new("struct xe_order_info[]", 64)
 
     def _call(self, name: str, rc: int) -> None:
         if rc != 0:
@@ -185,13 +187,17 @@ class Engine:
 
     # queries
     def book(self, symbol_id: int, side: int, depth: int = 10) -> list[tuple[int, int, int]]:
-        out = ffi.new("struct xe_level[]", max(depth, 1))
+        if len(self._lv) < depth:
+            self._lv = ffi.new("struct xe_level[]", depth)
+        out = self._lv
         n = self._lib.xe_engine_book(self._e, symbol_id, side, depth, out)
         return [(out[i].price, out[i].qty, out[i].orders) for i in range(n)]
 
     def level_orders(self, symbol_id: int, side: int, price: int,
                      max_orders: int = 4096) -> list[OrderInfo]:
-        out = ffi.new("struct xe_order_info[]", max_orders)
+        if len(self._oi) < max_orders:
+            self._oi = ffi.new("struct xe_order_info[]", max_orders)
+        out = self._oi
         n = self._lib.xe_engine_level_orders(self._e, symbol_id, side, price, max_orders, out)
         return [OrderInfo(*(getattr(out[i], f) for f in _INFO_FIELDS)) for i in range(n)]
 

@@ -1,0 +1,163 @@
+"""The Engine section of docs/BENCHMARKS.md: machine description, the figures of one `make bench`
+run (plain and deep-queue streams) and their ratio to the previous run's.
+
+The previous figures are kept machine-readable in an HTML comment at the end of the section, so
+the ratio survives a fresh checkout (build/ is not committed). Other parts own their own `## `
+sections of the same file; only the text from `## Engine` to the next `## ` heading is rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+MARK = "<!-- engine-bench "
+KEYS = ("msgs_per_s", "p50_ns", "p99_ns", "p999_ns")
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def _compact(result: dict) -> dict:
+    out = {}
+    for variant in ("normal", "deep"):
+        r = result[variant]
+        out[variant] = {k: r[k] for k in KEYS}
+        out[variant]["cancel_p99_ns"] = r["per_type"]["cancel"]["p99_ns"]
+    return out
+
+
+def previous(report: Path, doc: Path | None = None) -> dict | None:
+    if doc is not None and doc.exists():
+        m = re.search(re.escape(MARK) + r"(\{.*?\}) -->", doc.read_text())
+        if m:
+            return json.loads(m.group(1))
+    if report.exists():
+        try:
+            return _compact(json.loads(report.read_text()))
+        except (ValueError, KeyError):
+            return None
+    return None
+
+
+def _ratio(now: float, before: dict | None, variant: str, key: str) -> str:
+    if not before or variant not in before or not before[variant].get(key):
+        return "n/a"
+    return f"{now / before[variant][key]:.2f}x"
+
+
+def summary(result: dict, prev: dict | None) -> str:
+    lines = []
+    for variant in ("normal", "deep"):
+        r = result[variant]
+        c = r["per_type"]["cancel"]
+        lines.append(
+            f"{variant:6}: {r['msgs_per_s'] / 1e6:.2f} M msgs/s "
+            f"({_ratio(r['msgs_per_s'], prev, variant, 'msgs_per_s')} of previous), "
+            f"p50 {r['p50_ns']:.0f} ns, p99 {r['p99_ns']:.0f} ns, p99.9 {r['p999_ns']:.0f} ns, "
+            f"cancel p99 {c['p99_ns']:.0f} ns, {r['orders_per_level']:.1f} orders a level")
+    n, d = result["normal"], result["deep"]
+    lines.append(f"cancel p99 deep/normal: "
+                 f"{d['per_type']['cancel']['p99_ns'] / n['per_type']['cancel']['p99_ns']:.2f}")
+    return "\n".join(lines)
+
+
+def section(result: dict, prev: dict | None, stream: Path) -> str:
+    m, n, d = result["machine"], result["normal"], result["deep"]
+    t = lambda r, k: r["per_type"][k]  # noqa: E731
+    rows = [
+        ("messages timed", f"{n['messages']:,}", f"{d['messages']:,}", "", ""),
+        ("throughput, M msgs/s (median of 5)", f"{n['msgs_per_s'] / 1e6:.2f}",
+         f"{d['msgs_per_s'] / 1e6:.2f}", "≥ 15",
+         f"{_ratio(n['msgs_per_s'], prev, 'normal', 'msgs_per_s')} / "
+         f"{_ratio(d['msgs_per_s'], prev, 'deep', 'msgs_per_s')}"),
+        ("p50 / p99 / p99.9 per message, ns",
+         f"{n['p50_ns']:.0f} / {n['p99_ns']:.0f} / {n['p999_ns']:.0f}",
+         f"{d['p50_ns']:.0f} / {d['p99_ns']:.0f} / {d['p999_ns']:.0f}", "p99 ≤ 250",
+         f"p99 {_ratio(n['p99_ns'], prev, 'normal', 'p99_ns')} / "
+         f"{_ratio(d['p99_ns'], prev, 'deep', 'p99_ns')}"),
+    ]
+    for k in ("new", "cancel", "ioc"):
+        rows.append((f"{k}: count, p50 / p99 / p99.9 ns",
+                     f"{t(n, k)['count']:,}: {t(n, k)['p50_ns']:.0f} / {t(n, k)['p99_ns']:.0f} / "
+                     f"{t(n, k)['p999_ns']:.0f}",
+                     f"{t(d, k)['count']:,}: {t(d, k)['p50_ns']:.0f} / {t(d, k)['p99_ns']:.0f} / "
+                     f"{t(d, k)['p999_ns']:.0f}", "", ""))
+    rows += [
+        ("book at start: orders / levels (a level)",
+         f"{n['resting_orders_start']:,} / {n['levels_start']} ({n['orders_per_level_start']})",
+         f"{d['resting_orders_start']:,} / {d['levels_start']} ({d['orders_per_level_start']})",
+         "", ""),
+        ("book at end: orders / levels (a level)",
+         f"{n['resting_orders']:,} / {n['levels']} ({n['orders_per_level']})",
+         f"{d['resting_orders']:,} / {d['levels']} ({d['orders_per_level']})", "", ""),
+        ("fills", f"{n['fills']:,}", f"{d['fills']:,}", "357,529 (plain)", ""),
+        ("peak RSS, MiB (whole process, parsed stream included)",
+         f"{n['rss_bytes'] / 2**20:.0f}", f"{d['rss_bytes'] / 2**20:.0f}", "", ""),
+    ]
+    ratio = t(d, "cancel")["p99_ns"] / t(n, "cancel")["p99_ns"]
+    out = [
+        "## Engine",
+        "",
+        f"Command: `make bench` (target `engine-bench`), which runs "
+        f"`xdpex engine bench --stream {stream} --report build/bench/engine.json "
+        f"--update-doc docs/BENCHMARKS.md`, that is `{n['command']}` and the same with "
+        f"`--deep {d['deep_factor']}`.",
+        "",
+        f"Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; run {m['date']}; shared "
+        f"with other work, so figures move by ±20% between runs.",
+        "",
+        "| figure | plain stream | deep queues (×" + str(d["deep_factor"]) + ") | goal | "
+        "ratio to previous (plain / deep) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    out += [f"| {a} | {b} | {c} | {g} | {r} |" for a, b, c, g, r in rows]
+    out += [
+        "",
+        f"Cancel p99 deep / plain: {ratio:.2f} (goal ≤ 2): cancel is O(1) (index lookup and "
+        f"unlink from an intrusive list), whatever the queue depth.",
+        "",
+        "How it is measured: the stream is parsed fully before timing; each run builds a fresh "
+        "engine (generic x86-64 code, -O3, no -march=native) and applies the prefill untimed. "
+        "Throughput: 5 runs with one clock read around the loop of C ABI calls, median reported. "
+        "Latency: 3 more runs reading the TSC (rdtscp + lfence, calibrated against "
+        "CLOCK_MONOTONIC) around every call; median of the runs' percentiles; timer overhead "
+        f"({n['timer_overhead_ns']:.0f} ns) is included, not subtracted. Every run must end with "
+        "the same state hash. Deep variant: every new order preceded by "
+        f"{d['deep_factor'] - 1} copies at its price, the copies cancelled when the plain run "
+        "loses the order, so queues stay about 8x deeper all through the stream.",
+        "",
+        "Reference: liquibook does about 7 M msgs/s with p99 about 440 ns on this stream on this "
+        "machine.",
+        "",
+        f"{MARK}{json.dumps(_compact(result))} -->",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def update_doc(doc: Path, result: dict, prev: dict | None, stream: Path) -> None:
+    head = "# Benchmarks\n\nLatest figures of `make bench`, one section per part.\n\n"
+    text = doc.read_text() if doc.exists() else head
+    new = section(result, prev, stream)
+    m = re.search(r"^## Engine\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
+    if m:
+        text = text[:m.start()] + new + ("\n" if m.end() < len(text) else "") + text[m.end():]
+    else:
+        text = text.rstrip("\n") + "\n\n" + new
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
