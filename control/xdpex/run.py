@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         gw.start()
         print(f"xdpex run: lab {lab.prefix} up, xdpexd {args.mode} ready on {gw.server}")
         step = "batched load run"
-        window = max(args.batch * 256, 1024)
+        window = max(args.batch * 64, 256)
         batched = run_loadgen(
             lab,
             gw,

@@ -25,7 +25,7 @@ static const char usage[] =
 	"  --bind IP              local address to send from\n"
 	"  --count N              order messages to send (default 100000)\n"
 	"  --duration SEC         time limit for sending (default 10)\n"
-	"  --drain SEC            time allowed for the last answers (default 1)\n"
+	"  --drain SEC            time allowed for the last answers (default 2)\n"
 	"  --rate R               open loop: messages per second\n"
 	"  --window W             closed loop: unanswered messages allowed (default 1024)\n"
 	"  --batch N              messages per datagram, 1..22 (default 16)\n"
@@ -195,7 +195,7 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 	char sym_default[] = "1";
 	cfg->count = 100000;
 	cfg->duration_s = 10;
-	cfg->drain_s = 1;
+	cfg->drain_s = 2;
 	cfg->window = 1024;
 	cfg->batch = 16;
 	cfg->mix_new = 60, cfg->mix_cancel = 30, cfg->mix_cross = 10;

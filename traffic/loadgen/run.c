@@ -20,6 +20,7 @@
 #define RESEND_GAP_NS 5000000ull /* same SequenceGap again after this: resend again */
 #define RTX_REQ_NS 20000000ull /* re-ask for missing outbound messages */
 #define TAIL_PROBE_NS 20000000ull /* no answer for this long while waiting: probe */
+#define RESEND_MAX_DGRAMS 64 /* datagrams resent per SequenceGap */
 
 static const char *const reject_names[] = {
 	"NONE", "UNKNOWN_SYMBOL", "OFF_TICK", "OFF_LOT", "OUTSIDE_BAND", "BAD_QUANTITY",
@@ -200,22 +201,27 @@ static void send_burst(struct stats *st, struct session *s, unsigned n, uint64_t
 	s->last_send_ns = now;
 }
 
-/* Resends inbound messages [from, s->next_seq) from the ring. */
+/* Resends inbound messages from `from` on, at most RESEND_MAX_DGRAMS datagrams of them: if more
+ * is missing, the next datagram after the resent ones meets the gateway's gap again and its
+ * SequenceGap asks for the next chunk, so a resend never floods a gateway that fell behind. */
 static void resend_from(const struct config *cfg, struct stats *st, struct session *s,
 			uint64_t from, uint64_t now)
 {
 	if (from >= s->next_seq)
 		return;
+	uint64_t end = from + (uint64_t)RESEND_MAX_DGRAMS * cfg->batch;
+	if (end > s->next_seq)
+		end = s->next_seq;
 	if (s->next_seq - from > LG_RING) {
 		st->unrecoverable++;
 		return;
 	}
 	s->last_resend_from = from;
 	s->last_resend_ns = now;
-	while (from < s->next_seq) {
+	while (from < end) {
 		unsigned nd = 0;
-		while (nd < LG_BURST && from < s->next_seq) {
-			uint64_t left = s->next_seq - from;
+		while (nd < LG_BURST && from < end) {
+			uint64_t left = end - from;
 			unsigned k = left < cfg->batch ? (unsigned)left : cfg->batch;
 			fill_hdr(tx_buf[nd], s, from, k);
 			for (unsigned i = 0; i < k; i++)
@@ -508,14 +514,13 @@ static void timers(const struct config *cfg, struct stats *st, bool waiting, uin
 					   now);
 		if (waiting && now - st->t_last_answer > probe_ns &&
 		    now - s->last_resend_ns > probe_ns && s->next_seq > 1) {
-			/* Nothing answered for a while: resend the last datagram (if the gateway
-			 * has it, it is a duplicate; if not, it answers with a SequenceGap) and ask
-			 * for every answer from the next one expected (a lost tail of answers is
-			 * replayed; if there is none, nothing comes). */
+			/* Nothing answered for a while: resend the last datagram. If the gateway
+			 * has it, it is a duplicate; if not, it answers with a SequenceGap. A lost
+			 * tail of answers shows in the gateway's next Heartbeat (next_seq), which
+			 * out_gap() turns into a RetransmitRequest; asking blindly here would only
+			 * make a slow gateway send everything twice. */
 			uint64_t from = s->next_seq > cfg->batch ? s->next_seq - cfg->batch : 1;
 			resend_from(cfg, st, s, from, now);
-			if (!s->out_missing)
-				request_retransmit(st, s, s->out_expected, 1024, now);
 			probed = true;
 		}
 		if (now - s->last_send_ns > (uint64_t)s->heartbeat_ms * 500000ull) {

@@ -108,6 +108,7 @@ class Gateway:
             "--port", str(PORT),
             "--iface", self.lab.gw_if,
             "--poll", self.poll,
+            "--exit-with-parent",
         ]  # fmt: skip
         if self.mode == "afxdp":
             cmd += ["--pin-dir", str(self.pin_dir)]
