@@ -115,6 +115,7 @@ def test_capture_stops_at_seconds_without_traffic(lab: Lab, tmp_path: Path) -> N
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"0 packets captured into {out}"
+    assert r.stderr.splitlines()[1] == "listening"  # printed once tcpdump records
     assert 1 <= took < 15
     assert out.exists()
 

@@ -253,7 +253,15 @@ def run(args: argparse.Namespace) -> int:
             limits = f"at most {args.count} packets, {args.seconds:g} s"
             print(f"capturing UDP {args.port} on {where} ({why}) into {args.output} ({limits})",
                   file=sys.stderr)  # fmt: skip
-            got = capture(args.output, ns, iface, args.port, args.count, args.seconds)
+            got = capture(
+                args.output,
+                ns,
+                iface,
+                args.port,
+                args.count,
+                args.seconds,
+                ready=lambda: print("listening", file=sys.stderr, flush=True),
+            )
             print(f"{got.packets} packets captured into {args.output}")
             if got.dropped:
                 print(f"xdpex pcap: warning: the kernel dropped {got.dropped} packets before "
