@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/un.h>
 
 #include "xdpex/engine.h"
@@ -337,6 +338,42 @@ void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_
 		    uint64_t echo_ts, int cod);
 /* Re-program XDP session bindings after recovery. */
 void xd_shard_rebind_all(struct xd_shard *sh);
+
+/* Shard internals shared by shard.c, session.c and recovery.c. */
+static inline uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline uint64_t msg_client_ts(const uint8_t *m)
+{
+	return rd64(m + 56);
+}
+
+struct xd_txd *xd_tx_new(struct xd_shard *sh, const struct xd_peer *to, bool send, uint32_t sid,
+			 uint8_t flags, uint64_t seq);
+uint8_t *xd_tx_msg(struct xd_txd *t);
+uint8_t *xd_out_session(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
+			uint32_t sid, uint8_t flags);
+uint8_t *xd_out_app(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to, bool send);
+void xd_index_out(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off);
+void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const uint8_t *m);
+void xd_not_logged_in(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
+		      uint64_t seq, const uint8_t *msgs, uint16_t count);
+void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts);
+void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,
+		     const struct xd_peer *src);
 
 /* ---- I/O backends ---- */
 
