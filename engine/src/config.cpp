@@ -4,7 +4,10 @@
 // halt and STP configuration, the thin order entry wrappers around engine.cpp, and the queries
 // (book levels, one order, the orders of a level, counters and the state hash). No C++ exception
 // crosses this boundary: allocation uses nothrow new and failures become NULL or -ENOMEM.
+#include <sys/random.h>
+
 #include <cerrno>
+#include <cstdint>
 #include <new>
 
 #include "engine_impl.hpp"
@@ -55,12 +58,12 @@ xe_engine *xe_engine_create(const struct xe_engine_config *cfg)
 		return nullptr;
 	e->cfg = *cfg;
 	e->max_events = 2 * cfg->max_orders + 8;
-	uint32_t nb = 16, shift = 60;
-	while (nb < 2 * (uint64_t)cfg->max_orders) {
+	uint32_t nb = 16;
+	while (nb < 2 * (uint64_t)cfg->max_orders)
 		nb <<= 1;
-		shift--;
-	}
-	e->bucket_shift = shift;
+	e->bucket_mask = nb - 1;
+	if (getrandom(&e->hash_seed, sizeof(e->hash_seed), GRND_NONBLOCK) != sizeof(e->hash_seed))
+		e->hash_seed = 0x5bd1e9955bd1e995ull ^ (uint64_t)(uintptr_t)e;
 	e->pool.reset(new (std::nothrow) Order[cfg->max_orders]);
 	e->buckets.reset(new (std::nothrow) uint32_t[nb]);
 	e->sessions.reset(new (std::nothrow) xe::Session[cfg->max_sessions + 1]);
