@@ -188,7 +188,6 @@ def test_capture_a_real_gateway_run(lab: Lab, tmp_path: Path, mode: str) -> None
     assert (ns, iface) == (lab.gw_ns, lab.gw_if)  # no XDP on the gateway yet
     out = tmp_path / f"{mode}.pcap"
     with Gateway(lab, mode, nsessions=2) as gw:
-        gw.start()
         ns, iface, why = capture_point(lab.prefix, "auto")
         if mode == "afxdp":
             # Redirected frames never reach a tap on the gateway's veth: capture the other end.
