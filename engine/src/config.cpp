@@ -147,29 +147,39 @@ int xe_engine_set_stp(xe_engine *e, uint32_t session_id, uint8_t mode)
 
 uint32_t xe_engine_new_order(xe_engine *e, const struct xe_order *o, struct xe_event *out)
 {
+	if (!e || !o || !out)
+		return 0;
 	return e->new_order(o, out);
 }
 
 uint32_t xe_engine_cancel(xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
 			  struct xe_event *out)
 {
+	if (!e || !out)
+		return 0;
 	return e->cancel(session_id, cl_ord_id, out);
 }
 
 uint32_t xe_engine_replace(xe_engine *e, uint32_t session_id, uint64_t orig_cl_ord_id,
 			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty, struct xe_event *out)
 {
+	if (!e || !out)
+		return 0;
 	return e->replace(session_id, orig_cl_ord_id, new_cl_ord_id, price, qty, out);
 }
 
 uint32_t xe_engine_mass_cancel(xe_engine *e, uint32_t session_id, uint32_t symbol_id, uint8_t side,
 			       uint8_t reason, struct xe_event *out)
 {
+	if (!e || !out)
+		return 0;
 	return e->mass_cancel(session_id, symbol_id, side, reason, out);
 }
 
 uint32_t xe_engine_expire_day(xe_engine *e, struct xe_event *out)
 {
+	if (!e || !out)
+		return 0;
 	return e->expire_day(out);
 }
 

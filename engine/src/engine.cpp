@@ -248,6 +248,12 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 		while (a.leaves && oi != NIL && s.best == li) {
 			Order &m = pool[oi];
 			uint32_t next = m.next;
+			// Start the loads the next steps will need (the next order in the queue, and the
+			// index bucket of this one when it is about to leave) while the fills are written.
+			if (next != NIL)
+				__builtin_prefetch(&pool[next]);
+			if (m.leaves <= a.leaves)
+				__builtin_prefetch(&buckets[bucket_of(m.session, m.cl_ord_id)]);
 			if (stp != XE_STP_NONE && m.session == a.session) {
 				if (stp == XE_STP_CANCEL_NEWEST) {
 					*stp_stop = true;
