@@ -193,10 +193,11 @@ void *xd_udp_loop(void *arg)
 			if (xd_shard_batch_end(sh))
 				break;
 		}
-		if (n <= 0 || (++iter & 15) == 0)
+		/* Entry socket and timers every 64th turn, or on every idle turn when sleeping. */
+		if ((++iter & 63) == 0 || (n <= 0 && o->poll != XD_POLL_SPIN)) {
 			xd_entry_poll(sh);
-		if (n <= 0 || (iter & 255) == 0)
 			xd_shard_timers(sh);
+		}
 		if (n <= 0 && o->poll == XD_POLL_SLEEP) {
 			struct pollfd p[3] = { { io->fd, POLLIN, 0 },
 					       { io->wake_fd, POLLIN, 0 },

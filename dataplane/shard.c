@@ -189,7 +189,7 @@ void xd_shard_batch_begin(struct xd_shard *sh)
 
 int xd_shard_batch_end(struct xd_shard *sh)
 {
-	uint32_t nsend = 0;
+	uint32_t nsend = 0, nunix = 0;
 	int rc;
 
 	if (sh->replaying)
@@ -222,14 +222,16 @@ int xd_shard_batch_end(struct xd_shard *sh)
 		if (!t->send)
 			continue;
 		nsend++;
+		nunix += t->to.kind == XD_PEER_UNIX;
 		sh->st.tx_msgs += ((struct xe_hdr *)t->buf)->count;
 		if (t->session_id < sh->nsess_slots)
 			sh->sess[t->session_id].last_tx = sh->mono_ns;
 	}
 	if (nsend) {
 		sh->st.tx_datagrams += nsend;
-		xd_io_send(sh, sh->tx, sh->ntx);
-		if (sh->entry_fd >= 0)
+		if (nsend > nunix)
+			xd_io_send(sh, sh->tx, sh->ntx);
+		if (nunix && sh->entry_fd >= 0)
 			xd_entry_send(sh, sh->tx, sh->ntx);
 	}
 	tx_reset(sh);
