@@ -132,3 +132,28 @@ def test_profile_stream_is_applied_in_full(
         assert engine["rejects"] == 0, engine
         if profile == "order_cancel.py":
             assert engine["resting_orders"] == 0  # every order cancelled in its own datagram
+
+
+def test_runner_login_refused_names_the_reason(lab: Lab, tmp_path: Path) -> None:
+    with Gateway(lab, "udp", nsessions=1) as gw:
+        creds = tmp_path / "secrets.txt"
+        creds.write_text(f"1 {'00' * 32}\n")  # not the session's secret
+        code = (
+            "import sys\n"
+            f"sys.path.insert(0, {str(TREX)!r})\n"
+            "import run as trexrun\n"
+            "a = trexrun.parse_args(sys.argv[1:])\n"
+            "try:\n"
+            "    trexrun.login_udp(a, trexrun.session_secrets(a))\n"
+            "except trexrun.RunError as e:\n"
+            "    print(e.status, e)\n"
+        )
+        args = ["--server", "unused", "--login", "udp", "--secrets", str(creds),
+                "--src", lab.tg_ip, "--dst", lab.gw_ip]  # fmt: skip
+        r = subprocess.run(
+            lab.netns_cmd(lab.tg_ns, [sys.executable, "-c", code, *args]),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "4 session 1: login rejected (BAD_PROOF)", gw.log_tail()
+        assert sessions_by_id(gw)[1]["state"] == "logged_out"
