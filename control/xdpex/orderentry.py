@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import select
 import socket
 import threading
 import time
@@ -30,7 +31,20 @@ from .errors import DeadlineExceeded, Unavailable
 
 log = logging.getLogger("xdpex.orderentry")
 
-WINDOW = 4096  # unanswered application messages in flight per session
+RETRANSMIT_AFTER = 0.03  # s before a gap (later datagram seen) is asked for again
+OVERDUE_AFTER = 0.25  # s of silence with answers outstanding before asking for anything new
+
+
+def _window() -> int:
+    """Unanswered messages to keep in flight. The gateway sends answers without blocking, so
+    they must fit the receive queue of our socket (net.unix.max_dgram_qlen datagrams of up to 22
+    messages, about three answers per order); what overflows is recovered by retransmission,
+    but slowly."""
+    try:
+        qlen = int(open("/proc/sys/net/unix/max_dgram_qlen").read())  # noqa: SIM115
+    except (OSError, ValueError):
+        qlen = 10
+    return max(22, min(4096, (qlen - 2) * c.MAX_MSGS // 3))
 
 
 @dataclass
@@ -96,6 +110,9 @@ class OrderEntrySession:
         self._cancels: dict[int, tuple[OrderResult, _Waiter]] = {}  # orig cl_ord_id -> Cancel
         self._inflight = 0
         self._acked: dict[int, OrderResult] = {}
+        self._last_rx = 0.0
+        self._gap_asked = 0.0
+        self.window = 22
         self._next_cl = time.time_ns() // 1000  # grows across restarts: no clash with live ids
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -109,8 +126,8 @@ class OrderEntrySession:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         s.bind(self.local_path)
-        s.settimeout(0.2)
         self._sock = s
+        self.window = _window()
         self._stop.clear()
         self._rx = threading.Thread(target=self._rx_loop, name="oe-rx", daemon=True)
         self._rx.start()
@@ -173,12 +190,24 @@ class OrderEntrySession:
     def _send(self, seq: int, msgs: list[c.Message], flags: int = 0) -> None:
         data = c.encode_datagram(self.session_id, seq, msgs, flags)
         assert self._sock is not None
-        try:
-            self._sock.sendto(data, self.entry_path)
-        except OSError as e:
-            raise Unavailable(
-                f"dataplane order-entry socket {self.entry_path}: {e.strerror or e}"
-            ) from e
+        deadline = 0.0
+        while True:
+            try:
+                self._sock.sendto(data, socket.MSG_DONTWAIT, self.entry_path)
+                break
+            except BlockingIOError:  # the dataplane's queue is full: wait, but not forever
+                now = time.monotonic()
+                deadline = deadline or now + self.timeout
+                if now > deadline:
+                    raise Unavailable(
+                        f"dataplane order-entry socket {self.entry_path}: not reading "
+                        f"(queue full for {self.timeout:g} s)"
+                    ) from None
+                time.sleep(0.0001)
+            except OSError as e:
+                raise Unavailable(
+                    f"dataplane order-entry socket {self.entry_path}: {e.strerror or e}"
+                ) from e
         self._last_send = time.monotonic()
 
     def new_cl_ord_id(self) -> int:
@@ -213,7 +242,7 @@ class OrderEntrySession:
         for i in range(0, len(orders), c.MAX_MSGS):
             chunk = orders[i : i + c.MAX_MSGS]
             with self._state:
-                while self._inflight + len(chunk) > WINDOW:
+                while self._inflight + len(chunk) > self.window and self._inflight:
                     if not self._state.wait(max(0.0, deadline - time.monotonic())):
                         break
                 for o, r in zip(chunk, results[i : i + c.MAX_MSGS], strict=True):
@@ -271,28 +300,23 @@ class OrderEntrySession:
         sock = self._sock
         while not self._stop.is_set():
             try:
-                data = sock.recv(2048)
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                time.sleep(0.05)
+                ready, _, _ = select.select([sock], [], [], 0.1)
+            except (OSError, ValueError):
+                return
+            if not ready:
                 continue
             done: list[_Waiter] = []
-            self._on_datagram(data, done)
-            sock.setblocking(False)  # drain what is queued before waking the waiters
-            try:
-                while True:
-                    try:
-                        data = sock.recv(2048)
-                    except BlockingIOError:
-                        break
-                    self._on_datagram(data, done)
-            except OSError:
-                pass
-            finally:
-                sock.settimeout(0.2)
+            while True:  # drain what is queued before waking the waiters
+                try:
+                    data = sock.recv(2048, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    if self._stop.is_set():
+                        return
+                    break
+                self._on_datagram(data, done)
+            self._last_rx = time.monotonic()
             for w in done:
                 w.event.set()
 
@@ -312,14 +336,31 @@ class OrderEntrySession:
                 return  # duplicate
             if first > self.expected_out:
                 self._early[first] = dg
-                self._send_retransmit(self.expected_out, first - self.expected_out)
+                self._ask_missing()
                 return
             self._apply(dg.messages[self.expected_out - first :], done)
-            while self.expected_out in self._early:
-                self._apply(self._early.pop(self.expected_out).messages, done)
-            for k in [k for k in self._early if k < self.expected_out]:
-                del self._early[k]
+            while self._early:
+                k = min(self._early)
+                if k > self.expected_out:
+                    break
+                d = self._early.pop(k)
+                if k + len(d.messages) > self.expected_out:
+                    self._apply(d.messages[self.expected_out - k :], done)
             self._state.notify_all()
+
+    def _ask_missing(self, force: bool = False) -> None:
+        """Ask for what is missing: before the first early datagram, or (force) anything new."""
+        now = time.monotonic()
+        if not force and now - self._gap_asked < RETRANSMIT_AFTER:
+            return
+        self._gap_asked = now
+        if self._early:
+            count = min(self._early) - self.expected_out
+        elif force:
+            count = 1024
+        else:
+            return
+        self._send_retransmit(self.expected_out, count)
 
     def _send_retransmit(self, from_seq: int, count: int) -> None:
         try:
@@ -440,7 +481,7 @@ class OrderEntrySession:
                     m.received,
                 )
                 self.next_in = max(self.next_in, m.expected)
-            elif isinstance(m, c.Heartbeat) and m.next_seq > self.expected_out and not self._early:
+            elif isinstance(m, c.Heartbeat) and m.next_seq > self.expected_out:
                 self._send_retransmit(self.expected_out, m.next_seq - self.expected_out)
             self._state.notify_all()
         if isinstance(m, c.Logout):
@@ -458,9 +499,17 @@ class OrderEntrySession:
             w.event.set()  # callers see acked=False
 
     def _hb_loop(self) -> None:
-        while not self._stop.wait(0.1):
+        """Heartbeats when idle; retransmission requests when answers are overdue."""
+        while not self._stop.wait(0.01):
             if not self.logged_in:
                 continue
+            now = time.monotonic()
+            with self._state:
+                overdue = (self._pending or self._cancels) and now - max(
+                    self._last_rx, self._last_send
+                ) > OVERDUE_AFTER
+                if (self._early or overdue) and now - self._gap_asked > RETRANSMIT_AFTER:
+                    self._ask_missing(force=True)
             if time.monotonic() - self._last_send >= self.heartbeat_ms / 2000:
                 try:
                     with self._send_lock:

@@ -1,0 +1,259 @@
+"""Control-plane benchmarks (`make control-bench`): gRPC batch order entry, REST single-order
+entry, and persister throughput into SQLite and PostgreSQL.
+
+One run starts a real xdpexd (kernel-UDP mode, `--poll sleep` so it leaves the second core to
+the control plane), the control plane as its own process (`python -m xdpex.serve`: REST + gRPC,
+SQLite), drives it from this process for a bounded time per figure, then drains the journal
+those orders produced into a fresh SQLite file and a fresh PostgreSQL schema with the persister.
+Figures go to JSON (--out) and to the "## Control plane" section of docs/BENCHMARKS.md (--doc),
+replacing only that section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+
+from .db import make_engine, migrate
+from .pb import orderentry_pb2 as pb
+from .pb import orderentry_pb2_grpc as pbg
+from .persister import Persister
+from .testing import PG_URL, Database, Dataplane, cleanup_dir, short_tmpdir
+
+TOKEN = "xt_bench_operator"
+SECTION = "## Control plane"
+
+
+def _free_tcp() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return int(p)
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
+
+
+def bench_grpc(port: int, seconds: float, batch: int) -> dict[str, Any]:
+    ch = grpc.insecure_channel(
+        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]
+    )
+    stub = pbg.OrderEntryStub(ch)
+    md = [("authorization", f"Bearer {TOKEN}")]
+    orders = [
+        pb.NewOrder(
+            symbol_id=1 + (i // 2) % 4,
+            side=pb.BUY if i % 2 else pb.SELL,
+            type=pb.LIMIT,
+            tif=pb.GTC,
+            qty=10,
+            price=1000 + (i // 8) % 5,
+        )
+        for i in range(batch)
+    ]
+    req = pb.SubmitOrdersRequest(orders=orders)
+    stub.SubmitOrders(req, metadata=md)  # warm up (login, caches)
+    lat, n, fills = [], 0, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        t = time.perf_counter()
+        acks = stub.SubmitOrders(req, metadata=md).acks
+        lat.append(time.perf_counter() - t)
+        n += len(acks)
+        fills += sum(len(a.fills) for a in acks)
+    el = time.perf_counter() - t0
+    ch.close()
+    return {
+        "orders": n,
+        "seconds": round(el, 3),
+        "orders_per_s": round(n / el),
+        "batch": batch,
+        "fills": fills,
+        "batch_p50_ms": round(_pct(lat, 50) * 1e3, 2),
+        "batch_p99_ms": round(_pct(lat, 99) * 1e3, 2),
+    }
+
+
+def bench_rest(port: int, seconds: float) -> dict[str, Any]:
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    lat, n = [], 0
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=h) as cl:
+        cl.post("/api/v1/orders", json={"symbol_id": 2, "side": "buy", "qty": 1, "price": 900})
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            body = {"symbol_id": 2, "side": "buy" if n % 2 else "sell", "qty": 1, "price": 900}
+            t = time.perf_counter()
+            r = cl.post("/api/v1/orders", json=body)
+            lat.append(time.perf_counter() - t)
+            if r.status_code not in (200, 201):
+                raise RuntimeError(f"REST order failed: {r.status_code} {r.text}")
+            n += 1
+        el = time.perf_counter() - t0
+    return {
+        "orders": n,
+        "seconds": round(el, 3),
+        "orders_per_s": round(n / el),
+        "p50_ms": round(_pct(lat, 50) * 1e3, 3),
+        "p99_ms": round(_pct(lat, 99) * 1e3, 3),
+        "mean_ms": round(statistics.fmean(lat) * 1e3, 3),
+    }
+
+
+def bench_persister(journal: Path, workdir: Path, kind: str) -> dict[str, Any]:
+    db = Database(kind, workdir)
+    try:
+        eng = make_engine(db.url, db.schema)
+        migrate(eng)
+        p = Persister(eng, journal, batch=5000)
+        t0 = time.perf_counter()
+        p.drain()
+        el = time.perf_counter() - t0
+        p.close()
+        eng.dispose()
+        return {
+            "records": p.records_total,
+            "rows": p.rows_total,
+            "seconds": round(el, 3),
+            "rows_per_s": round(p.rows_total / el),
+            "records_per_s": round(p.records_total / el),
+        }
+    finally:
+        db.drop()
+
+
+def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
+    g, r = res["grpc_batch"], res["rest_single"]
+    ps, pp = res["persister_sqlite"], res["persister_postgres"]
+    rows = [
+        (
+            f"gRPC SubmitOrders, {g['batch']} orders a call",
+            f"{g['orders_per_s']:,} orders/s (call p50 {g['batch_p50_ms']} ms, "
+            f"p99 {g['batch_p99_ms']} ms)",
+            "≥ 50,000 orders/s",
+            f"{g['orders_per_s'] / 50000:.2f}× goal",
+        ),
+        (
+            "REST POST /api/v1/orders, one at a time",
+            f"{r['orders_per_s']:,} orders/s (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms)",
+            "—",
+            f"{r['orders_per_s'] / max(1, g['orders_per_s']):.3f}× gRPC batch",
+        ),
+        (
+            "persister → SQLite",
+            f"{ps['rows_per_s']:,} rows/s ({ps['records_per_s']:,} journal records/s, "
+            f"{ps['rows']:,} rows)",
+            "keeps up with the wire",
+            "—",
+        ),
+        (
+            "persister → PostgreSQL",
+            f"{pp['rows_per_s']:,} rows/s ({pp['records_per_s']:,} journal records/s, "
+            f"{pp['rows']:,} rows)",
+            "keeps up with the wire",
+            f"{pp['rows_per_s'] / max(1, ps['rows_per_s']):.2f}× SQLite",
+        ),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    body = (
+        f"{SECTION}\n\nMeasured by `{cmd}` on {res['host']} ({res['date']}); xdpexd in "
+        "kernel-UDP mode with `--poll sleep`, the control plane (REST + gRPC, SQLite) in its own "
+        "process, the client in a third, all on the same 2 cores (load average at the start: "
+        f"{res['load_avg']}). Raw figures: `build/bench/control.json`.\n\n"
+        "| what | figure | goal | ratio |\n| --- | --- | --- | --- |\n" + table + "\n"
+    )
+    text = doc.read_text() if doc.exists() else "# xdpex benchmarks\n"
+    if SECTION in text:
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + body + (text[nxt:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    doc.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="xdpex-control-bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=5.0, help="per figure")
+    ap.add_argument("--batch", type=int, default=1000, help="orders per gRPC call")
+    ap.add_argument("--out", type=Path, help="JSON results")
+    ap.add_argument("--doc", type=Path, help="BENCHMARKS.md to update")
+    a = ap.parse_args(argv)
+    d = short_tmpdir("bench")
+    dp = Dataplane(d, extra=["--segment-mb", "64"]).start()
+    http, grpc_port = _free_tcp(), _free_tcp()
+    env = {
+        **os.environ,
+        "XDPEX_STATE_DIR": str(d / "state"),
+        "XDPEX_DATABASE_URL": f"sqlite:///{d / 'cp.db'}",
+        "XDPEX_CONTROL_SOCKET": str(dp.ctl),
+        "XDPEX_ORDER_SOCKET": str(dp.entry),
+        "XDPEX_JOURNAL_DIR": str(dp.journal),
+        "XDPEX_HTTP_PORT": str(http),
+        "XDPEX_GRPC_PORT": str(grpc_port),
+        "XDPEX_OPERATOR_TOKEN": TOKEN,
+        "XDPEX_UDP_MODE": "true",
+    }
+    srv = subprocess.Popen(
+        [sys.executable, "-m", "xdpex.serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(d / "serve.log", "wb"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{http}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or srv.poll() is not None:
+                raise RuntimeError(f"control plane not ready: {(d / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        res: dict[str, Any] = {
+            "host": platform.node(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpus": os.cpu_count(),
+        }
+        res["grpc_batch"] = bench_grpc(grpc_port, a.seconds, a.batch)
+        print(f"gRPC batch: {res['grpc_batch']}", flush=True)
+        res["rest_single"] = bench_rest(http, a.seconds)
+        print(f"REST single: {res['rest_single']}", flush=True)
+    finally:
+        srv.terminate()
+        srv.wait(10)
+        dp.stop()
+    try:
+        res["persister_sqlite"] = bench_persister(dp.journal, d, "sqlite")
+        print(f"persister SQLite: {res['persister_sqlite']}", flush=True)
+        res["persister_postgres"] = bench_persister(dp.journal, d, "postgres")
+        res["persister_postgres"]["url"] = PG_URL
+        print(f"persister PostgreSQL: {res['persister_postgres']}", flush=True)
+    finally:
+        cleanup_dir(d)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=1))
+    if a.doc:
+        write_doc(a.doc, res, "make control-bench")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""Persister and Redis publisher against a real xdpexd journal.
+
+- The persister (a real `python -m xdpex.persister` process) is SIGKILLed several times while
+  orders stream in and restarted; afterwards the database equals the journal: same counts and
+  the same content hash of every order's final state and every execution, computed here by an
+  independent replay of the journal's outbound messages. On SQLite and PostgreSQL.
+- The Redis publisher puts every execution into its stream exactly once, across a restart of
+  the publisher and across a restart of the Redis server itself (a private redis-server on a
+  free port, which loses its data, so the publisher must refill the stream).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+
+import pytest
+import redis
+from sqlalchemy import select
+from xdpex.auth import Principal
+from xdpex.journal import REC_OUTBOUND, JournalReader, queue_dirs
+from xdpex.models import Execution, Order
+from xdpex.publisher import Publisher
+from xdpex.service import ControlPlane, OrderSpec
+from xdpex.testing import REDIS_URL, Database, Dataplane, cleanup_dir, short_tmpdir
+from xdpex_traffic import codec as c
+
+WHO = Principal("test", "operator")
+
+
+def reference(journal_dir):
+    """Final order states and executions by replaying the journal's outbound messages."""
+    orders: dict = {}
+    rejected = []
+    execs = set()
+    for q, qdir in queue_dirs(journal_dir).items():
+        r = JournalReader(qdir, stall_s=0)
+        while recs := r.poll(100000):
+            for rec in recs:
+                if rec.type != REC_OUTBOUND:
+                    continue
+                for i in range(rec.count):
+                    m = c.decode_message(rec.payload, i * 64)
+                    if isinstance(m, c.Accepted):
+                        orders[(q, m.order_id)] = ["new", 0, m.qty, m.price, m.qty]
+                    elif isinstance(m, c.Rejected) and m.ref_type == c.MsgType.NEW_ORDER:
+                        rejected.append((rec.session_id, m.cl_ord_id, m.reason))
+                    elif isinstance(m, c.Fill):
+                        execs.add((q, m.exec_id, m.order_id, m.price, m.qty, m.leaves))
+                        o = orders[(q, m.order_id)]
+                        o[1] += m.qty
+                        o[2] = m.leaves
+                        o[0] = "filled" if m.leaves == 0 else "partially_filled"
+                    elif isinstance(m, c.Cancelled):
+                        o = orders[(q, m.order_id)]
+                        o[0], o[2] = "cancelled", 0
+        r.close()
+    return orders, sorted(rejected), sorted(execs)
+
+
+def digest(items) -> str:
+    return hashlib.sha256(repr(sorted(items)).encode()).hexdigest()
+
+
+def drive(cp: ControlPlane, n: int, seed: int, stop: threading.Event | None = None) -> int:
+    """Enter n orders (limit, IOC, some off-band rejects) and cancel some resting ones."""
+    rnd = random.Random(seed)
+    sent = 0
+    while sent < n and not (stop and stop.is_set()):
+        specs = []
+        for _ in range(100):
+            side = rnd.choice(["buy", "sell"])
+            px = rnd.randint(95, 105) if rnd.random() > 0.02 else 9_999_999
+            tif = "ioc" if rnd.random() < 0.2 else "gtc"
+            specs.append(OrderSpec(rnd.randint(1, 3), side, "limit", tif, rnd.randint(1, 20), px))
+        acks = cp.submit_orders(WHO, specs)
+        for a in acks[:5]:
+            if a["status"] in ("new", "partially_filled"):
+                cp.cancel_order(WHO, a["order_id"])
+        sent += len(specs)
+    return sent
+
+
+@contextmanager
+def stack(kind: str):
+    d = short_tmpdir("per")
+    db = Database(kind, d)
+    dp = Dataplane(d).start()
+    s = dp.settings(db)
+    cp = ControlPlane(s)
+    cp.start()
+    try:
+        yield cp, dp, s
+    finally:
+        cp.close()
+        dp.stop()
+        db.drop()
+        cleanup_dir(d)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def env(request):
+    with stack(request.param) as e:
+        yield e
+
+
+@pytest.fixture
+def env_sqlite():
+    """The publisher reads only the journal: one database backend is enough."""
+    with stack("sqlite") as e:
+        yield e
+
+
+def persister(s, *extra):
+    env = {
+        **os.environ,
+        "XDPEX_DATABASE_URL": s.database_url,
+        "XDPEX_DB_SCHEMA": s.db_schema,
+        "XDPEX_JOURNAL_DIR": str(s.journal_dir),
+        "XDPEX_STATE_DIR": str(s.state_dir),
+        "XDPEX_PERSIST_BATCH": "250",
+        "XDPEX_REDIS_URL": "",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "xdpex.persister", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
+    cp, dp, s = env
+    stop = threading.Event()
+    load = threading.Thread(target=drive, args=(cp, 12000, 1, stop))
+    load.start()
+    kills = 0
+    try:
+        for delay in (0.3, 0.5, 0.7, 0.4):
+            p = persister(s)
+            time.sleep(delay)
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+            kills += 1
+    finally:
+        load.join(120)
+        stop.set()
+    assert kills == 4
+    p = persister(s, "--once")
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out.decode()
+    orders, rejected, execs = reference(s.journal_dir)
+    assert len(orders) > 5000 and len(execs) > 1000 and rejected
+    with cp.db() as db:
+        rows = db.execute(
+            select(
+                Order.queue,
+                Order.order_id,
+                Order.status,
+                Order.filled,
+                Order.leaves,
+                Order.price,
+                Order.qty,
+                Order.session_id,
+                Order.cl_ord_id,
+                Order.reason,
+            )
+        ).all()
+        ex = db.execute(
+            select(
+                Execution.queue,
+                Execution.exec_id,
+                Execution.order_id,
+                Execution.price,
+                Execution.qty,
+                Execution.leaves,
+            )
+        ).all()
+    db_orders = {(r[0], r[1]): [r[2], r[3], r[4], r[5], r[6]] for r in rows if r[1] is not None}
+    db_rejected = sorted((r[7], r[8], r[9]) for r in rows if r[1] is None)
+    assert len(rows) == len(orders) + len(rejected)
+    assert len(ex) == len(execs)
+    assert digest(db_orders.items()) == digest(orders.items())
+    assert db_rejected == rejected
+    assert digest(tuple(e) for e in ex) == digest(execs)
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+def _redis_server(port: int, workdir) -> subprocess.Popen:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (needed for the Redis restart test)")
+        pytest.skip("redis-server is not installed")
+    p = subprocess.Popen(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis(port=port).ping()
+            return p
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("private redis-server did not start")
+
+
+def _drain(pub: Publisher, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    idle = 0
+    while time.monotonic() < deadline and idle < 3:
+        idle = idle + 1 if pub.step() == 0 else 0
+        time.sleep(0.05)
+
+
+def _stream_ids(r: redis.Redis, key: str) -> list[tuple[int, int]]:
+    return [tuple(int(x) for x in i.decode().split("-")) for i, _ in r.xrange(key)]
+
+
+def test_redis_stream_holds_every_execution_once_across_restarts(env_sqlite):
+    cp, dp, s = env_sqlite
+    port = _free_port()
+    rdir = short_tmpdir("redis")
+    srv = _redis_server(port, rdir)
+    url = f"redis://127.0.0.1:{port}/0"
+    prefix = f"xt{uuid.uuid4().hex[:8]}"
+    try:
+        drive(cp, 2000, 2)
+        pub = Publisher(url, s.journal_dir, prefix)
+        _drain(pub)
+        pub.close()
+        pub = Publisher(url, s.journal_dir, prefix)  # a restarted publisher adds nothing twice
+        drive(cp, 1000, 3)
+        _drain(pub)
+        srv.send_signal(signal.SIGKILL)
+        srv.wait(10)
+        drive(cp, 1000, 4)
+        assert pub.step() == 0 and not pub.connected
+        srv = _redis_server(port, rdir)  # empty again: the stream must be refilled
+        time.sleep(pub.backoff + 0.1)
+        _drain(pub)
+        r = redis.Redis(port=port)
+        _, _, execs = reference(s.journal_dir)
+        ids = _stream_ids(r, f"{prefix}:q0:executions")
+        assert len(ids) == len(set(ids)) == len(execs) > 500
+        got = sorted(
+            (
+                0,
+                int(f[b"exec_id"]),
+                int(f[b"order_id"]),
+                int(f[b"price"]),
+                int(f[b"qty"]),
+                int(f[b"leaves"]),
+            )
+            for _, f in r.xrange(f"{prefix}:q0:executions")
+        )
+        assert got == execs
+        tob = r.xrange(f"{prefix}:q0:tob")
+        assert tob and all(int(f[b"seq"]) == int(i.decode().split("-")[0]) for i, f in tob)
+        pub.close()
+    finally:
+        srv.kill()
+        srv.wait(10)
+        cleanup_dir(rdir)
+
+
+def test_publisher_top_of_book_matches_the_engine(env_sqlite):
+    cp, dp, s = env_sqlite
+    prefix = f"xt{uuid.uuid4().hex[:8]}"
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        drive(cp, 600, 5)
+        pub = Publisher(REDIS_URL, s.journal_dir, prefix)
+        _drain(pub)
+        pub.close()
+        _, _, execs = reference(s.journal_dir)
+        assert r.xlen(f"{prefix}:q0:executions") == len(execs) > 0
+        latest = {}
+        for _, f in r.xrange(f"{prefix}:q0:tob"):
+            latest[int(f[b"symbol_id"])] = tuple(
+                int(f[k]) for k in (b"bid_px", b"bid_qty", b"ask_px", b"ask_qty")
+            )
+        assert set(latest) == {1, 2, 3}
+        for sym, top in latest.items():
+            b = cp.book(WHO, sym, 1)
+            want = (
+                b["bids"][0]["price"] if b["bids"] else 0,
+                b["bids"][0]["qty"] if b["bids"] else 0,
+                b["asks"][0]["price"] if b["asks"] else 0,
+                b["asks"][0]["qty"] if b["asks"] else 0,
+            )
+            assert top == want, (sym, top, want)
+    finally:
+        for k in r.scan_iter(f"{prefix}:*"):
+            r.delete(k)
