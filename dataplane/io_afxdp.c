@@ -518,6 +518,7 @@ void *xd_afxdp_loop(void *arg)
 	struct afxdp_q *q = g.q[sh->index];
 	const struct xd_opts *o = sh->opts;
 	unsigned iter = 0;
+	uint64_t last_side = 0; /* entry socket and timers: at most every 50 us when spinning */
 
 	while (!atomic_load_explicit(&xd_stop, memory_order_relaxed)) {
 		uint32_t idx, n, fidx;
@@ -553,11 +554,14 @@ void *xd_afxdp_loop(void *arg)
 			if (xd_shard_batch_end(sh))
 				break;
 		}
-		/* The entry socket and the timers cost a syscall or a clock read: every 64th turn
-		 * of the loop, idle or not, so an idle spin still reacts to packets at once. */
-		if ((++iter & 63) == 0 || (!n && o->poll == XD_POLL_SLEEP)) {
+		/* The entry socket costs a syscall: when spinning or busy polling, at most every
+		 * 50 us (checked every 64th turn), so an idle loop still reacts to packets at once;
+		 * on every idle turn when sleeping in poll(). */
+		if (((++iter & 63) == 0 && xd_mono_ns() - last_side >= 50000) ||
+		    (!n && o->poll == XD_POLL_SLEEP)) {
 			xd_entry_poll(sh);
 			xd_shard_timers(sh);
+			last_side = xd_mono_ns();
 		}
 		if (!n) {
 			if (o->poll == XD_POLL_SLEEP) {

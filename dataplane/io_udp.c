@@ -168,6 +168,7 @@ void *xd_udp_loop(void *arg)
 	struct xd_io *io = sh->io;
 	const struct xd_opts *o = sh->opts;
 	unsigned iter = 0;
+	uint64_t last_side = 0; /* entry socket and timers: at most every 50 us when spinning */
 
 	while (!atomic_load_explicit(&xd_stop, memory_order_relaxed)) {
 		int n, flags = o->poll == XD_POLL_BUSY ? MSG_WAITFORONE : MSG_DONTWAIT;
@@ -193,10 +194,13 @@ void *xd_udp_loop(void *arg)
 			if (xd_shard_batch_end(sh))
 				break;
 		}
-		/* Entry socket and timers every 64th turn, or on every idle turn when sleeping. */
-		if ((++iter & 63) == 0 || (n <= 0 && o->poll != XD_POLL_SPIN)) {
+		/* Entry socket and timers: at most every 50 us when spinning (checked every 64th
+		 * turn), on every idle turn otherwise. */
+		if (((++iter & 63) == 0 && xd_mono_ns() - last_side >= 50000) ||
+		    (n <= 0 && o->poll != XD_POLL_SPIN)) {
 			xd_entry_poll(sh);
 			xd_shard_timers(sh);
+			last_side = xd_mono_ns();
 		}
 		if (n <= 0 && o->poll == XD_POLL_SLEEP) {
 			struct pollfd p[3] = { { io->fd, POLLIN, 0 },

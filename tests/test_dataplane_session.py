@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from dataplane_support import SECRET, Env, new_order, now_ns
 from xdpex_traffic import codec as c
 
@@ -281,3 +282,24 @@ def test_entry_socket_same_sessions_and_matching(dp_env: Env) -> None:
 def test_login_proof_uses_the_configured_secret(dp_env: Env) -> None:
     cl = dp_env.client(4, secret=SECRET[::-1])
     assert cl.login().reason == LR.BAD_PROOF
+
+
+@pytest.mark.parametrize("poll", ["spin", "busy"])
+def test_spin_and_busy_poll_answer(dp_mode: str, dp_workdir, request, poll: str) -> None:
+    """The two polling modes meant for a dedicated core (bounded: a few orders, then stop)."""
+    from dataplane_support import need_root_and_binary
+
+    need_root_and_binary()
+    env = Env(dp_mode, dp_workdir, request.getfixturevalue("dp_lab") if dp_mode == "afxdp"
+              else None, poll=poll)
+    try:
+        env.daemon.start()
+        a = env.client(1)
+        assert isinstance(a.login(), c.LoginAccepted)
+        for k in range(5):
+            a.send_app([new_order(k + 1, price=100 + k)])
+            a.wait_for(lambda m, k=k: isinstance(m, c.Accepted) and m.cl_ord_id == k + 1)
+        assert env.daemon.stats()["poll"] == poll
+        assert f"poll={poll}" in env.daemon.run_log()
+    finally:
+        env.close()
