@@ -1,5 +1,6 @@
-# traffic/: the native load generator (xdpex-loadgen) and the XDP_PASS program the veth lab
-# attaches on the traffic side. Outputs under $(BUILD)/traffic/. `make bench-wire` measures the
+# traffic/: the native load generator (xdpex-loadgen, with its AF_XDP steering program
+# xdp_lg), the XDP_PASS program the veth lab attaches on the traffic side and xdp_lossy, the loss
+# injector of the recovery tests. Outputs under $(BUILD)/traffic/. `make bench-wire` measures the
 # wire path (AF_XDP against kernel UDP) with the generator; see docs/BENCHMARKS.md "## Wire".
 
 TRAFFIC_OUT := $(BUILD)/traffic
@@ -7,15 +8,16 @@ LOADGEN_SRCS := $(filter-out %.bpf.c,$(wildcard $(TOP)/traffic/loadgen/*.c))
 LOADGEN_HDRS := $(wildcard $(TOP)/traffic/loadgen/*.h) $(TOP)/include/xdpex/proto.h
 LOADGEN_BIN := $(TRAFFIC_OUT)/xdpex-loadgen
 XDP_PASS_OBJ := $(TRAFFIC_OUT)/xdp_pass.bpf.o
+XDP_LOSSY_OBJ := $(TRAFFIC_OUT)/xdp_lossy.bpf.o
 XDP_LG_SKEL := $(TRAFFIC_OUT)/xdp_lg.skel.h
 TRAFFIC_BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(TOP)/include \
 	-I/usr/include/$(shell uname -m)-linux-gnu
 
-BUILD_TARGETS += $(LOADGEN_BIN) $(XDP_PASS_OBJ)
+BUILD_TARGETS += $(LOADGEN_BIN) $(XDP_PASS_OBJ) $(XDP_LOSSY_OBJ)
 BENCH_TARGETS += bench-wire
 
 .PHONY: traffic-build bench-wire
-traffic-build: $(LOADGEN_BIN) $(XDP_PASS_OBJ)
+traffic-build: $(LOADGEN_BIN) $(XDP_PASS_OBJ) $(XDP_LOSSY_OBJ)
 
 $(LOADGEN_BIN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(XDP_LG_SKEL) $(TOP)/traffic/build.mk
 	$(Q)mkdir -p $(TRAFFIC_OUT)

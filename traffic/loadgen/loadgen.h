@@ -68,16 +68,16 @@ struct session {
 	bool logged_in, logout_sent;
 	uint32_t heartbeat_ms;
 	uint64_t next_seq; /* next inbound sequence to send */
-	uint64_t out_expected; /* next outbound sequence expected from the gateway */
-	uint64_t out_missing; /* outbound sequences still missing (asked for) */
-	uint64_t out_missing_lo; /* lowest missing outbound sequence */
+	uint64_t out_expected; /* next outbound sequence to apply */
+	uint64_t out_high; /* one past the highest outbound sequence known to exist */
 	uint64_t last_rtx_req_ns, last_send_ns, last_resend_ns, last_resend_from;
 	uint64_t next_cl;
 	struct slot *slots; /* LG_SLOTS */
 	uint64_t *live; /* cl_ord_ids of resting orders that may be cancelled */
 	uint32_t nlive;
 	uint8_t *ring; /* LG_RING sent messages, XE_MSG_SIZE each, by seq */
-	uint8_t *out_miss; /* LG_OUT_RING bits: outbound seq missing */
+	uint8_t *out_have; /* LG_OUT_RING bits: outbound seq received ahead of a hole */
+	uint8_t *out_buf; /* LG_OUT_RING messages received ahead of a hole, by seq */
 };
 
 struct config {

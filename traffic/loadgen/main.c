@@ -395,8 +395,9 @@ int main(int argc, char **argv)
 		s->slots = calloc(LG_SLOTS, sizeof(*s->slots));
 		s->live = calloc(LG_SLOTS, sizeof(*s->live));
 		s->ring = calloc(LG_RING, XE_MSG_SIZE);
-		s->out_miss = calloc(LG_OUT_RING / 8, 1);
-		if (!s->slots || !s->live || !s->ring || !s->out_miss) {
+		s->out_have = calloc(LG_OUT_RING / 8, 1);
+		s->out_buf = calloc(LG_OUT_RING, XE_MSG_SIZE);
+		if (!s->slots || !s->live || !s->ring || !s->out_have || !s->out_buf) {
 			fprintf(stderr, "xdpex-loadgen: out of memory\n");
 			return 1;
 		}

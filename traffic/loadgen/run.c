@@ -251,37 +251,41 @@ static void request_retransmit(struct stats *st, struct session *s, uint64_t fro
 	st->rtx_requests++;
 }
 
-static inline bool out_bit(struct session *s, uint64_t q)
+static inline bool out_has(const struct session *s, uint64_t q)
 {
 	uint64_t i = q & (LG_OUT_RING - 1);
-	return s->out_miss[i >> 3] & (1u << (i & 7));
+	return s->out_have[i >> 3] & (1u << (i & 7));
 }
 
-static inline void out_set(struct session *s, uint64_t q, bool v)
+static inline void out_mark(struct session *s, uint64_t q, bool v)
 {
 	uint64_t i = q & (LG_OUT_RING - 1);
 	if (v)
-		s->out_miss[i >> 3] |= (uint8_t)(1u << (i & 7));
+		s->out_have[i >> 3] |= (uint8_t)(1u << (i & 7));
 	else
-		s->out_miss[i >> 3] &= (uint8_t)~(1u << (i & 7));
+		s->out_have[i >> 3] &= (uint8_t)~(1u << (i & 7));
 }
 
-/* Outbound messages [s->out_expected, upto) did not arrive: remember them and ask. */
-static void out_gap(struct stats *st, struct session *s, uint64_t upto, uint64_t now)
+/* Outbound sequence `seen` exists (received, or announced by a heartbeat as the gateway's next).
+ * Whatever lies between the highest known sequence and it is missing: ask for exactly that. */
+static void out_gap(struct stats *st, struct session *s, uint64_t seen, uint64_t now)
 {
-	uint64_t from = s->out_expected, n = upto - from;
-	st->out_gaps++;
-	if (n > LG_OUT_RING / 2) {
-		st->out_lost += n;
-	} else {
-		if (!s->out_missing)
-			s->out_missing_lo = from;
-		for (uint64_t q = from; q < upto; q++)
-			out_set(s, q, true);
-		s->out_missing += n;
-		request_retransmit(st, s, from, n, now);
+	if (seen < s->out_high)
+		return;
+	if (seen > s->out_high) {
+		st->out_gaps++;
+		request_retransmit(st, s, s->out_high, seen - s->out_high, now);
 	}
-	s->out_expected = upto;
+	s->out_high = seen + 1;
+}
+
+/* Length of the hole starting at out_expected (for asking again). */
+static uint64_t out_hole(const struct session *s)
+{
+	uint64_t q = s->out_expected;
+	while (q < s->out_high && q - s->out_expected < 1024 && !out_has(s, q))
+		q++;
+	return q - s->out_expected;
 }
 
 static void app_msg(struct stats *st, struct session *s, const uint8_t *m, uint64_t now)
@@ -379,8 +383,11 @@ static void session_msg(const struct config *cfg, struct stats *st, struct sessi
 	}
 	case XE_HEARTBEAT: {
 		const struct xe_heartbeat *h = (const void *)m;
-		if (h->next_seq > s->out_expected)
-			out_gap(st, s, h->next_seq, now);
+		if (h->next_seq > s->out_high) { /* a lost tail: [out_high, next_seq) */
+			st->out_gaps++;
+			request_retransmit(st, s, s->out_high, h->next_seq - s->out_high, now);
+			s->out_high = h->next_seq;
+		}
 		return;
 	}
 	case XE_LOGOUT:
@@ -410,23 +417,36 @@ void handle_datagram(struct config *cfg, struct stats *st, struct session *s, co
 			session_msg(cfg, st, s, m + i * XE_MSG_SIZE, now);
 		return;
 	}
+	/* Outbound messages are applied in sequence, as the protocol asks: one that arrives
+	 * beyond a hole waits in out_buf until the hole is filled by a retransmission. */
 	for (unsigned i = 0; i < h->count; i++) {
 		uint64_t q = h->seq + i;
-		if (q > s->out_expected)
-			out_gap(st, s, q, now);
-		if (q == s->out_expected) {
-			s->out_expected++;
-		} else if (s->out_missing && out_bit(s, q)) {
-			out_set(s, q, false);
-			s->out_missing--;
-			while (s->out_missing && s->out_missing_lo < s->out_expected &&
-			       !out_bit(s, s->out_missing_lo))
-				s->out_missing_lo++;
-		} else {
+		const uint8_t *msg = m + i * XE_MSG_SIZE;
+		if (q < s->out_expected || (q > s->out_expected && out_has(s, q))) {
 			st->duplicates++;
 			continue;
 		}
-		app_msg(st, s, m + i * XE_MSG_SIZE, now);
+		if (q > s->out_expected) {
+			if (q - s->out_expected >= LG_OUT_RING) {
+				st->out_lost++; /* too far ahead to keep: apply it now */
+				app_msg(st, s, msg, now);
+				continue;
+			}
+			memcpy(s->out_buf + (q & (LG_OUT_RING - 1)) * XE_MSG_SIZE, msg, XE_MSG_SIZE);
+			out_mark(s, q, true);
+			out_gap(st, s, q, now);
+			continue;
+		}
+		app_msg(st, s, msg, now);
+		s->out_expected++;
+		while (out_has(s, s->out_expected)) {
+			out_mark(s, s->out_expected, false);
+			app_msg(st, s, s->out_buf + (s->out_expected & (LG_OUT_RING - 1)) * XE_MSG_SIZE,
+				now);
+			s->out_expected++;
+		}
+		if (s->out_high < s->out_expected)
+			s->out_high = s->out_expected;
 	}
 }
 
@@ -509,9 +529,8 @@ static void timers(const struct config *cfg, struct stats *st, bool waiting, uin
 		struct session *s = (struct session *)&cfg->sess[i];
 		if (!s->logged_in)
 			continue;
-		if (s->out_missing && now - s->last_rtx_req_ns > RTX_REQ_NS)
-			request_retransmit(st, s, s->out_missing_lo, s->out_expected - s->out_missing_lo,
-					   now);
+		if (s->out_high > s->out_expected && now - s->last_rtx_req_ns > RTX_REQ_NS)
+			request_retransmit(st, s, s->out_expected, out_hole(s), now);
 		if (waiting && now - st->t_last_answer > probe_ns &&
 		    now - s->last_resend_ns > probe_ns && s->next_seq > 1) {
 			/* Nothing answered for a while: resend the last datagram. If the gateway

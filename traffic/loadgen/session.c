@@ -145,6 +145,7 @@ int session_login(const struct config *cfg, struct session *s)
 				s->logged_in = true;
 				s->next_seq = a->next_in_seq ? a->next_in_seq : 1;
 				s->out_expected = a->next_out_seq ? a->next_out_seq : 1;
+				s->out_high = s->out_expected;
 				s->heartbeat_ms = a->heartbeat_ms ? a->heartbeat_ms : 1000;
 				s->last_send_ns = now_ns();
 				return 0;
