@@ -60,14 +60,13 @@ def lossy_lab() -> Iterator[Lab]:
 def test_every_order_answered_exactly_once_under_loss(lossy_lab: Lab) -> None:
     lab = lossy_lab
     assert lab.status()["traffic"]["xdp"]["name"] == "xdp_lossy"
-    with Gateway(lab, "udp", nsessions=2, cpu=None) as gw:
+    with Gateway(lab, "udp", nsessions=2) as gw:
         r = run_loadgen(
             lab,
             gw,
             gw.sessions,
             ["--count", "6000", "--batch", "4", "--window", "64", "--duration", "30"]
             + ["--drain", "8"],
-            cpu=None,
             timeout=90,
         )
         st = gw.stats()

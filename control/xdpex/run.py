@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from xdpex_traffic.lab import Lab, LabError
+from xdpex_traffic.lab import GW_CPU, TG_CPU, Lab, LabError
 from xdpex_traffic.wire import Gateway, WireError, run_loadgen, xdpexd_path
 
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         lab = Lab(args.prefix)
         lab.up()
         step = f"start xdpexd ({args.mode})"
-        gw = Gateway(lab, args.mode)
+        gw = Gateway(lab, args.mode, cpu=GW_CPU, poll="spin")
         gw.start()
         print(f"xdpex run: lab {lab.prefix} up, xdpexd {args.mode} ready on {gw.server}")
         step = "batched load run"
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             gw.sessions[0:2],
             ["--count", str(args.orders), "--batch", str(args.batch), "--window", str(window)]
             + ["--duration", "20"],
+            cpu=TG_CPU,
         )
         step = "single-order latency run"
         single = run_loadgen(
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             gw.sessions[2:4],
             ["--count", str(args.latency_orders), "--batch", "1"]
             + ["--rate", str(args.latency_rate), "--duration", "20"],
+            cpu=TG_CPU,
         )
         step = "xdpexd stats"
         st = gw.stats()

@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xdpex_traffic.lab import Lab, LabError
+from xdpex_traffic.lab import GW_CPU, TG_CPU, Lab, LabError
 from xdpex_traffic.wire import Gateway, Session, WireError, run_loadgen
 
 # Per datagram size: closed-loop window, closed-loop count, fixed moderate load (orders/s).
 PLANS: dict[int, dict[str, int]] = {
-    16: {"window": 4096, "count": 3_000_000, "moderate": 500_000},
-    1: {"window": 256, "count": 600_000, "moderate": 100_000},
+    16: {"window": 1024, "count": 3_000_000, "moderate": 500_000},
+    1: {"window": 64, "count": 600_000, "moderate": 100_000},
 }
 LADDER = (0.7, 0.85, 1.0, 1.15)  # open-loop rates as fractions of the closed-loop rate
 RUN_SECONDS = 1.5
@@ -74,7 +74,7 @@ class _Sessions:
 
 def _measure_path(lab: Lab, path: str, batches: list[int], log: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    with Gateway(lab, path, nsessions=64) as gw:
+    with Gateway(lab, path, nsessions=64, cpu=GW_CPU, poll="spin") as gw:
         sess = _Sessions(gw)
         for batch in batches:
             plan = PLANS.get(batch, PLANS[16])
@@ -86,6 +86,7 @@ def _measure_path(lab: Lab, path: str, batches: list[int], log: Any) -> list[dic
                 common
                 + ["--window", str(plan["window"]), "--count", str(plan["count"])]
                 + ["--duration", "3"],
+                cpu=TG_CPU,
             )
             rows.append(_row(path, batch, "closed", r))
             base = max(r["orders_per_s"], 10_000.0)
@@ -99,6 +100,7 @@ def _measure_path(lab: Lab, path: str, batches: list[int], log: Any) -> list[dic
                     common
                     + ["--rate", str(rate), "--count", str(int(rate * RUN_SECONDS))]
                     + ["--duration", str(RUN_SECONDS * 2)],
+                    cpu=TG_CPU,
                 )
                 row = _row(path, batch, "open", r)
                 rows.append(row)
@@ -114,6 +116,7 @@ def _measure_path(lab: Lab, path: str, batches: list[int], log: Any) -> list[dic
                 common
                 + ["--rate", str(moderate), "--count", str(int(moderate * 2))]
                 + ["--duration", "4"],
+                cpu=TG_CPU,
             )
             rows.append(_row(path, batch, "latency", r))
             rtt = r["rtt_us"]

@@ -67,7 +67,11 @@ def make_config(symbols: Sequence[int], sessions: Sequence[Session]) -> dict[str
 
 
 class Gateway:
-    """One xdpexd process in the lab's gateway namespace."""
+    """One xdpexd process in the lab's gateway namespace.
+
+    The defaults suit tests on a shared machine (`--poll sleep`, no pinning); benchmarks and
+    `xdpex run` ask for `poll="spin"` and `cpu=GW_CPU`.
+    """
 
     def __init__(
         self,
@@ -76,8 +80,8 @@ class Gateway:
         *,
         symbols: Sequence[int] = (1, 2, 3, 4),
         nsessions: int = 8,
-        cpu: int | None = 0,
-        poll: str = "spin",
+        cpu: int | None = None,
+        poll: str = "sleep",
         workdir: Path | None = None,
     ) -> None:
         if mode not in ("afxdp", "udp"):
@@ -217,10 +221,13 @@ def run_loadgen(
     sessions: Sequence[Session],
     args: Sequence[str],
     *,
-    cpu: int | None = 1,
+    cpu: int | None = None,
     timeout: float = 120.0,
 ) -> dict[str, Any]:
-    """Runs xdpex-loadgen in the traffic namespace against `gw`; returns its JSON report."""
+    """Runs xdpex-loadgen in the traffic namespace against `gw`; returns its JSON report.
+
+    `cpu` pins the generator (benchmarks use TG_CPU, the core the lab steers the traffic side's
+    receive work to)."""
     binary = loadgen_path()
     if not binary.exists():
         raise WireError(f"load generator: {binary} is not built (run `make build`)")
