@@ -471,8 +471,20 @@ void *xj_append(struct xd_journal *j, uint8_t type, uint32_t session_id, uint64_
 	uint32_t len = (XJ_REC_HDR + payload + 7) & ~7u;
 	struct xj_rec *r;
 
-	if (j->cap - j->len < len)
-		return NULL;
+	if (j->cap - j->len < len) {
+		/* A batch larger than the buffer (one order sweeping thousands of resting ones):
+		 * grow it, rarely and never back. */
+		size_t cap = j->cap;
+		uint8_t *n;
+
+		while (cap - j->len < len)
+			cap *= 2;
+		n = realloc(j->buf, cap);
+		if (!n)
+			return NULL;
+		j->buf = n;
+		j->cap = cap;
+	}
 	r = (struct xj_rec *)(j->buf + j->len);
 	r->len = len;
 	r->crc = 0;

@@ -50,8 +50,10 @@ static void journal_sess(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, u
 		plen += (uint32_t)pathlen;
 	}
 	e = xj_append(&sh->journal, XJ_SESSION, s->id, 0, 0, sh->now_ns, plen);
-	if (!e)
+	if (!e) {
+		xd_journal_oom(sh);
 		return;
+	}
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
 	e->addr_kind = p->kind;

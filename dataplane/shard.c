@@ -63,8 +63,10 @@ int xd_allowed(const struct xd_shard *sh, uint32_t addr)
 
 static void tx_reset(struct xd_shard *sh)
 {
-	for (uint32_t i = 0; i < sh->ntouched; i++)
+	for (uint32_t i = 0; i < sh->ntouched; i++) {
 		sh->sess[sh->touched[i]].open_app = -1;
+		sh->sess[sh->touched[i]].touched = false;
+	}
 	sh->ntouched = 0;
 	sh->ntx = 0;
 }
@@ -147,8 +149,10 @@ uint8_t *xd_out_app(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer
 			t = NULL;
 	}
 	if (!t) {
-		if (s->open_app < 0)
+		if (!s->touched) {
+			s->touched = true;
 			sh->touched[sh->ntouched++] = s->id;
+		}
 		t = xd_tx_new(sh, to, send, s->id, 0, s->next_out);
 		s->open_app = (int)(sh->ntx - 1);
 	}
@@ -236,6 +240,14 @@ int xd_shard_batch_end(struct xd_shard *sh)
 	}
 	tx_reset(sh);
 	return 0;
+}
+
+/* The journal buffer could not grow: applying without journaling would break recovery, so stop. */
+void xd_journal_oom(struct xd_shard *sh)
+{
+	xd_log("error: q%d: out of memory for the journal batch buffer; stopping", sh->queue);
+	sh->fatal = -ENOMEM;
+	atomic_store(&xd_stop, 1);
 }
 
 /* Commit in the middle of a batch when the buffers run high. */
@@ -456,8 +468,11 @@ static void journal_in(struct xd_shard *sh, struct xd_sess *s, uint64_t seq, con
 		return;
 	p = xj_append(&sh->journal, XJ_IN, s->id, seq, count, sh->now_ns,
 		      (uint32_t)count * XE_MSG_SIZE);
-	if (p)
-		memcpy(p, msgs, (size_t)count * XE_MSG_SIZE);
+	if (!p) {
+		xd_journal_oom(sh);
+		return;
+	}
+	memcpy(p, msgs, (size_t)count * XE_MSG_SIZE);
 }
 
 static void handle_app(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,

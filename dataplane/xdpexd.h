@@ -230,6 +230,7 @@ struct xd_sess {
 	uint64_t last_rx, last_tx; /* CLOCK_MONOTONIC ns */
 	uint64_t tat; /* rate limiter (GCRA), gateway wall-clock ns */
 	int open_app; /* tx slot holding this batch's application messages, -1 */
+	bool touched; /* listed in shard->touched for this batch */
 	struct xd_outidx *idx;
 	uint32_t idx_n, idx_cap;
 };
@@ -372,6 +373,7 @@ void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const
 void xd_not_logged_in(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
 		      uint64_t seq, const uint8_t *msgs, uint16_t count);
 void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts);
+void xd_journal_oom(struct xd_shard *sh);
 void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,
 		     const struct xd_peer *src);
 

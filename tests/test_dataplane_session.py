@@ -303,3 +303,25 @@ def test_spin_and_busy_poll_answer(dp_mode: str, dp_workdir, request, poll: str)
         assert f"poll={poll}" in env.daemon.run_log()
     finally:
         env.close()
+
+
+def test_one_order_sweeping_thousands_is_answered_in_full(dp_env: Env) -> None:
+    """12,000 fills from one engine call: more answers than a batch's transmit slots and journal
+    buffer start with; everything is journaled and delivered in sequence."""
+    maker, taker = logged_in(dp_env, 2), logged_in(dp_env, 3)
+    n = 6000
+    for k in range(0, n, 20):
+        maker.send_app([new_order(k + i + 1, c.Side.SELL, 100 + (k + i) % 500, 1)
+                        for i in range(20)])
+        if k % 2000 == 1980:
+            maker.wait_count(lambda m: isinstance(m, c.Accepted), k + 20, timeout=10)
+    maker.wait_count(lambda m: isinstance(m, c.Accepted), n, timeout=10)
+    taker.send_app([new_order(1, c.Side.BUY, 1000, n, tif=c.Tif.IOC)])
+    fills = taker.wait_count(lambda m: isinstance(m, c.Fill), n, timeout=20)
+    assert sum(f.qty for f in fills) == n and fills[-1].leaves == 0
+    assert [f.price for f in fills] == sorted(f.price for f in fills)  # best price first
+    maker.wait_count(lambda m: isinstance(m, c.Fill), n, timeout=20)
+    for cl in (maker, taker):
+        seqs = [s for s, _ in cl.app_messages()]
+        assert seqs == list(range(1, len(seqs) + 1))
+    assert dp_env.daemon.ctl({"cmd": "book", "symbol": 1})["asks"] == []
