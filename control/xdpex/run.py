@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mode", choices=["afxdp", "udp"], default="afxdp")
     parser.add_argument("--prefix", default="xdpex", help="lab namespace prefix")
+    parser.add_argument(
+        "--generator",
+        choices=["afxdp", "udp"],
+        default="afxdp",
+        help="the load generator's own I/O: its AF_XDP socket (default) or kernel UDP",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
 
 
@@ -49,7 +55,8 @@ def _line(name: str, r: dict[str, Any]) -> str:
 def _summary(mode: str, batched: dict[str, Any], single: dict[str, Any], st: dict[str, Any]) -> str:
     out = [
         f"xdpex run: xdpexd mode={st.get('mode', mode)} attach={st.get('attach_mode')} "
-        f"bind={st.get('bind_mode')} poll={st.get('poll')} durability={st.get('durability')}",
+        f"bind={st.get('bind_mode')} poll={st.get('poll')} durability={st.get('durability')}; "
+        f"generator io={batched.get('io')}",
         _line(f"batched ({batched['orders_per_datagram']} orders/datagram)", batched),
         _line("single order/datagram", single),
     ]
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         gw = Gateway(lab, args.mode, cpu=GW_CPU, poll="spin")
         gw.start()
         print(f"xdpex run: lab {lab.prefix} up, xdpexd {args.mode} ready on {gw.server}")
+        io = ["--xdp", lab.tg_if] if args.generator == "afxdp" else []
         step = "batched load run"
         window = max(args.batch * 64, 256)
         batched = run_loadgen(
@@ -96,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             gw,
             gw.sessions[0:2],
             ["--count", str(args.orders), "--batch", str(args.batch), "--window", str(window)]
-            + ["--duration", "20"],
+            + ["--duration", "20"]
+            + io,
             cpu=TG_CPU,
         )
         step = "single-order latency run"
@@ -105,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
             gw,
             gw.sessions[2:4],
             ["--count", str(args.latency_orders), "--batch", "1"]
-            + ["--rate", str(args.latency_rate), "--duration", "20"],
+            + ["--rate", str(args.latency_rate), "--duration", "20"]
+            + io,
             cpu=TG_CPU,
         )
         step = "xdpexd stats"

@@ -72,13 +72,16 @@ class _Sessions:
         return out
 
 
-def _measure_path(lab: Lab, path: str, batches: list[int], log: Any) -> list[dict[str, Any]]:
+def _measure_path(
+    lab: Lab, path: str, batches: list[int], generator: str, log: Any
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    io = ["--xdp", lab.tg_if] if generator == "afxdp" else []
     with Gateway(lab, path, nsessions=64, cpu=GW_CPU, poll="spin") as gw:
         sess = _Sessions(gw)
         for batch in batches:
             plan = PLANS.get(batch, PLANS[16])
-            common = ["--batch", str(batch), "--drain", "1"]
+            common = ["--batch", str(batch), "--drain", "2"] + io
             r = run_loadgen(
                 lab,
                 gw,
@@ -128,6 +131,7 @@ def _measure_path(lab: Lab, path: str, batches: list[int], log: Any) -> list[dic
     for row in rows:
         row["attach_mode"] = st.get("attach_mode")
         row["bind_mode"] = st.get("bind_mode")
+        row["generator"] = generator
     return rows
 
 
@@ -166,13 +170,18 @@ def _machine() -> str:
 def render_section(rows: list[dict[str, Any]], batches: list[int]) -> str:
     """The "## Wire" section of docs/BENCHMARKS.md."""
     attach = {r["path"]: f"{r.get('attach_mode')}/{r.get('bind_mode')}" for r in rows}
+    gen_io = (
+        "its own AF_XDP socket, `--xdp`"
+        if rows and rows[0].get("generator") == "afxdp"
+        else "kernel UDP, sendmmsg/recvmmsg"
+    )
     out = [
         "## Wire",
         "",
         "Command: `make bench-wire` (rows in `build/bench/wire.json`). "
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_machine()}.",
         "Veth lab (`xdpex lab`), xdpexd `--poll spin --durability none` pinned on CPU 0, "
-        "xdpex-loadgen (kernel UDP, sendmmsg/recvmmsg) pinned on CPU 1, 2 sessions, 4 symbols, "
+        f"xdpex-loadgen ({gen_io}) pinned on CPU 1, 2 sessions per run, 4 symbols, "
         "mix 60 % resting / 30 % cancel / 10 % crossing IOC. AF_XDP attach/bind: "
         f"{attach.get('afxdp', 'n/a')}.",
         "",
@@ -250,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paths", default="afxdp,udp")
     p.add_argument("--batches", default="16,1")
     p.add_argument("--prefix", default=f"xbw{os.getpid()}")
+    p.add_argument(
+        "--generator",
+        choices=["afxdp", "udp"],
+        default="afxdp",
+        help="the load generator's own I/O (default: its AF_XDP socket)",
+    )
     a = p.parse_args(argv)
     paths = [x for x in a.paths.split(",") if x]
     batches = [int(x) for x in a.batches.split(",") if x]
@@ -262,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab.up()
         for path in paths:
-            rows += _measure_path(lab, path, batches, log)
+            rows += _measure_path(lab, path, batches, a.generator, log)
     except (LabError, WireError, OSError) as e:
         print(f"bench-wire: failed: {e}", file=sys.stderr)
         return 1
