@@ -38,7 +38,18 @@ a = trexrun.parse_args(sys.argv[2:])
 keys = trexrun.session_secrets(a)
 got = trexrun.login_udp(a, keys)
 starts = [got[s] for s in keys]
-print(json.dumps({"starts": starts, "streams": trexrun.load_profile(a, starts).to_json()}))
+streams = trexrun.load_profile(a, starts).to_json()
+trexrun.send_session(None, a, trexrun.session_datagrams("heartbeat", got))  # as run() does
+print(json.dumps({"starts": starts, "streams": streams}))
+"""
+
+LOGOUT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import run as trexrun
+a = trexrun.parse_args(sys.argv[2:])
+keys = trexrun.session_secrets(a)
+trexrun.send_session(None, a, trexrun.session_datagrams("logout", dict.fromkeys(keys, 0)))
 """
 
 SEND_FRAMES = """
@@ -132,6 +143,17 @@ def test_profile_stream_is_applied_in_full(
         assert engine["rejects"] == 0, engine
         if profile == "order_cancel.py":
             assert engine["resting_orders"] == 0  # every order cancelled in its own datagram
+
+        # The runner's closing Logout, from each stream's address, ends the sessions.
+        bye = subprocess.run(
+            lab.netns_cmd(lab.tg_ns, [sys.executable, "-c", LOGOUT, str(TREX), *args]),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert bye.returncode == 0, bye.stderr
+        deadline = time.monotonic() + 10
+        while any(s["state"] != "logged_out" for s in sessions_by_id(gw).values()):
+            assert time.monotonic() < deadline, sessions_by_id(gw)
+            time.sleep(0.1)
 
 
 def test_runner_login_refused_names_the_reason(lab: Lab, tmp_path: Path) -> None:

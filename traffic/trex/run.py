@@ -2,9 +2,11 @@
 
 Steps: connect to the TRex server (STLClient), acquire the port, log every session in from the
 exact source address and UDP port its stream will use (the gateway binds a session to the Login's
-address), start the profile with --start-seq set to each session's next_in_seq from
-LoginAccepted, wait for it to finish (--count) or stop it after --duration, read the port, per
-stream (--pg-id) and latency statistics, log the sessions out and print a JSON report.
+address), load the profile with --start-seq set to each session's next_in_seq from LoginAccepted,
+send each session a Heartbeat (loading takes seconds; a silent session is logged out after three
+heartbeat intervals), start the streams, wait for them to finish (--count) or stop them after
+--duration, read the port, per-stream (--pg-id) and latency statistics, log the sessions out and
+print a JSON report.
 
 Login has two paths. `--login trex` (the default) pushes the Login datagrams through the TRex port
 and reads the answers from a TRex capture: the only way when TRex owns the NIC (DPDK). `--login udp`
@@ -214,18 +216,20 @@ def udp_payload(frame: bytes) -> bytes | None:
     return frame[14 + ihl + 8 :]
 
 
-def login_trex(c: Any, a: argparse.Namespace, keys: dict[int, bytes]) -> dict[int, int]:
+def trex_frames(c: Any, a: argparse.Namespace, payloads: list[bytes]) -> list[Any]:
+    """Frames from session i's stream address (sport + i); TRex fills in the port's MACs."""
     from trex.stl.api import IP, UDP, Ether
 
     cfg = c.ports[a.port].get_layer_cfg()
     src, dst = a.src or cfg["ipv4"]["src"], a.dst or cfg["ipv4"]["dst"]
-    frames = [
-        Ether(src=cfg["ether"]["src"], dst=cfg["ether"]["dst"])
-        / IP(src=src, dst=dst)
-        / UDP(sport=a.sport + i, dport=a.dport)
-        / login_datagram(sid, key)
-        for i, (sid, key) in enumerate(keys.items())
+    return [
+        Ether() / IP(src=src, dst=dst) / UDP(sport=a.sport + i, dport=a.dport) / data
+        for i, data in enumerate(payloads)
     ]
+
+
+def login_trex(c: Any, a: argparse.Namespace, keys: dict[int, bytes]) -> dict[int, int]:
+    frames = trex_frames(c, a, [login_datagram(sid, key) for sid, key in keys.items()])
     c.set_service_mode(ports=[a.port], enabled=True)
     try:
         cap = c.start_capture(rx_ports=[a.port], limit=10_000,
@@ -242,6 +246,37 @@ def login_trex(c: Any, a: argparse.Namespace, keys: dict[int, bytes]) -> dict[in
         c.set_service_mode(ports=[a.port], enabled=False)
     payloads = [p for p in (udp_payload(bytes(x["binary"])) for x in got) if p]
     return read_answers(payloads, set(keys))
+
+
+def session_datagrams(kind: str, starts: dict[int, int]) -> list[bytes]:
+    """A Heartbeat (keeps a session alive between its login and its stream: loading a profile
+    takes seconds, the gateway logs a silent session out after 3 heartbeat intervals) or a
+    Logout per session."""
+    now = time.time_ns()
+    out = []
+    for sid, nxt in starts.items():
+        if kind == "heartbeat":
+            msg: codec.Message = codec.Heartbeat(next_seq=nxt, client_ts=now)
+            out.append(codec.encode_datagram(sid, 0, [msg], codec.F_HEARTBEAT))
+        else:
+            msg = codec.Logout(reason=codec.LogoutReason.USER, client_ts=now)
+            out.append(codec.encode_datagram(sid, 0, [msg]))
+    return out
+
+
+def send_session(c: Any, a: argparse.Namespace, payloads: list[bytes]) -> None:
+    """Session datagrams from each session's stream address, on the login's path."""
+    if a.login == "trex":
+        c.set_service_mode(ports=[a.port], enabled=True)
+        try:
+            c.push_packets(trex_frames(c, a, payloads), ports=[a.port], force=True)
+        finally:
+            c.set_service_mode(ports=[a.port], enabled=False)
+    elif a.login == "udp":
+        for i, data in enumerate(payloads):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((a.src, a.sport + i))
+                s.sendto(data, (a.dst, a.dport))
 
 
 def login_udp(a: argparse.Namespace, keys: dict[int, bytes]) -> dict[int, int]:
@@ -316,11 +351,16 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         profile = load_profile(a, starts)
         c.add_streams(profile.get_streams(), ports=[a.port])
         c.clear_stats()
+        if got:
+            send_session(c, a, session_datagrams("heartbeat", got))
         t0 = time.monotonic()
         c.start(ports=[a.port], duration=-1 if a.count else a.duration)
         c.wait_on_traffic(ports=[a.port], timeout=int(a.duration + 60) if not a.count else None)
         elapsed = time.monotonic() - t0
-        return report(c, a, starts or [], elapsed)
+        result = report(c, a, starts or [], elapsed)
+        if got:
+            send_session(c, a, session_datagrams("logout", got))
+        return result
     except TRexError as e:
         raise RunError(3, f"TRex: {str(e).strip()}") from None
     finally:
