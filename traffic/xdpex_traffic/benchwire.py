@@ -167,8 +167,11 @@ def _machine() -> str:
     return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}"
 
 
-def render_section(rows: list[dict[str, Any]], batches: list[int]) -> str:
-    """The "## Wire" section of docs/BENCHMARKS.md."""
+def render_section(
+    rows: list[dict[str, Any]], batches: list[int], load: tuple[float, float] = (0.0, 0.0)
+) -> str:
+    """The "## Wire" section of docs/BENCHMARKS.md; `load` = 1-minute load average before and
+    after the run (other work on this 2-core machine skews every figure)."""
     attach = {r["path"]: f"{r.get('attach_mode')}/{r.get('bind_mode')}" for r in rows}
     gen_io = (
         "its own AF_XDP socket, `--xdp`"
@@ -183,7 +186,8 @@ def render_section(rows: list[dict[str, Any]], batches: list[int]) -> str:
         "Veth lab (`xdpex lab`), xdpexd `--poll spin --durability none` pinned on CPU 0, "
         f"xdpex-loadgen ({gen_io}) pinned on CPU 1, 2 sessions per run, 4 symbols, "
         "mix 60 % resting / 30 % cancel / 10 % crossing IOC. AF_XDP attach/bind: "
-        f"{attach.get('afxdp', 'n/a')}.",
+        f"{attach.get('afxdp', 'n/a')}. Load average before/after the run: "
+        f"{load[0]:.1f} / {load[1]:.1f} (2 cores; anything above ~2 means other work competed).",
         "",
         "Best rate = the fastest run (closed loop with a window, or open loop at a fixed rate) in "
         "which every order was answered and no datagram was lost in either direction. Round trip "
@@ -208,8 +212,8 @@ def render_section(rows: list[dict[str, Any]], batches: list[int]) -> str:
                 if lat
                 else "-"
             )
-            load = f"{lat['offered']:,.0f}" if lat else "-"
-            out.append(f"| {path} | {batch} | {rate} | {how} | {rtt} | {load} |")
+            at = f"{lat['offered']:,.0f}" if lat else "-"
+            out.append(f"| {path} | {batch} | {rate} | {how} | {rtt} | {at} |")
     out.append("")
     for batch in batches:
         a, u = best(rows, "afxdp", batch), best(rows, "udp", batch)
@@ -274,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lab = Lab(a.prefix)
     rows: list[dict[str, Any]] = []
+    load_before = os.getloadavg()[0]
     try:
         lab.up()
         for path in paths:
@@ -285,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         lab.down()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(rows, indent=1) + "\n")
-    section = render_section(rows, batches)
+    section = render_section(rows, batches, (load_before, os.getloadavg()[0]))
     print(section)
     if a.doc is not None:
         update_doc(a.doc, section)
