@@ -157,17 +157,27 @@ def test_order_cancel_field_engine_cancels_its_own_orders() -> None:
     assert (seq_var["min_value"], seq_var["max_value"], seq_var["step"]) == (100, 118, 6)
 
 
-def test_dict_tunables_of_older_trex_consoles() -> None:
+def test_tunables_as_keywords_and_as_load_py_kwargs() -> None:
+    # TRex before 2.89 calls get_streams(direction=..., port_id=..., orders=2, ...); newer ones
+    # (and STLProfile.load_py with keyword tunables) pass a list.
     code = (
-        "import json, lbr_trex_client\n"
+        "import json, sys, lbr_trex_client\n"
         "from trex.stl.api import STLProfile\n"
-        f"p = STLProfile.load_py({str(TREX / 'orders.py')!r}, orders=2, sessions=2, rate=10)\n"
-        "print(json.dumps(p.to_json()))\n"
+        f"sys.path.insert(0, {str(TREX)!r})\n"
+        "import orders\n"
+        "old = orders.register().get_streams(direction=0, port_id=0, orders=2, sessions=2,\n"
+        "                                    first_session=9, start_seq=4)\n"
+        f"new = STLProfile.load_py({str(TREX / 'orders.py')!r}, orders=2, sessions=2,\n"
+        "                          first_session=9, start_seq=4)\n"
+        "print(json.dumps([[s.to_json() for s in old], new.to_json()]))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    streams = json.loads(r.stdout)
-    assert [decode(base64.b64decode(s["packet"]["binary"])).session_id for s in streams] == [1, 2]
+    old, new = json.loads(r.stdout)
+    assert old == new
+    for streams in (old, new):
+        dgs = [decode(base64.b64decode(s["packet"]["binary"])) for s in streams]
+        assert [(d.session_id, d.seq, len(d.messages)) for d in dgs] == [(9, 4, 2), (10, 4, 2)]
 
 
 @pytest.mark.parametrize(

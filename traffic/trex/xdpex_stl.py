@@ -99,7 +99,11 @@ def parse_tunables(prog: str, tunables: Any, defaults: dict[str, Any]) -> argpar
     if isinstance(tunables, dict):
         argv = [x for k, v in tunables.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     else:
-        argv = [str(x) for x in (tunables or [])]
+        # load_py(file, first_session=9) arrives as "--first_session 9".
+        argv = [
+            str(x).replace("_", "-") if str(x).startswith("--") else str(x)
+            for x in (tunables or [])
+        ]
     args = tunables_parser(prog, defaults).parse_args(argv)
     seqs = [s for s in str(args.start_seq).split(",") if s]
     try:
@@ -188,6 +192,9 @@ class XdpexProfile:
     DEFAULTS: dict[str, Any] = {}
 
     def get_streams(self, direction: int = 0, tunables: Any = (), **kwargs: Any) -> list[Any]:
+        if not tunables:
+            # TRex before 2.89 passes tunables as keyword arguments.
+            tunables = {k: v for k, v in kwargs.items() if k not in ("port_id", "direction")}
         args = parse_tunables(f"{self.KIND}.py", tunables, self.DEFAULTS)
         args.kind = self.KIND
         sessions = [
