@@ -578,7 +578,8 @@ void *xd_afxdp_loop(void *arg)
 				recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 			}
 		}
-		reclaim(q);
+		if (q->nfree_tx < q->nframes / 2)
+			reclaim(q); /* only while transmit frames are out */
 	}
 	xd_shard_batch_end(sh);
 	return NULL;

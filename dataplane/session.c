@@ -20,6 +20,8 @@
 
 void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts)
 {
+	if (s->nonce_n == XD_NONCES && s->nonce_ts[s->nonce_pos] > s->nonce_floor)
+		s->nonce_floor = s->nonce_ts[s->nonce_pos];
 	s->nonce[s->nonce_pos] = nonce;
 	s->nonce_ts[s->nonce_pos] = ts;
 	s->nonce_pos = (s->nonce_pos + 1) % XD_NONCES;
@@ -198,7 +200,7 @@ static void handle_login(struct xd_shard *sh, uint32_t sid, struct xd_sess *s,
 		login_reply_reject(sh, src, sid, l, XE_LOGIN_STALE);
 		return;
 	}
-	if (nonce_seen(s, l->nonce)) {
+	if (nonce_seen(s, l->nonce) || l->client_ts <= s->nonce_floor) {
 		login_reply_reject(sh, src, sid, l, XE_LOGIN_REPLAYED);
 		return;
 	}

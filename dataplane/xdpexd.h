@@ -227,6 +227,8 @@ struct xd_sess {
 	uint64_t next_in, next_out;
 	uint64_t nonce[XD_NONCES], nonce_ts[XD_NONCES];
 	uint32_t nonce_n, nonce_pos;
+	uint64_t nonce_floor; /* newest client_ts pushed out of the ring: logins at or before it
+				 are refused as replays, so the bounded ring stays safe */
 	uint64_t last_rx, last_tx; /* CLOCK_MONOTONIC ns */
 	uint64_t tat; /* rate limiter (GCRA), gateway wall-clock ns */
 	int open_app; /* tx slot holding this batch's application messages, -1 */

@@ -47,13 +47,12 @@ def dp_mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def dp_env(request: pytest.FixtureRequest, dp_mode: str, dp_workdir: Path) -> Iterator[object]:
     """A started xdpexd in `dp_mode` (udp: loopback; afxdp: the veth lab) with the default test
-    configuration, or the one a test gives with @pytest.mark.parametrize('dp_config', ...)."""
+    configuration (dataplane_support.base_config)."""
     from dataplane_support import Env, base_config, need_root_and_binary
 
     need_root_and_binary()
     lab = request.getfixturevalue("dp_lab") if dp_mode == "afxdp" else None
-    cfg = request.getfixturevalue("dp_config") if "dp_config" in request.fixturenames else None
-    env = Env(dp_mode, dp_workdir, lab, config=cfg or base_config())
+    env = Env(dp_mode, dp_workdir, lab, config=base_config())
     try:
         env.daemon.start()
         yield env

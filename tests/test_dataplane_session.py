@@ -325,3 +325,18 @@ def test_one_order_sweeping_thousands_is_answered_in_full(dp_env: Env) -> None:
         seqs = [s for s, _ in cl.app_messages()]
         assert seqs == list(range(1, len(seqs) + 1))
     assert dp_env.daemon.ctl({"cmd": "book", "symbol": 1})["asks"] == []
+
+
+def test_replayed_login_refused_after_many_logins(dp_env: Env) -> None:
+    """The gateway remembers a bounded number of nonces per session; a Login captured before the
+    oldest remembered one is still refused."""
+    cl = dp_env.client(2)
+    first = cl.login_msg()
+    cl.send_session([first])
+    assert isinstance(cl.wait_for(lambda m: isinstance(m, c.LoginAccepted | c.LoginRejected)),
+                      c.LoginAccepted)
+    for _ in range(70):
+        assert isinstance(cl.login(), c.LoginAccepted)
+    cl.send_session([first])
+    r = cl.wait_for(lambda m: isinstance(m, c.LoginAccepted | c.LoginRejected))
+    assert isinstance(r, c.LoginRejected) and r.reason == LR.REPLAYED
