@@ -201,12 +201,34 @@ static json_t *gather(json_t *req, const char *cmd)
 	return out;
 }
 
+static bool served(int q)
+{
+	for (int i = 0; i < xd_g_opts->nqueues; i++)
+		if (xd_g_opts->queues[i] == q)
+			return true;
+	return false;
+}
+
+/* A symbol or session placed on a queue this process does not serve would be added nowhere. */
+static json_t *unserved_queue(const struct xd_config *f)
+{
+	for (uint32_t i = 0; i < f->nsymbols; i++)
+		if (f->symbols[i].queue >= 0 && !served(f->symbols[i].queue))
+			return err_resp("config.symbols[%u].queue: %d is not served (--queues)", i,
+					f->symbols[i].queue);
+	for (uint32_t i = 0; i < f->nsessions; i++)
+		if (f->sessions[i].queue >= 0 && !served(f->sessions[i].queue))
+			return err_resp("config.sessions[%u].queue: %d is not served (--queues)", i,
+					f->sessions[i].queue);
+	return NULL;
+}
+
 static json_t *change(json_t *req, const char *cmd)
 {
 	struct xd_config frag = { 0 };
 	const struct xd_config *fp = NULL;
 	json_t *out;
-	char *line;
+	char *line = NULL;
 	long long found = 0, nsym = 0, nses = 0;
 
 	if (!strcmp(cmd, "apply")) {
@@ -221,6 +243,8 @@ static json_t *change(json_t *req, const char *cmd)
 			return err_resp("config.%s", err);
 		}
 		fp = &frag;
+		if ((out = unserved_queue(&frag)))
+			goto done_frag;
 	}
 	line = json_dumps(req, JSON_COMPACT);
 	for (int i = 0; i < ctl.nshards; i++) {
@@ -265,6 +289,7 @@ static json_t *change(json_t *req, const char *cmd)
 		out = json_pack("{s:b,s:I}", "ok", 1, "found", (json_int_t)found);
 done:
 	free(line);
+done_frag:
 	xd_config_free(&frag);
 	return out;
 }
