@@ -19,7 +19,7 @@ pkgs=(
 	linux-libc-dev libssl-dev libjansson-dev libgtest-dev libgmock-dev
 	iproute2 ethtool iputils-ping tcpdump tshark kmod procps
 	python3 python3-venv python3-dev
-	vagrant ruby
+	vagrant vagrant-libvirt ruby
 )
 missing=()
 for p in "${pkgs[@]}"; do
