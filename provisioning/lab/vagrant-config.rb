@@ -6,22 +6,24 @@
 # Debian's vagrant package. Used by tests/test_deploy_vagrant.py and to review a change.
 #
 # Usage (from the repository root): ruby provisioning/lab/vagrant-config.rb [virtualbox|libvirt]
-# libvirt needs the vagrant-libvirt plugin; the exit status is 1 with the reason otherwise.
+# libvirt needs the vagrant-libvirt plugin (Debian package vagrant-libvirt, which setup.sh
+# installs); the exit status is 1 with the reason otherwise.
 require "json"
 require "tmpdir"
 require "vagrant"
 
 provider = (ARGV[0] || "virtualbox").to_sym
+
+# Keep Vagrant's machine state out of the work tree. Creating the environment loads the installed
+# plugins (vagrant-libvirt registers the libvirt provider).
+data = Dir.mktmpdir("xdpex-vagrant-")
+at_exit { FileUtils.remove_entry(data) }
+env = Vagrant::Environment.new(cwd: Dir.pwd, local_data_path: data, data_dir: data)
 unless Vagrant.plugin("2").manager.providers.key?(provider)
   warn "vagrant-config: provider '#{provider}' is not installed " \
        "(known: #{Vagrant.plugin("2").manager.providers.keys.join(", ")})"
   exit 1
 end
-
-# Keep Vagrant's machine state out of the work tree.
-data = Dir.mktmpdir("xdpex-vagrant-")
-at_exit { FileUtils.remove_entry(data) }
-env = Vagrant::Environment.new(cwd: Dir.pwd, local_data_path: data, data_dir: data)
 
 # The same stand-in `vagrant validate -p` uses: a provider that is installed and usable, and
 # creates nothing.
@@ -47,6 +49,10 @@ env.machine_names.each do |name|
     box: vm.box,
     hostname: vm.hostname,
     provider_config: pc.class.name,
+    # Plain settings of the provider block (libvirt keeps them; VirtualBox turns cpus/memory
+    # into `customize` commands).
+    settings: %i[cpus memory cpu_mode nic_model_type].to_h { |k| [k, pc.respond_to?(k) ? pc.public_send(k) : nil] }
+      .select { |_k, v| v.is_a?(Integer) || v.is_a?(String) || v.is_a?(Symbol) },
     customize: pc.respond_to?(:customizations) ? pc.customizations.map { |_when, cmd| cmd } : [],
     networks: vm.networks.map { |type, opts| { type: type.to_s }.merge(opts.reject { |k, _| k == :id }) },
     provisioners: vm.provisioners.map do |p|
