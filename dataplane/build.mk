@@ -7,13 +7,15 @@ DP_OUT := $(BUILD)/dataplane
 DP_SRC := $(TOP)/dataplane
 DP_SRCS := $(wildcard $(DP_SRC)/*.c)
 DP_OBJS := $(patsubst $(DP_SRC)/%.c,$(DP_OUT)/%.o,$(DP_SRCS))
+DP_LIB_OBJS := $(filter-out $(DP_OUT)/main.o,$(DP_OBJS))
 DP_CFLAGS := $(CFLAGS_COMMON) -I$(TOP)/xdp -D_GNU_SOURCE -pthread
 DP_LIBS := $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a \
 	-lxdp -lbpf -lelf -lz -ljansson -lcrypto -lstdc++ -lm -pthread
 
 BUILD_TARGETS += dataplane-build
-.PHONY: dataplane-build
-dataplane-build: $(DP_OUT)/xdpexd
+BENCH_TARGETS += dataplane-bench
+.PHONY: dataplane-build dataplane-bench
+dataplane-build: $(DP_OUT)/xdpexd $(DP_OUT)/xdpexd-bench
 
 $(DP_OUT):
 	$(Q)mkdir -p $@
@@ -28,3 +30,19 @@ $(DP_OUT)/%.o: $(DP_SRC)/%.c $(DP_SRC)/xdpexd.h $(TOP)/include/xdpex/proto.h \
 $(DP_OUT)/xdpexd: $(DP_OBJS) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
 	@echo "  LINK    $@"
 	$(Q)$(CC) -o $@ $(DP_OBJS) $(DP_LIBS)
+
+$(DP_OUT)/bench.o: $(DP_SRC)/bench/xdpexd_bench.c $(DP_SRC)/xdpexd.h | $(DP_OUT)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(DP_CFLAGS) -I$(DP_SRC) -c $< -o $@
+
+$(DP_OUT)/xdpexd-bench: $(DP_OUT)/bench.o $(DP_LIB_OBJS) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
+	@echo "  LINK    $@"
+	$(Q)$(CC) -o $@ $(DP_OUT)/bench.o $(DP_LIB_OBJS) $(DP_LIBS)
+
+# The pipeline alone (no network): 16 orders a datagram with page-cache and fsync durability,
+# 1 order a datagram; JSON lines in build/bench/dataplane-*.json.
+dataplane-bench: $(DP_OUT)/xdpexd-bench
+	$(Q)mkdir -p $(BUILD)/bench
+	$(Q)$(DP_OUT)/xdpexd-bench --orders 3000000 --per-dgram 16 --out $(BUILD)/bench/dataplane-x16.json
+	$(Q)$(DP_OUT)/xdpexd-bench --orders 1000000 --per-dgram 1 --out $(BUILD)/bench/dataplane-x1.json
+	$(Q)$(DP_OUT)/xdpexd-bench --orders 500000 --per-dgram 16 --durability fsync --out $(BUILD)/bench/dataplane-x16-fsync.json

@@ -24,56 +24,6 @@
 
 #include "xdpexd.h"
 
-atomic_int xd_stop;
-const struct xd_opts *xd_g_opts;
-static int verbose;
-
-void xd_log(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof(buf) - 2)
-		n = (int)sizeof(buf) - 2;
-	buf[n++] = '\n';
-	fprintf(stderr, "xdpexd: %.*s", n, buf);
-}
-
-void xd_dbg(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-
-	if (!verbose)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "xdpexd: debug: %s\n", buf);
-}
-
-uint64_t xd_wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t xd_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -246,7 +196,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 				exit(2);
 			}
 			break;
-		case 'v': o->verbose = verbose = 1; break;
+		case 'v': o->verbose = xd_verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}

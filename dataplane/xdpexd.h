@@ -309,6 +309,7 @@ struct xd_shard {
 };
 
 extern atomic_int xd_stop;
+extern int xd_verbose;
 extern const struct xd_opts *xd_g_opts;
 
 int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opts *o,

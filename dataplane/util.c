@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Process-wide bits of xdpexd shared by the daemon and its benchmark: the stop flag, the options,
+ * log lines ("xdpexd: ..." on stderr, line-buffered) and the two clocks (wall clock for the wire
+ * timestamps, monotonic for timers).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "xdpexd.h"
+
+atomic_int xd_stop;
+const struct xd_opts *xd_g_opts;
+int xd_verbose;
+
+void xd_log(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	fprintf(stderr, "xdpexd: %.*s", n, buf);
+}
+
+void xd_dbg(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (!xd_verbose)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "xdpexd: debug: %s\n", buf);
+}
+
+uint64_t xd_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t xd_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
