@@ -39,6 +39,13 @@ ROWS = [
     _row("afxdp", 16, "latency", 500_000, offered=500_000),
     _row("udp", 16, "closed", 1_000_000, window=1024),
     _row("udp", 16, "latency", 500_000, offered=500_000),
+    {
+        "path": "udp",
+        "orders_per_datagram": 16,
+        "kind": "pingpong",
+        "error": "load generator exited with status 3",
+        "clean": False,
+    },
 ]
 
 
@@ -57,6 +64,7 @@ def test_section_has_table_ratio_and_command() -> None:
     )
     assert "Ratio afxdp/udp, 16 orders/datagram: **3.30×**" in text
     assert "0.5 / 1.5" in text
+    assert "| udp | 16 | pingpong | failed: load generator exited with status 3 |" in text
 
 
 def test_update_doc_replaces_only_the_wire_section(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ For each path (xdpexd --mode afxdp, then --mode udp, same binary, same lab, gate
 CPU 0, xdpex-loadgen on CPU 1) and each datagram size (16 orders, 1 order):
 
 - closed loop with a window of unanswered orders: the rate the gateway sustains;
-- open loop at rates around that figure: the highest offered rate with every order answered and
-  no datagram lost on the way (no sequence gap in either direction);
-- open loop at a moderate load: round-trip percentiles.
+- open loop from 0.7 x that figure upwards in steps of 1.2 while clean: the highest offered rate
+  with every order answered and no datagram lost on the way (no sequence gap either way);
+- open loop at a moderate load: round-trip percentiles;
+- ping-pong (one datagram outstanding): the round-trip floor.
 
 Rows go to build/bench/wire.json; the "## Wire" section of docs/BENCHMARKS.md is rewritten with the
 table, the command, the machine and the afxdp/udp ratios (the rest of the file is left alone).
@@ -25,14 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from xdpex_traffic.lab import GW_CPU, TG_CPU, Lab, LabError
-from xdpex_traffic.wire import Gateway, Session, WireError, run_loadgen
+from xdpex_traffic.wire import Gateway, WireError, run_loadgen
 
 # Per datagram size: closed-loop window, closed-loop count, fixed moderate load (orders/s).
 PLANS: dict[int, dict[str, int]] = {
     16: {"window": 1024, "count": 3_000_000, "moderate": 500_000},
     1: {"window": 64, "count": 600_000, "moderate": 100_000},
 }
-LADDER = (0.7, 0.85, 1.0, 1.15)  # open-loop rates as fractions of the closed-loop rate
+# Open loop: from LADDER_START x the closed-loop rate, up by LADDER_STEP while every order is
+# answered without loss, at most LADDER_RUNGS runs.
+LADDER_START, LADDER_STEP, LADDER_RUNGS = 0.7, 1.2, 6
 RUN_SECONDS = 1.5
 
 
@@ -58,18 +61,61 @@ def _row(path: str, batch: int, kind: str, r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Sessions:
-    """Hands out a fresh pair of the gateway's sessions to each generator run."""
+class _Runner:
+    """One xdpexd for a path; hands every generator run fresh sessions and, when a run fails
+    (the gateway stopped answering), records the failure and starts a fresh gateway."""
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw, self.next = gw, 0
+    def __init__(self, lab: Lab, path: str, io: list[str], log: Any) -> None:
+        self.lab, self.path, self.io, self.log = lab, path, io, log
+        self.gw = self._start()
+        self.next = 0
+        self.stats: dict[str, Any] = {}
 
-    def take(self, n: int = 2) -> list[Session]:
-        if self.next + n > len(self.gw.sessions):
-            raise WireError("bench-wire: out of configured sessions")
-        out = self.gw.sessions[self.next : self.next + n]
-        self.next += n
-        return out
+    def _start(self) -> Gateway:
+        gw = Gateway(self.lab, self.path, nsessions=64, cpu=GW_CPU, poll="spin")
+        try:
+            gw.start()
+        except BaseException:
+            gw.cleanup()
+            raise
+        return gw
+
+    def run(self, batch: int, kind: str, args: list[str]) -> dict[str, Any]:
+        if self.next + 2 > len(self.gw.sessions):
+            self.restart()
+        sessions = self.gw.sessions[self.next : self.next + 2]
+        self.next += 2
+        full = ["--batch", str(batch), "--drain", "2", *self.io, *args]
+        try:
+            r = run_loadgen(self.lab, self.gw, sessions, full, cpu=TG_CPU)
+        except WireError as e:
+            msg = str(e).splitlines()[0]
+            self.log(f"{self.path} x{batch} {kind}: FAILED: {msg}; restarting xdpexd")
+            self.restart()
+            return {
+                "path": self.path,
+                "orders_per_datagram": batch,
+                "kind": kind,
+                "error": msg,
+                "clean": False,
+            }
+        return _row(self.path, batch, kind, r)
+
+    def restart(self) -> None:
+        self.gw.cleanup()
+        self.gw = self._start()
+        self.next = 0
+
+    def close(self) -> None:
+        try:
+            self.stats = self.gw.stats()
+        except (OSError, ValueError, WireError):
+            self.stats = {}
+        rc = self.gw.stop()
+        log_tail = self.gw.log_tail()
+        self.gw.cleanup()
+        if rc != 0:
+            raise WireError(f"xdpexd {self.path} exited with status {rc}:\n{log_tail}")
 
 
 def _measure_path(
@@ -77,60 +123,61 @@ def _measure_path(
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     io = ["--xdp", lab.tg_if] if generator == "afxdp" else []
-    with Gateway(lab, path, nsessions=64, cpu=GW_CPU, poll="spin") as gw:
-        sess = _Sessions(gw)
+    runner = _Runner(lab, path, io, log)
+    try:
         for batch in batches:
             plan = PLANS.get(batch, PLANS[16])
-            common = ["--batch", str(batch), "--drain", "2"] + io
-            r = run_loadgen(
-                lab,
-                gw,
-                sess.take(),
-                common
-                + ["--window", str(plan["window"]), "--count", str(plan["count"])]
+            row = runner.run(
+                batch,
+                "closed",
+                ["--window", str(plan["window"]), "--count", str(plan["count"])]
                 + ["--duration", "3"],
-                cpu=TG_CPU,
             )
-            rows.append(_row(path, batch, "closed", r))
-            base = max(r["orders_per_s"], 10_000.0)
-            log(f"{path} x{batch} closed window {plan['window']}: {r['orders_per_s']:,.0f}/s")
-            for f in LADDER:
-                rate = int(base * f)
-                r = run_loadgen(
-                    lab,
-                    gw,
-                    sess.take(),
-                    common
-                    + ["--rate", str(rate), "--count", str(int(rate * RUN_SECONDS))]
+            rows.append(row)
+            base = max(row.get("orders_per_s", 0.0), 10_000.0)
+            log(f"{path} x{batch} closed window {plan['window']}: {base:,.0f}/s")
+            rate = int(base * LADDER_START)
+            for _ in range(LADDER_RUNGS):
+                row = runner.run(
+                    batch,
+                    "open",
+                    ["--rate", str(rate), "--count", str(int(rate * RUN_SECONDS))]
                     + ["--duration", str(RUN_SECONDS * 2)],
-                    cpu=TG_CPU,
                 )
-                row = _row(path, batch, "open", r)
                 rows.append(row)
-                log(
-                    f"{path} x{batch} open {rate:,}/s: {r['orders_per_s']:,.0f}/s "
-                    f"lost {r['lost']} gaps {row['seq_gaps']}+{row['out_gaps']}"
-                )
+                if "error" not in row:
+                    log(
+                        f"{path} x{batch} open {rate:,}/s: {row['orders_per_s']:,.0f}/s "
+                        f"lost {row['lost']} gaps {row['seq_gaps']}+{row['out_gaps']}"
+                    )
+                if not row["clean"]:
+                    break  # higher rates only lose more (and may wedge the gateway)
+                rate = int(rate * LADDER_STEP)
             moderate = int(min(plan["moderate"], base * 0.5))
-            r = run_loadgen(
-                lab,
-                gw,
-                sess.take(),
-                common
-                + ["--rate", str(moderate), "--count", str(int(moderate * 2))]
-                + ["--duration", "4"],
-                cpu=TG_CPU,
+            row = runner.run(
+                batch,
+                "latency",
+                ["--rate", str(moderate), "--count", str(int(moderate * 2))] + ["--duration", "4"],
             )
-            rows.append(_row(path, batch, "latency", r))
-            rtt = r["rtt_us"]
-            log(f"{path} x{batch} latency at {moderate:,}/s: p50 {rtt['p50']} p99 {rtt['p99']}")
-        st = gw.stats()
-        rc = gw.stop()
-        if rc != 0:
-            raise WireError(f"xdpexd {path} exited with status {rc}:\n{gw.log_tail()}")
+            rows.append(row)
+            if "error" not in row:
+                rtt = row["rtt_us"]
+                log(f"{path} x{batch} latency at {moderate:,}/s: p50 {rtt['p50']} p99 {rtt['p99']}")
+            # Ping-pong: one datagram outstanding, the round-trip floor without queueing.
+            row = runner.run(
+                batch,
+                "pingpong",
+                ["--window", str(batch), "--count", str(batch * 20_000), "--duration", "2"],
+            )
+            rows.append(row)
+            if "error" not in row:
+                rtt = row["rtt_us"]
+                log(f"{path} x{batch} ping-pong: p50 {rtt['p50']} p99 {rtt['p99']}")
+    finally:
+        runner.close()
     for row in rows:
-        row["attach_mode"] = st.get("attach_mode")
-        row["bind_mode"] = st.get("bind_mode")
+        row["attach_mode"] = runner.stats.get("attach_mode")
+        row["bind_mode"] = runner.stats.get("bind_mode")
         row["generator"] = generator
     return rows
 
@@ -148,9 +195,16 @@ def best(rows: list[dict[str, Any]], path: str, batch: int) -> dict[str, Any] | 
     return max(ok, key=lambda r: r["orders_per_s"], default=None)
 
 
-def _latency(rows: list[dict[str, Any]], path: str, batch: int) -> dict[str, Any] | None:
+def _latency(
+    rows: list[dict[str, Any]], path: str, batch: int, kind: str = "latency"
+) -> dict[str, Any] | None:
     for r in rows:
-        if r["path"] == path and r["orders_per_datagram"] == batch and r["kind"] == "latency":
+        if (
+            r["path"] == path
+            and r["orders_per_datagram"] == batch
+            and r["kind"] == kind
+            and "error" not in r
+        ):
             return r
     return None
 
@@ -191,11 +245,12 @@ def render_section(
         "",
         "Best rate = the fastest run (closed loop with a window, or open loop at a fixed rate) in "
         "which every order was answered and no datagram was lost in either direction. Round trip "
-        "= generator clock now − echoed client timestamp, open loop at the moderate load shown.",
+        "= generator clock now − echoed client timestamp, open loop at the moderate load shown; "
+        "ping-pong = one datagram outstanding at a time (no queueing).",
         "",
         "| path | orders/datagram | best rate, all answered (orders/s) | run | "
-        "rtt p50 / p99 / p99.9 (µs) | at load (orders/s) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "rtt p50 / p99 / p99.9 (µs) | at load (orders/s) | ping-pong rtt p50 / p99 (µs) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for batch in batches:
         for path in ("afxdp", "udp"):
@@ -213,7 +268,9 @@ def render_section(
                 else "-"
             )
             at = f"{lat['offered']:,.0f}" if lat else "-"
-            out.append(f"| {path} | {batch} | {rate} | {how} | {rtt} | {at} |")
+            pp = _latency(rows, path, batch, "pingpong")
+            pps = f"{pp['rtt_us']['p50']:.1f} / {pp['rtt_us']['p99']:.1f}" if pp else "-"
+            out.append(f"| {path} | {batch} | {rate} | {how} | {rtt} | {at} | {pps} |")
     out.append("")
     for batch in batches:
         a, u = best(rows, "afxdp", batch), best(rows, "udp", batch)
@@ -229,6 +286,12 @@ def render_section(
     )
     out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
+        if "error" in r:
+            out.append(
+                f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | failed: "
+                f"{r['error']} | | | | | | | | | |"
+            )
+            continue
         off = f"{r['offered']:,.0f}" if r["offered"] else "-"
         out.append(
             f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | {off} | "
