@@ -179,3 +179,31 @@ def test_runner_login_refused_names_the_reason(lab: Lab, tmp_path: Path) -> None
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "4 session 1: login rejected (BAD_PROOF)", gw.log_tail()
         assert sessions_by_id(gw)[1]["state"] == "logged_out"
+
+
+def test_runner_login_uses_each_sessions_stream_port(lab: Lab, tmp_path: Path) -> None:
+    # Session ids from --first-session 2: session 2 streams (and logs in) from --sport, session 3
+    # from --sport + 1; the gateway binds each to exactly that address.
+    with Gateway(lab, "udp", nsessions=3) as gw:
+        creds = tmp_path / "secrets.txt"
+        creds.write_text("".join(f"{s.id} {s.secret.hex()}\n" for s in gw.sessions))
+        code = (
+            "import json, sys\n"
+            f"sys.path.insert(0, {str(TREX)!r})\n"
+            "import run as trexrun\n"
+            "a = trexrun.parse_args(sys.argv[1:])\n"
+            "print(json.dumps(trexrun.login_udp(a, trexrun.session_secrets(a))))\n"
+        )
+        args = ["--server", "unused", "--login", "udp", "--secrets", str(creds),
+                "--first-session", "2", "--sessions", "2", "--sport", "41000",
+                "--src", lab.tg_ip, "--dst", lab.gw_ip]  # fmt: skip
+        r = subprocess.run(
+            lab.netns_cmd(lab.tg_ns, [sys.executable, "-c", code, *args]),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"2": 1, "3": 1}  # next inbound sequence of fresh sessions
+        now = sessions_by_id(gw)
+        assert now[1]["state"] == "logged_out"
+        assert now[2]["bound"] == f"{lab.tg_ip}:41000"
+        assert now[3]["bound"] == f"{lab.tg_ip}:41001"

@@ -216,20 +216,25 @@ def udp_payload(frame: bytes) -> bytes | None:
     return frame[14 + ihl + 8 :]
 
 
-def trex_frames(c: Any, a: argparse.Namespace, payloads: list[bytes]) -> list[Any]:
-    """Frames from session i's stream address (sport + i); TRex fills in the port's MACs."""
+def sport_of(a: argparse.Namespace, sid: int) -> int:
+    """The UDP source port of session `sid`'s stream (and so of its login)."""
+    return int(a.sport + sid - a.first_session)
+
+
+def trex_frames(c: Any, a: argparse.Namespace, payloads: dict[int, bytes]) -> list[Any]:
+    """Frames from each session's stream address; TRex fills in the port's MACs."""
     from trex.stl.api import IP, UDP, Ether
 
     cfg = c.ports[a.port].get_layer_cfg()
     src, dst = a.src or cfg["ipv4"]["src"], a.dst or cfg["ipv4"]["dst"]
     return [
-        Ether() / IP(src=src, dst=dst) / UDP(sport=a.sport + i, dport=a.dport) / data
-        for i, data in enumerate(payloads)
+        Ether() / IP(src=src, dst=dst) / UDP(sport=sport_of(a, sid), dport=a.dport) / data
+        for sid, data in payloads.items()
     ]
 
 
 def login_trex(c: Any, a: argparse.Namespace, keys: dict[int, bytes]) -> dict[int, int]:
-    frames = trex_frames(c, a, [login_datagram(sid, key) for sid, key in keys.items()])
+    frames = trex_frames(c, a, {sid: login_datagram(sid, key) for sid, key in keys.items()})
     c.set_service_mode(ports=[a.port], enabled=True)
     try:
         cap = c.start_capture(rx_ports=[a.port], limit=10_000,
@@ -248,23 +253,23 @@ def login_trex(c: Any, a: argparse.Namespace, keys: dict[int, bytes]) -> dict[in
     return read_answers(payloads, set(keys))
 
 
-def session_datagrams(kind: str, starts: dict[int, int]) -> list[bytes]:
+def session_datagrams(kind: str, starts: dict[int, int]) -> dict[int, bytes]:
     """A Heartbeat (keeps a session alive between its login and its stream: loading a profile
     takes seconds, the gateway logs a silent session out after 3 heartbeat intervals) or a
     Logout per session."""
     now = time.time_ns()
-    out = []
+    out = {}
     for sid, nxt in starts.items():
         if kind == "heartbeat":
             msg: codec.Message = codec.Heartbeat(next_seq=nxt, client_ts=now)
-            out.append(codec.encode_datagram(sid, 0, [msg], codec.F_HEARTBEAT))
+            out[sid] = codec.encode_datagram(sid, 0, [msg], codec.F_HEARTBEAT)
         else:
             msg = codec.Logout(reason=codec.LogoutReason.USER, client_ts=now)
-            out.append(codec.encode_datagram(sid, 0, [msg]))
+            out[sid] = codec.encode_datagram(sid, 0, [msg])
     return out
 
 
-def send_session(c: Any, a: argparse.Namespace, payloads: list[bytes]) -> None:
+def send_session(c: Any, a: argparse.Namespace, payloads: dict[int, bytes]) -> None:
     """Session datagrams from each session's stream address, on the login's path."""
     if a.login == "trex":
         c.set_service_mode(ports=[a.port], enabled=True)
@@ -273,9 +278,9 @@ def send_session(c: Any, a: argparse.Namespace, payloads: list[bytes]) -> None:
         finally:
             c.set_service_mode(ports=[a.port], enabled=False)
     elif a.login == "udp":
-        for i, data in enumerate(payloads):
+        for sid, data in payloads.items():
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind((a.src, a.sport + i))
+                s.bind((a.src, sport_of(a, sid)))
                 s.sendto(data, (a.dst, a.dport))
 
 
@@ -284,14 +289,15 @@ def login_udp(a: argparse.Namespace, keys: dict[int, bytes]) -> dict[int, int]:
         raise RunError(2, "--login udp needs --src and --dst")
     socks = []
     try:
-        for i, (sid, key) in enumerate(keys.items()):
+        for sid, key in keys.items():
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind((a.src, a.sport + i))
-            s.settimeout(a.login_timeout)
-            s.sendto(login_datagram(sid, key), (a.dst, a.dport))
             socks.append(s)
+            s.bind((a.src, sport_of(a, sid)))
+            s.sendto(login_datagram(sid, key), (a.dst, a.dport))
         payloads = []
+        deadline = time.monotonic() + a.login_timeout  # one wait for all, not one each
         for s in socks:
+            s.settimeout(max(0.001, deadline - time.monotonic()))
             try:
                 payloads.append(s.recv(2048))
             except TimeoutError:
@@ -345,6 +351,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         if a.login != "none":
             missing = sorted(set(keys) - set(got))
             if missing:
+                if got:  # do not leave the others logged in and bound
+                    send_session(c, a, session_datagrams("logout", got))
                 raise RunError(4, f"no LoginAccepted within {a.login_timeout:g} s for session(s) "
                                   f"{missing}")  # fmt: skip
         starts = [got[s] for s in keys] if got else None
@@ -355,7 +363,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             send_session(c, a, session_datagrams("heartbeat", got))
         t0 = time.monotonic()
         c.start(ports=[a.port], duration=-1 if a.count else a.duration)
-        c.wait_on_traffic(ports=[a.port], timeout=int(a.duration + 60) if not a.count else None)
+        # A burst ends by itself; bound the wait anyway (a port whose link went down).
+        burst_s = a.count * a.sessions / max(a.rate, 1)
+        c.wait_on_traffic(ports=[a.port], timeout=int((burst_s if a.count else a.duration) + 60))
         elapsed = time.monotonic() - t0
         result = report(c, a, starts or [], elapsed)
         if got:
