@@ -26,10 +26,11 @@ from contextlib import contextmanager
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 from xdpex.auth import Principal
+from xdpex.errors import Conflict
 from xdpex.journal import REC_OUTBOUND, JournalReader, queue_dirs
-from xdpex.models import Execution, Order
+from xdpex.models import Execution, Order, PersisterPosition
 from xdpex.publisher import Publisher
 from xdpex.service import ControlPlane, OrderSpec
 from xdpex.testing import REDIS_URL, Database, Dataplane, cleanup_dir, short_tmpdir
@@ -86,8 +87,13 @@ def drive(cp: ControlPlane, n: int, seed: int, stop: threading.Event | None = No
         acks = cp.submit_orders(WHO, specs)
         for a in acks[:5]:
             if a["status"] in ("new", "partially_filled"):
-                cp.cancel_order(WHO, a["order_id"])
+                try:
+                    cp.cancel_order(WHO, a["order_id"])
+                except Conflict:
+                    pass  # filled after its acknowledgement: nothing left to cancel
         sent += len(specs)
+        if stop is not None:
+            stop.wait(0.04)  # spread the load so that the persister is killed mid-stream
     return sent
 
 
@@ -142,24 +148,36 @@ def persister(s, *extra):
 def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
     cp, dp, s = env
     stop = threading.Event()
-    load = threading.Thread(target=drive, args=(cp, 12000, 1, stop))
+    load = threading.Thread(target=drive, args=(cp, 20000, 1, stop))
     load.start()
-    kills = 0
+
+    def position() -> int:
+        with cp.db() as db:
+            return db.scalar(select(func.max(PersisterPosition.journal_seq))) or 0
+
+    positions = [0]
     try:
-        for delay in (0.3, 0.5, 0.7, 0.4):
+        for delay in (0.05, 0.2, 0.1, 0.3):
             p = persister(s)
+            deadline = time.monotonic() + 30
+            while position() <= positions[-1] and time.monotonic() < deadline:
+                time.sleep(0.01)  # wait for its first commit, then kill it in the middle
             time.sleep(delay)
             p.send_signal(signal.SIGKILL)
             p.wait(10)
-            kills += 1
+            positions.append(position())
+        assert load.is_alive(), "the load ended before the last kill: not mid-stream"
     finally:
         load.join(120)
         stop.set()
-    assert kills == 4
     p = persister(s, "--once")
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out.decode()
     orders, rejected, execs = reference(s.journal_dir)
+    with cp.db() as db:
+        final = db.scalar(select(func.max(PersisterPosition.journal_seq)))
+    # it was killed at different points, each before the end of the journal
+    assert positions == sorted(set(positions)) and positions[-1] < final, positions
     assert len(orders) > 5000 and len(execs) > 1000 and rejected
     with cp.db() as db:
         rows = db.execute(

@@ -1,6 +1,6 @@
 """gRPC OrderEntry service (control/proto/orderentry.proto) over the same service layer as REST.
 
-SubmitOrder / SubmitOrders / CancelOrder call `ControlPlane.submit_orders` / `cancel_order`, so
+SubmitOrder / SubmitOrders / CancelOrder call `ControlPlane.enter` / `cancel_order`, so
 they use the control plane's own session on the dataplane's order-entry socket, exactly like the
 REST routes. StreamExecutions tails the journal (every session's fills, or filtered by symbol and
 session) from a journal sequence or from now on. The token comes from the `authorization`
@@ -16,13 +16,22 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from xdpex_traffic import codec as c
 
 from .auth import AuthError, PermissionDenied, Principal
 from .errors import InvalidArgument, ServiceError, grpc_code_of
 from .journal import REC_OUTBOUND, JournalReader, queue_dirs
+from .orderentry import OrderResult
 from .pb import orderentry_pb2 as pb
 from .pb import orderentry_pb2_grpc as pbg
-from .service import ControlPlane, OrderSpec
+from .service import (
+    ORD_TYPES,
+    REJECT_FIELD,
+    TIFS,
+    ControlPlane,
+    cancel_name,
+    reject_name,
+)
 
 log = logging.getLogger("xdpex.grpc")
 
@@ -37,39 +46,49 @@ TIF = {pb.TIF_UNSPECIFIED: "gtc", pb.DAY: "day", pb.GTC: "gtc", pb.IOC: "ioc", p
 FILL_T = 0x85
 
 
-def _spec(o: Any, where: str) -> OrderSpec:
-    if o.side not in SIDE:
+SIDE_V = {pb.BUY: int(c.Side.BUY), pb.SELL: int(c.Side.SELL)}
+TYPE_V = {k: ORD_TYPES[v] for k, v in TYPE.items()}
+TIF_V = {k: TIFS[v] for k, v in TIF.items()}
+MARKET = int(c.OrdType.MARKET)
+
+
+def _msg(o: Any, where: str) -> c.NewOrder:
+    """A validated wire NewOrder from a proto NewOrder (proto types bound the integer ranges)."""
+    side, typ, tif = SIDE_V.get(o.side), TYPE_V.get(o.type), TIF_V.get(o.tif)
+    if side is None:
         raise InvalidArgument(f"{where}side", f"{o.side} is not BUY (1) or SELL (2)")
-    if o.type not in TYPE:
+    if typ is None:
         raise InvalidArgument(f"{where}type", f"{o.type} is not a known order type")
-    if o.tif not in TIF:
+    if tif is None:
         raise InvalidArgument(f"{where}tif", f"{o.tif} is not a known time in force")
     if o.qty == 0:
         raise InvalidArgument(f"{where}qty", "must be at least 1")
     if o.symbol_id == 0:
         raise InvalidArgument(f"{where}symbol_id", "must be at least 1")
-    return OrderSpec(
-        symbol_id=o.symbol_id,
-        side=SIDE[o.side],
-        type=TYPE[o.type],
-        tif=TIF[o.tif],
-        qty=o.qty,
-        price=o.price,
+    if typ != MARKET and o.price <= 0:
+        raise InvalidArgument(f"{where}price", "must be a positive number of ticks for this type")
+    return c.NewOrder(
+        side=side, ord_type=typ, tif=tif, symbol_id=o.symbol_id, price=o.price, qty=o.qty
     )
 
 
-def _ack(d: dict[str, Any]) -> Any:
+def _ack(r: OrderResult) -> Any:
+    reason, field = "", ""
+    if r.status == "rejected":
+        reason, field = reject_name(r.reason), REJECT_FIELD.get(r.reason, "")
+    elif r.status == "cancelled":
+        reason = cancel_name(r.reason)
     return pb.OrderAck(
-        order_id=d["order_id"] or 0,
-        session_id=d["session_id"],
-        cl_ord_id=d["cl_ord_id"],
-        symbol_id=d["symbol_id"],
-        status=d["status"],
-        reason=d["reason"] or "",
-        field=d["field"] or "",
-        filled=d["filled"],
-        leaves=d["leaves"],
-        fills=[pb.Fill(**f) for f in d["fills"]],
+        order_id=r.order_id,
+        session_id=r.session_id,
+        cl_ord_id=r.cl_ord_id,
+        symbol_id=r.symbol_id,
+        status=r.status,
+        reason=reason,
+        field=field,
+        filled=r.filled,
+        leaves=r.leaves,
+        fills=[pb.Fill(**f) for f in r.fills] if r.fills else None,
     )
 
 
@@ -107,16 +126,15 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         def run(who: Principal) -> Any:
             if not request.HasField("order"):
                 raise InvalidArgument("order", "is required")
-            return _ack(self.cp.submit_orders(who, [_spec(request.order, "order.")], "grpc")[0])
+            return _ack(self.cp.enter(who, [_msg(request.order, "order.")], "grpc")[0])
 
         return self._call(context, "SubmitOrder", 1, run)
 
     def SubmitOrders(self, request, context):  # noqa: N802
         def run(who: Principal) -> Any:
             who.require("trader")
-            specs = [_spec(o, f"orders[{i}].") for i, o in enumerate(request.orders)]
-            acks = self.cp.submit_orders(who, specs, "grpc")
-            return pb.SubmitOrdersResponse(acks=[_ack(a) for a in acks])
+            msgs = [_msg(o, f"orders[{i}].") for i, o in enumerate(request.orders)]
+            return pb.SubmitOrdersResponse(acks=[_ack(r) for r in self.cp.enter(who, msgs, "grpc")])
 
         return self._call(context, "SubmitOrders", len(request.orders), run)
 
@@ -173,8 +191,6 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
 
     @staticmethod
     def _fills(rec: Any, q: int, symbol_id: int):  # type: ignore[no-untyped-def]
-        from xdpex_traffic import codec as c
-
         p = rec.payload
         for i in range(rec.count):
             if p[i * 64] != FILL_T:

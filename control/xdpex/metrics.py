@@ -11,7 +11,10 @@ succeeds, with `xdpex_dataplane_up 0`.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -75,6 +78,24 @@ LAT_BUCKETS = (
 )
 
 
+def read_pinned_counters(tool: Path, pin_dir: Path) -> dict[str, int] | None:
+    """The XDP program's counters straight from its pinned stats map (build/xdp/xdpex-xdp),
+    for when xdpexd cannot report them; None when nothing is pinned."""
+    if not (pin_dir / "stats_map").exists() or not tool.exists():
+        return None
+    try:
+        out = subprocess.run(
+            [str(tool), "counters", "--pin-dir", str(pin_dir)],
+            capture_output=True,
+            text=True,
+            timeout=2,
+        )
+        data = json.loads(out.stdout) if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else None
+
+
 class _DataplaneCollector(Collector):
     def __init__(self, cp: ControlPlane):
         self.cp = cp
@@ -90,7 +111,22 @@ class _DataplaneCollector(Collector):
         journal_seq: dict[str, int] = {}
         if st:
             yield from self._stats(st, journal_seq)
+        if not (st and st.get("xdp_counters")):
+            pinned = read_pinned_counters(self.cp.settings.xdp_tool, self.cp.settings.xdp_pin_dir)
+            if pinned:
+                yield self._xdp(pinned)
         yield from self._persister(journal_seq)
+
+    @staticmethod
+    def _xdp(counters: dict[str, int]) -> Metric:
+        xdp = CounterMetricFamily(
+            "xdpex_xdp_packets",
+            "packets the XDP program handled, by verdict reason (pinned stats_map)",
+            labels=["reason"],
+        )
+        for name, v in counters.items():
+            xdp.add_metric([name.removesuffix("_cnt")], float(v))
+        return xdp
 
     def _stats(self, st: dict, journal_seq: dict[str, int]) -> Iterator[Metric]:
         qc = {
@@ -131,14 +167,8 @@ class _DataplaneCollector(Collector):
         yield drops
         yield afx
         yield jseq
-        xdp = CounterMetricFamily(
-            "xdpex_xdp_packets",
-            "packets the XDP program handled, by verdict reason (pinned stats_map)",
-            labels=["reason"],
-        )
-        for name, v in (st.get("xdp_counters") or {}).items():
-            xdp.add_metric([name.removesuffix("_cnt")], float(v))
-        yield xdp
+        if st.get("xdp_counters"):
+            yield self._xdp(st["xdp_counters"])
         eng = st.get("engine") or {}
         for k, kind in (
             ("resting_orders", "g"),

@@ -5,7 +5,7 @@ speaks the binary wire protocol (xdpex_traffic.codec) exactly like a remote trad
 with the HMAC proof, application datagrams with consecutive inbound sequences, in-order handling
 of the gateway's outbound sequence (duplicates skipped, gaps filled by RetransmitRequest),
 heartbeats when idle and a fresh login after a Logout. A receiver thread routes every answer to
-the request waiting for it (by client order id) and to the execution listeners.
+the request waiting for it (by client order id).
 
 `submit()` sends a batch of NewOrders packed up to 22 to a datagram with a bounded number of
 unanswered messages in flight, and returns one `OrderResult` per order as of its acknowledgement
@@ -19,9 +19,9 @@ import os
 import secrets
 import select
 import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,37 @@ from .errors import DeadlineExceeded, Unavailable
 
 log = logging.getLogger("xdpex.orderentry")
 
+_HDR = struct.Struct("<HBBIQHHI")  # struct xe_hdr, as in the codec
+_APP = {t: cls.STRUCT for t, cls in c.MESSAGE_TYPES.items() if t >= 0x83 and t != 0x88}
+
+
+def _ix(cls: type[c.Message], name: str) -> int:
+    """Position of a field in the codec's struct tuple (the type byte is at 0)."""
+    return cls.FIELDS.index(name) + 1
+
+
+T_ACC, T_REJ, T_FILL = int(c.MsgType.ACCEPTED), int(c.MsgType.REJECTED), int(c.MsgType.FILL)
+T_CXLD, T_CXL_REQ = int(c.MsgType.CANCELLED), int(c.MsgType.CANCEL)
+T_NEW = int(c.MsgType.NEW_ORDER)
+_NEW = c.NewOrder.STRUCT
+assert c.NewOrder.FIELDS == (
+    "side",
+    "ord_type",
+    "tif",
+    "symbol_id",
+    "cl_ord_id",
+    "price",
+    "qty",
+    "client_ts",
+), "NewOrder layout changed: update OrderEntrySession.submit"
+ACC_CL, ACC_OID, ACC_QTY = (_ix(c.Accepted, f) for f in ("cl_ord_id", "order_id", "qty"))
+REJ_REF, REJ_CL, REJ_REASON = (_ix(c.Rejected, f) for f in ("ref_type", "cl_ord_id", "reason"))
+FILL_CL, FILL_QTY, FILL_LEAVES, FILL_EXEC, FILL_PX, FILL_LIQ = (
+    _ix(c.Fill, f) for f in ("cl_ord_id", "qty", "leaves", "exec_id", "price", "liquidity")
+)
+CXL_CL, CXL_REASON, CXL_OID, CXL_SIDE, CXL_PX, CXL_QTY = (
+    _ix(c.Cancelled, f) for f in ("cl_ord_id", "reason", "order_id", "side", "price", "qty")
+)
 RETRANSMIT_AFTER = 0.03  # s before a gap (later datagram seen) is asked for again
 OVERDUE_AFTER = 0.25  # s of silence with answers outstanding before asking for anything new
 
@@ -92,7 +123,6 @@ class OrderEntrySession:
         self.session_id = session_id
         self.secret = secret
         self.timeout = timeout
-        self.listeners: list[Callable[[c.Message, int], None]] = []
         self._send_lock = threading.Lock()
         self._state = threading.Condition()
         self._sock: socket.socket | None = None
@@ -105,7 +135,7 @@ class OrderEntrySession:
         self.expected_out = 1
         self.heartbeat_ms = 1000
         self._last_send = 0.0
-        self._early: dict[int, c.Datagram] = {}
+        self._early: dict[int, list[tuple]] = {}  # first seq -> messages
         self._pending: dict[int, tuple[OrderResult, _Waiter]] = {}  # cl_ord_id -> NewOrder
         self._cancels: dict[int, tuple[OrderResult, _Waiter]] = {}  # orig cl_ord_id -> Cancel
         self._inflight = 0
@@ -188,7 +218,9 @@ class OrderEntrySession:
 
     # -- sending ------------------------------------------------------------------------------
     def _send(self, seq: int, msgs: list[c.Message], flags: int = 0) -> None:
-        data = c.encode_datagram(self.session_id, seq, msgs, flags)
+        self._send_raw(c.encode_datagram(self.session_id, seq, msgs, flags))
+
+    def _send_raw(self, data: bytes) -> None:
         assert self._sock is not None
         deadline = 0.0
         while True:
@@ -222,9 +254,13 @@ class OrderEntrySession:
         waiter = _Waiter(len(orders))
         results: list[OrderResult] = []
         now = time.time_ns()
+        with self._send_lock:
+            next_cl = self._next_cl
+            self._next_cl += len(orders)
         for o in orders:
             if not o.cl_ord_id:
-                o.cl_ord_id = self.new_cl_ord_id()
+                next_cl += 1
+                o.cl_ord_id = next_cl
             o.client_ts = now
             results.append(
                 OrderResult(
@@ -248,10 +284,31 @@ class OrderEntrySession:
                 for o, r in zip(chunk, results[i : i + c.MAX_MSGS], strict=True):
                     self._pending[o.cl_ord_id] = (r, waiter)
                 self._inflight += len(chunk)
+            try:
+                body = b"".join(
+                    _NEW.pack(
+                        T_NEW,
+                        o.side,
+                        o.ord_type,
+                        o.tif,
+                        o.symbol_id,
+                        o.cl_ord_id,
+                        o.price,
+                        o.qty,
+                        o.client_ts,
+                    )
+                    for o in chunk
+                )
+            except struct.error:
+                body = b"".join(o.encode() for o in chunk)  # raises naming the bad field
+            n = len(chunk)
             with self._send_lock:
                 seq = self.next_in
-                self.next_in += len(chunk)
-                self._send(seq, list(chunk))
+                self.next_in += n
+                hdr = _HDR.pack(
+                    c.MAGIC, c.VERSION, 0, self.session_id, seq, n, c.HDR_SIZE + n * c.MSG_SIZE, 0
+                )
+                self._send_raw(hdr + body)
         if not waiter.event.wait(max(0.0, deadline - time.monotonic())):
             with self._state:
                 missing = [r.cl_ord_id for r in results if not r.acked]
@@ -321,6 +378,29 @@ class OrderEntrySession:
                 w.event.set()
 
     def _on_datagram(self, data: bytes, done: list[_Waiter]) -> None:
+        # Fast path for well-formed application datagrams: header and message fields are
+        # unpacked with the codec's structs into tuples, without building dataclasses.
+        n = len(data)
+        if n >= c.HDR_SIZE:
+            magic, ver, flags, sid, seq, count, length, _ = _HDR.unpack_from(data, 0)
+            if (
+                seq
+                and magic == c.MAGIC
+                and ver == c.VERSION
+                and flags & c.F_FROM_GW
+                and not flags & ~c.F_KNOWN
+                and 1 <= count <= c.MAX_MSGS
+                and length == n == c.HDR_SIZE + count * c.MSG_SIZE
+            ):
+                msgs = []
+                for off in range(c.HDR_SIZE, n, c.MSG_SIZE):
+                    st = _APP.get(data[off])
+                    if st is None:
+                        break
+                    msgs.append(st.unpack_from(data, off))
+                else:
+                    self._on_app(seq, msgs, done)
+                    return
         try:
             dg = c.decode_datagram(data, c.Direction.FROM_GW)
         except c.ProtocolError as e:
@@ -330,22 +410,24 @@ class OrderEntrySession:
             for m in dg.messages:
                 self._on_session_msg(m)
             return
+        log.warning("session %d: unexpected datagram from the gateway: %r", self.session_id, dg)
+
+    def _on_app(self, first: int, msgs: list[tuple], done: list[_Waiter]) -> None:
         with self._state:
-            first, n = dg.seq, len(dg.messages)
-            if first + n <= self.expected_out:
+            if first + len(msgs) <= self.expected_out:
                 return  # duplicate
             if first > self.expected_out:
-                self._early[first] = dg
+                self._early[first] = msgs
                 self._ask_missing()
                 return
-            self._apply(dg.messages[self.expected_out - first :], done)
+            self._apply(msgs[self.expected_out - first :], done)
             while self._early:
                 k = min(self._early)
                 if k > self.expected_out:
                     break
-                d = self._early.pop(k)
-                if k + len(d.messages) > self.expected_out:
-                    self._apply(d.messages[self.expected_out - k :], done)
+                m2 = self._early.pop(k)
+                if k + len(m2) > self.expected_out:
+                    self._apply(m2[self.expected_out - k :], done)
             self._state.notify_all()
 
     def _ask_missing(self, force: bool = False) -> None:
@@ -370,80 +452,69 @@ class OrderEntrySession:
         except Unavailable as e:
             log.warning("session %d: cannot request retransmission: %s", self.session_id, e)
 
-    def _apply(self, msgs: list[c.Message], done: list[_Waiter]) -> None:
-        """Handle in-order messages; the first has outbound sequence `expected_out`."""
-        for m in msgs:
-            seq = self.expected_out
-            self.expected_out += 1
-            for fn in self.listeners:
-                fn(m, seq)
-            self._route(m, done)
-
-    def _route(self, m: c.Message, done: list[_Waiter]) -> None:
-        if isinstance(m, c.Accepted | c.Rejected) and not (
-            isinstance(m, c.Rejected) and m.ref_type == c.MsgType.CANCEL
-        ):
-            ent = self._pending.pop(m.cl_ord_id, None)
-            if ent is None:
-                return
-            r, w = ent
-            if isinstance(m, c.Accepted):
-                r.status, r.order_id, r.leaves = "new", m.order_id, m.qty
-            else:
-                r.status, r.reason = "rejected", m.reason
-                if m.reason == c.RejectReason.NOT_LOGGED_IN:
-                    self.logged_in = False
-            r.acked = True
-            self._live_after_ack(r)
-            self._inflight -= 1
-            w.remaining -= 1
-            if w.remaining == 0:
-                done.append(w)
-            return
-        if isinstance(m, c.Rejected):  # a refused Cancel
-            ent = self._cancels.pop(m.cl_ord_id, None)
-            if ent is not None:
+    def _apply(self, msgs: list[tuple], done: list[_Waiter]) -> None:
+        """Handle in-order messages (codec struct tuples, type first); the first has outbound
+        sequence `expected_out`."""
+        self.expected_out += len(msgs)
+        pending, cancels, acked = self._pending, self._cancels, self._acked
+        for v in msgs:
+            t = v[0]
+            if t == T_ACC or (t == T_REJ and v[REJ_REF] != T_CXL_REQ):
+                cl = v[ACC_CL] if t == T_ACC else v[REJ_CL]
+                ent = pending.pop(cl, None)
+                if ent is None:
+                    continue
                 r, w = ent
-                r.status, r.reason, r.acked = "rejected", m.reason, True
-                self._inflight -= 1
-                done.append(w)
-            return
-        if isinstance(m, c.Fill | c.Cancelled):
-            r2 = self._acked.get(m.cl_ord_id)
-            if r2 is not None:
-                if isinstance(m, c.Fill):
-                    r2.filled += m.qty
-                    r2.leaves = m.leaves
-                    r2.status = "filled" if m.leaves == 0 else "partially_filled"
-                    r2.fills.append(
-                        {
-                            "exec_id": m.exec_id,
-                            "price": m.price,
-                            "qty": m.qty,
-                            "liquidity": m.liquidity,
-                        }
-                    )
+                if t == T_ACC:
+                    r.status, r.order_id, r.leaves = "new", v[ACC_OID], v[ACC_QTY]
                 else:
-                    r2.status, r2.reason, r2.leaves = "cancelled", m.reason, 0
-            if isinstance(m, c.Cancelled) and m.reason == c.CancelReason.USER:
-                ent = self._cancels.pop(m.cl_ord_id, None)
+                    r.status, r.reason = "rejected", v[REJ_REASON]
+                    if v[REJ_REASON] == c.RejectReason.NOT_LOGGED_IN:
+                        self.logged_in = False
+                r.acked = True
+                acked[cl] = r
+                self._inflight -= 1
+                w.remaining -= 1
+                if w.remaining == 0:
+                    done.append(w)
+            elif t == T_REJ:  # a refused Cancel
+                ent = cancels.pop(v[REJ_CL], None)
                 if ent is not None:
                     r, w = ent
-                    r.status, r.order_id, r.reason, r.acked = (
-                        "cancelled",
-                        m.order_id,
-                        m.reason,
-                        True,
-                    )
-                    r.side, r.price, r.qty = m.side, m.price, m.qty
+                    r.status, r.reason, r.acked = "rejected", v[REJ_REASON], True
                     self._inflight -= 1
                     done.append(w)
-
-    def _live_after_ack(self, r: OrderResult) -> None:
-        """Results stay reachable for a while after their ack, so that fills and cancels right
-        behind it (same gateway batch) are reflected in what the caller gets back."""
-        acked = self._acked
-        acked[r.cl_ord_id] = r
+            elif t == T_FILL:
+                r2 = acked.get(v[FILL_CL])
+                if r2 is not None:
+                    r2.filled += v[FILL_QTY]
+                    r2.leaves = v[FILL_LEAVES]
+                    r2.status = "filled" if v[FILL_LEAVES] == 0 else "partially_filled"
+                    r2.fills.append(
+                        {
+                            "exec_id": v[FILL_EXEC],
+                            "price": v[FILL_PX],
+                            "qty": v[FILL_QTY],
+                            "liquidity": v[FILL_LIQ],
+                        }
+                    )
+            elif t == T_CXLD:
+                r2 = acked.get(v[CXL_CL])
+                if r2 is not None:
+                    r2.status, r2.reason, r2.leaves = "cancelled", v[CXL_REASON], 0
+                if v[CXL_REASON] == c.CancelReason.USER:
+                    ent = cancels.pop(v[CXL_CL], None)
+                    if ent is not None:
+                        r, w = ent
+                        r.status, r.order_id, r.reason, r.acked = (
+                            "cancelled",
+                            v[CXL_OID],
+                            v[CXL_REASON],
+                            True,
+                        )
+                        r.side, r.price, r.qty = v[CXL_SIDE], v[CXL_PX], v[CXL_QTY]
+                        self._inflight -= 1
+                        done.append(w)
         if len(acked) > 65536:
             for k in list(acked)[: len(acked) - 32768]:
                 del acked[k]

@@ -195,7 +195,6 @@ class ControlPlane:
         self._oe_lock = threading.Lock()
         self.entered: dict[int, OrderResult] = {}  # order_id -> result, orders entered here
         self.token_file: str | None = None
-        self.exec_listeners: list[Any] = []
         self.metrics = Metrics(self)
         self.grpc_port = 0  # bound port once xdpex.grpc_api.serve ran
 
@@ -603,7 +602,6 @@ class ControlPlane:
             oe = OrderEntrySession(
                 s.order_socket, s.state_dir / f"oe-{sid}.sock", sid, secret, s.dataplane_timeout_s
             )
-            oe.listeners.extend(self.exec_listeners)
             oe.open()
             try:
                 oe.login()
@@ -616,6 +614,7 @@ class ControlPlane:
     def submit_orders(
         self, who: Principal, specs: list[OrderSpec], api: str = "rest"
     ) -> list[dict[str, Any]]:
+        """Validate and enter orders; one acknowledgement dict per order, in order."""
         who.require("trader")
         if not specs:
             raise InvalidArgument("orders", "at least one order is required")
@@ -627,21 +626,30 @@ class ControlPlane:
                 if len(specs) == 1:
                     raise
                 raise InvalidArgument(f"orders[{i}].{e.field}", e.message) from None
+        return [result_dict(r) for r in self.enter(who, msgs, api)]
+
+    def enter(self, who: Principal, msgs: list[c.NewOrder], api: str) -> list[OrderResult]:
+        """Enter validated NewOrders on the control plane's session (REST and gRPC)."""
+        who.require("trader")
+        if not msgs:
+            raise InvalidArgument("orders", "at least one order is required")
         oe = self._session()
         t0 = time.perf_counter()
         results = oe.submit(msgs)
         self.metrics.order_latency.labels(api).observe(time.perf_counter() - t0)
-        acc = sum(1 for r in results if r.status != "rejected")
+        acc = 0
+        entered = self.entered
+        for r in results:
+            if r.order_id:
+                entered[r.order_id] = r
+                acc += 1
         self.metrics.orders.labels(api, "accepted").inc(acc)
         if acc < len(results):
             self.metrics.orders.labels(api, "rejected").inc(len(results) - acc)
-        for r in results:
-            if r.order_id:
-                self.entered[r.order_id] = r
-        if len(self.entered) > 200_000:
-            for k in list(self.entered)[:100_000]:
-                del self.entered[k]
-        return [result_dict(r) for r in results]
+        if len(entered) > 200_000:
+            for k in list(entered)[:100_000]:
+                del entered[k]
+        return results
 
     def cancel_order(self, who: Principal, order_id: int) -> dict[str, Any]:
         who.require("trader")
