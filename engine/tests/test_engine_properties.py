@@ -27,25 +27,41 @@ def pick(rnd: random.Random, valid: list, invalid: list) -> Any:
     return rnd.choice(invalid) if rnd.random() < 0.1 else rnd.choice(valid)
 
 
-def random_op(rnd: random.Random) -> tuple:
+def random_op(rnd: random.Random, placed: list) -> tuple:
+    """One operation; cancels and replaces mostly name an order placed earlier in the flow, and
+    replaces keep its price half the time, so priority rules get exercised."""
     session = pick(rnd, [1, 2, 3], [0, SESSIONS + 1])
-    symbol = pick(rnd, [1, 2], [3])
-    price = rnd.choice([140, 145, 150, 155, 160]) if symbol == 1 else rnd.randint(8, 14)
+    symbol = pick(rnd, [1, 1, 1, 2], [3])
+    side = pick(rnd, [BUY, SELL], [0, 3])
+    # Buyers mostly below sellers, so queues build up; one order in five may cross.
+    if symbol == 1:
+        low, high = [140, 145, 145], [150, 150, 155]
+    else:
+        low, high = [9, 10, 10], [11, 11, 12]
+    crossing = rnd.random() < 0.2
+    price = rnd.choice(low if (side == BUY) != crossing else high)
     price = pick(rnd, [price], [-5, 0, 152, 95, 210, 21, 3])
     qty = pick(rnd, [10, 20, 30, 40, 50, 80], [0, 15, 250])
     cl = rnd.randint(0, 7)
     r = rnd.random()
-    if r < 0.55:
-        return ("new", session, symbol, cl, pick(rnd, [BUY, SELL], [0, 3]), price, qty,
+    if r < 0.50:
+        placed.append((session, cl, price))
+        return ("new", session, symbol, cl, side, price, qty,
                 pick(rnd, [1, 1, 1, 1, 2, 3], [0, 4]), pick(rnd, [2, 2, 1, 1, 3, 4], [0, 5]))
-    if r < 0.65:
+    if placed and r < 0.80 and rnd.random() < 0.8:
+        session, cl, old_price = rnd.choice(placed[-30:])
+        if r < 0.62:
+            return ("cancel", session, cl)
+        new_cl = rnd.choice([cl, cl, rnd.randint(0, 7)])
+        return ("replace", session, cl, new_cl, rnd.choice([old_price, price]), qty)
+    if r < 0.62:
         return ("cancel", session, cl)
-    if r < 0.85:
+    if r < 0.80:
         return ("replace", session, cl, rnd.choice([cl, rnd.randint(0, 7)]), price, qty)
-    if r < 0.90:
+    if r < 0.88:
         return ("mass", session, pick(rnd, [0, 1, 2], [3]), pick(rnd, [0, BUY, SELL], [5]),
                 pick(rnd, [0, 3, 5], [9]))
-    if r < 0.92:
+    if r < 0.91:
         return ("expire",)
     if r < 0.94:
         return ("halt", symbol if symbol != 3 else 1, rnd.random() < 0.3)
@@ -57,7 +73,8 @@ def flows(draw: st.DrawFn) -> list:
     # A seeded Random rather than Hypothesis-drawn choices: Hypothesis skews draws towards edge
     # values, which here would mean almost every order rejected and no trades.
     rnd = random.Random(draw(st.integers(0, 2**32 - 1)))
-    return [random_op(rnd) for _ in range(draw(st.integers(20, 150)))]
+    placed: list = []
+    return [random_op(rnd, placed) for _ in range(draw(st.integers(20, 150)))]
 
 
 def make() -> tuple[Engine, Model]:
