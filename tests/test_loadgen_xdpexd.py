@@ -76,6 +76,7 @@ def test_every_order_answered_and_matched(lab: Lab, gw: Gateway) -> None:
     # In-band, on-tick orders: the only refusals possible are cancels racing a fill.
     assert set(r["rejects"]) <= {"UNKNOWN_ORDER"}
     assert r["logged_out_by_gateway"] == 0
+    assert 0 < r["generator_busy_pct"] <= 100
     st = gw.stats()
     assert st["ok"] and st["mode"] == gw.mode
     q0 = st["queues"][0]

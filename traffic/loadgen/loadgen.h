@@ -109,6 +109,7 @@ struct stats {
 	uint64_t new_sent, cancel_sent, cross_sent, send_errors, slot_stalls, logged_out;
 	uint64_t bad_datagrams, unrecoverable, out_lost;
 	uint64_t rx_xsk, rx_socket; /* datagrams received through each path */
+	uint64_t busy_ns; /* time in loop turns that sent or received something */
 	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */
 	uint64_t cxl[LG_CXL_MAX]; /* by enum xe_cancel_reason */
 	uint64_t t_start, t_end_send, t_last_answer;

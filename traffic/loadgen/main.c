@@ -359,6 +359,12 @@ static void report(const struct config *cfg, const struct stats *st)
 	       st->unrecoverable, st->send_errors);
 	printf("\"rx_datagrams\": {\"xsk\": %" PRIu64 ", \"socket\": %" PRIu64 "}, ", st->rx_xsk,
 	       st->rx_socket);
+	/* Share of the run the generator spent sending and receiving (the rest it spun waiting):
+	 * near 100 means the generator itself was the bottleneck. */
+	uint64_t run_ns = (st->t_end_send > st->t_last_answer ? st->t_end_send : st->t_last_answer) -
+			  st->t_start;
+	printf("\"generator_busy_pct\": %.1f, ",
+	       run_ns ? 100.0 * (double)st->busy_ns / (double)run_ns : 0.0);
 	printf("\"unmatched\": %" PRIu64 ", \"duplicates\": %" PRIu64 ", \"bad_datagrams\": %" PRIu64
 	       ", \"slot_stalls\": %" PRIu64 ", \"logged_out_by_gateway\": %" PRIu64 "}\n",
 	       st->unmatched, st->duplicates, st->bad_datagrams, st->slot_stalls, st->logged_out);

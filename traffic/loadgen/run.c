@@ -604,7 +604,10 @@ int run_load(struct config *cfg, struct stats *st)
 			if (st->answered >= st->sent || now >= drain_end || lg_stop > 1)
 				break;
 		}
+		uint64_t before = st->datagrams + st->rx_socket + st->rx_xsk;
 		receive_all(cfg, st);
+		if (st->datagrams + st->rx_socket + st->rx_xsk != before)
+			st->busy_ns += now_ns() - now;
 		if (now - last_timer > 1000000ull) {
 			/* Probe a silent tail while draining, or when a closed loop's window is
 			 * stuck on answers that may have been lost. */

@@ -57,6 +57,7 @@ def _row(path: str, batch: int, kind: str, r: dict[str, Any]) -> dict[str, Any]:
         "out_gaps": rec["out_gaps"],
         "clean": r["lost"] == 0 and rec["seq_gaps"] == 0 and rec["out_gaps"] == 0,
         "fills": r["fills"],
+        "generator_busy_pct": r.get("generator_busy_pct"),
         "rejects": r["rejects"],
     }
 
@@ -246,7 +247,9 @@ def render_section(
         "Best rate = the fastest run (closed loop with a window, or open loop at a fixed rate) in "
         "which every order was answered and no datagram was lost in either direction. Round trip "
         "= generator clock now − echoed client timestamp, open loop at the moderate load shown; "
-        "ping-pong = one datagram outstanding at a time (no queueing).",
+        "ping-pong = one datagram outstanding at a time (no queueing). Generator busy % = share "
+        "of the run the generator spent sending and receiving rather than waiting (near 100 "
+        "would mean the generator, not the gateway, set the pace).",
         "",
         "| path | orders/datagram | best rate, all answered (orders/s) | run | "
         "rtt p50 / p99 / p99.9 (µs) | at load (orders/s) | ping-pong rtt p50 / p99 (µs) |",
@@ -282,14 +285,14 @@ def render_section(
     out.append("")
     out.append(
         "| path | n | run | offered | window | sent | answered | lost | orders/s | "
-        "p50 | p99 | p99.9 | gaps in/out |"
+        "p50 | p99 | p99.9 | gaps in/out | generator busy % |"
     )
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    out.append("|" + " --- |" * 14)
     for r in rows:
         if "error" in r:
             out.append(
                 f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | failed: "
-                f"{r['error']} | | | | | | | | | |"
+                f"{r['error']} | | | | | | | | | | |"
             )
             continue
         off = f"{r['offered']:,.0f}" if r["offered"] else "-"
@@ -297,7 +300,8 @@ def render_section(
             f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | {off} | "
             f"{r['window'] or '-'} | {r['sent']:,} | {r['answered']:,} | {r['lost']:,} | "
             f"{r['orders_per_s']:,.0f} | {r['rtt_us']['p50']:.1f} | {r['rtt_us']['p99']:.1f} | "
-            f"{r['rtt_us']['p999']:.1f} | {r['seq_gaps']}/{r['out_gaps']} |"
+            f"{r['rtt_us']['p999']:.1f} | {r['seq_gaps']}/{r['out_gaps']} | "
+            f"{r.get('generator_busy_pct') or 0:.0f} |"
         )
     return "\n".join(out) + "\n"
 
