@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session
 from xdpex_traffic import codec as c
 
@@ -36,7 +36,7 @@ from .journal import (
     Record,
     queue_dirs,
 )
-from .models import Execution, Order, PersisterPosition, SessionEvent
+from .models import Order, PersisterPosition
 
 log = logging.getLogger("xdpex.persister")
 
@@ -245,10 +245,67 @@ _ORDER_UPDATE = (
 )
 
 
+ORDER_COLS = (
+    "queue",
+    "order_id",
+    "session_id",
+    "cl_ord_id",
+    "symbol_id",
+    "side",
+    "ord_type",
+    "tif",
+    "price",
+    "qty",
+    "filled",
+    "leaves",
+    "status",
+    "reason",
+    "journal_seq",
+    "ts_ns",
+    "updated_seq",
+)
+EXEC_COLS = (
+    "queue",
+    "exec_id",
+    "order_id",
+    "session_id",
+    "cl_ord_id",
+    "symbol_id",
+    "side",
+    "liquidity",
+    "price",
+    "qty",
+    "leaves",
+    "journal_seq",
+    "ts_ns",
+)
+EVENT_COLS = ("queue", "session_id", "event", "detail", "journal_seq", "ts_ns")
+
+
+def bulk_insert(db: Session, table: str, cols: tuple[str, ...], rows: list[dict]) -> None:
+    """Insert rows fast: COPY on PostgreSQL, one executemany on SQLite (same transaction)."""
+    conn = db.connection()
+    data = [tuple(r[c] for c in cols) for r in rows]
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(  # type: ignore[attr-defined]
+                f"COPY {table} ({', '.join(cols)}) FROM STDIN"
+            ) as cp,
+        ):
+            for row in data:
+                cp.write_row(row)
+    else:
+        marks = ", ".join("?" * len(cols))
+        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", data)
+
+
 def write_batch(db: Session, b: Batch, position: tuple[int, int, int]) -> None:
     """Write a batch's rows and the journal position, in the caller's transaction."""
     if b.new_orders or b.rejected:
-        db.execute(insert(Order), list(b.new_orders.values()) + b.rejected)
+        bulk_insert(db, "orders", ORDER_COLS, list(b.new_orders.values()) + b.rejected)
     if b.updates:
         # Fill in unchanged columns from the current rows, then one executemany UPDATE.
         ids = list(b.updates)
@@ -293,9 +350,9 @@ def write_batch(db: Session, b: Batch, position: tuple[int, int, int]) -> None:
         if params:
             db.connection().execute(_ORDER_UPDATE, params)
     if b.executions:
-        db.execute(insert(Execution), b.executions)
+        bulk_insert(db, "executions", EXEC_COLS, b.executions)
     if b.events:
-        db.execute(insert(SessionEvent), b.events)
+        bulk_insert(db, "session_events", EVENT_COLS, b.events)
     seg, off, seq = position
     name = f"q{b.queue}"
     pos = db.get(PersisterPosition, name)
