@@ -279,3 +279,21 @@ def test_segments_rotate_and_replay_across_them(dp_workdir: Path, request) -> No
         assert [s for s, _ in a.app_messages()] == [1, 2, 3]
     finally:
         env.close()
+
+
+def test_afxdp_refuses_an_interface_held_by_another_program(dp_workdir: Path, request) -> None:
+    env = env_for("afxdp", dp_workdir, request)
+    d, lab = env.daemon, env.lab
+    other = Path(__file__).resolve().parents[1] / "build" / "xdp" / "xdp_other.bpf.o"
+    assert other.exists(), f"{other} is not built (run `make build`)"
+    subprocess.run(["ip", "-n", lab.gw_ns, "link", "set", "dev", "xe-gw0", "xdpgeneric", "obj",
+                    str(other), "sec", "xdp"], check=True)
+    try:
+        rc, err = run_failing(d.argv())
+        assert rc == 1 and "XDP program: cannot attach to xe-gw0" in err, err
+        assert "xdp_other" in err  # names the program that holds it
+        assert not Path(d.pin_dir).exists()
+    finally:
+        subprocess.run(["ip", "-n", lab.gw_ns, "link", "set", "dev", "xe-gw0", "xdpgeneric",
+                        "off"], check=True)
+        env.close()
