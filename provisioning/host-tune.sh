@@ -214,32 +214,49 @@ step_offloads() {
 	esac
 }
 
-# 5. IRQ affinity: queue i's interrupt on gateway CPU i (mod the CPU count) ----------------------
+# 5. IRQ affinity: queue q's interrupts on gateway CPU q (mod the CPU count) --------------------
+# Queue vectors are found by name in /proc/interrupts: IFACE-TxRx-3, IFACE-rx-3 (Intel and most
+# others) or virtioN-input.3 / virtioN-output.3 (virtio-net); failing that, every MSI vector of the
+# PCI function, round robin.
 step_irqs() {
-	local irqs=() irq i=0 cpu cur
-	if [ -d "/sys/class/net/$iface/device/msi_irqs" ]; then
-		mapfile -t irqs < <(ls "/sys/class/net/$iface/device/msi_irqs" | sort -n)
-	fi
-	# Drivers name their queue vectors IFACE-TxRx-0, IFACE-rx-0...; prefer those when present.
-	local named
-	named=$(awk -v d="$iface" '$NF ~ "^"d"[-@]" {sub(":", "", $1); print $1}' /proc/interrupts)
-	[ -z "$named" ] || mapfile -t irqs <<<"$named"
-	if [ ${#irqs[@]} -eq 0 ]; then
+	local dev pattern lines=() line irq name q cpu cur n=0 i=0
+	dev=$(basename "$(readlink -f "/sys/class/net/$iface/device" 2>/dev/null)" 2>/dev/null || true)
+	if [ -z "$dev" ] || [ "$dev" = device ]; then
 		skip "irq affinity: $iface has no IRQs of its own (virtual device)"
+		return
+	fi
+	case "$dev" in
+	virtio*) pattern="^$dev-(input|output)[.][0-9]+\$" ;;
+	*) pattern="^$iface[-@].*[0-9]+\$" ;;
+	esac
+	mapfile -t lines < <(awk -v p="$pattern" '$NF ~ p {sub(":", "", $1); print $1, $NF}' \
+		/proc/interrupts)
+	if [ ${#lines[@]} -eq 0 ] && [ -d "/sys/class/net/$iface/device/msi_irqs" ]; then
+		mapfile -t lines < <(ls "/sys/class/net/$iface/device/msi_irqs" | sort -n |
+			awk '{print $1, "msi-" NR - 1}')
+	fi
+	if [ ${#lines[@]} -eq 0 ]; then
+		skip "irq affinity: no queue IRQs of $iface ($dev) in /proc/interrupts"
 		return
 	fi
 	if systemctl is-active --quiet irqbalance 2>/dev/null; then
 		say "irq affinity: irqbalance is running and will undo this; stop it:" \
 			"systemctl disable --now irqbalance"
 	fi
-	for irq in "${irqs[@]}"; do
+	for line in "${lines[@]}"; do
+		irq=${line%% *} name=${line#* }
 		[ -e "/proc/irq/$irq/smp_affinity_list" ] || continue
-		cpu=${cpu_arr[$((i % ${#cpu_arr[@]}))]}
+		# The queue number is the name's last number (msi-N: its position).
+		q=$(grep -oE '[0-9]+$' <<<"$name")
+		cpu=${cpu_arr[$((q % ${#cpu_arr[@]}))]}
 		cur=$(cat "/proc/irq/$irq/smp_affinity_list")
-		[ "$cur" = "$cpu" ] || put "$cpu" "/proc/irq/$irq/smp_affinity_list"
-		i=$((i + 1))
+		if [ "$cur" != "$cpu" ]; then
+			put "$cpu" "/proc/irq/$irq/smp_affinity_list"
+			i=$((i + 1))
+		fi
+		n=$((n + 1))
 	done
-	say "irq affinity: ${#irqs[@]} IRQ(s) of $iface spread over CPUs ${cpu_arr[*]}"
+	say "irq affinity: $n queue IRQ(s) of $iface on CPUs ${cpu_arr[*]} ($i to change)"
 }
 
 # 6. Busy polling: defer hard IRQs while the gateway polls (SO_PREFER_BUSY_POLL) -----------------
