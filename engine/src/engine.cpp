@@ -114,7 +114,7 @@ inline uint16_t check_qty(const Book &b, uint32_t qty)
 
 // --- book maintenance ---------------------------------------------------------------------------
 
-void xe_engine::unlink_level(Book &b, Order &o)
+XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 {
 	BookSide &s = b.side[o.side - 1];
 	uint32_t li = level_index(b, o.price);
@@ -141,7 +141,7 @@ void xe_engine::unlink_level(Book &b, Order &o)
 	}
 }
 
-void xe_engine::unlink_session(Order &o)
+XE_HOT void xe_engine::unlink_session(Order &o)
 {
 	xe::Session &s = sessions[o.session];
 	if (o.sprev != NIL)
@@ -154,7 +154,7 @@ void xe_engine::unlink_session(Order &o)
 		s.tail = o.sprev;
 }
 
-void xe_engine::release(uint32_t oi)
+XE_HOT void xe_engine::release(uint32_t oi)
 {
 	pool[oi].hnext = free_head;
 	free_head = oi;
@@ -162,7 +162,7 @@ void xe_engine::release(uint32_t oi)
 }
 
 // Takes a resting order out of its level, its session, the index and the pool.
-void xe_engine::remove_order(Book &b, uint32_t oi)
+XE_HOT void xe_engine::remove_order(Book &b, uint32_t oi)
 {
 	Order &o = pool[oi];
 	unlink_level(b, o);
@@ -172,7 +172,7 @@ void xe_engine::remove_order(Book &b, uint32_t oi)
 }
 
 // Appends a pooled order (price, leaves, side set) at the tail of its level.
-void xe_engine::rest(Book &b, uint32_t oi)
+XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 {
 	Order &o = pool[oi];
 	BookSide &s = b.side[o.side - 1];

@@ -121,11 +121,13 @@ struct xe_engine {
 
 	uint32_t match(xe::Book &b, xe::Aggressor &a, xe_event *out, uint32_t n, bool *stp_stop);
 	bool fok_fillable(const xe::Book &b, const xe::Aggressor &a) const;
-	void rest(xe::Book &b, uint32_t oi);
-	void unlink_level(xe::Book &b, xe::Order &o);
-	void unlink_session(xe::Order &o);
-	void release(uint32_t oi);
-	void remove_order(xe::Book &b, uint32_t oi);
+	// Book maintenance, inlined into the matching paths.
+#define XE_HOT inline __attribute__((always_inline))
+	XE_HOT void rest(xe::Book &b, uint32_t oi);
+	XE_HOT void unlink_level(xe::Book &b, xe::Order &o);
+	XE_HOT void unlink_session(xe::Order &o);
+	XE_HOT void release(uint32_t oi);
+	XE_HOT void remove_order(xe::Book &b, uint32_t oi);
 };
 
 #endif // XE_ENGINE_IMPL_HPP
