@@ -89,15 +89,27 @@ done
 [ "$dry" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root to apply, or use --dry-run"
 command -v ethtool >/dev/null || die "ethtool is not installed (provisioning/setup.sh installs it)"
 
-# run CMD...: print it; run it unless --dry-run. Fails the script if the command fails.
+# run CMD...: print it; run it unless --dry-run. A failing command is reported and counted (so
+# callers compare $failed), the remaining steps still run, and the exit status then is 1.
+failed=0
 run() {
+	local err
 	printf '+ %s\n' "$*"
-	[ "$dry" = 1 ] || "$@"
+	[ "$dry" = 0 ] || return 0
+	if ! err=$("$@" 2>&1); then
+		printf '%s: error: `%s` failed: %s\n' "$prog" "$*" "${err:-no message}" >&2
+		failed=$((failed + 1))
+	fi
 }
 # put VALUE FILE: the sysfs/procfs write, shown as the shell command it amounts to.
 put() {
+	local err
 	printf '+ echo %s > %s\n' "$1" "$2"
-	[ "$dry" = 1 ] || echo "$1" >"$2"
+	[ "$dry" = 0 ] || return 0
+	if ! err=$( (echo "$1" >"$2") 2>&1); then
+		printf '%s: error: writing %s to %s failed: %s\n' "$prog" "$1" "$2" "${err##*error: }" >&2
+		failed=$((failed + 1))
+	fi
 }
 
 mode=$([ "$dry" = 1 ] && echo "dry run, nothing is changed" || echo "applying")
@@ -160,7 +172,12 @@ step_steering() {
 			"order traffic reaches the queues through RSS only"
 		return
 	fi
+	local before=$failed
 	[[ $feat == on* ]] || run ethtool -K "$iface" ntuple on
+	if [ "$failed" != "$before" ]; then
+		skip "flow steering: ntuple filters could not be turned on"
+		return
+	fi
 	# Remove our earlier rules for this port so a second run does not stack them.
 	ids=$(ethtool -n "$iface" 2>/dev/null | awk -v p="$port" '/^Filter:/ {id=$2}
 		/Dst port:/ && $3 == p && id != "" {print id; id=""}')
@@ -301,10 +318,15 @@ step_advice() {
 	local others
 	others=$( (expand_cpus "$online" | tr ' ' '\n' | grep -vxF -f <(tr ' ' '\n' <<<"${cpu_arr[*]}") ||
 		true) | paste -sd,)
+	if [ -z "$others" ]; then
+		say "advice (not applied): --cpus $cpus takes every CPU; leave at least one (CPU 0) for" \
+			"the kernel, interrupts and the control plane, then isolate the rest"
+		return
+	fi
 	cat <<EOF
 $prog: advice (not applied): isolate the gateway CPUs from the scheduler, timers and RCU, and keep
 $prog: other interrupts off them, by adding to the kernel command line and rebooting:
-$prog:     isolcpus=$cpus nohz_full=$cpus rcu_nocbs=$cpus irqaffinity=${others:-0}
+$prog:     isolcpus=$cpus nohz_full=$cpus rcu_nocbs=$cpus irqaffinity=$others
 $prog: then run xdpexd with one queue per CPU (--queues $queues, threads pinned to $cpus), keep the
 $prog: CPU frequency governor at performance (cpupower frequency-set -g performance) and
 $prog: deep C-states off (intel_idle.max_cstate=1 processor.max_cstate=1) for the lowest latency.
@@ -319,4 +341,8 @@ step_irqs
 step_busy_poll
 step_hugepages
 step_advice
+if [ "$failed" -gt 0 ]; then
+	say "done ($mode) with $failed failed step(s), see the errors above"
+	exit 1
+fi
 say "done ($mode)"

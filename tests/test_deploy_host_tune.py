@@ -148,3 +148,24 @@ def test_bad_options_fail_clearly(ns: Netns, args: list[str], message: str) -> N
     r = ns.tune(ns.veth, "--dry-run", *args)
     assert r.returncode == 2
     assert message in r.stderr
+
+
+def test_failing_steps_are_reported_and_the_rest_still_run(ns: Netns) -> None:
+    # Root without capabilities (setpriv drops them all): every change is refused by the kernel.
+    r = ns.run(
+        "setpriv", "--inh-caps=-all", "--bounding-set=-all", "bash", str(SCRIPT), ns.veth,
+        "--queues", "2", "--cpus", "0,1", "--hugepages", "0", check=False,
+    )  # fmt: skip
+    assert r.returncode == 1
+    err = r.stderr.splitlines()
+    assert f"host-tune: error: `ethtool -L {ns.veth} rx 2 tx 2` failed: " in err[0]
+    assert err[1] == (
+        f"host-tune: error: writing 2 to /sys/class/net/{ns.veth}/napi_defer_hard_irqs failed: "
+        "Operation not permitted"
+    )
+    assert "gro_flush_timeout failed: Operation not permitted" in err[2]
+    assert "done (applying) with 3 failed step(s)" in r.stdout
+    # All CPUs requested: no isolation advice that would leave the system none.
+    assert "takes every CPU; leave at least one (CPU 0)" in r.stdout
+    assert "isolcpus" not in r.stdout
+    assert ns.sysfs(ns.veth, "napi_defer_hard_irqs") == "0"
