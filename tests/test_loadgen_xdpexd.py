@@ -98,6 +98,7 @@ def test_generator_afxdp_mode(lab: Lab, gw: Gateway) -> None:
     assert r["sent"] == r["answered"] == 10000 and r["lost"] == 0
     _check_consistent(r)
     assert r["rx_datagrams"]["xsk"] > 0 and r["fills"] > 0
+    assert set(r["xsk_drops"]) == {"rx_dropped", "rx_ring_full", "fill_ring_empty"}
     assert lab.status()["traffic"]["xdp"] == before
 
 

@@ -110,6 +110,7 @@ struct stats {
 	uint64_t bad_datagrams, unrecoverable, out_lost;
 	uint64_t rx_xsk, rx_socket; /* datagrams received through each path */
 	uint64_t busy_ns; /* time in loop turns that sent or received something */
+	uint64_t xsk_stats[3]; /* AF_XDP mode: rx_dropped, rx_ring_full, fill ring empty */
 	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */
 	uint64_t cxl[LG_CXL_MAX]; /* by enum xe_cancel_reason */
 	uint64_t t_start, t_end_send, t_last_answer;
@@ -137,6 +138,7 @@ void xsk_io_close(struct config *cfg);
 unsigned xsk_io_send(struct config *cfg, struct stats *st, struct session *s,
 		     const struct iovec *iov, unsigned n, uint64_t now);
 unsigned xsk_io_poll(struct config *cfg, struct stats *st);
+int xsk_io_stats(struct config *cfg, uint64_t out[3]);
 
 extern volatile sig_atomic_t lg_stop; /* SIGINT/SIGTERM: stop sending, report */
 

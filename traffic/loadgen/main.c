@@ -359,6 +359,9 @@ static void report(const struct config *cfg, const struct stats *st)
 	       st->unrecoverable, st->send_errors);
 	printf("\"rx_datagrams\": {\"xsk\": %" PRIu64 ", \"socket\": %" PRIu64 "}, ", st->rx_xsk,
 	       st->rx_socket);
+	printf("\"xsk_drops\": {\"rx_dropped\": %" PRIu64 ", \"rx_ring_full\": %" PRIu64
+	       ", \"fill_ring_empty\": %" PRIu64 "}, ",
+	       st->xsk_stats[0], st->xsk_stats[1], st->xsk_stats[2]);
 	/* Share of the run the generator spent sending and receiving (the rest it spun waiting):
 	 * near 100 means the generator itself was the bottleneck. */
 	uint64_t run_ns = (st->t_end_send > st->t_last_answer ? st->t_end_send : st->t_last_answer) -
@@ -381,6 +384,7 @@ static void on_signal(int sig)
 static void finish(struct config *cfg, struct stats *st)
 {
 	session_logout(cfg, st);
+	xsk_io_stats(cfg, st->xsk_stats);
 	xsk_io_close(cfg);
 }
 

@@ -300,6 +300,20 @@ unsigned xsk_io_send(struct config *cfg, struct stats *st, struct session *s,
 	return n;
 }
 
+/* The socket's XDP_STATISTICS: frames the kernel could not deliver to the generator. */
+int xsk_io_stats(struct config *cfg, uint64_t out[3])
+{
+	struct xdp_statistics xs;
+	socklen_t len = sizeof(xs);
+	if (!cfg->xio || getsockopt(xsk_socket__fd(cfg->xio->xsk), SOL_XDP, XDP_STATISTICS, &xs,
+				    &len))
+		return -1;
+	out[0] = xs.rx_dropped;
+	out[1] = xs.rx_ring_full;
+	out[2] = xs.rx_fill_ring_empty_descs;
+	return 0;
+}
+
 /* Receives what the socket holds and hands each datagram to its session. */
 unsigned xsk_io_poll(struct config *cfg, struct stats *st)
 {
