@@ -193,13 +193,30 @@ def test_scapy_built_datagrams_and_display_filters(tmp_path: Path) -> None:
     ]
 
 
-def test_port_preference_moves_the_dissector(tmp_path: Path) -> None:
+def test_other_ports_by_preference_and_by_heuristic(tmp_path: Path) -> None:
     dg = XE(session_id=3, seq=1, messages=[XENewOrder(symbol_id=1, cl_ord_id=5, qty=1, price=1)])
+    bad = bytearray(bytes(dg))
+    bad[18] += 1  # length no longer matches: not taken by the heuristic
     pcap = tmp_path / "port.pcap"
-    wrpcap(str(pcap), [Ether() / IP() / UDP(sport=40000, dport=9100) / Raw(bytes(dg))])
-    assert xdpex_of(tshark_pdml(pcap)[0]) is None
-    moved = tshark_pdml(pcap, "-o", "xdpex.port:9100")[0]
-    proto = xdpex_of(moved)
-    assert proto is not None
+    wrpcap(
+        str(pcap),
+        [
+            Ether() / IP() / UDP(sport=40000, dport=9100) / Raw(bytes(dg)),
+            Ether() / IP() / UDP(sport=40000, dport=9100) / Raw(bytes(bad)),
+        ],
+    )
+    good_pkt, bad_pkt = tshark_pdml(pcap)
+    proto = xdpex_of(good_pkt)
+    assert proto is not None  # the heuristic found it
     cl = proto.find(".//field[@name='xdpex.cl_ord_id']")
     assert cl is not None and cl.get("show") == "5"
+    assert xdpex_of(bad_pkt) is None
+    # Without the heuristic, only the port preference brings it back, malformed or not.
+    off = ("--disable-heuristic", "xdpex_udp")
+    assert [xdpex_of(p) for p in tshark_pdml(pcap, *off)] == [None, None]
+    moved = tshark_pdml(pcap, *off, "-o", "xdpex.port:9100")
+    assert all(xdpex_of(p) is not None for p in moved)
+    errs = [
+        f.get("name") for f in moved[1].iter("field") if f.get("name", "").startswith("xdpex.perr")
+    ]
+    assert errs == ["xdpex.perr.length"]

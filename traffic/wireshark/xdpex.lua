@@ -1,7 +1,8 @@
 -- Wireshark / tshark dissector for the xdpex wire protocol v1 (include/xdpex/proto.h,
 -- docs/protocol.md): the 24-byte datagram header and its `count` 64-byte messages, all 16 message
 -- types, with proto.h's enum names as value strings. It is registered on UDP port 9000 (change it
--- in Preferences > Protocols > XDPEX, or with -o xdpex.port:N) and also offered for "Decode As".
+-- in Preferences > Protocols > XDPEX, or with -o xdpex.port:N), offered for "Decode As", and
+-- takes datagrams on other UDP ports whose header is self-consistent (heuristic "xdpex_udp").
 --
 --   tshark -X lua_script:traffic/wireshark/xdpex.lua -r capture.pcap -Y xdpex
 --   tshark -X lua_script:traffic/wireshark/xdpex.lua -r capture.pcap -T fields \
@@ -326,6 +327,22 @@ end
 
 local udp_port = DissectorTable.get("udp.port")
 udp_port:add(registered_port, xdpex)
+
+-- On any other UDP port: take a datagram only when its header is self-consistent (magic,
+-- version, count in range, length = the datagram's length = 24 + 64 x count).
+local function heuristic(buf, pinfo, tree)
+	local n = buf:len()
+	if n < HDR_SIZE or buf(0, 2):le_uint() ~= MAGIC or buf(2, 1):uint() ~= VERSION then
+		return false
+	end
+	local count, length = buf(16, 2):le_uint(), buf(18, 2):le_uint()
+	if count < 1 or count > MAX_MSGS or length ~= n or length ~= HDR_SIZE + count * MSG_SIZE then
+		return false
+	end
+	xdpex.dissector(buf, pinfo, tree)
+	return true
+end
+xdpex:register_heuristic("udp", heuristic)
 
 function xdpex.prefs_changed()
 	if registered_port ~= xdpex.prefs.port then
