@@ -75,7 +75,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from init overrides, the environment and the env file (in that order)."""
-    return Settings(_env_file=_env_file(), **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=_env_file(), **overrides)  # type: ignore[call-arg,arg-type]
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from crc32c import crc32c
 
@@ -107,7 +108,7 @@ class JournalReader:
         self.offset = offset
         self.last_seq = last_seq
         self.stall_s = stall_s
-        self._f = None
+        self._f: BinaryIO | None = None
         self._buf = b""  # bytes read past self.offset, not yet consumed
         self._stalled_since: float | None = None
 

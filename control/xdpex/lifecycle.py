@@ -224,7 +224,7 @@ def up(args: argparse.Namespace) -> int:
     paths["pid"].write_text(f"{sup.pid}\n")
     url = f"http://{args.http}"
     deadline = time.monotonic() + args.timeout
-    code, body = 0, {}
+    code, body = 0, {}  # type: tuple[int, dict]
     while time.monotonic() < deadline:
         if sup.poll() is not None:
             print(f"xdpex: supervisor exited {sup.returncode}; see {paths['log']}", file=sys.stderr)

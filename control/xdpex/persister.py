@@ -287,13 +287,11 @@ def bulk_insert(db: Session, table: str, cols: tuple[str, ...], rows: list[dict]
     conn = db.connection()
     data = [tuple(r[c] for c in cols) for r in rows]
     if conn.dialect.name == "postgresql":
-        raw = conn.connection.dbapi_connection
+        raw: Any = conn.connection.dbapi_connection  # psycopg.Connection
         assert raw is not None
         with (
             raw.cursor() as cur,
-            cur.copy(  # type: ignore[attr-defined]
-                f"COPY {table} ({', '.join(cols)}) FROM STDIN"
-            ) as cp,
+            cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp,
         ):
             for row in data:
                 cp.write_row(row)
@@ -309,10 +307,10 @@ def write_batch(db: Session, b: Batch, position: tuple[int, int, int]) -> None:
     if b.updates:
         # Fill in unchanged columns from the current rows, then one executemany UPDATE.
         ids = list(b.updates)
-        cur = {}
+        cur: dict[int | None, Any] = {}
         for i in range(0, len(ids), 1000):
             part = ids[i : i + 1000]
-            for r in db.execute(
+            for row in db.execute(
                 select(
                     Order.order_id,
                     Order.status,
@@ -323,11 +321,10 @@ def write_batch(db: Session, b: Batch, position: tuple[int, int, int]) -> None:
                     Order.filled,
                 ).where(Order.queue == b.queue, Order.order_id.in_(part))
             ):
-                cur[r[0]] = r
+                cur[row[0]] = row
         params = []
         for oid, u in b.updates.items():
-            r = cur.get(oid)
-            if r is None:
+            if (r := cur.get(oid)) is None:
                 log.warning(
                     "queue %d: journal updates order %d that was never accepted", b.queue, oid
                 )
