@@ -138,3 +138,24 @@ def test_lobster_rejects_malformed_file(tmp_path: Path) -> None:
 def test_native_tools_are_built() -> None:
     for name in ("xe_replay", "xe_bench", "libxdpex_engine.so", "libxdpex_engine.a"):
         assert (BUILD_DIR / name).exists(), f"{name}: run make build"
+
+
+def test_bench_report_rewrites_only_the_engine_section(tmp_path: Path) -> None:
+    from xdpex_engine import benchdoc
+    from xdpex_engine.cli import bench_once
+
+    stream = small_stream(tmp_path / "small.csv")
+    result = {"machine": benchdoc.machine(), "normal": bench_once(stream, 1, 1, 4096),
+              "deep": bench_once(stream, 4, 1, 4096)}
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\n## Wire\n\nwire table\n\n## Engine\n\nold figures\n\n"
+                   "## Persister\n\npersister table\n")
+    benchdoc.update_doc(doc, result, None, stream)
+    text = doc.read_text()
+    assert "wire table" in text and "persister table" in text and "old figures" not in text
+    assert text.index("## Wire") < text.index("## Engine") < text.index("## Persister")
+    prev = benchdoc.previous(tmp_path / "missing.json", doc)
+    assert prev is not None and prev["normal"]["msgs_per_s"] == result["normal"]["msgs_per_s"]
+    benchdoc.update_doc(doc, result, prev, stream)
+    assert "1.00x / 1.00x" in doc.read_text()  # same figures again: ratio 1 to the previous
+    assert doc.read_text().count("## Engine") == 1

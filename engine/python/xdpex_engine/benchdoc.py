@@ -29,14 +29,22 @@ def machine() -> dict:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "loadavg": round(os.getloadavg()[0], 2)}
+
+
+def _rel(path: str | Path) -> str:
+    """A path as seen from the repository root (the way a reader would type it)."""
+    from xdpex_engine.native import REPO
+
+    return os.path.relpath(os.path.abspath(path), REPO)
 
 
 def _compact(result: dict) -> dict:
     out = {}
     for variant in ("normal", "deep"):
         r = result[variant]
-        out[variant] = {k: r[k] for k in KEYS}
+        out[variant] = {k: r[k] for k in KEYS if k in r}
         out[variant]["cancel_p99_ns"] = r["per_type"]["cancel"]["p99_ns"]
     return out
 
@@ -85,6 +93,10 @@ def section(result: dict, prev: dict | None, stream: Path) -> str:
          f"{d['msgs_per_s'] / 1e6:.2f}", "≥ 15",
          f"{_ratio(n['msgs_per_s'], prev, 'normal', 'msgs_per_s')} / "
          f"{_ratio(d['msgs_per_s'], prev, 'deep', 'msgs_per_s')}"),
+        ("the 5 runs, M msgs/s", " ".join(f"{x / 1e6:.2f}" for x in n["runs_msgs_per_s"]),
+         " ".join(f"{x / 1e6:.2f}" for x in d["runs_msgs_per_s"]), "", ""),
+        ("throughput per second of thread CPU time, M msgs/s",
+         f"{n['cpu_msgs_per_s'] / 1e6:.2f}", f"{d['cpu_msgs_per_s'] / 1e6:.2f}", "", ""),
         ("p50 / p99 / p99.9 per message, ns",
          f"{n['p50_ns']:.0f} / {n['p99_ns']:.0f} / {n['p999_ns']:.0f}",
          f"{d['p50_ns']:.0f} / {d['p99_ns']:.0f} / {d['p999_ns']:.0f}", "p99 ≤ 250",
@@ -110,16 +122,20 @@ def section(result: dict, prev: dict | None, stream: Path) -> str:
          f"{n['rss_bytes'] / 2**20:.0f}", f"{d['rss_bytes'] / 2**20:.0f}", "", ""),
     ]
     ratio = t(d, "cancel")["p99_ns"] / t(n, "cancel")["p99_ns"]
+    cmd = n["command"].split()
+    cmd[0], cmd[1] = _rel(cmd[0]), _rel(cmd[1])
     out = [
         "## Engine",
         "",
         f"Command: `make bench` (target `engine-bench`), which runs "
-        f"`xdpex engine bench --stream {stream} --report build/bench/engine.json "
-        f"--update-doc docs/BENCHMARKS.md`, that is `{n['command']}` and the same with "
+        f"`xdpex engine bench --stream {_rel(stream)} --report build/bench/engine.json "
+        f"--update-doc docs/BENCHMARKS.md`, that is `{' '.join(cmd)}` and the same with "
         f"`--deep {d['deep_factor']}`.",
         "",
-        f"Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; run {m['date']}; shared "
-        f"with other work, so figures move by ±20% between runs.",
+        f"Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; run {m['date']}, load "
+        f"average {m['loadavg']} at the start (the machine is shared: above ~1, other work "
+        f"competed for the cores and the wall-clock figures suffer; the CPU-time row does not "
+        f"count time the thread was preempted).",
         "",
         "| figure | plain stream | deep queues (×" + str(d["deep_factor"]) + ") | goal | "
         "ratio to previous (plain / deep) |",
