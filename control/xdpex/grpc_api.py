@@ -52,44 +52,59 @@ TIF_V = {k: TIFS[v] for k, v in TIF.items()}
 MARKET = int(c.OrdType.MARKET)
 
 
-def _msg(o: Any, where: str) -> c.NewOrder:
-    """A validated wire NewOrder from a proto NewOrder (proto types bound the integer ranges)."""
+def _msg(o: Any, where: str | int) -> c.NewOrder:
+    """A validated wire NewOrder from a proto NewOrder (proto types bound the integer ranges);
+    `where` is the field prefix for errors ("order.") or the index in a batch."""
     side, typ, tif = SIDE_V.get(o.side), TYPE_V.get(o.type), TIF_V.get(o.tif)
-    if side is None:
-        raise InvalidArgument(f"{where}side", f"{o.side} is not BUY (1) or SELL (2)")
-    if typ is None:
-        raise InvalidArgument(f"{where}type", f"{o.type} is not a known order type")
-    if tif is None:
-        raise InvalidArgument(f"{where}tif", f"{o.tif} is not a known time in force")
-    if o.qty == 0:
-        raise InvalidArgument(f"{where}qty", "must be at least 1")
-    if o.symbol_id == 0:
-        raise InvalidArgument(f"{where}symbol_id", "must be at least 1")
-    if typ != MARKET and o.price <= 0:
-        raise InvalidArgument(f"{where}price", "must be a positive number of ticks for this type")
+    if (
+        side is None
+        or typ is None
+        or tif is None
+        or not o.qty
+        or not o.symbol_id
+        or (typ != MARKET and o.price <= 0)
+    ):
+        w = f"orders[{where}]." if isinstance(where, int) else where
+        if side is None:
+            raise InvalidArgument(f"{w}side", f"{o.side} is not BUY (1) or SELL (2)")
+        if typ is None:
+            raise InvalidArgument(f"{w}type", f"{o.type} is not a known order type")
+        if tif is None:
+            raise InvalidArgument(f"{w}tif", f"{o.tif} is not a known time in force")
+        if o.qty == 0:
+            raise InvalidArgument(f"{w}qty", "must be at least 1")
+        if o.symbol_id == 0:
+            raise InvalidArgument(f"{w}symbol_id", "must be at least 1")
+        raise InvalidArgument(f"{w}price", "must be a positive number of ticks for this type")
     return c.NewOrder(
         side=side, ord_type=typ, tif=tif, symbol_id=o.symbol_id, price=o.price, qty=o.qty
     )
 
 
-def _ack(r: OrderResult) -> Any:
-    reason, field = "", ""
+def _fill_ack(a: Any, r: OrderResult) -> None:
+    """Set the fields of a proto OrderAck from a result (field by field: the fastest way)."""
+    a.order_id = r.order_id
+    a.session_id = r.session_id
+    a.cl_ord_id = r.cl_ord_id
+    a.symbol_id = r.symbol_id
+    a.status = r.status
+    a.filled = r.filled
+    a.leaves = r.leaves
     if r.status == "rejected":
-        reason, field = reject_name(r.reason), REJECT_FIELD.get(r.reason, "")
+        a.reason = reject_name(r.reason)
+        a.field = REJECT_FIELD.get(r.reason, "")
     elif r.status == "cancelled":
-        reason = cancel_name(r.reason)
-    return pb.OrderAck(
-        order_id=r.order_id,
-        session_id=r.session_id,
-        cl_ord_id=r.cl_ord_id,
-        symbol_id=r.symbol_id,
-        status=r.status,
-        reason=reason,
-        field=field,
-        filled=r.filled,
-        leaves=r.leaves,
-        fills=[pb.Fill(**f) for f in r.fills] if r.fills else None,
-    )
+        a.reason = cancel_name(r.reason)
+    if r.fills:
+        add = a.fills.add
+        for f in r.fills:
+            add(exec_id=f["exec_id"], price=f["price"], qty=f["qty"], liquidity=f["liquidity"])
+
+
+def _ack(r: OrderResult) -> Any:
+    a = pb.OrderAck()
+    _fill_ack(a, r)
+    return a
 
 
 class OrderEntryServicer(pbg.OrderEntryServicer):
@@ -133,8 +148,12 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
     def SubmitOrders(self, request, context):  # noqa: N802
         def run(who: Principal) -> Any:
             who.require("trader")
-            msgs = [_msg(o, f"orders[{i}].") for i, o in enumerate(request.orders)]
-            return pb.SubmitOrdersResponse(acks=[_ack(r) for r in self.cp.enter(who, msgs, "grpc")])
+            msgs = [_msg(o, i) for i, o in enumerate(request.orders)]
+            resp = pb.SubmitOrdersResponse()
+            add = resp.acks.add
+            for r in self.cp.enter(who, msgs, "grpc"):
+                _fill_ack(add(), r)
+            return resp
 
         return self._call(context, "SubmitOrders", len(request.orders), run)
 
