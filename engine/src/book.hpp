@@ -142,7 +142,6 @@ struct BookSide {
 	std::unique_ptr<Level[]> levels;
 	LevelBits bits;
 	int64_t best = -1;
-	uint32_t nonempty = 0;
 };
 
 struct Book {

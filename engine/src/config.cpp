@@ -114,7 +114,6 @@ int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *c)
 		for (int64_t i = 0; i < n; i++)
 			s.levels[i] = xe::Level{NIL, NIL, 0, 0, 0};
 		s.best = -1;
-		s.nonempty = 0;
 	}
 	b.lot = c->lot_size;
 	b.max_qty = c->max_qty;
@@ -186,7 +185,8 @@ uint32_t xe_engine_expire_day(xe_engine *e, struct xe_event *out)
 uint32_t xe_engine_book(const xe_engine *e, uint32_t symbol_id, uint8_t side, uint32_t depth,
 			struct xe_level *out)
 {
-	if (symbol_id == 0 || symbol_id > e->cfg.max_symbols || (side != XE_BUY && side != XE_SELL))
+	if (!e || !out || symbol_id == 0 || symbol_id > e->cfg.max_symbols ||
+	    (side != XE_BUY && side != XE_SELL))
 		return 0;
 	const Book &b = e->books[symbol_id];
 	if (!b.configured)
@@ -221,7 +221,8 @@ int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord
 uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side,
 				int64_t price, uint32_t max, struct xe_order_info *out)
 {
-	if (symbol_id == 0 || symbol_id > e->cfg.max_symbols || (side != XE_BUY && side != XE_SELL))
+	if (!e || !out || symbol_id == 0 || symbol_id > e->cfg.max_symbols ||
+	    (side != XE_BUY && side != XE_SELL))
 		return 0;
 	const Book &b = e->books[symbol_id];
 	if (!b.configured || price < b.band_low || price > b.band_high || price % b.tick)

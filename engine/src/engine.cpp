@@ -130,7 +130,6 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 	L.qty -= o.leaves;
 	if (--L.orders == 0) {
 		s.bits.clear(li);
-		s.nonempty--;
 		levels--;
 		if ((int64_t)li == s.best) {
 			if (o.side == XE_BUY)
@@ -188,7 +187,6 @@ XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 	L.qty += o.leaves;
 	if (L.orders++ == 0) {
 		s.bits.set(li);
-		s.nonempty++;
 		levels++;
 		if (o.side == XE_BUY ? (s.best < (int64_t)li) : (s.best < 0 || s.best > (int64_t)li))
 			s.best = li;
@@ -337,7 +335,6 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 	}
 
 	Aggressor a;
-	a.rest = nullptr;
 	a.cl_ord_id = o->cl_ord_id;
 	a.order_id = 0;
 	a.price = o->price;
@@ -514,7 +511,6 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 	e->orig_cl_ord_id = orig;
 	if (crosses(b, o.side, price)) {
 		Aggressor a;
-		a.rest = &o;
 		a.cl_ord_id = o.cl_ord_id;
 		a.order_id = o.order_id;
 		a.price = price;

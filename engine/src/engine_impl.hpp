@@ -23,7 +23,6 @@ struct Session {
 
 // The order being entered (or re-entered by a replace) while it matches.
 struct Aggressor {
-	Order *rest; // the pooled record when the order already rests (replace), else nullptr
 	uint64_t cl_ord_id;
 	uint64_t order_id;
 	int64_t price;

@@ -229,8 +229,14 @@ int main(int argc, char **argv)
 	double depth1 = st.levels ? (double)st.resting_orders / (double)st.levels : 0;
 
 	if (json) {
-		printf("{\"stream\":\"%s\",\"deep_factor\":%u,\"messages\":%zu,\"prefill\":%zu,", path,
-		       deep, n, s.prefill);
+		std::string jpath;
+		for (const char *c = path; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				jpath += '\\';
+			jpath += (unsigned char)*c < 0x20 ? '?' : *c;
+		}
+		printf("{\"stream\":\"%s\",\"deep_factor\":%u,\"messages\":%zu,\"prefill\":%zu,",
+		       jpath.c_str(), deep, n, s.prefill);
 		printf("\"runs\":%u,\"runs_msgs_per_s\":[", runs);
 		for (size_t i = 0; i < rates.size(); i++)
 			printf("%s%.0f", i ? "," : "", rates[i]);

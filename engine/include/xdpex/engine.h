@@ -120,6 +120,8 @@ int xe_engine_set_stp(xe_engine *e, uint32_t session_id, uint8_t mode);
 uint32_t xe_engine_new_order(xe_engine *e, const struct xe_order *o, struct xe_event *out);
 uint32_t xe_engine_cancel(xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
 			  struct xe_event *out);
+/* A Rejected answer to a cancel or replace carries the id the message named (orig_cl_ord_id)
+ * in cl_ord_id and orig_cl_ord_id. */
 uint32_t xe_engine_replace(xe_engine *e, uint32_t session_id, uint64_t orig_cl_ord_id,
 			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty, struct xe_event *out);
 /* symbol_id 0 = all symbols, side 0 = both; reason is reported in each Cancelled event
