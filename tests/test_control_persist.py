@@ -101,7 +101,7 @@ def drive(cp: ControlPlane, n: int, seed: int, stop: threading.Event | None = No
 def stack(kind: str):
     d = short_tmpdir("per")
     db = Database(kind, d)
-    dp = Dataplane(d).start()
+    dp = Dataplane(d, extra=["--segment-mb", "1"]).start()  # several segments
     s = dp.settings(db)
     cp = ControlPlane(s)
     cp.start()
@@ -174,6 +174,7 @@ def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out.decode()
     orders, rejected, execs = reference(s.journal_dir)
+    assert len(list((s.journal_dir / "q0").glob("*.xjl"))) >= 3  # crossed segment boundaries
     with cp.db() as db:
         final = db.scalar(select(func.max(PersisterPosition.journal_seq)))
     # it was killed at different points, each before the end of the journal
