@@ -35,7 +35,7 @@ PLANS: dict[int, dict[str, int]] = {
 }
 # Open loop: from LADDER_START x the closed-loop rate, up by LADDER_STEP while every order is
 # answered without loss, at most LADDER_RUNGS runs.
-LADDER_START, LADDER_STEP, LADDER_RUNGS = 0.7, 1.2, 6
+LADDER_START, LADDER_STEP, LADDER_RUNGS = 0.7, 1.2, 8
 RUN_SECONDS = 1.5
 
 
