@@ -78,7 +78,7 @@ def _window() -> int:
     return max(22, min(4096, (qlen - 2) * c.MAX_MSGS // 3))
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderResult:
     """What the gateway answered to one NewOrder or Cancel."""
 
