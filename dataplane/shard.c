@@ -483,6 +483,14 @@ static void handle_app(struct xd_shard *sh, const struct xe_hdr *h, struct xd_se
 	uint16_t n = h->count, i0 = 0, start;
 
 	if (!s->logged_in) {
+		/* Answered (and so journaled) at most 10 datagrams a second per session: anyone who
+		 * knows a session id can send these, and they must not fill the journal. The ones
+		 * dropped are not journaled, so a replay is not affected by the clock. */
+		if (sh->mono_ns - s->nli_last < 100000000ull) {
+			sh->st.not_logged_in += n;
+			return;
+		}
+		s->nli_last = sh->mono_ns;
 		journal_in(sh, s, seq, msgs, n);
 		xd_not_logged_in(sh, s, src, seq, msgs, n);
 		return;

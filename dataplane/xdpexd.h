@@ -231,6 +231,7 @@ struct xd_sess {
 				 are refused as replays, so the bounded ring stays safe */
 	uint64_t last_rx, last_tx; /* CLOCK_MONOTONIC ns */
 	uint64_t tat; /* rate limiter (GCRA), gateway wall-clock ns */
+	uint64_t nli_last; /* last NOT_LOGGED_IN answer (monotonic ns), at most one per 100 ms */
 	int open_app; /* tx slot holding this batch's application messages, -1 */
 	bool touched; /* listed in shard->touched for this batch */
 	struct xd_outidx *idx;

@@ -340,3 +340,18 @@ def test_replayed_login_refused_after_many_logins(dp_env: Env) -> None:
     cl.send_session([first])
     r = cl.wait_for(lambda m: isinstance(m, c.LoginAccepted | c.LoginRejected))
     assert isinstance(r, c.LoginRejected) and r.reason == LR.REPLAYED
+
+
+def test_not_logged_in_answers_are_bounded(dp_env: Env) -> None:
+    """Anyone can send datagrams naming a session: at most one answer (and journal record) per
+    100 ms for a session that is not logged in; the rest are dropped and counted."""
+    a = dp_env.client(4)
+    for k in range(5):
+        a.send_app([new_order(k + 1)], seq=1)
+    a.recv(0.3)
+    rej = [m for m in a.messages() if isinstance(m, c.Rejected)]
+    assert len(rej) == 1 and rej[0].reason == RR.NOT_LOGGED_IN
+    assert dp_env.daemon.q0()["not_logged_in"] == 5
+    time.sleep(0.15)
+    a.send_app([new_order(9)], seq=1)
+    a.wait_count(lambda m: isinstance(m, c.Rejected), 2)
