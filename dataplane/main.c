@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"  --busy-budget N         SO_BUSY_POLL_BUDGET                           [64]\n"
 		"  --xdp-mode auto|native|generic                                        [auto]\n"
 		"  --bind-mode auto|zerocopy|copy                                        [auto]\n"
-		"  --frames N              afxdp: UMEM frames per queue, power of two    [4096]\n"
+		"  --frames N              afxdp: UMEM frames per queue, power of two    [16384]\n"
 		"  --batch N               datagrams per rx batch, 1..256                [64]\n"
 		"  --segment-mb N          journal segment size                          [256]\n"
 		"  --cpus LIST             pin queue thread i to the i-th cpu of LIST\n"
@@ -163,7 +163,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 	o->pin_dir = "/sys/fs/bpf/xdpex";
 	o->busy_usec = 20;
 	o->busy_budget = 64;
-	o->frames = 4096;
+	o->frames = 16384;
 	o->batch = 64;
 	o->segment_bytes = 256ull << 20;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
