@@ -346,12 +346,16 @@ def test_not_logged_in_answers_are_bounded(dp_env: Env) -> None:
     """Anyone can send datagrams naming a session: at most one answer (and journal record) per
     100 ms for a session that is not logged in; the rest are dropped and counted."""
     a = dp_env.client(4)
-    for k in range(5):
+    t0 = time.monotonic()
+    for k in range(10):
         a.send_app([new_order(k + 1)], seq=1)
+    sent_in = time.monotonic() - t0
     a.recv(0.3)
     rej = [m for m in a.messages() if isinstance(m, c.Rejected)]
-    assert len(rej) == 1 and rej[0].reason == RR.NOT_LOGGED_IN
-    assert dp_env.daemon.q0()["not_logged_in"] == 5
+    assert rej and all(r.reason == RR.NOT_LOGGED_IN for r in rej)
+    assert len(rej) <= 1 + int(sent_in / 0.1) + 1  # one per 100 ms (+1 for a batch boundary)
+    assert len(rej) < 10
+    assert dp_env.daemon.q0()["not_logged_in"] == 10
     time.sleep(0.15)
     a.send_app([new_order(9)], seq=1)
     a.wait_count(lambda m: isinstance(m, c.Rejected), 2)
