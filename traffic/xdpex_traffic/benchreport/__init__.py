@@ -124,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = make_plan(args)
         check_out_dir(args.out)
+        if args.prefix is not None:
+            from xdpex_traffic.lab import Lab, LabError
+
+            try:
+                Lab(args.prefix)
+            except LabError as e:
+                raise ValueError(str(e)) from None
         if args.from_json is not None:
             rows, meta = render.load_results(args.from_json)
     except ValueError as e:
