@@ -7,6 +7,7 @@ schemathesis over the OpenAPI spec (no 5xx), and 503 once the dataplane is gone.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import grpc
@@ -19,6 +20,7 @@ from xdpex.grpc_api import serve
 from xdpex.pb import orderentry_pb2 as pb
 from xdpex.pb import orderentry_pb2_grpc as pbg
 from xdpex.persister import Persister
+from xdpex.service import OrderSpec
 from xdpex.testing import Database, Dataplane, cleanup_dir, short_tmpdir
 
 OP = {"Authorization": "Bearer xt_test_operator"}
@@ -230,3 +232,35 @@ def test_dataplane_gone_gives_503_with_the_reason(stack):
     assert r.status_code == 503 and "ctl.sock" in r.json()["detail"]
     r = tc.get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["dataplane"].startswith("unreachable")
+
+
+def test_concurrent_batches_share_the_session_safely(stack):
+    tc, _, _ = stack
+    cp = tc.app.state.cp
+    who = cp.authenticate("xt_test_operator")
+    results: list[list] = []
+    errors: list[Exception] = []
+
+    def worker(k: int) -> None:
+        try:
+            for j in range(5):
+                specs = [
+                    OrderSpec(
+                        3, "buy" if (i + k) % 2 else "sell", "limit", "gtc", 1, 500 + (i + j) % 3
+                    )
+                    for i in range(200)
+                ]
+                results.append(cp.submit_orders(who, specs, "test"))
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    acks = [a for batch in results for a in batch]
+    assert len(acks) == 4 * 5 * 200
+    assert len({a["order_id"] for a in acks}) == len(acks)
+    assert len({a["cl_ord_id"] for a in acks}) == len(acks)

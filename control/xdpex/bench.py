@@ -50,11 +50,10 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
 
 
-def bench_grpc(port: int, seconds: float, batch: int) -> dict[str, Any]:
-    ch = grpc.insecure_channel(
-        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]
-    )
-    stub = pbg.OrderEntryStub(ch)
+def bench_grpc(port: int, seconds: float, batch: int, clients: int) -> dict[str, Any]:
+    """`clients` callers (threads, one channel each) each sending SubmitOrders back to back."""
+    import threading
+
     md = [("authorization", f"Bearer {TOKEN}")]
     orders = [
         pb.NewOrder(
@@ -68,23 +67,44 @@ def bench_grpc(port: int, seconds: float, batch: int) -> dict[str, Any]:
         for i in range(batch)
     ]
     req = pb.SubmitOrdersRequest(orders=orders)
-    stub.SubmitOrders(req, metadata=md)  # warm up (login, caches)
-    lat, n, fills = [], 0, 0
+    lat: list[float] = []
+    counts = [0, 0]  # orders, fills
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def caller() -> None:
+        ch = grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]
+        )
+        stub = pbg.OrderEntryStub(ch)
+        stub.SubmitOrders(req, metadata=md)  # warm up (login, caches)
+        start.wait()
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            t = time.perf_counter()
+            acks = stub.SubmitOrders(req, metadata=md).acks
+            with lock:
+                lat.append(time.perf_counter() - t)
+                counts[0] += len(acks)
+                counts[1] += sum(len(a.fills) for a in acks)
+        ch.close()
+
+    threads = [threading.Thread(target=caller) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
     t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        t = time.perf_counter()
-        acks = stub.SubmitOrders(req, metadata=md).acks
-        lat.append(time.perf_counter() - t)
-        n += len(acks)
-        fills += sum(len(a.fills) for a in acks)
+    for t in threads:
+        t.join()
     el = time.perf_counter() - t0
-    ch.close()
+    n = counts[0]
     return {
         "orders": n,
         "seconds": round(el, 3),
         "orders_per_s": round(n / el),
         "batch": batch,
-        "fills": fills,
+        "clients": clients,
+        "fills_in_acks": counts[1],
         "batch_p50_ms": round(_pct(lat, 50) * 1e3, 2),
         "batch_p99_ms": round(_pct(lat, 99) * 1e3, 2),
     }
@@ -191,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xdpex-control-bench", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="per figure")
     ap.add_argument("--batch", type=int, default=1000, help="orders per gRPC call")
+    ap.add_argument("--clients", type=int, default=2, help="concurrent gRPC callers")
     ap.add_argument("--out", type=Path, help="JSON results")
     ap.add_argument("--doc", type=Path, help="BENCHMARKS.md to update")
     a = ap.parse_args(argv)
@@ -231,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "cpus": os.cpu_count(),
         }
-        res["grpc_batch"] = bench_grpc(grpc_port, a.seconds, a.batch)
+        res["grpc_batch"] = bench_grpc(grpc_port, a.seconds, a.batch, a.clients)
         print(f"gRPC batch: {res['grpc_batch']}", flush=True)
         res["rest_single"] = bench_rest(http, a.seconds)
         print(f"REST single: {res['rest_single']}", flush=True)

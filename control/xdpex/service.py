@@ -662,7 +662,7 @@ class ControlPlane:
             self.metrics.orders.labels(api, "rejected").inc(len(results) - acc)
         if len(entered) > 200_000:
             for k in list(entered)[:100_000]:
-                del entered[k]
+                entered.pop(k, None)  # another thread may trim at the same time
         return results
 
     def cancel_order(self, who: Principal, order_id: int) -> dict[str, Any]:
