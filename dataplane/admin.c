@@ -153,6 +153,7 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 		nses++;
 	}
 	if (f->has_allow) {
+		sh->allow_hit = 0;
 		sh->nallow = f->nallow;
 		memcpy(sh->allow, f->allow, f->nallow * sizeof(*f->allow));
 	}

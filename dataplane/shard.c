@@ -16,6 +16,7 @@
 
 #include "xdpex/parse.h"
 #include "xdpexd.h"
+
 struct xd_sess *xd_sess_get(struct xd_shard *sh, uint32_t id)
 {
 	if (!id || id >= sh->nsess_slots || !sh->sess[id].configured)
@@ -46,15 +47,17 @@ int xd_peer_str(const struct xd_peer *p, char *buf, size_t n)
 	return snprintf(buf, n, "none");
 }
 
-int xd_allowed(const struct xd_shard *sh, uint32_t addr)
+int xd_allowed(struct xd_shard *sh, uint32_t addr)
 {
 	if (!sh->nallow)
 		return 1;
 	for (uint32_t i = 0; i < sh->nallow; i++) {
 		uint32_t mask = sh->allow[i].len ? __builtin_bswap32(~0u << (32 - sh->allow[i].len)) : 0;
 
-		if ((addr & mask) == sh->allow[i].addr)
+		if ((addr & mask) == sh->allow[i].addr) {
+			sh->allow_hit = addr; /* one-entry cache */
 			return 1;
+		}
 	}
 	return 0;
 }
@@ -541,7 +544,9 @@ void xd_shard_datagram(struct xd_shard *sh, const uint8_t *buf, size_t len,
 	struct xd_sess *s;
 
 	sh->st.rx_datagrams++;
-	if (src->kind == XD_PEER_UDP && !xd_allowed(sh, src->addr)) {
+	/* In AF_XDP mode the XDP program has applied the allowlist already. */
+	if (src->kind == XD_PEER_UDP && sh->nallow && sh->opts->mode == XD_MODE_UDP &&
+	    src->addr != sh->allow_hit && !xd_allowed(sh, src->addr)) {
 		sh->st.not_allowed++;
 		return;
 	}

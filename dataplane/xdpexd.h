@@ -288,6 +288,7 @@ struct xd_shard {
 	struct xd_symbol_cfg *syms; /* owned symbols by id; c.symbol_id 0 = not owned */
 	struct xd_prefix allow[XD_MAX_ALLOW];
 	uint32_t nallow;
+	uint32_t allow_hit; /* last source found allowed (0 = none); reset when the list changes */
 	uint64_t rate_pps, rate_burst; /* XDP per-source limit (afxdp) */
 	struct xd_journal journal;
 	bool replaying;
@@ -332,7 +333,7 @@ int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const struct xd_conf
 		   const char *line, struct json_t *resp, int dry);
 /* Queries: hash, stats, sessions, book, journal; fills resp. */
 int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
-int xd_allowed(const struct xd_shard *sh, uint32_t addr);
+int xd_allowed(struct xd_shard *sh, uint32_t addr);
 struct xd_sess *xd_sess_get(struct xd_shard *sh, uint32_t id);
 /* Engine events in sh->ev -> wire messages; sender/cause give echo_ts and ref fields. */
 void xd_emit_events(struct xd_shard *sh, uint32_t n, const struct xd_sess *sender,
