@@ -145,10 +145,10 @@ async def trade(a: argparse.Namespace) -> None:
             raise
         try:
             print(f"-- maker rests 3 bids and 2 offers on symbol {sym} around {px}", flush=True)
-            bids = [m.new_order(sym, c.Side.BUY, px - i, 10) for i in (1, 2, 3)]
-            asks = [m.new_order(sym, c.Side.SELL, px + i, 10) for i in (1, 2)]
-            bids = [await expect("rest bid", r, c.Accepted) for r in bids]
-            asks = [await expect("rest offer", r, c.Accepted) for r in asks]
+            bid_reqs = [m.new_order(sym, c.Side.BUY, px - i, 10) for i in (1, 2, 3)]
+            ask_reqs = [m.new_order(sym, c.Side.SELL, px + i, 10) for i in (1, 2)]
+            bids = [await expect("rest bid", r, c.Accepted) for r in bid_reqs]
+            asks = [await expect("rest offer", r, c.Accepted) for r in ask_reqs]
 
             print(f"-- taker sells 15 at {px - 2}: crosses the two best bids", flush=True)
             sell = await expect("cross", t.new_order(sym, c.Side.SELL, px - 2, 15), c.Accepted)

@@ -137,12 +137,12 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"{str(r['error']).replace('|', '/')} | | | | | |"
             )
             continue
-        ratio = ratio_of(rows, r)
+        twin = ratio_of(rows, r)
         out.append(
             f"| {r['path']} | {r['orders_per_datagram']} | {r.get('kind')} | "
             f"{_num(r.get('offered'))} | {_num(r['answered'])} | {_num(r['lost'])} | "
             f"{_num(r['orders_per_s'])} | {_rtt(r)} | "
-            f"{'-' if ratio is None else f'{ratio:.2f}×'} |"
+            f"{'-' if twin is None else f'{twin:.2f}×'} |"
         )
     out += ["", "Charts: " + ", ".join(f"![{c}]({c})" for c in CHARTS), ""]
     return "\n".join(out)
@@ -162,6 +162,16 @@ def chart_throughput_vs_offered(rows: list[dict[str, Any]], png: Path) -> None:
                 continue
             xs, ys = zip(*pts, strict=True)
             top = max(top, *xs, *ys)
+            lossy = [
+                (float(r["offered"]), float(r["orders_per_s"])) for r in rows
+                if r["path"] == path and r["orders_per_datagram"] == b
+                and r.get("kind") == "open" and _ok(r) and r.get("offered") and not r["clean"]
+            ]  # fmt: skip
+            if lossy:
+                lx, ly = zip(*lossy, strict=True)
+                seen = "lost or gapped (not clean)" in ax.get_legend_handles_labels()[1]
+                ax.scatter(lx, ly, s=90, marker="x", color="black", zorder=3,
+                           label=None if seen else "lost or gapped (not clean)")  # fmt: skip
             style = "-" if path == "afxdp" else "--"
             ax.plot(xs, ys, marker="os^D"[i % 4], color=_COLORS[path], linestyle=style,
                     label=f"{path}, {b}/datagram")  # fmt: skip

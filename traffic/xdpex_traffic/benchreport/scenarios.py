@@ -52,7 +52,7 @@ class Plan:
     generator: str = "afxdp"  # the load generator's own I/O (see xdpex-loadgen --xdp)
 
 
-QUICK = Plan(seconds=1.0, ladder=(0.5, 1.0), control_seconds=2.0)
+QUICK = Plan(seconds=1.0, ladder=(0.5, 0.75, 1.0), control_seconds=2.0)
 FULL = Plan(
     seconds=3.0,
     ladder=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5),
