@@ -162,7 +162,7 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
     ps, pp = res["persister_sqlite"], res["persister_postgres"]
     rows = [
         (
-            f"gRPC SubmitOrders, {g['batch']} orders a call",
+            f"gRPC SubmitOrders, {g['batch']} orders a call, {g['clients']} callers",
             f"{g['orders_per_s']:,} orders/s (call p50 {g['batch_p50_ms']} ms, "
             f"p99 {g['batch_p99_ms']} ms)",
             "≥ 50,000 orders/s",
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             "host": platform.node(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "cpus": os.cpu_count(),
+            "load_avg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         }
         res["grpc_batch"] = bench_grpc(grpc_port, a.seconds, a.batch, a.clients)
         print(f"gRPC batch: {res['grpc_batch']}", flush=True)
