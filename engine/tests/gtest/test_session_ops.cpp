@@ -205,3 +205,77 @@ TEST_F(EngineTest, StateHashSeesPriorityOrder)
 	replace(1, 1, 1, 1500, 10); // same quantity as before, but now behind order 2
 	EXPECT_NE(xe_engine_state_hash(e), h1);
 }
+
+// Garbage in every field, over the full range of each type: every call answers (first event
+// Accepted, Rejected or, for cancels and replaces, their outcome), never crashes, and the book
+// stays sane (not crossed, resting count within the pool).
+TEST(EngineRobustness, RandomGarbageIsAnsweredNeverCrashes)
+{
+	xe_engine_config cfg{};
+	cfg.max_orders = 128;
+	cfg.max_symbols = 3;
+	cfg.max_sessions = 3;
+	xe_engine *e = xe_engine_create(&cfg);
+	ASSERT_NE(e, nullptr);
+	for (uint32_t sym = 1; sym <= 2; sym++) {
+		xe_symbol_config s{};
+		s.symbol_id = sym;
+		s.lot_size = sym;
+		s.tick_size = sym;
+		s.band_low = 100 * sym;
+		s.band_high = 200 * sym;
+		ASSERT_EQ(xe_engine_add_symbol(e, &s), 0);
+	}
+	std::vector<xe_event> ev(xe_engine_max_events(e));
+	std::mt19937_64 rng(42);
+	auto small = [&](uint64_t lim) { return rng() % lim; };
+	for (int i = 0; i < 200000; i++) {
+		uint32_t n = 0;
+		int kind = (int)small(6);
+		uint32_t session = (uint32_t)(small(4) ? small(5) : rng());
+		if (kind <= 2) {
+			xe_order o{};
+			o.session_id = session;
+			o.symbol_id = (uint32_t)(small(4) ? small(4) : rng());
+			o.cl_ord_id = small(4) ? small(64) : rng();
+			o.price = small(4) ? (int64_t)(90 + small(330)) : (int64_t)rng();
+			o.qty = (uint32_t)(small(4) ? small(20) : rng());
+			o.side = (uint8_t)(small(4) ? 1 + small(2) : rng());
+			o.ord_type = (uint8_t)(small(4) ? 1 + small(3) : rng());
+			o.tif = (uint8_t)(small(4) ? 1 + small(4) : rng());
+			n = xe_engine_new_order(e, &o, ev.data());
+			ASSERT_GE(n, 1u);
+			ASSERT_TRUE(ev[0].type == XE_EV_ACCEPTED || ev[0].type == XE_EV_REJECTED);
+			if (ev[0].type == XE_EV_REJECTED) {
+				ASSERT_EQ(n, 1u);
+			}
+		} else if (kind == 3) {
+			n = xe_engine_cancel(e, session, small(64), ev.data());
+			ASSERT_EQ(n, 1u);
+		} else if (kind == 4) {
+			n = xe_engine_replace(e, session, small(64), small(64),
+					      small(4) ? (int64_t)(90 + small(330)) : (int64_t)rng(),
+					      (uint32_t)(small(4) ? small(20) : rng()), ev.data());
+			ASSERT_GE(n, 1u);
+		} else {
+			n = xe_engine_mass_cancel(e, session, (uint32_t)small(4), (uint8_t)small(4),
+						  (uint8_t)small(10), ev.data());
+		}
+		ASSERT_LE(n, xe_engine_max_events(e));
+		for (uint32_t k = 0; k < n; k++)
+			ASSERT_TRUE(ev[k].type >= XE_EV_ACCEPTED && ev[k].type <= XE_EV_REPLACED);
+		if (i % 1000 == 0) {
+			for (uint32_t sym = 1; sym <= 2; sym++) {
+				xe_level bid, ask;
+				if (xe_engine_book(e, sym, XE_BUY, 1, &bid) &&
+				    xe_engine_book(e, sym, XE_SELL, 1, &ask)) {
+					ASSERT_LT(bid.price, ask.price);
+				}
+			}
+			xe_engine_stats st;
+			xe_engine_get_stats(e, &st);
+			ASSERT_LE(st.resting_orders, cfg.max_orders);
+		}
+	}
+	xe_engine_destroy(e);
+}
