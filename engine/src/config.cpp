@@ -209,6 +209,8 @@ uint32_t xe_engine_book(const xe_engine *e, uint32_t symbol_id, uint8_t side, ui
 int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
 			struct xe_order_info *out)
 {
+	if (!e || !out)
+		return -EINVAL;
 	if (session_id == 0 || session_id > e->cfg.max_sessions)
 		return -ERANGE;
 	uint32_t oi = e->find(session_id, cl_ord_id);

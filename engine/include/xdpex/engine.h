@@ -160,7 +160,7 @@ struct xe_order_info {
 	uint8_t pad;
 };
 
-/* The live order (session_id, cl_ord_id): 0, -ERANGE (bad session) or -ENOENT. */
+/* The live order (session_id, cl_ord_id): 0, -EINVAL, -ERANGE (bad session) or -ENOENT. */
 int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
 			struct xe_order_info *out);
 /* The orders resting at one price level, in time priority; returns how many were written (at
