@@ -297,3 +297,45 @@ def test_afxdp_refuses_an_interface_held_by_another_program(dp_workdir: Path, re
         subprocess.run(["ip", "-n", lab.gw_ns, "link", "set", "dev", "xe-gw0", "xdpgeneric",
                         "off"], check=True)
         env.close()
+
+
+def test_journal_disk_full_stops_cleanly_and_recovers(dp_workdir: Path, request) -> None:
+    """A journal that cannot be written stops the daemon with a message naming the file, nothing
+    of the failed batch is acknowledged, and a restart (with room again) cuts the torn batch and
+    keeps everything that was acknowledged."""
+    need_root_and_binary()
+    small = dp_workdir / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=True)
+    try:
+        env = Env("udp", dp_workdir, None)
+        d = env.daemon
+        d.journal = small / "journal"
+        try:
+            d.start()
+            a = env.client(2)
+            assert isinstance(a.login(), c.LoginAccepted)
+            acked: set[int] = set()
+            for k in range(400):  # far more than 256 KiB of journal
+                a.send_app([new_order(1 + 20 * k + i, c.Side.BUY, 1 + i, 1) for i in range(20)])
+                a.recv(0.02)
+                if d.proc.poll() is not None:
+                    break
+            a.recv(0.3)
+            acked = {m.cl_ord_id for m in a.messages() if isinstance(m, c.Accepted)}
+            assert d.proc.wait(10) == 1
+            assert "write failed: No space left on device" in d.run_log()
+            assert acked, "nothing was acknowledged before the disk filled"
+            # Room again: move the journal to a normal directory and restart.
+            big = dp_workdir / "journal2"
+            subprocess.run(["cp", "-a", str(d.journal), str(big)], check=True)
+            d.journal = big
+            d.start()
+            inbound = {m.cl_ord_id for _, _, m in journal_messages(read_journal(big / "q0"), IN)}
+            assert acked <= inbound  # every acknowledged order survived
+            book = d.ctl({"cmd": "book", "symbol": 1, "depth": 64})["bids"]
+            assert sum(level[2] for level in book) == len(inbound)
+        finally:
+            env.close()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
