@@ -179,7 +179,8 @@ def test_unreadable_journal_refused(dp_workdir: Path, request) -> None:
     d = env.daemon
     try:
         d.start()
-        assert d.stop() == 0
+        assert d.stop(signal.SIGINT) == 0
+        assert "stopping (SIGINT)" in d.run_log() and d.run_log().rstrip().endswith("stopped")
         seg = sorted((d.journal / "q0").glob("*.xjl"))[0]
         data = bytearray(seg.read_bytes())
         data[0:8] = b"NOTAJRNL"
