@@ -87,6 +87,7 @@ def test_bench_runs_every_scenario_and_cleans_up(report: tuple[Path, str, str]) 
             assert closed["answered"] == closed["sent"] > 0 and closed["orders_per_s"] > 0
             assert [r["kind"] for r in mine if r["kind"] == "open"] == ["open"]
             assert [r["kind"] for r in mine if r["kind"] == "latency"] == ["latency"]
+            assert [r["kind"] for r in mine if r["kind"] == "pingpong"] == ["pingpong"]
     grpc = [r for r in rows if r["path"] == "grpc-batch"]
     rest = [r for r in rows if r["path"] == "rest-single"]
     assert len(grpc) == len(rest) == 1

@@ -9,8 +9,9 @@ the control plane, and writes results.json, report.md and PNG charts into --out
 The lab, every xdpexd and the control plane are stopped and removed on the way out, also after a
 failure, Ctrl-C or SIGTERM. A scenario that fails is recorded in the report as failed and the run
 goes on; the exit status is 0 when the report was written and at least one scenario succeeded,
-1 when the lab or a daemon could not be set up or nothing succeeded, 2 for bad arguments, 130
-after Ctrl-C. `--from results.json` redraws a report from earlier results without measuring.
+1 when the lab or a daemon could not be set up (the report then holds what was measured
+before, `"complete": false` in its meta) or nothing succeeded, 2 for bad arguments, 130 after
+Ctrl-C (no report). `--from results.json` redraws a report from earlier results without measuring.
 """
 
 from __future__ import annotations
@@ -169,11 +170,11 @@ def _measure(plan: Plan, args: argparse.Namespace) -> int:
     try:
         log(f"lab {lab.prefix}: up; plan {dataclasses.asdict(plan)}")
         lab.up()
-        rows += run_wire(lab, plan, log)
+        run_wire(lab, plan, log, rows)
         lab.down()
         log(f"lab {lab.prefix}: down")
         if plan.control_seconds > 0:
-            rows += run_control(plan, log)
+            run_control(plan, log, rows)
     except KeyboardInterrupt:
         print("xdpex bench: interrupted; lab and daemons stopped", file=sys.stderr)
         status = 130
@@ -185,8 +186,8 @@ def _measure(plan: Plan, args: argparse.Namespace) -> int:
             lab.down()
         finally:
             signal.signal(signal.SIGTERM, old_term)
-    if not rows:
-        return status or 1
+    if status == 130 or not rows:
+        return status or 1  # interrupted: no report; a failure keeps what was measured
     meta = {
         "command": "xdpex bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

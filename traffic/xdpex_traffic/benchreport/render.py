@@ -7,7 +7,8 @@ Input is the list of rows the scenarios produced (xdpex_traffic.benchreport.scen
 - report.md: a summary per batch size (best clean rate per path, the afxdp/udp ratio), the
   latency table, the control-plane table and every run, as Markdown tables;
 - throughput_vs_offered.png: achieved against offered orders/s, one line per path and batch;
-- latency.png: round-trip p50/p99/p99.9 per path (log scale);
+- latency.png: round-trip p50/p99/p99.9 per path: open loop at a moderate load, ping-pong, and
+  one control-plane call (log scale);
 - throughput_by_batch.png: best clean orders/s per batch size, one bar per path.
 
 Charts use matplotlib's Agg backend (no display needed). `write_report` returns the paths written.
@@ -27,6 +28,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 CHARTS = ("throughput_vs_offered.png", "latency.png", "throughput_by_batch.png")
 WIRE_PATHS = ("afxdp", "udp")
+LATENCY_KINDS = ("latency", "pingpong", "call")
 _COLORS = {"afxdp": "tab:blue", "udp": "tab:orange", "grpc-batch": "tab:green",
            "rest-single": "tab:red"}  # fmt: skip
 
@@ -78,6 +80,12 @@ def batches_of(rows: list[dict[str, Any]]) -> list[int]:
     return sorted({r["orders_per_datagram"] for r in rows if r.get("scenario") == "wire"})
 
 
+INCOMPLETE = (
+    "**Incomplete run**: a step failed (see the command's output); the tables hold what was "
+    "measured before it."
+)
+
+
 def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     out = [
         "# xdpex bench",
@@ -86,12 +94,15 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta.get('machine', '?')}; load average before/after {meta.get('load_before', 0):.1f} "
         f"/ {meta.get('load_after', 0):.1f}; the run took {meta.get('duration_s', 0):.0f} s.",
         "",
+        *([INCOMPLETE, ""] if meta.get("complete") is False else []),
         "Wire: veth lab, xdpexd `--poll spin` on the gateway CPU, xdpex-loadgen "
         f"({meta.get('generator', 'afxdp')} I/O) on the other, 2 fresh sessions a run, 4 symbols, "
         "mix 60 % resting / 30 % cancel / 10 % crossing IOC. Offered = open-loop rate asked of "
         "the generator (`-` = closed loop with a window). Round trip = generator clock now − "
-        "echoed client timestamp, in µs. Control plane: xdpexd (kernel UDP) behind the REST + "
-        "gRPC control plane; its round trip is one call (a whole gRPC batch).",
+        "echoed client timestamp, in µs; latency = open loop at a moderate load, pingpong = one "
+        "datagram outstanding at a time (the floor, no queueing). Control plane: xdpexd "
+        "(kernel UDP) behind the REST + gRPC control plane; its round trip is one call (a whole "
+        "gRPC batch).",
         "",
         "## Best rate per batch size (every order answered, no loss)",
         "",
@@ -108,18 +119,19 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {b} | {_num(a['orders_per_s']) if a else 'none clean'} | "
             f"{_num(u['orders_per_s']) if u else 'none clean'} | {ratio} |"
         )
-    lat = [r for r in rows if r.get("kind") in ("latency", "call") and _ok(r)]
+    lat = [r for r in rows if r.get("kind") in LATENCY_KINDS and _ok(r)]
     if lat:
         out += [
             "",
             "## Latency",
             "",
-            "| path | orders/datagram | offered | orders/s | RTT p50 / p99 / p999 (µs) |",
-            "| --- | --- | --- | --- | --- |",
+            "| path | orders/datagram | run | offered | orders/s | RTT p50 / p99 / p999 (µs) |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for r in lat:
             out.append(
-                f"| {r['path']} | {r['orders_per_datagram']} | {_num(r.get('offered'))} | "
+                f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | "
+                f"{_num(r.get('offered'))} | "
                 f"{_num(r['orders_per_s'])} | {_rtt(r)} |"
             )
     out += [
@@ -193,7 +205,7 @@ def chart_throughput_vs_offered(rows: list[dict[str, Any]], png: Path) -> None:
 
 
 def chart_latency(rows: list[dict[str, Any]], png: Path) -> None:
-    lat = [r for r in rows if r.get("kind") in ("latency", "call") and _ok(r)]
+    lat = [r for r in rows if r.get("kind") in LATENCY_KINDS and _ok(r)]
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
     keys = (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9"))
     width = 0.25
@@ -203,8 +215,8 @@ def chart_latency(rows: list[dict[str, Any]], png: Path) -> None:
         ax.bar(xs, ys, width, label=label)
     ax.set_xticks(range(len(lat)))
     ax.set_xticklabels(
-        [f"{r['path']}\n{r['orders_per_datagram']}/{'call' if r['kind'] == 'call' else 'dgram'}"
-         for r in lat], fontsize=8,
+        [f"{r['path']} {r['kind']}\n{r['orders_per_datagram']}/"
+         f"{'call' if r['kind'] == 'call' else 'dgram'}" for r in lat], fontsize=7,
     )  # fmt: skip
     if any(float((r["rtt_us"] or {}).get("p50") or 0) > 0 for r in lat):
         ax.set_yscale("log")

@@ -4,8 +4,9 @@ Wire scenarios (the veth lab, `xdpex lab`): for each path (xdpexd `--mode afxdp`
 udp`, same binary and lab, gateway pinned on the lab's gateway CPU with `--poll spin`, the load
 generator on the traffic CPU) and each batch size (orders per datagram): a closed loop with a
 window of 64 datagrams (the rate the gateway sustains), then an open-loop ladder at fixed
-fractions of that rate (throughput against offered rate), and for one-order datagrams an open
-loop at a moderate load for round-trip percentiles. The gateway handling, fresh sessions per run
+fractions of that rate (throughput against offered rate), and for the latency batch sizes an
+open loop at a moderate load and a ping-pong run (one datagram outstanding, the floor) for
+round-trip percentiles. The gateway handling, fresh sessions per run
 and restart after a failed run come from bench-wire's runner (xdpex_traffic.benchwire).
 
 Control-plane scenarios: a real xdpexd (kernel UDP on loopback) with the control plane in its own
@@ -65,9 +66,9 @@ def _window(batch: int) -> int:
     return 64 * batch  # 64 datagrams outstanding, as bench-wire does for 1 and 16
 
 
-def run_wire(lab: Lab, plan: Plan, log: Log) -> list[dict[str, Any]]:
-    """Every wire scenario of `plan` on `lab` (which is up); one row per generator run."""
-    rows: list[dict[str, Any]] = []
+def run_wire(lab: Lab, plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
+    """Every wire scenario of `plan` on `lab` (which is up); appends one row per generator run
+    to `rows` as it goes, so what was measured before a failure is kept."""
     secs = plan.seconds
     for path in plan.paths:
         io = ["--xdp", lab.tg_if] if plan.generator == "afxdp" else []
@@ -106,6 +107,15 @@ def run_wire(lab: Lab, plan: Plan, log: Log) -> list[dict[str, Any]]:
                             f"latency at {rate:,}/s",
                         )
                     )  # fmt: skip
+                    # One datagram outstanding: the round-trip floor, without queueing.
+                    rows.append(
+                        _scenario(
+                            runner, log, path, batch, "pingpong", 0,
+                            ["--window", str(batch), "--count", str(batch * 20_000)]
+                            + ["--duration", str(secs)],
+                            "ping-pong (one datagram outstanding)",
+                        )
+                    )  # fmt: skip
         finally:
             runner.close()
         for row in rows:
@@ -113,7 +123,6 @@ def run_wire(lab: Lab, plan: Plan, log: Log) -> list[dict[str, Any]]:
                 row["attach_mode"] = runner.stats.get("attach_mode")
                 row["bind_mode"] = runner.stats.get("bind_mode")
                 row["generator"] = plan.generator
-    return rows
 
 
 def _scenario(
@@ -153,8 +162,9 @@ def _free_tcp() -> int:
         return int(s.getsockname()[1])
 
 
-def run_control(plan: Plan, log: Log) -> list[dict[str, Any]]:
-    """gRPC batch submission and REST single-order entry through a real control plane."""
+def run_control(plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
+    """gRPC batch submission and REST single-order entry through a real control plane; appends
+    a row for each to `rows`."""
     import httpx
     from xdpex import bench as cbench
     from xdpex.testing import Dataplane, cleanup_dir, short_tmpdir
@@ -163,7 +173,6 @@ def run_control(plan: Plan, log: Log) -> list[dict[str, Any]]:
     d = short_tmpdir("xbr")
     dp = Dataplane(d, extra=["--segment-mb", "64"])
     srv: subprocess.Popen[bytes] | None = None
-    rows: list[dict[str, Any]] = []
     try:
         dp.start()
         http, grpc_port = _free_tcp(), _free_tcp()
@@ -221,7 +230,6 @@ def run_control(plan: Plan, log: Log) -> list[dict[str, Any]]:
                 srv.wait(5)
         dp.stop()
         cleanup_dir(d)
-    return rows
 
 
 def _control_row(path: str, n: int, r: dict[str, Any], elapsed: float) -> dict[str, Any]:
