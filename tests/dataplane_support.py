@@ -303,6 +303,13 @@ def new_order(cl: int, side: int = c.Side.BUY, price: int = 100, qty: int = 10, 
 # ---- environments: kernel UDP and AF_XDP over the veth lab ------------------------------------
 
 
+def free_udp_port() -> int:
+    """A loopback UDP port nobody holds right now (several test runs share the machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Env:
     """A running xdpexd plus where its clients connect from."""
 
@@ -319,7 +326,7 @@ class Env:
             self.daemon = Daemon(workdir, "afxdp", config=config, netns=lab.gw_ns, iface=GW_IF,
                                  port=9000, pin_dir=f"/sys/fs/bpf/xdpex-{lab.prefix}", **kw)
         else:
-            self.server = ("127.0.0.1", 20000 + os.getpid() % 20000)
+            self.server = ("127.0.0.1", free_udp_port())
             self.client_ns = None
             self.daemon = Daemon(workdir, "udp", config=config, addr="127.0.0.1",
                                  port=self.server[1], **kw)
