@@ -148,7 +148,7 @@ def persister(s, *extra):
 def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
     cp, dp, s = env
     stop = threading.Event()
-    load = threading.Thread(target=drive, args=(cp, 20000, 1, stop))
+    load = threading.Thread(target=drive, args=(cp, 60000, 1, stop))  # until stopped
     load.start()
 
     def position() -> int:
@@ -168,8 +168,8 @@ def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
             positions.append(position())
         assert load.is_alive(), "the load ended before the last kill: not mid-stream"
     finally:
-        load.join(120)
         stop.set()
+        load.join(120)
     p = persister(s, "--once")
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out.decode()
