@@ -578,8 +578,13 @@ void *xd_afxdp_loop(void *arg)
 				recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 			}
 		}
-		if (q->nfree_tx < q->nframes / 2)
-			reclaim(q); /* only while transmit frames are out */
+		if (q->nfree_tx < q->nframes / 2) { /* only while transmit frames are out */
+			reclaim(q);
+			/* Copy mode sends at most 32 frames per wakeup: keep kicking until the
+			 * kernel has taken every queued answer, or they wait for the next send. */
+			if (q->nfree_tx < q->nframes / 2)
+				kick(q);
+		}
 	}
 	xd_shard_batch_end(sh);
 	return NULL;
