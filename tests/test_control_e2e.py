@@ -190,6 +190,30 @@ def test_grpc_batch_entry_and_execution_stream(stack):
                 break
         assert len(set(seen)) == 100 and len({e for e, _ in seen}) == 50
         assert ack_fills <= set(seen)
+
+        # from_seq 0: only executions from now on, as they happen
+        live: list[int] = []
+        stream = stub.StreamExecutions(pb.StreamExecutionsRequest(), metadata=md, timeout=10)
+
+        def read_live() -> None:
+            try:
+                for ex in stream:
+                    live.append(ex.exec_id)
+            except grpc.RpcError as e:  # cancelled below, once the two fills are in
+                if e.code() != grpc.StatusCode.CANCELLED:
+                    raise
+
+        reader = threading.Thread(target=read_live)
+        reader.start()
+        time.sleep(0.5)  # the stream has started at the journal's end
+        pair = [pb.NewOrder(symbol_id=4, side=side, qty=2, price=300) for side in (pb.SELL, pb.BUY)]
+        stub.SubmitOrders(pb.SubmitOrdersRequest(orders=pair), metadata=md)
+        deadline = time.monotonic() + 10
+        while len(live) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stream.cancel()
+        reader.join(5)
+        assert len(live) == 2 and len(set(live)) == 1 and live[0] not in {e for e, _ in seen}
     finally:
         ch.close()
         server.stop(0).wait()
