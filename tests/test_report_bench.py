@@ -120,6 +120,11 @@ def test_markdown_has_every_row(report: tuple[Path, str, str]) -> None:
         cells = f"| {r['answered']:,} | {r['lost']:,} | {r['orders_per_s']:,.0f} |"
         match = [ln for ln in table if ln.startswith(start) and cells in ln]
         assert match, (start, r)
+        twin = [x for x in rows if x["kind"] == r["kind"] == "closed" and "error" not in x
+                and x["orders_per_datagram"] == r["orders_per_datagram"]]  # fmt: skip
+        if len(twin) == 2:  # closed loop on both paths: the ratio column divides them
+            a, u = sorted(twin, key=lambda x: x["path"])  # afxdp < udp
+            assert match[0].endswith(f"| {a['orders_per_s'] / u['orders_per_s']:.2f}× |"), match
     # Summary: both batch sizes with the ratio of the best clean rates.
     for n in (1, 16):
         best = {

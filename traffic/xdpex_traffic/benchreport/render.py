@@ -52,9 +52,10 @@ def best(rows: list[dict[str, Any]], path: str, batch: int) -> dict[str, Any] | 
 
 
 def ratio_of(rows: list[dict[str, Any]], r: dict[str, Any]) -> float | None:
-    """afxdp / udp orders/s of the same scenario (batch, kind, ladder step); None if either is
-    missing or failed."""
-    if r.get("scenario") != "wire":
+    """afxdp / udp orders/s of the same closed-loop or ping-pong scenario (same batch size and
+    window on both paths); None if either is missing or failed. Open-loop rungs are offered a
+    fraction of each path's own closed-loop rate, so they have no counterpart to divide by."""
+    if r.get("scenario") != "wire" or r.get("kind") not in ("closed", "pingpong"):
         return None
     twin = {
         x["path"]: x for x in rows
@@ -102,7 +103,8 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "echoed client timestamp, in µs; latency = open loop at a moderate load, pingpong = one "
         "datagram outstanding at a time (the floor, no queueing). Control plane: xdpexd "
         "(kernel UDP) behind the REST + gRPC control plane; its round trip is one call (a whole "
-        "gRPC batch).",
+        "gRPC batch). Ratio afxdp/udp: orders/s of the same closed-loop or ping-pong run on both "
+        "paths (the summary divides the best clean rates).",
         "",
         "## Best rate per batch size (every order answered, no loss)",
         "",
