@@ -29,9 +29,12 @@ symbol and two sessions with the operator token `up` printed, then pass the secr
     curl -sH "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' $API/symbols \\
         -d '{"symbol_id":1,"name":"ACME","tick":1,"lot":1,"band_low":1,"band_high":100000}'
     curl -sH "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' $API/sessions \\
-        -d '{"name":"maker"}'     # -> {"session_id": 2, ..., "secret": "..."}; again for "taker"
+        -d '{"name":"maker"}'     # -> {"session_id": N, ..., "secret": "HEX"}; again for "taker"
     .venv/bin/python examples/trade.py --gateway 127.0.0.1:9000 \\
-        --session 2:MAKERSECRET --session 3:TAKERSECRET
+        --session MAKER_ID:MAKER_SECRET --session TAKER_ID:TAKER_SECRET
+
+The executions then show up in the control plane too: `curl -sH "Authorization: Bearer $TOKEN"
+$API/executions`.
 
 `--entry-socket PATH` talks to xdpexd's local order-entry socket instead of UDP.
 """
