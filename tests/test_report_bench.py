@@ -230,3 +230,13 @@ def test_bad_out_and_from(tmp_path: Path) -> None:
     assert p.returncode == 2 and "rows[0].orders_per_datagram: missing" in p.stderr
     p = subprocess.run(bench(), capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--out" in p.stderr
+
+
+def test_missing_build_is_named(tmp_path: Path) -> None:
+    need_root_and_binary()
+    env = {**os.environ, "XDPEX_BUILD": str(tmp_path / "nobuild")}
+    p = subprocess.run(bench("--out", str(tmp_path / "r")), capture_output=True, text=True,
+                       timeout=60, env=env)  # fmt: skip
+    assert p.returncode == 1
+    assert f"{tmp_path}/nobuild/dataplane/xdpexd is not built (run `make build`)" in p.stderr
+    assert not (tmp_path / "r").exists()

@@ -158,6 +158,13 @@ def _measure(plan: Plan, args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("xdpex bench: needs root (network namespaces, XDP)", file=sys.stderr)
         return 1
+    from xdpex_traffic.lab import xdp_pass_object
+    from xdpex_traffic.wire import loadgen_path, xdpexd_path
+
+    for binary in (xdpexd_path(), loadgen_path(), xdp_pass_object()):
+        if not binary.exists():
+            print(f"xdpex bench: {binary} is not built (run `make build`)", file=sys.stderr)
+            return 1
     try:
         lab = Lab(args.prefix or f"xbr{os.getpid()}")
     except LabError as e:
