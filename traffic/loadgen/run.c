@@ -21,6 +21,11 @@
 #define RTX_REQ_NS 20000000ull /* re-ask for missing outbound messages */
 #define TAIL_PROBE_NS 20000000ull /* no answer for this long while waiting: probe */
 #define RESEND_MAX_DGRAMS 64 /* datagrams resent per SequenceGap */
+/* A new order first frees the slot this many cl_ord_ids ahead by cancelling the order resting
+ * in it (that cancel is the message it sends instead). By the time the sequence wraps onto the
+ * slot the cancel has long been answered, so the order never waits on it; cancelling the slot's
+ * own order only when it is needed cost one round trip per new order once the slots wrapped. */
+#define SLOT_AHEAD (LG_SLOTS / 4)
 
 static const char *const reject_names[] = {
 	"NONE", "UNKNOWN_SYMBOL", "OFF_TICK", "OFF_LOT", "OUTSIDE_BAND", "BAD_QUANTITY",
@@ -108,8 +113,13 @@ static bool build_order(const struct config *cfg, struct stats *st, struct sessi
 	if (r < cfg->mix_cancel && s->nlive) {
 		victim = slot_of(s, s->live[rnd() % s->nlive]);
 	} else {
+		struct slot *ahead = slot_of(s, s->next_cl + SLOT_AHEAD);
 		struct slot *sl = slot_of(s, s->next_cl);
-		if (sl->state) {
+		if (ahead->state && ahead->cl < s->next_cl &&
+		    (ahead->state & (SL_LIVE | SL_NEW | SL_CXL)) == SL_LIVE &&
+		    ahead->live_idx != NO_IDX)
+			victim = ahead;
+		else if (sl->state) {
 			/* The slot still holds an older order: cancel it if it rests, else wait. */
 			if ((sl->state & (SL_LIVE | SL_NEW | SL_CXL)) != SL_LIVE ||
 			    sl->live_idx == NO_IDX) {
