@@ -1,0 +1,279 @@
+"""Gateway configuration in the service layer (mixed into ControlPlane): symbols, session
+credentials, source allowlist and rate limit, book snapshots and dataplane status.
+
+Every change is applied to xdpexd through its control socket first (it validates, journals and,
+in AF_XDP mode, writes the XDP program's maps) and recorded in the database after, so the
+database never claims something the gateway refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .auth import Principal
+from .dataplane import ControlClient
+from .errors import Conflict, InvalidArgument, NotFound, Unavailable
+from .models import ConfigItem, GwSession, Symbol
+
+
+class ConfigService:
+    """Configuration; ControlPlane provides the attributes declared here."""
+
+    db: sessionmaker[Session]
+    ctl: ControlClient
+
+    # -- symbols ------------------------------------------------------------------------------
+    def list_symbols(self, who: Principal) -> list[dict[str, Any]]:
+        who.require("viewer")
+        with self.db() as db:
+            return [self._sym(s) for s in db.scalars(select(Symbol).order_by(Symbol.symbol_id))]
+
+    def get_symbol(self, who: Principal, symbol_id: int) -> dict[str, Any]:
+        who.require("viewer")
+        with self.db() as db:
+            s = db.get(Symbol, symbol_id)
+            if s is None:
+                raise NotFound(f"symbol {symbol_id} is not configured through the control plane")
+            return self._sym(s)
+
+    @staticmethod
+    def _sym(s: Symbol) -> dict[str, Any]:
+        return {
+            "symbol_id": s.symbol_id,
+            "name": s.name,
+            "tick": s.tick,
+            "lot": s.lot,
+            "band_low": s.band_low,
+            "band_high": s.band_high,
+            "max_qty": s.max_qty,
+            "queue": s.queue,
+            "halted": s.halted,
+        }
+
+    def create_symbol(self, who: Principal, spec: dict[str, Any]) -> dict[str, Any]:
+        who.require("operator")
+        if spec["band_low"] > spec["band_high"]:
+            raise InvalidArgument("band_low", "must not exceed band_high")
+        with self.db() as db:
+            if db.get(Symbol, spec["symbol_id"]) is not None:
+                raise Conflict(f"symbol {spec['symbol_id']} already exists")
+            if db.scalar(select(Symbol).where(Symbol.name == spec["name"])) is not None:
+                raise Conflict(f"symbol name {spec['name']!r} is already used")
+        self.ctl.apply(
+            {
+                "symbols": [
+                    {
+                        "id": spec["symbol_id"],
+                        "name": spec["name"],
+                        "tick": spec["tick"],
+                        "lot": spec["lot"],
+                        "band": [spec["band_low"], spec["band_high"]],
+                        "max_qty": spec["max_qty"],
+                        "queue": spec["queue"],
+                        "halted": spec["halted"],
+                    }
+                ]
+            }
+        )
+        with self.db.begin() as db:
+            s = Symbol(**spec)
+            db.add(s)
+        return self._sym(s)
+
+    def set_halted(self, who: Principal, symbol_id: int, halted: bool) -> dict[str, Any]:
+        who.require("operator")
+        if symbol_id:
+            self.get_symbol(who, symbol_id)
+        (self.ctl.halt if halted else self.ctl.resume)(symbol_id)
+        with self.db.begin() as db:
+            q = (
+                select(Symbol)
+                if symbol_id == 0
+                else select(Symbol).where(Symbol.symbol_id == symbol_id)
+            )
+            for s in db.scalars(q):
+                s.halted = halted
+        return {"symbol_id": symbol_id, "halted": halted}
+
+    # -- sessions -----------------------------------------------------------------------------
+    def _next_session_id(self, db: Session) -> int:
+        used = {int(x) for x in db.scalars(select(GwSession.session_id))}
+        try:
+            used |= {int(s["id"]) for s in self.ctl.sessions()}
+        except Unavailable:
+            raise
+        return max(used, default=0) + 1
+
+    def create_session(
+        self, who: Principal, spec: dict[str, Any], internal: bool = False
+    ) -> dict[str, Any]:
+        if not internal:
+            who.require("operator")
+        secret = secrets.token_bytes(32)
+        with self.db() as db:
+            sid = self._next_session_id(db)
+        self.ctl.apply(
+            {
+                "sessions": [
+                    {
+                        "id": sid,
+                        "secret": secret.hex(),
+                        "stp": spec.get("stp", "none"),
+                        "cancel_on_disconnect": spec.get("cancel_on_disconnect", True),
+                        "enabled": True,
+                        "queue": spec.get("queue", 0),
+                        "limits": {"rate": spec.get("rate", 0), "burst": spec.get("burst", 0)},
+                    }
+                ]
+            }
+        )
+        with self.db.begin() as db:
+            db.add(
+                GwSession(
+                    session_id=sid,
+                    name=spec["name"],
+                    secret_fingerprint=hashlib.sha256(secret).hexdigest()[:16],
+                    created_by=who.name,
+                    internal=internal,
+                )
+            )
+        return {
+            "session_id": sid,
+            "name": spec["name"],
+            "secret": secret.hex(),
+            "queue": spec.get("queue", 0),
+        }
+
+    def list_sessions(self, who: Principal) -> list[dict[str, Any]]:
+        who.require("viewer")
+        try:
+            live = {int(s["id"]): s for s in self.ctl.sessions()}
+            reachable = True
+        except Unavailable:
+            live, reachable = {}, False
+        with self.db() as db:
+            rows = {r.session_id: r for r in db.scalars(select(GwSession))}
+        out = []
+        for sid in sorted(set(rows) | set(live)):
+            r, lv = rows.get(sid), live.get(sid, {})
+            out.append(
+                {
+                    "session_id": sid,
+                    "name": r.name if r else None,
+                    "internal": bool(r and r.internal),
+                    "disabled": bool(r and r.disabled),
+                    "state": lv.get("state", "unknown" if not reachable else "not configured"),
+                    "bound": lv.get("bound"),
+                    "next_in": lv.get("next_in"),
+                    "next_out": lv.get("next_out"),
+                    "queue": lv.get("queue"),
+                }
+            )
+        return out
+
+    def get_session(self, who: Principal, session_id: int) -> dict[str, Any]:
+        for s in self.list_sessions(who):
+            if s["session_id"] == session_id:
+                return s
+        raise NotFound(f"session {session_id} does not exist")
+
+    def disconnect_session(self, who: Principal, session_id: int) -> dict[str, Any]:
+        who.require("operator")
+        self.get_session(who, session_id)
+        self.ctl.logout(session_id)
+        return {"session_id": session_id, "disconnected": True}
+
+    def set_session_enabled(self, who: Principal, session_id: int, enabled: bool) -> dict[str, Any]:
+        who.require("operator")
+        self.get_session(who, session_id)
+        self.ctl.apply({"sessions": [{"id": session_id, "enabled": enabled}]})
+        with self.db.begin() as db:
+            r = db.get(GwSession, session_id)
+            if r is not None:
+                r.disabled = not enabled
+        return {"session_id": session_id, "enabled": enabled}
+
+    # -- allowlist and rate -------------------------------------------------------------------
+    def _item(self, key: str, default: Any) -> Any:
+        with self.db() as db:
+            it = db.get(ConfigItem, key)
+            return json.loads(it.value) if it else default
+
+    def _set_item(self, key: str, value: Any) -> None:
+        with self.db.begin() as db:
+            it = db.get(ConfigItem, key)
+            if it is None:
+                db.add(ConfigItem(key=key, value=json.dumps(value)))
+            else:
+                it.value = json.dumps(value)
+
+    def get_allowlist(self, who: Principal) -> list[str]:
+        who.require("viewer")
+        return list(self._item("allowlist", []))
+
+    def add_allow(self, who: Principal, prefix: str) -> list[str]:
+        who.require("operator")
+        cur = self.get_allowlist(who)
+        if prefix in cur:
+            raise Conflict(f"prefix {prefix} is already in the allowlist")
+        new = sorted(cur + [prefix])
+        self.ctl.apply({"allowlist": new})
+        self._set_item("allowlist", new)
+        return new
+
+    def remove_allow(self, who: Principal, prefix: str) -> list[str]:
+        who.require("operator")
+        cur = self.get_allowlist(who)
+        if prefix not in cur:
+            raise NotFound(f"prefix {prefix} is not in the allowlist")
+        new = [p for p in cur if p != prefix]
+        self.ctl.apply({"allowlist": new})
+        self._set_item("allowlist", new)
+        return new
+
+    def get_rate(self, who: Principal) -> dict[str, int]:
+        who.require("viewer")
+        return dict(self._item("rate", {"pps": 0, "burst": 0}))
+
+    def set_rate(self, who: Principal, pps: int, burst: int) -> dict[str, int]:
+        who.require("operator")
+        if pps and not burst:
+            raise InvalidArgument("burst", "must be at least 1 when pps is set")
+        self.ctl.apply({"rate": {"pps": pps, "burst": burst}})
+        self._set_item("rate", {"pps": pps, "burst": burst})
+        return {"pps": pps, "burst": burst}
+
+    # -- books and dataplane ------------------------------------------------------------------
+    def book(self, who: Principal, symbol_id: int, depth: int) -> dict[str, Any]:
+        who.require("viewer")
+        b = self.ctl.book(symbol_id, depth)
+        lv = lambda xs: [{"price": p, "qty": q, "orders": n} for p, q, n in xs]  # noqa: E731
+        return {
+            "symbol_id": symbol_id,
+            "bids": lv(b.get("bids", [])),
+            "asks": lv(b.get("asks", [])),
+        }
+
+    def dataplane_status(self, who: Principal) -> dict[str, Any]:
+        who.require("viewer")
+        st = self.ctl.stats()
+        h = self.ctl.state_hash()
+        return {
+            k: st.get(k)
+            for k in (
+                "mode",
+                "attach_mode",
+                "bind_mode",
+                "durability",
+                "poll",
+                "uptime_s",
+                "queues",
+                "engine",
+            )
+        } | {"state_hash": h.get("state_hash")}
