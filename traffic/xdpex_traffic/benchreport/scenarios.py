@@ -166,7 +166,7 @@ def run_control(plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
     """gRPC batch submission and REST single-order entry through a real control plane; appends
     a row for each to `rows`."""
     import httpx
-    from xdpex import bench as cbench
+    import xdpex.bench as cbench
     from xdpex.testing import Dataplane, cleanup_dir, short_tmpdir
 
     t0 = time.monotonic()
