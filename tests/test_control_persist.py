@@ -167,6 +167,7 @@ def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
             p.wait(10)
             positions.append(position())
         assert load.is_alive(), "the load ended before the last kill: not mid-stream"
+        time.sleep(0.5)  # more orders after the last kill: the restart has to catch up
     finally:
         stop.set()
         load.join(120)

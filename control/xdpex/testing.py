@@ -158,6 +158,7 @@ class Dataplane:
             grpc_port=0,
             udp_mode=True,
             operator_token="xt_test_operator",
+            dataplane_timeout_s=5.0,  # generous: tests share 2 cores with everything else
         )
         base.update(over)
         return Settings(**base)
