@@ -447,7 +447,8 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 uint32_t xe_engine::cancel(uint32_t session, uint64_t cl, xe_event *out)
 {
 	orders_in++;
-	uint32_t oi = valid_session(this, session) ? find(session, cl) : NIL;
+	uint32_t *link = valid_session(this, session) ? find_link(session, cl) : nullptr;
+	uint32_t oi = link ? *link : NIL;
 	xe_event *e = out;
 	if (oi == NIL) {
 		*e = xe_event{};
@@ -463,7 +464,11 @@ uint32_t xe_engine::cancel(uint32_t session, uint64_t cl, xe_event *out)
 	put_event(e, ev_hdr(XE_EV_CANCELLED, o.side, 0, o.ord_type, XE_CXL_USER, o.tif),
 		  pair32(o.session, o.symbol), o.cl_ord_id, o.order_id, o.price,
 		  pair32(o.leaves, 0), 0, 0);
-	remove_order(books[o.symbol], oi);
+	Book &b = books[o.symbol];
+	unlink_level(b, o);
+	unlink_session(o);
+	*link = o.hnext; // out of the index
+	release(oi);
 	return 1;
 }
 

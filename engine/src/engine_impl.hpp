@@ -80,6 +80,20 @@ struct xe_engine {
 		return (uint32_t)(((blk << 4) | (cl & 15)) & bucket_mask);
 	}
 
+	// The link (bucket head or an order's hnext) that holds the order, or nullptr: lets a cancel
+	// unlink without hashing and walking the chain a second time.
+	uint32_t *find_link(uint32_t session, uint64_t cl)
+	{
+		uint32_t *p = &buckets[bucket_of(session, cl)];
+		while (*p != xe::NIL) {
+			const xe::Order &o = pool[*p];
+			if (o.cl_ord_id == cl && o.session == session)
+				return p;
+			p = &pool[*p].hnext;
+		}
+		return nullptr;
+	}
+
 	uint32_t find(uint32_t session, uint64_t cl) const
 	{
 		uint32_t i = buckets[bucket_of(session, cl)];
