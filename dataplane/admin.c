@@ -285,6 +285,8 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 	X(tx_errors);
 	X(heartbeats_out);
 	X(timeouts);
+	X(batches);
+	X(busy_ns);
 #undef X
 	json_object_set_new(q, "journal_seq", json_integer((json_int_t)sh->journal.next_seq - 1));
 	json_object_set_new(q, "journal_bytes", json_integer((json_int_t)sh->journal.bytes));

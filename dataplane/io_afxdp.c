@@ -553,6 +553,8 @@ void *xd_afxdp_loop(void *arg)
 			xsk_ring_prod__submit(&q->fill, n);
 			if (xd_shard_batch_end(sh))
 				break;
+			sh->st.batches++;
+			sh->st.busy_ns += xd_mono_ns() - sh->mono_ns;
 		}
 		/* The entry socket costs a syscall: when spinning or busy polling, at most every
 		 * 50 us (checked every 64th turn), so an idle loop still reacts to packets at once;

@@ -193,6 +193,8 @@ void *xd_udp_loop(void *arg)
 			}
 			if (xd_shard_batch_end(sh))
 				break;
+			sh->st.batches++;
+			sh->st.busy_ns += xd_mono_ns() - sh->mono_ns;
 		}
 		/* Entry socket and timers: at most every 50 us when spinning (checked every 64th
 		 * turn), on every idle turn otherwise. */

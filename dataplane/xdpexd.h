@@ -253,6 +253,10 @@ struct xd_stats {
 	uint64_t rx_datagrams, rx_msgs, tx_datagrams, tx_msgs, applied, duplicates, gaps,
 		malformed, unknown_session, not_allowed, spoofed, not_logged_in, rate_limited, logins,
 		login_rejects, retransmitted, tx_errors, heartbeats_out, timeouts;
+	/* rx batches handled and the wall time spent on them (parse, engine, journal, transmit),
+	 * from xd_shard_batch_begin to the end of xd_shard_batch_end: how loaded the queue
+	 * thread is, whatever it spends spinning idle. */
+	uint64_t batches, busy_ns;
 };
 
 struct xd_shard;
