@@ -81,12 +81,21 @@ class _Runner:
             raise
         return gw
 
+    def _busy(self) -> tuple[int, int] | None:
+        """The gateway's (busy_ns, batches) summed over its queues, None if it does not say."""
+        try:
+            qs = self.gw.stats().get("queues", [])
+            return sum(q["busy_ns"] for q in qs), sum(q["batches"] for q in qs)
+        except (OSError, ValueError, KeyError, WireError):
+            return None
+
     def run(self, batch: int, kind: str, args: list[str]) -> dict[str, Any]:
         if self.next + 2 > len(self.gw.sessions):
             self.restart()
         sessions = self.gw.sessions[self.next : self.next + 2]
         self.next += 2
         full = ["--batch", str(batch), "--drain", "2", *self.io, *args]
+        before = self._busy()
         try:
             r = run_loadgen(self.lab, self.gw, sessions, full, cpu=TG_CPU)
         except WireError as e:
@@ -100,7 +109,14 @@ class _Runner:
                 "error": msg,
                 "clean": False,
             }
-        return _row(self.path, batch, kind, r)
+        row = _row(self.path, batch, kind, r)
+        after = self._busy()
+        if before is not None and after is not None and r.get("duration_s"):
+            busy_ns, batches = after[0] - before[0], after[1] - before[1]
+            row["gateway_busy_pct"] = round(100.0 * busy_ns / (r["duration_s"] * 1e9), 1)
+            row["gateway_ns_per_order"] = round(busy_ns / r["answered"]) if r["answered"] else None
+            row["gateway_batches"] = batches
+        return row
 
     def restart(self) -> None:
         self.gw.cleanup()
@@ -249,7 +265,10 @@ def render_section(
         "= generator clock now − echoed client timestamp, open loop at the moderate load shown; "
         "ping-pong = one datagram outstanding at a time (no queueing). Generator busy % = share "
         "of the run the generator spent sending and receiving rather than waiting (near 100 "
-        "would mean the generator, not the gateway, set the pace).",
+        "would mean the generator, not the gateway, set the pace). Gateway busy % = share of the "
+        "run xdpexd's queue thread spent on rx batches (parse, engine, journal write, transmit) "
+        "rather than spinning idle, from its `busy_ns` counter; gateway ns/order = that time "
+        "per answered order (wall time, so it includes any preemption by other work).",
         "",
         "| path | orders/datagram | best rate, all answered (orders/s) | run | "
         "rtt p50 / p99 / p99.9 (µs) | at load (orders/s) | ping-pong rtt p50 / p99 (µs) |",
@@ -285,14 +304,15 @@ def render_section(
     out.append("")
     out.append(
         "| path | n | run | offered | window | sent | answered | lost | orders/s | "
-        "p50 | p99 | p99.9 | gaps in/out | generator busy % |"
+        "p50 | p99 | p99.9 | gaps in/out | generator busy % | gateway busy % | "
+        "gateway ns/order |"
     )
-    out.append("|" + " --- |" * 14)
+    out.append("|" + " --- |" * 16)
     for r in rows:
         if "error" in r:
             out.append(
                 f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | failed: "
-                f"{r['error']} | | | | | | | | | | |"
+                f"{r['error']} | | | | | | | | | | | | |"
             )
             continue
         off = f"{r['offered']:,.0f}" if r["offered"] else "-"
@@ -301,9 +321,14 @@ def render_section(
             f"{r['window'] or '-'} | {r['sent']:,} | {r['answered']:,} | {r['lost']:,} | "
             f"{r['orders_per_s']:,.0f} | {r['rtt_us']['p50']:.1f} | {r['rtt_us']['p99']:.1f} | "
             f"{r['rtt_us']['p999']:.1f} | {r['seq_gaps']}/{r['out_gaps']} | "
-            f"{r.get('generator_busy_pct') or 0:.0f} |"
+            f"{r.get('generator_busy_pct') or 0:.0f} | {_opt(r.get('gateway_busy_pct'))} | "
+            f"{_opt(r.get('gateway_ns_per_order'))} |"
         )
     return "\n".join(out) + "\n"
+
+
+def _opt(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
 
 
 def update_doc(doc: Path, section: str) -> None:
