@@ -22,11 +22,13 @@
 #define TAIL_PROBE_NS 20000000ull /* no answer for this long while waiting: probe */
 #define RESEND_MAX_DGRAMS 64 /* datagrams resent per SequenceGap */
 #define SOCK_POLL_NS 100000ull /* AF_XDP mode: look at the session sockets this often */
-/* A new order first frees the slot this many cl_ord_ids ahead by cancelling the order resting
- * in it (that cancel is the message it sends instead). By the time the sequence wraps onto the
- * slot the cancel has long been answered, so the order never waits on it; cancelling the slot's
- * own order only when it is needed cost one round trip per new order once the slots wrapped. */
-#define SLOT_AHEAD (LG_SLOTS / 4)
+/* Orders rest for at most REST_IDS cl_ord_ids: a new order first cancels the order still resting
+ * from REST_IDS ids ago (that cancel is the message it sends instead). This bounds the book at
+ * about REST_IDS resting orders per session (a busy book that stays in cache, like the engine
+ * bench's stream) instead of letting it grow to the LG_SLOTS slots, and the slot is free long
+ * before the ids wrap onto it, so no new order ever waits for a cancel's answer. */
+#define REST_IDS 8192u
+#define SLOT_AHEAD (LG_SLOTS - REST_IDS)
 
 static const char *const reject_names[] = {
 	"NONE", "UNKNOWN_SYMBOL", "OFF_TICK", "OFF_LOT", "OUTSIDE_BAND", "BAD_QUANTITY",
