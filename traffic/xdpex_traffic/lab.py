@@ -11,8 +11,15 @@ addresses and permanent neighbour entries (no ARP on the fast path), GRO on both
 minimal XDP_PASS program on the traffic end (a veth drops frames redirected or XDP_TX'd into it
 unless its peer runs XDP or GRO), transmit checksum offload off (so every UDP checksum on the wire
 is real and captures verify), MTU 1500, and receive packet steering so each side's stack work
-runs on its own core (gateway CPU 0, traffic CPU 1) whoever transmitted. `up` and `down` are
-idempotent. The same is available to Python as `Lab(prefix).up()` / `.down()` / `.status()`.
+runs on its own core (gateway CPU 0, traffic CPU 1) whoever transmitted. RPS acts only on frames
+that reach the stack (kernel-UDP mode, session messages): a veth runs its receive NAPI, and so
+the receiving side's XDP program and the copy into its AF_XDP socket, inside the sender's
+transmit call on the sender's core (measured: the generator's sendto carries the gateway's
+veth_poll/XDP/xsk receive work, and xdpexd's carries the generator's). Busy polling does not
+move it here: xdpexd --poll busy calls xsk_recvmsg but never napi_busy_loop (perf), and with
+napi_defer_hard_irqs/gro_flush_timeout set its round trips waited for the flush timer. `up` and
+`down` are idempotent. The same is available to Python as `Lab(prefix).up()` / `.down()` /
+`.status()`.
 """
 
 from __future__ import annotations
@@ -173,7 +180,8 @@ class Lab:
         if (os.cpu_count() or 1) >= 2:
             # Receive Packet Steering: the stack work for what each side receives runs on that
             # side's core (gateway GW_CPU, traffic TG_CPU), as it would on two hosts, rather than
-            # on the core of whichever process transmitted into the veth.
+            # on the core of whichever process transmitted into the veth. (Not for frames an
+            # XDP program redirects: see the module docstring.)
             for ns, ifname, cpu in ((self.gw_ns, GW_IF, GW_CPU), (self.tg_ns, TG_IF, TG_CPU)):
                 path = f"/sys/class/net/{ifname}/queues/rx-0/rps_cpus"
                 _run(
