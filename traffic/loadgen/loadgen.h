@@ -110,6 +110,9 @@ struct stats {
 	uint64_t bad_datagrams, unrecoverable, out_lost;
 	uint64_t rx_xsk, rx_socket; /* datagrams received through each path */
 	uint64_t busy_ns; /* time in loop turns that sent or received something */
+	/* /proc/thread-self/schedstat around run_load: time on the CPU and time runnable but
+	 * waiting for it (other work on the core); wait_ns = UINT64_MAX when unavailable */
+	uint64_t cpu_ns, wait_ns;
 	uint64_t xsk_stats[3]; /* AF_XDP mode: rx_dropped, rx_ring_full, fill ring empty */
 	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */
 	uint64_t cxl[LG_CXL_MAX]; /* by enum xe_cancel_reason */
