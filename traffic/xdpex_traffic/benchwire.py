@@ -58,6 +58,7 @@ def _row(path: str, batch: int, kind: str, r: dict[str, Any]) -> dict[str, Any]:
         "clean": r["lost"] == 0 and rec["seq_gaps"] == 0 and rec["out_gaps"] == 0,
         "fills": r["fills"],
         "generator_busy_pct": r.get("generator_busy_pct"),
+        "generator_cpu_wait_pct": r.get("generator_cpu_wait_pct"),
         "rejects": r["rejects"],
     }
 
@@ -89,13 +90,28 @@ class _Runner:
         except (OSError, ValueError, KeyError, WireError):
             return None
 
+    def _sched(self) -> tuple[int, int] | None:
+        """xdpexd's (ns on a CPU, ns runnable but waiting for one), summed over its threads
+        (/proc/PID/task/*/schedstat); None if unreadable."""
+        proc = self.gw.proc
+        if proc is None:
+            return None
+        run = wait = 0
+        try:
+            for task in Path(f"/proc/{proc.pid}/task").iterdir():
+                f = (task / "schedstat").read_text().split()
+                run, wait = run + int(f[0]), wait + int(f[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return run, wait
+
     def run(self, batch: int, kind: str, args: list[str]) -> dict[str, Any]:
         if self.next + 2 > len(self.gw.sessions):
             self.restart()
         sessions = self.gw.sessions[self.next : self.next + 2]
         self.next += 2
         full = ["--batch", str(batch), "--drain", "2", *self.io, *args]
-        before = self._busy()
+        before, sched0 = self._busy(), self._sched()
         try:
             r = run_loadgen(self.lab, self.gw, sessions, full, cpu=TG_CPU)
         except WireError as e:
@@ -116,6 +132,10 @@ class _Runner:
             row["gateway_busy_pct"] = round(100.0 * busy_ns / (r["duration_s"] * 1e9), 1)
             row["gateway_ns_per_order"] = round(busy_ns / r["answered"]) if r["answered"] else None
             row["gateway_batches"] = batches
+        sched1 = self._sched()
+        if sched0 is not None and sched1 is not None:
+            run, wait = sched1[0] - sched0[0], sched1[1] - sched0[1]
+            row["gateway_cpu_wait_pct"] = round(100.0 * wait / (run + wait), 1) if run else None
         return row
 
     def restart(self) -> None:
@@ -268,7 +288,10 @@ def render_section(
         "would mean the generator, not the gateway, set the pace). Gateway busy % = share of the "
         "run xdpexd's queue thread spent on rx batches (parse, engine, journal write, transmit) "
         "rather than spinning idle, from its `busy_ns` counter; gateway ns/order = that time "
-        "per answered order (wall time, so it includes any preemption by other work).",
+        "per answered order (wall time, so it includes any preemption by other work). CPU wait % "
+        "= share of the run the generator / xdpexd was runnable but another task held its core "
+        "(/proc schedstat): the machine is shared, and this, not the wire path, makes the "
+        "millisecond tails.",
         "",
         "| path | orders/datagram | best rate, all answered (orders/s) | run | "
         "rtt p50 / p99 / p99.9 (µs) | at load (orders/s) | ping-pong rtt p50 / p99 (µs) |",
@@ -299,20 +322,30 @@ def render_section(
         if a and u and u["orders_per_s"] > 0:
             ratio = a["orders_per_s"] / u["orders_per_s"]
             out.append(f"- Ratio afxdp/udp, {batch} orders/datagram: **{ratio:.2f}×**")
+    waits = {
+        who: sorted(w for r in rows if (w := r.get(f"{who}_cpu_wait_pct")) is not None)
+        for who in ("generator", "gateway")
+    }
+    if waits["generator"] or waits["gateway"]:
+        med = {k: f"{v[len(v) // 2]:.0f} %" if v else "n/a" for k, v in waits.items()}
+        out.append(
+            f"- CPU wait, median over the runs (runnable but another task held the core): "
+            f"generator {med['generator']}, xdpexd {med['gateway']}"
+        )
     out.append("")
     out.append("All runs:")
     out.append("")
     out.append(
         "| path | n | run | offered | window | sent | answered | lost | orders/s | "
         "p50 | p99 | p99.9 | gaps in/out | generator busy % | gateway busy % | "
-        "gateway ns/order |"
+        "gateway ns/order | CPU wait % gen / gw |"
     )
-    out.append("|" + " --- |" * 16)
+    out.append("|" + " --- |" * 17)
     for r in rows:
         if "error" in r:
             out.append(
                 f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | failed: "
-                f"{r['error']} | | | | | | | | | | | | |"
+                f"{r['error']} | | | | | | | | | | | | | |"
             )
             continue
         off = f"{r['offered']:,.0f}" if r["offered"] else "-"
@@ -322,7 +355,8 @@ def render_section(
             f"{r['orders_per_s']:,.0f} | {r['rtt_us']['p50']:.1f} | {r['rtt_us']['p99']:.1f} | "
             f"{r['rtt_us']['p999']:.1f} | {r['seq_gaps']}/{r['out_gaps']} | "
             f"{r.get('generator_busy_pct') or 0:.0f} | {_opt(r.get('gateway_busy_pct'))} | "
-            f"{_opt(r.get('gateway_ns_per_order'))} |"
+            f"{_opt(r.get('gateway_ns_per_order'))} | "
+            f"{_opt(r.get('generator_cpu_wait_pct'))} / {_opt(r.get('gateway_cpu_wait_pct'))} |"
         )
     return "\n".join(out) + "\n"
 
