@@ -5,7 +5,8 @@ they use the control plane's own session on the dataplane's order-entry socket, 
 REST routes. StreamExecutions tails the journal (every session's fills, or filtered by symbol and
 session) from a journal sequence or from now on. The token comes from the `authorization`
 metadata (`Bearer <token>`); service errors map to status codes with xdpex.errors.grpc_code_of.
-Every order call leaves one audit record (who, how many orders, result).
+Every order call leaves one audit record (who, how many orders, result), committed before the
+orders are entered (xdpex.auditlog).
 """
 
 from __future__ import annotations
@@ -124,18 +125,28 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         context.abort(code, str(e))
 
     def _call(self, context: grpc.ServicerContext, action: str, n: int, fn):  # type: ignore[no-untyped-def]
-        who = None
+        """Authenticate, record the call in the audit log before anything is applied (see
+        xdpex.auditlog), run `fn`, then record its result."""
+        who, rec = None, 0
+        act, detail = f"gRPC {action}", {"orders": n}
         try:
             who = self._who(context)
+            rec = self.cp.audit_begin(who, act, "", detail)
             out = fn(who)
-            self.cp.audit(who, f"gRPC {action}", "", {"orders": n}, "ok")
+            self.cp.audit_finish(rec, "ok")
             return out
         except (ServiceError, AuthError, PermissionDenied) as e:
-            self.cp.audit(who, f"gRPC {action}", "", {"orders": n}, f"{grpc_code_of(e)}: {e}")
+            self._result(who, rec, act, detail, f"{grpc_code_of(e)}: {e}")
             self._fail(context, e)
         except Exception as e:  # noqa: BLE001 - reported as INTERNAL, never a crash
-            self.cp.audit(who, f"gRPC {action}", "", {"orders": n}, f"INTERNAL: {e}")
+            self._result(who, rec, act, detail, f"INTERNAL: {e}")
             self._fail(context, e)
+
+    def _result(self, who: Principal | None, rec: int, act: str, detail: dict, res: str) -> None:
+        if rec:
+            self.cp.audit_finish(rec, res)
+        else:  # refused before anything was applied (no token, audit log not writable)
+            self.cp.audit(who, act, "", detail, res)
 
     def SubmitOrder(self, request, context):  # noqa: N802 - gRPC method name
         def run(who: Principal) -> Any:

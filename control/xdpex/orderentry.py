@@ -14,6 +14,7 @@ unanswered messages in flight, and returns one `OrderResult` per order as of its
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -22,6 +23,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,11 +102,23 @@ class OrderResult:
 
 
 class _Waiter:
-    __slots__ = ("result", "event", "remaining")
+    """Counts the answers a caller waits for; `wake` (from the receiver thread) sets the event
+    and calls `callback` (an asyncio caller's hand-over to its event loop)."""
 
-    def __init__(self, n: int):
+    __slots__ = ("event", "remaining", "callback")
+
+    def __init__(self, n: int, callback: Callable[[], None] | None = None):
         self.event = threading.Event()
         self.remaining = n
+        self.callback = callback
+
+    def wake(self) -> None:
+        self.event.set()
+        if self.callback is not None:
+            try:
+                self.callback()
+            except RuntimeError:  # the caller's event loop is closed: nobody waits any more
+                pass
 
 
 class OrderEntrySession:
@@ -251,7 +265,50 @@ class OrderEntrySession:
         """Send NewOrders (cl_ord_id 0 = assign one) and wait for every acknowledgement."""
         self.ensure_logged_in()
         timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         waiter = _Waiter(len(orders))
+        results = self._start(orders, waiter, deadline, block=True)
+        assert results is not None
+        ok = waiter.event.wait(max(0.0, deadline - time.monotonic()))
+        return self._finish(orders, results, ok, timeout)
+
+    async def submit_async(
+        self, orders: list[c.NewOrder], timeout: float | None = None
+    ) -> list[OrderResult]:
+        """`submit` for an asyncio caller: the event loop is not blocked while the dataplane
+        answers (the receiver thread hands the acknowledgement over to the loop). The session
+        must be logged in. When the in-flight window is full (gRPC batches in flight), the
+        blocking `submit` runs in a worker thread instead."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def woken() -> None:
+            loop.call_soon_threadsafe(_set_done, fut)
+
+        waiter = _Waiter(len(orders), woken)
+        results = self._start(orders, waiter, deadline, block=False)
+        if results is None:
+            return await asyncio.to_thread(self.submit, orders, timeout)
+        try:
+            await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            pass
+        return self._finish(orders, results, waiter.event.is_set(), timeout)
+
+    def _start(
+        self, orders: list[c.NewOrder], waiter: _Waiter, deadline: float, block: bool
+    ) -> list[OrderResult] | None:
+        """Assign client order ids, register the orders with `waiter` and send them. With
+        block=False (one datagram's worth only) nothing is done and None is returned when the
+        in-flight window has no room."""
+        if not block:
+            if len(orders) > c.MAX_MSGS:
+                return None
+            with self._state:
+                if self._inflight + len(orders) > self.window and self._inflight:
+                    return None
         results: list[OrderResult] = []
         now = time.time_ns()
         with self._send_lock:
@@ -274,7 +331,6 @@ class OrderEntrySession:
                     qty=o.qty,
                 )
             )
-        deadline = time.monotonic() + timeout
         for i in range(0, len(orders), c.MAX_MSGS):
             chunk = orders[i : i + c.MAX_MSGS]
             with self._state:
@@ -309,16 +365,23 @@ class OrderEntrySession:
                     c.MAGIC, c.VERSION, 0, self.session_id, seq, n, c.HDR_SIZE + n * c.MSG_SIZE, 0
                 )
                 self._send_raw(hdr + body)
-        if not waiter.event.wait(max(0.0, deadline - time.monotonic())):
+        return results
+
+    def _finish(
+        self, orders: list[c.NewOrder], results: list[OrderResult], ok: bool, timeout: float
+    ) -> list[OrderResult]:
+        if not ok:
             with self._state:
                 missing = [r.cl_ord_id for r in results if not r.acked]
                 for cl in missing:
                     if self._pending.pop(cl, None) is not None:
                         self._inflight -= 1
-            raise DeadlineExceeded(
-                f"dataplane did not acknowledge {len(missing)} of {len(orders)} orders within "
-                f"{timeout:g} s (session {self.session_id}, first cl_ord_id {missing[0]})"
-            )
+            if missing:
+                raise DeadlineExceeded(
+                    f"dataplane did not acknowledge {len(missing)} of {len(orders)} orders "
+                    f"within {timeout:g} s (session {self.session_id}, first cl_ord_id "
+                    f"{missing[0]})"
+                )
         if not all(r.acked for r in results):
             raise Unavailable(
                 f"order-entry session {self.session_id} ended before every order was "
@@ -375,7 +438,7 @@ class OrderEntrySession:
                 self._on_datagram(data, done)
             self._last_rx = time.monotonic()
             for w in done:
-                w.event.set()
+                w.wake()
 
     def _on_datagram(self, data: bytes, done: list[_Waiter]) -> None:
         # Fast path for well-formed application datagrams: header and message fields are
@@ -567,7 +630,7 @@ class OrderEntrySession:
             self._cancels.clear()
             self._inflight = 0
         for w in waiters.values():
-            w.event.set()  # callers see acked=False
+            w.wake()  # callers see acked=False
 
     def _hb_loop(self) -> None:
         """Heartbeats when idle; retransmission requests when answers are overdue."""
@@ -591,3 +654,8 @@ class OrderEntrySession:
                         )
                 except Unavailable:
                     pass
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -8,6 +8,7 @@ API words (buy, limit, gtc, ...) to wire codes and back.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -230,6 +231,23 @@ class OrderService:
         self, who: Principal, specs: list[OrderSpec], api: str = "rest"
     ) -> list[dict[str, Any]]:
         """Validate and enter orders; one acknowledgement dict per order, in order."""
+        return [result_dict(r) for r in self.enter(who, self._to_msgs(who, specs), api)]
+
+    async def submit_orders_async(
+        self, who: Principal, specs: list[OrderSpec], api: str = "rest"
+    ) -> list[dict[str, Any]]:
+        """`submit_orders` for the REST front end: the same validation, session and accounting,
+        but the event loop goes on serving other requests while the dataplane answers."""
+        msgs = self._to_msgs(who, specs)
+        oe = self.oe
+        if oe is None or not oe.logged_in:
+            oe = await asyncio.to_thread(self._session)  # (re)login may take a round trip
+        t0 = time.perf_counter()
+        results = await oe.submit_async(msgs)
+        self._account(results, api, t0)
+        return [result_dict(r) for r in results]
+
+    def _to_msgs(self, who: Principal, specs: list[OrderSpec]) -> list[c.NewOrder]:
         who.require("trader")
         if not specs:
             raise InvalidArgument("orders", "at least one order is required")
@@ -241,7 +259,7 @@ class OrderService:
                 if len(specs) == 1:
                     raise
                 raise InvalidArgument(f"orders[{i}].{e.field}", e.message) from None
-        return [result_dict(r) for r in self.enter(who, msgs, api)]
+        return msgs
 
     def enter(self, who: Principal, msgs: list[c.NewOrder], api: str) -> list[OrderResult]:
         """Enter validated NewOrders on the control plane's session (REST and gRPC)."""
@@ -251,6 +269,11 @@ class OrderService:
         oe = self._session()
         t0 = time.perf_counter()
         results = oe.submit(msgs)
+        self._account(results, api, t0)
+        return results
+
+    def _account(self, results: list[OrderResult], api: str, t0: float) -> None:
+        """Metrics, and the orders entered here (for cancel by order id)."""
         self.metrics.order_latency.labels(api).observe(time.perf_counter() - t0)
         acc = 0
         entered = self.entered
@@ -264,7 +287,6 @@ class OrderService:
         if len(entered) > 200_000:
             for k in list(entered)[:100_000]:
                 entered.pop(k, None)  # another thread may trim at the same time
-        return results
 
     def cancel_order(self, who: Principal, order_id: int) -> dict[str, Any]:
         who.require("trader")

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import select, text
 
 from . import auth
-from .auth import Principal
+from .auditlog import AuditLog
+from .auth import AuthError, Principal
 from .config import Settings
 from .configure import ConfigService
 from .dataplane import ControlClient
@@ -61,6 +62,7 @@ class ControlPlane(ConfigService, OrderService):
         self.settings = settings
         self.engine = make_engine(settings.effective_database_url, settings.db_schema)
         self.db = session_factory(self.engine)
+        self.auditlog = AuditLog(self.engine)
         self.ctl = ControlClient(settings.control_socket, settings.dataplane_timeout_s)
         self.oe: OrderEntrySession | None = None
         self._oe_lock = threading.Lock()
@@ -86,9 +88,18 @@ class ControlPlane(ConfigService, OrderService):
             self.oe.close()
             self.oe = None
         self.ctl.close()
+        self.auditlog.close()
         self.engine.dispose()
 
     # -- auth and audit -----------------------------------------------------------------------
+    def cached_principal(self, token: str | None) -> Principal | None:
+        """The caller of a token verified less than a second ago, without touching the database
+        (None: not cached, call `authenticate`)."""
+        hit = self._auth_cache.get(token) if token else None
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
     def authenticate(self, token: str | None) -> Principal:
         """The caller of a token; answers are cached for a second (a revocation through this
         process clears the cache at once)."""
@@ -103,27 +114,34 @@ class ControlPlane(ConfigService, OrderService):
         self._auth_cache[token] = (who, now + 1.0)  # type: ignore[index]
         return who
 
+    def try_authenticate(self, token: str | None) -> Principal | None:
+        """`authenticate`, or None for a missing, unknown or revoked token (for audit records;
+        the request itself is refused by its route)."""
+        try:
+            return self.authenticate(token)
+        except AuthError:
+            return None
+
     def audit(
         self, who: Principal | None, action: str, target: str, detail: Any, result: str
     ) -> None:
-        try:
-            body = detail if isinstance(detail, str) else json.dumps(detail, default=str)
-            with self.db.begin() as db:
-                db.add(
-                    AuditRecord(
-                        actor=who.name if who else "anonymous",
-                        role=who.role if who else "-",
-                        action=action[:128],
-                        target=target[:256],
-                        detail=body[:4000],
-                        result=result[:256],
-                    )
-                )
-        except Exception:  # noqa: BLE001 - an audit failure must be visible, not fatal
-            log.exception("audit record not written: %s %s %s", action, target, result)
+        """A complete audit record for an attempt that changed nothing (or whose change is
+        already recorded through `audit_begin`); waits until it is committed."""
+        body = detail if isinstance(detail, str) else json.dumps(detail, default=str)
+        self.auditlog.record(who, action, target, body, result)
+
+    def audit_begin(self, who: Principal | None, action: str, target: str, detail: Any) -> int:
+        """Record a change before it is applied (result `pending`); raises Unavailable when the
+        record cannot be written, and the change must then not be applied. See xdpex.auditlog."""
+        body = detail if isinstance(detail, str) else json.dumps(detail, default=str)
+        return self.auditlog.begin(who, action, target, body)
+
+    def audit_finish(self, record_id: int, result: str, action: str | None = None) -> None:
+        self.auditlog.finish(record_id, result, action)
 
     def list_audit(self, who: Principal, limit: int) -> list[dict[str, Any]]:
         who.require("operator")
+        self.auditlog.flush()  # results of requests answered a moment ago
         with self.db() as db:
             rows = db.scalars(select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit))
             return [

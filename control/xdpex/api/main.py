@@ -7,7 +7,11 @@ from the same process, so REST and gRPC share the service layer and its order-en
 Errors: service errors map to precise statuses (xdpex.errors); an InvalidArgument has the same
 422 shape as FastAPI's own validation errors (`detail[0].loc` ends with the field). Every
 POST/PUT/PATCH/DELETE under /api/v1 (allowed or not) leaves an audit record: who, what, the
-request body, when and the result.
+request body, when and the result. The record is committed before the request reaches its route
+(result `pending`), the result is filled in after (xdpex.auditlog): a crash cannot lose the
+record of an applied change, and a request whose record cannot be written is refused (503).
+The middleware that does this (and times every request) is plain ASGI: Starlette's
+BaseHTTPMiddleware costs a task group and memory streams per request.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..auth import AuthError, PermissionDenied
@@ -59,6 +64,102 @@ def _error_body(exc: Exception) -> dict:
             ]
         }
     return {"detail": str(exc)}
+
+
+def _bearer(scope: Scope) -> str | None:
+    for k, v in scope["headers"]:
+        if k == b"authorization":
+            scheme, _, tok = v.decode("latin-1").partition(" ")
+            return tok.strip() if scheme.lower() == "bearer" and tok.strip() else None
+    return None
+
+
+class AuditAndTime:
+    """Times every request (Prometheus, by route template) and audits every mutating request
+    under /api/v1: record committed first, result after (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, cp: ControlPlane):
+        self.app = app
+        self.cp = cp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cp = self.cp
+        t0 = time.perf_counter()
+        method, url_path = scope["method"], scope["path"]
+        audited = method in MUTATING and url_path.startswith(API_V1)
+        status = [500]
+        started = [False]
+
+        async def send_w(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                status[0], started[0] = msg["status"], True
+            await send(msg)
+
+        rec = 0
+        state = scope.setdefault("state", {})
+        qs = scope.get("query_string", b"").decode("latin-1")
+        target = url_path + (f"?{qs}" if qs else "")
+        body = b""
+        if audited:
+            chunks = []
+            while True:
+                m = await receive()
+                if m["type"] != "http.request":
+                    break
+                chunks.append(m.get("body", b""))
+                if not m.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+            inner_receive = receive
+
+            async def receive(  # type: ignore[no-redef]
+                replay: list[Message] = replay, inner: Receive = inner_receive
+            ) -> Message:
+                return replay.pop() if replay else await inner()
+
+            token = _bearer(scope)
+            who = cp.cached_principal(token)
+            if who is None and token:
+                who = await run_in_threadpool(cp.try_authenticate, token)
+            try:
+                rec = await cp.auditlog.begin_async(
+                    who, f"{method} {url_path}", target, body[:4000].decode(errors="replace")
+                )
+            except ServiceError as e:
+                log.error("%s %s refused: %s", method, url_path, e)
+                resp = JSONResponse({"detail": str(e)}, status_code=http_status_of(e))
+                await resp(scope, receive, send_w)
+                self._observe(scope, method, url_path, status[0], t0)
+                return
+        try:
+            await self.app(scope, receive, send_w)
+        except Exception as exc:
+            log.exception("unhandled error in %s %s", method, url_path)
+            state["error"] = f"internal error: {exc}"
+            if started[0]:
+                raise
+            resp = JSONResponse(
+                {"detail": f"internal error: {type(exc).__name__}"}, status_code=500
+            )
+            await resp(scope, receive, send_w)
+        finally:
+            path = self._observe(scope, method, url_path, status[0], t0)
+            if rec:
+                st = status[0]
+                result = "ok" if st < 400 else f"{st}: {state.get('error', '')}"
+                cp.auditlog.finish(rec, result, f"{method} {path}")
+
+    def _observe(self, scope: Scope, method: str, url_path: str, status: int, t0: float) -> str:
+        route = scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        if url_path.startswith(API_V1) and not path.startswith(API_V1):
+            path = API_V1 + path  # routes of the nested v1 router report their own path
+        self.cp.metrics.http.labels(method, path, str(status)).observe(time.perf_counter() - t0)
+        return path
 
 
 def create_app(settings: Settings | None = None, cp: ControlPlane | None = None) -> FastAPI:
@@ -108,40 +209,7 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
             request.state.error = f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
         return await request_validation_exception_handler(request, exc)
 
-    @app.middleware("http")
-    async def audit_and_time(request: Request, call_next):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
-        audited = request.method in MUTATING and request.url.path.startswith(API_V1)
-        body = (await request.body())[:4000] if audited else b""
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            log.exception("unhandled error in %s %s", request.method, request.url.path)
-            response = JSONResponse(
-                {"detail": f"internal error: {type(exc).__name__}"}, status_code=500
-            )
-            request.state.error = f"internal error: {exc}"
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        if request.url.path.startswith(API_V1) and not path.startswith(API_V1):
-            path = API_V1 + path  # routes of the nested v1 router report their own path
-        cp.metrics.http.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - t0
-        )
-        if audited:
-            who = getattr(request.state, "principal", None)
-            st = response.status_code
-            result = "ok" if st < 400 else f"{st}: {getattr(request.state, 'error', '')}"
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            await run_in_threadpool(
-                cp.audit,
-                who,
-                f"{request.method} {path}",
-                target,
-                body.decode(errors="replace"),
-                result,
-            )
-        return response
+    app.add_middleware(AuditAndTime, cp=cp)
 
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_V1)

@@ -20,9 +20,9 @@ Status = Literal["new", "partially_filled", "filled", "cancelled", "rejected"]
     response_model=OrderAck,
     responses={200: {"model": OrderAck, "description": "rejected by the engine"}},
 )
-def submit_order(cp: CP, who: Trader, body: OrderIn, response: Response) -> dict:
+async def submit_order(cp: CP, who: Trader, body: OrderIn, response: Response) -> dict:
     """Enter an order; answers with the gateway's acknowledgement (201, or 200 if rejected)."""
-    res = cp.submit_orders(who, [OrderSpec(**body.model_dump())])[0]
+    res = (await cp.submit_orders_async(who, [OrderSpec(**body.model_dump())]))[0]
     if res["status"] == "rejected":
         response.status_code = status.HTTP_200_OK
     return res
