@@ -18,7 +18,7 @@ pkgs=(
 	clang llvm lld libbpf-dev libxdp-dev xdp-tools bpftool libelf-dev zlib1g-dev libpcap-dev
 	linux-libc-dev libssl-dev libjansson-dev libgtest-dev libgmock-dev
 	iproute2 ethtool iputils-ping tcpdump tshark kmod procps
-	python3 python3-venv python3-dev
+	python3 python3-venv python3-dev redis-server clang-format
 	vagrant vagrant-libvirt ruby
 )
 missing=()
