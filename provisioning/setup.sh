@@ -55,8 +55,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 	say "installing the project and its dev tools into .venv"
-	.venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-	.venv/bin/python -m pip install -q -e '.[dev]'
+	# pip is chatty (warnings about a host's pip config, setuptools notices): its output is kept
+	# in .venv/pip.log and shown only when it fails.
+	quiet() { "$@" >>.venv/pip.log 2>&1 || { cat .venv/pip.log >&2; die "pip failed: $*"; }; }
+	: >.venv/pip.log
+	quiet .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+	quiet .venv/bin/python -m pip install -q -e '.[dev]'
 	echo "$want" >"$stamp"
 fi
 
