@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, insert, update
+from sqlalchemy import Engine, Table
 
 from .auth import Principal
 from .errors import Unavailable
@@ -36,30 +36,23 @@ log = logging.getLogger("xdpex.audit")
 PENDING = "pending"
 MAX_BATCH = 1024
 _T: Table = AuditRecord.__table__  # type: ignore[assignment]
-_INSERT = insert(_T)
-_UPDATES: dict[tuple[str, ...], Any] = {}
-
-
-def _update(keys: tuple[str, ...]) -> Any:
-    """UPDATE audit_log SET <column> = :v_<column> ... WHERE id = :rid, once per key set."""
-    st = _UPDATES.get(keys)
-    if st is None:
-        st = (
-            update(_T)
-            .where(_T.c.id == bindparam("rid"))
-            .values({k[2:]: bindparam(k) for k in keys if k != "rid"})
-        )
-        _UPDATES[keys] = st
-    return st
+_COLS = ("at", "actor", "role", "action", "target", "detail", "result")
 
 
 class _Item:
-    __slots__ = ("values", "record_id", "done", "error")
+    __slots__ = ("values", "record_id", "done", "fut", "error")
 
-    def __init__(self, values: dict[str, Any] | None, record_id: int, done: Callable | None):
+    def __init__(
+        self,
+        values: dict[str, Any] | None,
+        record_id: int,
+        done: Callable | None,
+        fut: asyncio.Future | None = None,
+    ):
         self.values = values  # None: a flush marker
         self.record_id = record_id  # 0: insert; else: update of that record
         self.done = done  # called with the item once its transaction committed or failed
+        self.fut = fut  # or: resolved with the item on its event loop
         self.error: Exception | None = None
 
 
@@ -80,12 +73,24 @@ class AuditLog:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        d = engine.dialect
+        ph = "?" if d.paramstyle == "qmark" else "%s"
+        self._returning = d.name != "sqlite"  # SQLite: cursor.lastrowid
+        self._insert = (
+            f"INSERT INTO {_T.name} ({', '.join(_COLS)}) VALUES ({', '.join([ph] * len(_COLS))})"
+            + (" RETURNING id" if self._returning else "")
+        )
+        self._update = (
+            f"UPDATE {_T.name} SET result = {ph}, action = COALESCE({ph}, action) WHERE id = {ph}"
+        )
+        self._at = _T.c.at.type.bind_processor(d)  # SQLite stores datetimes as text
         self._q: deque[_Item] = deque()
         self._cv = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
         self.batches = 0  # transactions committed (the benchmark reports records per commit)
         self.records = 0
+        self._raw: Any = None  # the writer thread's DB-API connection (from the pool)
 
     # -- writer thread ------------------------------------------------------------------------
     def _ensure_thread(self) -> None:
@@ -112,35 +117,65 @@ class AuditLog:
                 batch = [self._q.popleft() for _ in range(n)]
             self._write(batch)
 
-    def _write(self, batch: list[_Item]) -> None:
-        # Statements built once (compiled once, from SQLAlchemy's cache); updates go as one
-        # executemany. Little Python per record: this thread shares the GIL with the event loop.
+    def _write_once(self, batch: list[_Item]) -> None:
+        # Plain DB-API statements on a connection this thread keeps: it shares the GIL with the
+        # event loop, and SQLAlchemy's per-statement and pool work was most of its time.
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        raw = self._raw
         try:
-            with self.engine.begin() as conn:
-                ups = []
+            cur = raw.cursor()
+            ups = []
+            for it in batch:
+                v = it.values
+                if v is None:
+                    continue
+                if "at" not in v:  # a finish: update of a record inserted earlier
+                    ups.append((v["result"], v.get("action"), it.record_id))
+                    continue
+                at = self._at(v["at"]) if self._at else v["at"]
+                cur.execute(self._insert, (at, *(v[k] for k in _COLS[1:])))
+                rid = cur.fetchone()[0] if self._returning else cur.lastrowid  # type: ignore[index]
+                it.record_id = int(rid)
+            if ups:
+                cur.executemany(self._update, ups)
+            cur.close()
+            raw.commit()
+            self.records += sum(1 for it in batch if it.values and "at" in it.values)
+        except BaseException:
+            self._raw = None
+            try:
+                raw.invalidate()  # a fresh connection for the next attempt
+            except Exception:  # noqa: BLE001
+                log.debug("invalidating the audit connection failed", exc_info=True)
+            raise
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            try:
+                self._write_once(batch)
+            except Exception:  # noqa: BLE001 - once more on a fresh connection (server restart)
+                log.warning("audit batch failed, retrying on a new connection", exc_info=True)
                 for it in batch:
-                    if it.values is None:
-                        continue
-                    if it.record_id:
-                        vals = {"v_" + k: v for k, v in it.values.items()}
-                        ups.append({"rid": it.record_id, **vals})
-                    else:
-                        res = conn.execute(_INSERT, it.values)
-                        it.record_id = int(res.inserted_primary_key[0])  # type: ignore[index]
-                        self.records += 1
-                for keys in {tuple(sorted(u)) for u in ups}:
-                    conn.execute(_update(keys), [u for u in ups if tuple(sorted(u)) == keys])
+                    if it.values is not None and "at" in it.values:
+                        it.record_id = 0  # inserts of the failed transaction were rolled back
+                self._write_once(batch)
             self.batches += 1
         except Exception as e:  # noqa: BLE001 - reported to every waiter and logged
             log.exception("audit records not written (%d in the batch)", len(batch))
             for it in batch:
                 it.error = e
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         for it in batch:
-            if it.done is not None:
-                try:
-                    it.done(it)
-                except Exception:  # noqa: BLE001 - a waiter that went away
-                    log.debug("audit waiter callback failed", exc_info=True)
+            if it.fut is not None:
+                by_loop.setdefault(it.fut.get_loop(), []).append(it)
+            elif it.done is not None:
+                it.done(it)
+        for loop, items in by_loop.items():  # one wake-up per event loop and batch
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                pass
 
     # -- blocking API (gRPC threads, the service layer) ---------------------------------------
     def _wait(self, values: dict | None, record_id: int = 0) -> _Item:
@@ -184,24 +219,23 @@ class AuditLog:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
     # -- asyncio API (the REST front end: the event loop never waits on the database) ---------
     async def begin_async(
         self, who: Principal | None, action: str, target: str, detail: str
     ) -> int:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[_Item] = loop.create_future()
-
-        def done(it: _Item) -> None:
-            loop.call_soon_threadsafe(_resolve, fut, it)
-
-        self._put(_Item(_row(who, action, target, detail, PENDING), 0, done))
+        fut: asyncio.Future[_Item] = asyncio.get_running_loop().create_future()
+        self._put(_Item(_row(who, action, target, detail, PENDING), 0, None, fut))
         it = await fut
         if it.error is not None:
             raise Unavailable(f"audit log not writable, change refused: {it.error}")
         return it.record_id
 
 
-def _resolve(fut: asyncio.Future, it: _Item) -> None:
-    if not fut.done():
-        fut.set_result(it)
+def _resolve(items: list[_Item]) -> None:
+    for it in items:
+        if it.fut is not None and not it.fut.done():
+            it.fut.set_result(it)

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -81,6 +82,7 @@ class AuditAndTime:
     def __init__(self, app: ASGIApp, cp: ControlPlane):
         self.app = app
         self.cp = cp
+        self._timers: dict[tuple[str, str, int], Any] = {}  # labelled histogram children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +160,11 @@ class AuditAndTime:
         path = getattr(route, "path", "unmatched")
         if url_path.startswith(API_V1) and not path.startswith(API_V1):
             path = API_V1 + path  # routes of the nested v1 router report their own path
-        self.cp.metrics.http.labels(method, path, str(status)).observe(time.perf_counter() - t0)
+        key = (method, path, status)
+        timer = self._timers.get(key)
+        if timer is None:
+            timer = self._timers[key] = self.cp.metrics.http.labels(method, path, str(status))
+        timer.observe(time.perf_counter() - t0)
         return path
 
 
