@@ -98,8 +98,8 @@ def _fill_ack(a: Any, r: OrderResult) -> None:
         a.reason = cancel_name(r.reason)
     if r.fills:
         add = a.fills.add
-        for f in r.fills:
-            add(exec_id=f["exec_id"], price=f["price"], qty=f["qty"], liquidity=f["liquidity"])
+        for e, px, q, liq in r.fills:
+            add(exec_id=e, price=px, qty=q, liquidity=liq)
 
 
 def _ack(r: OrderResult) -> Any:

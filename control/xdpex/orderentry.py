@@ -97,7 +97,7 @@ class OrderResult:
     qty: int = 0
     filled: int = 0
     leaves: int = 0
-    fills: list[dict[str, int]] = field(default_factory=list)
+    fills: list[tuple[int, int, int, int]] = field(default_factory=list)  # exec_id px qty liq
     acked: bool = False
 
 
@@ -553,14 +553,7 @@ class OrderEntrySession:
                     r2.filled += v[FILL_QTY]
                     r2.leaves = v[FILL_LEAVES]
                     r2.status = "filled" if v[FILL_LEAVES] == 0 else "partially_filled"
-                    r2.fills.append(
-                        {
-                            "exec_id": v[FILL_EXEC],
-                            "price": v[FILL_PX],
-                            "qty": v[FILL_QTY],
-                            "liquidity": v[FILL_LIQ],
-                        }
-                    )
+                    r2.fills.append((v[FILL_EXEC], v[FILL_PX], v[FILL_QTY], v[FILL_LIQ]))
             elif t == T_CXLD:
                 r2 = acked.get(v[CXL_CL])
                 if r2 is not None:

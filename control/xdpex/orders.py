@@ -121,7 +121,9 @@ def result_dict(r: OrderResult) -> dict[str, Any]:
         "status": r.status,
         "reason": None,
         "field": None,
-        "fills": r.fills,
+        "fills": [
+            {"exec_id": e, "price": px, "qty": q, "liquidity": liq} for e, px, q, liq in r.fills
+        ],
     }
     if r.status == "rejected":
         out["reason"] = reject_name(r.reason)
