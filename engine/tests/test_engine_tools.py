@@ -102,8 +102,11 @@ def test_bench_deep_variant_deepens_queues(tmp_path: Path) -> None:
     deep = json.loads(xdpex("bench", "--stream", str(stream), "--json", "--runs", "1",
                             "--deep", "4").stdout)
     assert deep["deep_factor"] == 4
-    assert deep["orders_per_level_start"] == pytest.approx(4 * plain["orders_per_level_start"])
-    assert deep["per_type"]["cancel"]["count"] > plain["per_type"]["cancel"]["count"]
+    # Same orders on fewer, deeper levels.
+    assert deep["resting_orders_start"] == plain["resting_orders_start"]
+    assert deep["levels_start"] < plain["levels_start"]
+    assert deep["orders_per_level_start"] > 1.5 * plain["orders_per_level_start"]
+    assert deep["per_type"]["cancel"]["count"] == plain["per_type"]["cancel"]["count"]
 
 
 def test_lobster_executions_hit_the_executed_order() -> None:

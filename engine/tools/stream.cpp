@@ -9,8 +9,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <unordered_map>
 
 namespace xe {
 
@@ -150,78 +148,26 @@ bool load_stream(const std::string &path, Stream *out, std::string *err)
 	return true;
 }
 
-bool deepen(Stream *s, uint32_t factor, uint32_t max_orders)
+void deepen(Stream *s, uint32_t factor)
 {
 	if (factor <= 1)
-		return true;
-	// Two simulation engines: `base` runs the stream as it is and tells when an order of the
-	// stream is gone (filled or cancelled); `sim` runs the deep stream being built and tells
-	// which of the order and its copies are still live then, so every cancel added hits a
-	// live order and the deep book stays the base book times `factor`.
-	xe_engine *base = make_engine(*s, max_orders);
-	xe_engine *sim = make_engine(*s, max_orders);
-	if (!base || !sim) {
-		xe_engine_destroy(base);
-		xe_engine_destroy(sim);
-		return false;
+		return;
+	int64_t f = factor;
+	auto down = [f](int64_t p) { return p / f * f; };
+	auto up = [f](int64_t p) { return (p + f - 1) / f * f; };
+	for (Msg &m : s->msgs) {
+		bool buy = m.side == XE_BUY;
+		// Resting orders move away from the other side, IOCs towards it, so what crossed
+		// still crosses and what rested still rests.
+		if (m.type == 'N')
+			m.price = buy ? down(m.price) : up(m.price);
+		else if (m.type == 'I')
+			m.price = buy ? up(m.price) : down(m.price);
+		if (m.price < s->min_price)
+			s->min_price = m.price;
+		if (m.price > s->max_price)
+			s->max_price = m.price;
 	}
-	std::unique_ptr<xe_event[]> ev(new xe_event[xe_engine_max_events(sim)]);
-	std::unordered_map<uint64_t, uint64_t> first_copy; // stream oid -> oid of its first copy
-	std::vector<Msg> msgs;
-	msgs.reserve(s->msgs.size() * (factor + 1));
-	std::vector<uint64_t> gone;
-	uint64_t oid = s->max_oid + 1;
-	size_t prefill = 0;
-	auto emit = [&](const Msg &m) {
-		msgs.push_back(m);
-		apply(sim, m, ev.get());
-	};
-	auto cancel_live = [&](Msg c, uint64_t id) {
-		xe_order_info info;
-		c.type = 'C';
-		c.oid = id;
-		if (xe_engine_get_order(sim, 1, id, &info) == 0)
-			emit(c);
-	};
-	for (size_t i = 0; i < s->msgs.size(); i++) {
-		const Msg &m = s->msgs[i];
-		gone.clear();
-		uint32_t n = apply(base, m, ev.get());
-		for (uint32_t k = 0; k < n; k++)
-			if ((ev[k].type == XE_EV_FILL && ev[k].leaves == 0) ||
-			    ev[k].type == XE_EV_CANCELLED)
-				gone.push_back(ev[k].cl_ord_id);
-		if (m.type == 'N') {
-			first_copy[m.oid] = oid;
-			for (uint32_t k = 1; k < factor; k++) {
-				Msg c = m;
-				c.oid = oid++;
-				emit(c);
-			}
-		}
-		if (m.type == 'C')
-			cancel_live(m, m.oid); // the base's cancel also lists it in `gone`
-		else
-			emit(m);
-		for (uint64_t g : gone) {
-			auto it = first_copy.find(g);
-			if (it == first_copy.end())
-				continue;
-			if (g != m.oid || m.type != 'C')
-				cancel_live(m, g);
-			for (uint32_t k = 0; k + 1 < factor; k++)
-				cancel_live(m, it->second + k);
-			first_copy.erase(it);
-		}
-		if (i + 1 == s->prefill)
-			prefill = msgs.size();
-	}
-	xe_engine_destroy(base);
-	xe_engine_destroy(sim);
-	s->msgs = std::move(msgs);
-	s->prefill = prefill;
-	s->max_oid = oid - 1;
-	return true;
 }
 
 xe_engine *make_engine(const Stream &s, uint32_t max_orders)

@@ -36,12 +36,11 @@ struct Stream {
 // Reads `path` (.csv or .csv.gz). On error returns false with a message naming the line and field.
 bool load_stream(const std::string &path, Stream *out, std::string *err);
 
-// Deep-queue variant: every new order is preceded by `factor - 1` copies at the same price and
-// quantity (fresh oids above the stream's, same phase); when the stream's order leaves the book
-// in the plain run (cancelled or filled), whatever is still live of it and its copies is
-// cancelled. Queues so stay about `factor` times deeper all through the stream, and every cancel
-// hits a live order. False if the simulation engines cannot be created.
-bool deepen(Stream *s, uint32_t factor, uint32_t max_orders);
+// Deep-queue variant: prices coarsened to multiples of `factor` ticks (resting orders rounded
+// away from the other side, IOCs towards it), so the same orders sit on `factor` times fewer,
+// deeper levels. The number of live orders, and so the memory the engine touches, stays that of
+// the plain stream: what changes is only how deep each queue is.
+void deepen(Stream *s, uint32_t factor);
 
 // An engine configured for the stream, or nullptr.
 xe_engine *make_engine(const Stream &s, uint32_t max_orders);

@@ -9,8 +9,8 @@
 //   - latency: 3 more runs reading the TSC (rdtscp-ordered, calibrated against CLOCK_MONOTONIC)
 //     around every message; percentiles overall and per message type are the median over the
 //     runs. The figures include the timer's own cost, reported as timer_overhead_ns.
-// --deep F makes every prefill order F orders deep (stream.hpp deepen). Output: text, or one JSON
-// object with --json.
+// --deep F puts prices on F-tick steps: the same orders on deeper queues (stream.hpp deepen).
+// Output: text, or one JSON object with --json.
 //
 // usage: xe_bench STREAM [--json] [--deep F] [--max-orders N] [--runs N]
 #include <sys/resource.h>
@@ -133,10 +133,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xe_bench: %s\n", err.c_str());
 		return 1;
 	}
-	if (!xe::deepen(&s, deep, max_orders)) {
-		fprintf(stderr, "xe_bench: cannot create the engine (max_orders %u)\n", max_orders);
-		return 1;
-	}
+	xe::deepen(&s, deep);
 	const xe::Msg *timed = s.msgs.data() + s.prefill;
 	size_t n = s.msgs.size() - s.prefill;
 

@@ -153,9 +153,10 @@ def section(result: dict, prev: dict | None, stream: Path) -> str:
         "Latency: 3 more runs reading the TSC (rdtscp + lfence, calibrated against "
         "CLOCK_MONOTONIC) around every call; median of the runs' percentiles; timer overhead "
         f"({n['timer_overhead_ns']:.0f} ns) is included, not subtracted. Every run must end with "
-        "the same state hash. Deep variant: every new order preceded by "
-        f"{d['deep_factor'] - 1} copies at its price, the copies cancelled when the plain run "
-        "loses the order, so queues stay about 8x deeper all through the stream.",
+        "the same state hash. Deep variant: prices coarsened to multiples of "
+        f"{d['deep_factor']} ticks (resting orders away from the other side, IOCs towards it), "
+        f"so the same orders (same count, same memory touched) sit on fewer, deeper levels; "
+        "only the queue depth changes.",
         "",
         "Reference: liquibook does about 7 M msgs/s with p99 about 440 ns on this stream on this "
         "machine.",

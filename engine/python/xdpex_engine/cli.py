@@ -19,7 +19,7 @@ from pathlib import Path
 
 from xdpex_engine.native import BUILD_DIR
 
-DEEP_FACTOR = 8  # about 97 orders a level on orders-s42-1m
+DEEP_FACTOR = 12  # prices on 12-tick steps: about 90 orders a level on orders-s42-1m
 
 
 def _tool(name: str) -> Path:
@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", type=_stream, required=True, help="stream .csv or .csv.gz")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--deep", type=int, nargs="?", const=DEEP_FACTOR, default=0, metavar="F",
-                   help=f"deep-queue variant, every order F deep (default {DEEP_FACTOR})")
+                   help=f"deep-queue variant: prices on F-tick steps, queues about F times "
+                   f"deeper (default {DEEP_FACTOR})")
     p.add_argument("--runs", type=int, default=5, help="throughput runs (median reported)")
     p.add_argument("--max-orders", type=int, default=1 << 18, help="engine order pool size")
     p.add_argument("--report", type=Path, help="run plain and deep, write both to this JSON")
