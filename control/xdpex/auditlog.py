@@ -6,8 +6,9 @@ that was applied:
 1. `begin` (or `begin_async`) inserts the record (who, what, the request) with result
    `pending` and returns only once that insert is committed. The front end applies the change
    only after this; if the insert fails, the change is refused (503 / UNAVAILABLE).
-2. `finish` sets the final result (and the route's action name). It is queued, not waited for:
-   a crash before it is committed leaves the record with result `pending`, i.e. "attempted,
+2. `finish` sets the final result (and the route's action name). It is queued, not waited for,
+   and does not wake the writer: it is committed with the next record's insert, or after at most
+   FINISH_DELAY_S. A crash before that leaves the record with result `pending`, i.e. "attempted,
    result not recorded" - the change itself is then visible in the journal and the orders table.
 
 Concurrent requests share transactions: the writer takes everything queued since its last
@@ -35,6 +36,7 @@ from .models import AuditRecord, utcnow
 log = logging.getLogger("xdpex.audit")
 PENDING = "pending"
 MAX_BATCH = 1024
+FINISH_DELAY_S = 0.05  # a result with nothing else to write waits this long to share a commit
 _T: Table = AuditRecord.__table__  # type: ignore[assignment]
 _COLS = ("at", "actor", "role", "action", "target", "detail", "result")
 
@@ -87,6 +89,7 @@ class AuditLog:
         self._q: deque[_Item] = deque()
         self._cv = threading.Condition()
         self._stop = False
+        self._urgent = False  # an item someone waits for is queued
         self._thread: threading.Thread | None = None
         self.batches = 0  # transactions committed (the benchmark reports records per commit)
         self.records = 0
@@ -99,22 +102,32 @@ class AuditLog:
             self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
             self._thread.start()
 
-    def _put(self, item: _Item) -> None:
+    def _put(self, item: _Item, urgent: bool = True) -> None:
+        """Queue an item; an urgent one (someone waits for it) wakes the writer, others wait
+        for the next urgent one or at most FINISH_DELAY_S."""
         with self._cv:
             if self._thread is None or not self._thread.is_alive():
                 self._ensure_thread()
             self._q.append(item)
-            self._cv.notify()
+            if urgent:
+                self._urgent = True
+                self._cv.notify()
 
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._q and not self._stop:
-                    self._cv.wait()
+                while not self._urgent and not self._stop:
+                    if not self._q:
+                        self._cv.wait()
+                    elif not self._cv.wait(FINISH_DELAY_S):
+                        break  # only results queued, and they waited long enough
                 if not self._q:
-                    return
+                    if self._stop:
+                        return
+                    continue
                 n = min(len(self._q), MAX_BATCH)
                 batch = [self._q.popleft() for _ in range(n)]
+                self._urgent = bool(self._q)
             self._write(batch)
 
     def _write_once(self, batch: list[_Item]) -> None:
@@ -144,6 +157,10 @@ class AuditLog:
             self.records += sum(1 for it in batch if it.values and "at" in it.values)
         except BaseException:
             self._raw = None
+            try:
+                raw.rollback()  # no lock may outlive the failed transaction
+            except Exception:  # noqa: BLE001 - the connection may be gone
+                log.debug("rollback of the audit connection failed", exc_info=True)
             try:
                 raw.invalidate()  # a fresh connection for the next attempt
             except Exception:  # noqa: BLE001
@@ -205,7 +222,7 @@ class AuditLog:
         vals: dict[str, Any] = {"result": result[:256]}
         if action:
             vals["action"] = action[:128]
-        self._put(_Item(vals, record_id, None))
+        self._put(_Item(vals, record_id, None), urgent=False)
 
     def flush(self) -> None:
         """Wait until everything queued so far is committed."""
