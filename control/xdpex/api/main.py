@@ -220,12 +220,12 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_V1)
     for r in (
+        orders,  # first: order entry is the hot path, and routes are matched in this order
         symbols,
         sessions,
         allowlist,
         ratelimits,
         books,
-        orders,
         executions,
         dataplane,
         tokens,
