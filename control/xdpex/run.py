@@ -6,6 +6,9 @@ sessions with fresh random secrets), waits for its control socket, drives a batc
 single-order latency run through it with xdpex-loadgen from the traffic namespace, prints what
 happened (orders, answers, fills, rejects, rate, round-trip percentiles, the XDP program's
 verdict counters and the dataplane's own counters), stops xdpexd cleanly and takes the lab down.
+Beside the dataplane it runs the control plane (REST + gRPC, http://127.0.0.1:8080 unless that is
+taken), prints its URL and operator token, and enters one order through REST, which travels the
+same sequenced, journaled path as the wire orders.
 A failing step ends the run with a non-zero status and a message naming the step.
 """
 
@@ -16,7 +19,9 @@ import sys
 from typing import Any
 
 from xdpex_traffic.lab import GW_CPU, TG_CPU, Lab, LabError
-from xdpex_traffic.wire import Gateway, WireError, run_loadgen, xdpexd_path
+from xdpex_traffic.wire import PRICE_BAND, Gateway, WireError, run_loadgen, xdpexd_path
+
+from .localcp import ControlPlaneError, LocalControlPlane
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the load generator's own I/O: its AF_XDP socket (default) or kernel UDP",
     )
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    parser.add_argument("--http-port", type=int, default=8080, help="control plane REST port")
+    parser.add_argument("--grpc-port", type=int, default=50051, help="control plane gRPC port")
+    parser.add_argument(
+        "--no-control", action="store_true", help="do not start the control plane beside xdpexd"
+    )
 
 
 def _line(name: str, r: dict[str, Any]) -> str:
@@ -75,6 +85,34 @@ def _summary(mode: str, batched: dict[str, Any], single: dict[str, Any], st: dic
     return "\n".join(out)
 
 
+def _control_demo(cp: LocalControlPlane) -> str:
+    """One order entered and cancelled through REST, then what readiness and metrics say."""
+    price = PRICE_BAND[0] + 1  # far below the market: it rests
+    body = {"symbol_id": 1, "side": "buy", "type": "limit", "tif": "gtc", "qty": 1, "price": price}
+    r = cp.request("POST", "/api/v1/orders", json=body)
+    if r.status_code >= 300:
+        raise ControlPlaneError(f"POST /api/v1/orders: HTTP {r.status_code}: {r.text}")
+    ack = r.json()
+    r = cp.request("DELETE", f"/api/v1/orders/{ack.get('order_id')}")
+    if r.status_code >= 300:
+        raise ControlPlaneError(f"DELETE /api/v1/orders/{ack.get('order_id')}: {r.text}")
+    cxl = r.json()
+    ready = cp.request("GET", "/readyz").json()
+    metrics = cp.request("GET", "/metrics").text.splitlines()
+    samples = [m for m in metrics if m.startswith("xdpex_") and not m.startswith("#")]
+    keep = ("xdpex_xdp_packets_total", "xdpex_orders_entered", "xdpex_journal_seq")
+    shown = [m for m in samples if m.startswith(keep) and "_created" not in m][:8]
+    out = [
+        f"control plane: REST order {body['side']} {body['qty']} @ {price} GTC on symbol 1 -> "
+        f"{ack.get('status')} (order_id {ack.get('order_id')}, session {ack.get('session_id')}); "
+        f"DELETE -> {cxl.get('status', cxl)}",
+        "control plane: readiness " + ", ".join(f"{k}: {v}" for k, v in ready["checks"].items()),
+        f"control plane: /metrics exports {len(samples)} xdpex_* samples, e.g.",
+    ]
+    out += [f"    {m}" for m in shown]
+    return "\n".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
     if not xdpexd_path().exists():
         print(
@@ -89,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     step = "lab up"
     lab: Lab | None = None
     gw: Gateway | None = None
+    cp: LocalControlPlane | None = None
     try:
         lab = Lab(args.prefix)
         lab.up()
@@ -96,6 +135,25 @@ def run(args: argparse.Namespace) -> int:
         gw = Gateway(lab, args.mode, cpu=GW_CPU, poll="spin")
         gw.start()
         print(f"xdpex run: lab {lab.prefix} up, xdpexd {args.mode} ready on {gw.server}")
+        if not args.no_control:
+            step = "start the control plane"
+            cp = LocalControlPlane(
+                gw.workdir / "control",
+                ctl_socket=gw.ctl_path,
+                order_socket=gw.workdir / "entry.sock",
+                journal_dir=gw.workdir / "journal",
+                udp_mode=args.mode == "udp",
+                pin_dir=gw.pin_dir if args.mode == "afxdp" else None,
+                http_port=args.http_port,
+                grpc_port=args.grpc_port,
+            )
+            cp.start()
+            for note in cp.moved:
+                print(f"xdpex run: {note}")
+            print(
+                f"xdpex run: control plane at {cp.url} (OpenAPI at {cp.url}/docs, gRPC on "
+                f"127.0.0.1:{cp.grpc_port}); operator token for this run: {cp.token}"
+            )
         io = ["--xdp", lab.tg_if] if args.generator == "afxdp" else []
         step = "batched load run"
         window = max(args.batch * 64, 256)
@@ -121,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
         step = "xdpexd stats"
         st = gw.stats()
         print(_summary(args.mode, batched, single, st))
+        if cp is not None:
+            step = "order entry through the control plane"
+            print(_control_demo(cp))
+            cp.stop()
         step = "stop xdpexd"
         rc = gw.stop()
         if rc != 0:
@@ -131,10 +193,12 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print("xdpex run: ok")
         return 0
-    except (LabError, WireError, OSError) as e:
+    except (LabError, WireError, ControlPlaneError, OSError) as e:
         print(f"xdpex run: step '{step}' failed: {e}", file=sys.stderr)
         return 1
     finally:
+        if cp is not None:
+            cp.stop()
         if gw is not None:
             gw.cleanup()
         if lab is not None and not args.keep:
