@@ -230,3 +230,39 @@ def test_audit_record_is_committed_before_the_change_and_completed_after(kind):
         eng.dispose()
         db.drop()
         cleanup_dir(d)
+
+
+def test_session_read_by_an_event_loop_is_handed_back_when_the_loop_ends():
+    """REST lets the event loop read the session's socket (attach_loop); once that loop is
+    closed, blocking callers (gRPC, cancels) and a new loop are answered as before."""
+    from xdpex.service import ControlPlane, OrderSpec
+
+    d = short_tmpdir("oeloop")
+    db = Database("sqlite", d)
+    dp = Dataplane(d).start()
+    cp = ControlPlane(dp.settings(db))
+    try:
+        cp.start()
+        who = cp.authenticate("xt_test_operator")
+
+        def spec(i: int) -> OrderSpec:
+            return OrderSpec(2, "buy" if i % 2 else "sell", "limit", "gtc", 1, 800)
+
+        async def on_loop(n: int) -> list[dict]:
+            got = await asyncio.gather(*(cp.submit_orders_async(who, [spec(i)]) for i in range(n)))
+            assert cp.oe is not None and cp.oe._loop_reading()  # the loop reads the socket
+            return [a for acks in got for a in acks]
+
+        first = asyncio.run(on_loop(20))  # that loop is closed when asyncio.run returns
+        assert cp.oe is not None and not cp.oe._loop_reading()
+        blocking = cp.submit_orders(who, [spec(i) for i in range(30)])  # receiver thread again
+        second = asyncio.run(on_loop(5))  # a new loop
+        cancel_me = next(a for a in second if a["status"] == "new")
+        assert cp.cancel_order(who, cancel_me["order_id"])["status"] == "cancelled"
+        ids = [a["order_id"] for a in first + blocking + second]
+        assert len(ids) == 55 and len(set(ids)) == 55 and None not in ids
+    finally:
+        cp.close()
+        dp.stop()
+        db.drop()
+        cleanup_dir(d)

@@ -5,7 +5,10 @@ speaks the binary wire protocol (xdpex_traffic.codec) exactly like a remote trad
 with the HMAC proof, application datagrams with consecutive inbound sequences, in-order handling
 of the gateway's outbound sequence (duplicates skipped, gaps filled by RetransmitRequest),
 heartbeats when idle and a fresh login after a Logout. A receiver thread routes every answer to
-the request waiting for it (by client order id).
+the request waiting for it (by client order id); while an asyncio event loop is attached
+(`attach_loop`, REST), that loop reads the socket instead, so an acknowledgement reaches an
+awaiting request without a thread hand-over (`submit_async`), and the thread takes over again
+when the loop stops.
 
 `submit()` sends a batch of NewOrders packed up to 22 to a datagram with a bounded number of
 unanswered messages in flight, and returns one `OrderResult` per order as of its acknowledgement
@@ -157,6 +160,8 @@ class OrderEntrySession:
         self._last_rx = 0.0
         self._gap_asked = 0.0
         self.window = 22
+        self._loop: asyncio.AbstractEventLoop | None = None  # reads the socket (attach_loop)
+        self._loop_tid = 0
         self._next_cl = time.time_ns() // 1000  # grows across restarts: no clash with live ids
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -190,6 +195,7 @@ class OrderEntrySession:
         for t in (self._rx, self._hb):
             if t is not None:
                 t.join(timeout=2)
+        self._detach_loop()
         self._sock.close()
         self._sock = None
         try:
@@ -285,7 +291,10 @@ class OrderEntrySession:
         fut: asyncio.Future[None] = loop.create_future()
 
         def woken() -> None:
-            loop.call_soon_threadsafe(_set_done, fut)
+            if threading.get_ident() == self._loop_tid and self._loop is loop:
+                _set_done(fut)  # answered on this very loop (attach_loop)
+            else:
+                loop.call_soon_threadsafe(_set_done, fut)
 
         waiter = _Waiter(len(orders), woken)
         results = self._start(orders, waiter, deadline, block=False)
@@ -419,26 +428,77 @@ class OrderEntrySession:
         assert self._sock is not None
         sock = self._sock
         while not self._stop.is_set():
+            if self._loop_reading():
+                self._stop.wait(0.05)  # the event loop reads the socket (attach_loop)
+                continue
             try:
-                ready, _, _ = select.select([sock], [], [], 0.1)
+                ready, _, _ = select.select([sock], [], [], 0.05)
             except (OSError, ValueError):
                 return
-            if not ready:
-                continue
-            done: list[_Waiter] = []
-            while True:  # drain what is queued before waking the waiters
-                try:
-                    data = sock.recv(2048, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    if self._stop.is_set():
-                        return
-                    break
-                self._on_datagram(data, done)
-            self._last_rx = time.monotonic()
-            for w in done:
-                w.wake()
+            if ready and not self._drain(sock) and self._stop.is_set():
+                return
+
+    def _drain(self, sock: socket.socket) -> bool:
+        """Handle every datagram queued on the socket, then wake the callers whose answers are
+        complete; False when the socket failed."""
+        done: list[_Waiter] = []
+        ok = True
+        while True:
+            try:
+                data = sock.recv(2048, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except OSError:
+                ok = False
+                break
+            self._on_datagram(data, done)
+        self._last_rx = time.monotonic()
+        for w in done:
+            w.wake()
+        return ok
+
+    # -- receiving on an asyncio event loop ---------------------------------------------------
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let `loop` (call from its thread) read the socket while it runs, instead of the
+        receiver thread: an acknowledgement then reaches an asyncio caller without a thread
+        hand-over. Blocking callers (gRPC, cancels) are woken from the loop. The receiver
+        thread takes over again when the loop stops or is closed."""
+        old = self._loop
+        if old is loop or self._sock is None or (old is not None and self._loop_reading()):
+            return  # attached already, closed, or another running loop reads
+        if old is not None and not old.is_closed():
+            old.remove_reader(self._sock.fileno())  # a stopped loop that may run again
+        self._loop_tid = threading.get_ident()
+        loop.add_reader(self._sock.fileno(), self._on_readable)
+        self._loop = loop
+
+    def _loop_reading(self) -> bool:
+        loop = self._loop
+        return loop is not None and loop.is_running() and not loop.is_closed()
+
+    def _on_readable(self) -> None:
+        if self._sock is not None:
+            self._drain(self._sock)
+
+    def _detach_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None or loop.is_closed() or self._sock is None:
+            return
+        fd = self._sock.fileno()
+        if threading.get_ident() == self._loop_tid or not loop.is_running():
+            loop.remove_reader(fd)
+            return
+        removed = threading.Event()
+
+        def remove() -> None:
+            loop.remove_reader(fd)
+            removed.set()
+
+        try:
+            loop.call_soon_threadsafe(remove)
+        except RuntimeError:  # closed meanwhile
+            return
+        removed.wait(2)
 
     def _on_datagram(self, data: bytes, done: list[_Waiter]) -> None:
         # Fast path for well-formed application datagrams: header and message fields are

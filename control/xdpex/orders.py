@@ -244,6 +244,7 @@ class OrderService:
         oe = self.oe
         if oe is None or not oe.logged_in:
             oe = await asyncio.to_thread(self._session)  # (re)login may take a round trip
+        oe.attach_loop(asyncio.get_running_loop())  # no-op once attached
         t0 = time.perf_counter()
         results = await oe.submit_async(msgs)
         self._account(results, api, t0)
