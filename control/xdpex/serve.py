@@ -19,10 +19,6 @@ from .config import load_settings
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="xdpex-control: %(name)s: %(message)s")
     s = load_settings()
-    # The event loop shares the GIL with the order-entry receiver and the audit writer: a thread
-    # that waited for a syscall (sendto, an SQLite commit) may otherwise wait the default 5 ms
-    # for the GIL to come back; 0.5 ms keeps that hand-over short.
-    sys.setswitchinterval(0.0005)
     uvicorn.run(
         create_app(s),
         host=s.http_host,
