@@ -3,7 +3,7 @@ with settings from XDPEX_* and the env file. `xdpex up` runs it under its superv
 
 One process (one event loop) on purpose: it holds the control plane's order-entry session and
 the gRPC server; REST requests never block the loop (database work and token lookups go to
-worker threads, order acknowledgements are handed over by the session's receiver thread)."""
+worker threads; the loop reads the order-entry session's socket itself while it runs)."""
 
 from __future__ import annotations
 
