@@ -34,6 +34,32 @@ from .testing import PG_URL, Database, Dataplane, cleanup_dir, short_tmpdir
 
 TOKEN = "xt_bench_operator"
 SECTION = "## Control plane"
+NOTES = """\
+What limits REST order entry, measured on this machine (2026-11-21, load average 2-3 from other
+work; not part of the automatic run):
+
+- A trivial FastAPI `POST` endpoint (pydantic body, no I/O) does ~1,000 requests/s on one
+  keep-alive connection and ~2,150 on 8 under asyncio + h11, ~1,940 / ~3,680 under uvloop +
+  httptools: FastAPI itself was never the 150-250 requests/s ceiling. Our route was: before the
+  REST rework it did 197 orders/s with the old httpx client and 233 (1 connection) / 263
+  (8 connections) with the keep-alive client above.
+- Where the time went (py-spy): five hops to worker threads per request (three plain-function
+  dependencies, the sync route blocking a thread on the dataplane's answer, the ORM audit
+  insert), Starlette's BaseHTTPMiddleware, two SQLite commits per order for the audit record,
+  and the acknowledgement crossing from the session's receiver thread to the event loop. Now: one
+  event loop that reads the order-entry socket itself, async dependencies with a 1 s token
+  cache, a plain ASGI audit middleware, and one audit writer thread that group-commits.
+- Server CPU per order (process CPU time / orders): before 3.7 ms on 1 connection and 6 ms on 8;
+  now ~1.3 ms on 1 connection and ~0.75-0.9 ms on 8. The rest of a 1-connection round trip is
+  the client and xdpexd on the same two cores. The audit record is the largest single cost
+  left: at an intermediate step, switching it off raised 8 connections from 719 to 1,218
+  orders/s; it stays (below).
+- Audit and crashes: each mutating request's record (who, what, body) is committed with result
+  `pending` before the request reaches its route; the result follows in the next shared
+  transaction (at most 50 ms later). A crash can leave `pending`, never a missing record of an
+  applied change; if the record cannot be written the change is refused with 503 (gRPC
+  UNAVAILABLE). Concurrent requests share commits, so the cost per order falls with load.
+"""
 
 
 def _free_tcp() -> int:
@@ -189,6 +215,24 @@ def bench_rest(port: int, seconds: float, connections: int = 1) -> dict[str, Any
     }
 
 
+def _median_of(n: int, run: Any, name: str) -> dict[str, Any]:
+    """Run a figure `n` times (the machine is shared and noisy), keep the run with the median
+    throughput and add every run's figure as `runs_orders_per_s`."""
+    runs = []
+    for _ in range(max(1, n)):
+        runs.append(run())
+        print(f"{name}: {runs[-1]}", flush=True)
+    runs.sort(key=lambda r: r["orders_per_s"])
+    med = dict(runs[len(runs) // 2])
+    med["runs_orders_per_s"] = [r["orders_per_s"] for r in runs]
+    return med
+
+
+def _spread(r: dict[str, Any]) -> str:
+    xs = r.get("runs_orders_per_s") or []
+    return f"; median of {len(xs)} runs, {xs[0]:,}-{xs[-1]:,}" if len(xs) > 1 else ""
+
+
 def bench_persister(journal: Path, workdir: Path, kind: str) -> dict[str, Any]:
     db = Database(kind, workdir)
     try:
@@ -218,19 +262,21 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
         (
             f"gRPC SubmitOrders, {g['batch']} orders a call, {g['clients']} callers",
             f"{g['orders_per_s']:,} orders/s (call p50 {g['batch_p50_ms']} ms, "
-            f"p99 {g['batch_p99_ms']} ms)",
+            f"p99 {g['batch_p99_ms']} ms{_spread(g)})",
             "≥ 50,000 orders/s",
             f"{g['orders_per_s'] / 50000:.2f}× goal",
         ),
         (
             "REST POST /api/v1/orders, 1 keep-alive connection (latency-bound)",
-            f"{r['orders_per_s']:,} orders/s (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms)",
+            f"{r['orders_per_s']:,} orders/s (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
+            f"{_spread(r)})",
             "> 950 orders/s (system replaced)",
             f"{r['orders_per_s'] / 950:.2f}×",
         ),
         (
             f"REST POST /api/v1/orders, {rc['connections']} keep-alive connections (throughput)",
-            f"{rc['orders_per_s']:,} orders/s (p50 {rc['p50_ms']} ms, p99 {rc['p99_ms']} ms)",
+            f"{rc['orders_per_s']:,} orders/s (p50 {rc['p50_ms']} ms, p99 {rc['p99_ms']} ms"
+            f"{_spread(rc)})",
             "> 950 orders/s (system replaced)",
             f"{rc['orders_per_s'] / 950:.2f}×",
         ),
@@ -258,7 +304,7 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
         f"{res['load_avg']}, after: {res.get('load_avg_end', '?')}). REST clients are plain "
         "asyncio HTTP/1.1 keep-alive connections with one request in flight each. Raw figures: "
         "`build/bench/control.json`.\n\n"
-        "| what | figure | goal | ratio |\n| --- | --- | --- | --- |\n" + table + "\n"
+        "| what | figure | goal | ratio |\n| --- | --- | --- | --- |\n" + table + "\n\n" + NOTES
     )
     text = doc.read_text() if doc.exists() else "# xdpex benchmarks\n"
     if SECTION in text:
@@ -272,7 +318,10 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xdpex-control-bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=5.0, help="per figure")
+    ap.add_argument("--seconds", type=float, default=4.0, help="per run")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per figure; the median run is reported"
+    )
     ap.add_argument("--batch", type=int, default=1000, help="orders per gRPC call")
     ap.add_argument("--clients", type=int, default=2, help="concurrent gRPC callers")
     ap.add_argument(
@@ -319,12 +368,20 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "load_avg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         }
-        res["grpc_batch"] = bench_grpc(grpc_port, a.seconds, a.batch, a.clients)
-        print(f"gRPC batch: {res['grpc_batch']}", flush=True)
-        res["rest_single"] = bench_rest(http, a.seconds, 1)
-        print(f"REST, 1 connection: {res['rest_single']}", flush=True)
-        res["rest_concurrent"] = bench_rest(http, a.seconds, a.connections)
-        print(f"REST, {a.connections} connections: {res['rest_concurrent']}", flush=True)
+        for key, name, run in (
+            (
+                "grpc_batch",
+                "gRPC batch",
+                lambda: bench_grpc(grpc_port, a.seconds, a.batch, a.clients),
+            ),
+            ("rest_single", "REST, 1 connection", lambda: bench_rest(http, a.seconds, 1)),
+            (
+                "rest_concurrent",
+                f"REST, {a.connections} connections",
+                lambda: bench_rest(http, a.seconds, a.connections),
+            ),
+        ):
+            res[key] = _median_of(a.repeat, run, name)
         res["load_avg_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     finally:
         srv.terminate()
