@@ -177,9 +177,14 @@ struct xd_journal {
 	int queue;
 	int durability;
 	uint64_t seg_max;
-	int fd; /* current segment, append */
+	int fd; /* current segment, read-write */
 	uint32_t seg_no; /* current segment number */
-	uint64_t seg_off; /* bytes in the current segment */
+	uint64_t seg_off; /* bytes written in the current segment (its tail) */
+	uint8_t *map; /* current segment, mapped MAP_SHARED, map_len bytes */
+	uint64_t map_len;
+	uint64_t alloc; /* size of the current segment's file (sparse past the data) */
+	uint64_t faulted; /* zeroed, reserved and mapped writable up to here */
+	bool no_populate; /* kernel without MADV_POPULATE_WRITE: page faults instead */
 	int *rfds; /* read fd per segment number (index = number) */
 	uint32_t rfds_cap;
 	uint32_t first_seg;
@@ -201,8 +206,8 @@ void xj_close(struct xd_journal *j);
 void *xj_append(struct xd_journal *j, uint8_t type, uint32_t session_id, uint64_t msg_seq,
 		uint16_t count, uint64_t ts, uint32_t payload);
 size_t xj_room(const struct xd_journal *j);
-/* Writes the open batch (one write, plus fdatasync under fsync); calls `idx` for every
- * outbound record with its position. 0 or -errno. */
+/* Writes the open batch (copied into the mapped segment, no syscall; plus one msync under
+ * fsync); calls `idx` for every outbound record with its position. 0 or -errno. */
 typedef void (*xj_index_fn)(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off);
 int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx);
 int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void *buf, size_t len);

@@ -366,8 +366,10 @@ def read_journal(qdir: Path) -> list[dict[str, Any]]:
         data = seg.read_bytes()
         assert data[:8] == b"XDPEXJL1", seg
         off = 32
-        while off < len(data):
+        while off + 4 <= len(data):
             ln, crc, seq, typ, flags, count, sid, msg_seq, ts = _REC.unpack_from(data, off)
+            if ln == 0:  # end of the written data of a preallocated segment
+                break
             assert crc32c.crc32c(data[off + 8 : off + ln]) == crc, f"{seg} @{off}: CRC"
             payload = data[off + 40 : off + ln]
             out.append({"seq": seq, "type": typ, "flags": flags, "count": count,

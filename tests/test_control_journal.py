@@ -15,7 +15,17 @@ import pytest
 from fastapi.testclient import TestClient
 from xdpex.api import create_app
 from xdpex.auth import Principal
-from xdpex.journal import REC_HDR_SIZE, SEG_HDR_SIZE, JournalError, JournalReader, list_segments
+from xdpex.journal import (
+    REC_HDR_SIZE,
+    SEG_HDR,
+    SEG_HDR_SIZE,
+    SEG_MAGIC,
+    JournalError,
+    JournalReader,
+    list_segments,
+    read_segment_header,
+    segment_name,
+)
 from xdpex.service import ControlPlane, OrderSpec
 from xdpex.testing import Database, Dataplane, cleanup_dir, short_tmpdir
 from xdpex_traffic import codec as c
@@ -87,6 +97,37 @@ def test_torn_tail_is_not_read_and_damage_before_it_is_an_error(journal):
     seg.write_bytes(bytes(bad))
     with pytest.raises(JournalError, match=r"00000001\.xjl: record seq 1 at offset 32: CRC"):
         read_all(journal)
+
+
+def test_reader_tails_a_segment_being_written(journal):
+    """The segment xdpexd is writing is sized ahead (zeros after the data): a zero length word is
+    "no more data yet", a batch stored there later is read, and once the next segment exists the
+    reader moves on to it."""
+    last_no = list_segments(journal)[-1]
+    seg = journal / segment_name(last_no)
+    data = seg.read_bytes()
+    recs = read_all(journal)
+    k = max(i for i, r in enumerate(recs[:-1]) if r.flags & 0x01)  # the batch before the last
+    cut = recs[k].end
+    seg.write_bytes(data[:cut] + bytes(1 << 20))
+    r = JournalReader(journal, stall_s=0)
+    try:
+        got = []
+        while batch := r.poll(1000):
+            got += batch
+        assert [x.seq for x in got] == [x.seq for x in recs[: k + 1]]
+        assert r.poll() == []  # zeros: nothing yet, not an error
+        with open(seg, "r+b") as f:  # the last batch arrives in place
+            f.seek(cut)
+            f.write(data[cut:])
+        assert [x.seq for x in r.poll()] == [x.seq for x in recs[k + 1 :]]
+        queue, _, _ = read_segment_header(seg)
+        nxt = journal / segment_name(last_no + 1)
+        hdr = SEG_HDR.pack(SEG_MAGIC, 1, queue, last_no + 1, recs[-1].seq + 1)
+        nxt.write_bytes(hdr + bytes(64))
+        assert r.poll() == [] and r.segment == last_no + 1  # finished: on to the next one
+    finally:
+        r.close()
 
 
 def test_sessions_seen_from_a_real_udp_client():

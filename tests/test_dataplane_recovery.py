@@ -151,7 +151,20 @@ def test_kill9_during_load_loses_and_doubles_nothing(dp_mode: str, dp_workdir: P
         env.close()
 
 
-def test_torn_tail_cut_and_logged(dp_workdir: Path, request) -> None:
+def written_end(seg: Path) -> int:
+    """Offset just past the last record of a segment (where a preallocated one's zeros start)."""
+    data = seg.read_bytes()
+    off = 32
+    while off + 4 <= len(data) and (ln := int.from_bytes(data[off : off + 4], "little")):
+        off += ln
+    return off
+
+
+@pytest.mark.parametrize("how", ["kill9", "stopped"])
+def test_torn_tail_cut_and_logged(dp_workdir: Path, request, how: str) -> None:
+    """kill9: the segment is still preallocated (zeros after the written data), the torn record is
+    written where the data ends. stopped: a clean stop cut the segment to its written length, the
+    torn record is appended to the file. Either way it is cut and logged, nothing else changes."""
     env = env_for("udp", dp_workdir, request)
     d = env.daemon
     try:
@@ -161,15 +174,51 @@ def test_torn_tail_cut_and_logged(dp_workdir: Path, request) -> None:
         a.send_app([new_order(1), new_order(2, price=101)])
         a.wait_count(lambda m: isinstance(m, c.Accepted), 2)
         before = d.state_hash()
+        if how == "kill9":
+            d.kill9()
+        else:
+            assert d.stop() == 0
+        seg = sorted((d.journal / "q0").glob("*.xjl"))[-1]
+        size = seg.stat().st_size
+        end = written_end(seg)
+        assert (end < size) if how == "kill9" else (end == size)
+        with open(seg, "r+b") as f:  # half a record: a batch torn by a crash
+            f.seek(end)
+            f.write(bytes([88, 0, 0, 0]) + os.urandom(25) + b"\x01")
+        d.start()
+        assert d.state_hash() == before
+        assert f"torn tail cut: 30 bytes at offset {end}" in d.run_log()
+        assert written_end(seg) == end
+        assert not any(seg.read_bytes()[end : end + 30])  # the torn bytes are gone
+        assert d.stop() == 0
+        assert seg.stat().st_size == end  # a clean stop leaves exactly the written data
+    finally:
+        env.close()
+
+
+def test_damage_before_valid_records_refused(dp_workdir: Path, request) -> None:
+    """A bad record in the last segment with a valid one behind it is corruption, not a torn
+    tail: the start is refused, naming the file and offset, and nothing is cut."""
+    env = env_for("udp", dp_workdir, request)
+    d = env.daemon
+    try:
+        d.start()
+        a = env.client(1)
+        assert isinstance(a.login(), c.LoginAccepted)
+        a.send_app([new_order(1), new_order(2, price=101)])
+        a.wait_count(lambda m: isinstance(m, c.Accepted), 2)
         d.kill9()
         seg = sorted((d.journal / "q0").glob("*.xjl"))[-1]
         size = seg.stat().st_size
-        with open(seg, "ab") as f:  # half a record: a write torn by a crash
-            f.write(bytes([88, 0, 0, 0]) + os.urandom(26))
-        d.start()
-        assert d.state_hash() == before
-        assert f"torn tail cut: 30 bytes at offset {size}" in d.run_log()
-        assert seg.stat().st_size == size
+        with open(seg, "r+b") as f:  # a flipped byte in the first record's payload
+            f.seek(32 + 40 + 3)
+            b = f.read(1)
+            f.seek(32 + 40 + 3)
+            f.write(bytes([b[0] ^ 0xFF]))
+        with pytest.raises(AssertionError, match="refusing to start"):
+            d.start()
+        assert f"{seg.name}: record at offset 32: CRC mismatch (not at the tail)" in d.run_log()
+        assert seg.stat().st_size == size  # nothing cut
     finally:
         env.close()
 

@@ -5,12 +5,15 @@ header ("XDPEXJL1", version, queue, segment, first_seq) and holding records of a
 (len, CRC32C of bytes 8..len, seq, type, flags, count, session_id, msg_seq, ts) and a payload.
 
 `JournalReader.poll()` tails the directory from a position (segment, offset, last seq) and returns
-complete records only, and only up to the end of the last complete writev batch (flag 0x01), so a
-consumer that commits after each poll always stands on a batch boundary. A record at the tail that
-is still being written (short, or CRC not matching yet) is retried on the next poll; the same
-damage before the tail, a bad segment header or a gap in `seq` raise `JournalError` naming the
-file and offset. A batch whose closing record does not arrive within `stall_s` is handed out
-anyway (with a warning), so a writer that forgot the flag cannot stall the consumer forever.
+complete records only, and only up to the end of the last complete batch (flag 0x01), so a
+consumer that commits after each poll always stands on a batch boundary. The segment being written
+is sized ahead of its data (zeros after it): a zero length word is the end of its data so far ("no
+more data yet"), or, once the next segment exists, the end of the segment. A record at the tail
+that is still being written (short, or CRC not matching yet with nothing valid behind it) is
+re-read on the next poll; the same damage before the tail, a bad segment header or a gap in `seq`
+raise `JournalError` naming the file and offset. A batch whose closing record does not arrive
+within `stall_s` is handed out anyway (with a warning), so a writer that forgot the flag cannot
+stall the consumer forever.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ REC_HDR_SIZE = 40
 REC_INBOUND, REC_OUTBOUND, REC_SESSION, REC_ADMIN = 1, 2, 3, 4
 FLAG_BATCH_END = 0x01
 READ_CHUNK = 4 << 20
+TAIL_CHUNK = 64 << 10
 
 
 class JournalError(Exception):
@@ -92,6 +96,19 @@ def read_segment_header(path: Path) -> tuple[int, int, int]:
     return queue, seg, first
 
 
+def _valid_record_at(buf: bytes, pos: int) -> bool | None:
+    """Whether a complete record with a good CRC starts at `pos`; None if that cannot be told
+    from `buf` yet (a non-zero length word whose record is not all in `buf`)."""
+    if len(buf) - pos < 4:
+        return None
+    ln = struct.unpack_from("<I", buf, pos)[0]
+    if ln == 0 or ln < REC_HDR_SIZE or ln % 8:
+        return False
+    if len(buf) - pos < ln:
+        return None
+    return crc32c(memoryview(buf)[pos + 8 : pos + ln]) == struct.unpack_from("<I", buf, pos + 4)[0]
+
+
 class JournalReader:
     """Tails one queue directory; position = (segment, offset, last seq) after the last record."""
 
@@ -111,6 +128,7 @@ class JournalReader:
         self._f: BinaryIO | None = None
         self._buf = b""  # bytes read past self.offset, not yet consumed
         self._stalled_since: float | None = None
+        self._at_end = False  # _parse stopped at a zero length word or a record still being written
 
     def close(self) -> None:
         if self._f is not None:
@@ -147,6 +165,23 @@ class JournalReader:
     def _next_segment_exists(self) -> bool:
         return any(s > self.segment for s in list_segments(self.qdir))
 
+    def _reread_tail(self) -> None:
+        """Forget what was read past the position: bytes at the live tail may still change."""
+        self._buf = b""
+        if self._f is not None:
+            self._f.seek(self.offset)
+
+    def _segment_done(self) -> bool:
+        """At the end of the data read so far: is the segment finished (the next one exists and,
+        read again now, nothing more follows the position)?"""
+        if not self._next_segment_exists():
+            return False
+        assert self._f is not None
+        self._f.seek(self.offset)
+        word = self._f.read(4)
+        self._f.seek(self.offset)
+        return len(word) < 4 or word == b"\0\0\0\0"
+
     def poll(self, max_records: int = 10000) -> list[Record]:
         """Complete records after the position, ending on a batch boundary; [] if none yet."""
         out: list[Record] = []
@@ -156,19 +191,22 @@ class JournalReader:
             got = self._parse(out, max_records)
             if got:
                 continue
-            # nothing parsable: the file's end, a record still being written, or a finished file
-            more = self._f.read(READ_CHUNK) if self._f is not None else b""
+            # nothing parsable: the end of the data (zero length word or the file's end), a
+            # record still being written, or a finished file
+            more = b""
+            if not self._at_end and self._f is not None:
+                # small reads at the tail, where the rest is mostly zeros
+                more = self._f.read(READ_CHUNK if self._buf else TAIL_CHUNK)
             if more:
                 self._buf += more
                 continue
-            if self._buf and not self._next_segment_exists():
-                break  # partial record at the live tail
-            if self._next_segment_exists():
-                if self._buf:
-                    raise JournalError(
-                        f"journal {self._path(self.segment)}: {len(self._buf)} unreadable bytes "
-                        f"at offset {self.offset} before the next segment"
-                    )
+            if self._buf and not self._at_end and self._next_segment_exists():
+                raise JournalError(
+                    f"journal {self._path(self.segment)}: {len(self._buf)} unreadable bytes "
+                    f"at offset {self.offset} before the next segment"
+                )
+            self._reread_tail()
+            if self._segment_done():
                 self.close()
                 self.segment, self.offset = self.segment + 1, 0
                 continue
@@ -178,7 +216,13 @@ class JournalReader:
     def _parse(self, out: list[Record], max_records: int) -> int:
         buf, pos, n = self._buf, 0, 0
         path = None
-        while len(out) < max_records and len(buf) - pos >= REC_HDR_SIZE:
+        self._at_end = False
+        while len(out) < max_records and len(buf) - pos >= 4:
+            if buf[pos : pos + 4] == b"\0\0\0\0":
+                self._at_end = True  # zero length word: no more data yet (or segment finished)
+                break
+            if len(buf) - pos < REC_HDR_SIZE:
+                break
             ln, crc, seq, typ, flags, count, sid, mseq, ts = REC_HDR.unpack_from(buf, pos)
             if ln < REC_HDR_SIZE or ln % 8:
                 if self._next_segment_exists():
@@ -186,16 +230,21 @@ class JournalReader:
                     raise JournalError(
                         f"journal {path}: bad record length {ln} at offset {self.offset + pos}"
                     )
+                self._at_end = True
                 break  # torn tail being (re)written: wait
             if len(buf) - pos < ln:
                 break
             if crc32c(memoryview(buf)[pos + 8 : pos + ln]) != crc:
-                if self._next_segment_exists() or len(buf) - pos > ln:
+                behind = _valid_record_at(buf, pos + ln)
+                if behind is None:
+                    break  # what follows is not read yet: read more, then decide
+                if self._next_segment_exists() or behind:
                     path = self._path(self.segment)
                     raise JournalError(
                         f"journal {path}: record seq {seq} at offset {self.offset + pos}: "
                         "CRC mismatch (not at the tail)"
                     )
+                self._at_end = True  # still being written (zeros or the file's end behind it)
                 break
             if seq != self.last_seq + 1 and self.last_seq:
                 raise JournalError(
