@@ -77,9 +77,9 @@ def _msg(o: Any, where: str | int) -> c.NewOrder:
         if o.symbol_id == 0:
             raise InvalidArgument(f"{w}symbol_id", "must be at least 1")
         raise InvalidArgument(f"{w}price", "must be a positive number of ticks for this type")
-    return c.NewOrder(
-        side=side, ord_type=typ, tif=tif, symbol_id=o.symbol_id, price=o.price, qty=o.qty
-    )
+    # positional (side, ord_type, tif, symbol_id, cl_ord_id, price, qty): ~0.4 us less per order
+    # than keywords; xdpex.orderentry asserts this field order of the codec's NewOrder
+    return c.NewOrder(side, typ, tif, o.symbol_id, 0, o.price, o.qty)
 
 
 def _fill_ack(a: Any, r: OrderResult) -> None:

@@ -27,7 +27,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from xdpex_traffic import codec as c
@@ -85,7 +85,8 @@ def _window() -> int:
 
 @dataclass(slots=True)
 class OrderResult:
-    """What the gateway answered to one NewOrder or Cancel."""
+    """What the gateway answered to one NewOrder or Cancel. (`_start` builds these with
+    positional arguments: keep the order of the first eleven fields.)"""
 
     session_id: int
     cl_ord_id: int
@@ -102,6 +103,21 @@ class OrderResult:
     leaves: int = 0
     fills: list[tuple[int, int, int, int]] = field(default_factory=list)  # exec_id px qty liq
     acked: bool = False
+
+
+assert tuple(f.name for f in fields(OrderResult))[:11] == (
+    "session_id",
+    "cl_ord_id",
+    "symbol_id",
+    "status",
+    "order_id",
+    "reason",
+    "side",
+    "ord_type",
+    "tif",
+    "price",
+    "qty",
+), "OrderResult layout changed: update OrderEntrySession._start"
 
 
 class _Waiter:
@@ -320,6 +336,7 @@ class OrderEntrySession:
                     return None
         results: list[OrderResult] = []
         now = time.time_ns()
+        sid, new_result = self.session_id, OrderResult
         with self._send_lock:
             next_cl = self._next_cl
             self._next_cl += len(orders)
@@ -328,16 +345,19 @@ class OrderEntrySession:
                 next_cl += 1
                 o.cl_ord_id = next_cl
             o.client_ts = now
-            results.append(
-                OrderResult(
-                    self.session_id,
+            results.append(  # positional (field order of OrderResult): the batch hot path
+                new_result(
+                    sid,
                     o.cl_ord_id,
                     o.symbol_id,
-                    side=o.side,
-                    ord_type=o.ord_type,
-                    tif=o.tif,
-                    price=o.price,
-                    qty=o.qty,
+                    "pending",
+                    0,
+                    0,
+                    o.side,
+                    o.ord_type,
+                    o.tif,
+                    o.price,
+                    o.qty,
                 )
             )
         for i in range(0, len(orders), c.MAX_MSGS):
