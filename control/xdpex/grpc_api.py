@@ -93,7 +93,7 @@ def _fill_ack(a: Any, r: OrderResult) -> None:
     a.leaves = r.leaves
     if r.status == "rejected":
         a.reason = reject_name(r.reason)
-        a.field = REJECT_FIELD.get(r.reason, "")
+        a.field = REJECT_FIELD.get(r.reason, "")  # type: ignore[call-overload]
     elif r.status == "cancelled":
         a.reason = cancel_name(r.reason)
     if r.fills:
@@ -226,6 +226,7 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
             if p[i * 64] != FILL_T:
                 continue
             f = c.Fill.decode(p, i * 64)
+            assert isinstance(f, c.Fill)
             if symbol_id and f.symbol_id != symbol_id:
                 continue
             yield pb.Execution(
