@@ -233,8 +233,9 @@ def test_audit_record_is_committed_before_the_change_and_completed_after(kind):
 
 
 def test_session_read_by_an_event_loop_is_handed_back_when_the_loop_ends():
-    """REST lets the event loop read the session's socket (attach_loop); once that loop is
-    closed, blocking callers (gRPC, cancels) and a new loop are answered as before."""
+    """REST lets the event loop read the session's socket (attach_loop); a blocking order call
+    on that loop is refused (it would wait for itself); once the loop is closed, blocking
+    callers (gRPC, cancels) and a new loop are answered as before."""
     from xdpex.service import ControlPlane, OrderSpec
 
     d = short_tmpdir("oeloop")
@@ -251,6 +252,8 @@ def test_session_read_by_an_event_loop_is_handed_back_when_the_loop_ends():
         async def on_loop(n: int) -> list[dict]:
             got = await asyncio.gather(*(cp.submit_orders_async(who, [spec(i)]) for i in range(n)))
             assert cp.oe is not None and cp.oe._loop_reading()  # the loop reads the socket
+            with pytest.raises(RuntimeError, match="submit_async"):  # would wait for itself
+                cp.submit_orders(who, [spec(0)])
             return [a for acks in got for a in acks]
 
         first = asyncio.run(on_loop(20))  # that loop is closed when asyncio.run returns

@@ -222,6 +222,7 @@ class OrderEntrySession:
 
     def login(self) -> None:
         """Log in (again); raises Unavailable with the reason when refused or unanswered."""
+        self._not_on_reading_loop("login")
         if self._sock is None:
             self.open()
         ts, nonce = time.time_ns(), secrets.randbits(64)
@@ -285,6 +286,7 @@ class OrderEntrySession:
 
     def submit(self, orders: list[c.NewOrder], timeout: float | None = None) -> list[OrderResult]:
         """Send NewOrders (cl_ord_id 0 = assign one) and wait for every acknowledgement."""
+        self._not_on_reading_loop("submit")
         self.ensure_logged_in()
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
@@ -422,6 +424,7 @@ class OrderEntrySession:
         self, symbol_id: int, orig_cl_ord_id: int, timeout: float | None = None
     ) -> OrderResult:
         """Send a Cancel for one of this session's orders and wait for Cancelled or Rejected."""
+        self._not_on_reading_loop("cancel")
         self.ensure_logged_in()
         waiter = _Waiter(1)
         r = OrderResult(self.session_id, orig_cl_ord_id, symbol_id)
@@ -491,6 +494,15 @@ class OrderEntrySession:
         self._loop_tid = threading.get_ident()
         loop.add_reader(self._sock.fileno(), self._on_readable)
         self._loop = loop
+
+    def _not_on_reading_loop(self, what: str) -> None:
+        """A blocking call on the thread of the loop that reads the socket would wait for an
+        answer that only that (blocked) loop can read: refuse it instead of hanging."""
+        if threading.get_ident() == self._loop_tid and self._loop_reading():
+            raise RuntimeError(
+                f"OrderEntrySession.{what} blocks; on the event loop that reads the session "
+                "use submit_async (or run it in a worker thread)"
+            )
 
     def _loop_reading(self) -> bool:
         loop = self._loop
