@@ -167,7 +167,14 @@ def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
             p.wait(10)
             positions.append(position())
         assert load.is_alive(), "the load ended before the last kill: not mid-stream"
-        time.sleep(0.5)  # more orders after the last kill: the restart has to catch up
+        # More orders after the last kill, until the journal spans three segments: the restart
+        # has to catch up, across a segment boundary (how long that takes depends on the load).
+        time.sleep(0.5)
+        deadline = time.monotonic() + 90
+        while len(list((s.journal_dir / "q0").glob("*.xjl"))) < 3:
+            assert load.is_alive(), "the load ended before the journal reached three segments"
+            assert time.monotonic() < deadline, "the journal did not reach three segments in 90 s"
+            time.sleep(0.1)
     finally:
         stop.set()
         load.join(120)
