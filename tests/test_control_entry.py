@@ -260,10 +260,13 @@ def test_session_read_by_an_event_loop_is_handed_back_when_the_loop_ends():
         assert cp.oe is not None and not cp.oe._loop_reading()
         blocking = cp.submit_orders(who, [spec(i) for i in range(30)])  # receiver thread again
         second = asyncio.run(on_loop(5))  # a new loop
-        cancel_me = next(a for a in second if a["status"] == "new")
-        assert cp.cancel_order(who, cancel_me["order_id"])["status"] == "cancelled"
-        ids = [a["order_id"] for a in first + blocking + second]
-        assert len(ids) == 55 and len(set(ids)) == 55 and None not in ids
+        # A bid below every offer: nothing entered after it can fill it before the cancel (the
+        # acks above alternate sides at one price, so a "new" one may have traded since).
+        (rest,) = cp.submit_orders(who, [OrderSpec(2, "buy", "limit", "gtc", 1, 799)])
+        assert rest["status"] == "new", rest
+        assert cp.cancel_order(who, rest["order_id"])["status"] == "cancelled"
+        ids = [a["order_id"] for a in first + blocking + second + [rest]]
+        assert len(ids) == 56 and len(set(ids)) == 56 and None not in ids
     finally:
         cp.close()
         dp.stop()
