@@ -14,15 +14,10 @@ import pytest
 def dp_lab() -> Iterator[object]:
     """The two-namespace veth lab (xdpex_traffic.lab) for the dataplane's AF_XDP tests, unique
     per test module and pid, removed afterwards."""
-    from dataplane_support import need_root_and_binary
+    from dataplane_support import XDPEXD, need_root_and_built
     from xdpex_traffic.lab import Lab, xdp_pass_object
 
-    need_root_and_binary()
-    if not xdp_pass_object().exists():
-        msg = f"{xdp_pass_object()} is not built (run `make build`)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    need_root_and_built(XDPEXD, xdp_pass_object())
     lab = Lab(f"tdp{os.getpid() % 100000}")
     lab.up()
     try:

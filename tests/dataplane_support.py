@@ -31,17 +31,45 @@ XDPEXD = Path(os.environ.get("XDPEX_BUILD", REPO / "build")) / "dataplane" / "xd
 SECRET = bytes.fromhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 
 
+def unavailable(why: str) -> None:
+    """A test cannot run here: under CI (CI=true) that is a failure, since every test must run
+    there; on a developer box without root or a build it is a skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(why)
+    pytest.skip(why)  # outside CI only
+
+
+def need_root_and_built(*paths: Path) -> None:
+    """Root, and every build output in `paths` present (else `unavailable`)."""
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if os.geteuid() != 0:
+        unavailable("needs root (network namespaces, XDP, bpffs)")
+    elif missing:
+        unavailable(f"not built: {', '.join(missing)} (run `make build`)")
+
+
 def need_root_and_binary() -> None:
-    """Fails loudly under CI (the tests must run there), skips on a developer box without root."""
-    why = None
-    if not XDPEXD.exists():
-        why = f"{XDPEXD} is not built (run `make build`)"
-    elif os.geteuid() != 0:
-        why = "needs root (network namespaces, XDP, bpffs)"
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    need_root_and_built(XDPEXD)
+
+
+@contextlib.contextmanager
+def lab_up(prefix: str) -> Iterator[Any]:
+    """A veth lab (xdpex_traffic.lab) unique to this run: `prefix` + pid + random suffix; taken
+    down afterwards, also when bringing it up failed half way."""
+    from xdpex_traffic.lab import Lab, LabError
+
+    if os.geteuid() != 0:
+        pytest.fail("needs root (network namespaces, XDP)")
+    lab = Lab(f"{prefix}{os.getpid() % 100000}{secrets.token_hex(2)}")
+    try:
+        lab.up()
+    except LabError as e:
+        lab.down()
+        pytest.fail(f"lab up failed: {e}")
+    try:
+        yield lab
+    finally:
+        lab.down()
 
 
 def base_config(nsessions: int = 4, **extra: Any) -> dict[str, Any]:

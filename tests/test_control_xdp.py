@@ -6,18 +6,17 @@ counters and AF_XDP statistics, and orders entered through the control plane are
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 
 import pytest
+from dataplane_support import lab_up
 from fastapi.testclient import TestClient
 from xdpex.api import create_app
 from xdpex.config import Settings
 from xdpex.metrics import read_pinned_counters
 from xdpex.testing import cleanup_dir, short_tmpdir
-from xdpex_traffic.lab import Lab, LabError
+from xdpex_traffic.lab import Lab
 from xdpex_traffic.wire import PRICE_BAND, Gateway
 
 OP = {"Authorization": "Bearer xt_test_operator"}
@@ -25,18 +24,8 @@ OP = {"Authorization": "Bearer xt_test_operator"}
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.fail("the AF_XDP control-plane test needs root (namespaces, XDP)")
-    lab = Lab(f"xct{os.getpid() % 100000}{secrets.token_hex(2)}")
-    try:
-        lab.up()
-    except LabError as e:
-        lab.down()
-        pytest.fail(f"lab up failed: {e}")
-    try:
+    with lab_up("xct") as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def pinned_cfg(pin_dir) -> dict:

@@ -14,16 +14,12 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from dataplane_support import need_root_and_built
 from xdpex_traffic.lab import GW_IP, TG_IP, Lab, LabError, xdp_pass_object
 
 
 def _need_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the lab tests need root (network namespaces, XDP)")
-        pytest.skip("the lab tests need root (network namespaces, XDP)")
-    if not xdp_pass_object().exists():
-        pytest.fail(f"{xdp_pass_object()} missing: run `make build` first")
+    need_root_and_built(xdp_pass_object())
 
 
 @pytest.fixture

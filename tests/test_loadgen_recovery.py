@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from dataplane_support import need_root_and_built
 from xdpex_traffic.lab import Lab, build_dir, xdp_pass_object
 from xdpex_traffic.wire import Gateway, loadgen_path, run_loadgen, xdpexd_path
 
@@ -20,17 +21,7 @@ LOSSY = build_dir() / "traffic" / "xdp_lossy.bpf.o"
 
 
 def _need() -> None:
-    paths = (xdpexd_path(), loadgen_path(), xdp_pass_object(), LOSSY)
-    missing = [str(p) for p in paths if not p.exists()]
-    why = None
-    if os.geteuid() != 0:
-        why = "needs root (namespaces, XDP)"
-    elif missing:
-        why = f"not built: {', '.join(missing)} (run `make build`)"
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    need_root_and_built(xdpexd_path(), loadgen_path(), xdp_pass_object(), LOSSY)
 
 
 def _attach(ns: str, ifname: str, obj: str) -> None:

@@ -12,21 +12,13 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from dataplane_support import need_root_and_built
 from xdpex_traffic.lab import Lab, xdp_pass_object
 from xdpex_traffic.wire import Gateway, Session, WireError, loadgen_path, run_loadgen, xdpexd_path
 
 
 def _need() -> None:
-    missing = [p for p in (xdpexd_path(), loadgen_path(), xdp_pass_object()) if not p.exists()]
-    why = None
-    if os.geteuid() != 0:
-        why = "needs root (namespaces, XDP)"
-    elif missing:
-        why = f"not built: {', '.join(map(str, missing))} (run `make build`)"
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    need_root_and_built(xdpexd_path(), loadgen_path(), xdp_pass_object())
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ veth with tcpdump inside its namespace and dissected back one message a line.
 
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -15,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dataplane_support import lab_up
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 from xdpex_traffic import codec
 from xdpex_traffic.golden import load_vectors
-from xdpex_traffic.lab import Lab, LabError
+from xdpex_traffic.lab import Lab
 from xdpex_traffic.pcap import Captured, PcapError, capture, capture_point
 from xdpex_traffic.wire import Gateway, run_loadgen
 
@@ -51,18 +50,8 @@ else:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.fail("the pcap capture test needs root (network namespaces, tcpdump)")
-    lab = Lab(f"xpc{os.getpid() % 100000}{secrets.token_hex(2)}")
-    try:
-        lab.up()
-    except LabError as e:
-        lab.down()
-        pytest.fail(f"lab up failed: {e}")
-    try:
+    with lab_up("xpc") as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def send(lab: Lab, side: str, n: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataplane_support import REPO, need_root_and_binary
+from dataplane_support import REPO, XDPEXD, need_root_and_built
 
 LOADGEN = Path(os.environ.get("XDPEX_BUILD", REPO / "build")) / "traffic" / "xdpex-loadgen"
 CHARTS = ("throughput_vs_offered.png", "latency.png", "throughput_by_batch.png")
@@ -33,12 +33,7 @@ def bench(*args: str) -> list[str]:
 
 
 def need_bench() -> None:
-    need_root_and_binary()
-    if not LOADGEN.exists():
-        msg = f"{LOADGEN} is not built (run `make build`)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    need_root_and_built(XDPEXD, LOADGEN)
 
 
 def leftovers(prefix: str) -> list[str]:
@@ -233,7 +228,7 @@ def test_bad_out_and_from(tmp_path: Path) -> None:
 
 
 def test_missing_build_is_named(tmp_path: Path) -> None:
-    need_root_and_binary()
+    need_root_and_built(XDPEXD)
     env = {**os.environ, "XDPEX_BUILD": str(tmp_path / "nobuild")}
     p = subprocess.run(bench("--out", str(tmp_path / "r")), capture_output=True, text=True,
                        timeout=60, env=env)  # fmt: skip

@@ -12,8 +12,6 @@ no SequenceGap, no reject for an unknown or duplicate order id.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import sys
 import time
@@ -22,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xdpex_traffic.lab import GW_MAC, TG_MAC, Lab, LabError
+from dataplane_support import lab_up
+from xdpex_traffic.lab import GW_MAC, TG_MAC, Lab
 from xdpex_traffic.wire import Gateway
 
 TOP = Path(__file__).resolve().parent.parent
@@ -63,18 +62,8 @@ for frame in json.load(sys.stdin):
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.fail("needs root (network namespaces, xdpexd, raw sockets)")
-    lab = Lab(f"xtg{os.getpid() % 100000}{secrets.token_hex(2)}")
-    try:
-        lab.up()
-    except LabError as e:
-        lab.down()
-        pytest.fail(f"lab up failed: {e}")
-    try:
+    with lab_up("xtg") as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def sessions_by_id(gw: Gateway) -> dict[int, dict[str, Any]]:
