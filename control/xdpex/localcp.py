@@ -53,10 +53,12 @@ class LocalControlPlane:
         pin_dir: Path | None = None,
         http_port: int = 8080,
         grpc_port: int = 50051,
+        token: str | None = None,
     ):
         self.workdir = Path(workdir)
-        self.token = secrets.token_urlsafe(24)
-        # The documented ports when free; another free port (said in `moved`) when not.
+        self.token = token or secrets.token_urlsafe(24)
+        # The documented ports when free; another free port (said in `moved`) when not; 0 = any
+        # free port.
         self.moved: list[str] = []
         self.http_port = self._pick(http_port, "HTTP")
         self.grpc_port = self._pick(grpc_port, "gRPC")
@@ -78,7 +80,9 @@ class LocalControlPlane:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _pick(self, port: int, what: str) -> int:
-        if port == 0 or _port_free(port):
+        if port == 0:
+            return _free_port()
+        if _port_free(port):
             return port
         other = _free_port()
         self.moved.append(f"{what} port {port} is in use, using {other}")

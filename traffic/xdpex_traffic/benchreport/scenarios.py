@@ -18,11 +18,7 @@ Every scenario is bounded in time; `Plan` says how long.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,61 +150,37 @@ def _scenario(
 # -- control plane --------------------------------------------------------------------------------
 
 
-def _free_tcp() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_control(plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
     """gRPC batch submission and REST single-order entry through a real control plane; appends
     a row for each to `rows`."""
-    import httpx
     import xdpex.bench as cbench
+    from xdpex.localcp import LocalControlPlane
     from xdpex.testing import Dataplane, cleanup_dir, short_tmpdir
 
     t0 = time.monotonic()
     d = short_tmpdir("xbr")
     dp = Dataplane(d, extra=["--segment-mb", "64"])
-    srv: subprocess.Popen[bytes] | None = None
+    cp: LocalControlPlane | None = None
     try:
         dp.start()
-        http, grpc_port = _free_tcp(), _free_tcp()
-        env = {
-            **os.environ,
-            "XDPEX_STATE_DIR": str(d / "state"),
-            "XDPEX_DATABASE_URL": f"sqlite:///{d / 'cp.db'}",
-            "XDPEX_CONTROL_SOCKET": str(dp.ctl),
-            "XDPEX_ORDER_SOCKET": str(dp.entry),
-            "XDPEX_JOURNAL_DIR": str(dp.journal),
-            "XDPEX_HTTP_PORT": str(http),
-            "XDPEX_GRPC_PORT": str(grpc_port),
-            "XDPEX_OPERATOR_TOKEN": cbench.TOKEN,
-            "XDPEX_UDP_MODE": "true",
-        }
-        with open(d / "serve.log", "wb") as serve_log:
-            srv = subprocess.Popen(
-                [sys.executable, "-m", "xdpex.serve"],
-                env=env, stdout=subprocess.DEVNULL, stderr=serve_log,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{http}/readyz").status_code == 200:
-                    break
-            if time.monotonic() > deadline or srv.poll() is not None:
-                tail = (d / "serve.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"control plane not ready after 30 s:\n{tail}")
-            time.sleep(0.2)
+        cp = LocalControlPlane(
+            d / "control",
+            ctl_socket=dp.ctl,
+            order_socket=dp.entry,
+            journal_dir=dp.journal,
+            udp_mode=True,
+            http_port=0,
+            grpc_port=0,
+            token=cbench.TOKEN,
+        )
+        cp.start()
+        http, grpc_port = cp.http_port, cp.grpc_port
         log(f"control plane: up ({time.monotonic() - t0:.1f} s)")
         t1 = time.monotonic()
         try:
-            kw = {}
-            if "clients" in inspect.signature(cbench.bench_grpc).parameters:
-                kw["clients"] = plan.grpc_clients
-            g = cbench.bench_grpc(grpc_port, plan.control_seconds, plan.grpc_batch, **kw)
+            g = cbench.bench_grpc(
+                grpc_port, plan.control_seconds, plan.grpc_batch, clients=plan.grpc_clients
+            )
             rows.append(_control_row("grpc-batch", plan.grpc_batch, g, time.monotonic() - t1))
         except Exception as e:  # noqa: BLE001 - recorded as a failed scenario, the rest runs on
             rows.append(_failed_row("grpc-batch", plan.grpc_batch, e, time.monotonic() - t1))
@@ -221,13 +193,8 @@ def run_control(plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
             rows.append(_failed_row("rest-single", 1, e, time.monotonic() - t1))
         log(_control_line(rows[-1]))
     finally:
-        if srv is not None and srv.poll() is None:
-            srv.terminate()
-            try:
-                srv.wait(10)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait(5)
+        if cp is not None:
+            cp.stop()
         dp.stop()
         cleanup_dir(d)
 
