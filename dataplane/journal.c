@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xdpexd.h"
@@ -229,35 +230,52 @@ static int seg_size(struct xd_journal *j, uint64_t need)
 }
 
 /*
+ * Reserves bytes up to `need` of the current segment: one pwrite of zeros past the written data
+ * (the file system reserves the blocks, delayed allocation, so a full disk is an error here, not
+ * a SIGBUS in a copy; the page cache is filled the cheap way, with large folios). 0 or -errno.
+ */
+static int seg_reserve(struct xd_journal *j, uint64_t need)
+{
+	static const uint8_t zeros[XJ_PREFAULT];
+	uint64_t tail = __atomic_load_n(&j->seg_off, __ATOMIC_RELAXED);
+	uint64_t from = j->reserved > tail ? j->reserved : tail, to = page_up(need);
+
+	if (to > j->alloc)
+		to = j->alloc;
+	while (from < to) {
+		size_t n = to - from > sizeof(zeros) ? sizeof(zeros) : to - from;
+		ssize_t w = pwrite(j->fd, zeros, n, (off_t)from);
+
+		if (w < 0 && errno != EINTR)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		if (w > 0)
+			from += (uint64_t)w;
+	}
+	if (to > j->reserved)
+		j->reserved = to;
+	return 0;
+}
+
+/*
  * Makes bytes up to `need` of the mapped segment ready for the copies, the next XJ_PREFAULT
- * bytes at a time: one pwrite of zeros past the written data (the file system reserves the
- * blocks, delayed allocation, and a full disk is an error here, not a SIGBUS in the copy; page
- * cache filled the cheap way, with large folios), then one MADV_POPULATE_WRITE (the pages mapped
- * writable in one call instead of a page fault per 4 KiB). The copies then make no syscall.
+ * bytes at a time: reserved (seg_reserve, unless xj_reserve or the preparer did it already),
+ * then one MADV_POPULATE_WRITE (the pages mapped writable in one call instead of a page fault per
+ * 4 KiB, and dirty again if writeback cleaned them since they were reserved). The copies then
+ * make no syscall.
  */
 static int seg_populate(struct xd_journal *j, uint64_t need)
 {
-	static const uint8_t zeros[XJ_PREFAULT];
-
 	while (j->faulted < need) {
 		uint64_t to = page_up(need > j->faulted + XJ_PREFAULT ? need
 								   : j->faulted + XJ_PREFAULT);
-		uint64_t from = j->faulted > j->seg_off ? j->faulted : j->seg_off;
 		int rc = 0;
 
 		if (to > j->alloc)
 			to = j->alloc;
-		while (!rc && from < to) {
-			size_t n = to - from > sizeof(zeros) ? sizeof(zeros) : to - from;
-			ssize_t w = pwrite(j->fd, zeros, n, (off_t)from);
-
-			if (w < 0 && errno != EINTR)
-				rc = errno;
-			else if (w == 0)
-				rc = EIO;
-			else if (w > 0)
-				from += (uint64_t)w;
-		}
+		if (to > j->reserved)
+			rc = -seg_reserve(j, to);
 		if (!rc && !j->no_populate &&
 		    madvise(j->map + j->faulted, to - j->faulted, MADV_POPULATE_WRITE)) {
 			rc = errno;
@@ -283,9 +301,115 @@ static int seg_populate(struct xd_journal *j, uint64_t need)
 			       (unsigned long long)j->faulted);
 			return -rc;
 		}
-		j->faulted = to;
+		/* Release: the pages are mapped before a lock-free reader sees the new limit. */
+		__atomic_store_n(&j->faulted, to, __ATOMIC_RELEASE);
 	}
 	return 0;
+}
+
+/*
+ * The preparer: keeps [tail, tail + ahead) of the current segment reserved and mapped, 256 KiB
+ * per turn of the lock, so the queue thread's copies land on pages that are already there. New
+ * page cache costs far more than the copy into it (tens of ns a KiB on bare metal; on a VM whose
+ * host hands out memory on first touch, microseconds a page), and this moves that cost to
+ * another core. A failure is left for the writer to meet and report on its own path; the
+ * preparer stops trying until the next segment.
+ */
+static void *prep_main(void *arg)
+{
+	struct xd_journal *j = arg;
+	uint32_t failed_seg = 0;
+
+	pthread_mutex_lock(&j->mu);
+	while (!j->prep_stop) {
+		uint64_t tail = __atomic_load_n(&j->seg_off, __ATOMIC_RELAXED);
+		uint64_t want = tail + j->ahead;
+
+		if (want > j->alloc)
+			want = j->alloc;
+		if (j->map && j->seg_no != failed_seg && j->faulted < want) {
+			uint64_t step = j->faulted + XJ_PREFAULT < want ? j->faulted + XJ_PREFAULT
+								       : want;
+
+			if (seg_populate(j, step))
+				failed_seg = j->seg_no;
+			/* Let the writer in between chunks (rotation, or it caught up). */
+			pthread_mutex_unlock(&j->mu);
+			pthread_mutex_lock(&j->mu);
+			continue;
+		}
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += 5 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t cpus_size)
+{
+	pthread_attr_t attr;
+	int rc;
+
+	if (!ahead || j->prep_on)
+		return 0;
+	j->ahead = page_up(ahead);
+	j->prep_stop = false;
+	pthread_attr_init(&attr);
+	if (cpus)
+		pthread_attr_setaffinity_np(&attr, cpus_size, cpus);
+	rc = pthread_create(&j->prep, &attr, prep_main, j);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		xd_log("warning: journal %s: no preparer thread (%s): the queue thread reserves "
+		       "journal pages itself", j->dir, strerror(rc));
+		return -rc;
+	}
+	pthread_setname_np(j->prep, "xdpexd-jprep");
+	j->prep_on = true;
+	return 0;
+}
+
+int xj_reserve(struct xd_journal *j, uint64_t bytes)
+{
+	uint64_t want = j->seg_off + page_up(bytes), t0 = xd_mono_ns();
+	int rc;
+
+	if (!bytes)
+		return 0;
+	if (want > j->alloc)
+		want = j->alloc;
+	pthread_mutex_lock(&j->mu);
+	rc = seg_reserve(j, want);
+	pthread_mutex_unlock(&j->mu);
+	if (rc)
+		xd_log("error: journal %s/%08u.xjl: cannot reserve %llu MiB: %s", j->dir, j->seg_no,
+		       (unsigned long long)(bytes >> 20), strerror(-rc));
+	else
+		xd_log("journal %s/%08u.xjl: %llu MiB reserved ahead of the tail in %.2f s", j->dir,
+		       j->seg_no, (unsigned long long)((j->reserved - j->seg_off) >> 20),
+		       (double)(xd_mono_ns() - t0) / 1e9);
+	return rc;
+}
+
+static void prep_stop(struct xd_journal *j)
+{
+	if (!j->prep_on)
+		return;
+	pthread_mutex_lock(&j->mu);
+	j->prep_stop = true;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	pthread_join(j->prep, NULL);
+	j->prep_on = false;
 }
 
 /* Unmaps the current segment and cuts it to its written length (finished segments hold exactly
@@ -304,7 +428,7 @@ static void seg_finish(struct xd_journal *j)
 		close(j->fd);
 	}
 	j->map = NULL;
-	j->map_len = j->alloc = j->faulted = 0;
+	j->map_len = j->alloc = j->faulted = j->reserved = 0;
 	j->fd = -1;
 }
 
@@ -317,7 +441,7 @@ static int seg_adopt(struct xd_journal *j, int fd, uint32_t no, uint64_t size, u
 	j->alloc = size;
 	j->map = NULL;
 	j->map_len = 0;
-	j->faulted = end & ~(uint64_t)4095;
+	j->faulted = j->reserved = end & ~(uint64_t)4095;
 	return seg_size(j, end + XJ_REC_HDR);
 }
 
@@ -497,6 +621,15 @@ int xj_open(struct xd_journal *j, const char *base, int queue, int durability, u
 	int rc;
 
 	memset(j, 0, sizeof(*j));
+	pthread_mutex_init(&j->mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&j->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	j->fd = -1;
 	j->queue = queue;
 	j->durability = durability;
@@ -663,12 +796,15 @@ fail:
 
 void xj_close(struct xd_journal *j)
 {
+	prep_stop(j);
 	seg_finish(j);
 	for (uint32_t i = 0; i < j->rfds_cap; i++)
 		if (j->rfds[i] >= 0)
 			close(j->rfds[i]);
 	free(j->rfds);
 	free(j->buf);
+	pthread_cond_destroy(&j->cv);
+	pthread_mutex_destroy(&j->mu);
 	memset(j, 0, sizeof(*j));
 	j->fd = -1;
 }
@@ -731,16 +867,20 @@ int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx)
 		off += r->len;
 	}
 	if (j->seg_off > XJ_SEG_HDR && j->seg_off + j->len > j->seg_max) {
+		pthread_mutex_lock(&j->mu);
 		rc = create_segment(j, j->seg_no + 1, ((struct xj_rec *)j->buf)->seq);
+		pthread_mutex_unlock(&j->mu);
 		if (rc)
 			return rc;
 	}
-	/* Room for the batch: sized a segment and populated 256 KiB at a time, so almost never a
-	 * syscall. */
-	if (j->seg_off + j->len > j->faulted) {
+	/* Room for the batch: sized a segment and populated ahead (by the preparer, or here 256 KiB
+	 * at a time when there is none or it fell behind), so almost never a syscall. */
+	if (j->seg_off + j->len > __atomic_load_n(&j->faulted, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&j->mu);
 		rc = seg_size(j, j->seg_off + j->len);
 		if (!rc)
 			rc = seg_populate(j, j->seg_off + j->len);
+		pthread_mutex_unlock(&j->mu);
 		if (rc)
 			return rc;
 	}
@@ -772,10 +912,12 @@ int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx)
 			off += r->len;
 		}
 	}
-	j->seg_off += j->len;
+	__atomic_store_n(&j->seg_off, j->seg_off + j->len, __ATOMIC_RELAXED);
 	j->bytes += j->len;
 	j->len = 0;
 	j->last_rec = SIZE_MAX;
+	if (j->prep_on && __atomic_load_n(&j->faulted, __ATOMIC_RELAXED) - j->seg_off < j->ahead / 2)
+		pthread_cond_signal(&j->cv); /* no syscall unless the preparer is waiting */
 	return 0;
 }
 

@@ -44,6 +44,10 @@ static void usage(FILE *f)
 		"  --frames N              afxdp: UMEM frames per queue, power of two    [16384]\n"
 		"  --batch N               datagrams per rx batch, 1..256                [64]\n"
 		"  --segment-mb N          journal segment size                          [256]\n"
+		"  --journal-reserve-mb N  journal space reserved and mapped at start,\n"
+		"                          ahead of the tail (at most the segment)       [0]\n"
+		"  --journal-ahead-mb N    with --cpus: journal space kept ready ahead of\n"
+		"                          the tail by a thread off the queue cpus       [64]\n"
 		"  --cpus LIST             pin queue thread i to the i-th cpu of LIST\n"
 		"  --netns NAME            run in network namespace /run/netns/NAME\n"
 		"  --exit-with-parent      stop cleanly (as on SIGTERM) when the parent process dies\n"
@@ -145,6 +149,8 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		{ "frames", required_argument, 0, 'f' },
 		{ "batch", required_argument, 0, 'b' },
 		{ "segment-mb", required_argument, 0, 's' },
+		{ "journal-ahead-mb", required_argument, 0, 'A' },
+		{ "journal-reserve-mb", required_argument, 0, 'R' },
 		{ "cpus", required_argument, 0, 'k' },
 		{ "netns", required_argument, 0, 'N' },
 		{ "exit-with-parent", no_argument, 0, 'W' },
@@ -166,6 +172,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 	o->frames = 16384;
 	o->batch = 64;
 	o->segment_bytes = 256ull << 20;
+	o->journal_ahead = 64ull << 20;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'm': o->mode = pick("--mode", optarg, modes); have_mode = 1; break;
@@ -187,6 +194,8 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'f': o->frames = (uint32_t)num("--frames", optarg, 64, 1 << 20); break;
 		case 'b': o->batch = (int)num("--batch", optarg, 1, XD_MAX_BATCH); break;
 		case 's': o->segment_bytes = (uint64_t)num("--segment-mb", optarg, 1, 1 << 20) << 20; break;
+		case 'A': o->journal_ahead = (uint64_t)num("--journal-ahead-mb", optarg, 0, 1 << 16) << 20; break;
+		case 'R': o->journal_reserve = (uint64_t)num("--journal-reserve-mb", optarg, 0, 1 << 20) << 20; break;
 		case 'k': o->ncpus = parse_list("--cpus", optarg, o->cpus, XD_MAX_QUEUES); break;
 		case 'N': enter_netns(optarg); break;
 		case 'W':
@@ -269,6 +278,27 @@ static void mkparent(const char *path)
 	free(d);
 }
 
+/* One journal preparer per queue, kept off the cpus the queue threads are pinned to (when that
+ * leaves any), so it does not take time from them. */
+static void start_preparers(const struct xd_opts *o, struct xd_shard *shards)
+{
+	cpu_set_t set;
+
+	/* Unpinned queue threads share every cpu with it: then the queue thread reserves as it
+	 * goes, 256 KiB at a time, as cheaply as the preparer would. */
+	if (!o->journal_ahead || !o->ncpus || sched_getaffinity(0, sizeof(set), &set))
+		return;
+	for (int i = 0; i < o->ncpus; i++)
+		if (o->cpus[i] >= 0 && o->cpus[i] < CPU_SETSIZE)
+			CPU_CLR(o->cpus[i], &set);
+	if (!CPU_COUNT(&set))
+		return;
+	for (int i = 0; i < o->nqueues; i++)
+		xj_prep_start(&shards[i].journal, o->journal_ahead, &set, sizeof(set));
+	xd_log("journal: %llu MiB kept ready ahead of each queue's tail by a preparer thread off "
+	       "the queue cpus", (unsigned long long)(o->journal_ahead >> 20));
+}
+
 static void *shard_thread(void *arg)
 {
 	struct xd_shard *sh = arg;
@@ -329,6 +359,16 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	for (int i = 0; i < o.nqueues; i++) {
+		if (xj_reserve(&shards[i].journal, o.journal_reserve)) {
+			fprintf(stderr, "xdpexd: error: --journal-reserve-mb %llu: journal %s/q%d "
+					"(see the line above)\n",
+				(unsigned long long)(o.journal_reserve >> 20), o.journal_dir,
+				shards[i].queue);
+			goto out;
+		}
+	}
+	start_preparers(&o, shards);
 	if (o.mode == XD_MODE_AFXDP && xd_afxdp_global_open(&o, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "xdpexd: error: %s\n", err);
 		goto out;

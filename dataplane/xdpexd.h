@@ -56,6 +56,8 @@ struct xd_opts {
 	uint32_t frames;
 	int batch;
 	uint64_t segment_bytes;
+	uint64_t journal_ahead; /* bytes the journal preparer keeps ready; 0 = no preparer */
+	uint64_t journal_reserve; /* bytes reserved ahead of the tail at start */
 	int cpus[XD_MAX_QUEUES];
 	int ncpus;
 	int verbose;
@@ -183,8 +185,19 @@ struct xd_journal {
 	uint8_t *map; /* current segment, mapped MAP_SHARED, map_len bytes */
 	uint64_t map_len;
 	uint64_t alloc; /* size of the current segment's file (sparse past the data) */
-	uint64_t faulted; /* zeroed, reserved and mapped writable up to here */
+	uint64_t reserved; /* zeroed and in the page cache up to here */
+	uint64_t faulted; /* reserved and mapped writable up to here (atomic: the preparer
+			   * thread advances it) */
 	bool no_populate; /* kernel without MADV_POPULATE_WRITE: page faults instead */
+	/* The preparer (xj_prep_start): a thread that keeps `ahead` bytes past the tail reserved
+	 * and mapped, so the queue thread's copies never wait for new page cache. `mu` guards
+	 * fd, map, alloc and the populating itself (the writer takes it only to rotate, or when
+	 * it has caught up with the preparer). */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t prep;
+	bool prep_on, prep_stop;
+	uint64_t ahead;
 	int *rfds; /* read fd per segment number (index = number) */
 	uint32_t rfds_cap;
 	uint32_t first_seg;
@@ -211,6 +224,13 @@ size_t xj_room(const struct xd_journal *j);
 typedef void (*xj_index_fn)(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off);
 int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx);
 int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void *buf, size_t len);
+/* Reserves and maps [tail, tail + bytes) of the current segment now (capped at its size):
+ * before trading starts, so the first `bytes` of records cost no new page cache. 0 or -errno
+ * (logged). */
+int xj_reserve(struct xd_journal *j, uint64_t bytes);
+/* Starts the preparer thread, `ahead` bytes ahead of the tail, allowed on `cpus` (NULL: any).
+ * 0 or -errno (the journal then works as before: the queue thread reserves as it goes). */
+int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t cpus_size);
 uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len);
 
 /* ---- sessions ---- */

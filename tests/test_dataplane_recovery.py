@@ -25,6 +25,7 @@ from dataplane_support import (
     need_root_and_binary,
     new_order,
     read_journal,
+    unavailable,
 )
 from xdpex_traffic import codec as c
 
@@ -298,11 +299,22 @@ def test_afxdp_queue_out_of_range_and_clean_stop(dp_workdir: Path, request) -> N
         env.close()
 
 
-def test_segments_rotate_and_replay_across_them(dp_workdir: Path, request) -> None:
-    env = env_for("udp", dp_workdir, request, extra=["--segment-mb", "1"])
+# The journal preparer runs only beside pinned queue threads (--cpus) and off their cpu; with an
+# ahead window as large as the segment it races every rotation.
+PREPARER = ["--cpus", "0", "--journal-ahead-mb", "1"]
+
+
+@pytest.mark.parametrize("preparer", [False, True], ids=["writer-reserves", "preparer"])
+def test_segments_rotate_and_replay_across_them(dp_workdir: Path, request, preparer: bool) -> None:
+    if preparer and (os.cpu_count() or 1) < 2:
+        unavailable("the journal preparer needs a cpu besides the queue thread's")
+    env = env_for("udp", dp_workdir, request,
+                  extra=["--segment-mb", "1"] + (PREPARER if preparer else []))
     d = env.daemon
     try:
         d.start()
+        assert ("kept ready ahead of each queue's tail by a preparer thread" in d.run_log()) \
+            == preparer
         a = env.client(2)
         assert isinstance(a.login(), c.LoginAccepted)
         n = 0
@@ -349,16 +361,65 @@ def test_afxdp_refuses_an_interface_held_by_another_program(dp_workdir: Path, re
         env.close()
 
 
-def test_journal_disk_full_stops_cleanly_and_recovers(dp_workdir: Path, request) -> None:
-    """A journal that cannot be written stops the daemon with a message naming the file, nothing
-    of the failed batch is acknowledged, and a restart (with room again) cuts the torn batch and
-    keeps everything that was acknowledged."""
+def test_journal_reserve_at_start(dp_workdir: Path, request) -> None:
+    """--journal-reserve-mb reserves the space (blocks and page cache) before the first order and
+    says so; the zeros past the tail are no records: a kill -9 and a restart give the same state,
+    and the records continue where they stopped."""
+    env = env_for("udp", dp_workdir, request, extra=["--journal-reserve-mb", "8"])
+    d = env.daemon
+    try:
+        d.start()
+        assert "8 MiB reserved ahead of the tail" in d.run_log()
+        seg = d.journal / "q0" / "00000001.xjl"
+        assert seg.stat().st_blocks * 512 >= 8 << 20, "the reserved space has no blocks"
+        a = env.client(2)
+        assert isinstance(a.login(), c.LoginAccepted)
+        a.send_app([new_order(1 + i, c.Side.BUY, 90 + i, 1) for i in range(20)])
+        a.wait_count(lambda m: isinstance(m, c.Accepted), 20)
+        before = d.state_hash()
+        d.kill9()
+        d.start()
+        assert d.state_hash() == before
+        a.send_app([new_order(100, c.Side.BUY, 91, 1)])
+        a.wait_for(lambda m: isinstance(m, c.Accepted) and m.cl_ord_id == 100)
+        recs = read_journal(d.journal / "q0")
+        assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+        assert len(journal_messages(recs, IN)) == 21
+    finally:
+        env.close()
+
+
+def test_journal_reserve_without_room_refused(dp_workdir: Path) -> None:
     need_root_and_binary()
     small = dp_workdir / "small"
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=True)
     try:
-        env = Env("udp", dp_workdir, None)
+        env = Env("udp", dp_workdir, None, extra=["--journal-reserve-mb", "1"])
+        env.daemon.journal = small / "journal"
+        rc, err = run_failing(env.daemon.argv())
+        assert rc == 1, err
+        assert "cannot reserve 1 MiB: No space left on device" in err, err
+        assert "error: --journal-reserve-mb 1: journal" in err, err
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+@pytest.mark.parametrize("preparer", [False, True], ids=["writer-reserves", "preparer"])
+def test_journal_disk_full_stops_cleanly_and_recovers(dp_workdir: Path, request,
+                                                      preparer: bool) -> None:
+    """A journal that cannot be written stops the daemon with a message naming the file, nothing
+    of the failed batch is acknowledged, and a restart (with room again) cuts the torn batch and
+    keeps everything that was acknowledged. With the preparer, it meets the full disk first; the
+    queue thread still stops on its own write, with the same message."""
+    need_root_and_binary()
+    if preparer and (os.cpu_count() or 1) < 2:
+        unavailable("the journal preparer needs a cpu besides the queue thread's")
+    small = dp_workdir / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=True)
+    try:
+        env = Env("udp", dp_workdir, None, extra=PREPARER if preparer else [])
         d = env.daemon
         d.journal = small / "journal"
         try:
