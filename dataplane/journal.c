@@ -230,9 +230,10 @@ static int seg_size(struct xd_journal *j, uint64_t need)
 }
 
 /*
- * Reserves bytes up to `need` of the current segment: one pwrite of zeros past the written data
- * (the file system reserves the blocks, delayed allocation, so a full disk is an error here, not
- * a SIGBUS in a copy; the page cache is filled the cheap way, with large folios). 0 or -errno.
+ * Reserves bytes up to `need` of the current segment: the blocks (fallocate: a full disk is an
+ * error here, not a SIGBUS in a copy) and the page cache (MADV_POPULATE_READ: zero-filled, clean
+ * pages, so nothing is written back until records are copied in). Where the file system has no
+ * fallocate, one pwrite of zeros does both (those pages are dirty, and written back). 0 or -errno.
  */
 static int seg_reserve(struct xd_journal *j, uint64_t need)
 {
@@ -242,6 +243,23 @@ static int seg_reserve(struct xd_journal *j, uint64_t need)
 
 	if (to > j->alloc)
 		to = j->alloc;
+	if (from >= to)
+		return 0;
+	if (!j->no_fallocate) {
+		if (!fallocate(j->fd, 0, (off_t)from, (off_t)(to - from))) {
+			uint64_t page = from & ~(uint64_t)4095;
+
+			if (!j->no_populate_read &&
+			    madvise(j->map + page, to - page, MADV_POPULATE_READ) &&
+			    (errno == EINVAL || errno == ENOSYS))
+				j->no_populate_read = true; /* older kernel: the copies fault them in */
+			j->reserved = to;
+			return 0;
+		}
+		if (errno != EOPNOTSUPP && errno != ENOSYS)
+			return -errno;
+		j->no_fallocate = true;
+	}
 	while (from < to) {
 		size_t n = to - from > sizeof(zeros) ? sizeof(zeros) : to - from;
 		ssize_t w = pwrite(j->fd, zeros, n, (off_t)from);
@@ -253,8 +271,7 @@ static int seg_reserve(struct xd_journal *j, uint64_t need)
 		if (w > 0)
 			from += (uint64_t)w;
 	}
-	if (to > j->reserved)
-		j->reserved = to;
+	j->reserved = to;
 	return 0;
 }
 

@@ -189,6 +189,8 @@ struct xd_journal {
 	uint64_t faulted; /* reserved and mapped writable up to here (atomic: the preparer
 			   * thread advances it) */
 	bool no_populate; /* kernel without MADV_POPULATE_WRITE: page faults instead */
+	bool no_populate_read; /* kernel without MADV_POPULATE_READ */
+	bool no_fallocate; /* file system without fallocate: pwrite of zeros instead */
 	/* The preparer (xj_prep_start): a thread that keeps `ahead` bytes past the tail reserved
 	 * and mapped, so the queue thread's copies never wait for new page cache. `mu` guards
 	 * fd, map, alloc and the populating itself (the writer takes it only to rotate, or when
