@@ -83,11 +83,13 @@ class Gateway:
         cpu: int | None = None,
         poll: str = "sleep",
         workdir: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         if mode not in ("afxdp", "udp"):
             raise WireError(f"mode {mode!r}: expected afxdp or udp")
         self.lab, self.mode, self.cpu, self.poll = lab, mode, cpu, poll
         self.symbols = list(symbols)
+        self.extra_args = list(extra_args)
         self.sessions = [Session(i + 1) for i in range(nsessions)]
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"xdpex-{lab.prefix}-{mode}-"))
@@ -120,7 +122,7 @@ class Gateway:
             cmd += ["--addr", self.lab.gw_ip]
         if self.cpu is not None:
             cmd += ["--cpus", str(self.cpu)]
-        return cmd
+        return cmd + self.extra_args
 
     def log_tail(self, lines: int = 15) -> str:
         try:
