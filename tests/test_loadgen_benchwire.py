@@ -60,11 +60,20 @@ def test_section_has_table_ratio_and_command() -> None:
     assert text.startswith("## Wire\n")
     assert "make bench-wire" in text
     assert (
-        "| afxdp | 16 | 3,300,000 | open, offered 3,300,000 | 5.0 / 9.0 / 12.0 | 500,000 |" in text
+        "| afxdp | 16 | 3,300,000 | open, offered 3,300,000 | 5.0 / 6.0 / 9.0 / 12.0 | 500,000 |"
+        in text
     )
     assert "Ratio afxdp/udp, 16 orders/datagram: **3.30×**" in text
     assert "0.5 / 1.5" in text
     assert "| udp | 16 | pingpong | failed: load generator exited with status 3 |" in text
+
+
+def test_latency_summary_is_the_median_p99_run() -> None:
+    lat = [r for r in ROWS if r["kind"] == "latency" and r["path"] == "afxdp"][0]
+    runs = [{**lat, "rtt_us": {**lat["rtt_us"], "p99": p99}} for p99 in (4000.0, 9.0, 50.0)]
+    rows = [r for r in ROWS if r["kind"] != "latency"] + runs
+    text = render_section(rows, [16])
+    assert "| 5.0 / 6.0 / 50.0 / 12.0 | 500,000 |" in text
 
 
 def test_update_doc_replaces_only_the_wire_section(tmp_path: Path) -> None:

@@ -3,15 +3,15 @@
 For each path (xdpexd --mode afxdp, then --mode udp, same binary, same lab, gateway pinned on
 CPU 0, xdpex-loadgen on CPU 1) and each datagram size (16 orders, 1 order):
 
-- closed loop with a window of unanswered orders: the rate the gateway sustains;
+- closed loop with a window of unanswered orders, three times: the rate the gateway sustains;
 - open loop from 0.7 x that figure upwards in steps of 1.2 while clean: the highest offered rate
   with every order answered and no datagram lost on the way (no sequence gap either way);
-- open loop at a moderate load: round-trip percentiles;
+- open loop at a moderate load, three times: round-trip percentiles (the median-p99 run shown);
 - ping-pong (one datagram outstanding): the round-trip floor.
 
 Rows go to build/bench/wire.json; the "## Wire" section of docs/BENCHMARKS.md is rewritten with the
 table, the command, the machine and the afxdp/udp ratios (the rest of the file is left alone).
-Bounded: about a minute and a half of traffic in all.
+Bounded: about two minutes of traffic in all.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ PLANS: dict[int, dict[str, int]] = {
 # answered without loss, at most LADDER_RUNGS runs.
 LADDER_START, LADDER_STEP, LADDER_RUNGS = 0.7, 1.2, 8
 RUN_SECONDS = 1.5
+# Runs repeated because other work on this shared 2-core machine moves single runs a lot: the
+# closed loop (the best clean rate counts, for both paths alike) and the moderate load (the run
+# with the median p99 is the one summarised).
+CLOSED_RUNS, LATENCY_RUNS = 3, 3
 # Journal space each gateway reserves before its first run (one segment that large), as a
 # gateway does before the market opens: a whole bench's records (about 3 GB per path) then land on
 # page cache that is already there. New page cache is what the journal would otherwise pay for
@@ -172,14 +176,17 @@ def _measure_path(
     try:
         for batch in batches:
             plan = PLANS.get(batch, PLANS[16])
-            row = runner.run(
-                batch,
-                "closed",
-                ["--window", str(plan["window"]), "--count", str(plan["count"])]
-                + ["--duration", "3"],
-            )
-            rows.append(row)
-            base = max(row.get("orders_per_s", 0.0), 10_000.0)
+            closed = []
+            for _ in range(CLOSED_RUNS):
+                row = runner.run(
+                    batch,
+                    "closed",
+                    ["--window", str(plan["window"]), "--count", str(plan["count"])]
+                    + ["--duration", "3"],
+                )
+                rows.append(row)
+                closed.append(row.get("orders_per_s", 0.0))
+            base = max(max(closed), 10_000.0)
             log(f"{path} x{batch} closed window {plan['window']}: {base:,.0f}/s")
             rate = int(base * LADDER_START)
             for _ in range(LADDER_RUNGS):
@@ -199,15 +206,20 @@ def _measure_path(
                     break  # higher rates only lose more (and may wedge the gateway)
                 rate = int(rate * LADDER_STEP)
             moderate = int(min(plan["moderate"], base * 0.5))
-            row = runner.run(
-                batch,
-                "latency",
-                ["--rate", str(moderate), "--count", str(int(moderate * 2))] + ["--duration", "4"],
-            )
-            rows.append(row)
-            if "error" not in row:
-                rtt = row["rtt_us"]
-                log(f"{path} x{batch} latency at {moderate:,}/s: p50 {rtt['p50']} p99 {rtt['p99']}")
+            for _ in range(LATENCY_RUNS):
+                row = runner.run(
+                    batch,
+                    "latency",
+                    ["--rate", str(moderate), "--count", str(int(moderate * 2))]
+                    + ["--duration", "4"],
+                )
+                rows.append(row)
+                if "error" not in row:
+                    rtt = row["rtt_us"]
+                    log(
+                        f"{path} x{batch} latency at {moderate:,}/s: p50 {rtt['p50']} "
+                        f"p90 {rtt['p90']} p99 {rtt['p99']}"
+                    )
             # Ping-pong: one datagram outstanding, the round-trip floor without queueing.
             row = runner.run(
                 batch,
@@ -243,15 +255,19 @@ def best(rows: list[dict[str, Any]], path: str, batch: int) -> dict[str, Any] | 
 def _latency(
     rows: list[dict[str, Any]], path: str, batch: int, kind: str = "latency"
 ) -> dict[str, Any] | None:
-    for r in rows:
-        if (
-            r["path"] == path
+    """Of the runs of `kind`, the one with the median p99 (the lower middle of an even count)."""
+    runs = sorted(
+        (
+            r
+            for r in rows
+            if r["path"] == path
             and r["orders_per_datagram"] == batch
             and r["kind"] == kind
             and "error" not in r
-        ):
-            return r
-    return None
+        ),
+        key=lambda r: r["rtt_us"]["p99"],
+    )
+    return runs[(len(runs) - 1) // 2] if runs else None
 
 
 def _machine() -> str:
@@ -304,7 +320,8 @@ def render_section(
         "millisecond tails.",
         "",
         "| path | orders/datagram | best rate, all answered (orders/s) | run | "
-        "rtt p50 / p99 / p99.9 (µs) | at load (orders/s) | ping-pong rtt p50 / p99 (µs) |",
+        "rtt p50 / p90 / p99 / p99.9 (µs), median-p99 run of 3 | at load (orders/s) | "
+        "ping-pong rtt p50 / p99 (µs) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for batch in batches:
@@ -317,8 +334,7 @@ def render_section(
                 if b else "-"
             )  # fmt: skip
             rtt = (
-                f"{lat['rtt_us']['p50']:.1f} / {lat['rtt_us']['p99']:.1f} / "
-                f"{lat['rtt_us']['p999']:.1f}"
+                " / ".join(f"{lat['rtt_us'][k]:.1f}" for k in ("p50", "p90", "p99", "p999"))
                 if lat
                 else "-"
             )
@@ -347,22 +363,23 @@ def render_section(
     out.append("")
     out.append(
         "| path | n | run | offered | window | sent | answered | lost | orders/s | "
-        "p50 | p99 | p99.9 | gaps in/out | generator busy % | gateway busy % | "
+        "p50 | p90 | p99 | p99.9 | gaps in/out | generator busy % | gateway busy % | "
         "gateway ns/order | CPU wait % gen / gw |"
     )
-    out.append("|" + " --- |" * 17)
+    out.append("|" + " --- |" * 18)
     for r in rows:
         if "error" in r:
             out.append(
                 f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | failed: "
-                f"{r['error']} | | | | | | | | | | | | | |"
+                f"{r['error']} | | | | | | | | | | | | | | |"
             )
             continue
         off = f"{r['offered']:,.0f}" if r["offered"] else "-"
         out.append(
             f"| {r['path']} | {r['orders_per_datagram']} | {r['kind']} | {off} | "
             f"{r['window'] or '-'} | {r['sent']:,} | {r['answered']:,} | {r['lost']:,} | "
-            f"{r['orders_per_s']:,.0f} | {r['rtt_us']['p50']:.1f} | {r['rtt_us']['p99']:.1f} | "
+            f"{r['orders_per_s']:,.0f} | {r['rtt_us']['p50']:.1f} | {r['rtt_us']['p90']:.1f} | "
+            f"{r['rtt_us']['p99']:.1f} | "
             f"{r['rtt_us']['p999']:.1f} | {r['seq_gaps']}/{r['out_gaps']} | "
             f"{r.get('generator_busy_pct') or 0:.0f} | {_opt(r.get('gateway_busy_pct'))} | "
             f"{_opt(r.get('gateway_ns_per_order'))} | "
