@@ -32,6 +32,10 @@
 
 #define XJ_BUF_CAP (8u << 20)
 #define XJ_PREFAULT (256u << 10)
+/* The preparer maps this much ahead of the tail writable (and so dirty: pages dirtied much
+ * earlier would be written back as zeros first, then fault again when written); the rest of its
+ * window is only reserved. */
+#define XJ_FAULT_AHEAD (4ull << 20)
 
 /* ---- CRC32C (Castagnoli), SSE4.2 when the CPU has it ---- */
 
@@ -340,16 +344,30 @@ static void *prep_main(void *arg)
 	pthread_mutex_lock(&j->mu);
 	while (!j->prep_stop) {
 		uint64_t tail = __atomic_load_n(&j->seg_off, __ATOMIC_RELAXED);
-		uint64_t want = tail + j->ahead;
+		uint64_t fault_to = tail + j->fault_ahead, reserve_to = tail + j->ahead;
+		uint64_t faulted = j->faulted > tail ? j->faulted : tail;
+		uint64_t reserved = j->reserved > tail ? j->reserved : tail;
+		bool ok = j->map && j->seg_no != failed_seg;
+		int rc;
 
-		if (want > j->alloc)
-			want = j->alloc;
-		if (j->map && j->seg_no != failed_seg && j->faulted < want) {
-			uint64_t step = j->faulted + XJ_PREFAULT < want ? j->faulted + XJ_PREFAULT
-								       : want;
-
-			if (seg_populate(j, step))
-				failed_seg = j->seg_no;
+		if (fault_to > j->alloc)
+			fault_to = j->alloc;
+		if (reserve_to > j->alloc)
+			reserve_to = j->alloc;
+		/* What the writer needs next first: mapped writable just ahead of it (dirty from
+		 * then on), then reserved (clean pages, nothing to write back) further ahead. */
+		if (ok && faulted < fault_to) {
+			rc = seg_populate(j, faulted + XJ_PREFAULT < fault_to ? faulted + XJ_PREFAULT
+									: fault_to);
+		} else if (ok && reserved < reserve_to) {
+			rc = seg_reserve(j, reserved + XJ_PREFAULT < reserve_to ? reserved + XJ_PREFAULT
+									  : reserve_to);
+		} else {
+			rc = 1; /* nothing to do */
+		}
+		if (rc < 0)
+			failed_seg = j->seg_no;
+		if (rc == 0) {
 			/* Let the writer in between chunks (rotation, or it caught up). */
 			pthread_mutex_unlock(&j->mu);
 			pthread_mutex_lock(&j->mu);
@@ -379,6 +397,7 @@ int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t
 	if (!ahead || j->prep_on)
 		return 0;
 	j->ahead = page_up(ahead);
+	j->fault_ahead = j->ahead < XJ_FAULT_AHEAD ? j->ahead : XJ_FAULT_AHEAD;
 	j->prep_stop = false;
 	pthread_attr_init(&attr);
 	if (cpus)
@@ -933,7 +952,8 @@ int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx)
 	j->bytes += j->len;
 	j->len = 0;
 	j->last_rec = SIZE_MAX;
-	if (j->prep_on && __atomic_load_n(&j->faulted, __ATOMIC_RELAXED) - j->seg_off < j->ahead / 2)
+	if (j->prep_on &&
+	    __atomic_load_n(&j->faulted, __ATOMIC_RELAXED) - j->seg_off < j->fault_ahead / 2)
 		pthread_cond_signal(&j->cv); /* no syscall unless the preparer is waiting */
 	return 0;
 }

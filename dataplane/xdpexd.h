@@ -199,7 +199,7 @@ struct xd_journal {
 	pthread_cond_t cv;
 	pthread_t prep;
 	bool prep_on, prep_stop;
-	uint64_t ahead;
+	uint64_t ahead, fault_ahead;
 	int *rfds; /* read fd per segment number (index = number) */
 	uint32_t rfds_cap;
 	uint32_t first_seg;
