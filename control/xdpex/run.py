@@ -132,7 +132,11 @@ def run(args: argparse.Namespace) -> int:
         lab = Lab(args.prefix)
         lab.up()
         step = f"start xdpexd ({args.mode})"
-        gw = Gateway(lab, args.mode, cpu=GW_CPU, poll="spin")
+        # Journal space for this run's records reserved before the first order, as a gateway
+        # does before the open (docs/BENCHMARKS.md, "Wire: where the time goes").
+        gw = Gateway(
+            lab, args.mode, cpu=GW_CPU, poll="spin", extra_args=["--journal-reserve-mb", "64"]
+        )
         gw.start()
         print(f"xdpex run: lab {lab.prefix} up, xdpexd {args.mode} ready on {gw.server}")
         if not args.no_control:
