@@ -292,6 +292,18 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 	json_object_set_new(q, "journal_bytes", json_integer((json_int_t)sh->journal.bytes));
 	json_object_set_new(q, "journal_writes", json_integer((json_int_t)sh->journal.writes));
 	json_object_set_new(q, "fsyncs", json_integer((json_int_t)sh->journal.fsyncs));
+	{
+		/* Read from the control thread while the queue thread and the preparer move them:
+		 * a snapshot, clamped (a rotation may be half way through). */
+		uint64_t tail = __atomic_load_n(&sh->journal.seg_off, __ATOMIC_RELAXED);
+		uint64_t res = __atomic_load_n(&sh->journal.reserved, __ATOMIC_RELAXED);
+		uint64_t map = __atomic_load_n(&sh->journal.faulted, __ATOMIC_RELAXED);
+
+		json_object_set_new(q, "journal_reserved_ahead",
+				    json_integer((json_int_t)(res > tail ? res - tail : 0)));
+		json_object_set_new(q, "journal_mapped_ahead",
+				    json_integer((json_int_t)(map > tail ? map - tail : 0)));
+	}
 	xd_io_stats(sh, q);
 	xe_engine_get_stats(sh->engine, &es);
 	json_object_set_new(q, "engine",

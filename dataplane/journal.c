@@ -257,7 +257,7 @@ static int seg_reserve(struct xd_journal *j, uint64_t need)
 			    madvise(j->map + page, to - page, MADV_POPULATE_READ) &&
 			    (errno == EINVAL || errno == ENOSYS))
 				j->no_populate_read = true; /* older kernel: the copies fault them in */
-			j->reserved = to;
+			__atomic_store_n(&j->reserved, to, __ATOMIC_RELAXED);
 			return 0;
 		}
 		if (errno != EOPNOTSUPP && errno != ENOSYS)
@@ -275,7 +275,7 @@ static int seg_reserve(struct xd_journal *j, uint64_t need)
 		if (w > 0)
 			from += (uint64_t)w;
 	}
-	j->reserved = to;
+	__atomic_store_n(&j->reserved, to, __ATOMIC_RELAXED);
 	return 0;
 }
 

@@ -97,6 +97,8 @@ def test_order_entry_cancel_book_and_persistence(stack):
     m = tc.get("/metrics").text
     assert "xdpex_dataplane_up 1.0" in m
     assert 'xdpex_dataplane_rx_msgs_total{queue="0"}' in m
+    assert 'xdpex_journal_ahead_bytes{queue="0",state="reserved"}' in m
+    assert 'xdpex_journal_ahead_bytes{queue="0",state="mapped"}' in m
     assert 'xdpex_persister_lag_records{queue="0"} 0.0' in m
     assert 'xdpex_orders_entered_total{api="rest",result="rejected"} 1.0' in m
     assert "xdpex_order_entry_latency_seconds_bucket" in m

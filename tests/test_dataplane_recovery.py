@@ -370,6 +370,8 @@ def test_journal_reserve_at_start(dp_workdir: Path, request) -> None:
     try:
         d.start()
         assert "8 MiB reserved ahead of the tail" in d.run_log()
+        q = d.ctl({"cmd": "stats"})["queues"][0]
+        assert q["journal_reserved_ahead"] >= (8 << 20) - 4096, q
         seg = d.journal / "q0" / "00000001.xjl"
         assert seg.stat().st_blocks * 512 >= 8 << 20, "the reserved space has no blocks"
         a = env.client(2)
@@ -385,6 +387,37 @@ def test_journal_reserve_at_start(dp_workdir: Path, request) -> None:
         recs = read_journal(d.journal / "q0")
         assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
         assert len(journal_messages(recs, IN)) == 21
+    finally:
+        env.close()
+
+
+def test_journal_preparer_keeps_the_window_ahead(dp_workdir: Path, request) -> None:
+    """The preparer reserves --journal-ahead-mb past the tail and maps the next 4 MiB writable,
+    and keeps doing so as records arrive; without it the queue thread has 256 KiB at a time."""
+    if (os.cpu_count() or 1) < 2:
+        unavailable("the journal preparer needs a cpu besides the queue thread's")
+    env = env_for("udp", dp_workdir, request, extra=["--cpus", "0", "--journal-ahead-mb", "16"])
+    d = env.daemon
+    try:
+        d.start()
+        a = env.client(2)
+        assert isinstance(a.login(), c.LoginAccepted)
+
+        def ahead() -> dict[str, int]:
+            q = d.ctl({"cmd": "stats"})["queues"][0]
+            return {k: q[f"journal_{k}_ahead"] for k in ("reserved", "mapped")}
+
+        for n in range(3):
+            a.send_app([new_order(1 + 20 * n + i, c.Side.BUY, 90 + i, 1) for i in range(20)])
+            a.wait_count(lambda m: isinstance(m, c.Accepted), 20 * (n + 1))
+            got: dict[str, int] = {}
+            for _ in range(100):
+                got = ahead()
+                if got["reserved"] >= (16 << 20) - 4096 and got["mapped"] >= (4 << 20) - 4096:
+                    break
+                time.sleep(0.02)
+            assert got["reserved"] >= (16 << 20) - 4096, got
+            assert (4 << 20) - 4096 <= got["mapped"] <= got["reserved"], got
     finally:
         env.close()
 

@@ -148,6 +148,12 @@ class _DataplaneCollector(Collector):
         jseq = GaugeMetricFamily(
             "xdpex_journal_seq", "last journal sequence written", labels=["queue"]
         )
+        jahead = GaugeMetricFamily(
+            "xdpex_journal_ahead_bytes",
+            "journal space ready past the tail: reserved (blocks and page cache) or mapped "
+            "writable (the queue thread copies into it with no syscall)",
+            labels=["queue", "state"],
+        )
         for q in st.get("queues", []) or []:
             ql = str(q.get("queue", 0))
             for k in QUEUE_COUNTERS:
@@ -160,6 +166,9 @@ class _DataplaneCollector(Collector):
                 v = (q.get("xdp") or {}).get(r)
                 if v is not None:
                     afx.add_metric([ql, r], float(v))
+            for state in ("reserved", "mapped"):
+                if f"journal_{state}_ahead" in q:
+                    jahead.add_metric([ql, state], float(q[f"journal_{state}_ahead"]))
             if "journal_seq" in q:
                 jseq.add_metric([ql], float(q["journal_seq"]))
                 journal_seq[ql] = int(q["journal_seq"])
@@ -167,6 +176,7 @@ class _DataplaneCollector(Collector):
         yield drops
         yield afx
         yield jseq
+        yield jahead
         if st.get("xdp_counters"):
             yield self._xdp(st["xdp_counters"])
         eng = st.get("engine") or {}
