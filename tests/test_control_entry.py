@@ -7,12 +7,8 @@ written; the record is committed ("pending") before the change and its result af
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 
 import grpc
 import httpx
@@ -30,60 +26,18 @@ TOKEN = "xt_test_operator"
 OP = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _free_tcp() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return int(p)
-
-
 @pytest.fixture
 def served():
     """xdpexd + the control plane as its own process (SQLite); yields (base url, grpc port,
     database file)."""
     d = short_tmpdir("entry")
     dp = Dataplane(d).start()
-    http, grpc_port = _free_tcp(), _free_tcp()
-    db = d / "cp.db"
-    env = {
-        **os.environ,
-        "XDPEX_STATE_DIR": str(d / "state"),
-        "XDPEX_DATABASE_URL": f"sqlite:///{db}",
-        "XDPEX_CONTROL_SOCKET": str(dp.ctl),
-        "XDPEX_ORDER_SOCKET": str(dp.entry),
-        "XDPEX_JOURNAL_DIR": str(dp.journal),
-        "XDPEX_HTTP_PORT": str(http),
-        "XDPEX_GRPC_PORT": str(grpc_port),
-        "XDPEX_OPERATOR_TOKEN": TOKEN,
-        "XDPEX_UDP_MODE": "true",
-        "XDPEX_DATAPLANE_TIMEOUT_S": "5",
-    }
-    log = open(d / "serve.log", "wb")  # noqa: SIM115 - handed to the child
-    srv = subprocess.Popen([sys.executable, "-m", "xdpex.serve"], env=env, stderr=log)
-    base = f"http://127.0.0.1:{http}"
+    cp = dp.control_plane(TOKEN, env={"XDPEX_DATAPLANE_TIMEOUT_S": "5"})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert srv.poll() is None, (d / "serve.log").read_text()
-            assert time.monotonic() < deadline, (d / "serve.log").read_text()
-            time.sleep(0.1)
-        yield base, grpc_port, db
+        cp.start()
+        yield cp.url, cp.grpc_port, cp.db_path
     finally:
-        srv.terminate()
-        try:
-            srv.wait(10)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait(5)
-        log.close()
+        cp.stop()
         dp.stop()
         cleanup_dir(d)
 

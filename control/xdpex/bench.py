@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -65,16 +64,6 @@ work; not part of the automatic run):
   48.2-68.8 k (mean 56.7 k) after: the same within this machine's noise, so the goal's margin
   on a loaded machine is thin; on a quiet one the same code did 57-65 k.
 """
-
-
-def _free_tcp() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return int(p)
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -337,36 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     d = short_tmpdir("bench")
     dp = Dataplane(d, extra=["--segment-mb", "64"]).start()
-    http, grpc_port = _free_tcp(), _free_tcp()
-    env = {
-        **os.environ,
-        "XDPEX_STATE_DIR": str(d / "state"),
-        "XDPEX_DATABASE_URL": f"sqlite:///{d / 'cp.db'}",
-        "XDPEX_CONTROL_SOCKET": str(dp.ctl),
-        "XDPEX_ORDER_SOCKET": str(dp.entry),
-        "XDPEX_JOURNAL_DIR": str(dp.journal),
-        "XDPEX_HTTP_PORT": str(http),
-        "XDPEX_GRPC_PORT": str(grpc_port),
-        "XDPEX_OPERATOR_TOKEN": TOKEN,
-        "XDPEX_UDP_MODE": "true",
-    }
-    srv = subprocess.Popen(
-        [sys.executable, "-m", "xdpex.serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(d / "serve.log", "wb"),
-    )
+    cp = dp.control_plane(TOKEN)
+    http, grpc_port = cp.http_port, cp.grpc_port
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or srv.poll() is not None:
-                raise RuntimeError(f"control plane not ready: {(d / 'serve.log').read_text()}")
-            time.sleep(0.2)
+        cp.start()
         res: dict[str, Any] = {
             "host": platform.node(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -389,8 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             res[key] = _median_of(a.repeat, run, name)
         res["load_avg_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     finally:
-        srv.terminate()
-        srv.wait(10)
+        cp.stop()
         dp.stop()
     try:
         res["persister_sqlite"] = bench_persister(dp.journal, d, "sqlite")

@@ -32,7 +32,8 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -40,7 +41,8 @@ def _free_port() -> int:
 
 class LocalControlPlane:
     """Start with `start()`, stop with `stop()` (also on failure); `url` and `token` say where it
-    listens and how to call it."""
+    listens and how to call it, `db_path` where its SQLite database is. `env` adds or overrides
+    XDPEX_* settings."""
 
     def __init__(
         self,
@@ -54,9 +56,11 @@ class LocalControlPlane:
         http_port: int = 8080,
         grpc_port: int = 50051,
         token: str | None = None,
+        env: dict[str, str] | None = None,
     ):
         self.workdir = Path(workdir)
         self.token = token or secrets.token_urlsafe(24)
+        self.db_path = self.workdir / "control.db"
         # The documented ports when free; another free port (said in `moved`) when not; 0 = any
         # free port.
         self.moved: list[str] = []
@@ -65,7 +69,7 @@ class LocalControlPlane:
         self.env = {
             **os.environ,
             "XDPEX_STATE_DIR": str(self.workdir / "state"),
-            "XDPEX_DATABASE_URL": f"sqlite:///{self.workdir / 'control.db'}",
+            "XDPEX_DATABASE_URL": f"sqlite:///{self.db_path}",
             "XDPEX_CONTROL_SOCKET": str(ctl_socket),
             "XDPEX_ORDER_SOCKET": str(order_socket),
             "XDPEX_JOURNAL_DIR": str(journal_dir),
@@ -73,6 +77,7 @@ class LocalControlPlane:
             "XDPEX_GRPC_PORT": str(self.grpc_port),
             "XDPEX_OPERATOR_TOKEN": self.token,
             "XDPEX_UDP_MODE": "true" if udp_mode else "false",
+            **(env or {}),
         }
         if pin_dir is not None:
             self.env["XDPEX_XDP_PIN_DIR"] = str(pin_dir)
@@ -81,10 +86,10 @@ class LocalControlPlane:
 
     def _pick(self, port: int, what: str) -> int:
         if port == 0:
-            return _free_port()
+            return free_tcp_port()
         if _port_free(port):
             return port
-        other = _free_port()
+        other = free_tcp_port()
         self.moved.append(f"{what} port {port} is in use, using {other}")
         return other
 

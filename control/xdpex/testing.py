@@ -23,6 +23,8 @@ from typing import Any
 
 from .config import REPO_ROOT, Settings
 from .db import drop_schema
+from .localcp import LocalControlPlane
+from .localcp import free_tcp_port as free_tcp_port
 
 PG_URL = os.environ.get("XDPEX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("XDPEX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -146,6 +148,21 @@ class Dataplane:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+    def control_plane(self, token: str, env: dict[str, str] | None = None) -> LocalControlPlane:
+        """The control plane as its own process (`python -m xdpex.serve`, SQLite, free ports)
+        beside this daemon; the caller starts and stops it."""
+        return LocalControlPlane(
+            self.dir / "cp",
+            ctl_socket=self.ctl,
+            order_socket=self.entry,
+            journal_dir=self.journal,
+            udp_mode=True,
+            http_port=0,
+            grpc_port=0,
+            token=token,
+            env=env,
+        )
 
     def settings(self, db: Database, **over: Any) -> Settings:
         base: dict[str, Any] = dict(
