@@ -13,17 +13,7 @@ import sys
 import time
 
 import httpx
-from xdpex.testing import cleanup_dir, free_udp_port, short_tmpdir
-
-
-def _free_tcp() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return int(p)
+from xdpex.testing import cleanup_dir, free_tcp_port, free_udp_port, short_tmpdir
 
 
 def xdpex(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -48,7 +38,7 @@ def _pids_of(state) -> list[int]:
 
 def test_up_status_down(tmp_path):
     state = short_tmpdir("life")
-    http, grpc_port, udp = _free_tcp(), _free_tcp(), free_udp_port()
+    http, grpc_port, udp = free_tcp_port(), free_tcp_port(), free_udp_port()
     try:
         r = xdpex(
             "up",

@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +33,14 @@ from xdpex.journal import REC_OUTBOUND, JournalReader, queue_dirs
 from xdpex.models import Execution, Order, PersisterPosition
 from xdpex.publisher import Publisher
 from xdpex.service import ControlPlane, OrderSpec
-from xdpex.testing import REDIS_URL, Database, Dataplane, cleanup_dir, short_tmpdir
+from xdpex.testing import (
+    REDIS_URL,
+    Database,
+    Dataplane,
+    cleanup_dir,
+    free_tcp_port,
+    short_tmpdir,
+)
 from xdpex_traffic import codec as c
 
 WHO = Principal("test", "operator")
@@ -223,14 +229,6 @@ def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
     assert digest(tuple(e) for e in ex) == digest(execs)
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return int(port)
-
-
 def _redis_server(port: int, workdir) -> subprocess.Popen:
     exe = shutil.which("redis-server")
     if exe is None:
@@ -277,7 +275,7 @@ def _stream_ids(r: redis.Redis, key: str) -> list[tuple[int, int]]:
 
 def test_redis_stream_holds_every_execution_once_across_restarts(env_sqlite):
     cp, dp, s = env_sqlite
-    port = _free_port()
+    port = free_tcp_port()
     rdir = short_tmpdir("redis")
     srv = _redis_server(port, rdir)
     url = f"redis://127.0.0.1:{port}/0"
