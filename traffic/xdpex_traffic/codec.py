@@ -514,27 +514,19 @@ def encode_datagram(
     """Header + messages. Refuses what no peer would accept: 0 or more than MAX_MSGS messages."""
     n = len(messages)
     if not 1 <= n <= MAX_MSGS:
-        raise ProtocolError(ParseError.COUNT, f"hdr.count: {n}, expected 1..{MAX_MSGS}")
+        raise _err(ParseError.COUNT, n)
     head = _HDR.pack(MAGIC, VERSION, flags, session_id, seq, n, HDR_SIZE + n * MSG_SIZE, 0)
     return head + b"".join(m.encode() for m in messages)
-
-
-def encode_message(msg: Message) -> bytes:
-    return msg.encode()
 
 
 def decode_message(buf: bytes | memoryview, offset: int = 0) -> Message:
     """One 64-byte message; raises ProtocolError for an unknown type or short buffer."""
     if len(buf) - offset < MSG_SIZE:
-        raise ProtocolError(
-            ParseError.TRUNCATED,
-            f"msg[0]: truncated, datagram has {len(buf) - offset} of {MSG_SIZE} bytes",
-            0,
-        )
+        raise _err(ParseError.TRUNCATED, len(buf) - offset, MSG_SIZE, index=0)
     t = buf[offset]
     cls = MESSAGE_TYPES.get(t)
     if cls is None:
-        raise ProtocolError(ParseError.MSG_TYPE, f"msg[0].type: 0x{t:02x}, unknown message type", 0)
+        raise _err(ParseError.MSG_TYPE, t, index=0)
     return cls.decode(buf, offset)
 
 
