@@ -152,7 +152,9 @@ class FillOut(BaseModel):
     liquidity: int
 
 
-class OrderAck(BaseModel):
+class _OrderState(BaseModel):
+    """The fields an acknowledgement and a persisted order share."""
+
     order_id: int | None
     session_id: int
     cl_ord_id: int
@@ -166,24 +168,14 @@ class OrderAck(BaseModel):
     leaves: int
     status: str
     reason: str | None
+
+
+class OrderAck(_OrderState):
     field: str | None = Field(None, description="the order field an engine reject is about")
     fills: list[FillOut] = []
 
 
-class OrderOut(BaseModel):
-    order_id: int | None
-    session_id: int
-    cl_ord_id: int
-    symbol_id: int
-    side: str
-    type: str
-    tif: str
-    price: int
-    qty: int
-    filled: int
-    leaves: int
-    status: str
-    reason: str | None
+class OrderOut(_OrderState):
     journal_seq: int | None
     ts_ns: int | None
     queue: int | None
