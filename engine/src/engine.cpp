@@ -59,34 +59,6 @@ inline xe_event *ev(xe_event *out, uint32_t n)
 	return e;
 }
 
-inline void ev_order(xe_event *e, uint8_t type, const Order &o)
-{
-	e->type = type;
-	e->side = o.side;
-	e->ord_type = o.ord_type;
-	e->tif = o.tif;
-	e->session_id = o.session;
-	e->symbol_id = o.symbol;
-	e->cl_ord_id = o.cl_ord_id;
-	e->order_id = o.order_id;
-	e->price = o.price;
-	e->leaves = o.leaves;
-}
-
-inline void ev_aggr(xe_event *e, uint8_t type, const Aggressor &a)
-{
-	e->type = type;
-	e->side = a.side;
-	e->ord_type = a.ord_type;
-	e->tif = a.tif;
-	e->session_id = a.session;
-	e->symbol_id = a.symbol;
-	e->cl_ord_id = a.cl_ord_id;
-	e->order_id = a.order_id;
-	e->price = a.has_limit ? a.price : 0;
-	e->leaves = a.leaves;
-}
-
 // Hot-path event writes: eight 8-byte stores from registers, no byte stores to merge and no
 // stack copy (a 64-byte event assembled field by field on the stack and copied out cost a
 // store-forwarding stall per event).
@@ -122,6 +94,25 @@ inline void put_event(xe_event *e, uint64_t hdr, uint64_t session_symbol, uint64
 	memcpy(p + 40, &qty_leaves, 8);
 	memcpy(p + 48, &exec, 8);
 	memcpy(p + 56, &orig, 8);
+}
+
+// The events of one order, resting (Order) or being entered (Aggressor): both carry the same
+// fields under the same names.
+template <class O>
+inline void put_fill(xe_event *e, const O &o, uint8_t liq, int64_t px, uint32_t q, uint64_t exec)
+{
+	put_event(e, ev_hdr(XE_EV_FILL, o.side, liq, o.ord_type, 0, o.tif),
+		  pair32(o.session, o.symbol), o.cl_ord_id, o.order_id, px, pair32(q, o.leaves),
+		  exec, 0);
+}
+
+// The order loses all its open quantity (o.leaves).
+template <class O>
+inline void put_cancelled(xe_event *e, const O &o, int64_t price, uint16_t reason)
+{
+	put_event(e, ev_hdr(XE_EV_CANCELLED, o.side, 0, o.ord_type, reason, o.tif),
+		  pair32(o.session, o.symbol), o.cl_ord_id, o.order_id, price, pair32(o.leaves, 0),
+		  0, 0);
 }
 
 inline bool valid_session(const xe_engine *e, uint32_t s)
@@ -296,11 +287,7 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 					*stp_stop = true;
 					return n;
 				}
-				xe_event *c = ev(out, n++);
-				ev_order(c, XE_EV_CANCELLED, m);
-				c->reason = XE_CXL_SELF_TRADE;
-				c->qty = m.leaves;
-				c->leaves = 0;
+				put_cancelled(&out[n++], m, m.price, XE_CXL_SELF_TRADE);
 				remove_order(b, oi);
 				if (stp == XE_STP_CANCEL_BOTH) {
 					*stp_stop = true;
@@ -318,14 +305,8 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 			m.filled += q;
 			L.qty -= q;
 
-			put_event(&out[n++],
-				  ev_hdr(XE_EV_FILL, a.side, XE_LIQ_REMOVED, a.ord_type, 0, a.tif),
-				  pair32(a.session, a.symbol), a.cl_ord_id, a.order_id, px,
-				  pair32(q, a.leaves), exec, 0);
-			put_event(&out[n++],
-				  ev_hdr(XE_EV_FILL, m.side, XE_LIQ_ADDED, m.ord_type, 0, m.tif),
-				  pair32(m.session, m.symbol), m.cl_ord_id, m.order_id, m.price,
-				  pair32(q, m.leaves), exec, 0);
+			put_fill(&out[n++], a, XE_LIQ_REMOVED, px, q, exec);
+			put_fill(&out[n++], m, XE_LIQ_ADDED, m.price, q, exec);
 			if (m.leaves == 0)
 				remove_order(b, oi);
 			oi = next;
@@ -387,12 +368,9 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 
 	if (rej) {
 		rejects++;
-		xe_event *r = ev(out, 0);
-		ev_aggr(r, XE_EV_REJECTED, a);
-		r->price = o->price;
-		r->reason = rej;
-		r->qty = o->qty;
-		r->leaves = 0;
+		put_event(out, ev_hdr(XE_EV_REJECTED, o->side, 0, o->ord_type, rej, o->tif),
+			  pair32(o->session_id, o->symbol_id), o->cl_ord_id, 0, o->price,
+			  pair32(o->qty, 0), 0, 0);
 		return 1;
 	}
 
@@ -410,9 +388,7 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 	if (!can_rest || stp_stop) {
 		uint16_t why = stp_stop ? XE_CXL_SELF_TRADE
 					: (market ? XE_CXL_NO_LIQUIDITY : XE_CXL_IOC);
-		put_event(&out[n++], ev_hdr(XE_EV_CANCELLED, a.side, 0, a.ord_type, why, a.tif),
-			  pair32(a.session, a.symbol), a.cl_ord_id, a.order_id,
-			  market ? 0 : a.price, pair32(a.leaves, 0), 0, 0);
+		put_cancelled(&out[n++], a, market ? 0 : a.price, why);
 		return n;
 	}
 
@@ -461,9 +437,7 @@ uint32_t xe_engine::cancel(uint32_t session, uint64_t cl, xe_event *out)
 		return 1;
 	}
 	Order &o = pool[oi];
-	put_event(e, ev_hdr(XE_EV_CANCELLED, o.side, 0, o.ord_type, XE_CXL_USER, o.tif),
-		  pair32(o.session, o.symbol), o.cl_ord_id, o.order_id, o.price,
-		  pair32(o.leaves, 0), 0, 0);
+	put_cancelled(e, o, o.price, XE_CXL_USER);
 	Book &b = books[o.symbol];
 	unlink_level(b, o);
 	unlink_session(o);
@@ -530,25 +504,21 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 		o.cl_ord_id = cl;
 		index_add(oi);
 	}
-	uint32_t n = 1;
-	if (price == o.price && new_leaves <= o.leaves) {
-		// Quantity down at the same price: stays where it is in the queue.
+	// Quantity down at the same price stays where it is in the queue; a price change or more
+	// quantity loses its place and may trade at a new crossing price.
+	bool keeps_place = price == o.price && new_leaves <= o.leaves;
+	if (keeps_place)
 		b.side[o.side - 1].levels[level_index(b, price)].qty -= o.leaves - new_leaves;
-		o.leaves = new_leaves;
-		xe_event *e = ev(out, 0);
-		ev_order(e, XE_EV_REPLACED, o);
-		e->qty = qty;
-		e->orig_cl_ord_id = orig;
-		return n;
-	}
-	// Price change or quantity up: loses its place, may trade at a new crossing price.
-	unlink_level(b, o);
+	else
+		unlink_level(b, o);
 	o.price = price;
 	o.leaves = new_leaves;
-	xe_event *e = ev(out, 0);
-	ev_order(e, XE_EV_REPLACED, o);
-	e->qty = qty;
-	e->orig_cl_ord_id = orig;
+	put_event(out, ev_hdr(XE_EV_REPLACED, o.side, 0, o.ord_type, 0, o.tif),
+		  pair32(o.session, o.symbol), o.cl_ord_id, o.order_id, price,
+		  pair32(qty, o.leaves), 0, orig);
+	uint32_t n = 1;
+	if (keeps_place)
+		return n;
 	if (crosses(b, o.side, price)) {
 		Aggressor a;
 		a.cl_ord_id = o.cl_ord_id;
@@ -567,13 +537,8 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 		o.leaves = a.leaves;
 		o.filled = a.filled;
 		if (!a.leaves || stp_stop) {
-			if (a.leaves) {
-				xe_event *c = ev(out, n++);
-				ev_aggr(c, XE_EV_CANCELLED, a);
-				c->reason = XE_CXL_SELF_TRADE;
-				c->qty = a.leaves;
-				c->leaves = 0;
-			}
+			if (a.leaves)
+				put_cancelled(&out[n++], a, a.price, XE_CXL_SELF_TRADE);
 			unlink_session(o);
 			index_del(oi);
 			release(oi);
@@ -597,16 +562,18 @@ uint32_t xe_engine::mass_cancel(uint32_t session, uint32_t symbol, uint8_t side,
 		rej = XE_REJ_UNKNOWN_SYMBOL;
 	else if (reason > XE_CXL_HALT)
 		rej = XE_REJ_UNKNOWN_MESSAGE;
-	if (rej) {
+	auto reject = [&](uint16_t why) {
 		rejects++;
 		xe_event *e = ev(out, 0);
 		e->type = XE_EV_REJECTED;
-		e->reason = rej;
+		e->reason = why;
 		e->session_id = session;
 		e->symbol_id = symbol;
 		e->side = side;
-		return 1;
-	}
+		return 1u;
+	};
+	if (rej)
+		return reject(rej);
 	if (!reason)
 		reason = XE_CXL_MASS;
 	uint32_t n = 0;
@@ -615,25 +582,14 @@ uint32_t xe_engine::mass_cancel(uint32_t session, uint32_t symbol, uint8_t side,
 		Order &o = pool[oi];
 		uint32_t next = o.snext;
 		if ((!symbol || o.symbol == symbol) && (!side || o.side == side)) {
-			xe_event *e = ev(out, n++);
-			ev_order(e, XE_EV_CANCELLED, o);
-			e->reason = reason;
-			e->qty = o.leaves;
-			e->leaves = 0;
+			put_cancelled(&out[n++], o, o.price, reason);
 			remove_order(books[o.symbol], oi);
 		}
 		oi = next;
 	}
-	if (n == 0 && reason == XE_CXL_MASS) {
-		// A client's MassCancel is always answered (docs/protocol.md): nothing live to cancel.
-		rejects++;
-		xe_event *e = ev(out, n++);
-		e->type = XE_EV_REJECTED;
-		e->reason = XE_REJ_UNKNOWN_ORDER;
-		e->session_id = session;
-		e->symbol_id = symbol;
-		e->side = side;
-	}
+	// A client's MassCancel is always answered (docs/protocol.md): nothing live to cancel.
+	if (n == 0 && reason == XE_CXL_MASS)
+		return reject(XE_REJ_UNKNOWN_ORDER);
 	return n;
 }
 
@@ -658,11 +614,8 @@ uint32_t xe_engine::expire_day(xe_event *out)
 					Order &o = pool[oi];
 					uint32_t next = o.next;
 					if (o.tif == XE_TIF_DAY) {
-						xe_event *e = ev(out, n++);
-						ev_order(e, XE_EV_CANCELLED, o);
-						e->reason = XE_CXL_EXPIRED;
-						e->qty = o.leaves;
-						e->leaves = 0;
+						put_cancelled(&out[n++], o, o.price,
+							      XE_CXL_EXPIRED);
 						remove_order(b, oi);
 					}
 					oi = next;
