@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from xdpex_traffic import codec as c
+from xdpex_traffic.wire import ctl_request
 
 REPO = Path(__file__).resolve().parents[1]
 XDPEXD = Path(os.environ.get("XDPEX_BUILD", REPO / "build")) / "dataplane" / "xdpexd"
@@ -186,17 +187,7 @@ class Daemon:
         return self.log().split(f"---- run {self.runs}\n")[-1]
 
     def ctl(self, req: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(self.ctl_path))
-            s.sendall(json.dumps(req).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                buf += chunk
-        return json.loads(buf)
+        return ctl_request(self.ctl_path, req, timeout)
 
     def state_hash(self) -> str:
         r = self.ctl({"cmd": "hash"})

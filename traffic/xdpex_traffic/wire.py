@@ -42,6 +42,22 @@ def loadgen_path() -> Path:
     return build_dir() / "traffic" / "xdpex-loadgen"
 
 
+def ctl_request(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """One request on xdpexd's control socket at `path` (one JSON line each way)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(json.dumps(request).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+    answer: dict[str, Any] = json.loads(buf)
+    return answer
+
+
 @dataclass(frozen=True)
 class Session:
     id: int
@@ -168,19 +184,8 @@ class Gateway:
         )
 
     def ctl(self, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        """One request on the control socket (JSON lines)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(self.ctl_path))
-            s.sendall(json.dumps(request).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        answer: dict[str, Any] = json.loads(buf)
-        return answer
+        """One request on the control socket."""
+        return ctl_request(self.ctl_path, request, timeout)
 
     def stats(self) -> dict[str, Any]:
         st = self.ctl({"cmd": "stats"})
