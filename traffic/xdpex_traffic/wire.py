@@ -109,6 +109,7 @@ class Gateway:
         self.sessions = [Session(i + 1) for i in range(nsessions)]
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"xdpex-{lab.prefix}-{mode}-"))
+        self.config_path = self.workdir / "config.json"
         self.ctl_path = self.workdir / "ctl.sock"
         self.log_path = self.workdir / "xdpexd.log"
         self.pin_dir = Path("/sys/fs/bpf") / f"xdpex-{lab.prefix}"
@@ -119,11 +120,10 @@ class Gateway:
         return f"{self.lab.gw_ip}:{PORT}"
 
     def command(self) -> list[str]:
-        cfg = self.workdir / "config.json"
         cmd = [
             str(xdpexd_path()),
             "--mode", self.mode,
-            "--config", str(cfg),
+            "--config", str(self.config_path),
             "--journal-dir", str(self.workdir / "journal"),
             "--ctl-socket", str(self.ctl_path),
             "--entry-socket", str(self.workdir / "entry.sock"),
@@ -151,8 +151,7 @@ class Gateway:
         binary = xdpexd_path()
         if not binary.exists():
             raise WireError(f"start xdpexd: {binary} is not built (run `make build`)")
-        cfg = self.workdir / "config.json"
-        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(make_config(self.symbols, self.sessions), f)
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
