@@ -517,8 +517,6 @@ void *xd_afxdp_loop(void *arg)
 	struct xd_shard *sh = arg;
 	struct afxdp_q *q = g.q[sh->index];
 	const struct xd_opts *o = sh->opts;
-	unsigned iter = 0;
-	uint64_t last_side = 0; /* entry socket and timers: at most every 50 us when spinning */
 
 	while (!atomic_load_explicit(&xd_stop, memory_order_relaxed)) {
 		uint32_t idx, n, fidx;
@@ -551,34 +549,17 @@ void *xd_afxdp_loop(void *arg)
 			for (uint32_t i = 0; i < n; i++)
 				*xsk_ring_prod__fill_addr(&q->fill, fidx + i) = q->rx_addr[i];
 			xsk_ring_prod__submit(&q->fill, n);
-			if (xd_shard_batch_end(sh))
+			if (xd_shard_rx_batch_end(sh))
 				break;
-			sh->st.batches++;
-			sh->st.busy_ns += xd_mono_ns() - sh->mono_ns;
 		}
-		/* The entry socket costs a syscall: when spinning or busy polling, at most every
-		 * 50 us (checked every 64th turn), so an idle loop still reacts to packets at once;
-		 * on every idle turn when sleeping in poll(). */
-		if (((++iter & 63) == 0 && xd_mono_ns() - last_side >= 50000) ||
-		    (!n && o->poll == XD_POLL_SLEEP)) {
-			xd_entry_poll(sh);
-			xd_shard_timers(sh);
-			last_side = xd_mono_ns();
-		}
+		/* The entry socket costs a syscall: only idle turns serve it each time, and only
+		 * when sleeping in poll(). */
+		xd_shard_side_work(sh, !n && o->poll == XD_POLL_SLEEP);
 		if (!n) {
-			if (o->poll == XD_POLL_SLEEP) {
-				struct pollfd p[3] = { { q->fd, POLLIN, 0 },
-						       { q->wake_fd, POLLIN, 0 },
-						       { sh->entry_fd, POLLIN, 0 } };
-				uint64_t v;
-
-				poll(p, 3, 1);
-				if (p[1].revents && read(q->wake_fd, &v, sizeof(v)) < 0)
-					(void)0;
-			} else if (o->poll == XD_POLL_BUSY ||
-				   xsk_ring_prod__needs_wakeup(&q->fill)) {
+			if (o->poll == XD_POLL_SLEEP)
+				xd_shard_sleep(sh, q->fd, q->wake_fd);
+			else if (o->poll == XD_POLL_BUSY || xsk_ring_prod__needs_wakeup(&q->fill))
 				recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-			}
 		}
 		if (q->nfree_tx < q->nframes / 2) { /* only while transmit frames are out */
 			reclaim(q);

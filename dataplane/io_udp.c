@@ -167,8 +167,6 @@ void *xd_udp_loop(void *arg)
 	struct xd_shard *sh = arg;
 	struct xd_io *io = sh->io;
 	const struct xd_opts *o = sh->opts;
-	unsigned iter = 0;
-	uint64_t last_side = 0; /* entry socket and timers: at most every 50 us when spinning */
 
 	while (!atomic_load_explicit(&xd_stop, memory_order_relaxed)) {
 		int n, flags = o->poll == XD_POLL_BUSY ? MSG_WAITFORONE : MSG_DONTWAIT;
@@ -191,29 +189,13 @@ void *xd_udp_loop(void *arg)
 				xd_shard_datagram(sh, io->rbuf[i], io->rx[i].msg_len, &src);
 				io->rx[i].msg_hdr.msg_namelen = sizeof(io->rsrc[i]);
 			}
-			if (xd_shard_batch_end(sh))
+			if (xd_shard_rx_batch_end(sh))
 				break;
-			sh->st.batches++;
-			sh->st.busy_ns += xd_mono_ns() - sh->mono_ns;
 		}
-		/* Entry socket and timers: at most every 50 us when spinning (checked every 64th
-		 * turn), on every idle turn otherwise. */
-		if (((++iter & 63) == 0 && xd_mono_ns() - last_side >= 50000) ||
-		    (n <= 0 && o->poll != XD_POLL_SPIN)) {
-			xd_entry_poll(sh);
-			xd_shard_timers(sh);
-			last_side = xd_mono_ns();
-		}
-		if (n <= 0 && o->poll == XD_POLL_SLEEP) {
-			struct pollfd p[3] = { { io->fd, POLLIN, 0 },
-					       { io->wake_fd, POLLIN, 0 },
-					       { sh->entry_fd, POLLIN, 0 } };
-			uint64_t v;
-
-			poll(p, 3, 1);
-			if (p[1].revents && read(io->wake_fd, &v, sizeof(v)) < 0)
-				(void)0;
-		}
+		/* A busy-poll receive has waited already: its idle turns serve the side work too. */
+		xd_shard_side_work(sh, n <= 0 && o->poll != XD_POLL_SPIN);
+		if (n <= 0 && o->poll == XD_POLL_SLEEP)
+			xd_shard_sleep(sh, io->fd, io->wake_fd);
 	}
 	/* Anything still open is journaled before the thread ends. */
 	xd_shard_batch_end(sh);

@@ -10,9 +10,11 @@
  * and the sequence counters move exactly as they did live, nothing is journaled or sent.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "xdpex/parse.h"
 #include "xdpexd.h"
@@ -245,6 +247,39 @@ int xd_shard_batch_end(struct xd_shard *sh)
 	return 0;
 }
 
+int xd_shard_rx_batch_end(struct xd_shard *sh)
+{
+	int rc = xd_shard_batch_end(sh);
+
+	if (rc)
+		return rc;
+	sh->st.batches++;
+	sh->st.busy_ns += xd_mono_ns() - sh->mono_ns;
+	return 0;
+}
+
+void xd_shard_side_work(struct xd_shard *sh, bool idle)
+{
+	bool due = (++sh->side_turn & 63) == 0 && xd_mono_ns() - sh->side_last >= 50000;
+
+	if (!due && !idle)
+		return;
+	xd_entry_poll(sh);
+	xd_shard_timers(sh);
+	sh->side_last = xd_mono_ns();
+}
+
+void xd_shard_sleep(struct xd_shard *sh, int io_fd, int wake_fd)
+{
+	struct pollfd p[3] = { { io_fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 },
+			       { sh->entry_fd, POLLIN, 0 } };
+	uint64_t v;
+
+	poll(p, 3, 1);
+	if (p[1].revents && read(wake_fd, &v, sizeof(v)) < 0)
+		(void)0;
+}
+
 /* The journal buffer could not grow: applying without journaling would break recovery, so stop. */
 void xd_journal_oom(struct xd_shard *sh)
 {
@@ -253,10 +288,15 @@ void xd_journal_oom(struct xd_shard *sh)
 	atomic_store(&xd_stop, 1);
 }
 
-/* Commit in the middle of a batch when the buffers run high. */
+/* The batch's transmit slots or journal buffer run high: time to commit in the middle of it. */
+static bool buffers_high(struct xd_shard *sh)
+{
+	return sh->ntx >= XD_TX_SLOTS / 2 || xj_room(&sh->journal) < (1u << 20);
+}
+
 static void maybe_commit(struct xd_shard *sh)
 {
-	if (!sh->replaying && (sh->ntx >= XD_TX_SLOTS / 2 || xj_room(&sh->journal) < (1u << 20)))
+	if (!sh->replaying && buffers_high(sh))
 		xd_shard_batch_end(sh);
 }
 
@@ -525,7 +565,7 @@ static void handle_app(struct xd_shard *sh, const struct xe_hdr *h, struct xd_se
 	}
 	start = i0;
 	for (uint16_t i = i0; i < n; i++) {
-		if (sh->ntx >= XD_TX_SLOTS / 2 || xj_room(&sh->journal) < (1u << 20)) {
+		if (buffers_high(sh)) {
 			journal_in(sh, s, seq + start, msgs + (size_t)start * XE_MSG_SIZE,
 				   i - start);
 			start = i;

@@ -325,6 +325,8 @@ struct xd_shard {
 	bool replaying;
 	uint64_t now_ns; /* wall clock of the batch (recv_ts) */
 	uint64_t mono_ns;
+	unsigned side_turn; /* receive loop turns, for xd_shard_side_work */
+	uint64_t side_last; /* when the entry socket and timers were last served */
 	uint64_t last_sweep;
 	struct xd_txd *tx;
 	uint32_t ntx, tx_cap;
@@ -354,6 +356,16 @@ void xd_shard_datagram(struct xd_shard *sh, const uint8_t *buf, size_t len,
 void xd_shard_batch_begin(struct xd_shard *sh);
 /* Commits the journal and transmits; returns 0 or -errno (journal write failed: fatal). */
 int xd_shard_batch_end(struct xd_shard *sh);
+/* End of a receive batch: xd_shard_batch_end, then the batch counted in `batches` and
+ * `busy_ns`. 0 or -errno (fatal: the receive loop stops). */
+int xd_shard_rx_batch_end(struct xd_shard *sh);
+/* The entry socket and the timers, from a receive loop's every turn: served on an `idle` turn,
+ * otherwise at most every 50 us (checked every 64th turn), so a busy loop reacts to packets at
+ * once and still serves them. */
+void xd_shard_side_work(struct xd_shard *sh, bool idle);
+/* Sleeps up to 1 ms until `io_fd`, `wake_fd` (an eventfd, drained) or the entry socket is
+ * readable (--poll sleep). */
+void xd_shard_sleep(struct xd_shard *sh, int io_fd, int wake_fd);
 void xd_shard_timers(struct xd_shard *sh);
 void xd_shard_mbox(struct xd_shard *sh);
 uint64_t xd_shard_hash(struct xd_shard *sh);
