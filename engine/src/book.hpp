@@ -142,6 +142,13 @@ struct BookSide {
 	std::unique_ptr<Level[]> levels;
 	LevelBits bits;
 	int64_t best = -1;
+
+	// The next non-empty level after li, away from the best price: down the bids, up the asks;
+	// -1 when there is none.
+	int64_t next(int64_t li, bool bids) const
+	{
+		return bids ? (li == 0 ? -1 : bits.down(li - 1)) : bits.up(li + 1);
+	}
 };
 
 struct Book {
@@ -149,12 +156,23 @@ struct Book {
 	bool halted = false;
 	uint32_t lot = 1;
 	uint32_t max_qty = 0;
-	uint32_t nlevels = 0;
 	int64_t tick = 1;
 	int64_t band_low = 0;
 	int64_t band_high = 0;
 	BookSide side[2]; // [0] buy, [1] sell
 };
+
+inline int64_t level_price(const Book &b, int64_t idx)
+{
+	return b.band_low + idx * b.tick;
+}
+
+// The level of a price inside the band, on a tick.
+inline uint32_t level_index(const Book &b, int64_t price)
+{
+	int64_t d = price - b.band_low;
+	return (uint32_t)(b.tick == 1 ? d : d / b.tick);
+}
 
 } // namespace xe
 

@@ -120,7 +120,6 @@ int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *c)
 	b.tick = c->tick_size;
 	b.band_low = c->band_low;
 	b.band_high = c->band_high;
-	b.nlevels = (uint32_t)n;
 	b.halted = false;
 	b.configured = true;
 	return 0;
@@ -197,11 +196,11 @@ uint32_t xe_engine_book(const xe_engine *e, uint32_t symbol_id, uint8_t side, ui
 	while (li >= 0 && n < depth) {
 		const xe::Level &L = s.levels[li];
 		out[n] = xe_level{};
-		out[n].price = b.band_low + li * b.tick;
+		out[n].price = xe::level_price(b, li);
 		out[n].qty = L.qty;
 		out[n].orders = L.orders;
 		n++;
-		li = side == XE_BUY ? (li == 0 ? -1 : s.bits.down(li - 1)) : s.bits.up(li + 1);
+		li = s.next(li, side == XE_BUY);
 	}
 	return n;
 }
@@ -229,7 +228,7 @@ uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t 
 	const Book &b = e->books[symbol_id];
 	if (!b.configured || price < b.band_low || price > b.band_high || price % b.tick)
 		return 0;
-	const xe::Level &L = b.side[side - 1].levels[(price - b.band_low) / b.tick];
+	const xe::Level &L = b.side[side - 1].levels[xe::level_index(b, price)];
 	uint32_t n = 0;
 	for (uint32_t oi = L.head; oi != NIL && n < max; oi = e->pool[oi].next)
 		fill_info(e->pool[oi], &out[n++]);
@@ -265,9 +264,8 @@ uint64_t xe_engine_state_hash(const xe_engine *e)
 		for (int sd = 0; sd < 2; sd++) {
 			const BookSide &s = b.side[sd];
 			h.add(0xb00c0000u + sd);
-			for (int64_t li = s.best; li >= 0;
-			     li = sd == 0 ? (li == 0 ? -1 : s.bits.down(li - 1)) : s.bits.up(li + 1)) {
-				h.add((uint64_t)(b.band_low + li * b.tick));
+			for (int64_t li = s.best; li >= 0; li = s.next(li, sd == 0)) {
+				h.add((uint64_t)xe::level_price(b, li));
 				for (uint32_t oi = s.levels[li].head; oi != NIL; oi = e->pool[oi].next) {
 					const Order &o = e->pool[oi];
 					h.add(o.order_id);

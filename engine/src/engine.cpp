@@ -28,18 +28,10 @@ using xe::Level;
 using xe::NIL;
 using xe::Order;
 
+using xe::level_index;
+using xe::level_price;
+
 namespace {
-
-inline int64_t level_price(const Book &b, int64_t idx)
-{
-	return b.band_low + idx * b.tick;
-}
-
-inline uint32_t level_index(const Book &b, int64_t price)
-{
-	int64_t d = price - b.band_low;
-	return (uint32_t)(b.tick == 1 ? d : d / b.tick);
-}
 
 // Does an order on `side` at `price` cross the opposite best?
 inline bool crosses(const Book &b, uint8_t side, int64_t price)
@@ -161,12 +153,8 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 	if (--L.orders == 0) {
 		s.bits.clear(li);
 		levels--;
-		if ((int64_t)li == s.best) {
-			if (o.side == XE_BUY)
-				s.best = li == 0 ? -1 : s.bits.down(li - 1);
-			else
-				s.best = s.bits.up(li + 1);
-		}
+		if ((int64_t)li == s.best)
+			s.best = s.next(li, o.side == XE_BUY);
 	}
 }
 
@@ -253,7 +241,7 @@ bool xe_engine::fok_fillable(const Book &b, const Aggressor &a) const
 		}
 		if (got >= need)
 			return true;
-		li = a.side == XE_BUY ? s.bits.up(li + 1) : (li == 0 ? -1 : s.bits.down(li - 1));
+		li = s.next(li, a.side == XE_SELL);
 	}
 	return false;
 }
@@ -607,8 +595,7 @@ uint32_t xe_engine::expire_day(xe_event *out)
 			int64_t li = s.best;
 			while (li >= 0) {
 				// Read the next level before this one can empty.
-				int64_t nx = sd == 0 ? (li == 0 ? -1 : s.bits.down(li - 1))
-						     : s.bits.up(li + 1);
+				int64_t nx = s.next(li, sd == 0);
 				uint32_t oi = s.levels[li].head;
 				while (oi != NIL) {
 					Order &o = pool[oi];
