@@ -233,7 +233,7 @@ class OrderService:
         self, who: Principal, specs: list[OrderSpec], api: str = "rest"
     ) -> list[dict[str, Any]]:
         """Validate and enter orders; one acknowledgement dict per order, in order."""
-        return [result_dict(r) for r in self.enter(who, self._to_msgs(who, specs), api)]
+        return [result_dict(r) for r in self._enter(self._to_msgs(who, specs), api)]
 
     async def submit_orders_async(
         self, who: Principal, specs: list[OrderSpec], api: str = "rest"
@@ -250,10 +250,14 @@ class OrderService:
         self._account(results, api, t0)
         return [result_dict(r) for r in results]
 
-    def _to_msgs(self, who: Principal, specs: list[OrderSpec]) -> list[c.NewOrder]:
+    @staticmethod
+    def _may_enter(who: Principal, n: int) -> None:
         who.require("trader")
-        if not specs:
+        if not n:
             raise InvalidArgument("orders", "at least one order is required")
+
+    def _to_msgs(self, who: Principal, specs: list[OrderSpec]) -> list[c.NewOrder]:
+        self._may_enter(who, len(specs))
         msgs = []
         for i, sp in enumerate(specs):
             try:
@@ -266,9 +270,11 @@ class OrderService:
 
     def enter(self, who: Principal, msgs: list[c.NewOrder], api: str) -> list[OrderResult]:
         """Enter validated NewOrders on the control plane's session (REST and gRPC)."""
-        who.require("trader")
-        if not msgs:
-            raise InvalidArgument("orders", "at least one order is required")
+        self._may_enter(who, len(msgs))
+        return self._enter(msgs, api)
+
+    def _enter(self, msgs: list[c.NewOrder], api: str) -> list[OrderResult]:
+        """`enter` once the caller's role and the batch are checked."""
         oe = self._session()
         t0 = time.perf_counter()
         results = oe.submit(msgs)
