@@ -68,6 +68,15 @@ def cancel_name(reason: int) -> str:
         return str(reason)
 
 
+def reason_name(status: str, reason: int) -> str | None:
+    """The name of an order's reason: a reject's or a cancel's, None for any other status."""
+    if status == "rejected":
+        return reject_name(reason)
+    if status == "cancelled":
+        return cancel_name(reason)
+    return None
+
+
 @dataclass
 class OrderSpec:
     """A validated order request (names as in the API)."""
@@ -119,17 +128,14 @@ def result_dict(r: OrderResult) -> dict[str, Any]:
         "filled": r.filled,
         "leaves": r.leaves,
         "status": r.status,
-        "reason": None,
+        "reason": reason_name(r.status, r.reason),
         "field": None,
         "fills": [
             {"exec_id": e, "price": px, "qty": q, "liquidity": liq} for e, px, q, liq in r.fills
         ],
     }
     if r.status == "rejected":
-        out["reason"] = reject_name(r.reason)
         out["field"] = REJECT_FIELD.get(r.reason)  # type: ignore[call-overload]
-    elif r.status == "cancelled":
-        out["reason"] = cancel_name(r.reason)
     return out
 
 
@@ -147,13 +153,7 @@ def order_row_dict(o: Order) -> dict[str, Any]:
         "filled": o.filled,
         "leaves": o.leaves,
         "status": o.status,
-        "reason": (
-            reject_name(o.reason)
-            if o.status == "rejected"
-            else cancel_name(o.reason)
-            if o.status == "cancelled"
-            else None
-        ),
+        "reason": reason_name(o.status, o.reason),
         "journal_seq": o.journal_seq,
         "ts_ns": o.ts_ns,
         "queue": o.queue,
