@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -176,6 +176,9 @@ def execution_dict(e: Execution) -> dict[str, Any]:
         "ts_ns": e.ts_ns,
         "queue": e.queue,
     }
+
+
+_Row = TypeVar("_Row", Order, Execution)
 
 
 class OrderService:
@@ -346,19 +349,8 @@ class OrderService:
         after_id: int = 0,
     ) -> list[dict[str, Any]]:
         who.require("viewer")
-        q = select(Order).where(Order.id > after_id).order_by(Order.id).limit(limit)
-        if session_id is not None:
-            q = q.where(Order.session_id == session_id)
-        if symbol_id is not None:
-            q = q.where(Order.symbol_id == symbol_id)
-        if status is not None:
-            q = q.where(Order.status == status)
-        if since_ns is not None:
-            q = q.where(Order.ts_ns >= since_ns)
-        if until_ns is not None:
-            q = q.where(Order.ts_ns < until_ns)
-        with self.db() as db:
-            return [order_row_dict(o) | {"cursor": o.id} for o in db.scalars(q)]
+        eq = {"session_id": session_id, "symbol_id": symbol_id, "status": status}
+        return self._page(Order, order_row_dict, eq, since_ns, until_ns, limit, after_id)
 
     def query_executions(
         self,
@@ -373,19 +365,31 @@ class OrderService:
         after_id: int = 0,
     ) -> list[dict[str, Any]]:
         who.require("viewer")
-        q = select(Execution).where(Execution.id > after_id).order_by(Execution.id).limit(limit)
-        if session_id is not None:
-            q = q.where(Execution.session_id == session_id)
-        if symbol_id is not None:
-            q = q.where(Execution.symbol_id == symbol_id)
-        if order_id is not None:
-            q = q.where(Execution.order_id == order_id)
+        eq = {"session_id": session_id, "symbol_id": symbol_id, "order_id": order_id}
+        return self._page(Execution, execution_dict, eq, since_ns, until_ns, limit, after_id)
+
+    def _page(
+        self,
+        model: type[_Row],
+        row: Callable[[_Row], dict[str, Any]],
+        eq: dict[str, Any],
+        since_ns: int | None,
+        until_ns: int | None,
+        limit: int,
+        after_id: int,
+    ) -> list[dict[str, Any]]:
+        """One page of `model` rows after cursor `after_id`, oldest first: the columns in `eq`
+        equal to their values (None = any), gateway time in [since_ns, until_ns)."""
+        q = select(model).where(model.id > after_id).order_by(model.id).limit(limit)
+        for col, v in eq.items():
+            if v is not None:
+                q = q.where(getattr(model, col) == v)
         if since_ns is not None:
-            q = q.where(Execution.ts_ns >= since_ns)
+            q = q.where(model.ts_ns >= since_ns)
         if until_ns is not None:
-            q = q.where(Execution.ts_ns < until_ns)
+            q = q.where(model.ts_ns < until_ns)
         with self.db() as db:
-            return [execution_dict(e) | {"cursor": e.id} for e in db.scalars(q)]
+            return [row(o) | {"cursor": o.id} for o in db.scalars(q)]
 
     def counts(self) -> dict[str, int]:
         with self.db() as db:
