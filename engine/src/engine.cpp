@@ -33,15 +33,17 @@ using xe::level_price;
 
 namespace {
 
+// May an order on `side` limited to `limit` trade at `px`?
+inline bool within_limit(uint8_t side, int64_t limit, int64_t px)
+{
+	return side == XE_BUY ? px <= limit : px >= limit;
+}
+
 // Does an order on `side` at `price` cross the opposite best?
 inline bool crosses(const Book &b, uint8_t side, int64_t price)
 {
-	if (side == XE_BUY) {
-		const BookSide &s = b.side[1];
-		return s.best >= 0 && level_price(b, s.best) <= price;
-	}
-	const BookSide &s = b.side[0];
-	return s.best >= 0 && level_price(b, s.best) >= price;
+	const BookSide &s = b.side[side == XE_BUY ? 1 : 0];
+	return s.best >= 0 && within_limit(side, price, level_price(b, s.best));
 }
 
 inline xe_event *ev(xe_event *out, uint32_t n)
@@ -221,7 +223,7 @@ bool xe_engine::fok_fillable(const Book &b, const Aggressor &a) const
 	int64_t li = s.best;
 	while (li >= 0) {
 		int64_t px = level_price(b, li);
-		if (a.has_limit && (a.side == XE_BUY ? px > a.price : px < a.price))
+		if (a.has_limit() && !within_limit(a.side, a.price, px))
 			return false;
 		const Level &L = s.levels[li];
 		if (stp == XE_STP_NONE) {
@@ -255,7 +257,7 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 	while (a.leaves && s.best >= 0) {
 		int64_t li = s.best;
 		int64_t px = level_price(b, li);
-		if (a.has_limit && (a.side == XE_BUY ? px > a.price : px < a.price))
+		if (a.has_limit() && !within_limit(a.side, a.price, px))
 			break;
 		Level &L = s.levels[li];
 		uint32_t oi = L.head;
@@ -350,7 +352,6 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 	a.side = o->side;
 	a.ord_type = o->ord_type;
 	a.tif = o->tif;
-	a.has_limit = !market;
 	if (!rej && o->tif == XE_TIF_FOK && !fok_fillable(*b, a))
 		rej = XE_REJ_FOK_UNFILLABLE;
 
@@ -519,7 +520,6 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 		a.side = o.side;
 		a.ord_type = o.ord_type;
 		a.tif = o.tif;
-		a.has_limit = true;
 		bool stp_stop = false;
 		n = match(b, a, out, n, &stp_stop);
 		o.leaves = a.leaves;

@@ -33,7 +33,8 @@ struct Aggressor {
 	uint8_t side;
 	uint8_t ord_type;
 	uint8_t tif;
-	bool has_limit;
+
+	bool has_limit() const { return ord_type != XE_ORD_MARKET; }
 };
 
 inline uint64_t mix64(uint64_t x)
