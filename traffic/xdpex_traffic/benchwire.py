@@ -77,15 +77,17 @@ class _Runner:
     """One xdpexd for a path; hands every generator run fresh sessions and, when a run fails
     (the gateway stopped answering), records the failure and starts a fresh gateway."""
 
-    def __init__(self, lab: Lab, path: str, io: list[str], log: Any) -> None:
-        self.lab, self.path, self.io, self.log = lab, path, io, log
+    def __init__(
+        self, lab: Lab, path: str, io: list[str], log: Any, gw_args: list[str] = JOURNAL_ARGS
+    ) -> None:
+        self.lab, self.path, self.io, self.log, self.gw_args = lab, path, io, log, gw_args
         self.gw = self._start()
         self.next = 0
         self.stats: dict[str, Any] = {}
 
     def _start(self) -> Gateway:
         gw = Gateway(
-            self.lab, self.path, nsessions=64, cpu=GW_CPU, poll="spin", extra_args=JOURNAL_ARGS
+            self.lab, self.path, nsessions=64, cpu=GW_CPU, poll="spin", extra_args=self.gw_args
         )
         try:
             gw.start(timeout=120.0)  # the journal reservation: ~12 s on a cold VM
@@ -168,11 +170,16 @@ class _Runner:
 
 
 def _measure_path(
-    lab: Lab, path: str, batches: list[int], generator: str, log: Any
+    lab: Lab,
+    path: str,
+    batches: list[int],
+    generator: str,
+    log: Any,
+    gw_args: list[str] = JOURNAL_ARGS,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     io = ["--xdp", lab.tg_if] if generator == "afxdp" else []
-    runner = _Runner(lab, path, io, log)
+    runner = _Runner(lab, path, io, log, gw_args)
     try:
         for batch in batches:
             plan = PLANS.get(batch, PLANS[16])
@@ -236,6 +243,7 @@ def _measure_path(
         row["attach_mode"] = runner.stats.get("attach_mode")
         row["bind_mode"] = runner.stats.get("bind_mode")
         row["generator"] = generator
+        row["gateway_args"] = " ".join(gw_args)
     return rows
 
 
@@ -293,14 +301,20 @@ def render_section(
         if rows and rows[0].get("generator") == "afxdp"
         else "kernel UDP, sendmmsg/recvmmsg"
     )
+    gw_args = rows[0].get("gateway_args", " ".join(JOURNAL_ARGS)) if rows else ""
+    reserved = (
+        " (the journal space a whole bench needs reserved before the first run, as before a "
+        "market opens)"
+        if "--journal-reserve-mb" in gw_args
+        else ""
+    )
+    flags = f"--poll spin --durability none {gw_args}".strip()
     out = [
         "## Wire",
         "",
         "Command: `make bench-wire` (rows in `build/bench/wire.json`). "
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_machine()}.",
-        "Veth lab (`xdpex lab`), xdpexd `--poll spin --durability none "
-        f"{' '.join(JOURNAL_ARGS)}` pinned on CPU 0 (the journal space a whole bench needs "
-        "reserved before the first run, as before a market opens), "
+        f"Veth lab (`xdpex lab`), xdpexd `{flags}` pinned on CPU 0{reserved}, "
         f"xdpex-loadgen ({gen_io}) pinned on CPU 1, 2 sessions per run, 4 symbols, "
         "mix 60 % resting / 30 % cancel / 10 % crossing IOC. AF_XDP attach/bind: "
         f"{attach.get('afxdp', 'n/a')}. Load average before/after the run: "
@@ -422,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         default="afxdp",
         help="the load generator's own I/O (default: its AF_XDP socket)",
     )
+    p.add_argument(
+        "--gateway-args",
+        default=" ".join(JOURNAL_ARGS),
+        help="extra xdpexd options for both paths (default: %(default)s); e.g. '' to measure "
+        "the journal reserving its pages as it goes",
+    )
     a = p.parse_args(argv)
     paths = [x for x in a.paths.split(",") if x]
     batches = [int(x) for x in a.batches.split(",") if x]
@@ -435,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab.up()
         for path in paths:
-            rows += _measure_path(lab, path, batches, a.generator, log)
+            rows += _measure_path(lab, path, batches, a.generator, log, a.gateway_args.split())
     except (LabError, WireError, OSError) as e:
         print(f"bench-wire: failed: {e}", file=sys.stderr)
         return 1
