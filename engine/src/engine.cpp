@@ -39,11 +39,17 @@ inline bool within_limit(uint8_t side, int64_t limit, int64_t px)
 	return side == XE_BUY ? px <= limit : px >= limit;
 }
 
-// Does an order on `side` at `price` cross the opposite best?
+// Does an order on `side` at `price` cross the opposite best? Written per side rather than with
+// within_limit(): a constant side index lets the compiler drop one test (fewer instructions per
+// new order, measured).
 inline bool crosses(const Book &b, uint8_t side, int64_t price)
 {
-	const BookSide &s = b.side[side == XE_BUY ? 1 : 0];
-	return s.best >= 0 && within_limit(side, price, level_price(b, s.best));
+	if (side == XE_BUY) {
+		const BookSide &s = b.side[1];
+		return s.best >= 0 && level_price(b, s.best) <= price;
+	}
+	const BookSide &s = b.side[0];
+	return s.best >= 0 && level_price(b, s.best) >= price;
 }
 
 inline xe_event *ev(xe_event *out, uint32_t n)
