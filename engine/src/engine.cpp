@@ -318,6 +318,7 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 	orders_in++;
 	uint16_t rej = XE_REJ_NONE;
 	Book *b = nullptr;
+	uint32_t bkt = 0; // index bucket of (session, cl_ord_id)
 	bool market = o->ord_type == XE_ORD_MARKET;
 	bool can_rest = !market && (o->tif == XE_TIF_DAY || o->tif == XE_TIF_GTC);
 	if (!valid_session(this, o->session_id))
@@ -334,12 +335,13 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 		rej = XE_REJ_UNKNOWN_SYMBOL;
 	else {
 		b = &books[o->symbol_id];
+		bkt = bucket_of(o->session_id, o->cl_ord_id);
 		rej = check_qty(*b, o->qty);
 		if (!rej && !market)
 			rej = check_price(*b, o->price);
 		if (!rej && b->halted)
 			rej = XE_REJ_HALTED;
-		if (!rej && find(o->session_id, o->cl_ord_id) != NIL)
+		if (!rej && find_in(bkt, o->session_id, o->cl_ord_id) != NIL)
 			rej = XE_REJ_DUPLICATE_ID;
 		if (!rej && can_rest && free_head == NIL)
 			rej = XE_REJ_CAPACITY;
@@ -410,7 +412,7 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 	else
 		ss.head = oi;
 	ss.tail = oi;
-	index_add(oi);
+	index_add_in(bkt, oi);
 	rest(*b, oi);
 	return n;
 }

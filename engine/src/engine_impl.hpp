@@ -97,7 +97,14 @@ struct xe_engine {
 
 	uint32_t find(uint32_t session, uint64_t cl) const
 	{
-		uint32_t i = buckets[bucket_of(session, cl)];
+		return find_in(bucket_of(session, cl), session, cl);
+	}
+
+	// find() and index_add() in the bucket the caller already hashed (a new order looks its id
+	// up, then indexes itself under it).
+	uint32_t find_in(uint32_t bkt, uint32_t session, uint64_t cl) const
+	{
+		uint32_t i = buckets[bkt];
 		while (i != xe::NIL) {
 			const xe::Order &o = pool[i];
 			if (o.cl_ord_id == cl && o.session == session)
@@ -109,10 +116,14 @@ struct xe_engine {
 
 	void index_add(uint32_t oi)
 	{
-		xe::Order &o = pool[oi];
-		uint32_t &head = buckets[bucket_of(o.session, o.cl_ord_id)];
-		o.hnext = head;
-		head = oi;
+		const xe::Order &o = pool[oi];
+		index_add_in(bucket_of(o.session, o.cl_ord_id), oi);
+	}
+
+	void index_add_in(uint32_t bkt, uint32_t oi)
+	{
+		pool[oi].hnext = buckets[bkt];
+		buckets[bkt] = oi;
 	}
 
 	void index_del(uint32_t oi)
