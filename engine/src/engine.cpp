@@ -186,14 +186,20 @@ XE_HOT void xe_engine::release(uint32_t oi)
 	used--;
 }
 
-// Takes a resting order out of its level, its session, the index and the pool.
-XE_HOT void xe_engine::remove_order(Book &b, uint32_t oi)
+// Takes a resting order out of its level, its session, the index (bucket bkt) and the pool.
+XE_HOT void xe_engine::remove_order(Book &b, uint32_t oi, uint32_t bkt)
 {
 	Order &o = pool[oi];
 	unlink_level(b, o);
 	unlink_session(o);
-	index_del(oi);
+	index_del(bkt, oi);
 	release(oi);
+}
+
+XE_HOT void xe_engine::remove_order(Book &b, uint32_t oi)
+{
+	const Order &o = pool[oi];
+	remove_order(b, oi, bucket_of(o.session, o.cl_ord_id));
 }
 
 // Appends a pooled order (price, leaves, side set) at the tail of its level.
@@ -274,10 +280,13 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 			uint32_t next = m.next;
 			// Start the loads the next steps will need (the next order in the queue, and the
 			// index bucket of this one when it is about to leave) while the fills are written.
+			uint32_t bkt = 0; // m's index bucket, hashed once when m is about to leave
 			if (next != NIL)
 				__builtin_prefetch(&pool[next]);
-			if (m.leaves <= a.leaves)
-				__builtin_prefetch(&buckets[bucket_of(m.session, m.cl_ord_id)]);
+			if (m.leaves <= a.leaves) {
+				bkt = bucket_of(m.session, m.cl_ord_id);
+				__builtin_prefetch(&buckets[bkt]);
+			}
 			if (stp != XE_STP_NONE && m.session == a.session) {
 				if (stp == XE_STP_CANCEL_NEWEST) {
 					*stp_stop = true;
@@ -304,7 +313,7 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 			put_fill(&out[n++], a, XE_LIQ_REMOVED, px, q, exec);
 			put_fill(&out[n++], m, XE_LIQ_ADDED, m.price, q, exec);
 			if (m.leaves == 0)
-				remove_order(b, oi);
+				remove_order(b, oi, bkt);
 			oi = next;
 		}
 	}

@@ -126,13 +126,19 @@ struct xe_engine {
 		buckets[bkt] = oi;
 	}
 
-	void index_del(uint32_t oi)
+	// Unlinks pooled order oi from its index bucket bkt (= bucket_of its session and id, which
+	// a caller that has it already passes instead of hashing again).
+	void index_del(uint32_t bkt, uint32_t oi)
 	{
-		xe::Order &o = pool[oi];
-		uint32_t *p = &buckets[bucket_of(o.session, o.cl_ord_id)];
+		uint32_t *p = &buckets[bkt];
 		while (*p != oi)
 			p = &pool[*p].hnext;
-		*p = o.hnext;
+		*p = pool[oi].hnext;
+	}
+
+	void index_del(uint32_t oi)
+	{
+		index_del(bucket_of(pool[oi].session, pool[oi].cl_ord_id), oi);
 	}
 
 	// --- engine.cpp --------------------------------------------------------------------------
@@ -153,6 +159,7 @@ struct xe_engine {
 	XE_HOT void unlink_session(xe::Order &o);
 	XE_HOT void release(uint32_t oi);
 	XE_HOT void remove_order(xe::Book &b, uint32_t oi);
+	XE_HOT void remove_order(xe::Book &b, uint32_t oi, uint32_t bkt);
 };
 
 #endif // XE_ENGINE_IMPL_HPP
