@@ -163,16 +163,7 @@ def run_control(plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
     cp: LocalControlPlane | None = None
     try:
         dp.start()
-        cp = LocalControlPlane(
-            d / "control",
-            ctl_socket=dp.ctl,
-            order_socket=dp.entry,
-            journal_dir=dp.journal,
-            udp_mode=True,
-            http_port=0,
-            grpc_port=0,
-            token=cbench.TOKEN,
-        )
+        cp = dp.control_plane(cbench.TOKEN)
         cp.start()
         http, grpc_port = cp.http_port, cp.grpc_port
         log(f"control plane: up ({time.monotonic() - t0:.1f} s)")
