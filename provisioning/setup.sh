@@ -18,8 +18,12 @@ pkgs=(
 	clang llvm lld libbpf-dev libxdp-dev xdp-tools bpftool libelf-dev zlib1g-dev libpcap-dev
 	linux-libc-dev libssl-dev libjansson-dev libgtest-dev libgmock-dev
 	iproute2 ethtool iputils-ping tcpdump tshark kmod procps
-	python3 python3-venv python3-dev redis-server clang-format
+	python3 python3-venv python3-dev clang-format
 	vagrant vagrant-libvirt ruby
+	# the services the tests start privately on free ports (never the system instances):
+	postgresql redis-server etcd-server etcd-client
+	# DPDK (xdpexd --mode dpdk), HTTP load (make control-bench), promtool (alert rules)
+	dpdk-dev libdpdk-dev wrk prometheus
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -30,7 +34,25 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Server packages must not start (or enable) their system services: the tests and `xdpex
+	# up` start private instances, and a gateway host keeps its own databases closed.
+	# policy-rc.d answering 101 tells invoke-rc.d "not allowed" for the length of the install.
+	rcd=/usr/sbin/policy-rc.d
+	had_rcd=0
+	[ -e "$rcd" ] && had_rcd=1
+	[ $had_rcd = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$rcd" && chmod 755 "$rcd"; }
+	rc=0
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+	[ $had_rcd = 1 ] || rm -f "$rcd"
+	[ $rc = 0 ] || die "apt-get install failed (exit $rc): ${missing[*]}"
+	# ...and a package installed here is not enabled for the next boot either.
+	declare -A unit_of=([postgresql]=postgresql [redis-server]=redis-server [etcd-server]=etcd
+		[prometheus]=prometheus)
+	if command -v systemctl >/dev/null; then
+		for p in "${missing[@]}"; do
+			[ -n "${unit_of[$p]:-}" ] && systemctl disable --quiet "${unit_of[$p]}" 2>/dev/null || true
+		done
+	fi
 fi
 
 # 2. bpffs ---------------------------------------------------------------------------------------
