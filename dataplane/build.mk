@@ -21,7 +21,7 @@ $(DP_OUT):
 	$(Q)mkdir -p $@
 
 $(DP_OUT)/%.o: $(DP_SRC)/%.c $(DP_SRC)/xdpexd.h $(TOP)/include/xdpex/proto.h \
-		$(TOP)/include/xdpex/parse.h $(TOP)/engine/include/xdpex/engine.h \
+		$(TOP)/include/xdpex/parse.h $(TOP)/include/xdpex/journal.h $(TOP)/engine/include/xdpex/engine.h \
 		$(TOP)/xdp/xdpex_xdp.h | $(DP_OUT)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(DP_CFLAGS) -c $< -o $@

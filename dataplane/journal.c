@@ -99,14 +99,6 @@ uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len)
 
 /* ---- segments ---- */
 
-struct xj_seg_hdr {
-	char magic[8];
-	uint32_t version;
-	uint32_t queue;
-	uint64_t segment;
-	uint64_t first_seq;
-} __attribute__((packed));
-_Static_assert(sizeof(struct xj_seg_hdr) == XJ_SEG_HDR, "segment header");
 
 static void seg_path(const struct xd_journal *j, uint32_t no, char *out, size_t n)
 {

@@ -22,6 +22,7 @@
 #include <sys/un.h>
 
 #include "xdpex/engine.h"
+#include "xdpex/journal.h"
 #include "xdpex/proto.h"
 
 #define XD_MAX_QUEUES 64
@@ -115,7 +116,8 @@ int xd_symbol_queue(const struct xd_symbol_cfg *s, int nqueues);
 
 /* ---- peers: where a session is bound and where answers go ---- */
 
-enum xd_peer_kind { XD_PEER_NONE = 0, XD_PEER_UDP = 1, XD_PEER_UNIX = 2 };
+/* The same values as enum xj_addr_kind: a peer's kind is journaled as it is. */
+enum xd_peer_kind { XD_PEER_NONE = XJ_ADDR_NONE, XD_PEER_UDP = XJ_ADDR_UDP, XD_PEER_UNIX = XJ_ADDR_UNIX };
 
 struct xd_peer {
 	uint8_t kind;
@@ -134,45 +136,7 @@ int xd_peer_str(const struct xd_peer *p, char *buf, size_t n);
 
 /* ---- journal (journal.c) ---- */
 
-#define XJ_MAGIC "XDPEXJL1"
-#define XJ_VERSION 1
-#define XJ_SEG_HDR 32
-#define XJ_REC_HDR 40
-
-enum xj_type { XJ_IN = 1, XJ_OUT = 2, XJ_SESSION = 3, XJ_ADMIN = 4 };
-#define XJ_F_BATCH_END 0x01
-
-struct xj_rec {
-	uint32_t len;
-	uint32_t crc;
-	uint64_t seq;
-	uint8_t type;
-	uint8_t flags;
-	uint16_t count;
-	uint32_t session_id;
-	uint64_t msg_seq;
-	uint64_t ts;
-} __attribute__((packed));
-_Static_assert(sizeof(struct xj_rec) == XJ_REC_HDR, "journal record header");
-
-enum xj_sess_kind { XJ_SK_LOGIN = 1, XJ_SK_LOGOUT = 2, XJ_SK_TIMEOUT = 3, XJ_SK_ADMIN_LOGOUT = 4 };
-
-struct xj_sess_ev {
-	uint8_t kind;
-	uint8_t addr_kind; /* enum xd_peer_kind */
-	uint8_t cod;
-	uint8_t has_l2;
-	uint16_t port;
-	uint16_t lport;
-	uint32_t addr;
-	uint32_t laddr;
-	uint64_t nonce;
-	uint64_t login_ts;
-	uint8_t mac[6];
-	uint8_t lmac[6];
-	uint8_t pad[20];
-} __attribute__((packed));
-_Static_assert(sizeof(struct xj_sess_ev) == 64, "session event payload");
+/* Record formats: include/xdpex/journal.h. */
 
 struct xd_journal {
 	char dir[PATH_MAX];
