@@ -3,7 +3,7 @@
 # when a CMakeLists.txt changes, so a plain `make` never reconfigures needlessly.
 ENGINE_SRC := $(TOP)/engine
 ENGINE_BUILD := $(BUILD)/engine
-ENGINE_STREAM := $(TOP)/../shared/bench/orders-s42-1m.csv.gz
+ENGINE_STREAM := $(TOP)/data/orders-s42-1m.csv.gz
 
 $(ENGINE_BUILD)/CMakeCache.txt:
 	$(Q)cmake -S $(ENGINE_SRC) -B $(ENGINE_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -1,7 +1,7 @@
 """The `xdpex engine` commands on real data: replay of the shared benchmark stream (exactly
 357,529 fills), the LOBSTER replay of real AMZN order flow (executions hit the order the exchange
 executed), the native benchmark on a small stream (its fills agree with the replay's), and the
-errors a malformed stream gets. The shared files live in <repo>/../shared; a missing one fails.
+errors a malformed stream gets. The inputs live in <repo>/data (data/README.md); a missing one fails.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import pytest
 from xdpex_engine.lobster import replay as lobster_replay
 from xdpex_engine.native import BUILD_DIR, REPO
 
-SHARED = REPO.parent / "shared"
-STREAM = SHARED / "bench" / "orders-s42-1m.csv.gz"
-LOBSTER = SHARED / "data" / "AMZN_2021-04-12_34200000_57600000_message_10.csv.gz"
+DATA = REPO / "data"
+STREAM = DATA / "orders-s42-1m.csv.gz"
+LOBSTER = DATA / "AMZN_2021-04-12_34200000_57600000_message_10.csv.gz"
 
 
 def need(path: Path) -> Path:
     if not path.exists():
-        pytest.fail(f"shared input missing: {path}")
+        pytest.fail(f"input missing: {path} (see data/README.md)")
     return path
 
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// The benchmark order stream of ../shared/bench/README.md (`phase,seq,type,sym,oid,side,price,qty`,
+// The benchmark order stream of data/README.md (`phase,seq,type,sym,oid,side,price,qty`,
 // plain or gzip-compressed), parsed fully into memory before anything is timed, and the engine
 // set-up both native tools share: one session, symbol ids = stream sym + 1, tick 1, lot 1, a band
 // around the prices the stream uses, cl_ord_id = the stream's oid.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// xe_replay: applies a benchmark stream (../shared/bench/README.md format, .csv or .csv.gz) to a
+// xe_replay: applies a benchmark stream (data/README.md format, .csv or .csv.gz) to a
 // fresh engine and writes every fill, in the order the trades happened, as
 // `taker_oid,maker_oid,qty,price` after one header line. The summary (messages, fills, rejects,
 // resting orders, state hash) goes to stderr. Run by `xdpex engine replay`.
