@@ -1,13 +1,17 @@
-"""Verdict table for the XDP program xdp_steer, run in the kernel with BPF_PROG_TEST_RUN.
+"""Verdict table for the gateway's frame checks (xdp/xdpex_check.h), run twice: in the kernel,
+as the XDP program xdp_steer under BPF_PROG_TEST_RUN, and in user space, as the filter the DPDK
+backend runs (xdp/xdpex_filter.c, the same checks over plain-memory state).
 
 No interface is involved: build/xdp/xdpex-xdp `testrun` loads xdp_steer, configures it (ports,
 allowlist, rate, session bindings), runs every packet read from stdin through the real program and
-prints the verdict and the summed per-CPU counters after each packet. Packets are built with the
-scapy layers of xdpex_traffic. Each row states the packet, the expected verdict and the one reason
-counter that must move (besides rx_cnt); every other counter must stay where it was.
+prints the verdict and the summed per-CPU counters after each packet; `usertest` does the same
+through the user-space filter. Packets are built with the scapy layers of xdpex_traffic. Each row
+states the packet, the expected verdict and the one reason counter that must move (besides
+rx_cnt); every other counter must stay where it was.
 
 Without an interface, bpf_redirect_map() finds no AF_XDP socket in xsks_map, so a valid datagram
-comes back as XDP_PASS counted in no_sock_cnt (the fallback that keeps kernel-UDP mode working).
+comes back as XDP_PASS counted in no_sock_cnt (the fallback that keeps kernel-UDP mode working);
+`usertest` answers a valid datagram the same way, having no dataplane behind it either.
 XDP_REDIRECT with a real socket is covered by the dataplane's end-to-end tests.
 """
 
@@ -76,13 +80,19 @@ def udp4(
     return bytes(eth / Dot1Q(vlan=vlan) / l3 if vlan is not None else eth / l3)
 
 
-def run(packets: list[bytes], *opts: str) -> list[dict]:
-    """Run `packets` through one freshly loaded xdp_steer; one result dict per packet."""
+@pytest.fixture(params=["testrun", "usertest"], ids=["kernel", "userspace"])
+def runner(request: pytest.FixtureRequest) -> str:
+    """The xdpex-xdp subcommand that runs the checks: in the kernel or in user space."""
+    return str(request.param)
+
+
+def run(runner: str, packets: list[bytes], *opts: str) -> list[dict]:
+    """Run `packets` through one fresh instance of the checks; one result dict per packet."""
     stdin = "".join(p.hex() + "\n" for p in packets)
     proc = subprocess.run(
-        [str(TOOL), "testrun", *opts], input=stdin, capture_output=True, text=True, timeout=60
+        [str(TOOL), runner, *opts], input=stdin, capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == 0, f"xdpex-xdp testrun {opts} failed: {proc.stderr}"
+    assert proc.returncode == 0, f"xdpex-xdp {runner} {opts} failed: {proc.stderr}"
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(results) == len(packets), proc.stdout
     return results
@@ -102,8 +112,8 @@ class Table:
     rows: list[Row] = field(default_factory=list)
 
 
-def check_table(table: Table) -> None:
-    results = run([r.packet for r in table.rows], *table.opts)
+def check_table(runner: str, table: Table) -> None:
+    results = run(runner, [r.packet for r in table.rows], *table.opts)
     before = dict.fromkeys(COUNTERS, 0)
     for row, res in zip(table.rows, results, strict=True):
         after = res["counters"]
@@ -179,12 +189,12 @@ BASIC = Table(
 )  # fmt: skip
 
 
-def test_basic_verdicts() -> None:
-    check_table(BASIC)
+def test_basic_verdicts(runner: str) -> None:
+    check_table(runner, BASIC)
 
 
-def test_later_fragments_pass_when_configured() -> None:
-    check_table(Table(opts=["--pass-frags"], rows=[
+def test_later_fragments_pass_when_configured(runner: str) -> None:
+    check_table(runner, Table(opts=["--pass-frags"], rows=[
         Row("later fragment with --pass-frags", bytes(Ether() / IP(dst=GATEWAY, proto=17, frag=8)
                                                       / Raw(b"\0" * 64)), PASS, "not_ours_cnt"),
         Row("first fragment to 9000 still dropped", udp4(xe(1), flags="MF"), DROP,
@@ -192,16 +202,16 @@ def test_later_fragments_pass_when_configured() -> None:
     ]))  # fmt: skip
 
 
-def test_configured_ports() -> None:
-    check_table(Table(opts=["--port", "9100", "--port", "9200"], rows=[
+def test_configured_ports(runner: str) -> None:
+    check_table(runner, Table(opts=["--port", "9100", "--port", "9200"], rows=[
         Row("9100 is ours", udp4(xe(1), dport=9100), PASS, "no_sock_cnt"),
         Row("9200 is ours, bad magic", udp4(xe(1, magic=1), dport=9200), DROP, "bad_magic_cnt"),
         Row("9000 is no longer ours", udp4(xe(1, magic=1), dport=9000), PASS, "not_ours_cnt"),
     ]))  # fmt: skip
 
 
-def test_allowlist() -> None:
-    check_table(Table(opts=["--allow", "10.1.0.0/24", "--allow", "198.51.100.9"], rows=[
+def test_allowlist(runner: str) -> None:
+    check_table(runner, Table(opts=["--allow", "10.1.0.0/24", "--allow", "198.51.100.9"], rows=[
         Row("allowed source in a /24", udp4(xe(1)), PASS, "no_sock_cnt"),
         Row("allowed /32 source", udp4(xe(1), src="198.51.100.9"), PASS, "no_sock_cnt"),
         Row("disallowed source", udp4(xe(1), src=STRANGER), DROP, "not_allowed_cnt"),
@@ -213,10 +223,10 @@ def test_allowlist() -> None:
     ]))  # fmt: skip
 
 
-def test_rate_limit_per_source() -> None:
+def test_rate_limit_per_source(runner: str) -> None:
     # 1 datagram/s with a burst of 3: the 4th back-to-back datagram of a source is over the rate;
     # another source has its own bucket. Malformed datagrams do not consume tokens.
-    check_table(Table(opts=["--pps", "1", "--burst", "3"], rows=[
+    check_table(runner, Table(opts=["--pps", "1", "--burst", "3"], rows=[
         Row("burst 1/3", udp4(xe(1)), PASS, "no_sock_cnt"),
         Row("malformed, not charged", udp4(xe(1, version=9)), DROP, "bad_version_cnt"),
         Row("burst 2/3", udp4(xe(1)), PASS, "no_sock_cnt"),
@@ -228,14 +238,14 @@ def test_rate_limit_per_source() -> None:
     ]))  # fmt: skip
 
 
-def test_unlimited_rate() -> None:
-    check_table(Table(opts=["--pps", "0"], rows=[
+def test_unlimited_rate(runner: str) -> None:
+    check_table(runner, Table(opts=["--pps", "0"], rows=[
         Row(f"unlimited {i}", udp4(xe(1)), PASS, "no_sock_cnt") for i in range(10)
     ]))  # fmt: skip
 
 
-def test_session_binding() -> None:
-    check_table(Table(opts=["--bind", f"7={CLIENT}:{CPORT}"], rows=[
+def test_session_binding(runner: str) -> None:
+    check_table(runner, Table(opts=["--bind", f"7={CLIENT}:{CPORT}"], rows=[
         Row("bound session from its address", udp4(xe(1)), PASS, "no_sock_cnt"),
         Row("bound session from another IP", udp4(xe(1), src="10.1.0.66"), DROP, "spoofed_cnt"),
         Row("bound session from another port", udp4(xe(1), sport=CPORT + 1), DROP,
@@ -245,9 +255,9 @@ def test_session_binding() -> None:
     ]))  # fmt: skip
 
 
-def test_checks_in_order_allowlist_before_binding_before_rate() -> None:
+def test_checks_in_order_allowlist_before_binding_before_rate(runner: str) -> None:
     opts = ["--allow", "10.1.0.0/16", "--bind", f"7={CLIENT}:{CPORT}", "--pps", "1", "--burst", "1"]
-    check_table(Table(opts=opts, rows=[
+    check_table(runner, Table(opts=opts, rows=[
         Row("outside the allowlist and spoofing", udp4(xe(1), src=STRANGER), DROP,
             "not_allowed_cnt"),
         Row("spoofing from inside the allowlist", udp4(xe(1), src="10.1.9.9"), DROP,
@@ -273,17 +283,17 @@ def test_checks_in_order_allowlist_before_binding_before_rate() -> None:
         (["--port", "1"] * 9, "at most 8 ports"),
     ],
 )
-def test_bad_options_name_the_field(opts: list[str], message: str) -> None:
+def test_bad_options_name_the_field(runner: str, opts: list[str], message: str) -> None:
     proc = subprocess.run(
-        [str(TOOL), "testrun", *opts], input="", capture_output=True, text=True, timeout=60
+        [str(TOOL), runner, *opts], input="", capture_output=True, text=True, timeout=60
     )
     assert proc.returncode != 0
     assert message in proc.stderr
 
 
-def test_bad_hex_input_is_refused_with_its_line() -> None:
+def test_bad_hex_input_is_refused_with_its_line(runner: str) -> None:
     proc = subprocess.run(
-        [str(TOOL), "testrun"],
+        [str(TOOL), runner],
         input=udp4(xe(1)).hex() + "\n\nzz\n",
         capture_output=True,
         text=True,

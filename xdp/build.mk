@@ -10,7 +10,7 @@ XDP_BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(TOP)/include \
 	-I/usr/include/$(shell uname -m)-linux-gnu
 XDP_CFLAGS := $(CFLAGS_COMMON) -I$(XDP_SRC) -I$(XDP_OUT)
 XDP_LIBS := -lbpf -lelf -lz
-XDP_HDRS := $(XDP_SRC)/xdpex_maps.h $(TOP)/include/xdpex/proto.h
+XDP_HDRS := $(XDP_SRC)/xdpex_maps.h $(XDP_SRC)/xdpex_check.h $(TOP)/include/xdpex/proto.h
 
 BUILD_TARGETS += xdp-build
 .PHONY: xdp-build
@@ -31,12 +31,12 @@ $(XDP_OUT)/%.skel.h: $(XDP_OUT)/%.bpf.o
 	@echo "  SKEL    $@"
 	$(Q)bpftool gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
 
-$(XDP_OUT)/xdpex_%.o: $(XDP_SRC)/xdpex_%.c $(XDP_SRC)/xdpex_xdp.h $(XDP_SRC)/xdpex_xdp_internal.h \
+$(XDP_OUT)/xdpex_%.o: $(XDP_SRC)/xdpex_%.c $(XDP_SRC)/xdpex_xdp.h $(XDP_SRC)/xdpex_xdp_internal.h $(XDP_SRC)/xdpex_filter.h \
 		$(XDP_HDRS) $(XDP_OUT)/xdpex.skel.h
 	@echo "  CC      $@"
 	$(Q)$(CC) $(XDP_CFLAGS) -c $< -o $@
 
-$(XDP_OUT)/libxdpex_xdp.a: $(XDP_OUT)/xdpex_xdp.o $(XDP_OUT)/xdpex_cfg.o
+$(XDP_OUT)/libxdpex_xdp.a: $(XDP_OUT)/xdpex_xdp.o $(XDP_OUT)/xdpex_cfg.o $(XDP_OUT)/xdpex_filter.o
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 

@@ -152,11 +152,8 @@ static void rate_reset(const struct xdpex_maps *m)
 	}
 }
 
-int xdpex_set_rate(const struct xdpex_maps *m, __u64 pps, __u64 burst)
+int xdpex_rate_check(__u64 pps, __u64 burst)
 {
-	struct xdpex_cfg cfg;
-	int err;
-
 	if (pps > 1000000000ULL) {
 		pr_warn("rate: %llu datagrams/s per source is above the 1e9 maximum",
 			(unsigned long long)pps);
@@ -167,6 +164,16 @@ int xdpex_set_rate(const struct xdpex_maps *m, __u64 pps, __u64 burst)
 			UINT32_MAX);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int xdpex_set_rate(const struct xdpex_maps *m, __u64 pps, __u64 burst)
+{
+	struct xdpex_cfg cfg;
+	int err = xdpex_rate_check(pps, burst);
+
+	if (err)
+		return err;
 	err = xdpex_get_cfg(m, &cfg);
 	if (err)
 		return err;
@@ -182,7 +189,7 @@ int xdpex_set_rate(const struct xdpex_maps *m, __u64 pps, __u64 burst)
 
 /* Allowlist ---------------------------------------------------------------------------------- */
 
-static int allow_key(__u32 addr, __u32 prefixlen, struct xdpex_lpm_key *key)
+int xdpex_allow_key(__u32 addr, __u32 prefixlen, struct xdpex_lpm_key *key)
 {
 	__u32 mask = prefixlen ? htonl(~0U << (32 - prefixlen)) : 0;
 	struct in_addr a = { .s_addr = addr };
@@ -230,7 +237,7 @@ int xdpex_allow_add(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen)
 {
 	struct xdpex_lpm_key key;
 	__u8 one = 1;
-	int err = allow_key(addr, prefixlen, &key);
+	int err = xdpex_allow_key(addr, prefixlen, &key);
 
 	if (err)
 		return err;
@@ -247,7 +254,7 @@ int xdpex_allow_del(const struct xdpex_maps *m, __u32 addr, __u32 prefixlen)
 {
 	struct xdpex_lpm_key key;
 	__u8 v;
-	int err = allow_key(addr, prefixlen, &key);
+	int err = xdpex_allow_key(addr, prefixlen, &key);
 
 	if (err)
 		return err;
@@ -282,7 +289,7 @@ int xdpex_allow_replace(const struct xdpex_maps *m, const struct xdpex_lpm_key *
 		return -EINVAL;
 	}
 	for (int i = 0; i < n; i++) {
-		err = allow_key(keys[i].addr, keys[i].prefixlen, &tmp);
+		err = xdpex_allow_key(keys[i].addr, keys[i].prefixlen, &tmp);
 		if (err)
 			return err; /* validated as a whole before anything changes */
 	}

@@ -69,6 +69,18 @@ struct xdpex_rate {
 	__u64 tat; /* theoretical arrival time, bpf_ktime_get_ns() clock */
 };
 
+/* That rule, for both sides: 1 when a datagram at `now` is within the rate (and charges it),
+ * 0 when over. interval_ns and tolerance_ns come from struct xdpex_cfg. */
+static inline int xdpex_gcra(__u64 *tat, __u64 now, __u64 interval_ns, __u64 tolerance_ns)
+{
+	__u64 t = *tat > now ? *tat : now;
+
+	if (t - now > tolerance_ns)
+		return 0;
+	*tat = t + interval_ns;
+	return 1;
+}
+
 /* session_map value: where a logged-in session may send from. */
 struct xdpex_bind {
 	__u32 addr; /* IPv4, network order */
@@ -94,6 +106,13 @@ enum xdpex_cnt {
 	XDPEX_CNT_SPOOFED, /* spoofed_cnt: bound session from another address or port */
 	XDPEX_CNT_RATE_LIMIT, /* rate_limit_cnt: source over its rate */
 	XDPEX_CNT_MAX,
+};
+
+/* What the checks (xdpex_check.h) decide about a frame. */
+enum xdpex_verdict {
+	XDPEX_V_PASS = 0, /* not ours: the kernel's (XDP_PASS) or nobody's */
+	XDPEX_V_DROP = 1, /* ours and refused: the counter says why */
+	XDPEX_V_OURS = 2, /* a valid datagram for the dataplane */
 };
 
 #define XDPEX_CNT_NAMES                                                                          \

@@ -102,6 +102,10 @@ int xdpex_set_xsk(const struct xdpex_maps *m, __u32 queue, int xsk_fd);
 int xdpex_clear_xsk(const struct xdpex_maps *m, __u32 queue);
 int xdpex_read_counters(const struct xdpex_maps *m, __u64 out[XDPEX_CNT_MAX]);
 const char *xdpex_cnt_name(int cnt);
+/* The checks behind allow_add and set_rate, for user-space filters (xdpex_filter.h): 0 or
+ * -EINVAL with the reason logged. */
+int xdpex_allow_key(__u32 addr, __u32 prefixlen, struct xdpex_lpm_key *key);
+int xdpex_rate_check(__u64 pps, __u64 burst);
 void xdpex_set_log(xdpex_log_fn fn);
 
 #ifdef __cplusplus

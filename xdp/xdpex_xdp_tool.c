@@ -6,6 +6,9 @@
  *                             from stdin (hex, one a line; '#' comments) through
  *                             BPF_PROG_TEST_RUN and print one JSON line per packet: verdict and
  *                             the summed counters after it
+ *   usertest [config]         the same through the user-space filter (xdpex_filter.h: the same
+ *                             checks, as the DPDK backend runs them); a valid datagram has, as
+ *                             in testrun, nobody to go to: XDP_PASS, no_sock_cnt
  *   attach   --ifname IF [--mode auto|native|skb] [--xsk-queue Q] [config]
  *                             load, pin, attach; print "attached IF MODE" and hold until
  *                             SIGINT/SIGTERM, then detach and unpin (what the dataplane does).
@@ -33,10 +36,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include <xdpex/proto.h>
+
+#include "xdpex_filter.h"
 #include "xdpex_xdp.h"
 #include "test_xsk.h"
 
@@ -371,6 +378,79 @@ cleanup:
 	return err ? 1 : rc;
 }
 
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+/* testrun's loop over the user-space filter. */
+static int cmd_usertest(struct args *a)
+{
+	static const __u16 default_port = XE_DEFAULT_PORT;
+	struct xdpex_filter_cfg *slot = NULL, *c;
+	struct xdpex_lpm_key keys[MAX_LIST];
+	__u16 ports[XDPEX_MAX_PORTS];
+	unsigned char pkt[MAX_PKT];
+	struct xdpex_filter *f;
+	int n, idx = 0, lineno = 0, rc = 0, nports = a->nports ? a->nports : 1;
+	char *line = NULL;
+	size_t cap = 0;
+
+	for (int i = 0; i < nports; i++)
+		ports[i] = htons(a->nports ? a->ports[i] : default_port);
+	for (int i = 0; i < a->nallow; i++)
+		if (xdpex_allow_key(a->allow[i].addr, a->allow[i].prefixlen, &keys[i]))
+			return 1;
+	if (a->pps >= 0 && xdpex_rate_check(a->pps, a->burst >= 0 ? a->burst : 1))
+		return 1;
+	c = xdpex_filter_cfg_new(ports, nports, a->pass_frags ? XDPEX_CFG_PASS_FRAGS : 0, keys,
+				 a->nallow, a->pps > 0 ? a->pps : 0, a->burst >= 0 ? a->burst : 1);
+	if (!c) {
+		fprintf(stderr, "xdpex-xdp: filter configuration: %s\n", strerror(errno));
+		return 1;
+	}
+	xdpex_filter_publish(&slot, c);
+	f = xdpex_filter_new(&slot);
+	if (!f) {
+		xdpex_filter_cfg_free_all(&slot);
+		return fail("%s", "out of memory for the filter tables");
+	}
+	for (int i = 0; i < a->nbinds; i++)
+		xdpex_filter_bind(f, a->binds[i].session, a->binds[i].addr, a->binds[i].port);
+	while (getline(&line, &cap, stdin) > 0) {
+		__u64 cnt[XDPEX_CNT_MAX] = { 0 };
+		__u32 reason;
+		int v;
+
+		lineno++;
+		if (line[strspn(line, " \t\r\n")] == '\0' || line[0] == '#')
+			continue;
+		n = hex_decode(line, pkt, sizeof(pkt));
+		if (n <= 0) {
+			fprintf(stderr, "xdpex-xdp: stdin line %d: %s\n", lineno,
+				n == -E2BIG ? "packet above 4096 bytes" : "not a hex packet");
+			rc = 1;
+			break;
+		}
+		v = xdpex_filter_run(f, pkt, (uint32_t)n, now_ns(), &reason);
+		if (v == XDPEX_V_OURS)
+			xdpex_filter_count(f, XDPEX_CNT_NO_SOCK);
+		xdpex_filter_counters(f, cnt);
+		printf("{\"packet\": %d, \"len\": %d, \"verdict\": \"%s\", \"counters\": ",
+		       idx++, n, v == XDPEX_V_DROP ? "XDP_DROP" : "XDP_PASS");
+		print_counters(stdout, cnt);
+		printf("}\n");
+		fflush(stdout);
+	}
+	free(line);
+	xdpex_filter_free(f);
+	xdpex_filter_cfg_free_all(&slot);
+	return rc;
+}
+
 static void print_frame(const unsigned char *frame, __u32 len, void *arg)
 {
 	(void)arg;
@@ -568,6 +648,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "testrun", cmd_testrun, "run hex packets from stdin through BPF_PROG_TEST_RUN" },
+	{ "usertest", cmd_usertest, "run hex packets from stdin through the user-space filter" },
 	{ "attach", cmd_attach, "load, pin and attach to --ifname until SIGINT/SIGTERM" },
 	{ "counters", cmd_counters, "print the pinned counters (JSON)" },
 	{ "allow", cmd_allow, "add CIDR | del CIDR | set [CIDR...] | list: the pinned allowlist" },
