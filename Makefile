@@ -13,7 +13,6 @@ BUILD := $(TOP)/build
 VENV := $(TOP)/.venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.xdpex-setup
-NPROC := $(shell nproc)
 
 ifeq ($(V),1)
 Q :=

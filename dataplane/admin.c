@@ -30,15 +30,6 @@ static int fail(json_t *resp, const char *fmt, ...)
 	return -1;
 }
 
-static int sym_owner(const struct xd_shard *sh, const struct xd_symbol_cfg *y)
-{
-	const struct xd_opts *o = sh->opts;
-
-	if (y->queue >= 0)
-		return y->queue;
-	return o->queues[(y->c.symbol_id - 1) % (uint32_t)o->nqueues];
-}
-
 static bool sym_same(const struct xe_symbol_config *a, const struct xe_symbol_config *b)
 {
 	return a->tick_size == b->tick_size && a->lot_size == b->lot_size &&
@@ -59,7 +50,7 @@ static int apply_validate(struct xd_shard *sh, const struct xd_config *f, json_t
 					    "symbols[%u]: symbol %u exists with other tick, lot, "
 					    "band or max_qty; only halted can change",
 					    i, y->c.symbol_id);
-		} else if (sym_owner(sh, y) == sh->queue && !given) {
+		} else if (xd_symbol_owner(y, sh->opts) == sh->queue && !given) {
 			return fail(resp,
 				    "symbols[%u]: symbol %u does not exist; tick, lot and band are "
 				    "required to add it",
@@ -69,7 +60,7 @@ static int apply_validate(struct xd_shard *sh, const struct xd_config *f, json_t
 	for (uint32_t i = 0; i < f->nsessions; i++) {
 		const struct xd_session_cfg *c = &f->sessions[i];
 		const struct xd_sess *s = &sh->sess[c->id];
-		int q = c->queue >= 0 ? c->queue : sh->opts->queues[0];
+		int q = xd_session_owner(c, sh->opts);
 
 		if (s->configured) {
 			if (c->queue >= 0 && c->queue != sh->queue)
@@ -94,7 +85,7 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 		if (!cur->c.symbol_id) {
 			int rc;
 
-			if (sym_owner(sh, y) != sh->queue || !y->c.tick_size)
+			if (xd_symbol_owner(y, sh->opts) != sh->queue || !y->c.tick_size)
 				continue;
 			rc = xe_engine_add_symbol(sh->engine, &y->c);
 			if (rc) {
@@ -116,7 +107,7 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 	for (uint32_t i = 0; i < f->nsessions; i++) {
 		const struct xd_session_cfg *c = &f->sessions[i];
 		struct xd_sess *s = &sh->sess[c->id];
-		int q = c->queue >= 0 ? c->queue : sh->opts->queues[0];
+		int q = xd_session_owner(c, sh->opts);
 
 		if (!s->configured) {
 			if (s->foreign || q != sh->queue || !c->secret_len)
@@ -220,7 +211,8 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		void *p = xj_append(&sh->journal, XJ_ADMIN, 0, 0, 0, sh->now_ns, (uint32_t)len);
 
 		if (!p) {
-			rc = fail(resp, "journal batch buffer full");
+			xd_journal_oom(sh);
+			rc = fail(resp, "out of memory for the journal; xdpexd is stopping");
 			goto out;
 		}
 		memcpy(p, line, len);
@@ -251,8 +243,11 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 	}
 	if (resp)
 		json_object_set_new(resp, "found", json_integer(found));
-	if (live && xd_shard_batch_end(sh))
-		rc = fail(resp, "journal write failed; xdpexd is stopping");
+	if (live) {
+		xd_shard_batch_end(sh);
+		if (sh->fatal)
+			rc = fail(resp, "journal write failed; xdpexd is stopping");
+	}
 out:
 	if (frag == &parsed)
 		xd_config_free(&parsed);
@@ -304,7 +299,7 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 		json_object_set_new(q, "journal_mapped_ahead",
 				    json_integer((json_int_t)(map > tail ? map - tail : 0)));
 	}
-	xd_io_stats(sh, q);
+	xd_shard_port_stats(sh, q);
 	xe_engine_get_stats(sh->engine, &es);
 	json_object_set_new(q, "engine",
 			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "resting_orders",

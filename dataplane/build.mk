@@ -1,26 +1,32 @@
-# dataplane/: the xdpexd daemon (kernel-UDP and AF_XDP modes, sessions, journal, recovery, control
-# and entry sockets), built into build/dataplane/xdpexd. It links the engine (C++ inside, hence
-# -lstdc++) and the XDP loader library. Tests: tests/test_dataplane_*.py (pytest, real processes,
-# real packets over loopback and veth pairs in namespaces they create).
+# dataplane/: the xdpexd daemon (one shard loop over the udp, afxdp and dpdk backends, sessions,
+# journal, recovery, control and entry sockets), built into build/dataplane/xdpexd. It links the
+# engine (C++ inside, hence -lstdc++) and the XDP loader library, and DPDK when `pkg-config
+# libdpdk` succeeds (else io_nodpdk.c stands in for io_dpdk.c and --mode dpdk says why).
+# Tests: tests/test_dataplane_*.py (pytest, real processes, real packets over loopback and veth
+# pairs in namespaces they create).
 
 DP_OUT := $(BUILD)/dataplane
 DP_SRC := $(TOP)/dataplane
-DP_SRCS := $(wildcard $(DP_SRC)/*.c)
+DPDK_FOUND :=
+DP_SRCS := $(filter-out $(DP_SRC)/io_dpdk.c,$(wildcard $(DP_SRC)/*.c))
 DP_OBJS := $(patsubst $(DP_SRC)/%.c,$(DP_OUT)/%.o,$(DP_SRCS))
 DP_LIB_OBJS := $(filter-out $(DP_OUT)/main.o,$(DP_OBJS))
-DP_CFLAGS := $(CFLAGS_COMMON) -I$(TOP)/xdp -D_GNU_SOURCE -pthread
+DP_CFLAGS := $(CFLAGS_COMMON) -Wmissing-prototypes -I$(TOP)/xdp -D_GNU_SOURCE -pthread
 DP_LIBS := $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a \
-	-lxdp -lbpf -lelf -lz -ljansson -lcrypto -lstdc++ -lm -pthread
+	-lxdp -lbpf -lelf -lz -ljansson -lcrypto -lstdc++ -lm -pthread $(DPDK_LIBS)
 
 BUILD_TARGETS += dataplane-build
 BENCH_TARGETS += dataplane-bench
 .PHONY: dataplane-build dataplane-bench
-dataplane-build: $(DP_OUT)/xdpexd $(DP_OUT)/xdpexd-bench
+dataplane-build: $(DP_OUT)/xdpexd $(DP_OUT)/xdpexd-bench $(if $(DPDK_FOUND),$(DP_OUT)/xdpexd-nodpdk)
 
 $(DP_OUT):
 	$(Q)mkdir -p $@
 
-$(DP_OUT)/%.o: $(DP_SRC)/%.c $(DP_SRC)/xdpexd.h $(TOP)/include/xdpex/proto.h \
+# DPDK's headers are for its backend only; its -march=corei7 and includes stay there.
+$(DP_OUT)/io_dpdk.o: DP_CFLAGS += $(DPDK_CFLAGS)
+
+$(DP_OUT)/%.o: $(DP_SRC)/%.c $(wildcard $(DP_SRC)/*.h) $(TOP)/include/xdpex/proto.h \
 		$(TOP)/include/xdpex/parse.h $(TOP)/include/xdpex/journal.h $(TOP)/engine/include/xdpex/engine.h \
 		$(TOP)/xdp/xdpex_xdp.h | $(DP_OUT)
 	@echo "  CC      $@"
@@ -30,6 +36,12 @@ $(DP_OUT)/%.o: $(DP_SRC)/%.c $(DP_SRC)/xdpexd.h $(TOP)/include/xdpex/proto.h \
 $(DP_OUT)/xdpexd: $(DP_OBJS) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
 	@echo "  LINK    $@"
 	$(Q)$(CC) -o $@ $(DP_OBJS) $(DP_LIBS)
+
+# What a host without DPDK builds (tests/test_dataplane_dpdk.py checks what --mode dpdk says).
+DP_NODPDK_OBJS := $(filter-out $(DP_OUT)/io_dpdk.o,$(DP_OBJS)) $(DP_OUT)/io_nodpdk.o
+$(DP_OUT)/xdpexd-nodpdk: $(DP_NODPDK_OBJS) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
+	@echo "  LINK    $@"
+	$(Q)$(CC) -o $@ $(DP_NODPDK_OBJS) $(filter-out $(DPDK_LIBS),$(DP_LIBS))
 
 $(DP_OUT)/bench.o: $(DP_SRC)/bench/xdpexd_bench.c $(DP_SRC)/xdpexd.h | $(DP_OUT)
 	@echo "  CC      $@"

@@ -241,8 +241,6 @@ static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 			s->cod = 0;
 		if (s->enabled < 0)
 			s->enabled = 1;
-		if (s->queue < 0)
-			s->queue = 0;
 		if (s->rate < 0)
 			s->rate = s->burst = 0;
 	}
@@ -404,9 +402,14 @@ void xd_config_free(struct xd_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-int xd_symbol_queue(const struct xd_symbol_cfg *s, int nqueues)
+int xd_symbol_owner(const struct xd_symbol_cfg *y, const struct xd_opts *o)
 {
-	if (s->queue >= 0)
-		return s->queue;
-	return (int)((s->c.symbol_id - 1) % (uint32_t)nqueues);
+	if (y->queue >= 0)
+		return y->queue;
+	return o->queues[(y->c.symbol_id - 1) % (uint32_t)o->nqueues];
+}
+
+int xd_session_owner(const struct xd_session_cfg *c, const struct xd_opts *o)
+{
+	return c->queue >= 0 ? c->queue : o->queues[0];
 }

@@ -39,10 +39,6 @@ static struct {
 	uint64_t start_mono;
 } ctl = { .lfd = -1 };
 
-extern const char *xd_attach_mode_name(void);
-extern const char *xd_bind_mode_name(void);
-void xd_io_wake(struct xd_shard *sh);
-
 static int post(struct xd_shard *sh, json_t *req, const struct xd_config *frag, const char *line,
 		json_t *resp, int dry)
 {
@@ -58,7 +54,7 @@ static int post(struct xd_shard *sh, json_t *req, const struct xd_config *frag, 
 	m->done = 0;
 	m->rc = 0;
 	atomic_store_explicit(&m->pending, 1, memory_order_release);
-	xd_io_wake(sh);
+	xd_shard_wake(sh);
 	while (!m->done) {
 		struct timespec ts;
 
@@ -149,10 +145,11 @@ static json_t *gather(json_t *req, const char *cmd)
 									 json_object_get(eng, k)) +
 								 json_integer_value(v)));
 		}
-		json_object_set_new(out, "mode",
-				    json_string(o->mode == XD_MODE_AFXDP ? "afxdp" : "udp"));
-		json_object_set_new(out, "attach_mode", json_string(xd_attach_mode_name()));
-		json_object_set_new(out, "bind_mode", json_string(xd_bind_mode_name()));
+		json_object_set_new(out, "mode", json_string(o->backend->name));
+		json_object_set_new(out, "attach_mode", json_string("none"));
+		json_object_set_new(out, "bind_mode", json_string("none"));
+		if (o->backend->info) /* attach and bind modes, filter counters, port figures */
+			o->backend->info(out);
 		json_object_set_new(out, "durability",
 				    json_string(o->durability == XD_DUR_FSYNC ? "fsync" : "none"));
 		json_object_set_new(out, "poll",
@@ -163,12 +160,6 @@ static json_t *gather(json_t *req, const char *cmd)
 				    json_real((double)(xd_mono_ns() - ctl.start_mono) / 1e9));
 		json_object_set_new(out, "queues", queues);
 		json_object_set_new(out, "engine", eng);
-		if (o->mode == XD_MODE_AFXDP) {
-			json_t *c = json_object();
-
-			xd_afxdp_counters(c);
-			json_object_set_new(out, "xdp_counters", c);
-		}
 	} else if (!strcmp(cmd, "sessions")) {
 		json_t *all = json_array(), *q;
 		size_t i;
@@ -271,8 +262,9 @@ static json_t *change(json_t *req, const char *cmd)
 		nses += json_integer_value(json_object_get(a, "sessions"));
 		json_decref(r);
 	}
-	if (fp && xd_g_opts->mode == XD_MODE_AFXDP && xd_afxdp_apply(fp)) {
-		out = err_resp("applied, but programming the XDP maps failed (see the log)");
+	if (fp && xd_g_opts->backend->apply && xd_g_opts->backend->apply(fp)) {
+		out = err_resp("applied, but programming the %s filter failed (see the log)",
+			       xd_g_opts->backend->name);
 		goto done;
 	}
 	if ((!strcmp(cmd, "halt") || !strcmp(cmd, "resume")) && !found)

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * AF_XDP mode (--mode afxdp): the xdp_steer program (libxdpex_xdp) attached to the interface,
+ * AF_XDP backend (--mode afxdp): the xdp_steer program (libxdpex_xdp) attached to the interface,
  * native mode first with a logged fallback to generic; per served queue one AF_XDP socket with
  * its own UMEM, zero-copy where the driver allows it else copy, need_wakeup set, the fill ring
  * sized twice the frames posted to it. Datagrams are read straight out of the UMEM frames and the
  * frames go back to the fill ring right after the batch (the journal and the answers hold copies).
  * Answers are written into tx frames: Ethernet, IPv4 and UDP headers from the addresses the
  * session's datagrams arrived with (MACs, IPs and ports swapped), IPv4 header checksum and UDP
- * checksum computed. Poll modes: spin, busy (SO_PREFER_BUSY_POLL + SO_BUSY_POLL + budget, the
- * loop's recvfrom() drives the NAPI poll) and sleep (poll() with a 1 ms timeout).
+ * checksum computed. Poll modes: spin, busy (SO_PREFER_BUSY_POLL + SO_BUSY_POLL + budget, an idle
+ * turn's recvfrom() drives the NAPI poll) and sleep (the shard loop polls fd()). The XDP program
+ * is the filter in front (XD_BE_FILTERS): header checks, allowlist, per-source rate, bindings.
  *
  * UMEM layout per queue (--frames N, 4 KiB frames): frames [0, N/2) receive (posted to a fill ring
  * of N entries), frames [N/2, N) transmit; rx ring N/2, tx ring and completion ring N/2.
@@ -28,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -37,6 +37,7 @@
 
 #include <jansson.h>
 
+#include "frame.h"
 #include "xdpex_xdp.h"
 #include "xdpexd.h"
 
@@ -48,9 +49,10 @@
 #endif
 
 #define FRAME 4096u
-#define HDRS (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr))
 
 struct afxdp_q {
+	int queue;
+	int poll; /* enum xd_poll */
 	void *area;
 	uint64_t area_len;
 	struct xsk_umem *umem;
@@ -58,11 +60,12 @@ struct afxdp_q {
 	struct xsk_ring_prod fill, tx;
 	struct xsk_ring_cons comp, rx;
 	int fd;
-	int wake_fd;
+	bool in_map; /* registered in xsks_map */
 	uint32_t nframes;
 	uint64_t *free_tx; /* stack of free tx frame addresses */
 	uint32_t nfree_tx;
 	uint64_t rx_addr[XD_MAX_BATCH];
+	struct xd_peer peer[XD_MAX_BATCH];
 	bool zerocopy;
 };
 
@@ -72,7 +75,8 @@ static struct {
 	int ifindex;
 	const char *attach;
 	const char *bind;
-	struct afxdp_q *q[XD_MAX_QUEUES];
+	const char *iface;
+	uint16_t port; /* network order */
 } g = { .attach = "none", .bind = "none" };
 
 static void lib_log(enum xdpex_log_level level, const char *fmt, va_list ap)
@@ -102,7 +106,18 @@ static int count_rx_queues(const char *iface)
 	return n > 0 ? n : -1;
 }
 
-int xd_afxdp_apply(const struct xd_config *f)
+static int afxdp_check(const struct xd_opts *o, char *err, size_t errlen)
+{
+	if (!o->iface)
+		return snprintf(err, errlen, "--iface: required in afxdp mode"), -1;
+	if (o->backend_argc)
+		return snprintf(err, errlen, "afxdp mode takes no arguments after --"), -1;
+	if (!if_nametoindex(o->iface))
+		return snprintf(err, errlen, "--iface %s: no such interface", o->iface), -1;
+	return 0;
+}
+
+static int afxdp_apply(const struct xd_config *f)
 {
 	int rc = 0;
 
@@ -115,15 +130,15 @@ int xd_afxdp_apply(const struct xd_config *f)
 		int n = xdpex_allow_list(g.maps, cur, XD_MAX_ALLOW);
 
 		for (int i = 0; i < n; i++)
-			xdpex_allow_del(g.maps, cur[i].addr, cur[i].prefixlen);
+			rc |= xdpex_allow_del(g.maps, cur[i].addr, cur[i].prefixlen);
 		for (uint32_t i = 0; i < f->nallow; i++)
 			rc |= xdpex_allow_add(g.maps, f->allow[i].addr, f->allow[i].len);
 	}
 	return rc ? -1 : 0;
 }
 
-int xd_afxdp_global_open(const struct xd_opts *o, const struct xd_config *cfg, char *err,
-			 size_t errlen)
+static int afxdp_setup(const struct xd_opts *o, const struct xd_config *cfg, char *err,
+		       size_t errlen)
 {
 	struct xdpex_xdp_opts xo = { .pin_dir = o->pin_dir, .ports = &o->port, .nports = 1 };
 	enum xdpex_mode mode = o->xdp_mode == 1 ? XDPEX_MODE_NATIVE
@@ -137,6 +152,8 @@ int xd_afxdp_global_open(const struct xd_opts *o, const struct xd_config *cfg, c
 					o->queues[i], o->iface, nq, nq == 1 ? "" : "s", nq - 1),
 			       -1;
 	xdpex_set_log(lib_log);
+	g.iface = o->iface;
+	g.port = htons(o->port);
 	g.ifindex = (int)if_nametoindex(o->iface);
 	rc = xdpex_xdp_open(&g.x, &xo);
 	if (rc)
@@ -153,40 +170,33 @@ int xd_afxdp_global_open(const struct xd_opts *o, const struct xd_config *cfg, c
 	if (mode == XDPEX_MODE_AUTO && xdpex_xdp_mode(g.x) != XDPEX_MODE_NATIVE)
 		xd_log("afxdp: %s: native XDP refused, fell back to generic mode", o->iface);
 	g.maps = xdpex_xdp_maps(g.x);
-	if (xd_afxdp_apply(cfg))
+	if (afxdp_apply(cfg))
 		return snprintf(err, errlen, "XDP maps: cannot set the allowlist or rate limit"),
 		       -1;
 	return 0;
 }
 
-void xd_afxdp_global_close(void)
+static void afxdp_teardown(void)
 {
 	if (!g.x)
 		return;
 	xdpex_xdp_close(g.x);
 	g.x = NULL;
 	g.maps = NULL;
-	xd_log("detached XDP from %s, pins removed", xd_g_opts->iface);
+	xd_log("detached XDP from %s, pins removed", g.iface);
 }
 
-const char *xd_afxdp_attach_mode(void)
-{
-	return g.attach;
-}
-
-const char *xd_afxdp_bind_mode(void)
-{
-	return g.bind;
-}
-
-void xd_afxdp_counters(json_t *out)
+static void afxdp_info(json_t *out)
 {
 	__u64 c[XDPEX_CNT_MAX];
+	json_t *x = json_object();
 
-	if (!g.maps || xdpex_read_counters(g.maps, c))
-		return;
-	for (int i = 0; i < XDPEX_CNT_MAX; i++)
-		json_object_set_new(out, xdpex_cnt_name(i), json_integer((json_int_t)c[i]));
+	json_object_set_new(out, "attach_mode", json_string(g.attach));
+	json_object_set_new(out, "bind_mode", json_string(g.bind));
+	if (g.maps && !xdpex_read_counters(g.maps, c))
+		for (int i = 0; i < XDPEX_CNT_MAX; i++)
+			json_object_set_new(x, xdpex_cnt_name(i), json_integer((json_int_t)c[i]));
+	json_object_set_new(out, "xdp_counters", x);
 }
 
 static int make_socket(struct afxdp_q *q, const struct xd_opts *o, int queue, uint16_t zc)
@@ -217,43 +227,62 @@ static int make_socket(struct afxdp_q *q, const struct xd_opts *o, int queue, ui
 	return rc;
 }
 
-int xd_io_afxdp_open(struct xd_shard *sh, char *err, size_t errlen)
+static void afxdp_close(void *state)
 {
-	const struct xd_opts *o = sh->opts;
+	struct afxdp_q *q = state;
+
+	if (!q)
+		return;
+	if (g.maps && q->in_map)
+		xdpex_clear_xsk(g.maps, (uint32_t)q->queue);
+	if (q->xsk)
+		xsk_socket__delete(q->xsk);
+	if (q->umem)
+		xsk_umem__delete(q->umem);
+	if (q->area && q->area != MAP_FAILED)
+		munmap(q->area, q->area_len);
+	free(q->free_tx);
+	free(q);
+}
+
+static int afxdp_open(const struct xd_port_cfg *c, void **state, char *err, size_t errlen)
+{
+	const struct xd_opts *o = c->o;
 	struct afxdp_q *q = calloc(1, sizeof(*q));
 	uint32_t idx, nrx;
 	int rc;
 
+	*state = q;
 	if (!q)
 		return snprintf(err, errlen, "out of memory"), -1;
-	g.q[sh->index] = q;
+	q->queue = c->queue;
+	q->poll = o->poll;
 	q->nframes = o->frames;
 	q->area_len = (uint64_t)q->nframes * FRAME;
 	q->area = mmap(NULL, q->area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 		       0);
 	q->free_tx = calloc(q->nframes, sizeof(*q->free_tx));
-	q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (q->area == MAP_FAILED || !q->free_tx || q->wake_fd < 0)
-		return snprintf(err, errlen, "afxdp q%d: UMEM of %u frames: %s", sh->queue,
+	if (q->area == MAP_FAILED || !q->free_tx)
+		return snprintf(err, errlen, "afxdp q%d: UMEM of %u frames: %s", c->queue,
 				q->nframes, strerror(errno)),
 		       -1;
 	rc = -EINVAL;
 	if (o->bind_mode != 2) {
-		rc = make_socket(q, o, sh->queue, XDP_ZEROCOPY);
+		rc = make_socket(q, o, c->queue, XDP_ZEROCOPY);
 		q->zerocopy = !rc;
 		if (rc && o->bind_mode == 1)
 			return snprintf(err, errlen, "afxdp %s queue %d: zero-copy refused: %s",
-					o->iface, sh->queue, strerror(-rc)),
+					o->iface, c->queue, strerror(-rc)),
 			       -1;
 		if (rc)
 			xd_log("afxdp: %s queue %d: zero-copy refused (%s), using copy mode",
-			       o->iface, sh->queue, strerror(-rc));
+			       o->iface, c->queue, strerror(-rc));
 	}
 	if (rc)
-		rc = make_socket(q, o, sh->queue, XDP_COPY);
+		rc = make_socket(q, o, c->queue, XDP_COPY);
 	if (rc)
 		return snprintf(err, errlen, "afxdp %s queue %d: cannot create the AF_XDP socket: %s",
-				o->iface, sh->queue, strerror(-rc)),
+				o->iface, c->queue, strerror(-rc)),
 		       -1;
 	g.bind = q->zerocopy ? "zerocopy" : "copy";
 	q->fd = xsk_socket__fd(q->xsk);
@@ -264,12 +293,12 @@ int xd_io_afxdp_open(struct xd_shard *sh, char *err, size_t errlen)
 		    setsockopt(q->fd, SOL_SOCKET, SO_BUSY_POLL, &usec, sizeof(usec)) ||
 		    setsockopt(q->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
 			xd_log("warning: afxdp q%d: busy-poll socket options refused: %s",
-			       sh->queue, strerror(errno));
+			       c->queue, strerror(errno));
 	}
 	/* Post the receive half of the UMEM; the fill ring has room for twice that. */
 	nrx = q->nframes / 2;
 	if (xsk_ring_prod__reserve(&q->fill, nrx, &idx) != nrx)
-		return snprintf(err, errlen, "afxdp q%d: fill ring refused %u frames", sh->queue,
+		return snprintf(err, errlen, "afxdp q%d: fill ring refused %u frames", c->queue,
 				nrx),
 		       -1;
 	for (uint32_t i = 0; i < nrx; i++)
@@ -277,64 +306,39 @@ int xd_io_afxdp_open(struct xd_shard *sh, char *err, size_t errlen)
 	xsk_ring_prod__submit(&q->fill, nrx);
 	for (uint32_t i = nrx; i < q->nframes; i++)
 		q->free_tx[q->nfree_tx++] = (uint64_t)i * FRAME;
-	rc = xdpex_set_xsk(g.maps, (uint32_t)sh->queue, q->fd);
+	rc = xdpex_set_xsk(g.maps, (uint32_t)c->queue, q->fd);
 	if (rc)
 		return snprintf(err, errlen, "afxdp q%d: cannot register the socket in xsks_map: %s",
-				sh->queue, strerror(-rc)),
+				c->queue, strerror(-rc)),
 		       -1;
+	q->in_map = true;
 	xd_log("afxdp: %s queue %d: attach=%s bind=%s need_wakeup=1 frames=%u poll=%s", o->iface,
-	       sh->queue, g.attach, g.bind, q->nframes,
+	       c->queue, g.attach, g.bind, q->nframes,
 	       o->poll == XD_POLL_SPIN ? "spin" : o->poll == XD_POLL_BUSY ? "busy" : "sleep");
 	return 0;
 }
 
-void xd_afxdp_close(struct xd_shard *sh)
+static void afxdp_bind(void *state, uint32_t sid, const struct xd_peer *p)
 {
-	struct afxdp_q *q = g.q[sh->index];
-
-	if (!q)
-		return;
-	if (g.maps)
-		xdpex_clear_xsk(g.maps, (uint32_t)sh->queue);
-	if (q->xsk)
-		xsk_socket__delete(q->xsk);
-	if (q->umem)
-		xsk_umem__delete(q->umem);
-	if (q->area && q->area != MAP_FAILED)
-		munmap(q->area, q->area_len);
-	if (q->wake_fd >= 0)
-		close(q->wake_fd);
-	free(q->free_tx);
-	free(q);
-	g.q[sh->index] = NULL;
-}
-
-int xd_afxdp_wake_fd(struct xd_shard *sh)
-{
-	return g.q[sh->index] ? g.q[sh->index]->wake_fd : -1;
-}
-
-void xd_afxdp_bind(struct xd_shard *sh, uint32_t sid, const struct xd_peer *p)
-{
-	(void)sh;
-	if (g.maps && p->kind == XD_PEER_UDP && xdpex_bind_session(g.maps, sid, p->addr, p->port))
+	(void)state;
+	if (g.maps && xdpex_bind_session(g.maps, sid, p->addr, p->port))
 		xd_log("warning: session %u: cannot program the XDP binding", sid);
 }
 
-void xd_afxdp_unbind(struct xd_shard *sh, uint32_t sid)
+static void afxdp_unbind(void *state, uint32_t sid)
 {
-	(void)sh;
+	(void)state;
 	if (g.maps)
 		xdpex_unbind_session(g.maps, sid);
 }
 
-void xd_afxdp_stats(struct xd_shard *sh, json_t *out)
+static void afxdp_stats(void *state, json_t *out)
 {
-	struct afxdp_q *q = g.q[sh->index];
+	struct afxdp_q *q = state;
 	struct xdp_statistics s;
 	socklen_t len = sizeof(s);
 
-	if (!q || getsockopt(q->fd, SOL_XDP, XDP_STATISTICS, &s, &len))
+	if (getsockopt(q->fd, SOL_XDP, XDP_STATISTICS, &s, &len))
 		return;
 	json_object_set_new(
 		out, "xdp",
@@ -345,36 +349,9 @@ void xd_afxdp_stats(struct xd_shard *sh, json_t *out)
 			  "tx_ring_empty_descs", (json_int_t)s.tx_ring_empty_descs));
 }
 
-/* ---- checksums ---- */
-
-/* One's-complement sum of big-endian 16-bit words, 4 bytes a step into a 64-bit accumulator. */
-static uint64_t csum_add(uint64_t sum, const void *data, size_t len)
+static int afxdp_fd(void *state)
 {
-	const uint8_t *p = data;
-
-	while (len >= 4) {
-		uint32_t w;
-
-		memcpy(&w, p, 4);
-		sum += ntohl(w);
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		sum += (uint32_t)p[0] << 8 | p[1];
-		p += 2;
-		len -= 2;
-	}
-	if (len)
-		sum += (uint32_t)p[0] << 8;
-	return sum;
-}
-
-static uint16_t csum_fold(uint64_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	return ((struct afxdp_q *)state)->fd;
 }
 
 /* ---- transmit ---- */
@@ -395,47 +372,10 @@ static void kick(struct afxdp_q *q)
 		sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
 }
 
-static uint32_t build_frame(uint8_t *f, const struct xd_txd *t)
+static uint32_t afxdp_tx(void *state, const struct xd_txd *tx, uint32_t n)
 {
-	struct ethhdr *eth = (struct ethhdr *)f;
-	struct iphdr *ip = (struct iphdr *)(eth + 1);
-	struct udphdr *udp = (struct udphdr *)(ip + 1);
-	uint16_t ulen = (uint16_t)(sizeof(*udp) + t->len);
-	uint64_t sum;
-
-	memcpy(eth->h_dest, t->to.mac, ETH_ALEN);
-	memcpy(eth->h_source, t->to.lmac, ETH_ALEN);
-	eth->h_proto = htons(ETH_P_IP);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = 0;
-	ip->tot_len = htons((uint16_t)(sizeof(*ip) + ulen));
-	ip->id = 0;
-	ip->frag_off = htons(0x4000); /* DF */
-	ip->ttl = 64;
-	ip->protocol = IPPROTO_UDP;
-	ip->check = 0;
-	ip->saddr = t->to.laddr;
-	ip->daddr = t->to.addr;
-	ip->check = htons(csum_fold(csum_add(0, ip, sizeof(*ip))));
-	udp->source = t->to.lport;
-	udp->dest = t->to.port;
-	udp->len = htons(ulen);
-	udp->check = 0;
-	memcpy(udp + 1, t->buf, t->len);
-	sum = csum_add(0, &ip->saddr, 8);
-	sum += IPPROTO_UDP + ulen;
-	sum = csum_add(sum, udp, ulen);
-	udp->check = htons(csum_fold(sum));
-	if (!udp->check)
-		udp->check = 0xffff;
-	return (uint32_t)(HDRS + t->len);
-}
-
-void xd_afxdp_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n)
-{
-	struct afxdp_q *q = g.q[sh->index];
-	uint32_t i = 0, left = 0;
+	struct afxdp_q *q = state;
+	uint32_t i = 0, left = 0, failed = 0;
 
 	for (uint32_t j = 0; j < n; j++) {
 		if (!tx[j].send || tx[j].to.kind != XD_PEER_UDP)
@@ -443,7 +383,7 @@ void xd_afxdp_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n)
 		if (tx[j].to.has_l2)
 			left++;
 		else
-			sh->st.tx_errors++; /* no frame addresses known (cannot happen from rx) */
+			failed++; /* no frame addresses known (cannot happen from rx) */
 	}
 	while (left) {
 		uint32_t want, idx, k = 0;
@@ -456,12 +396,11 @@ void xd_afxdp_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n)
 		want = left < q->nfree_tx ? left : q->nfree_tx;
 		if (!want || xsk_ring_prod__reserve(&q->tx, want, &idx) != want) {
 			/* Ring stuck: the answers stay journaled and can be retransmitted. */
-			sh->st.tx_errors += left;
 			kick(q);
-			return;
+			return failed + left;
 		}
 		for (; i < n && k < want; i++) {
-			struct xd_txd *t = &tx[i];
+			const struct xd_txd *t = &tx[i];
 			struct xdp_desc *d;
 			uint64_t addr;
 
@@ -471,104 +410,84 @@ void xd_afxdp_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n)
 			d = xsk_ring_prod__tx_desc(&q->tx, idx + k++);
 			d->addr = addr;
 			d->options = 0;
-			d->len = build_frame(xsk_umem__get_data(q->area, addr), t);
+			d->len = xd_frame_build(xsk_umem__get_data(q->area, addr), &t->to, t->buf,
+						t->len, true);
 		}
 		xsk_ring_prod__submit(&q->tx, k);
 		left -= k;
 		kick(q);
 	}
+	return failed;
 }
 
 /* ---- receive ---- */
 
-static bool parse_frame(struct xd_shard *sh, uint8_t *f, uint32_t len, const uint8_t **payload,
-			size_t *plen, struct xd_peer *src)
+static uint32_t afxdp_rx_burst(void *state, struct xd_rxd *rx, uint32_t max)
 {
-	struct ethhdr *eth = (struct ethhdr *)f;
-	struct iphdr *ip = (struct iphdr *)(eth + 1);
-	struct udphdr *udp;
-	uint32_t ihl;
+	struct afxdp_q *q = state;
+	uint32_t idx, n = xsk_ring_cons__peek(&q->rx, max, &idx);
 
-	if (len < HDRS || eth->h_proto != htons(ETH_P_IP) || ip->version != 4 ||
-	    ip->protocol != IPPROTO_UDP)
-		return false;
-	ihl = ip->ihl * 4u;
-	if (ihl < sizeof(*ip) || sizeof(*eth) + ihl + sizeof(*udp) > len)
-		return false;
-	udp = (struct udphdr *)((uint8_t *)ip + ihl);
-	if (udp->dest != htons(sh->opts->port) || ntohs(udp->len) < sizeof(*udp) ||
-	    sizeof(*eth) + ihl + ntohs(udp->len) > len)
-		return false;
-	*payload = (const uint8_t *)(udp + 1);
-	*plen = ntohs(udp->len) - sizeof(*udp);
-	src->kind = XD_PEER_UDP;
-	src->has_l2 = 1;
-	src->addr = ip->saddr;
-	src->port = udp->source;
-	src->laddr = ip->daddr;
-	src->lport = udp->dest;
-	memcpy(src->mac, eth->h_source, ETH_ALEN);
-	memcpy(src->lmac, eth->h_dest, ETH_ALEN);
-	return true;
-}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&q->rx, idx + i);
+		uint8_t *f = xsk_umem__get_data(q->area, xsk_umem__add_offset_to_addr(d->addr));
+		size_t plen = 0;
 
-void *xd_afxdp_loop(void *arg)
-{
-	struct xd_shard *sh = arg;
-	struct afxdp_q *q = g.q[sh->index];
-	const struct xd_opts *o = sh->opts;
-
-	while (!atomic_load_explicit(&xd_stop, memory_order_relaxed)) {
-		uint32_t idx, n, fidx;
-
-		if (atomic_load_explicit(&sh->mbox.pending, memory_order_acquire))
-			xd_shard_mbox(sh);
-		n = xsk_ring_cons__peek(&q->rx, (uint32_t)o->batch, &idx);
-		if (n) {
-			xd_shard_batch_begin(sh);
-			for (uint32_t i = 0; i < n; i++) {
-				const struct xdp_desc *d = xsk_ring_cons__rx_desc(&q->rx, idx + i);
-				uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
-				uint8_t *f = xsk_umem__get_data(q->area, addr);
-				struct xd_peer src = { 0 };
-				const uint8_t *p;
-				size_t plen;
-
-				q->rx_addr[i] = xsk_umem__extract_addr(d->addr);
-				if (parse_frame(sh, f, d->len, &p, &plen, &src)) {
-					xd_shard_datagram(sh, p, plen, &src);
-				} else {
-					sh->st.rx_datagrams++;
-					sh->st.malformed++;
-				}
-			}
-			xsk_ring_cons__release(&q->rx, n);
-			/* Frames back to the fill ring: the journal and answers hold copies. */
-			while (xsk_ring_prod__reserve(&q->fill, n, &fidx) != n)
-				;
-			for (uint32_t i = 0; i < n; i++)
-				*xsk_ring_prod__fill_addr(&q->fill, fidx + i) = q->rx_addr[i];
-			xsk_ring_prod__submit(&q->fill, n);
-			if (xd_shard_rx_batch_end(sh))
-				break;
-		}
-		/* The entry socket costs a syscall: only idle turns serve it each time, and only
-		 * when sleeping in poll(). */
-		xd_shard_side_work(sh, !n && o->poll == XD_POLL_SLEEP);
-		if (!n) {
-			if (o->poll == XD_POLL_SLEEP)
-				xd_shard_sleep(sh, q->fd, q->wake_fd);
-			else if (o->poll == XD_POLL_BUSY || xsk_ring_prod__needs_wakeup(&q->fill))
-				recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-		}
-		if (q->nfree_tx < q->nframes / 2) { /* only while transmit frames are out */
-			reclaim(q);
-			/* Copy mode sends at most 32 frames per wakeup: keep kicking until the
-			 * kernel has taken every queued answer, or they wait for the next send. */
-			if (q->nfree_tx < q->nframes / 2)
-				kick(q);
-		}
+		q->rx_addr[i] = xsk_umem__extract_addr(d->addr);
+		rx[i].src = &q->peer[i];
+		if (!xd_frame_parse(f, d->len, g.port, &rx[i].buf, &plen, &q->peer[i]))
+			rx[i].buf = NULL;
+		rx[i].len = (uint32_t)plen;
 	}
-	xd_shard_batch_end(sh);
-	return NULL;
+	if (n)
+		xsk_ring_cons__release(&q->rx, n);
+	return n;
 }
+
+/* The burst's frames back to the fill ring: the journal and the answers hold copies. */
+static void afxdp_rx_release(void *state, uint32_t n)
+{
+	struct afxdp_q *q = state;
+	uint32_t fidx;
+
+	while (xsk_ring_prod__reserve(&q->fill, n, &fidx) != n)
+		; /* it holds twice the frames posted: room comes as soon as the kernel takes some */
+	for (uint32_t i = 0; i < n; i++)
+		*xsk_ring_prod__fill_addr(&q->fill, fidx + i) = q->rx_addr[i];
+	xsk_ring_prod__submit(&q->fill, n);
+}
+
+static void afxdp_poll(void *state, bool idle)
+{
+	struct afxdp_q *q = state;
+
+	if (idle && (q->poll == XD_POLL_BUSY || xsk_ring_prod__needs_wakeup(&q->fill)))
+		recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	if (q->nfree_tx < q->nframes / 2) { /* only while transmit frames are out */
+		reclaim(q);
+		/* Copy mode sends at most 32 frames per wakeup: keep kicking until the kernel
+		 * has taken every queued answer, or they wait for the next send. */
+		if (q->nfree_tx < q->nframes / 2)
+			kick(q);
+	}
+}
+
+const struct xd_backend xd_backend_afxdp = {
+	.name = "afxdp",
+	.flags = XD_BE_FILTERS,
+	.peer_kind = XD_PEER_UDP,
+	.check = afxdp_check,
+	.setup = afxdp_setup,
+	.teardown = afxdp_teardown,
+	.apply = afxdp_apply,
+	.info = afxdp_info,
+	.open = afxdp_open,
+	.close = afxdp_close,
+	.rx_burst = afxdp_rx_burst,
+	.rx_release = afxdp_rx_release,
+	.tx = afxdp_tx,
+	.poll = afxdp_poll,
+	.fd = afxdp_fd,
+	.stats = afxdp_stats,
+	.bind = afxdp_bind,
+	.unbind = afxdp_unbind,
+};

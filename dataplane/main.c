@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * xdpexd: the xdpex dataplane daemon. Parses the command line, loads the configuration, recovers
- * every queue's journal, opens the sockets (UDP or AF_XDP, entry, control), prints what it runs
- * with, starts one thread per queue and waits for SIGINT/SIGTERM, then stops receiving, flushes
- * the journals, detaches XDP and removes its pins and sockets. docs/dataplane.md is the contract.
+ * every queue's journal, sets up the --mode backend and opens each shard's ports (network and
+ * entry) and the control socket, prints what it runs with, starts one thread per queue and waits
+ * for SIGINT/SIGTERM, then stops receiving, flushes the journals, closes the ports and tears the
+ * backend down (XDP detached, pins and sockets removed). docs/dataplane.md is the contract.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -27,8 +27,10 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: xdpexd --mode afxdp|udp --config FILE --journal-dir DIR [options]\n"
-		"  --iface IF              interface (afxdp: required; udp: SO_BINDTODEVICE)\n"
+		"usage: xdpexd --mode afxdp|udp|dpdk --config FILE --journal-dir DIR [options]\n"
+		"              [-- backend arguments (dpdk: EAL arguments)]\n"
+		"  --iface IF              interface (afxdp: required; udp: SO_BINDTODEVICE;\n"
+		"                          dpdk: the name the port is known by in logs)\n"
 		"  --queues LIST           rx queues, e.g. 0 or 0,1 (afxdp; udp: 0)      [0]\n"
 		"  --addr A.B.C.D          udp: address to bind                          [0.0.0.0]\n"
 		"  --port N                gateway UDP port                              [9000]\n"
@@ -62,6 +64,19 @@ static int pick(const char *opt, const char *v, const char *const *names)
 	fprintf(stderr, "xdpexd: error: %s %s: expected one of", opt, v);
 	for (int i = 0; names[i]; i++)
 		fprintf(stderr, " %s", names[i]);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+static const struct xd_backend *backend(const char *name)
+{
+	const struct xd_backend *be = xd_backend_find(name);
+
+	if (be)
+		return be;
+	fprintf(stderr, "xdpexd: error: --mode %s: expected one of", name);
+	for (int i = 0; xd_backends[i]; i++)
+		fprintf(stderr, " %s", xd_backends[i]->name);
 	fprintf(stderr, "\n");
 	exit(2);
 }
@@ -124,7 +139,6 @@ static void enter_netns(const char *name)
 
 static void parse_args(int argc, char **argv, struct xd_opts *o)
 {
-	static const char *const modes[] = { "udp", "afxdp", NULL };
 	static const char *const durs[] = { "none", "fsync", NULL };
 	static const char *const polls[] = { "spin", "busy", "sleep", NULL };
 	static const char *const xmodes[] = { "auto", "native", "generic", NULL };
@@ -158,7 +172,8 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	int c, have_mode = 0;
+	char err[400];
+	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->nqueues = 1;
@@ -173,9 +188,9 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 	o->batch = 64;
 	o->segment_bytes = 256ull << 20;
 	o->journal_ahead = 64ull << 20;
-	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+vh", lo, NULL)) != -1) {
 		switch (c) {
-		case 'm': o->mode = pick("--mode", optarg, modes); have_mode = 1; break;
+		case 'm': o->backend = backend(optarg); break;
 		case 'i': o->iface = optarg; break;
 		case 'q': o->nqueues = parse_list("--queues", optarg, o->queues, XD_MAX_QUEUES); break;
 		case 'a': o->addr = optarg; break;
@@ -210,13 +225,17 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		default: usage(stderr); exit(2);
 		}
 	}
-	if (optind < argc) {
+	/* Whatever follows `--` is the backend's (getopt stops there and leaves it). */
+	if (optind < argc && !strcmp(argv[optind - 1], "--")) {
+		o->backend_argv = argv + optind;
+		o->backend_argc = argc - optind;
+	} else if (optind < argc) {
 		fprintf(stderr, "xdpexd: error: unexpected argument %s\n", argv[optind]);
 		exit(2);
 	}
-	if (!have_mode || !o->config || !o->journal_dir) {
+	if (!o->backend || !o->config || !o->journal_dir) {
 		fprintf(stderr, "xdpexd: error: %s is required\n",
-			!have_mode ? "--mode" : !o->config ? "--config" : "--journal-dir");
+			!o->backend ? "--mode" : !o->config ? "--config" : "--journal-dir");
 		usage(stderr);
 		exit(2);
 	}
@@ -224,16 +243,8 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		fprintf(stderr, "xdpexd: error: --frames %u: must be a power of two\n", o->frames);
 		exit(2);
 	}
-	if (o->mode == XD_MODE_UDP && (o->nqueues != 1 || o->queues[0] != 0)) {
-		fprintf(stderr, "xdpexd: error: --queues: udp mode serves one socket (queue 0)\n");
-		exit(2);
-	}
-	if (o->mode == XD_MODE_AFXDP && !o->iface) {
-		fprintf(stderr, "xdpexd: error: --iface: required in afxdp mode\n");
-		exit(2);
-	}
-	if (o->iface && !if_nametoindex(o->iface)) {
-		fprintf(stderr, "xdpexd: error: --iface %s: no such interface\n", o->iface);
+	if (o->backend->check && o->backend->check(o, err, sizeof(err))) {
+		fprintf(stderr, "xdpexd: error: %s\n", err);
 		exit(2);
 	}
 }
@@ -283,6 +294,7 @@ static void mkparent(const char *path)
 static void start_preparers(const struct xd_opts *o, struct xd_shard *shards)
 {
 	cpu_set_t set;
+	int started = 0;
 
 	/* Unpinned queue threads share every cpu with it: then the queue thread reserves as it
 	 * goes, 256 KiB at a time, as cheaply as the preparer would. */
@@ -293,10 +305,17 @@ static void start_preparers(const struct xd_opts *o, struct xd_shard *shards)
 			CPU_CLR(o->cpus[i], &set);
 	if (!CPU_COUNT(&set))
 		return;
+	/* One that cannot start says so itself; its queue thread then reserves as it goes. */
 	for (int i = 0; i < o->nqueues; i++)
-		xj_prep_start(&shards[i].journal, o->journal_ahead, &set, sizeof(set));
-	xd_log("journal: %llu MiB kept ready ahead of each queue's tail by a preparer thread off "
-	       "the queue cpus", (unsigned long long)(o->journal_ahead >> 20));
+		started += !xj_prep_start(&shards[i].journal, o->journal_ahead, &set, sizeof(set));
+	if (started == o->nqueues)
+		xd_log("journal: %llu MiB kept ready ahead of each queue's tail by a preparer thread "
+		       "off the queue cpus",
+		       (unsigned long long)(o->journal_ahead >> 20));
+	else if (started)
+		xd_log("journal: %llu MiB kept ready ahead of %d of %d queues' tails by a preparer "
+		       "thread off the queue cpus",
+		       (unsigned long long)(o->journal_ahead >> 20), started, o->nqueues);
 }
 
 static void *shard_thread(void *arg)
@@ -313,28 +332,46 @@ static void *shard_thread(void *arg)
 			xd_log("warning: q%d: cannot pin to cpu %d", sh->queue,
 			       o->cpus[sh->index % o->ncpus]);
 	}
-	return xd_io_loop(sh);
+	xd_shard_run(sh);
+	return NULL;
+}
+
+/* The filter a backend starts with: the allowlist and rate as recovered (file, then journaled
+ * changes), not only the file's. */
+static struct xd_config effective_filter(const struct xd_shard *sh)
+{
+	struct xd_config f = { .has_allow = 1, .has_rate = 1 };
+
+	f.allow = (struct xd_prefix *)sh->allow;
+	f.nallow = sh->nallow;
+	f.rate_pps = sh->rate_pps;
+	f.rate_burst = sh->rate_burst;
+	return f;
 }
 
 int main(int argc, char **argv)
 {
 	static struct xd_opts o;
 	static struct xd_config cfg;
+	const struct xd_backend *be;
 	struct xd_shard *shards = NULL;
+	struct xd_config filter;
 	char err[600];
 	sigset_t sigs;
-	int sig = 0, rc = 1, started = 0;
+	int sig = 0, rc = 1, started = 0, ninit = 0, setup = 0;
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	parse_args(argc, argv, &o);
 	xd_g_opts = &o;
+	be = o.backend;
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	if (xd_config_load(o.config, &cfg, err, sizeof(err)) || check_queues(&o, &cfg, err, sizeof(err))) {
+	if (xd_config_load(o.config, &cfg, err, sizeof(err)) ||
+	    check_queues(&o, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "xdpexd: error: %s\n", err);
 		return 2;
 	}
@@ -353,9 +390,11 @@ int main(int argc, char **argv)
 	shards = calloc((size_t)o.nqueues, sizeof(*shards));
 	if (!shards)
 		return 1;
-	for (int i = 0; i < o.nqueues; i++) {
-		if (xd_shard_init(&shards[i], i, o.queues[i], &o, &cfg, err, sizeof(err))) {
+	for (; ninit < o.nqueues; ninit++) {
+		if (xd_shard_init(&shards[ninit], ninit, o.queues[ninit], &o, &cfg, err,
+				  sizeof(err))) {
 			fprintf(stderr, "xdpexd: error: %s\n", err);
+			ninit++; /* partly set up: freed below */
 			goto out;
 		}
 	}
@@ -369,29 +408,24 @@ int main(int argc, char **argv)
 		}
 	}
 	start_preparers(&o, shards);
-	if (o.mode == XD_MODE_AFXDP && xd_afxdp_global_open(&o, &cfg, err, sizeof(err))) {
+	filter = effective_filter(&shards[0]);
+	setup = 1; /* a failed setup may have done part of it: teardown undoes that part */
+	if (be->setup && be->setup(&o, &filter, err, sizeof(err))) {
 		fprintf(stderr, "xdpexd: error: %s\n", err);
 		goto out;
 	}
 	for (int i = 0; i < o.nqueues; i++) {
 		char path[PATH_MAX];
-		int r = o.mode == XD_MODE_AFXDP ? xd_io_afxdp_open(&shards[i], err, sizeof(err))
-						: xd_io_udp_open(&shards[i], err, sizeof(err));
 
-		if (r) {
-			fprintf(stderr, "xdpexd: error: %s\n", err);
-			goto out;
-		}
 		if (i == 0)
 			snprintf(path, sizeof(path), "%s", o.entry_path);
 		else
 			snprintf(path, sizeof(path), "%s.q%d", o.entry_path, o.queues[i]);
 		mkparent(path);
-		if (xd_entry_open(&shards[i], path, err, sizeof(err))) {
+		if (xd_shard_open_ports(&shards[i], path, err, sizeof(err))) {
 			fprintf(stderr, "xdpexd: error: %s\n", err);
 			goto out;
 		}
-		xd_shard_rebind_all(&shards[i]);
 	}
 	mkparent(o.ctl_path);
 	if (xd_ctl_start(o.ctl_path, shards, o.nqueues, err, sizeof(err))) {
@@ -427,18 +461,17 @@ int main(int argc, char **argv)
 		if (shards[i].fatal)
 			rc = 1;
 out:
-	for (int i = 0; shards && i < o.nqueues; i++) {
+	for (int i = 0; i < ninit; i++) {
 		uint64_t last = shards[i].journal.next_seq ? shards[i].journal.next_seq - 1 : 0;
 
-		xd_entry_close(&shards[i]);
-		xd_io_close(&shards[i]);
+		xd_shard_close_ports(&shards[i]);
 		if (shards[i].engine && shards[i].journal.buf)
 			xd_log("journal flushed: q%d last seq %llu", shards[i].queue,
 			       (unsigned long long)last);
 		xd_shard_free(&shards[i]);
 	}
-	if (o.mode == XD_MODE_AFXDP)
-		xd_afxdp_global_close();
+	if (setup && be->teardown)
+		be->teardown();
 	free(shards);
 	xd_config_free(&cfg);
 	xd_log(rc ? "stopped with errors" : "stopped");

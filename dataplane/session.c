@@ -16,7 +16,7 @@
 
 #include "xdpex/parse.h"
 #include "xdpexd.h"
-/* ---- sessions ---- */
+
 
 void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts)
 {
@@ -89,7 +89,7 @@ void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_
 		lo->reason = reason;
 		lo->echo_ts = echo_ts;
 		lo->client_ts = sh->now_ns;
-		xd_io_unbind(sh, s->id);
+		xd_shard_unbind(sh, s->id);
 	}
 	s->logged_in = false;
 	s->peer.kind = XD_PEER_NONE;
@@ -111,7 +111,7 @@ static void serve_retransmit(struct xd_shard *sh, struct xd_sess *s, uint64_t fr
 	end = from + count < s->next_out ? from + count : s->next_out;
 	/* Everything up to now must be journaled (and indexed) before it can be read back. */
 	xd_shard_batch_end(sh);
-	if (!s->idx_n)
+	if (sh->fatal || !s->idx_n)
 		return;
 	if (from < s->idx[0].seq)
 		from = s->idx[0].seq;
@@ -217,7 +217,7 @@ static void handle_login(struct xd_shard *sh, uint32_t sid, struct xd_sess *s,
 	s->last_rx = sh->mono_ns;
 	xd_nonce_push(s, l->nonce, l->client_ts);
 	journal_sess(sh, s, XJ_SK_LOGIN, 0, l->nonce, l->client_ts);
-	xd_io_bind(sh, s->id, &s->peer);
+	xd_shard_bind(sh, s->id, &s->peer);
 	sh->st.logins++;
 	a = (void *)xd_out_session(sh, s, &s->peer, sid, 0);
 	a->type = XE_LOGIN_ACCEPTED;
@@ -286,7 +286,6 @@ void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess
 	}
 }
 
-/* Heartbeats out and timeouts, every 10 ms at most. */
 void xd_shard_timers(struct xd_shard *sh)
 {
 	uint64_t mono = xd_mono_ns(), hb;

@@ -1,67 +1,214 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * The per-queue pipeline of xdpexd: one validated datagram at a time through inbound sequencing
- * (duplicates skipped, gaps answered), the journal and the engine, and the engine's events turned
- * into wire messages packed per session into datagrams of up to 22 messages. Nothing of a batch
- * is transmitted before the journal write of that batch (xd_shard_batch_end). Sessions (login,
- * logout, heartbeats, retransmission) are in session.c, recovery and setup in recovery.c.
+ * The shard: one per served queue, run to completion by one thread. This file owns its life
+ * (set-up from the configuration, recovery, its two ports, teardown, state hash), its loop
+ * (xd_shard_run: mailbox, a receive burst from the network port, the entry port and the timers,
+ * idle work), the batch boundary (xd_shard_batch_end: the journal commit, then the answers to the
+ * ports; nothing of a batch is transmitted before its journal write) and the one fatal path.
+ * The order path itself (sequencing, engine, events into wire messages) is pipeline.c.
  *
- * Recovery replays journal records through the same functions with `replaying` set: the engine
- * and the sequence counters move exactly as they did live, nothing is journaled or sent.
+ * Backends are driven only through their operations table (backend.h); the shard never knows
+ * which one carries its datagrams. Recovery replays journal records through the same functions
+ * with `replaying` set: the engine and the sequence counters move exactly as they did live,
+ * nothing is journaled or sent.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "xdpex/parse.h"
+#include <jansson.h>
+
 #include "xdpexd.h"
 
-struct xd_sess *xd_sess_get(struct xd_shard *sh, uint32_t id)
+/* ---- set-up and teardown ---- */
+
+static int add_config(struct xd_shard *sh, char *err, size_t errlen)
 {
-	if (!id || id >= sh->nsess_slots || !sh->sess[id].configured)
-		return NULL;
-	return &sh->sess[id];
-}
+	const struct xd_config *cfg = sh->cfg;
 
-bool xd_peer_eq(const struct xd_peer *a, const struct xd_peer *b)
-{
-	if (a->kind != b->kind)
-		return false;
-	if (a->kind == XD_PEER_UDP)
-		return a->addr == b->addr && a->port == b->port;
-	if (a->kind == XD_PEER_UNIX)
-		return !strcmp(a->path, b->path);
-	return true;
-}
+	for (uint32_t i = 0; i < cfg->nsymbols; i++) {
+		struct xd_symbol_cfg *y = &cfg->symbols[i];
+		int rc;
 
-int xd_peer_str(const struct xd_peer *p, char *buf, size_t n)
-{
-	const uint8_t *a = (const uint8_t *)&p->addr;
+		if (xd_symbol_owner(y, sh->opts) != sh->queue)
+			continue;
+		rc = xe_engine_add_symbol(sh->engine, &y->c);
+		if (rc)
+			return snprintf(err, errlen, "symbols[%u]: engine refused symbol %u: %s", i,
+					y->c.symbol_id, strerror(-rc)),
+			       -1;
+		if (y->halted > 0)
+			xe_engine_set_halted(sh->engine, y->c.symbol_id, 1);
+		sh->syms[y->c.symbol_id] = *y;
+	}
+	for (uint32_t i = 0; i < cfg->nsessions; i++) {
+		const struct xd_session_cfg *c = &cfg->sessions[i];
+		struct xd_sess *s = &sh->sess[c->id];
 
-	if (p->kind == XD_PEER_UDP)
-		return snprintf(buf, n, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
-				(unsigned)__builtin_bswap16(p->port));
-	if (p->kind == XD_PEER_UNIX)
-		return snprintf(buf, n, "unix:%s", p->path);
-	return snprintf(buf, n, "none");
-}
-
-int xd_allowed(struct xd_shard *sh, uint32_t addr)
-{
-	if (!sh->nallow)
-		return 1;
-	for (uint32_t i = 0; i < sh->nallow; i++) {
-		uint32_t mask = sh->allow[i].len ? __builtin_bswap32(~0u << (32 - sh->allow[i].len)) : 0;
-
-		if ((addr & mask) == sh->allow[i].addr) {
-			sh->allow_hit = addr; /* one-entry cache */
-			return 1;
+		if (xd_session_owner(c, sh->opts) != sh->queue) {
+			s->foreign = true;
+			continue;
 		}
+		s->configured = true;
+		s->cfg = *c;
+		sh->sess_list[sh->nsess_list++] = c->id;
+		xe_engine_set_stp(sh->engine, c->id, (uint8_t)c->stp);
+	}
+	sh->nallow = cfg->nallow;
+	memcpy(sh->allow, cfg->allow, cfg->nallow * sizeof(*cfg->allow));
+	sh->rate_pps = cfg->rate_pps;
+	sh->rate_burst = cfg->rate_burst;
+	return 0;
+}
+
+int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opts *o,
+		  struct xd_config *cfg, char *err, size_t errlen)
+{
+	memset(sh, 0, sizeof(*sh));
+	sh->index = index;
+	sh->queue = queue;
+	sh->opts = o;
+	sh->cfg = cfg;
+	sh->journal.fd = -1;
+	pthread_mutex_init(&sh->mbox.mu, NULL);
+	pthread_cond_init(&sh->mbox.cv, NULL);
+	sh->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sh->wake_fd < 0)
+		return snprintf(err, errlen, "q%d: eventfd: %s", queue, strerror(errno)), -1;
+	sh->engine = xe_engine_create(&cfg->engine);
+	if (!sh->engine)
+		return snprintf(err, errlen,
+				"engine: cannot create (max_orders %u, max_symbols %u, "
+				"max_sessions %u): bad sizes or out of memory",
+				cfg->engine.max_orders, cfg->engine.max_symbols,
+				cfg->engine.max_sessions),
+		       -1;
+	sh->max_ev = xe_engine_max_events(sh->engine);
+	sh->ev = malloc((size_t)sh->max_ev * sizeof(*sh->ev));
+	sh->nsess_slots = cfg->engine.max_sessions + 1;
+	sh->sess = calloc(sh->nsess_slots, sizeof(*sh->sess));
+	sh->sess_list = calloc(sh->nsess_slots, sizeof(*sh->sess_list));
+	sh->touched = calloc(sh->nsess_slots, sizeof(*sh->touched));
+	sh->syms = calloc(cfg->engine.max_symbols + 1, sizeof(*sh->syms));
+	sh->tx_cap = XD_TX_SLOTS;
+	sh->tx = malloc(sh->tx_cap * sizeof(*sh->tx));
+	if (!sh->ev || !sh->sess || !sh->sess_list || !sh->touched || !sh->syms || !sh->tx)
+		return snprintf(err, errlen, "out of memory for queue %d", queue), -1;
+	for (uint32_t i = 0; i < sh->nsess_slots; i++) {
+		sh->sess[i].id = i;
+		sh->sess[i].open_app = -1;
+		sh->sess[i].next_in = sh->sess[i].next_out = 1;
+	}
+	/* The configuration file first, then the journal on top of it. */
+	if (add_config(sh, err, errlen))
+		return -1;
+	return xd_recover(sh, err, errlen);
+}
+
+static int open_port(struct xd_shard *sh, struct xd_port *p, const struct xd_backend *be,
+		     const char *path, char *err, size_t errlen)
+{
+	struct xd_port_cfg c = { .o = sh->opts, .queue = sh->queue, .index = sh->index,
+				 .path = path };
+
+	p->be = be;
+	return be->open(&c, &p->st, err, errlen);
+}
+
+int xd_shard_open_ports(struct xd_shard *sh, const char *entry_path, char *err, size_t errlen)
+{
+	if (open_port(sh, &sh->net, sh->opts->backend, NULL, err, errlen))
+		return -1;
+	sh->own_allowlist = !(sh->net.be->flags & XD_BE_FILTERS);
+	if (entry_path && open_port(sh, &sh->entry, &xd_backend_entry, entry_path, err, errlen))
+		return -1;
+	/* Sessions recovery found logged in keep their binding in the new filter. */
+	for (uint32_t i = 0; i < sh->nsess_list; i++) {
+		struct xd_sess *s = &sh->sess[sh->sess_list[i]];
+
+		if (s->logged_in)
+			xd_shard_bind(sh, s->id, &s->peer);
 	}
 	return 0;
+}
+
+static void close_port(struct xd_port *p)
+{
+	if (p->be)
+		p->be->close(p->st);
+	p->be = NULL;
+	p->st = NULL;
+}
+
+void xd_shard_close_ports(struct xd_shard *sh)
+{
+	close_port(&sh->entry);
+	close_port(&sh->net);
+}
+
+void xd_shard_free(struct xd_shard *sh)
+{
+	xd_shard_close_ports(sh);
+	xj_close(&sh->journal);
+	if (sh->engine)
+		xe_engine_destroy(sh->engine);
+	for (uint32_t i = 0; sh->sess && i < sh->nsess_slots; i++)
+		free(sh->sess[i].idx);
+	free(sh->sess);
+	free(sh->sess_list);
+	free(sh->touched);
+	free(sh->syms);
+	free(sh->tx);
+	free(sh->ev);
+	if (sh->wake_fd >= 0)
+		close(sh->wake_fd);
+	sh->wake_fd = -1;
+}
+
+uint64_t xd_shard_hash(struct xd_shard *sh)
+{
+	return xe_engine_state_hash(sh->engine);
+}
+
+void xd_shard_fatal(struct xd_shard *sh, int rc, const char *what)
+{
+	if (!sh->fatal) {
+		xd_log("error: q%d: %s: %s; stopping", sh->queue, what, strerror(-rc));
+		sh->fatal = rc;
+	}
+	atomic_store(&xd_stop, 1);
+}
+
+/* ---- the network port, for the rest of the shard ---- */
+
+void xd_shard_bind(struct xd_shard *sh, uint32_t session_id, const struct xd_peer *p)
+{
+	if (sh->net.be && sh->net.be->bind && p->kind == sh->net.be->peer_kind)
+		sh->net.be->bind(sh->net.st, session_id, p);
+}
+
+void xd_shard_unbind(struct xd_shard *sh, uint32_t session_id)
+{
+	if (sh->net.be && sh->net.be->unbind)
+		sh->net.be->unbind(sh->net.st, session_id);
+}
+
+void xd_shard_port_stats(struct xd_shard *sh, json_t *q)
+{
+	if (sh->net.be && sh->net.be->stats)
+		sh->net.be->stats(sh->net.st, q);
+}
+
+void xd_shard_wake(struct xd_shard *sh)
+{
+	uint64_t one = 1;
+
+	if (sh->wake_fd >= 0 && write(sh->wake_fd, &one, sizeof(one)) < 0)
+		(void)0; /* the counter is full: a wake-up is pending anyway */
 }
 
 /* ---- transmit slots ---- */
@@ -190,19 +337,33 @@ void xd_index_out(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off)
 	s->idx[s->idx_n++] = (struct xd_outidx){ r->msg_seq, r->count, seg, off };
 }
 
+
+/* ---- journal + transmit ---- */
+
 void xd_shard_batch_begin(struct xd_shard *sh)
 {
 	sh->now_ns = xd_wall_ns();
 	sh->mono_ns = xd_mono_ns();
 }
 
-int xd_shard_batch_end(struct xd_shard *sh)
+static void send_port(struct xd_shard *sh, struct xd_port *p)
 {
-	uint32_t nsend = 0, nunix = 0;
+	if (p->be)
+		sh->st.tx_errors += p->be->tx(p->st, sh->tx, sh->ntx);
+}
+
+void xd_shard_batch_end(struct xd_shard *sh)
+{
+	uint32_t nsend[3] = { 0 };
 	int rc;
 
 	if (sh->replaying)
-		return 0;
+		return;
+	if (sh->fatal) {
+		/* Stopping: nothing more is journaled, so nothing more may leave. */
+		tx_reset(sh);
+		return;
+	}
 	for (uint32_t i = 0; i < sh->ntx; i++) {
 		struct xd_txd *t = &sh->tx[i];
 		struct xe_hdr *h = (struct xe_hdr *)t->buf;
@@ -213,406 +374,118 @@ int xd_shard_batch_end(struct xd_shard *sh)
 		p = xj_append(&sh->journal, XJ_OUT, t->session_id, h->seq, h->count, sh->now_ns,
 			      (uint32_t)h->count * XE_MSG_SIZE);
 		if (!p) {
-			xd_log("error: q%d: journal batch buffer full", sh->queue);
-			return -ENOSPC;
+			xd_journal_oom(sh);
+			tx_reset(sh);
+			return;
 		}
 		memcpy(p, t->buf + XE_HDR_SIZE, (size_t)h->count * XE_MSG_SIZE);
 	}
 	rc = xj_commit(&sh->journal, xd_index_out, sh);
 	if (rc) {
-		sh->fatal = rc;
-		atomic_store(&xd_stop, 1);
+		xd_shard_fatal(sh, rc, "journal write");
 		tx_reset(sh);
-		return rc;
+		return;
 	}
 	for (uint32_t i = 0; i < sh->ntx; i++) {
 		struct xd_txd *t = &sh->tx[i];
 
 		if (!t->send)
 			continue;
-		nsend++;
-		nunix += t->to.kind == XD_PEER_UNIX;
+		nsend[t->to.kind]++;
 		sh->st.tx_msgs += ((struct xe_hdr *)t->buf)->count;
 		if (t->session_id < sh->nsess_slots)
 			sh->sess[t->session_id].last_tx = sh->mono_ns;
 	}
-	if (nsend) {
-		sh->st.tx_datagrams += nsend;
-		if (nsend > nunix)
-			xd_io_send(sh, sh->tx, sh->ntx);
-		if (nunix && sh->entry_fd >= 0)
-			xd_entry_send(sh, sh->tx, sh->ntx);
-	}
+	sh->st.tx_datagrams += nsend[XD_PEER_UDP] + nsend[XD_PEER_UNIX];
+	if (nsend[sh->net.be ? sh->net.be->peer_kind : XD_PEER_NONE])
+		send_port(sh, &sh->net);
+	if (sh->entry.be && nsend[sh->entry.be->peer_kind])
+		send_port(sh, &sh->entry);
 	tx_reset(sh);
-	return 0;
 }
 
-int xd_shard_rx_batch_end(struct xd_shard *sh)
-{
-	int rc = xd_shard_batch_end(sh);
+/* ---- the loop ---- */
 
-	if (rc)
-		return rc;
+/* One receive burst of port p: every datagram through the pipeline, the frames back to the
+ * port, then the batch committed and answered. */
+static void rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n)
+{
+	xd_shard_batch_begin(sh);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct xd_rxd *d = &sh->rx[i];
+
+		if (d->buf) {
+			xd_shard_datagram(sh, d->buf, d->len, d->src);
+		} else {
+			sh->st.rx_datagrams++;
+			sh->st.malformed++;
+		}
+	}
+	/* The journal batch and the answers hold copies: the frames can go back now. */
+	if (p->be->rx_release)
+		p->be->rx_release(p->st, n);
+	xd_shard_batch_end(sh);
 	sh->st.batches++;
 	sh->st.busy_ns += xd_mono_ns() - sh->mono_ns;
-	return 0;
 }
 
-void xd_shard_side_work(struct xd_shard *sh, bool idle)
+/* The entry port and the timers: served on an idle turn, otherwise at most every 50 us (checked
+ * every 64th turn), so a busy loop reacts to packets at once and still serves them. */
+static void side_work(struct xd_shard *sh, bool idle)
 {
 	bool due = (++sh->side_turn & 63) == 0 && xd_mono_ns() - sh->side_last >= 50000;
 
 	if (!due && !idle)
 		return;
-	xd_entry_poll(sh);
+	if (sh->entry.be) {
+		uint32_t n = sh->entry.be->rx_burst(sh->entry.st, sh->rx, XD_MAX_BATCH);
+
+		if (n)
+			rx_batch(sh, &sh->entry, n);
+	}
 	xd_shard_timers(sh);
 	sh->side_last = xd_mono_ns();
 }
 
-void xd_shard_sleep(struct xd_shard *sh, int io_fd, int wake_fd)
+/* --poll sleep: up to 1 ms until the network port, the entry port or the mailbox has work. */
+static void sleep_turn(struct xd_shard *sh)
 {
-	struct pollfd p[3] = { { io_fd, POLLIN, 0 }, { wake_fd, POLLIN, 0 },
-			       { sh->entry_fd, POLLIN, 0 } };
+	struct pollfd p[3] = { { -1, POLLIN, 0 }, { sh->wake_fd, POLLIN, 0 }, { -1, POLLIN, 0 } };
 	uint64_t v;
 
-	poll(p, 3, 1);
-	if (p[1].revents && read(wake_fd, &v, sizeof(v)) < 0)
-		(void)0;
+	if (sh->net.be->fd)
+		p[0].fd = sh->net.be->fd(sh->net.st);
+	if (sh->entry.be)
+		p[2].fd = sh->entry.be->fd(sh->entry.st);
+	if (poll(p, 3, 1) > 0 && p[1].revents && read(sh->wake_fd, &v, sizeof(v)) < 0)
+		(void)0; /* drained by a racing wake-up: nothing to do */
 }
 
-/* The journal buffer could not grow: applying without journaling would break recovery, so stop. */
-void xd_journal_oom(struct xd_shard *sh)
+void xd_shard_run(struct xd_shard *sh)
 {
-	xd_log("error: q%d: out of memory for the journal batch buffer; stopping", sh->queue);
-	sh->fatal = -ENOMEM;
-	atomic_store(&xd_stop, 1);
+	const struct xd_backend *be = sh->net.be;
+	const struct xd_opts *o = sh->opts;
+	bool sleeps = o->poll == XD_POLL_SLEEP;
+	/* A receive that waits (busy polling in the kernel, or a sleep) makes its empty turns
+	 * slow already: those serve the entry port and the timers each time. */
+	bool idle_side = sleeps || (be->rx_waits ? be->rx_waits(o) : be->flags & XD_BE_RX_WAITS);
+
+	if (be->thread_init)
+		be->thread_init(sh->net.st);
+	while (!atomic_load_explicit(&xd_stop, memory_order_relaxed)) {
+		uint32_t n;
+
+		if (atomic_load_explicit(&sh->mbox.pending, memory_order_acquire))
+			xd_shard_mbox(sh);
+		n = be->rx_burst(sh->net.st, sh->rx, (uint32_t)o->batch);
+		if (n)
+			rx_batch(sh, &sh->net, n);
+		side_work(sh, !n && idle_side);
+		if (be->poll)
+			be->poll(sh->net.st, !n);
+		if (!n && sleeps)
+			sleep_turn(sh);
+	}
+	/* Anything still open is journaled (and answered) before the thread ends. */
+	xd_shard_batch_end(sh);
 }
-
-/* The batch's transmit slots or journal buffer run high: time to commit in the middle of it. */
-static bool buffers_high(struct xd_shard *sh)
-{
-	return sh->ntx >= XD_TX_SLOTS / 2 || xj_room(&sh->journal) < (1u << 20);
-}
-
-static void maybe_commit(struct xd_shard *sh)
-{
-	if (!sh->replaying && buffers_high(sh))
-		xd_shard_batch_end(sh);
-}
-
-/* ---- engine events -> wire messages ---- */
-
-void xd_emit_events(struct xd_shard *sh, uint32_t n, const struct xd_sess *sender,
-			const uint8_t *cause, uint64_t in_seq)
-{
-	uint64_t echo = cause ? msg_client_ts(cause) : 0;
-
-	for (uint32_t i = 0; i < n; i++) {
-		const struct xe_event *e = &sh->ev[i];
-		struct xd_sess *s = xd_sess_get(sh, e->session_id);
-		uint64_t my_echo = sender && e->session_id == sender->id ? echo : 0;
-		uint8_t *m;
-
-		if (!s)
-			continue;
-		m = xd_out_app(sh, s, &s->peer, s->logged_in);
-		switch (e->type) {
-		case XE_EV_ACCEPTED: {
-			struct xe_accepted *a = (void *)m;
-
-			a->type = XE_ACCEPTED;
-			a->side = e->side;
-			a->ord_type = e->ord_type;
-			a->tif = e->tif;
-			a->symbol_id = e->symbol_id;
-			a->cl_ord_id = e->cl_ord_id;
-			a->order_id = e->order_id;
-			a->price = e->price;
-			a->qty = e->qty;
-			a->echo_ts = my_echo;
-			break;
-		}
-		case XE_EV_REJECTED: {
-			struct xe_rejected *r = (void *)m;
-
-			r->type = XE_REJECTED;
-			r->ref_type = cause ? cause[0] : 0;
-			r->reason = e->reason;
-			r->symbol_id = e->symbol_id;
-			r->cl_ord_id = e->cl_ord_id;
-			r->ref_seq = in_seq;
-			r->echo_ts = my_echo;
-			break;
-		}
-		case XE_EV_FILL: {
-			struct xe_fill *f = (void *)m;
-
-			f->type = XE_FILL;
-			f->side = e->side;
-			f->liquidity = e->liquidity;
-			f->symbol_id = e->symbol_id;
-			f->cl_ord_id = e->cl_ord_id;
-			f->exec_id = e->exec_id;
-			f->price = e->price;
-			f->qty = e->qty;
-			f->leaves = e->leaves;
-			f->order_id = e->order_id;
-			f->echo_ts = my_echo;
-			break;
-		}
-		case XE_EV_CANCELLED: {
-			struct xe_cancelled *c = (void *)m;
-
-			c->type = XE_CANCELLED;
-			c->side = e->side;
-			c->reason = (uint8_t)e->reason;
-			c->symbol_id = e->symbol_id;
-			c->cl_ord_id = e->cl_ord_id;
-			c->order_id = e->order_id;
-			c->price = e->price;
-			c->qty = e->qty;
-			c->echo_ts = my_echo;
-			break;
-		}
-		case XE_EV_REPLACED: {
-			struct xe_replaced *r = (void *)m;
-
-			r->type = XE_REPLACED;
-			r->side = e->side;
-			r->symbol_id = e->symbol_id;
-			r->cl_ord_id = e->cl_ord_id;
-			r->order_id = e->order_id;
-			r->price = e->price;
-			r->qty = e->qty;
-			r->leaves = e->leaves;
-			r->orig_cl_ord_id = e->orig_cl_ord_id;
-			r->echo_ts = my_echo;
-			break;
-		}
-		default:
-			/* Unknown event type: answer nothing rather than garbage; counted. */
-			((struct xe_rejected *)m)->type = XE_REJECTED;
-			((struct xe_rejected *)m)->reason = XE_REJ_UNKNOWN_MESSAGE;
-			break;
-		}
-		/* recv_ts sits at offset 56 in every gateway -> client message. */
-		memcpy(m + 56, &sh->now_ns, 8);
-	}
-}
-
-/* A Rejected built by the dataplane itself (not logged in, rate limited, nothing to cancel). */
-static void reject(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to, bool send,
-		   const uint8_t *msg, uint64_t in_seq, uint16_t reason)
-{
-	struct xe_rejected *r = (void *)xd_out_app(sh, s, to, send);
-
-	r->type = XE_REJECTED;
-	r->ref_type = msg[0];
-	r->reason = reason;
-	r->symbol_id = rd32(msg + 4);
-	r->cl_ord_id = msg[0] == XE_MASS_CANCEL ? 0 : rd64(msg + 8);
-	r->ref_seq = in_seq;
-	r->echo_ts = msg_client_ts(msg);
-	r->recv_ts = sh->now_ns;
-}
-
-/* GCRA per session on the batch clock (journaled, so replay decides the same). */
-static bool rate_limited(struct xd_shard *sh, struct xd_sess *s)
-{
-	uint64_t interval, tol, now = sh->now_ns;
-
-	if (s->cfg.rate <= 0)
-		return false;
-	interval = 1000000000ull / (uint64_t)s->cfg.rate;
-	tol = s->cfg.burst > 1 ? (uint64_t)(s->cfg.burst - 1) * interval : 0;
-	if (s->tat > now + tol)
-		return true;
-	s->tat = (s->tat > now ? s->tat : now) + interval;
-	return false;
-}
-
-/* Applies inbound application message `m` with sequence in_seq (already accepted). */
-void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const uint8_t *m)
-{
-	uint32_t n = 0;
-
-	s->next_in = in_seq + 1;
-	sh->st.applied++;
-	if (rate_limited(sh, s)) {
-		sh->st.rate_limited++;
-		reject(sh, s, &s->peer, s->logged_in, m, in_seq, XE_REJ_RATE_LIMITED);
-		return;
-	}
-	switch (m[0]) {
-	case XE_NEW_ORDER: {
-		const struct xe_new_order *no = (const void *)m;
-		struct xe_order o = {
-			.session_id = s->id,
-			.symbol_id = no->symbol_id,
-			.cl_ord_id = no->cl_ord_id,
-			.price = no->price,
-			.qty = no->qty,
-			.side = no->side,
-			.ord_type = no->ord_type,
-			.tif = no->tif,
-		};
-
-		n = xe_engine_new_order(sh->engine, &o, sh->ev);
-		break;
-	}
-	case XE_CANCEL: {
-		const struct xe_cancel *c = (const void *)m;
-
-		n = xe_engine_cancel(sh->engine, s->id, c->orig_cl_ord_id, sh->ev);
-		break;
-	}
-	case XE_REPLACE: {
-		const struct xe_replace *r = (const void *)m;
-
-		n = xe_engine_replace(sh->engine, s->id, r->orig_cl_ord_id, r->new_cl_ord_id,
-				      r->price, r->qty, sh->ev);
-		break;
-	}
-	case XE_MASS_CANCEL: {
-		const struct xe_mass_cancel *mc = (const void *)m;
-
-		n = xe_engine_mass_cancel(sh->engine, s->id, mc->symbol_id, mc->side, XE_CXL_MASS,
-					  sh->ev);
-		if (!n) {
-			/* Every applied message is answered: nothing to cancel. */
-			reject(sh, s, &s->peer, s->logged_in, m, in_seq, XE_REJ_UNKNOWN_ORDER);
-			return;
-		}
-		break;
-	}
-	default:
-		reject(sh, s, &s->peer, s->logged_in, m, in_seq, XE_REJ_UNKNOWN_MESSAGE);
-		return;
-	}
-	xd_emit_events(sh, n, s, m, in_seq);
-}
-
-/* Messages of a session that is not logged in: each answered NOT_LOGGED_IN, not applied. */
-void xd_not_logged_in(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
-			  uint64_t seq, const uint8_t *msgs, uint16_t count)
-{
-	for (uint16_t i = 0; i < count; i++)
-		reject(sh, s, to, true, msgs + (size_t)i * XE_MSG_SIZE, seq + i,
-		       XE_REJ_NOT_LOGGED_IN);
-	sh->st.not_logged_in += count;
-}
-
-static void journal_in(struct xd_shard *sh, struct xd_sess *s, uint64_t seq, const uint8_t *msgs,
-		       uint16_t count)
-{
-	uint8_t *p;
-
-	if (!count || sh->replaying)
-		return;
-	p = xj_append(&sh->journal, XJ_IN, s->id, seq, count, sh->now_ns,
-		      (uint32_t)count * XE_MSG_SIZE);
-	if (!p) {
-		xd_journal_oom(sh);
-		return;
-	}
-	memcpy(p, msgs, (size_t)count * XE_MSG_SIZE);
-}
-
-static void handle_app(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,
-		       const struct xd_peer *src)
-{
-	const uint8_t *msgs = (const uint8_t *)h + XE_HDR_SIZE;
-	uint64_t seq = h->seq;
-	uint16_t n = h->count, i0 = 0, start;
-
-	if (!s->logged_in) {
-		/* Answered (and so journaled) at most 10 datagrams a second per session: anyone who
-		 * knows a session id can send these, and they must not fill the journal. The ones
-		 * dropped are not journaled, so a replay is not affected by the clock. */
-		if (sh->mono_ns - s->nli_last < 100000000ull) {
-			sh->st.not_logged_in += n;
-			return;
-		}
-		s->nli_last = sh->mono_ns;
-		journal_in(sh, s, seq, msgs, n);
-		xd_not_logged_in(sh, s, src, seq, msgs, n);
-		return;
-	}
-	if (!xd_peer_eq(&s->peer, src)) {
-		sh->st.spoofed++;
-		return;
-	}
-	s->last_rx = sh->mono_ns;
-	if (seq < s->next_in) {
-		uint64_t skip = s->next_in - seq;
-
-		if (skip >= n) {
-			sh->st.duplicates += n;
-			return;
-		}
-		sh->st.duplicates += skip;
-		i0 = (uint16_t)skip;
-	} else if (seq > s->next_in) {
-		struct xe_sequence_gap *g = (void *)xd_out_session(sh, s, &s->peer, s->id, 0);
-
-		sh->st.gaps++;
-		g->type = XE_SEQUENCE_GAP;
-		g->expected = s->next_in;
-		g->received = seq;
-		g->echo_ts = msg_client_ts(msgs);
-		g->recv_ts = sh->now_ns;
-		return;
-	}
-	start = i0;
-	for (uint16_t i = i0; i < n; i++) {
-		if (buffers_high(sh)) {
-			journal_in(sh, s, seq + start, msgs + (size_t)start * XE_MSG_SIZE,
-				   i - start);
-			start = i;
-			xd_shard_batch_end(sh);
-		}
-		xd_apply_msg(sh, s, seq + i, msgs + (size_t)i * XE_MSG_SIZE);
-	}
-	journal_in(sh, s, seq + start, msgs + (size_t)start * XE_MSG_SIZE, n - start);
-}
-
-void xd_shard_datagram(struct xd_shard *sh, const uint8_t *buf, size_t len,
-		       const struct xd_peer *src)
-{
-	const struct xe_hdr *h;
-	struct xe_parse_err perr;
-	struct xd_sess *s;
-
-	sh->st.rx_datagrams++;
-	/* In AF_XDP mode the XDP program has applied the allowlist already. */
-	if (src->kind == XD_PEER_UDP && sh->nallow && sh->opts->mode == XD_MODE_UDP &&
-	    src->addr != sh->allow_hit && !xd_allowed(sh, src->addr)) {
-		sh->st.not_allowed++;
-		return;
-	}
-	if (xe_parse_datagram(buf, len, XE_DIR_TO_GW, &h, &perr)) {
-		sh->st.malformed++;
-		if (sh->st.malformed <= 10 || sh->st.malformed % 100000 == 0) {
-			char why[160], from[160];
-
-			xe_parse_errstr(&perr, why, sizeof(why));
-			xd_peer_str(src, from, sizeof(from));
-			xd_log("q%d: dropped malformed datagram from %s: %s (%llu so far)",
-			       sh->queue, from, why, (unsigned long long)sh->st.malformed);
-		}
-		return;
-	}
-	sh->st.rx_msgs += h->count;
-	maybe_commit(sh);
-	s = xd_sess_get(sh, h->session_id);
-	if (h->seq == 0) {
-		xd_session_msgs(sh, h, s, src);
-		return;
-	}
-	if (!s) {
-		sh->st.unknown_session++;
-		return;
-	}
-	handle_app(sh, h, s, src);
-}
-

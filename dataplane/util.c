@@ -31,19 +31,6 @@ void xd_log(const char *fmt, ...)
 	fprintf(stderr, "xdpexd: %.*s", n, buf);
 }
 
-void xd_dbg(const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-
-	if (!xd_verbose)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "xdpexd: debug: %s\n", buf);
-}
-
 uint64_t xd_wall_ns(void)
 {
 	struct timespec ts;

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * xdpexd internals shared by its source files: command-line options, the parsed configuration,
- * sessions, the per-queue shard (engine + sessions + journal + tx slots) and the I/O backends
- * (kernel UDP, AF_XDP, the local unix entry socket). docs/dataplane.md is the user-facing contract;
- * this header is how the pieces fit inside the process.
+ * sessions, the journal and the per-queue shard (engine + sessions + journal + tx slots + its two
+ * ports). The I/O backends are behind the operations table of backend.h. docs/dataplane.md is
+ * the user-facing contract; this header is how the pieces fit inside the process.
  *
- * One shard per served queue, run to completion by one thread; nothing on the packet path is
- * shared between shards. The control thread talks to a shard only through its mailbox, which the
- * shard polls with one relaxed atomic load per loop iteration.
+ * One shard per served queue, run to completion by one thread (xd_shard_run); nothing on the
+ * packet path is shared between shards. The control thread talks to a shard only through its
+ * mailbox, which the shard polls with one relaxed atomic load per loop iteration.
  */
 #ifndef XDPEXD_H
 #define XDPEXD_H
@@ -25,6 +25,11 @@
 #include "xdpex/journal.h"
 #include "xdpex/proto.h"
 
+#include "backend.h"
+
+/* Every int-returning function of xdpexd reports an error its caller must look at. */
+#define XD_MUST_CHECK __attribute__((warn_unused_result))
+
 #define XD_MAX_QUEUES 64
 #define XD_MAX_BATCH 256
 #define XD_NONCES 64 /* logins remembered per session for replay detection */
@@ -32,12 +37,13 @@
 #define XD_RETRANS_MAX 1024 /* messages served per RetransmitRequest / Login replay */
 #define XD_MAX_ALLOW 4096
 
-enum xd_mode { XD_MODE_UDP = 0, XD_MODE_AFXDP };
 enum xd_poll { XD_POLL_SPIN = 0, XD_POLL_BUSY, XD_POLL_SLEEP };
 enum xd_durability { XD_DUR_NONE = 0, XD_DUR_FSYNC };
 
 struct xd_opts {
-	enum xd_mode mode;
+	const struct xd_backend *backend; /* --mode */
+	char **backend_argv; /* arguments after `--`, for the backend (DPDK: EAL) */
+	int backend_argc;
 	const char *iface;
 	int queues[XD_MAX_QUEUES];
 	int nqueues;
@@ -108,11 +114,14 @@ struct xd_config {
 /* Whole file (full = 1: engine sizes, defaults) or a control-socket fragment (full = 0, limits
  * checked against `base`). On error returns -1 with `err` naming the field. */
 struct json_t;
-int xd_config_load(const char *path, struct xd_config *cfg, char *err, size_t errlen);
-int xd_config_from_json(struct json_t *j, struct xd_config *cfg, const struct xd_config *base,
+XD_MUST_CHECK int xd_config_load(const char *path, struct xd_config *cfg, char *err, size_t errlen);
+XD_MUST_CHECK int xd_config_from_json(struct json_t *j, struct xd_config *cfg, const struct xd_config *base,
 			char *err, size_t errlen);
 void xd_config_free(struct xd_config *cfg);
-int xd_symbol_queue(const struct xd_symbol_cfg *s, int nqueues);
+/* The served queue that owns a symbol / a session: its "queue" if given, else the symbol's
+ * ((id - 1) mod nqueues)-th served queue, the session's first served queue. */
+int xd_symbol_owner(const struct xd_symbol_cfg *y, const struct xd_opts *o);
+int xd_session_owner(const struct xd_session_cfg *c, const struct xd_opts *o);
 
 /* ---- peers: where a session is bound and where answers go ---- */
 
@@ -178,7 +187,7 @@ struct xd_journal {
 typedef int (*xj_replay_fn)(void *ctx, const struct xj_rec *r, const uint8_t *payload,
 			    uint32_t seg, uint64_t off);
 
-int xj_open(struct xd_journal *j, const char *base, int queue, int durability, uint64_t seg_max,
+XD_MUST_CHECK int xj_open(struct xd_journal *j, const char *base, int queue, int durability, uint64_t seg_max,
 	    xj_replay_fn fn, void *ctx);
 void xj_close(struct xd_journal *j);
 /* Reserves a record of `payload` bytes in the open batch; returns the payload pointer. */
@@ -188,15 +197,15 @@ size_t xj_room(const struct xd_journal *j);
 /* Writes the open batch (copied into the mapped segment, no syscall; plus one msync under
  * fsync); calls `idx` for every outbound record with its position. 0 or -errno. */
 typedef void (*xj_index_fn)(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off);
-int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx);
-int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void *buf, size_t len);
+XD_MUST_CHECK int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx);
+XD_MUST_CHECK int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void *buf, size_t len);
 /* Reserves and maps [tail, tail + bytes) of the current segment now (capped at its size):
  * before trading starts, so the first `bytes` of records cost no new page cache. 0 or -errno
  * (logged). */
-int xj_reserve(struct xd_journal *j, uint64_t bytes);
+XD_MUST_CHECK int xj_reserve(struct xd_journal *j, uint64_t bytes);
 /* Starts the preparer thread, `ahead` bytes ahead of the tail, allowed on `cpus` (NULL: any).
  * 0 or -errno (the journal then works as before: the queue thread reserves as it goes). */
-int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t cpus_size);
+XD_MUST_CHECK int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t cpus_size);
 uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len);
 
 /* ---- sessions ---- */
@@ -266,8 +275,6 @@ struct xd_mbox {
 	int done;
 };
 
-struct xd_io; /* backend state (io_udp.c, io_afxdp.c) */
-
 struct xd_shard {
 	int index; /* position in the shard array */
 	int queue; /* NIC queue served */
@@ -281,16 +288,20 @@ struct xd_shard {
 	uint32_t *sess_list; /* configured session ids owned by this shard */
 	uint32_t nsess_list;
 	struct xd_symbol_cfg *syms; /* owned symbols by id; c.symbol_id 0 = not owned */
+	/* Source filter as configured (file, then journaled "apply"s): the shard applies the
+	 * allowlist itself when its network backend has no filter in front (XD_BE_FILTERS), and
+	 * programs that filter with allowlist and rate after recovery. */
 	struct xd_prefix allow[XD_MAX_ALLOW];
 	uint32_t nallow;
 	uint32_t allow_hit; /* last source found allowed (0 = none); reset when the list changes */
-	uint64_t rate_pps, rate_burst; /* XDP per-source limit (afxdp) */
+	bool own_allowlist; /* the network backend has no filter in front (no XD_BE_FILTERS) */
+	uint64_t rate_pps, rate_burst;
 	struct xd_journal journal;
 	bool replaying;
 	uint64_t now_ns; /* wall clock of the batch (recv_ts) */
 	uint64_t mono_ns;
-	unsigned side_turn; /* receive loop turns, for xd_shard_side_work */
-	uint64_t side_last; /* when the entry socket and timers were last served */
+	unsigned side_turn; /* loop turns, for the entry port and the timers */
+	uint64_t side_last; /* when the entry port and timers were last served */
 	uint64_t last_sweep;
 	struct xd_txd *tx;
 	uint32_t ntx, tx_cap;
@@ -300,59 +311,78 @@ struct xd_shard {
 	uint32_t ntouched;
 	struct xd_stats st;
 	struct xd_mbox mbox;
-	struct xd_io *io;
-	int entry_fd;
-	char entry_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct xd_port net; /* the --mode backend on this queue */
+	struct xd_port entry; /* the local order-entry socket (be NULL: none) */
+	struct xd_rxd rx[XD_MAX_BATCH];
+	int wake_fd; /* eventfd: wakes a sleeping loop for a mailbox request */
 	pthread_t thread;
-	int fatal;
+	int fatal; /* -errno that stopped this shard, 0 while it runs */
 };
 
 extern atomic_int xd_stop;
 extern int xd_verbose;
 extern const struct xd_opts *xd_g_opts;
 
-int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opts *o,
+/* ---- shard lifecycle and loop (shard.c) ---- */
+
+/* Engine, sessions and symbols of queue `queue` from the configuration; then xd_recover. */
+XD_MUST_CHECK int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opts *o,
 		  struct xd_config *cfg, char *err, size_t errlen);
+/* Opens the shard's network port and (path non-NULL) its entry port, and binds the sessions
+ * recovery found logged in. */
+XD_MUST_CHECK int xd_shard_open_ports(struct xd_shard *sh, const char *entry_path, char *err, size_t errlen);
+void xd_shard_close_ports(struct xd_shard *sh);
 void xd_shard_free(struct xd_shard *sh);
-/* Datagram from the network or the entry socket; `src` says where it came from. */
+uint64_t xd_shard_hash(struct xd_shard *sh);
+/* The shard thread's loop until xd_stop: mailbox, receive batch, entry port, timers, idle. */
+void xd_shard_run(struct xd_shard *sh);
+/* Wakes a shard sleeping in poll() (--poll sleep) so a mailbox request runs at once. */
+void xd_shard_wake(struct xd_shard *sh);
+/* The one way a shard stops on an error: logs "error: q<q>: <what>: <strerror>", keeps the
+ * first rc in sh->fatal and stops the process (xd_stop). */
+void xd_shard_fatal(struct xd_shard *sh, int rc, const char *what);
+void xd_shard_batch_begin(struct xd_shard *sh);
+/* Journals the open batch, then transmits its answers; on a journal failure nothing of the
+ * batch leaves and the shard is stopped (xd_shard_fatal): check sh->fatal where it matters. */
+void xd_shard_batch_end(struct xd_shard *sh);
+/* Session binding of the network port (the XDP or user-space filter's binding table). */
+void xd_shard_bind(struct xd_shard *sh, uint32_t session_id, const struct xd_peer *p);
+void xd_shard_unbind(struct xd_shard *sh, uint32_t session_id);
+/* The network port's per-queue stats into q; the backend's mode-wide fields into out. */
+void xd_shard_port_stats(struct xd_shard *sh, struct json_t *q);
+
+/* ---- recovery (recovery.c) ---- */
+
+/* Opens the shard's journal and replays every record through the live code paths. */
+XD_MUST_CHECK int xd_recover(struct xd_shard *sh, char *err, size_t errlen);
+
+/* ---- the order path (pipeline.c) ---- */
+
+/* Datagram from the network or the entry port; `src` says where it came from. */
 void xd_shard_datagram(struct xd_shard *sh, const uint8_t *buf, size_t len,
 		       const struct xd_peer *src);
-void xd_shard_batch_begin(struct xd_shard *sh);
-/* Commits the journal and transmits; returns 0 or -errno (journal write failed: fatal). */
-int xd_shard_batch_end(struct xd_shard *sh);
-/* End of a receive batch: xd_shard_batch_end, then the batch counted in `batches` and
- * `busy_ns`. 0 or -errno (fatal: the receive loop stops). */
-int xd_shard_rx_batch_end(struct xd_shard *sh);
-/* The entry socket and the timers, from a receive loop's every turn: served on an `idle` turn,
- * otherwise at most every 50 us (checked every 64th turn), so a busy loop reacts to packets at
- * once and still serves them. */
-void xd_shard_side_work(struct xd_shard *sh, bool idle);
-/* Sleeps up to 1 ms until `io_fd`, `wake_fd` (an eventfd, drained) or the entry socket is
- * readable (--poll sleep). */
-void xd_shard_sleep(struct xd_shard *sh, int io_fd, int wake_fd);
-void xd_shard_timers(struct xd_shard *sh);
-void xd_shard_mbox(struct xd_shard *sh);
-uint64_t xd_shard_hash(struct xd_shard *sh);
-/* Control request in the shard thread. State-changing ones (apply, halt, resume, logout,
- * expire_day) are journaled (`line`) unless `dry` (validate only) or replaying (line NULL).
- * Returns 0 or -1 with resp["error"] set. */
-int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const struct xd_config *frag,
-		   const char *line, struct json_t *resp, int dry);
-/* Queries: hash, stats, sessions, book, journal; fills resp. */
-int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
-int xd_allowed(struct xd_shard *sh, uint32_t addr);
 struct xd_sess *xd_sess_get(struct xd_shard *sh, uint32_t id);
 /* Engine events in sh->ev -> wire messages; sender/cause give echo_ts and ref fields. */
 void xd_emit_events(struct xd_shard *sh, uint32_t n, const struct xd_sess *sender,
 		    const uint8_t *cause, uint64_t in_seq);
-/* Logout / timeout / operator: journal, Logout message, unbind, cancel-on-disconnect (cod -1 =
- * the session's setting). */
-void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_t reason,
-		    uint64_t echo_ts, int cod);
-/* Re-program XDP session bindings after recovery. */
-void xd_shard_rebind_all(struct xd_shard *sh);
+void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const uint8_t *m);
+void xd_not_logged_in(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
+		      uint64_t seq, const uint8_t *msgs, uint16_t count);
+/* The batch's transmit slots or journal buffer run high: time to commit in the middle of it. */
+bool xd_buffers_high(struct xd_shard *sh);
+/* The journal buffer could not grow: applying without journaling would break recovery. */
+void xd_journal_oom(struct xd_shard *sh);
 
-/* Shard internals shared by shard.c, session.c and recovery.c. */
+/* Transmit slots (shard.c). */
+struct xd_txd *xd_tx_new(struct xd_shard *sh, const struct xd_peer *to, bool send, uint32_t sid,
+			 uint8_t flags, uint64_t seq);
+uint8_t *xd_tx_msg(struct xd_txd *t);
+uint8_t *xd_out_session(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
+			uint32_t sid, uint8_t flags);
+uint8_t *xd_out_app(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to, bool send);
+void xd_index_out(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off);
+
+/* Shard internals shared by pipeline.c, session.c and recovery.c. */
 static inline uint64_t rd64(const uint8_t *p)
 {
 	uint64_t v;
@@ -374,58 +404,38 @@ static inline uint64_t msg_client_ts(const uint8_t *m)
 	return rd64(m + 56);
 }
 
-struct xd_txd *xd_tx_new(struct xd_shard *sh, const struct xd_peer *to, bool send, uint32_t sid,
-			 uint8_t flags, uint64_t seq);
-uint8_t *xd_tx_msg(struct xd_txd *t);
-uint8_t *xd_out_session(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
-			uint32_t sid, uint8_t flags);
-uint8_t *xd_out_app(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to, bool send);
-void xd_index_out(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off);
-void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const uint8_t *m);
-void xd_not_logged_in(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
-		      uint64_t seq, const uint8_t *msgs, uint16_t count);
-void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts);
-void xd_journal_oom(struct xd_shard *sh);
+/* ---- sessions (session.c) ---- */
+
 void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,
 		     const struct xd_peer *src);
+void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts);
+/* Logout / timeout / operator: journal, Logout message, unbind, cancel-on-disconnect (cod -1 =
+ * the session's setting). */
+void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_t reason,
+		    uint64_t echo_ts, int cod);
+/* Heartbeats out and timeouts, every 10 ms at most. */
+void xd_shard_timers(struct xd_shard *sh);
 
-/* ---- I/O backends ---- */
+/* ---- control requests in the shard thread (admin.c) ---- */
 
-int xd_io_udp_open(struct xd_shard *sh, char *err, size_t errlen);
-int xd_io_afxdp_open(struct xd_shard *sh, char *err, size_t errlen);
-void xd_io_close(struct xd_shard *sh);
-/* Sends datagrams slots [0, n) of the shard's tx array that go to the network. */
-void xd_io_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n);
-/* Runs the shard until xd_stop. */
-void *xd_io_loop(void *arg);
-void xd_io_stats(struct xd_shard *sh, struct json_t *out);
-/* AF_XDP: session bound / unbound (programs the XDP binding map); no-op in udp mode. */
-void xd_io_bind(struct xd_shard *sh, uint32_t session_id, const struct xd_peer *p);
-void xd_io_unbind(struct xd_shard *sh, uint32_t session_id);
+/* Runs a posted mailbox request (called by the shard loop). */
+void xd_shard_mbox(struct xd_shard *sh);
+/* State-changing requests (apply, halt, resume, logout, expire_day) are journaled (`line`)
+ * unless `dry` (validate only) or replaying (line NULL). Returns 0 or -1 with resp["error"]. */
+XD_MUST_CHECK int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const struct xd_config *frag,
+		   const char *line, struct json_t *resp, int dry);
+/* Queries: hash, stats, sessions, book, journal; fills resp. */
+XD_MUST_CHECK int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
 
-/* AF_XDP process-wide part (io_afxdp.c): program load/attach, maps. */
-int xd_afxdp_global_open(const struct xd_opts *o, const struct xd_config *cfg, char *err,
-			 size_t errlen);
-void xd_afxdp_global_close(void);
-const char *xd_afxdp_attach_mode(void);
-const char *xd_afxdp_bind_mode(void);
-void xd_afxdp_counters(struct json_t *out);
-int xd_afxdp_apply(const struct xd_config *frag);
+/* ---- control socket (ctl.c) ---- */
 
-/* entry socket (entry.c) */
-int xd_entry_open(struct xd_shard *sh, const char *path, char *err, size_t errlen);
-int xd_entry_poll(struct xd_shard *sh);
-void xd_entry_send(struct xd_shard *sh, struct xd_txd *tx, uint32_t n);
-void xd_entry_close(struct xd_shard *sh);
-
-/* control socket (ctl.c) */
-int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err,
+XD_MUST_CHECK int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err,
 		 size_t errlen);
 void xd_ctl_stop(void);
 
-/* logging (main.c) */
+/* ---- process-wide helpers (util.c) ---- */
+
 void xd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void xd_dbg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t xd_wall_ns(void);
 uint64_t xd_mono_ns(void);
 

@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xdpexd-bench: mkdtemp: %s\n", strerror(errno));
 		return 1;
 	}
-	o.mode = XD_MODE_UDP;
+	o.backend = NULL; /* no ports: the pipeline alone */
 	o.queues[0] = 0;
 	o.nqueues = 1;
 	o.journal_dir = dir;
@@ -198,7 +198,8 @@ int main(int argc, char **argv)
 			snprintf(p.path, sizeof(p.path), "/nonexistent/bench-%u", h->session_id);
 			xd_shard_datagram(&sh, (const uint8_t *)h, h->length, &p);
 		}
-		if (xd_shard_batch_end(&sh)) {
+		xd_shard_batch_end(&sh);
+		if (sh.fatal) {
 			fprintf(stderr, "xdpexd-bench: journal write failed\n");
 			return 1;
 		}
