@@ -7,8 +7,11 @@
 
 DP_OUT := $(BUILD)/dataplane
 DP_SRC := $(TOP)/dataplane
-DPDK_FOUND :=
-DP_SRCS := $(filter-out $(DP_SRC)/io_dpdk.c,$(wildcard $(DP_SRC)/*.c))
+DPDK_FOUND := $(shell pkg-config --exists libdpdk 2>/dev/null && echo 1)
+DPDK_CFLAGS := $(if $(DPDK_FOUND),$(shell pkg-config --cflags libdpdk))
+DPDK_LIBS := $(if $(DPDK_FOUND),$(shell pkg-config --libs libdpdk))
+DP_SRCS := $(filter-out $(DP_SRC)/io_dpdk.c $(DP_SRC)/io_nodpdk.c,$(wildcard $(DP_SRC)/*.c)) \
+	$(if $(DPDK_FOUND),$(DP_SRC)/io_dpdk.c,$(DP_SRC)/io_nodpdk.c)
 DP_OBJS := $(patsubst $(DP_SRC)/%.c,$(DP_OUT)/%.o,$(DP_SRCS))
 DP_LIB_OBJS := $(filter-out $(DP_OUT)/main.o,$(DP_OBJS))
 DP_CFLAGS := $(CFLAGS_COMMON) -Wmissing-prototypes -I$(TOP)/xdp -D_GNU_SOURCE -pthread

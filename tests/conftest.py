@@ -33,20 +33,20 @@ def dp_workdir() -> Iterator[Path]:
         yield Path(d)
 
 
-@pytest.fixture(params=["udp", "afxdp"])
+@pytest.fixture(params=["udp", "afxdp", "dpdk"])
 def dp_mode(request: pytest.FixtureRequest) -> str:
-    """Both dataplane modes, for behaviour they share."""
+    """Every dataplane backend, for behaviour they share."""
     return str(request.param)
 
 
 @pytest.fixture
 def dp_env(request: pytest.FixtureRequest, dp_mode: str, dp_workdir: Path) -> Iterator[object]:
-    """A started xdpexd in `dp_mode` (udp: loopback; afxdp: the veth lab) with the default test
-    configuration (dataplane_support.base_config)."""
+    """A started xdpexd in `dp_mode` (udp: loopback; afxdp and dpdk: the veth lab) with the
+    default test configuration (dataplane_support.base_config)."""
     from dataplane_support import Env, base_config, need_root_and_binary
 
     need_root_and_binary()
-    lab = request.getfixturevalue("dp_lab") if dp_mode == "afxdp" else None
+    lab = request.getfixturevalue("dp_lab") if dp_mode != "udp" else None
     env = Env(dp_mode, dp_workdir, lab, config=base_config())
     try:
         env.daemon.start()

@@ -32,7 +32,7 @@ from xdpex_traffic import codec as c
 
 def env_for(mode: str, workdir: Path, request: pytest.FixtureRequest, **kw) -> Env:
     need_root_and_binary()
-    lab = request.getfixturevalue("dp_lab") if mode == "afxdp" else None
+    lab = request.getfixturevalue("dp_lab") if mode != "udp" else None
     return Env(mode, workdir, lab, **kw)
 
 

@@ -129,7 +129,7 @@ def test_not_logged_in_and_rate_limit(dp_mode: str, dp_workdir, request) -> None
     need_root_and_binary()
     cfg = base_config()
     cfg["sessions"][1]["limits"] = {"rate": 10, "burst": 2}
-    env = Env(dp_mode, dp_workdir, request.getfixturevalue("dp_lab") if dp_mode == "afxdp"
+    env = Env(dp_mode, dp_workdir, request.getfixturevalue("dp_lab") if dp_mode != "udp"
               else None, config=cfg)
     try:
         env.daemon.start()
@@ -233,7 +233,7 @@ def test_logout_cancel_on_disconnect_and_heartbeats(dp_mode: str, dp_workdir, re
     from dataplane_support import base_config, need_root_and_binary
 
     need_root_and_binary()
-    env = Env(dp_mode, dp_workdir, request.getfixturevalue("dp_lab") if dp_mode == "afxdp"
+    env = Env(dp_mode, dp_workdir, request.getfixturevalue("dp_lab") if dp_mode != "udp"
               else None, config=base_config(heartbeat_ms=100))
     try:
         env.daemon.start()
@@ -286,13 +286,19 @@ def test_login_proof_uses_the_configured_secret(dp_env: Env) -> None:
 
 @pytest.mark.parametrize("poll", ["spin", "busy"])
 def test_spin_and_busy_poll_answer(dp_mode: str, dp_workdir, request, poll: str) -> None:
-    """The two polling modes meant for a dedicated core (bounded: a few orders, then stop)."""
+    """The two polling modes meant for a dedicated core (bounded: a few orders, then stop); DPDK
+    has no kernel to busy-poll and says so."""
     from dataplane_support import need_root_and_binary
 
     need_root_and_binary()
-    env = Env(dp_mode, dp_workdir, request.getfixturevalue("dp_lab") if dp_mode == "afxdp"
+    env = Env(dp_mode, dp_workdir, request.getfixturevalue("dp_lab") if dp_mode != "udp"
               else None, poll=poll)
     try:
+        if dp_mode == "dpdk" and poll == "busy":
+            with pytest.raises(AssertionError, match="busy polling is a kernel socket feature"):
+                env.daemon.start()
+            assert env.daemon.proc is not None and env.daemon.proc.returncode == 2
+            return
         env.daemon.start()
         a = env.client(1)
         assert isinstance(a.login(), c.LoginAccepted)

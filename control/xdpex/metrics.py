@@ -179,6 +179,8 @@ class _DataplaneCollector(Collector):
         yield jahead
         if st.get("xdp_counters"):
             yield self._xdp(st["xdp_counters"])
+        if st.get("dpdk"):
+            yield from self._dpdk(st)
         eng = st.get("engine") or {}
         for k, kind in (
             ("resting_orders", "g"),
@@ -202,6 +204,36 @@ class _DataplaneCollector(Collector):
             [str(st.get(k)) for k in ("mode", "attach_mode", "bind_mode", "durability", "poll")], 1
         )
         yield info
+
+    @staticmethod
+    def _dpdk(st: dict) -> Iterator[Metric]:
+        """The DPDK port of --mode dpdk: its counters, every xstat, and per-queue figures."""
+        port = st["dpdk"]
+        pl = [str(port.get("port")), str(port.get("driver"))]
+        stats = CounterMetricFamily(
+            "xdpex_dpdk_port",
+            "DPDK port counters (rte_eth_stats)",
+            labels=["port", "driver", "counter"],
+        )
+        for k, v in (port.get("stats") or {}).items():
+            stats.add_metric([*pl, k], float(v))
+        yield stats
+        xs = CounterMetricFamily(
+            "xdpex_dpdk_xstat", "DPDK port extended statistics (rte_eth_xstats)",
+            labels=["port", "driver", "name"],
+        )
+        for k, v in (port.get("xstats") or {}).items():
+            xs.add_metric([*pl, k], float(v))
+        yield xs
+        q = CounterMetricFamily(
+            "xdpex_dpdk_queue", "DPDK queue counters: packets in and out, errors, ARP replies sent",
+            labels=["queue", "counter"],
+        )
+        for qs in st.get("queues", []) or []:
+            for k, v in (qs.get("dpdk") or {}).items():
+                if k != "queue":
+                    q.add_metric([str(qs.get("queue", 0)), k], float(v))
+        yield q
 
     def _persister(self, journal_seq: dict[str, int]) -> Iterator[Metric]:
         pos = GaugeMetricFamily(

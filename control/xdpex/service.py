@@ -205,6 +205,12 @@ class ControlPlane(ConfigService, OrderService):
             mode, attach = st.get("mode"), st.get("attach_mode")
             if mode == "afxdp" and attach in ("native", "generic"):
                 checks["xdp"] = f"attached ({attach})"
+            elif mode == "dpdk":
+                port = st.get("dpdk") or {}
+                checks["xdp"] = (
+                    f"not used: DPDK port {port.get('name')} ({st.get('bind_mode')}) with the "
+                    "same checks in user space"
+                )
             elif mode == "udp" and self.settings.udp_mode:
                 checks["xdp"] = "not used: kernel-UDP mode declared (XDPEX_UDP_MODE)"
             elif mode == "udp":

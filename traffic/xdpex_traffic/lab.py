@@ -25,13 +25,14 @@ napi_defer_hard_irqs/gro_flush_timeout set its round trips waited for the flush 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,20 @@ class Lab:
                 + ["obj", str(obj), "sec", "xdp"],
                 f"attach XDP pass program on {TG_IF}",
             )
+
+    @contextlib.contextmanager
+    def gateway_stack_aside(self) -> Iterator[None]:
+        """For a gateway that owns the wire itself (xdpexd --mode dpdk on an af_packet port, which
+        sees every frame the kernel sees): the gateway address comes off the gateway interface
+        for the duration, so the namespace's kernel stack neither answers ARP for it (the
+        gateway does) nor sends port-unreachables for the gateway port."""
+        step = f"take {GW_IP} off {GW_IF} in {self.gw_ns}"
+        _run(["ip", "-n", self.gw_ns, "addr", "del", f"{GW_IP}/{PREFIX_LEN}", "dev", GW_IF], step)
+        try:
+            yield
+        finally:
+            _run(["ip", "-n", self.gw_ns, "addr", "replace", f"{GW_IP}/{PREFIX_LEN}", "dev", GW_IF],
+                 f"put {GW_IP} back on {GW_IF} in {self.gw_ns}")
 
     def down(self) -> None:
         """Remove both namespaces (and with them the veth pair); fine when absent."""

@@ -9,6 +9,7 @@ with a message that names the step and carries the daemon's last log lines.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -32,6 +33,14 @@ LOADGEN_PRICES = "9900:10100"
 
 class WireError(RuntimeError):
     """A step of a gateway run failed; the message names it."""
+
+
+def dpdk_eal_args(prefix: str, iface: str) -> list[str]:
+    """EAL arguments for xdpexd --mode dpdk on a lab veth (docs/lab.md): no hugepages (1 GiB of
+    ordinary memory; less leaves no room for the mbuf pool), no PCI scan, an af_packet port on
+    `iface`, a runtime directory of its own (--file-prefix, so runs never share one)."""
+    return ["--no-huge", "-m", "1024", "--no-pci", "--no-telemetry", "--file-prefix", prefix,
+            f"--vdev=net_af_packet0,iface={iface}", "-l", "0", "--log-level=lib.eal:warning"]
 
 
 def xdpexd_path() -> Path:
@@ -101,8 +110,8 @@ class Gateway:
         workdir: Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
-        if mode not in ("afxdp", "udp"):
-            raise WireError(f"mode {mode!r}: expected afxdp or udp")
+        if mode not in ("afxdp", "udp", "dpdk"):
+            raise WireError(f"mode {mode!r}: expected afxdp, udp or dpdk")
         self.lab, self.mode, self.cpu, self.poll = lab, mode, cpu, poll
         self.symbols = list(symbols)
         self.extra_args = list(extra_args)
@@ -114,6 +123,7 @@ class Gateway:
         self.log_path = self.workdir / "xdpexd.log"
         self.pin_dir = Path("/sys/fs/bpf") / f"xdpex-{lab.prefix}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._aside: contextlib.ExitStack = contextlib.ExitStack()
 
     @property
     def server(self) -> str:
@@ -128,17 +138,21 @@ class Gateway:
             "--ctl-socket", str(self.ctl_path),
             "--entry-socket", str(self.workdir / "entry.sock"),
             "--port", str(PORT),
-            "--iface", self.lab.gw_if,
             "--poll", self.poll,
             "--exit-with-parent",
         ]  # fmt: skip
+        if self.mode != "dpdk":
+            cmd += ["--iface", self.lab.gw_if]
         if self.mode == "afxdp":
             cmd += ["--pin-dir", str(self.pin_dir)]
         else:
             cmd += ["--addr", self.lab.gw_ip]
         if self.cpu is not None:
             cmd += ["--cpus", str(self.cpu)]
-        return cmd + self.extra_args
+        cmd += self.extra_args
+        if self.mode == "dpdk":
+            cmd += ["--", *dpdk_eal_args(f"xdpex-{self.lab.prefix}", self.lab.gw_if)]
+        return cmd
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -154,6 +168,8 @@ class Gateway:
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(make_config(self.symbols, self.sessions), f)
+        if self.mode == "dpdk":
+            self._aside.enter_context(self.lab.gateway_stack_aside())
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             self.lab.run_cmd(self.lab.gw_ns, self.command()),
@@ -206,6 +222,7 @@ class Gateway:
                     rc = -signal.SIGKILL
             rc = rc or self.proc.returncode
             self.proc = None
+        self._aside.close()
         return rc
 
     def cleanup(self) -> None:
