@@ -26,16 +26,18 @@
 #include "xdpex/proto.h"
 
 #include "backend.h"
+#include "xdpex_maps.h"
 
 /* Every int-returning function of xdpexd reports an error its caller must look at. */
 #define XD_MUST_CHECK __attribute__((warn_unused_result))
 
-#define XD_MAX_QUEUES 64
+/* Sizes shared with the XDP program's maps come from xdp/xdpex_maps.h. */
+#define XD_MAX_QUEUES XDPEX_MAX_QUEUES
 #define XD_MAX_BATCH 256
 #define XD_NONCES 64 /* logins remembered per session for replay detection */
 #define XD_TX_SLOTS 512 /* datagrams a shard builds before it must commit and transmit */
 #define XD_RETRANS_MAX 1024 /* messages served per RetransmitRequest / Login replay */
-#define XD_MAX_ALLOW 4096
+#define XD_MAX_ALLOW XDPEX_MAX_ALLOW
 
 enum xd_poll { XD_POLL_SPIN = 0, XD_POLL_BUSY, XD_POLL_SLEEP };
 enum xd_durability { XD_DUR_NONE = 0, XD_DUR_FSYNC };
