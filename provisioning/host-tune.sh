@@ -8,13 +8,19 @@
 # and gro_flush_timeout in /sys/class/net/IFACE/), reserves 2 MiB huge pages for the UMEM, and
 # prints (never applies) the CPU-isolation changes that need a reboot.
 #
+# With --dpdk the NIC is prepared for xdpexd --mode dpdk instead: huge pages reserved and
+# hugetlbfs mounted, the vfio-pci module loaded, the IOMMU checked, the interface's PCI function
+# taken from its kernel driver and bound to vfio-pci (driver_override), and the EAL arguments and
+# CPU isolation to use printed. The kernel-driver steps (channels, RSS, rings, IRQs, busy polling)
+# do not apply then: DPDK drives the queues itself.
+#
 # Each step checks first whether the device supports it; one that does not (a veth has no ntuple
-# filters, a virtual device has no IRQs) says so and the script goes on. Read-only queries
-# (ethtool -l/-g/-n/-k, sysfs) run even with --dry-run, which prints every changing command instead
-# of running it. Running it twice changes nothing the second time.
+# filters, a virtual device has no IRQs or PCI function) says so and the script goes on. Read-only
+# queries (ethtool -l/-g/-n/-k, sysfs) run even with --dry-run, which prints every changing command
+# instead of running it. Running it twice changes nothing the second time.
 #
 # Usage: provisioning/host-tune.sh IFACE [--queues N] [--port PORT] [--cpus LIST] [--hugepages N]
-#                                        [--dry-run]
+#                                        [--dpdk [--force]] [--dry-run]
 set -euo pipefail
 
 prog=host-tune
@@ -25,18 +31,20 @@ die() {
 	exit 2
 }
 usage() {
-	sed -n '16,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '22,23p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<'EOF'
   IFACE          the gateway's order interface
   --queues N     AF_XDP queues (one xdpexd thread each); default: every CPU in --cpus
   --port PORT    UDP port of the order traffic; default 9000
   --cpus LIST    gateway CPUs, e.g. 2-5 or 2,4,6; default: every online CPU but CPU 0
   --hugepages N  2 MiB huge pages to reserve at least; default 512 (1 GiB), 0 leaves them alone
+  --dpdk         prepare the NIC for xdpexd --mode dpdk (vfio-pci, hugetlbfs) instead
+  --force        with --dpdk: bind even the interface that carries the default route
   --dry-run      print every changing command instead of running it
 EOF
 }
 
-iface="" queues="" port=9000 cpus="" hugepages=512 dry=0
+iface="" queues="" port=9000 cpus="" hugepages=512 dry=0 dpdk=0 force=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--queues) queues=${2:?--queues needs a value}; shift 2 ;;
@@ -44,6 +52,8 @@ while [ $# -gt 0 ]; do
 	--cpus) cpus=${2:?--cpus needs a value}; shift 2 ;;
 	--hugepages) hugepages=${2:?--hugepages needs a value}; shift 2 ;;
 	--dry-run) dry=1; shift ;;
+	--dpdk) dpdk=1; shift ;;
+	--force) force=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	-*) usage >&2; die "unknown option '$1'" ;;
 	*)
@@ -115,7 +125,8 @@ put() {
 mode=$([ "$dry" = 1 ] && echo "dry run, nothing is changed" || echo "applying")
 driver=$(basename "$(readlink -f "/sys/class/net/$iface/device/driver" 2>/dev/null)" 2>/dev/null ||
 	true)
-say "$iface (driver ${driver:-none, virtual device}): $queues AF_XDP queue(s), UDP port $port," \
+kind=$([ "$dpdk" = 1 ] && echo DPDK || echo AF_XDP)
+say "$iface (driver ${driver:-none, virtual device}): $queues $kind queue(s), UDP port $port," \
 	"CPUs ${cpu_arr[*]}; $mode"
 
 # ethtool field from a "Pre-set maximums"/"Current hardware settings" block: section 1 or 2.
@@ -333,14 +344,98 @@ $prog: deep C-states off (intel_idle.max_cstate=1 processor.max_cstate=1) for th
 EOF
 }
 
-step_channels
-step_steering
-step_rings
-step_offloads
-step_irqs
-step_busy_poll
-step_hugepages
-step_advice
+# DPDK 1. vfio-pci and the IOMMU -------------------------------------------------------------
+step_vfio() {
+	if [ -d /sys/bus/pci/drivers/vfio-pci ]; then
+		say "vfio-pci: loaded"
+	else
+		run modprobe vfio-pci
+	fi
+	if [ -n "$(ls -A /sys/kernel/iommu_groups 2>/dev/null)" ]; then
+		say "iommu: on ($(ls /sys/kernel/iommu_groups | wc -l) groups)"
+	else
+		say "advice (not applied): no IOMMU groups; add intel_iommu=on iommu=pt (or" \
+			"amd_iommu=on) to the kernel command line and reboot, or, on a host without an" \
+			"IOMMU only, allow vfio's unsafe no-IOMMU mode:" \
+			"echo 1 > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode"
+	fi
+}
+
+# DPDK 2. The interface's PCI function from its kernel driver to vfio-pci ----------------------
+pci="" pci_re='^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}[.][0-7]$'
+step_bind() {
+	local dev cur
+	dev=$(readlink -f "/sys/class/net/$iface/device" 2>/dev/null || true)
+	# virtio-net: the net device hangs off a virtio device, whose parent is the PCI function.
+	[[ $(basename "$dev") =~ $pci_re ]] || dev=$(dirname "$dev")
+	if [ -z "$dev" ] || [[ $dev != /sys/devices/pci* ]] || ! [[ $(basename "$dev") =~ $pci_re ]]
+	then
+		skip "vfio-pci binding: $iface is not a PCI device (virtual); give DPDK an af_packet" \
+			"port on it instead: --vdev=net_af_packet0,iface=$iface (the lab's way)"
+		return
+	fi
+	pci=$(basename "$dev")
+	cur=$(basename "$(readlink -f "$dev/driver")")
+	if [ "$cur" = vfio-pci ]; then
+		say "vfio-pci binding: $pci already bound"
+		return
+	fi
+	if ip route show default 2>/dev/null | grep -qw "dev $iface"; then
+		[ "$force" = 1 ] || [ "$dry" = 1 ] ||
+			die "$iface carries the default route: binding it to vfio-pci cuts this host off" \
+				"(use another NIC for the orders, or --force)"
+		say "vfio-pci binding: $iface carries the default route; a real run refuses without --force"
+	fi
+	say "vfio-pci binding: $pci ($iface) leaves $cur; the kernel has no $iface until it is" \
+		"given back: echo > $dev/driver_override; echo $pci >" \
+		"/sys/bus/pci/drivers/vfio-pci/unbind; echo $pci > /sys/bus/pci/drivers_probe"
+	run ip link set "$iface" down
+	put vfio-pci "$dev/driver_override"
+	put "$pci" "$dev/driver/unbind"
+	put "$pci" /sys/bus/pci/drivers_probe
+}
+
+# DPDK 3. hugetlbfs for EAL's memory ------------------------------------------------------------
+step_hugetlbfs() {
+	if grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+		say "hugetlbfs: mounted on /dev/hugepages"
+	else
+		run mkdir -p /dev/hugepages
+		run mount -t hugetlbfs nodev /dev/hugepages
+	fi
+}
+
+# DPDK 4. What to run ------------------------------------------------------------------------------
+step_dpdk_advice() {
+	local dev_arg
+	if [ -n "$pci" ]; then
+		dev_arg="-a $pci"
+	else
+		dev_arg="--vdev=net_af_packet0,iface=$iface"
+	fi
+	say "run: xdpexd --mode dpdk --addr <gateway IPv4> --queues $(seq -s, 0 $((queues - 1)))" \
+		"--cpus $(tr ' ' ',' <<<"${cpu_arr[*]}") --poll spin [...] -- $dev_arg" \
+		"-l ${cpu_arr[0]} --file-prefix xdpex"
+	say "(queue thread i runs on the i-th CPU of --cpus; isolate those CPUs as below)"
+}
+
+if [ "$dpdk" = 1 ]; then
+	step_vfio
+	step_bind
+	step_hugepages
+	step_hugetlbfs
+	step_dpdk_advice
+	step_advice
+else
+	step_channels
+	step_steering
+	step_rings
+	step_offloads
+	step_irqs
+	step_busy_poll
+	step_hugepages
+	step_advice
+fi
 if [ "$failed" -gt 0 ]; then
 	say "done ($mode) with $failed failed step(s), see the errors above"
 	exit 1

@@ -100,7 +100,8 @@ def test_user_space_filter_applies_the_allowlist_and_rate_live(dpdk_env: Env) ->
     a.send_session([a.login_msg()])
     assert a.recv(0.4) == []
     assert d.stats()["xdp_counters"]["not_allowed_cnt"] == 1
-    assert d.ctl({"cmd": "apply", "config": {"allowlist": [], "rate": {"pps": 1, "burst": 2}}})["ok"]
+    limit = {"allowlist": [], "rate": {"pps": 1, "burst": 2}}
+    assert d.ctl({"cmd": "apply", "config": limit})["ok"]
     assert isinstance(a.login(), c.LoginAccepted)
     for k in range(4):  # the login took one token and one is left (unless a second passes)
         a.send_app([new_order(k + 1)])

@@ -169,3 +169,39 @@ def test_failing_steps_are_reported_and_the_rest_still_run(ns: Netns) -> None:
     assert "takes every CPU; leave at least one (CPU 0)" in r.stdout
     assert "isolcpus" not in r.stdout
     assert ns.sysfs(ns.veth, "napi_defer_hard_irqs") == "0"
+
+
+def test_dpdk_dry_run_on_veth_prints_the_af_packet_way(ns: Netns) -> None:
+    r = ns.tune(ns.veth, "--dpdk", "--dry-run", "--cpus", "0", "--hugepages", "999999")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "1 DPDK queue(s)" in out and "dry run, nothing is changed" in out
+    assert f"skip: vfio-pci binding: {ns.veth} is not a PCI device" in out
+    assert f"--vdev=net_af_packet0,iface={ns.veth}" in out
+    assert "+ echo 999999 > /proc/sys/vm/nr_hugepages" in out
+    assert "+ ethtool" not in out  # no kernel-driver steps: DPDK drives the queues
+    assert "isolcpus=0" in out
+
+
+def pci_netdev() -> tuple[str, str]:
+    """The host's first network interface backed by a PCI function, and that function."""
+    for dev in sorted(Path("/sys/class/net").iterdir()):
+        real = (dev / "device").resolve()
+        for cand in (real, real.parent):
+            if cand.name.count(":") == 2 and str(cand).startswith("/sys/devices/pci"):
+                return dev.name, cand.name
+    pytest.fail("this host has no PCI network interface to dry-run the vfio-pci binding on")
+
+
+def test_dpdk_dry_run_on_a_pci_nic_binds_vfio_and_changes_nothing() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("host-tune tests need root")
+    iface, pci = pci_netdev()
+    driver_before = (Path("/sys/bus/pci/devices") / pci / "driver").resolve()
+    r = subprocess.run(["bash", str(SCRIPT), iface, "--dpdk", "--dry-run", "--cpus", "1",
+                        "--hugepages", "0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "+ echo vfio-pci > /sys/devices/" in r.stdout and f"{pci}/driver_override" in r.stdout
+    assert f"+ echo {pci} > /sys/bus/pci/drivers_probe" in r.stdout
+    assert f"-- -a {pci} -l 1" in r.stdout
+    assert (Path("/sys/bus/pci/devices") / pci / "driver").resolve() == driver_before
