@@ -34,7 +34,18 @@ $(XDP_LG_SKEL): $(TRAFFIC_OUT)/xdp_lg.bpf.o
 	$(if $(Q),@echo "  SKEL    $@")
 	$(Q)bpftool gen skeleton $< name xdp_lg > $@.tmp && mv $@.tmp $@
 
-# Wire benchmark: AF_XDP against kernel-UDP mode of the same daemon, batched and single-order.
-bench-wire: build
+# Wire benchmark: AF_XDP and DPDK against kernel-UDP mode of the same daemon, batched and
+# single-order. BASE=<git ref> also builds xdpexd as of that commit (into build/base/<ref>, from
+# `git archive`, the dataplane and what it links only) and measures its afxdp and udp modes in
+# the same run, each right before the current build's: the A/B of a change.
+BASE ?=
+BASE_XDPEXD := $(BUILD)/base/$(BASE)/build/dataplane/xdpexd
+bench-wire: build $(if $(BASE),$(BASE_XDPEXD))
 	$(Q)cd $(TOP) && $(PY) -m xdpex_traffic.benchwire --out $(BUILD)/bench/wire.json \
-		--doc $(TOP)/docs/BENCHMARKS.md
+		--doc $(TOP)/docs/BENCHMARKS.md $(if $(BASE),--baseline-xdpexd $(BASE_XDPEXD))
+
+$(BUILD)/base/%/build/dataplane/xdpexd:
+	$(Q)rm -rf $(BUILD)/base/$* && mkdir -p $(BUILD)/base/$*
+	$(Q)git -C $(TOP) archive $* | tar -x -C $(BUILD)/base/$*
+	@echo "  BASE    xdpexd as of $* in $(BUILD)/base/$*"
+	$(Q)$(MAKE) -C $(BUILD)/base/$* dataplane-build

@@ -1,7 +1,10 @@
-"""`make bench-wire`: the wire path measured end to end, AF_XDP against kernel UDP, in one run.
+"""`make bench-wire`: the wire path measured end to end, AF_XDP and DPDK against kernel UDP, in one
+run.
 
-For each path (xdpexd --mode afxdp, then --mode udp, same binary, same lab, gateway pinned on
-CPU 0, xdpex-loadgen on CPU 1) and each datagram size (16 orders, 1 order):
+For each path (xdpexd --mode afxdp, --mode udp, --mode dpdk, same binary, same lab, gateway
+pinned on CPU 0, xdpex-loadgen on CPU 1; with --baseline-xdpexd also afxdp-base and udp-base, the
+same modes of another build, e.g. the one before a change) and each datagram size (16 orders,
+1 order):
 
 - closed loop with a window of unanswered orders, three times: the rate the gateway sustains;
 - open loop from 0.7 x that figure upwards in steps of 1.2 while clean: the highest offered rate
@@ -10,8 +13,8 @@ CPU 0, xdpex-loadgen on CPU 1) and each datagram size (16 orders, 1 order):
 - ping-pong (one datagram outstanding): the round-trip floor.
 
 Rows go to build/bench/wire.json; the "## Wire" section of docs/BENCHMARKS.md is rewritten with the
-table, the command, the machine and the afxdp/udp ratios (the rest of the file is left alone).
-Bounded: about two minutes of traffic in all.
+table, the command, the machine and the ratios to kernel UDP and to the baseline build (the rest
+of the file is left alone). Bounded: about a minute of traffic per path.
 """
 
 from __future__ import annotations
@@ -73,21 +76,42 @@ def _row(path: str, batch: int, kind: str, r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The order paths appear in the report; "<mode>-base" is that mode of the --baseline-xdpexd build.
+PATH_ORDER = ["afxdp", "afxdp-base", "udp", "udp-base", "dpdk"]
+
+
+def mode_of(path: str) -> str:
+    return path.removesuffix("-base")
+
+
 class _Runner:
     """One xdpexd for a path; hands every generator run fresh sessions and, when a run fails
     (the gateway stopped answering), records the failure and starts a fresh gateway."""
 
     def __init__(
-        self, lab: Lab, path: str, io: list[str], log: Any, gw_args: list[str] = JOURNAL_ARGS
+        self,
+        lab: Lab,
+        path: str,
+        io: list[str],
+        log: Any,
+        gw_args: list[str] = JOURNAL_ARGS,
+        xdpexd: Path | None = None,
     ) -> None:
         self.lab, self.path, self.io, self.log, self.gw_args = lab, path, io, log, gw_args
+        self.xdpexd = xdpexd
         self.gw = self._start()
         self.next = 0
         self.stats: dict[str, Any] = {}
 
     def _start(self) -> Gateway:
         gw = Gateway(
-            self.lab, self.path, nsessions=64, cpu=GW_CPU, poll="spin", extra_args=self.gw_args
+            self.lab,
+            mode_of(self.path),
+            nsessions=64,
+            cpu=GW_CPU,
+            poll="spin",
+            extra_args=self.gw_args,
+            xdpexd=self.xdpexd,
         )
         try:
             gw.start(timeout=120.0)  # the journal reservation: ~12 s on a cold VM
@@ -176,10 +200,11 @@ def _measure_path(
     generator: str,
     log: Any,
     gw_args: list[str] = JOURNAL_ARGS,
+    xdpexd: Path | None = None,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     io = ["--xdp", lab.tg_if] if generator == "afxdp" else []
-    runner = _Runner(lab, path, io, log, gw_args)
+    runner = _Runner(lab, path, io, log, gw_args, xdpexd)
     try:
         for batch in batches:
             plan = PLANS.get(batch, PLANS[16])
@@ -296,6 +321,7 @@ def render_section(
     """The "## Wire" section of docs/BENCHMARKS.md; `load` = 1-minute load average before and
     after the run (other work on this 2-core machine skews every figure)."""
     attach = {r["path"]: f"{r.get('attach_mode')}/{r.get('bind_mode')}" for r in rows}
+    paths = [p for p in PATH_ORDER if any(r["path"] == p for r in rows)]
     gen_io = (
         "its own AF_XDP socket, `--xdp`"
         if rows and rows[0].get("generator") == "afxdp"
@@ -317,7 +343,9 @@ def render_section(
         f"Veth lab (`xdpex lab`), xdpexd `{flags}` pinned on CPU 0{reserved}, "
         f"xdpex-loadgen ({gen_io}) pinned on CPU 1, 2 sessions per run, 4 symbols, "
         "mix 60 % resting / 30 % cancel / 10 % crossing IOC. AF_XDP attach/bind: "
-        f"{attach.get('afxdp', 'n/a')}. Load average before/after the run: "
+        f"{attach.get('afxdp', 'n/a')}; DPDK: {attach.get('dpdk', 'n/a')} (an af_packet port on "
+        "the same veth, EAL `--no-huge -m 1024 --no-pci`). Paths `*-base`: the same modes of "
+        "the baseline build given to `--baseline-xdpexd`. Load average before/after the run: "
         f"{load[0]:.1f} / {load[1]:.1f} (2 cores; anything above ~2 means other work competed).",
         "",
         "Best rate = the fastest run (closed loop with a window, or open loop at a fixed rate) in "
@@ -339,7 +367,7 @@ def render_section(
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for batch in batches:
-        for path in ("afxdp", "udp"):
+        for path in paths:
             b, lat = best(rows, path, batch), _latency(rows, path, batch)
             rate = f"{b['orders_per_s']:,.0f}" if b else "none clean"
             how = (
@@ -358,10 +386,17 @@ def render_section(
             out.append(f"| {path} | {batch} | {rate} | {how} | {rtt} | {at} | {pps} |")
     out.append("")
     for batch in batches:
-        a, u = best(rows, "afxdp", batch), best(rows, "udp", batch)
-        if a and u and u["orders_per_s"] > 0:
-            ratio = a["orders_per_s"] / u["orders_per_s"]
-            out.append(f"- Ratio afxdp/udp, {batch} orders/datagram: **{ratio:.2f}×**")
+        for num, den in (
+            ("afxdp", "udp"),
+            ("dpdk", "udp"),
+            ("dpdk", "afxdp"),
+            ("afxdp", "afxdp-base"),
+            ("udp", "udp-base"),
+        ):
+            a, u = best(rows, num, batch), best(rows, den, batch)
+            if a and u and u["orders_per_s"] > 0:
+                ratio = a["orders_per_s"] / u["orders_per_s"]
+                out.append(f"- Ratio {num}/{den}, {batch} orders/datagram: **{ratio:.2f}×**")
     waits = {
         who: sorted(w for r in rows if (w := r.get(f"{who}_cpu_wait_pct")) is not None)
         for who in ("generator", "gateway")
@@ -427,7 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench-wire", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("build/bench/wire.json"))
     p.add_argument("--doc", type=Path, default=None, help="docs/BENCHMARKS.md to update")
-    p.add_argument("--paths", default="afxdp,udp")
+    p.add_argument("--paths", default="afxdp,udp,dpdk")
+    p.add_argument(
+        "--baseline-xdpexd",
+        type=Path,
+        default=None,
+        help="another build of xdpexd (e.g. before a change; `make bench-wire BASE=<git ref>` "
+        "builds one): its afxdp and udp modes are measured too, as afxdp-base and udp-base",
+    )
     p.add_argument("--batches", default="16,1")
     p.add_argument("--prefix", default=f"xbw{os.getpid()}")
     p.add_argument(
@@ -444,6 +486,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = p.parse_args(argv)
     paths = [x for x in a.paths.split(",") if x]
+    bad = [x for x in paths if x not in ("afxdp", "udp", "dpdk")]
+    if bad:
+        p.error(f"--paths {a.paths}: {bad[0]} is not afxdp, udp or dpdk")
+    if a.baseline_xdpexd is not None:
+        if not a.baseline_xdpexd.exists():
+            p.error(f"--baseline-xdpexd {a.baseline_xdpexd}: no such file")
+        # Each mode right after its baseline, so the two share the machine's state of the moment.
+        paths = [q for m in paths for q in ((f"{m}-base", m) if m != "dpdk" else (m,))]
     batches = [int(x) for x in a.batches.split(",") if x]
 
     def log(msg: str) -> None:
@@ -455,7 +505,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab.up()
         for path in paths:
-            rows += _measure_path(lab, path, batches, a.generator, log, a.gateway_args.split())
+            binary = a.baseline_xdpexd if path.endswith("-base") else None
+            rows += _measure_path(
+                lab, path, batches, a.generator, log, a.gateway_args.split(), binary
+            )
     except (LabError, WireError, OSError) as e:
         print(f"bench-wire: failed: {e}", file=sys.stderr)
         return 1

@@ -109,10 +109,12 @@ class Gateway:
         poll: str = "sleep",
         workdir: Path | None = None,
         extra_args: Sequence[str] = (),
+        xdpexd: Path | None = None,
     ) -> None:
         if mode not in ("afxdp", "udp", "dpdk"):
             raise WireError(f"mode {mode!r}: expected afxdp, udp or dpdk")
         self.lab, self.mode, self.cpu, self.poll = lab, mode, cpu, poll
+        self.binary = xdpexd or xdpexd_path()  # another build of it: A/B benchmarks
         self.symbols = list(symbols)
         self.extra_args = list(extra_args)
         self.sessions = [Session(i + 1) for i in range(nsessions)]
@@ -131,7 +133,7 @@ class Gateway:
 
     def command(self) -> list[str]:
         cmd = [
-            str(xdpexd_path()),
+            str(self.binary),
             "--mode", self.mode,
             "--config", str(self.config_path),
             "--journal-dir", str(self.workdir / "journal"),
@@ -162,7 +164,7 @@ class Gateway:
         return "\n".join(text[-lines:]) or "(empty log)"
 
     def start(self, timeout: float = 20.0) -> None:
-        binary = xdpexd_path()
+        binary = self.binary
         if not binary.exists():
             raise WireError(f"start xdpexd: {binary} is not built (run `make build`)")
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
