@@ -300,6 +300,7 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 				    json_integer((json_int_t)(map > tail ? map - tail : 0)));
 	}
 	xd_shard_port_stats(sh, q);
+	json_object_set_new(q, "latency", xd_hist_json(s->lat));
 	xe_engine_get_stats(sh->engine, &es);
 	json_object_set_new(q, "engine",
 			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "resting_orders",

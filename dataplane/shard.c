@@ -344,6 +344,7 @@ void xd_shard_batch_begin(struct xd_shard *sh)
 {
 	sh->now_ns = xd_wall_ns();
 	sh->mono_ns = xd_mono_ns();
+	sh->batch_rx = 0;
 }
 
 static void send_port(struct xd_shard *sh, struct xd_port *p)
@@ -355,6 +356,7 @@ static void send_port(struct xd_shard *sh, struct xd_port *p)
 void xd_shard_batch_end(struct xd_shard *sh)
 {
 	uint32_t nsend[3] = { 0 };
+	uint64_t t_commit, t_sent;
 	int rc;
 
 	if (sh->replaying)
@@ -380,6 +382,7 @@ void xd_shard_batch_end(struct xd_shard *sh)
 		}
 		memcpy(p, t->buf + XE_HDR_SIZE, (size_t)h->count * XE_MSG_SIZE);
 	}
+	t_commit = xd_mono_ns();
 	rc = xj_commit(&sh->journal, xd_index_out, sh);
 	if (rc) {
 		xd_shard_fatal(sh, rc, "journal write");
@@ -397,11 +400,24 @@ void xd_shard_batch_end(struct xd_shard *sh)
 			sh->sess[t->session_id].last_tx = sh->mono_ns;
 	}
 	sh->st.tx_datagrams += nsend[XD_PEER_UDP] + nsend[XD_PEER_UNIX];
+	t_sent = xd_mono_ns();
 	if (nsend[sh->net.be ? sh->net.be->peer_kind : XD_PEER_NONE])
 		send_port(sh, &sh->net);
 	if (sh->entry.be && nsend[sh->entry.be->peer_kind])
 		send_port(sh, &sh->entry);
 	tx_reset(sh);
+	if (sh->batch_rx) {
+		/* Every datagram of the batch so far shares its receipt (the burst) and its answers'
+		 * departure (now): one observation each. */
+		uint64_t done = xd_mono_ns();
+		struct xd_hist *lat = sh->st.lat;
+
+		xd_hist_add(&lat[XD_LAT_TOTAL], done - sh->mono_ns, sh->batch_rx);
+		xd_hist_add(&lat[XD_LAT_ENGINE], t_commit - sh->mono_ns, sh->batch_rx);
+		xd_hist_add(&lat[XD_LAT_JOURNAL], t_sent - t_commit, sh->batch_rx);
+		xd_hist_add(&lat[XD_LAT_TRANSMIT], done - t_sent, sh->batch_rx);
+		sh->batch_rx = 0;
+	}
 }
 
 /* ---- the loop ---- */
@@ -414,6 +430,7 @@ static void rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		const struct xd_rxd *d = &sh->rx[i];
 
+		sh->batch_rx++; /* counted by the commit that answers it (mid-batch ones included) */
 		if (d->buf) {
 			xd_shard_datagram(sh, d->buf, d->len, d->src);
 		} else {

@@ -251,6 +251,24 @@ struct xd_txd {
 	uint8_t buf[XE_MAX_PAYLOAD];
 };
 
+/* Gateway latency per datagram, from the start of the receive burst that brought it to the end of
+ * its batch's transmit, and the stages of that: engine (sequencing, matching, the answers built),
+ * journal (the commit), transmit (answers handed to the port). Fixed buckets, no allocation. */
+enum xd_lat_stage { XD_LAT_TOTAL = 0, XD_LAT_ENGINE, XD_LAT_JOURNAL, XD_LAT_TRANSMIT, XD_LAT_STAGES };
+#define XD_LAT_BUCKETS 20 /* bounds in latency.c; one more bucket above the last bound */
+
+struct xd_hist {
+	uint64_t n[XD_LAT_BUCKETS + 1];
+	uint64_t count, sum_ns;
+};
+
+extern const uint64_t xd_lat_bounds_ns[XD_LAT_BUCKETS];
+extern const char *const xd_lat_stage_names[XD_LAT_STAGES];
+/* Adds `weight` observations of `ns` (one per datagram of the batch). */
+void xd_hist_add(struct xd_hist *h, uint64_t ns, uint64_t weight);
+/* The histograms as {"bounds_ns": [...], "<stage>": {"buckets": [...], "count", "sum_ns"}}. */
+struct json_t *xd_hist_json(const struct xd_hist *h);
+
 struct xd_stats {
 	uint64_t rx_datagrams, rx_msgs, tx_datagrams, tx_msgs, applied, duplicates, gaps,
 		malformed, unknown_session, not_allowed, spoofed, not_logged_in, rate_limited, logins,
@@ -259,6 +277,7 @@ struct xd_stats {
 	 * from xd_shard_batch_begin to the end of xd_shard_batch_end: how loaded the queue
 	 * thread is, whatever it spends spinning idle. */
 	uint64_t batches, busy_ns;
+	struct xd_hist lat[XD_LAT_STAGES];
 };
 
 struct xd_shard;
@@ -301,7 +320,8 @@ struct xd_shard {
 	struct xd_journal journal;
 	bool replaying;
 	uint64_t now_ns; /* wall clock of the batch (recv_ts) */
-	uint64_t mono_ns;
+	uint64_t mono_ns; /* monotonic clock at the start of the batch */
+	uint32_t batch_rx; /* datagrams of the batch not yet counted in a latency histogram */
 	unsigned side_turn; /* loop turns, for the entry port and the timers */
 	uint64_t side_last; /* when the entry port and timers were last served */
 	uint64_t last_sweep;

@@ -88,7 +88,13 @@ def test_afxdp_gateway_is_configured_through_the_api(lab):
                 assert 'xdpex_xdp_packets_total{reason="rx"}' in m
                 assert 'xdpex_afxdp_events_total{queue="0",reason="rx_ring_full"}' in m
                 assert "xdpex_dataplane_info{attach_mode=" in m
-                pinned = read_pinned_counters(s.xdp_tool, gw.pin_dir)
+                # The pinned map read in process (bpf(2)) says what the tool says.
+                pinned = read_pinned_counters(gw.pin_dir)
                 assert pinned is not None and "rx_cnt" in pinned and "spoofed_cnt" in pinned
+                tool = json.loads(subprocess.run(
+                    [str(s.xdp_tool), "counters", "--pin-dir", str(gw.pin_dir)],
+                    capture_output=True, text=True, check=True, timeout=30).stdout)
+                assert list(tool) == list(pinned)
+                assert all(0 <= tool[k] - pinned[k] <= 16 for k in tool), (tool, pinned)
         finally:
             cleanup_dir(d)

@@ -133,3 +133,36 @@ def test_stats_and_journal_report(dp_env: Env) -> None:
     j = d.ctl({"cmd": "journal"})
     assert j["queues"][0]["segments"] == ["00000001.xjl"]
     assert j["queues"][0]["last_seq"] == q["journal_seq"] == 3  # login, inbound, outbound
+
+
+def test_gateway_latency_histograms_per_stage(dp_env: Env) -> None:
+    """Every datagram answered is one observation in each stage's histogram (receipt to the end
+    of its answers' transmit, and the engine, journal and transmit shares), exported to
+    Prometheus as xdpex_gateway_latency_seconds{queue,stage}."""
+    from xdpex.metrics import _DataplaneCollector
+
+    a = dp_env.client(1)
+    assert isinstance(a.login(), c.LoginAccepted)
+    for k in range(10):
+        a.send_app([new_order(k + 1, price=100 + k)])
+    a.wait_count(lambda m: isinstance(m, c.Accepted), 10)
+    st = dp_env.daemon.stats()
+    lat = st["queues"][0]["latency"]
+    assert len(lat["bounds_ns"]) == 20 and lat["bounds_ns"] == sorted(lat["bounds_ns"])
+    stages = ("total", "engine", "journal", "transmit")
+    for stage in stages:
+        h = lat[stage]
+        assert len(h["buckets"]) == 21 and sum(h["buckets"]) == h["count"], stage
+    assert lat["total"]["count"] >= 11  # the login and ten orders, at least
+    assert {lat[s]["count"] for s in stages} == {lat["total"]["count"]}
+    parts = sum(lat[s]["sum_ns"] for s in ("engine", "journal", "transmit"))
+    assert 0 < parts <= lat["total"]["sum_ns"]
+    fam = _DataplaneCollector._latency(st)
+    assert fam.name == "xdpex_gateway_latency_seconds"
+    samples = {(s.name, s.labels.get("stage"), s.labels.get("le")): s.value for s in fam.samples}
+    assert samples[("xdpex_gateway_latency_seconds_bucket", "total", "+Inf")] == \
+        lat["total"]["count"]
+    assert samples[("xdpex_gateway_latency_seconds_count", "journal", None)] == \
+        lat["journal"]["count"]
+    le_1ms = [v for (n, stg, le), v in samples.items() if stg == "total" and le == "0.001"]
+    assert le_1ms and le_1ms[0] <= lat["total"]["count"]

@@ -11,18 +11,22 @@ succeeds, with `xdpex_dataplane_up 0`.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 
+from .bpfmap import counter_names, read_percpu_counters
 from .models import PersisterPosition
 
 if TYPE_CHECKING:
@@ -78,22 +82,15 @@ LAT_BUCKETS = (
 )
 
 
-def read_pinned_counters(tool: Path, pin_dir: Path) -> dict[str, int] | None:
-    """The XDP program's counters straight from its pinned stats map (build/xdp/xdpex-xdp),
-    for when xdpexd cannot report them; None when nothing is pinned."""
-    if not (pin_dir / "stats_map").exists() or not tool.exists():
+def read_pinned_counters(pin_dir: Path) -> dict[str, int] | None:
+    """The XDP program's counters straight from its pinned stats map (bpf(2), no process), for
+    when xdpexd cannot report them; None when nothing is pinned or the map cannot be read."""
+    if not (pin_dir / "stats_map").exists():
         return None
     try:
-        out = subprocess.run(
-            [str(tool), "counters", "--pin-dir", str(pin_dir)],
-            capture_output=True,
-            text=True,
-            timeout=2,
-        )
-        data = json.loads(out.stdout) if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return read_percpu_counters(pin_dir / "stats_map", counter_names())
+    except OSError:
         return None
-    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
 class _DataplaneCollector(Collector):
@@ -112,7 +109,7 @@ class _DataplaneCollector(Collector):
         if st:
             yield from self._stats(st, journal_seq)
         if not (st and st.get("xdp_counters")):
-            pinned = read_pinned_counters(self.cp.settings.xdp_tool, self.cp.settings.xdp_pin_dir)
+            pinned = read_pinned_counters(self.cp.settings.xdp_pin_dir)
             if pinned:
                 yield self._xdp(pinned)
         yield from self._persister(journal_seq)
@@ -181,6 +178,7 @@ class _DataplaneCollector(Collector):
             yield self._xdp(st["xdp_counters"])
         if st.get("dpdk"):
             yield from self._dpdk(st)
+        yield self._latency(st)
         eng = st.get("engine") or {}
         for k, kind in (
             ("resting_orders", "g"),
@@ -204,6 +202,32 @@ class _DataplaneCollector(Collector):
             [str(st.get(k)) for k in ("mode", "attach_mode", "bind_mode", "durability", "poll")], 1
         )
         yield info
+
+    @staticmethod
+    def _latency(st: dict) -> Metric:
+        """xdpexd's per-queue histograms: receipt of a datagram to its answers' departure
+        (stage total) and its shares (engine, journal, transmit)."""
+        h = HistogramMetricFamily(
+            "xdpex_gateway_latency_seconds",
+            "xdpexd: start of the receive burst that brought a datagram to the end of its "
+            "batch's transmit (total), and the engine, journal and transmit stages of it",
+            labels=["queue", "stage"],
+        )
+        for q in st.get("queues", []) or []:
+            lat = q.get("latency")
+            if not lat:
+                continue
+            bounds = lat["bounds_ns"]
+            for stage, v in lat.items():
+                if stage == "bounds_ns":
+                    continue
+                cum, buckets = 0, []
+                for le, n in zip(bounds, v["buckets"], strict=False):
+                    cum += n
+                    buckets.append((repr(le / 1e9), float(cum)))
+                buckets.append(("+Inf", float(v["count"])))
+                h.add_metric([str(q.get("queue", 0)), stage], buckets, v["sum_ns"] / 1e9)
+        return h
 
     @staticmethod
     def _dpdk(st: dict) -> Iterator[Metric]:
