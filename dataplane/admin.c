@@ -176,10 +176,14 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 	struct xd_config parsed = { 0 };
 	bool live = line != NULL;
 	uint32_t id = 0, n, found = 0;
+	uint64_t epoch = 0;
 	int rc = 0;
 
 	if (!cmd)
 		return fail(resp, "cmd: required");
+	/* A standby changes only by following its primary (or by becoming it). */
+	if (live && sh->role == XD_ROLE_STANDBY && strcmp(cmd, "promote"))
+		return fail(resp, "%s: this xdpexd is a standby; send it to the primary", cmd);
 	if (!strcmp(cmd, "apply") && !frag) {
 		char err[400];
 
@@ -196,6 +200,19 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 	} else if (!strcmp(cmd, "logout")) {
 		if (get_u32(req, "session", &id, resp))
 			return -1;
+	} else if (!strcmp(cmd, "promote")) {
+		json_t *e = json_object_get(req, "epoch");
+
+		if (!json_is_integer(e) || json_integer_value(e) < 1)
+			return fail(resp, "epoch: required, a positive integer (the etcd revision "
+					  "of the leader key)");
+		epoch = (uint64_t)json_integer_value(e);
+		if (live && sh->role == XD_ROLE_PRIMARY)
+			return fail(resp, "promote: already the primary (epoch %llu)",
+				    (unsigned long long)sh->epoch);
+		if (epoch <= sh->epoch)
+			return fail(resp, "epoch %llu: not above this journal's epoch %llu",
+				    (unsigned long long)epoch, (unsigned long long)sh->epoch);
 	} else if (strcmp(cmd, "apply") && strcmp(cmd, "expire_day")) {
 		return fail(resp, "cmd: unknown command %s", cmd);
 	}
@@ -216,6 +233,7 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 			goto out;
 		}
 		memcpy(p, line, len);
+		sh->admin_seq = sh->journal.next_seq - 1;
 	}
 	if (frag) {
 		apply_do(sh, frag, resp);
@@ -240,6 +258,11 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		n = xe_engine_expire_day(sh->engine, sh->ev);
 		xd_emit_events(sh, n, NULL, NULL, 0);
 		found = n;
+	} else if (!strcmp(cmd, "promote")) {
+		/* The epoch begins at this record; replay sees the logouts that follow it. */
+		xd_epoch_begin(sh, epoch, sh->admin_seq);
+		if (live)
+			found = xd_repl_take_over(sh);
 	}
 	if (resp)
 		json_object_set_new(resp, "found", json_integer(found));
@@ -282,6 +305,7 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 	X(timeouts);
 	X(batches);
 	X(busy_ns);
+	X(standby_dropped);
 #undef X
 	json_object_set_new(q, "journal_seq", json_integer((json_int_t)sh->journal.next_seq - 1));
 	json_object_set_new(q, "journal_bytes", json_integer((json_int_t)sh->journal.bytes));
@@ -367,6 +391,17 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 								     lv[i].orders));
 			json_object_set_new(resp, side == XE_BUY ? "bids" : "asks", arr);
 		}
+	} else if (!strcmp(cmd, "ha")) {
+		xd_repl_status(sh, resp);
+	} else if (!strcmp(cmd, "follow")) {
+		const char *from = json_string_value(json_object_get(req, "from"));
+
+		if (sh->role != XD_ROLE_STANDBY || !sh->repl) {
+			json_object_set_new(resp, "error",
+					    json_string("follow: this xdpexd is not a standby"));
+			return -1;
+		}
+		xd_repl_follow_addr(sh, from);
 	} else if (!strcmp(cmd, "journal")) {
 		json_t *segs = json_array();
 
@@ -395,7 +430,8 @@ void xd_shard_mbox(struct xd_shard *sh)
 	pthread_mutex_lock(&m->mu);
 	cmd = json_string_value(json_object_get(m->req, "cmd"));
 	if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
-		    !strcmp(cmd, "book") || !strcmp(cmd, "journal")))
+		    !strcmp(cmd, "book") || !strcmp(cmd, "journal") || !strcmp(cmd, "ha") ||
+		    !strcmp(cmd, "follow")))
 		m->rc = xd_shard_query(sh, m->req, m->resp);
 	else
 		m->rc = xd_shard_admin(sh, m->req, m->frag, m->line, m->resp, m->dry);

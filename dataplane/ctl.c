@@ -168,6 +168,31 @@ static json_t *gather(json_t *req, const char *cmd)
 			json_array_extend(all, json_object_get(q, "sessions"));
 		json_object_set_new(out, "sessions", all);
 		json_decref(queues);
+	} else if (!strcmp(cmd, "ha")) {
+		const struct xd_opts *o = xd_g_opts;
+		uint64_t until = atomic_load(&xd_lease_until), now = xd_mono_ns();
+		json_t *q0 = json_array_get(queues, 0);
+
+		json_object_set_new(out, "name", json_string(o->name));
+		json_object_set(out, "role", json_object_get(q0, "role"));
+		json_object_set(out, "epoch", json_object_get(q0, "epoch"));
+		json_object_set_new(out, "ha", json_boolean(o->ha));
+		json_object_set_new(out, "fenced", json_boolean(xd_fenced(o, now)));
+		json_object_set_new(out, "lease_ms",
+				    o->ha ? json_integer(until > now ? (json_int_t)((until - now) / 1000000)
+								     : 0)
+					  : json_null());
+		json_object_set_new(out, "durability",
+				    json_string(o->replicated ? (o->durability == XD_DUR_FSYNC
+									 ? "replicated-fsync"
+									 : "replicated")
+						: o->durability == XD_DUR_FSYNC ? "fsync"
+										: "none"));
+		json_object_set_new(out, "repl_missing",
+				    json_string(o->repl_missing == XD_MISSING_HOLD ? "hold" : "local"));
+		json_object_set_new(out, "repl_listen",
+				    o->repl_listen ? json_string(o->repl_listen) : json_null());
+		json_object_set_new(out, "queues", queues);
 	} else if (!strcmp(cmd, "book")) {
 		json_t *q, *found = NULL;
 		size_t i;
@@ -273,6 +298,10 @@ static json_t *change(json_t *req, const char *cmd)
 	else if (!strcmp(cmd, "logout") && !found)
 		out = err_resp("session %lld: not logged in",
 			       (long long)json_integer_value(json_object_get(req, "session")));
+	else if (!strcmp(cmd, "promote"))
+		out = json_pack("{s:b,s:I,s:I}", "ok", 1, "epoch",
+				(json_int_t)json_integer_value(json_object_get(req, "epoch")),
+				"sessions_logged_out", (json_int_t)found);
 	else if (fp)
 		out = json_pack("{s:b,s:{s:I,s:I,s:b,s:b}}", "ok", 1, "applied", "symbols",
 				(json_int_t)nsym, "sessions", (json_int_t)nses, "allowlist",
@@ -284,6 +313,25 @@ done:
 done_frag:
 	xd_config_free(&frag);
 	return out;
+}
+
+/* "lease": the HA agent renewed this primary's lease; answers may leave for ttl_ms more (its own
+ * clock). ttl_ms 0 fences at once (a planned switchover, or the lease lost). */
+static json_t *lease(json_t *req)
+{
+	json_t *t = json_object_get(req, "ttl_ms");
+	uint64_t now = xd_mono_ns();
+
+	if (!xd_g_opts->ha)
+		return err_resp("lease: this xdpexd runs without --ha");
+	if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > 60000)
+		return err_resp("ttl_ms: required, an integer in 0..60000");
+	atomic_store(&xd_lease_until, now + (uint64_t)json_integer_value(t) * 1000000ull);
+	if (!json_integer_value(t))
+		xd_log("lease: ended by the agent: fenced, no answers leave");
+	for (int i = 0; i < ctl.nshards; i++)
+		xd_shard_wake(&ctl.shards[i]);
+	return json_pack("{s:b,s:b}", "ok", 1, "fenced", !json_integer_value(t));
 }
 
 static json_t *handle(const char *text)
@@ -300,11 +348,19 @@ static json_t *handle(const char *text)
 	}
 	cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		out = err_resp("cmd: required (hash, stats, sessions, book, journal, apply, halt, "
-			       "resume, logout, expire_day)");
+		out = err_resp("cmd: required (hash, stats, sessions, book, journal, ha, apply, halt, "
+			       "resume, logout, expire_day, promote, follow, lease)");
 	else if (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
-		 !strcmp(cmd, "journal"))
+		 !strcmp(cmd, "journal") || !strcmp(cmd, "ha"))
 		out = gather(req, cmd);
+	else if (!strcmp(cmd, "lease"))
+		out = lease(req);
+	else if (!strcmp(cmd, "follow")) {
+		const char *from = json_string_value(json_object_get(req, "from"));
+
+		out = from ? gather(req, cmd)
+			   : err_resp("from: required, the primary's --repl-listen A.B.C.D:PORT");
+	}
 	else if (!strcmp(cmd, "book")) {
 		json_t *s = json_object_get(req, "symbol"), *d = json_object_get(req, "depth");
 
@@ -316,11 +372,11 @@ static json_t *handle(const char *text)
 		else
 			out = gather(req, cmd);
 	} else if (!strcmp(cmd, "apply") || !strcmp(cmd, "halt") || !strcmp(cmd, "resume") ||
-		   !strcmp(cmd, "logout") || !strcmp(cmd, "expire_day"))
+		   !strcmp(cmd, "logout") || !strcmp(cmd, "expire_day") || !strcmp(cmd, "promote"))
 		out = change(req, cmd);
 	else
-		out = err_resp("cmd: unknown command %s (hash, stats, sessions, book, journal, "
-			       "apply, halt, resume, logout, expire_day)",
+		out = err_resp("cmd: unknown command %s (hash, stats, sessions, book, journal, ha, "
+			       "apply, halt, resume, logout, expire_day, promote, follow, lease)",
 			       cmd);
 	json_decref(req);
 	return out;

@@ -816,6 +816,8 @@ int xj_open(struct xd_journal *j, const char *base, int queue, int durability, u
 	xd_log("journal %s: %u segments, %llu records, last seq %llu", j->dir, nsegs ? nsegs : 1,
 	       (unsigned long long)recs, (unsigned long long)(j->next_seq - 1));
 	free(segs);
+	j->committed_seq = j->next_seq - 1;
+	__atomic_store_n(&j->committed_pos, xj_pos(j->seg_no, j->seg_off), __ATOMIC_RELEASE);
 	return 0;
 fail:
 	free(segs);
@@ -941,6 +943,8 @@ int xj_commit(struct xd_journal *j, xj_index_fn idx, void *ctx)
 		}
 	}
 	__atomic_store_n(&j->seg_off, j->seg_off + j->len, __ATOMIC_RELAXED);
+	__atomic_store_n(&j->committed_seq, j->next_seq - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&j->committed_pos, xj_pos(j->seg_no, j->seg_off), __ATOMIC_RELEASE);
 	j->bytes += j->len;
 	j->len = 0;
 	j->last_rec = SIZE_MAX;
@@ -960,4 +964,249 @@ int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void *buf, size_t 
 	if (r < 0)
 		return -errno;
 	return r == (ssize_t)len ? 0 : -EIO;
+}
+
+/* ---- standbys: records as the primary wrote them ---- */
+
+int xj_append_raw(struct xd_journal *j, const struct xj_rec *r)
+{
+	if (r->seq != j->next_seq || r->len < XJ_REC_HDR || r->len % XJ_ALIGN)
+		return -EPROTO;
+	if (j->cap - j->len < r->len) {
+		size_t cap = j->cap;
+		uint8_t *n;
+
+		while (cap - j->len < r->len)
+			cap *= 2;
+		n = realloc(j->buf, cap);
+		if (!n)
+			return -ENOMEM;
+		j->buf = n;
+		j->cap = cap;
+	}
+	memcpy(j->buf + j->len, r, r->len);
+	j->last_rec = j->len;
+	j->len += r->len;
+	j->next_seq++;
+	return 0;
+}
+
+int xj_commit_replay(struct xd_journal *j, xj_replay_fn fn, void *ctx)
+{
+	uint64_t base = j->seg_off;
+	uint32_t seg;
+	size_t len = j->len;
+	int rc;
+
+	if (!len)
+		return 0;
+	/* A rotation inside the commit moves the batch to the next segment's start. */
+	if (j->seg_off > XJ_SEG_HDR && j->seg_off + j->len > j->seg_max)
+		base = XJ_SEG_HDR;
+	rc = xj_commit(j, NULL, NULL);
+	if (rc)
+		return rc;
+	seg = j->seg_no;
+	for (uint64_t off = 0; off < len;) {
+		const struct xj_rec *r = (const struct xj_rec *)(j->map + base + off);
+
+		rc = fn(ctx, r, (const uint8_t *)r + XJ_REC_HDR, seg, base + off);
+		if (rc)
+			return rc;
+		off += r->len;
+	}
+	return 0;
+}
+
+/* ---- cutting a journal back (a rejoining old primary's unreplicated tail) ---- */
+
+int xj_truncate_after(const char *qdir, uint64_t seq)
+{
+	struct xj_reader r;
+	uint32_t *segs = NULL, n = 0;
+	char path[PATH_MAX + 16];
+	int rc;
+
+	rc = xj_reader_open(&r, qdir, seq + 1, UINT64_MAX);
+	if (rc) {
+		xd_log("error: journal %s: cannot find record %llu to cut after: %s", qdir,
+		       (unsigned long long)seq + 1, strerror(-rc));
+		return rc;
+	}
+	snprintf(path, sizeof(path), "%s/%08u.xjl", qdir, r.seg);
+	if (ftruncate(r.fd, (off_t)r.off) || fsync(r.fd)) {
+		rc = -errno;
+		xd_log("error: journal %s: cannot cut at offset %llu: %s", path,
+		       (unsigned long long)r.off, strerror(errno));
+		xj_reader_close(&r);
+		return rc;
+	}
+	rc = list_segments(qdir, &segs, &n);
+	for (uint32_t i = 0; !rc && i < n; i++) {
+		if (segs[i] <= r.seg)
+			continue;
+		snprintf(path, sizeof(path), "%s/%08u.xjl", qdir, segs[i]);
+		if (unlink(path))
+			rc = -errno;
+	}
+	if (!rc)
+		rc = fsync_dir(qdir);
+	if (rc)
+		xd_log("error: journal %s: cannot remove the segments after %08u.xjl: %s", qdir, r.seg,
+		       strerror(-rc));
+	free(segs);
+	xj_reader_close(&r);
+	return rc;
+}
+
+/* ---- readers in other threads ---- */
+
+#define XJ_READ_CHUNK (8u << 20)
+
+static int reader_seg(struct xj_reader *r, uint32_t no)
+{
+	char path[PATH_MAX + 16];
+	struct xj_seg_hdr h;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%08u.xjl", r->dir, no);
+	fd = open(path, O_RDWR | O_CLOEXEC); /* RDWR: xj_truncate_after cuts through it */
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h.magic, XJ_MAGIC, 8)) {
+		close(fd);
+		return -EINVAL;
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = fd;
+	r->seg = no;
+	r->off = XJ_SEG_HDR;
+	r->next_seq = h.first_seq;
+	return 0;
+}
+
+int xj_reader_open(struct xj_reader *r, const char *qdir, uint64_t from_seq,
+		   uint64_t committed_pos)
+{
+	uint32_t *segs = NULL, n = 0, pick = 0;
+	uint8_t *buf;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	snprintf(r->dir, sizeof(r->dir), "%s", qdir);
+	rc = list_segments(qdir, &segs, &n);
+	if (rc)
+		return rc;
+	/* The last segment that starts at or before from_seq. */
+	for (uint32_t i = 0; i < n; i++) {
+		char path[PATH_MAX + 16];
+		struct xj_seg_hdr h;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%08u.xjl", qdir, segs[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) && h.first_seq <= from_seq)
+			pick = segs[i];
+		close(fd);
+	}
+	free(segs);
+	if (!pick || (rc = reader_seg(r, pick)))
+		return pick ? rc : -ENOENT;
+	buf = malloc(XJ_READ_CHUNK);
+	if (!buf) {
+		xj_reader_close(r);
+		return -ENOMEM;
+	}
+	/* Walk the segment's records up to from_seq, a chunk at a time. */
+	while (!rc && r->next_seq < from_seq) {
+		uint64_t at = r->off, seq = r->next_seq, off = 0;
+		ssize_t got = xj_reader_next(r, committed_pos, buf, XJ_READ_CHUNK);
+
+		if (got <= 0) {
+			rc = got ? (int)got : -ENOENT; /* the journal ends before from_seq */
+			break;
+		}
+		while (off < (uint64_t)got && seq < from_seq) {
+			off += ((const struct xj_rec *)(buf + off))->len;
+			seq++;
+		}
+		if (seq == from_seq) { /* stop at the record, not after the chunk */
+			r->off = at + off;
+			r->next_seq = seq;
+		}
+	}
+	free(buf);
+	if (rc)
+		xj_reader_close(r);
+	return rc;
+}
+
+ssize_t xj_reader_next(struct xj_reader *r, uint64_t committed_pos, uint8_t *buf, size_t max)
+{
+	uint32_t cseg = (uint32_t)(committed_pos >> 40);
+	uint64_t coff = committed_pos & ((1ull << 40) - 1);
+
+	for (;;) {
+		uint64_t end, got, off = 0;
+		ssize_t n;
+
+		if (r->seg == cseg || committed_pos == UINT64_MAX) {
+			end = committed_pos == UINT64_MAX ? UINT64_MAX : coff;
+		} else if (r->seg < cseg) {
+			struct stat st;
+
+			/* A finished segment: cut to its records before the next one was published. */
+			if (fstat(r->fd, &st))
+				return -errno;
+			end = (uint64_t)st.st_size;
+		} else {
+			return 0;
+		}
+		if (r->off < end) {
+			size_t want = end - r->off < max ? (size_t)(end - r->off) : max;
+
+			n = pread(r->fd, buf, want, (off_t)r->off);
+			if (n < 0)
+				return -errno;
+			got = (uint64_t)n;
+			/* Whole records only; a zero length word ends the written data. */
+			while (off + XJ_REC_HDR <= got) {
+				const struct xj_rec *rec = (const struct xj_rec *)(buf + off);
+
+				if (!rec->len || rec->len < XJ_REC_HDR || off + rec->len > got)
+					break;
+				off += rec->len;
+				r->next_seq = rec->seq + 1;
+			}
+			if (off) {
+				r->off += off;
+				return (ssize_t)off;
+			}
+			if (r->seg == cseg || committed_pos == UINT64_MAX)
+				return 0;
+			if (got >= sizeof(uint32_t) && ((const struct xj_rec *)buf)->len > max) {
+				r->need = ((const struct xj_rec *)buf)->len;
+				return -EMSGSIZE; /* a record larger than the buffer: r->need */
+			}
+		}
+		if (r->seg >= cseg && committed_pos != UINT64_MAX)
+			return 0;
+		{
+			int rc = reader_seg(r, r->seg + 1);
+
+			if (rc)
+				return rc == -ENOENT && committed_pos == UINT64_MAX ? 0 : rc;
+		}
+	}
+}
+
+void xj_reader_close(struct xj_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
 }

@@ -14,7 +14,8 @@ const uint64_t xd_lat_bounds_ns[XD_LAT_BUCKETS] = {
 	30000, 50000, 100000, 200000, 500000, 1000000, 2000000, 5000000, 10000000, 100000000,
 };
 
-const char *const xd_lat_stage_names[XD_LAT_STAGES] = { "total", "engine", "journal", "transmit" };
+const char *const xd_lat_stage_names[XD_LAT_STAGES] = { "total", "engine", "journal",
+							 "replication", "transmit" };
 
 void xd_hist_add(struct xd_hist *h, uint64_t ns, uint64_t weight)
 {

@@ -34,7 +34,15 @@ static void usage(FILE *f)
 		"  --queues LIST           rx queues, e.g. 0 or 0,1 (afxdp; udp: 0)      [0]\n"
 		"  --addr A.B.C.D          udp: address to bind                          [0.0.0.0]\n"
 		"  --port N                gateway UDP port                              [9000]\n"
-		"  --durability none|fsync journal guarantee                             [none]\n"
+		"  --durability none|fsync|replicated|replicated-fsync\n"
+		"                          when an answer may leave (docs/ha.md)        [none]\n"
+		"  --repl-listen A.B.C.D:PORT  standbys connect here (queue i: PORT + i)\n"
+		"  --repl-from A.B.C.D:PORT    the primary a standby follows\n"
+		"  --repl-missing hold|local   replicated, no standby: hold answers or go on  [hold]\n"
+		"  --role primary|standby  role at start                                 [primary]\n"
+		"  --ha                    start as a standby; as primary answer only while a\n"
+		"                          lease granted on the control socket runs (docs/ha.md)\n"
+		"  --name NAME             this node in logs and replication         [hostname]\n"
 		"  --ctl-socket PATH       control socket            [/run/xdpex/ctl.sock]\n"
 		"  --entry-socket PATH     local order-entry socket  [/run/xdpex/entry.sock]\n"
 		"  --pin-dir DIR           afxdp: bpffs pin directory [/sys/fs/bpf/xdpex]\n"
@@ -139,7 +147,9 @@ static void enter_netns(const char *name)
 
 static void parse_args(int argc, char **argv, struct xd_opts *o)
 {
-	static const char *const durs[] = { "none", "fsync", NULL };
+	static const char *const durs[] = { "none", "fsync", "replicated", "replicated-fsync", NULL };
+	static const char *const missing[] = { "hold", "local", NULL };
+	static const char *const roles[] = { "primary", "standby", NULL };
 	static const char *const polls[] = { "spin", "busy", "sleep", NULL };
 	static const char *const xmodes[] = { "auto", "native", "generic", NULL };
 	static const char *const bmodes[] = { "auto", "zerocopy", "copy", NULL };
@@ -168,6 +178,12 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		{ "cpus", required_argument, 0, 'k' },
 		{ "netns", required_argument, 0, 'N' },
 		{ "exit-with-parent", no_argument, 0, 'W' },
+		{ "repl-listen", required_argument, 0, 'L' },
+		{ "repl-from", required_argument, 0, 'F' },
+		{ "repl-missing", required_argument, 0, 'M' },
+		{ "role", required_argument, 0, 'r' },
+		{ "ha", no_argument, 0, 'H' },
+		{ "name", required_argument, 0, 'n' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -197,7 +213,19 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'p': o->port = (uint16_t)num("--port", optarg, 1, 65535); break;
 		case 'c': o->config = optarg; break;
 		case 'j': o->journal_dir = optarg; break;
-		case 'd': o->durability = pick("--durability", optarg, durs); break;
+		case 'd': {
+			int d = pick("--durability", optarg, durs);
+
+			o->durability = d & 1 ? XD_DUR_FSYNC : XD_DUR_NONE;
+			o->replicated = d >= 2;
+			break;
+		}
+		case 'L': o->repl_listen = optarg; break;
+		case 'F': o->repl_from = optarg; break;
+		case 'M': o->repl_missing = pick("--repl-missing", optarg, missing); break;
+		case 'r': o->role = pick("--role", optarg, roles); break;
+		case 'H': o->ha = true; break;
+		case 'n': o->name = optarg; break;
 		case 'C': o->ctl_path = optarg; break;
 		case 'E': o->entry_path = optarg; break;
 		case 'P': o->pin_dir = optarg; break;
@@ -242,6 +270,18 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 	if (o->frames & (o->frames - 1)) {
 		fprintf(stderr, "xdpexd: error: --frames %u: must be a power of two\n", o->frames);
 		exit(2);
+	}
+	if (o->replicated && !o->repl_listen) {
+		fprintf(stderr, "xdpexd: error: --durability replicated: needs --repl-listen (where "
+				"standbys connect)\n");
+		exit(2);
+	}
+	if (o->ha)
+		o->role = XD_ROLE_STANDBY; /* its agent promotes it or tells it whom to follow */
+	if (!o->name) {
+		static char host[64];
+
+		o->name = gethostname(host, sizeof(host)) ? "xdpexd" : host;
 	}
 	if (o->backend->check && o->backend->check(o, err, sizeof(err))) {
 		fprintf(stderr, "xdpexd: error: %s\n", err);
@@ -382,6 +422,16 @@ int main(int argc, char **argv)
 			 "(one fdatasync per batch)"
 		       : "durability none: acknowledged orders survive a crash of xdpexd, not a "
 			 "power loss");
+	if (o.replicated)
+		xd_log("durability replicated: an answer leaves only once a standby has its batch, "
+		       "so acknowledged orders also survive the loss of this host; with no standby "
+		       "%s",
+		       o.repl_missing == XD_MISSING_HOLD ? "answers are held (--repl-missing hold)"
+							 : "answers leave on the local journal "
+							   "(--repl-missing local)");
+	if (o.ha || o.role == XD_ROLE_STANDBY)
+		xd_log("role standby (%s)%s%s", o.name, o.repl_from ? ": following " : "",
+		       o.repl_from ? o.repl_from : "");
 	if (mkdir(o.journal_dir, 0700) && errno != EEXIST) {
 		fprintf(stderr, "xdpexd: error: --journal-dir %s: %s\n", o.journal_dir,
 			strerror(errno));

@@ -14,8 +14,8 @@
 #include "xdpexd.h"
 
 
-static int replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p, uint32_t seg,
-		      uint64_t off)
+int xd_replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p, uint32_t seg,
+		  uint64_t off)
 {
 	struct xd_shard *sh = ctx;
 	struct xd_sess *s = xd_sess_get(sh, r->session_id);
@@ -84,6 +84,7 @@ static int replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p, uint3
 			       sh->queue, (unsigned long long)r->seq, je.text);
 			return -EINVAL;
 		}
+		sh->admin_seq = r->seq;
 		/* It passed these checks when it was journaled: failing now means the
 		 * configuration file changed under the journal, and replaying on would give
 		 * other books than before the stop. */
@@ -114,7 +115,7 @@ int xd_recover(struct xd_shard *sh, char *err, size_t errlen)
 
 	sh->replaying = true;
 	rc = xj_open(&sh->journal, o->journal_dir, sh->queue, o->durability, o->segment_bytes,
-		     replay_rec, sh);
+		     xd_replay_rec, sh);
 	sh->replaying = false;
 	if (rc)
 		return snprintf(err, errlen, "journal %s/q%d: %s (see the line above)",

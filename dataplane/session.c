@@ -82,15 +82,17 @@ void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_
 	if (cod < 0)
 		cod = s->cfg.cod > 0;
 	journal_sess(sh, s, kind, (uint8_t)cod, 0, 0);
-	if (!sh->replaying) {
+	/* At a failover the session was bound to the old primary's wire: nothing to say on it. */
+	if (!sh->replaying && kind != XJ_SK_FAILOVER) {
 		struct xe_logout *lo = (void *)xd_out_session(sh, s, &s->peer, s->id, 0);
 
 		lo->type = XE_LOGOUT;
 		lo->reason = reason;
 		lo->echo_ts = echo_ts;
 		lo->client_ts = sh->now_ns;
-		xd_shard_unbind(sh, s->id);
 	}
+	if (!sh->replaying)
+		xd_shard_unbind(sh, s->id);
 	s->logged_in = false;
 	s->peer.kind = XD_PEER_NONE;
 	if (cod) {
@@ -225,6 +227,7 @@ static void handle_login(struct xd_shard *sh, uint32_t sid, struct xd_sess *s,
 	a->next_in_seq = s->next_in;
 	a->next_out_seq = s->next_out;
 	a->heartbeat_ms = sh->cfg->heartbeat_ms;
+	a->epoch = sh->epoch;
 	a->echo_ts = l->client_ts;
 	a->recv_ts = sh->now_ns;
 	if (l->next_seq && l->next_seq < s->next_out)

@@ -104,9 +104,9 @@ int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opt
 		sh->sess[i].next_in = sh->sess[i].next_out = 1;
 	}
 	/* The configuration file first, then the journal on top of it. */
-	if (add_config(sh, err, errlen))
+	if (add_config(sh, err, errlen) || xd_recover(sh, err, errlen))
 		return -1;
-	return xd_recover(sh, err, errlen);
+	return xd_repl_open(sh, err, errlen);
 }
 
 static int open_port(struct xd_shard *sh, struct xd_port *p, const struct xd_backend *be,
@@ -126,8 +126,9 @@ int xd_shard_open_ports(struct xd_shard *sh, const char *entry_path, char *err, 
 	sh->own_allowlist = !(sh->net.be->flags & XD_BE_FILTERS);
 	if (entry_path && open_port(sh, &sh->entry, &xd_backend_entry, entry_path, err, errlen))
 		return -1;
-	/* Sessions recovery found logged in keep their binding in the new filter. */
-	for (uint32_t i = 0; i < sh->nsess_list; i++) {
+	/* Sessions recovery found logged in keep their binding in the new filter (a standby's are
+	 * its primary's: they log in again here if it takes over). */
+	for (uint32_t i = 0; sh->role == XD_ROLE_PRIMARY && i < sh->nsess_list; i++) {
 		struct xd_sess *s = &sh->sess[sh->sess_list[i]];
 
 		if (s->logged_in)
@@ -153,6 +154,7 @@ void xd_shard_close_ports(struct xd_shard *sh)
 void xd_shard_free(struct xd_shard *sh)
 {
 	xd_shard_close_ports(sh);
+	xd_repl_close(sh);
 	xj_close(&sh->journal);
 	if (sh->engine)
 		xe_engine_destroy(sh->engine);
@@ -347,16 +349,72 @@ void xd_shard_batch_begin(struct xd_shard *sh)
 	sh->batch_rx = 0;
 }
 
-static void send_port(struct xd_shard *sh, struct xd_port *p)
+/* Hands datagrams [tx, tx + n) to the ports they go to, counted. */
+static void transmit(struct xd_shard *sh, const struct xd_txd *tx, uint32_t n)
 {
-	if (p->be)
-		sh->st.tx_errors += p->be->tx(p->st, sh->tx, sh->ntx);
+	uint32_t nsend[3] = { 0 };
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct xd_txd *t = &tx[i];
+
+		if (!t->send)
+			continue;
+		nsend[t->to.kind]++;
+		sh->st.tx_msgs += ((const struct xe_hdr *)t->buf)->count;
+		if (t->session_id < sh->nsess_slots)
+			sh->sess[t->session_id].last_tx = sh->mono_ns;
+	}
+	sh->st.tx_datagrams += nsend[XD_PEER_UDP] + nsend[XD_PEER_UNIX];
+	if (sh->net.be && nsend[sh->net.be->peer_kind])
+		sh->st.tx_errors += sh->net.be->tx(sh->net.st, tx, n);
+	if (sh->entry.be && nsend[sh->entry.be->peer_kind])
+		sh->st.tx_errors += sh->entry.be->tx(sh->entry.st, tx, n);
+}
+
+static void observe(struct xd_shard *sh, enum xd_lat_stage stage, uint64_t ns, uint32_t n)
+{
+	xd_hist_add(&sh->st.lat[stage], ns, n);
+}
+
+/* Whether this batch's answers must wait: for a standby's ack (--durability replicated), or
+ * because the lease ran out (--ha: a fenced primary says nothing). */
+static bool must_hold(struct xd_shard *sh, uint64_t seq)
+{
+	return sh->held && (xd_repl_acked(sh) < seq || xd_fenced(sh->opts, xd_mono_ns()));
+}
+
+void xd_shard_release(struct xd_shard *sh)
+{
+	const struct xd_held_batch *b;
+	uint64_t acked;
+
+	if (!sh->held || !xd_held_oldest(sh->held) || xd_fenced(sh->opts, xd_mono_ns()))
+		return;
+	acked = xd_repl_acked(sh);
+	while ((b = xd_held_oldest(sh->held)) && b->seq <= acked) {
+		const struct xd_txd *r1, *r2;
+		uint32_t n1, n2;
+		uint64_t t0 = xd_mono_ns(), done;
+
+		xd_held_runs(sh->held, &r1, &n1, &r2, &n2);
+		transmit(sh, r1, n1);
+		if (n2)
+			transmit(sh, r2, n2);
+		done = xd_mono_ns();
+		if (b->nrx) {
+			observe(sh, XD_LAT_TOTAL, done - b->mono_start, b->nrx);
+			observe(sh, XD_LAT_ENGINE, b->commit_start - b->mono_start, b->nrx);
+			observe(sh, XD_LAT_JOURNAL, b->committed - b->commit_start, b->nrx);
+			observe(sh, XD_LAT_REPLICATION, t0 - b->committed, b->nrx);
+			observe(sh, XD_LAT_TRANSMIT, done - t0, b->nrx);
+		}
+		xd_held_pop(sh->held);
+	}
 }
 
 void xd_shard_batch_end(struct xd_shard *sh)
 {
-	uint32_t nsend[3] = { 0 };
-	uint64_t t_commit, t_sent;
+	uint64_t t_commit, t_sent, seq;
 	int rc;
 
 	if (sh->replaying)
@@ -389,33 +447,34 @@ void xd_shard_batch_end(struct xd_shard *sh)
 		tx_reset(sh);
 		return;
 	}
-	for (uint32_t i = 0; i < sh->ntx; i++) {
-		struct xd_txd *t = &sh->tx[i];
-
-		if (!t->send)
-			continue;
-		nsend[t->to.kind]++;
-		sh->st.tx_msgs += ((struct xe_hdr *)t->buf)->count;
-		if (t->session_id < sh->nsess_slots)
-			sh->sess[t->session_id].last_tx = sh->mono_ns;
-	}
-	sh->st.tx_datagrams += nsend[XD_PEER_UDP] + nsend[XD_PEER_UNIX];
 	t_sent = xd_mono_ns();
-	if (nsend[sh->net.be ? sh->net.be->peer_kind : XD_PEER_NONE])
-		send_port(sh, &sh->net);
-	if (sh->entry.be && nsend[sh->entry.be->peer_kind])
-		send_port(sh, &sh->entry);
+	seq = sh->journal.committed_seq;
+	xd_repl_committed(sh);
+	if (sh->held && (xd_held_oldest(sh->held) || must_hold(sh, seq))) {
+		/* In order behind what is held already, or held itself. */
+		struct xd_held_batch b = { .seq = seq, .mono_start = sh->mono_ns,
+					   .commit_start = t_commit, .committed = t_sent,
+					   .nrx = sh->batch_rx };
+
+		while (!xd_held_room(sh->held, sh->ntx) && !atomic_load(&xd_stop))
+			xd_shard_release(sh); /* one sweep's answers outgrew the ring: wait */
+		xd_held_push(sh->held, sh->tx, sh->ntx, &b);
+		sh->batch_rx = 0;
+		tx_reset(sh);
+		xd_shard_release(sh);
+		return;
+	}
+	transmit(sh, sh->tx, sh->ntx);
 	tx_reset(sh);
 	if (sh->batch_rx) {
 		/* Every datagram of the batch so far shares its receipt (the burst) and its answers'
 		 * departure (now): one observation each. */
 		uint64_t done = xd_mono_ns();
-		struct xd_hist *lat = sh->st.lat;
 
-		xd_hist_add(&lat[XD_LAT_TOTAL], done - sh->mono_ns, sh->batch_rx);
-		xd_hist_add(&lat[XD_LAT_ENGINE], t_commit - sh->mono_ns, sh->batch_rx);
-		xd_hist_add(&lat[XD_LAT_JOURNAL], t_sent - t_commit, sh->batch_rx);
-		xd_hist_add(&lat[XD_LAT_TRANSMIT], done - t_sent, sh->batch_rx);
+		observe(sh, XD_LAT_TOTAL, done - sh->mono_ns, sh->batch_rx);
+		observe(sh, XD_LAT_ENGINE, t_commit - sh->mono_ns, sh->batch_rx);
+		observe(sh, XD_LAT_JOURNAL, t_sent - t_commit, sh->batch_rx);
+		observe(sh, XD_LAT_TRANSMIT, done - t_sent, sh->batch_rx);
 		sh->batch_rx = 0;
 	}
 }
@@ -461,6 +520,7 @@ static void side_work(struct xd_shard *sh, bool idle)
 			rx_batch(sh, &sh->entry, n);
 	}
 	xd_shard_timers(sh);
+	xd_repl_publish_hash(sh);
 	sh->side_last = xd_mono_ns();
 }
 
@@ -470,12 +530,29 @@ static void sleep_turn(struct xd_shard *sh)
 	struct pollfd p[3] = { { -1, POLLIN, 0 }, { sh->wake_fd, POLLIN, 0 }, { -1, POLLIN, 0 } };
 	uint64_t v;
 
-	if (sh->net.be->fd)
+	if (sh->role == XD_ROLE_STANDBY)
+		p[0].fd = xd_repl_fd(sh);
+	else if (sh->net.be->fd)
 		p[0].fd = sh->net.be->fd(sh->net.st);
 	if (sh->entry.be)
 		p[2].fd = sh->entry.be->fd(sh->entry.st);
 	if (poll(p, 3, 1) > 0 && p[1].revents && read(sh->wake_fd, &v, sizeof(v)) < 0)
 		(void)0; /* drained by a racing wake-up: nothing to do */
+}
+
+/* A standby's turn: follow the primary; what arrives on the network port is not ours to
+ * answer (a client that found us first moves on after its heartbeat timeout). */
+static bool standby_turn(struct xd_shard *sh)
+{
+	bool busy = xd_repl_follow(sh);
+	uint32_t n = sh->net.be->rx_burst(sh->net.st, sh->rx, XD_MAX_BATCH);
+
+	if (n) {
+		sh->st.standby_dropped += n;
+		if (sh->net.be->rx_release)
+			sh->net.be->rx_release(sh->net.st, n);
+	}
+	return busy || n;
 }
 
 void xd_shard_run(struct xd_shard *sh)
@@ -490,10 +567,30 @@ void xd_shard_run(struct xd_shard *sh)
 	if (be->thread_init)
 		be->thread_init(sh->net.st);
 	while (!atomic_load_explicit(&xd_stop, memory_order_relaxed)) {
-		uint32_t n;
+		uint32_t n = 0;
 
 		if (atomic_load_explicit(&sh->mbox.pending, memory_order_acquire))
 			xd_shard_mbox(sh);
+		if (sh->role == XD_ROLE_STANDBY) {
+			if (!standby_turn(sh) && sleeps)
+				sleep_turn(sh);
+			continue;
+		}
+		if (o->ha && xd_fenced(o, xd_mono_ns())) {
+			/* No lease: not a datagram in, not an answer out, until one is granted. */
+			if (sleeps)
+				sleep_turn(sh);
+			continue;
+		}
+		if (sh->held) {
+			xd_shard_release(sh);
+			/* Held answers fill the ring: stop taking orders until a standby catches up. */
+			if (!xd_held_room(sh->held, 2 * XD_TX_SLOTS)) {
+				if (be->poll)
+					be->poll(sh->net.st, true);
+				continue;
+			}
+		}
 		n = be->rx_burst(sh->net.st, sh->rx, (uint32_t)o->batch);
 		if (n)
 			rx_batch(sh, &sh->net, n);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "xdpex/engine.h"
@@ -41,6 +42,12 @@
 
 enum xd_poll { XD_POLL_SPIN = 0, XD_POLL_BUSY, XD_POLL_SLEEP };
 enum xd_durability { XD_DUR_NONE = 0, XD_DUR_FSYNC };
+enum xd_role { XD_ROLE_PRIMARY = 0, XD_ROLE_STANDBY };
+/* --repl-missing: with --replicated and no standby connected, hold the answers or go on with
+ * the local journal's guarantee. */
+enum xd_repl_missing { XD_MISSING_HOLD = 0, XD_MISSING_LOCAL };
+#define XD_MAX_STANDBYS 4
+#define XD_MAX_EPOCHS 64
 
 struct xd_opts {
 	const struct xd_backend *backend; /* --mode */
@@ -54,6 +61,13 @@ struct xd_opts {
 	const char *config;
 	const char *journal_dir;
 	enum xd_durability durability;
+	bool replicated; /* --durability replicated[-fsync]: answers wait for a standby's ack */
+	enum xd_repl_missing repl_missing;
+	enum xd_role role; /* at start (--role; --ha starts every node as a standby) */
+	bool ha; /* --ha: a primary answers only while its lease (ctl "lease") runs */
+	const char *repl_listen; /* ADDR:PORT, queue i on PORT + i */
+	const char *repl_from; /* ADDR:PORT of the primary a standby follows */
+	const char *name; /* this node, in logs and the replication hello */
 	const char *ctl_path;
 	const char *entry_path;
 	const char *pin_dir;
@@ -179,6 +193,10 @@ struct xd_journal {
 	uint32_t rfds_cap;
 	uint32_t first_seg;
 	uint64_t next_seq; /* seq of the next record */
+	/* Committed through here, for readers in other threads (replication): xj_pos(segment,
+	 * offset just past the last committed batch) and its last record's seq; stored with
+	 * release after every commit. */
+	uint64_t committed_pos, committed_seq;
 	uint8_t *buf; /* records of the open batch */
 	size_t len, cap;
 	size_t last_rec; /* offset of the last record in buf, SIZE_MAX if none */
@@ -209,6 +227,42 @@ XD_MUST_CHECK int xj_reserve(struct xd_journal *j, uint64_t bytes);
  * 0 or -errno (the journal then works as before: the queue thread reserves as it goes). */
 XD_MUST_CHECK int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t cpus_size);
 uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len);
+/* A standby's append of a record received from its primary, byte for byte (its seq must be the
+ * journal's next; 0, -EPROTO out of order, -ENOMEM). Commit at the record closing its batch. */
+XD_MUST_CHECK int xj_append_raw(struct xd_journal *j, const struct xj_rec *r);
+/* xj_commit, then `fn` for every record of the batch with where it landed (a standby applies what
+ * it has made durable, through the replay path). */
+XD_MUST_CHECK int xj_commit_replay(struct xd_journal *j, xj_replay_fn fn, void *ctx);
+/* Cuts the journal of queue directory `qdir` (closed) after record `seq`: that record's segment
+ * is cut behind it, later segments removed. 0 or -errno (logged). */
+XD_MUST_CHECK int xj_truncate_after(const char *qdir, uint64_t seq);
+
+static inline uint64_t xj_pos(uint32_t seg, uint64_t off)
+{
+	return (uint64_t)seg << 40 | off;
+}
+
+/* Reads committed records of a queue's journal from any thread (the replication sender): its own
+ * file descriptors, pread only, never past the writer's committed position. */
+struct xj_reader {
+	char dir[PATH_MAX];
+	int fd;
+	uint32_t seg;
+	uint64_t off; /* next byte to read in seg */
+	uint64_t next_seq; /* seq of the record at off */
+	uint32_t need; /* after -EMSGSIZE: the buffer size the next record needs */
+};
+
+/* Positions r at record `from_seq` (the next one when from_seq is the journal's next). 0,
+ * -ENOENT when the journal no longer holds it, other -errno. */
+XD_MUST_CHECK int xj_reader_open(struct xj_reader *r, const char *qdir, uint64_t from_seq,
+				 uint64_t committed_pos);
+/* Up to `max` bytes of whole records from r's position up to `committed_pos` into buf; returns
+ * the bytes (0: nothing new) or -errno. */
+XD_MUST_CHECK ssize_t xj_reader_next(struct xj_reader *r, uint64_t committed_pos, uint8_t *buf,
+				     size_t max);
+void xj_reader_close(struct xj_reader *r);
+
 
 /* ---- sessions ---- */
 
@@ -254,7 +308,14 @@ struct xd_txd {
 /* Gateway latency per datagram, from the start of the receive burst that brought it to the end of
  * its batch's transmit, and the stages of that: engine (sequencing, matching, the answers built),
  * journal (the commit), transmit (answers handed to the port). Fixed buckets, no allocation. */
-enum xd_lat_stage { XD_LAT_TOTAL = 0, XD_LAT_ENGINE, XD_LAT_JOURNAL, XD_LAT_TRANSMIT, XD_LAT_STAGES };
+enum xd_lat_stage {
+	XD_LAT_TOTAL = 0,
+	XD_LAT_ENGINE,
+	XD_LAT_JOURNAL,
+	XD_LAT_REPLICATION, /* answers held for a standby's ack (--durability replicated) */
+	XD_LAT_TRANSMIT,
+	XD_LAT_STAGES
+};
 #define XD_LAT_BUCKETS 20 /* bounds in latency.c; one more bucket above the last bound */
 
 struct xd_hist {
@@ -277,6 +338,7 @@ struct xd_stats {
 	 * from xd_shard_batch_begin to the end of xd_shard_batch_end: how loaded the queue
 	 * thread is, whatever it spends spinning idle. */
 	uint64_t batches, busy_ns;
+	uint64_t standby_dropped; /* datagrams a standby received and did not answer */
 	struct xd_hist lat[XD_LAT_STAGES];
 };
 
@@ -339,6 +401,17 @@ struct xd_shard {
 	int wake_fd; /* eventfd: wakes a sleeping loop for a mailbox request */
 	pthread_t thread;
 	int fatal; /* -errno that stopped this shard, 0 while it runs */
+	/* High availability (repl.c): the role now, the epoch and where each began, replication. */
+	enum xd_role role;
+	uint64_t epoch;
+	struct xd_epoch {
+		uint64_t epoch, first_seq;
+	} epochs[XD_MAX_EPOCHS];
+	uint32_t nepochs;
+	struct xd_repl *repl; /* NULL: no replication configured */
+	uint64_t admin_seq; /* journal seq of the admin request being applied */
+	/* Answers of committed batches waiting for a standby's ack (--durability replicated). */
+	struct xd_held *held;
 };
 
 extern atomic_int xd_stop;
@@ -367,6 +440,8 @@ void xd_shard_batch_begin(struct xd_shard *sh);
 /* Journals the open batch, then transmits its answers; on a journal failure nothing of the
  * batch leaves and the shard is stopped (xd_shard_fatal): check sh->fatal where it matters. */
 void xd_shard_batch_end(struct xd_shard *sh);
+/* Sends the held answers whose batches a standby has acknowledged (in order). */
+void xd_shard_release(struct xd_shard *sh);
 /* Session binding of the network port (the XDP or user-space filter's binding table). */
 void xd_shard_bind(struct xd_shard *sh, uint32_t session_id, const struct xd_peer *p);
 void xd_shard_unbind(struct xd_shard *sh, uint32_t session_id);
@@ -377,6 +452,10 @@ void xd_shard_port_stats(struct xd_shard *sh, struct json_t *q);
 
 /* Opens the shard's journal and replays every record through the live code paths. */
 XD_MUST_CHECK int xd_recover(struct xd_shard *sh, char *err, size_t errlen);
+/* One journal record through the live code paths (recovery, and a standby applying what it
+ * received); 0 or -errno (logged). */
+XD_MUST_CHECK int xd_replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p,
+				uint32_t seg, uint64_t off);
 
 /* ---- the order path (pipeline.c) ---- */
 
@@ -448,6 +527,72 @@ XD_MUST_CHECK int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const 
 		   const char *line, struct json_t *resp, int dry);
 /* Queries: hash, stats, sessions, book, journal; fills resp. */
 XD_MUST_CHECK int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
+
+/* ---- replication and roles (repl.c) ---- */
+
+struct xd_repl;
+/* Sets up replication for a shard (listening socket, standby state, its thread) when the options
+ * ask for it. 0 or -1 with err. */
+XD_MUST_CHECK int xd_repl_open(struct xd_shard *sh, char *err, size_t errlen);
+void xd_repl_close(struct xd_shard *sh);
+/* Primary: a batch was committed (wakes the sender if it waits). */
+void xd_repl_committed(struct xd_shard *sh);
+/* Primary: the highest journal seq a standby has made durable; UINT64_MAX with no replication
+ * wait (durability not replicated, or none connected and --repl-missing local). */
+uint64_t xd_repl_acked(struct xd_shard *sh);
+/* Primary, every timer turn: publishes (committed seq, state hash) now and then for the
+ * standbys to compare. */
+void xd_repl_publish_hash(struct xd_shard *sh);
+/* Standby: one turn of following the primary (connect, receive, journal, apply, ack); returns
+ * whether anything happened. */
+bool xd_repl_follow(struct xd_shard *sh);
+/* Standby: the fd to poll in --poll sleep (-1 none). */
+int xd_repl_fd(struct xd_shard *sh);
+/* The live half of "promote" (journaled by xd_shard_admin after its epoch record): stops
+ * following, becomes the primary and logs every session out (XJ_SK_FAILOVER: they log in again
+ * here). Returns the sessions logged out. */
+uint32_t xd_repl_take_over(struct xd_shard *sh);
+/* Standby: follow another primary (ADDR:PORT). */
+void xd_repl_follow_addr(struct xd_shard *sh, const char *addr);
+/* The `ha` query of one shard. */
+void xd_repl_status(struct xd_shard *sh, struct json_t *q);
+/* The epoch table as journaled: an epoch began at record `first_seq`. */
+void xd_epoch_begin(struct xd_shard *sh, uint64_t epoch, uint64_t first_seq);
+
+/* Fencing (--ha): answers leave only before this monotonic deadline; set by ctl "lease". */
+extern _Atomic uint64_t xd_lease_until;
+static inline bool xd_fenced(const struct xd_opts *o, uint64_t mono_ns)
+{
+	return o->ha && mono_ns >= atomic_load_explicit(&xd_lease_until, memory_order_relaxed);
+}
+
+/* ---- held answers (held.c) ---- */
+
+/* One committed batch's answers, kept until a standby has acknowledged record `seq`. */
+struct xd_held_batch {
+	uint64_t seq;
+	uint64_t mono_start; /* its receive burst (the latency histograms) */
+	uint64_t commit_start, committed; /* its journal write began and ended */
+	uint32_t n; /* datagrams held */
+	uint32_t nrx; /* datagrams received in it */
+};
+
+struct xd_held;
+/* Room for `cap` datagrams (a power of two) in `batches` batches. NULL without memory. */
+struct xd_held *xd_held_new(uint32_t cap, uint32_t batches);
+void xd_held_free(struct xd_held *h);
+/* Room for a batch of n more datagrams. */
+bool xd_held_room(const struct xd_held *h, uint32_t n);
+uint32_t xd_held_datagrams(const struct xd_held *h);
+/* Keeps the datagrams of tx[0, n) that are to be sent (t->send), as a batch. */
+void xd_held_push(struct xd_held *h, const struct xd_txd *tx, uint32_t n,
+		  const struct xd_held_batch *b);
+/* The oldest batch, NULL if none. */
+const struct xd_held_batch *xd_held_oldest(const struct xd_held *h);
+/* The oldest batch's datagrams as at most two contiguous runs (*n1 + *n2 == its n). */
+void xd_held_runs(const struct xd_held *h, const struct xd_txd **r1, uint32_t *n1,
+		  const struct xd_txd **r2, uint32_t *n2);
+void xd_held_pop(struct xd_held *h);
 
 /* ---- control socket (ctl.c) ---- */
 

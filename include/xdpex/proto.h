@@ -245,7 +245,9 @@ struct xe_login_accepted {
 	__u64 next_in_seq; /* next client -> gateway sequence the gateway will apply */
 	__u64 next_out_seq; /* next gateway -> client sequence */
 	__u32 heartbeat_ms; /* interval at which both sides send heartbeats */
-	__u8 pad2[20];
+	__u8 pad2[4];
+	__u64 epoch; /* the gateway's leadership epoch (0 without high availability) */
+	__u8 pad3[8];
 	__u64 echo_ts;
 	__u64 recv_ts;
 } __attribute__((packed));
@@ -390,6 +392,7 @@ XE_CHECK_OFF(xe_retransmit_req, count, 16);
 XE_CHECK_OFF(xe_login_accepted, next_in_seq, 8);
 XE_CHECK_OFF(xe_login_accepted, next_out_seq, 16);
 XE_CHECK_OFF(xe_login_accepted, heartbeat_ms, 24);
+XE_CHECK_OFF(xe_login_accepted, epoch, 32);
 XE_CHECK_OFF(xe_accepted, order_id, 16);
 XE_CHECK_OFF(xe_accepted, price, 24);
 XE_CHECK_OFF(xe_accepted, qty, 32);
