@@ -125,7 +125,7 @@ struct xd_repl {
 	pthread_mutex_t mu; /* the published hash and the epoch table copy */
 	uint64_t hash_seq, hash_val, hash_at;
 	/* commit time of recent batches by seq, for the lag in microseconds */
-	uint64_t lag_seq[1024], lag_mono[1024];
+	uint64_t lag_seq[1024], lag_mono[1024], lag_bytes[1024];
 	uint32_t lag_n;
 	/* standby side, owned by the shard thread */
 	enum xr_follow_state fstate;
@@ -624,11 +624,12 @@ void xd_repl_committed(struct xd_shard *sh)
 
 	if (!r || r->lfd < 0)
 		return;
-	if (sh->held) {
+	{
 		uint32_t i = r->lag_n++ & 1023;
 
 		r->lag_seq[i] = sh->journal.committed_seq;
 		r->lag_mono[i] = sh->mono_ns;
+		r->lag_bytes[i] = sh->journal.bytes;
 	}
 	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&r->sleeping, 0, memory_order_acq_rel) &&
@@ -992,25 +993,29 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 
 		for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 			struct xr_peer *p = &r->peer[i];
-			uint64_t lag_us = 0;
+			uint64_t lag_us = 0, lag_bytes = 0;
 
 			if (p->state != XR_STREAMING)
 				continue;
-			/* How long the oldest record it has not acknowledged has waited. */
+			/* How long the oldest batch it has not acknowledged has waited, and the bytes
+			 * committed since the last one it has (within the last 1,024 batches). */
 			for (uint32_t k = 0; k < 1024 && k < r->lag_n; k++) {
 				uint32_t at = (r->lag_n - 1 - k) & 1023;
 
-				if (r->lag_seq[at] <= p->acked)
+				if (r->lag_seq[at] <= p->acked) {
+					lag_bytes = sh->journal.bytes - r->lag_bytes[at];
 					break;
+				}
 				lag_us = (now - r->lag_mono[at]) / 1000;
+				lag_bytes = sh->journal.bytes;
 			}
 			json_array_append_new(
 				sb, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", p->name, "addr",
 					      p->addr, "sent_seq", (json_int_t)p->sent, "acked_seq",
 					      (json_int_t)p->acked, "lag_records",
 					      (json_int_t)(cseq > p->acked ? cseq - p->acked : 0),
-					      "lag_bytes",
-					      (json_int_t)0, "lag_us", (json_int_t)lag_us));
+					      "lag_bytes", (json_int_t)lag_bytes, "lag_us",
+					      (json_int_t)lag_us));
 		}
 		json_object_set_new(q, "standbys", sb);
 		json_object_set_new(q, "acked_seq", json_integer((json_int_t)atomic_load(&r->acked)));
