@@ -12,7 +12,8 @@ FEED_HDRS := $(FEED_SRC)/xdpex_feed.h $(TOP)/include/xdpex/feed.h $(TOP)/include
 	$(TOP)/engine/include/xdpex/engine.h
 FEED_CFLAGS := $(CFLAGS_COMMON) -std=gnu11 -D_GNU_SOURCE -I$(FEED_SRC)
 FEED_ENGINE := $(BUILD)/engine/libxdpex_engine.a
-FEED_TOOLS := $(FEED_OUT)/test_feed
+FEED_TOOLS := $(FEED_OUT)/xdpex-feedd $(FEED_OUT)/xdpex-feedsub $(FEED_OUT)/xdpex-feedsim \
+	$(FEED_OUT)/test_feed
 
 BUILD_TARGETS += feed-build
 NATIVE_TESTS += feed-test
@@ -39,7 +40,7 @@ $(FEED_OUT)/test_feed $(FEED_OUT)/xdpex-feedsim: $(FEED_OUT)/%: $(FEED_SRC)/tool
 $(FEED_OUT)/xdpex-feedd $(FEED_OUT)/xdpex-feedsub: $(FEED_OUT)/%: $(FEED_SRC)/tools/%.c \
 		$(FEED_LIB) $(FEED_HDRS)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(FEED_CFLAGS) -o $@ $< $(FEED_LIB)
+	$(Q)$(CC) $(FEED_CFLAGS) -o $@ $< $(FEED_LIB) -lm
 
 # 1 M mixed orders through the real engine, the feed rebuilt and compared order for order.
 feed-test: $(FEED_OUT)/test_feed

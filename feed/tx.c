@@ -28,7 +28,7 @@ int xf_parse_addr(const char *s, struct sockaddr_in *sa)
 	memcpy(host, s, (size_t)(colon - s));
 	host[colon - s] = '\0';
 	port = strtoul(colon + 1, &end, 10);
-	if (*end || !colon[1] || port == 0 || port > 65535)
+	if (*end || !colon[1] || port > 65535)
 		return -EINVAL;
 	memset(sa, 0, sizeof(*sa));
 	sa->sin_family = AF_INET;
@@ -91,7 +91,7 @@ int xf_tx_add_dst(struct xf_tx *t, const char *addr_port)
 {
 	if (t->ndst == XF_TX_MAX_DSTS)
 		return -ENOSPC;
-	if (xf_parse_addr(addr_port, &t->dst[t->ndst]))
+	if (xf_parse_addr(addr_port, &t->dst[t->ndst]) || !t->dst[t->ndst].sin_port)
 		return -EINVAL;
 	t->ndst++;
 	return 0;

@@ -128,7 +128,7 @@ int xf_tx_add_dst(struct xf_tx *t, const char *addr_port);
 /* Sends n packets to every destination (sendmmsg). Returns packets sent to all, or -errno. */
 int xf_tx_send(struct xf_tx *t, uint8_t *const *pkts, const size_t *lens, uint32_t n);
 void xf_tx_close(struct xf_tx *t);
-/* Parses "A.B.C.D:PORT" into sa. 0 or -EINVAL. */
+/* Parses "A.B.C.D:PORT" (PORT may be 0: any, for binding) into sa. 0 or -EINVAL. */
 int xf_parse_addr(const char *s, struct sockaddr_in *sa);
 
 /* ---- book builder (book.c) ---- */

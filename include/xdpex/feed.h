@@ -9,8 +9,8 @@
  *
  * Two byte orders, on purpose. The MoldUDP64 framing (struct xf_mold_hdr, struct xf_mold_req and
  * the 2-byte length in front of every message) is big-endian, exactly as the Nasdaq MoldUDP64 1.00
- * specification has it, so any MoldUDP64 tool (Wireshark's moldudp64 dissector, a generic re-request
- * client) handles our datagrams as they are. The messages themselves are the application's business
+ * specification has it, so any MoldUDP64 tool (Wireshark's moldudp64 dissector, a generic
+ * re-request client) handles our datagrams as they are. The messages themselves are the application's business
  * under MoldUDP64; they are little-endian like every other xdpex contract, so C readers on x86 and
  * ARM read them in place through these structs with no swapping. Read the framing with
  * xf_get_be() / the xf_mold_* accessors, never through the struct fields directly.

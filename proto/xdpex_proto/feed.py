@@ -318,7 +318,8 @@ def session_name(queue: int, prefix: str = SESSION_PREFIX) -> bytes:
     return name.ljust(SESSION_LEN, b" ")
 
 
-def _session(s: bytes | str) -> bytes:
+def pad_session(s: bytes | str) -> bytes:
+    """A session name as its 10 MoldUDP64 bytes (ASCII, space-padded)."""
     b = s.encode("ascii") if isinstance(s, str) else bytes(s)
     if len(b) > SESSION_LEN:
         raise ValueError(f"session {b!r} is longer than {SESSION_LEN} bytes")
@@ -338,15 +339,15 @@ def encode_datagram(session: bytes | str, seq: int, msgs: Sequence[Message | byt
     """A downstream packet of `msgs` numbered from `seq`."""
     if not 1 <= len(msgs) <= MOLD_MAX_COUNT:
         raise ValueError(f"{len(msgs)} messages, a packet carries 1..{MOLD_MAX_COUNT}")
-    return MOLD_HDR.pack(_session(session), seq, len(msgs)) + encode_blocks(msgs)
+    return MOLD_HDR.pack(pad_session(session), seq, len(msgs)) + encode_blocks(msgs)
 
 
 def heartbeat(session: bytes | str, next_seq: int) -> bytes:
-    return MOLD_HDR.pack(_session(session), next_seq, MOLD_HEARTBEAT)
+    return MOLD_HDR.pack(pad_session(session), next_seq, MOLD_HEARTBEAT)
 
 
 def end_of_session(session: bytes | str, next_seq: int) -> bytes:
-    return MOLD_HDR.pack(_session(session), next_seq, MOLD_END)
+    return MOLD_HDR.pack(pad_session(session), next_seq, MOLD_END)
 
 
 @dataclass(slots=True)
@@ -469,7 +470,7 @@ class RewindRequest:
     count: int
 
     def encode(self) -> bytes:
-        return MOLD_HDR.pack(_session(self.session), self.seq, self.count)
+        return MOLD_HDR.pack(pad_session(self.session), self.seq, self.count)
 
     @classmethod
     def decode(cls, data: bytes) -> RewindRequest:
@@ -485,7 +486,7 @@ class SnapshotRequest:
     version: int = VERSION
 
     def encode(self) -> bytes:
-        return SNAP_REQ.pack(_session(self.session), self.version, self.symbol_id)
+        return SNAP_REQ.pack(pad_session(self.session), self.version, self.symbol_id)
 
     @classmethod
     def decode(cls, data: bytes) -> SnapshotRequest:
