@@ -13,7 +13,7 @@ FEED_HDRS := $(FEED_SRC)/xdpex_feed.h $(TOP)/include/xdpex/feed.h $(TOP)/include
 FEED_CFLAGS := $(CFLAGS_COMMON) -std=gnu11 -D_GNU_SOURCE -I$(FEED_SRC)
 FEED_ENGINE := $(BUILD)/engine/libxdpex_engine.a
 FEED_TOOLS := $(FEED_OUT)/xdpex-feedd $(FEED_OUT)/xdpex-feedsub $(FEED_OUT)/xdpex-feedsim \
-	$(FEED_OUT)/test_feed
+	$(FEED_OUT)/test_feed $(FEED_OUT)/bench_feed
 
 BUILD_TARGETS += feed-build
 NATIVE_TESTS += feed-test
@@ -45,3 +45,10 @@ $(FEED_OUT)/xdpex-feedd $(FEED_OUT)/xdpex-feedsub: $(FEED_OUT)/%: $(FEED_SRC)/to
 # 1 M mixed orders through the real engine, the feed rebuilt and compared order for order.
 feed-test: $(FEED_OUT)/test_feed
 	$(Q)$(FEED_OUT)/test_feed --orders 1000000
+
+# What producing the feed costs per order on the engine benchmark stream (no network, no journal).
+$(FEED_OUT)/bench_feed: $(FEED_SRC)/tools/bench_feed.cpp $(FEED_LIB) $(FEED_HDRS) | engine-build
+	$(if $(Q),@echo "  CXX     $@")
+	$(Q)g++ -O2 -g -std=c++17 -Wall -Wextra -Werror -I$(TOP)/include -I$(TOP)/engine/include \
+		-I$(TOP)/engine/tools -I$(FEED_SRC) -o $@ $< $(BUILD)/engine/libxe_stream.a \
+		$(FEED_LIB) $(FEED_ENGINE) -lz

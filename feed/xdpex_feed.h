@@ -45,7 +45,7 @@ struct xf_enc {
 	uint64_t count; /* messages in the open batch */
 	uint8_t *buf; /* the open batch's message blocks (owned; grows, never shrinks) */
 	size_t len, cap;
-	uint64_t msgs, bytes; /* totals since init */
+	uint64_t msgs, bytes; /* totals of the committed batches since init */
 	uint64_t refused; /* calls refused with -EINVAL (inconsistent events: a bug upstream) */
 };
 
