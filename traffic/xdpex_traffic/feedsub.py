@@ -212,7 +212,7 @@ def compare_ctl(book: Book, ctl: Path, symbols: list[int], depth: int = 64) -> l
     diffs = []
     for sid in symbols:
         ans = ctl_request(ctl, {"cmd": "book", "symbol": sid, "depth": depth})
-        if not ans.get("found"):
+        if not ans.get("ok"):  # {"ok": false, "error": "symbol N: unknown"}
             if sid in book.symbols and book.symbols[sid].orders:
                 diffs.append(f"symbol {sid}: xdpexd does not know it, the feed has orders")
             continue
