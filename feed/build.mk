@@ -40,7 +40,7 @@ $(FEED_OUT)/test_feed $(FEED_OUT)/xdpex-feedsim: $(FEED_OUT)/%: $(FEED_SRC)/tool
 $(FEED_OUT)/xdpex-feedd $(FEED_OUT)/xdpex-feedsub: $(FEED_OUT)/%: $(FEED_SRC)/tools/%.c \
 		$(FEED_LIB) $(FEED_HDRS)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(FEED_CFLAGS) -o $@ $< $(FEED_LIB) -lm
+	$(Q)$(CC) $(FEED_CFLAGS) -o $@ $< $(FEED_LIB) -ljansson -lm
 
 # 1 M mixed orders through the real engine, the feed rebuilt and compared order for order.
 feed-test: $(FEED_OUT)/test_feed

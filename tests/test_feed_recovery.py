@@ -50,6 +50,7 @@ def test_c_subscriber_fills_every_gap_of_1pct_loss_through_rewind(tmp_path: Path
     with feedd(tmp_path / "j") as d:
         sub = c_sub("--listen", f"127.0.0.1:{port}", "--rewind", addr(d.rewind), "--drop-pct",
                     "1", "--seed", "11", "--dump", str(tmp_path / "sub.dump"), "--top",
+                    "--compare-dump", str(tmp_path / "engine.dump"),
                     "--max-seconds", "120")  # fmt: skip
         s = sim(tmp_path / "j", "--dst", f"127.0.0.1:{port}", "--orders", "200000", "--rate",
                 "100000", "--seed", "5", "--dump", str(tmp_path / "engine.dump"))  # fmt: skip

@@ -10,12 +10,15 @@
  * --drop-pct drops that share of live packets on receipt (seeded by --seed), to test recovery.
  * It stops at the end of the session (everything up to the end-of-session packet's sequence
  * applied), at --until-seq, or fails after --max-seconds; then prints top of book (--top), writes
- * the books (--dump, xf_book_dump's format, to compare with the engine's) and one JSON line of
- * counters with the feed latency (message timestamp to receipt) percentiles.
+ * the books (--dump, xf_book_dump's format), compares them with the engine's (--compare-dump: a
+ * dump of the engine's books; --compare-ctl: the levels and halts xdpexd's control socket
+ * reports for symbols 1..--symbols) and prints one JSON line of counters with the feed latency
+ * (message timestamp to receipt) percentiles.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -361,6 +365,130 @@ static int open_live(const char *listen_on, const char *group, const char *mcast
 	return fd;
 }
 
+/* The books against a dump of the engine's (xf_book_dump's format): 0 when equal, else -1 with
+ * the first differing line said. */
+static int compare_dump(const char *path)
+{
+	char *mine = NULL, *want = NULL, line[64];
+	size_t mlen = 0, wlen = 0;
+	FILE *m = open_memstream(&mine, &mlen), *w = fopen(path, "r");
+	int rc = 0, n = 1;
+
+	if (!m || !w) {
+		fprintf(stderr, "xdpex-feedsub: --compare-dump %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	xf_book_dump(s.book, m);
+	fclose(m);
+	{
+		FILE *x = open_memstream(&want, &wlen);
+		size_t k;
+
+		while ((k = fread(line, 1, sizeof(line), w)) > 0)
+			fwrite(line, 1, k, x);
+		fclose(x);
+		fclose(w);
+	}
+	if (mlen != wlen || memcmp(mine, want, mlen)) {
+		for (size_t i = 0; i < mlen && i < wlen && mine[i] == want[i]; i++)
+			n += mine[i] == '\n';
+		fprintf(stderr, "xdpex-feedsub: books differ from %s at line %d\n", path, n);
+		rc = -1;
+	}
+	free(mine);
+	free(want);
+	return rc;
+}
+
+/* One request on xdpexd's control socket (a JSON line each way); NULL on failure. */
+static json_t *ctl_request(const char *path, const char *req)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { 5, 0 };
+	char buf[1 << 16];
+	size_t len = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	json_t *j = NULL;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+		fprintf(stderr, "xdpex-feedsub: control socket %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (buf[len - 1] == '\n')
+			break;
+	}
+	close(fd);
+	buf[len] = '\0';
+	j = json_loads(buf, 0, NULL);
+	if (!j)
+		fprintf(stderr, "xdpex-feedsub: control socket %s: not JSON: %.80s\n", path, buf);
+	return j;
+}
+
+/* The books against xdpexd's own (control socket `book`: the best 64 levels of each side and
+ * the halt) for symbols 1..nsym: the number of symbols that differ (each said), -1 on failure. */
+static int compare_ctl(const char *path, uint32_t nsym)
+{
+	int bad = 0;
+
+	for (uint32_t y = 1; y <= nsym; y++) {
+		char req[96];
+		json_t *j;
+		struct xf_level lv[64];
+
+		snprintf(req, sizeof(req), "{\"cmd\": \"book\", \"symbol\": %u, \"depth\": 64}\n", y);
+		j = ctl_request(path, req);
+		if (!j)
+			return -1;
+		if (!json_is_true(json_object_get(j, "ok"))) {
+			if (xf_book_levels(s.book, y, XF_BUY, 1, lv) ||
+			    xf_book_levels(s.book, y, XF_SELL, 1, lv)) {
+				fprintf(stderr, "xdpex-feedsub: symbol %u: xdpexd does not know it, the "
+						"feed has orders\n", y);
+				bad++;
+			}
+			json_decref(j);
+			continue;
+		}
+		if (json_is_true(json_object_get(j, "halted")) !=
+		    (xf_book_state(s.book, y) == XF_STATE_HALTED)) {
+			fprintf(stderr, "xdpex-feedsub: symbol %u: halted differs\n", y);
+			bad++;
+		}
+		for (uint8_t side = XF_BUY; side <= XF_SELL; side++) {
+			json_t *arr = json_object_get(j, side == XF_BUY ? "bids" : "asks");
+			uint32_t n = xf_book_levels(s.book, y, side, 64, lv);
+			bool same = json_array_size(arr) == n;
+
+			for (uint32_t i = 0; same && i < n; i++) {
+				json_t *e = json_array_get(arr, i);
+
+				same = json_integer_value(json_array_get(e, 0)) == lv[i].price &&
+				       (uint64_t)json_integer_value(json_array_get(e, 1)) == lv[i].qty &&
+				       (uint32_t)json_integer_value(json_array_get(e, 2)) == lv[i].orders;
+			}
+			if (!same) {
+				fprintf(stderr, "xdpex-feedsub: symbol %u %s differ from xdpexd's\n", y,
+					side == XF_BUY ? "bids" : "asks");
+				bad++;
+			}
+		}
+		json_decref(j);
+	}
+	return bad;
+}
+
 static void print_top(void)
 {
 	for (uint32_t y = 1; y <= xf_book_max_symbol(s.book); y++) {
@@ -390,7 +518,8 @@ static void usage(void)
 		"usage: xdpex-feedsub --listen A.B.C.D:PORT [--group G] [--mcast-if ADDR]\n"
 		"         [--rewind A.B.C.D:PORT] [--snapshot A.B.C.D:PORT --session NAME]\n"
 		"         [--session NAME] [--drop-pct P] [--seed S] [--retry-ms MS]\n"
-		"         [--until-seq N] [--max-seconds S] [--dump FILE] [--top]\n");
+		"         [--until-seq N] [--max-seconds S] [--dump FILE] [--top]\n"
+		"         [--compare-dump FILE] [--compare-ctl SOCKET [--symbols N]]\n");
 	exit(2);
 }
 
@@ -401,10 +530,12 @@ int main(int argc, char **argv)
 		{ "rewind", 1, 0, 'r' },   { "snapshot", 1, 0, 'S' }, { "session", 1, 0, 'n' },
 		{ "drop-pct", 1, 0, 'd' }, { "seed", 1, 0, 's' },    { "retry-ms", 1, 0, 'R' },
 		{ "until-seq", 1, 0, 'u' }, { "max-seconds", 1, 0, 'm' }, { "dump", 1, 0, 'D' },
-		{ "top", 0, 0, 't' },	   { 0, 0, 0, 0 },
+		{ "top", 0, 0, 't' },	   { "compare-dump", 1, 0, 'C' }, { "compare-ctl", 1, 0, 'X' },
+		{ "symbols", 1, 0, 'Y' },  { 0, 0, 0, 0 },
 	};
 	const char *listen_on = NULL, *group = NULL, *mcast_if = NULL, *snap = NULL, *name = NULL;
-	const char *dump = NULL;
+	const char *dump = NULL, *cmp_dump = NULL, *cmp_ctl = NULL;
+	uint32_t nsym = 16;
 	uint64_t until = 0, retry_ns = 30000000ull, deadline;
 	double max_s = 60;
 	int top = 0, c, rc = 0;
@@ -430,6 +561,9 @@ int main(int argc, char **argv)
 		case 'm': max_s = atof(optarg); break;
 		case 'D': dump = optarg; break;
 		case 't': top = 1; break;
+		case 'C': cmp_dump = optarg; break;
+		case 'X': cmp_ctl = optarg; break;
+		case 'Y': nsym = (uint32_t)strtoul(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
@@ -491,6 +625,10 @@ int main(int argc, char **argv)
 			rc = 1;
 		}
 	}
+	if (cmp_dump && compare_dump(cmp_dump))
+		rc = 1;
+	if (cmp_ctl && compare_ctl(cmp_ctl, nsym))
+		rc = 1;
 	printf("{\"next_seq\": %" PRIu64 ", \"packets\": %" PRIu64 ", \"rewind_packets\": %" PRIu64
 	       ", \"messages\": %" PRIu64 ", \"live_messages\": %" PRIu64
 	       ", \"rewound_messages\": %" PRIu64 ", \"dropped_packets\": %" PRIu64
