@@ -61,7 +61,8 @@ def test_c_subscriber_fills_every_gap_of_1pct_loss_through_rewind(tmp_path: Path
     assert st["next_seq"] == produced["next_seq"]
     assert st["messages"] == produced["messages"], "every message applied exactly once"
     assert int(st["dropped_packets"]) > 20 and int(st["gaps"]) > 0  # type: ignore[call-overload]
-    assert st["rewound_messages"] == served["served_messages"] > 0
+    # Every rewound message was served; a request retried under load is served twice.
+    assert 0 < int(st["rewound_messages"]) <= int(served["served_messages"])  # type: ignore[call-overload]
     assert served["journal_errors"] == 0
     assert any(ln.startswith("top ") for ln in sub.lines)
 
