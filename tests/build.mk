@@ -22,3 +22,17 @@ proto-test: proto-build
 
 BUILD_TARGETS += proto-build
 NATIVE_TESTS += proto-test
+
+# The market-data feed's golden vectors (tests/golden/feed_vectors.txt) against
+# include/xdpex/feed.h: every field at feed.h's offsets, xf_parse_datagram's errors and texts.
+$(PROTO_TEST_OUT)/test_feed_golden: $(TOP)/tests/c/test_feed_golden.c $(TOP)/include/xdpex/feed.h $(TOP)/tests/build.mk
+	$(Q)mkdir -p $(PROTO_TEST_OUT)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -std=gnu11 -o $@ $<
+
+.PHONY: feed-golden-test
+feed-golden-test: $(PROTO_TEST_OUT)/test_feed_golden
+	$(Q)$(PROTO_TEST_OUT)/test_feed_golden $(TOP)/tests/golden/feed_vectors.txt
+
+BUILD_TARGETS += $(PROTO_TEST_OUT)/test_feed_golden
+NATIVE_TESTS += feed-golden-test

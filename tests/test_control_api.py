@@ -25,6 +25,9 @@ TABLES = {
     "executions",
     "session_events",
     "persister_position",
+    "firms",
+    "firm_sessions",
+    "firm_readers",
     "alembic_version",
 }
 

@@ -20,6 +20,7 @@ import grpc
 from xdpex_traffic import codec as c
 
 from .auth import AuthError, PermissionDenied, Principal
+from .dropcopy import add_to_server as add_dropcopy
 from .errors import InvalidArgument, ServiceError, grpc_code_of
 from .journal import REC_OUTBOUND, JournalReader, queue_dirs
 from .orderentry import OrderResult
@@ -253,6 +254,7 @@ def serve(cp: ControlPlane, host: str, port: int, workers: int = 8) -> grpc.Serv
         options=[("grpc.max_receive_message_length", 64 << 20)],
     )
     pbg.add_OrderEntryServicer_to_server(OrderEntryServicer(cp), server)
+    add_dropcopy(cp, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise RuntimeError(f"gRPC: cannot listen on {host}:{port}")

@@ -7,6 +7,8 @@ shown once and never stored), `symbols` and `config_items` (allowlist, rate limi
 control plane applies to the dataplane. And the persisted trading record written only by the
 persister from the journal: `orders`, `executions`, `session_events` and `persister_position`
 (how far the journal has been applied, updated in the same transaction as the rows it covers).
+And the drop copy's configuration: `firms`, the sessions of each (`firm_sessions`) and who may
+read each firm's drop copy (`firm_readers`).
 
 The schema is created and upgraded by alembic (control/xdpex/migrations); `Base.metadata` is the
 single description both alembic and the code use.
@@ -190,3 +192,29 @@ class ConfigItem(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Firm(Base):
+    """A firm: a set of sessions whose execution reports it may follow as a drop copy."""
+
+    __tablename__ = "firms"
+    firm_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FirmSession(Base):
+    """A session of a firm; a session belongs to one firm at most."""
+
+    __tablename__ = "firm_sessions"
+    session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    firm_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class FirmReader(Base):
+    """An API token name allowed to read a firm's drop copy (operators may read every firm's)."""
+
+    __tablename__ = "firm_readers"
+    firm_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    token_name: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -1,8 +1,9 @@
-"""Generated gRPC modules of control/proto/orderentry.proto (built into build/control/pb).
+"""Generated gRPC modules of control/proto/*.proto (built into build/control/pb).
 
 `make build` generates them (control/build.mk); when they are missing or older than the .proto,
 this module generates them in place with grpc_tools, so the control plane also runs from a bare
-checkout. Import the modules as `from xdpex.pb import orderentry_pb2, orderentry_pb2_grpc`.
+checkout. Import the modules as `from xdpex.pb import orderentry_pb2, orderentry_pb2_grpc`;
+other services load theirs with `load("<name>")`.
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ def _generate(proto: Path) -> None:
         raise RuntimeError(f"protoc failed ({rc}) on {proto}")
 
 
-def _load():  # type: ignore[no-untyped-def]
-    proto = PROTO_DIR / "orderentry.proto"
-    gen = OUT_DIR / "orderentry_pb2_grpc.py"
+def load(name: str):  # type: ignore[no-untyped-def]
+    """The generated (<name>_pb2, <name>_pb2_grpc) modules of control/proto/<name>.proto."""
+    proto = PROTO_DIR / f"{name}.proto"
+    gen = OUT_DIR / f"{name}_pb2_grpc.py"
     if not gen.exists() or gen.stat().st_mtime < proto.stat().st_mtime:
         _generate(proto)
     if str(OUT_DIR) not in sys.path:
         sys.path.insert(0, str(OUT_DIR))
-    return importlib.import_module("orderentry_pb2"), importlib.import_module("orderentry_pb2_grpc")
+    return importlib.import_module(f"{name}_pb2"), importlib.import_module(f"{name}_pb2_grpc")
 
 
-orderentry_pb2, orderentry_pb2_grpc = _load()
+orderentry_pb2, orderentry_pb2_grpc = load("orderentry")

@@ -36,6 +36,9 @@ enum xj_type {
 	XJ_OUT = 2, /* count x 64-byte gateway messages as sent, one session, consecutive */
 	XJ_SESSION = 3, /* struct xj_sess_ev (+ a NUL-terminated unix path for entry logins) */
 	XJ_ADMIN = 4, /* one control request line of JSON, NUL-padded */
+	XJ_FEED = 5, /* count market-data feed messages of one batch, as MoldUDP64 message blocks
+		      * (2-byte big-endian length + message, include/xdpex/feed.h), zero-padded;
+		      * msg_seq: feed sequence of the first, session_id: 0 */
 };
 
 /* struct xj_rec.flags */
@@ -49,7 +52,8 @@ struct xj_rec {
 	uint8_t flags; /* XJ_F_* */
 	uint16_t count; /* XJ_IN / XJ_OUT: messages in the payload */
 	uint32_t session_id; /* the session the record is about (0 for admin) */
-	uint64_t msg_seq; /* XJ_IN: sequence of the first message; XJ_OUT: outbound sequence */
+	uint64_t msg_seq; /* XJ_IN: sequence of the first message; XJ_OUT: outbound sequence;
+			   * XJ_FEED: feed sequence of the first message */
 	uint64_t ts; /* gateway wall clock (ns since the epoch) of the batch */
 } __attribute__((packed));
 

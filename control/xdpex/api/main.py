@@ -40,6 +40,7 @@ from .routes import (
     books,
     dataplane,
     executions,
+    firms,
     health,
     orders,
     ratelimits,
@@ -230,6 +231,7 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
         dataplane,
         tokens,
         audit,
+        firms,
     ):
         v1.include_router(r.router)
     app.include_router(v1)
