@@ -97,6 +97,8 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 			cur->queue = sh->queue;
 		}
 		if (y->halted >= 0) {
+			if (cur->halted != y->halted && (cur->halted > 0 || y->halted > 0))
+				xd_feed_symbol_state(sh, y->c.symbol_id, y->halted);
 			xe_engine_set_halted(sh->engine, y->c.symbol_id, y->halted);
 			cur->halted = y->halted;
 		}
@@ -243,6 +245,8 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		for (uint32_t y = 1; y <= sh->cfg->engine.max_symbols; y++) {
 			if (!sh->syms[y].c.symbol_id || (id && y != id))
 				continue;
+			if (sh->syms[y].halted != halt)
+				xd_feed_symbol_state(sh, y, halt);
 			xe_engine_set_halted(sh->engine, y, halt);
 			sh->syms[y].halted = halt;
 			found++;
@@ -256,6 +260,7 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		}
 	} else if (!strcmp(cmd, "expire_day")) {
 		n = xe_engine_expire_day(sh->engine, sh->ev);
+		xd_feed_events(sh, n, NULL);
 		xd_emit_events(sh, n, NULL, NULL, 0);
 		found = n;
 	} else if (!strcmp(cmd, "promote")) {
@@ -324,6 +329,7 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 				    json_integer((json_int_t)(map > tail ? map - tail : 0)));
 	}
 	xd_shard_port_stats(sh, q);
+	xd_feed_stats(sh, q);
 	json_object_set_new(q, "latency", xd_hist_json(s->lat));
 	xe_engine_get_stats(sh->engine, &es);
 	json_object_set_new(q, "engine",

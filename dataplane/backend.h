@@ -86,6 +86,9 @@ struct xd_backend {
 	int (*fd)(void *state); /* readable when rx_burst has work (--poll sleep); -1 = none */
 	void (*stats)(void *state, struct json_t *q); /* per-queue fields of `stats`; optional */
 	void (*bind)(void *state, uint32_t session_id, const struct xd_peer *p); /* optional */
+	/* Where the port's own frames come from: lmac, laddr and has_l2 of *p (frame backends);
+	 * optional (the kernel addresses udp's datagrams). */
+	void (*self)(void *state, struct xd_peer *p);
 	void (*unbind)(void *state, uint32_t session_id); /* optional */
 };
 

@@ -14,8 +14,9 @@ DP_SRCS := $(filter-out $(DP_SRC)/io_dpdk.c $(DP_SRC)/io_nodpdk.c,$(wildcard $(D
 	$(if $(DPDK_FOUND),$(DP_SRC)/io_dpdk.c,$(DP_SRC)/io_nodpdk.c)
 DP_OBJS := $(patsubst $(DP_SRC)/%.c,$(DP_OUT)/%.o,$(DP_SRCS))
 DP_LIB_OBJS := $(filter-out $(DP_OUT)/main.o,$(DP_OBJS))
-DP_CFLAGS := $(CFLAGS_COMMON) -Wmissing-prototypes -I$(TOP)/xdp -D_GNU_SOURCE -pthread
-DP_LIBS := $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a \
+DP_CFLAGS := $(CFLAGS_COMMON) -Wmissing-prototypes -I$(TOP)/xdp -I$(TOP)/feed -D_GNU_SOURCE -pthread
+DP_FEED_LIB := $(BUILD)/feed/libxdpex_feed.a
+DP_LIBS := $(DP_FEED_LIB) $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a \
 	-lxdp -lbpf -lelf -lz -ljansson -lcrypto -lstdc++ -lm -pthread $(DPDK_LIBS)
 
 BUILD_TARGETS += dataplane-build
@@ -31,18 +32,18 @@ $(DP_OUT)/io_dpdk.o: DP_CFLAGS += $(DPDK_CFLAGS)
 
 $(DP_OUT)/%.o: $(DP_SRC)/%.c $(wildcard $(DP_SRC)/*.h) $(TOP)/include/xdpex/proto.h \
 		$(TOP)/include/xdpex/parse.h $(TOP)/include/xdpex/journal.h $(TOP)/engine/include/xdpex/engine.h \
-		$(TOP)/xdp/xdpex_xdp.h | $(DP_OUT)
+		$(TOP)/xdp/xdpex_xdp.h $(TOP)/feed/xdpex_feed.h $(TOP)/include/xdpex/feed.h | $(DP_OUT)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(DP_CFLAGS) -c $< -o $@
 
 # The engine and the XDP library are built by their own fragments (engine-build, xdp-build).
-$(DP_OUT)/xdpexd: $(DP_OBJS) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
+$(DP_OUT)/xdpexd: $(DP_OBJS) $(DP_FEED_LIB) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
 	@echo "  LINK    $@"
 	$(Q)$(CC) -o $@ $(DP_OBJS) $(DP_LIBS)
 
 # What a host without DPDK builds (tests/test_dataplane_dpdk.py checks what --mode dpdk says).
 DP_NODPDK_OBJS := $(filter-out $(DP_OUT)/io_dpdk.o,$(DP_OBJS)) $(DP_OUT)/io_nodpdk.o
-$(DP_OUT)/xdpexd-nodpdk: $(DP_NODPDK_OBJS) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
+$(DP_OUT)/xdpexd-nodpdk: $(DP_NODPDK_OBJS) $(DP_FEED_LIB) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
 	@echo "  LINK    $@"
 	$(Q)$(CC) -o $@ $(DP_NODPDK_OBJS) $(filter-out $(DPDK_LIBS),$(DP_LIBS))
 
@@ -50,7 +51,7 @@ $(DP_OUT)/bench.o: $(DP_SRC)/bench/xdpexd_bench.c $(DP_SRC)/xdpexd.h | $(DP_OUT)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(DP_CFLAGS) -I$(DP_SRC) -c $< -o $@
 
-$(DP_OUT)/xdpexd-bench: $(DP_OUT)/bench.o $(DP_LIB_OBJS) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
+$(DP_OUT)/xdpexd-bench: $(DP_OUT)/bench.o $(DP_LIB_OBJS) $(DP_FEED_LIB) $(wildcard $(BUILD)/engine/libxdpex_engine.a $(BUILD)/xdp/libxdpex_xdp.a) | engine-build xdp-build
 	@echo "  LINK    $@"
 	$(Q)$(CC) -o $@ $(DP_OUT)/bench.o $(DP_LIB_OBJS) $(DP_LIBS)
 

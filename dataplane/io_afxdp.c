@@ -77,6 +77,8 @@ static struct {
 	const char *bind;
 	const char *iface;
 	uint16_t port; /* network order */
+	uint8_t mac[6]; /* the interface's, for frames of our own (the feed) */
+	uint32_t addr; /* its IPv4, network order (0: none) */
 } g = { .attach = "none", .bind = "none" };
 
 static void lib_log(enum xdpex_log_level level, const char *fmt, va_list ap)
@@ -155,6 +157,18 @@ static int afxdp_setup(const struct xd_opts *o, const struct xd_config *cfg, cha
 	g.iface = o->iface;
 	g.port = htons(o->port);
 	g.ifindex = (int)if_nametoindex(o->iface);
+	{
+		struct ifreq ifr = { 0 };
+		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", o->iface);
+		if (fd >= 0 && !ioctl(fd, SIOCGIFHWADDR, &ifr))
+			memcpy(g.mac, ifr.ifr_hwaddr.sa_data, 6);
+		if (fd >= 0 && !ioctl(fd, SIOCGIFADDR, &ifr))
+			g.addr = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+		if (fd >= 0)
+			close(fd);
+	}
 	rc = xdpex_xdp_open(&g.x, &xo);
 	if (rc)
 		return snprintf(err, errlen, "XDP program: cannot load/pin in %s: %s", o->pin_dir,
@@ -349,6 +363,14 @@ static void afxdp_stats(void *state, json_t *out)
 			  "tx_ring_empty_descs", (json_int_t)s.tx_ring_empty_descs));
 }
 
+static void afxdp_self(void *state, struct xd_peer *p)
+{
+	(void)state;
+	memcpy(p->lmac, g.mac, 6);
+	p->laddr = g.addr;
+	p->has_l2 = 1;
+}
+
 static int afxdp_fd(void *state)
 {
 	return ((struct afxdp_q *)state)->fd;
@@ -490,4 +512,5 @@ const struct xd_backend xd_backend_afxdp = {
 	.stats = afxdp_stats,
 	.bind = afxdp_bind,
 	.unbind = afxdp_unbind,
+	.self = afxdp_self,
 };

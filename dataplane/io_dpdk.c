@@ -510,6 +510,14 @@ static void dpdk_bind(void *state, uint32_t sid, const struct xd_peer *p)
 		xd_log("warning: dpdk q%u: session %u: binding table full", q->qid, sid);
 }
 
+static void dpdk_self(void *state, struct xd_peer *p)
+{
+	(void)state;
+	memcpy(p->lmac, g.mac.addr_bytes, 6);
+	p->laddr = g.addr_be;
+	p->has_l2 = 1;
+}
+
 static void dpdk_unbind(void *state, uint32_t sid)
 {
 	xdpex_filter_unbind(((struct dpdk_q *)state)->filter, sid);
@@ -533,4 +541,5 @@ const struct xd_backend xd_backend_dpdk = {
 	.stats = dpdk_stats,
 	.bind = dpdk_bind,
 	.unbind = dpdk_unbind,
+	.self = dpdk_self,
 };

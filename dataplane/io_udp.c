@@ -102,6 +102,12 @@ static int udp_open(const struct xd_port_cfg *c, void **state, char *err, size_t
 			       "without kernel busy polling",
 			       strerror(errno));
 	}
+	/* The feed to a multicast group leaves through the bound address's interface. */
+	if (a.sin_addr.s_addr &&
+	    setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &a.sin_addr, sizeof(a.sin_addr)))
+		return snprintf(err, errlen, "udp socket: IP_MULTICAST_IF %s: %s", o->addr,
+				strerror(errno)),
+		       -1;
 	if (setsockopt(u->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
 		return snprintf(err, errlen, "udp socket: SO_RCVTIMEO: %s", strerror(errno)), -1;
 	if (bind(u->fd, (struct sockaddr *)&a, sizeof(a)))

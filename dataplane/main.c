@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		"  --ha                    start as a standby; as primary answer only while a\n"
 		"                          lease granted on the control socket runs (docs/ha.md)\n"
 		"  --name NAME             this node in logs and replication         [hostname]\n"
+		"  --feed A.B.C.D:PORT[@MAC]  send the market-data feed there (a multicast group\n"
+		"                          or a subscriber; repeatable, 8 at most; docs/marketdata.md)\n"
 		"  --ctl-socket PATH       control socket            [/run/xdpex/ctl.sock]\n"
 		"  --entry-socket PATH     local order-entry socket  [/run/xdpex/entry.sock]\n"
 		"  --pin-dir DIR           afxdp: bpffs pin directory [/sys/fs/bpf/xdpex]\n"
@@ -184,6 +186,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		{ "role", required_argument, 0, 'r' },
 		{ "ha", no_argument, 0, 'H' },
 		{ "name", required_argument, 0, 'n' },
+		{ "feed", required_argument, 0, 'e' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -226,6 +229,14 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'r': o->role = pick("--role", optarg, roles); break;
 		case 'H': o->ha = true; break;
 		case 'n': o->name = optarg; break;
+		case 'e':
+			if (o->nfeed == XD_FEED_DSTS) {
+				fprintf(stderr, "xdpexd: error: --feed %s: at most %d destinations\n",
+					optarg, XD_FEED_DSTS);
+				exit(2);
+			}
+			o->feed[o->nfeed++] = optarg;
+			break;
 		case 'C': o->ctl_path = optarg; break;
 		case 'E': o->entry_path = optarg; break;
 		case 'P': o->pin_dir = optarg; break;

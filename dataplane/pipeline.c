@@ -66,7 +66,7 @@ void xd_journal_oom(struct xd_shard *sh)
 
 bool xd_buffers_high(struct xd_shard *sh)
 {
-	return sh->ntx >= XD_TX_SLOTS / 2 || xj_room(&sh->journal) < (1u << 20);
+	return sh->ntx >= XD_TX_SLOTS / 2 || xj_room(&sh->journal) < (1u << 20) || xd_feed_high(sh);
 }
 
 static void maybe_commit(struct xd_shard *sh)
@@ -233,19 +233,25 @@ void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const
 		};
 
 		n = xe_engine_new_order(sh->engine, &o, sh->ev);
+		xd_feed_events(sh, n, NULL);
 		break;
 	}
 	case XE_CANCEL: {
 		const struct xe_cancel *c = (const void *)m;
 
 		n = xe_engine_cancel(sh->engine, s->id, c->orig_cl_ord_id, sh->ev);
+		xd_feed_events(sh, n, NULL);
 		break;
 	}
 	case XE_REPLACE: {
 		const struct xe_replace *r = (const void *)m;
+		struct xe_order_info prior;
+		bool known = sh->feed && !sh->replaying &&
+			     !xe_engine_get_order(sh->engine, s->id, r->orig_cl_ord_id, &prior);
 
 		n = xe_engine_replace(sh->engine, s->id, r->orig_cl_ord_id, r->new_cl_ord_id,
 				      r->price, r->qty, sh->ev);
+		xd_feed_events(sh, n, known ? &prior : NULL);
 		break;
 	}
 	case XE_MASS_CANCEL: {
@@ -253,6 +259,7 @@ void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const
 
 		n = xe_engine_mass_cancel(sh->engine, s->id, mc->symbol_id, mc->side, XE_CXL_MASS,
 					  sh->ev);
+		xd_feed_events(sh, n, NULL);
 		if (!n) {
 			/* Every applied message is answered: nothing to cancel. */
 			reject(sh, s, &s->peer, s->logged_in, m, in_seq, XE_REJ_UNKNOWN_ORDER);

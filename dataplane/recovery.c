@@ -98,6 +98,9 @@ int xd_replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p, uint32_t 
 		json_decref(req);
 		break;
 	}
+	case XJ_FEED:
+		xd_feed_replayed(sh, r); /* the feed continues after it: nothing to encode again */
+		break;
 	default:
 		xd_log("error: journal q%d seq %llu: unknown record type %u", sh->queue,
 		       (unsigned long long)r->seq, r->type);

@@ -97,6 +97,7 @@ void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_
 	s->peer.kind = XD_PEER_NONE;
 	if (cod) {
 		n = xe_engine_mass_cancel(sh->engine, s->id, 0, 0, XE_CXL_DISCONNECT, sh->ev);
+		xd_feed_events(sh, n, NULL);
 		xd_emit_events(sh, n, NULL, NULL, 0);
 	}
 }

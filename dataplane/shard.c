@@ -74,6 +74,7 @@ int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opt
 	sh->opts = o;
 	sh->cfg = cfg;
 	sh->journal.fd = -1;
+	sh->feed_next = 1;
 	pthread_mutex_init(&sh->mbox.mu, NULL);
 	pthread_cond_init(&sh->mbox.cv, NULL);
 	sh->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -134,7 +135,7 @@ int xd_shard_open_ports(struct xd_shard *sh, const char *entry_path, char *err, 
 		if (s->logged_in)
 			xd_shard_bind(sh, s->id, &s->peer);
 	}
-	return 0;
+	return xd_feed_open(sh, err, errlen);
 }
 
 static void close_port(struct xd_port *p)
@@ -155,6 +156,7 @@ void xd_shard_free(struct xd_shard *sh)
 {
 	xd_shard_close_ports(sh);
 	xd_repl_close(sh);
+	xd_feed_close(sh);
 	xj_close(&sh->journal);
 	if (sh->engine)
 		xe_engine_destroy(sh->engine);
@@ -249,6 +251,7 @@ struct xd_txd *xd_tx_new(struct xd_shard *sh, const struct xd_peer *to, bool sen
 		memcpy(t->to.path, to->path, sizeof(t->to.path));
 	t->send = send && to->kind != XD_PEER_NONE;
 	t->retrans = false;
+	t->raw = false;
 	t->session_id = sid;
 	h = (struct xe_hdr *)t->buf;
 	h->magic = XE_MAGIC;
@@ -360,11 +363,13 @@ static void transmit(struct xd_shard *sh, const struct xd_txd *tx, uint32_t n)
 		if (!t->send)
 			continue;
 		nsend[t->to.kind]++;
+		if (t->raw) /* a feed packet, counted by the feed */
+			continue;
+		sh->st.tx_datagrams++;
 		sh->st.tx_msgs += ((const struct xe_hdr *)t->buf)->count;
 		if (t->session_id < sh->nsess_slots)
 			sh->sess[t->session_id].last_tx = sh->mono_ns;
 	}
-	sh->st.tx_datagrams += nsend[XD_PEER_UDP] + nsend[XD_PEER_UNIX];
 	if (sh->net.be && nsend[sh->net.be->peer_kind])
 		sh->st.tx_errors += sh->net.be->tx(sh->net.st, tx, n);
 	if (sh->entry.be && nsend[sh->entry.be->peer_kind])
@@ -440,6 +445,11 @@ void xd_shard_batch_end(struct xd_shard *sh)
 		}
 		memcpy(p, t->buf + XE_HDR_SIZE, (size_t)h->count * XE_MSG_SIZE);
 	}
+	if (xd_feed_journal(sh)) {
+		xd_journal_oom(sh);
+		tx_reset(sh);
+		return;
+	}
 	t_commit = xd_mono_ns();
 	rc = xj_commit(&sh->journal, xd_index_out, sh);
 	if (rc) {
@@ -448,6 +458,7 @@ void xd_shard_batch_end(struct xd_shard *sh)
 		return;
 	}
 	t_sent = xd_mono_ns();
+	xd_feed_publish(sh); /* the packets join the answers: held or sent with them */
 	seq = sh->journal.committed_seq;
 	xd_repl_committed(sh);
 	if (sh->held && (xd_held_oldest(sh->held) || must_hold(sh, seq))) {
@@ -522,6 +533,7 @@ static void side_work(struct xd_shard *sh, bool idle)
 	xd_shard_timers(sh);
 	xd_repl_publish_hash(sh);
 	sh->side_last = xd_mono_ns();
+	xd_feed_timers(sh, sh->side_last);
 }
 
 /* --poll sleep: up to 1 ms until the network port, the entry port or the mailbox has work. */

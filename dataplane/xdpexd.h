@@ -47,6 +47,7 @@ enum xd_role { XD_ROLE_PRIMARY = 0, XD_ROLE_STANDBY };
  * the local journal's guarantee. */
 enum xd_repl_missing { XD_MISSING_HOLD = 0, XD_MISSING_LOCAL };
 #define XD_MAX_STANDBYS 4
+#define XD_FEED_DSTS 8 /* --feed destinations */
 #define XD_MAX_EPOCHS 64
 
 struct xd_opts {
@@ -68,6 +69,8 @@ struct xd_opts {
 	const char *repl_listen; /* ADDR:PORT, queue i on PORT + i */
 	const char *repl_from; /* ADDR:PORT of the primary a standby follows */
 	const char *name; /* this node, in logs and the replication hello */
+	const char *feed[XD_FEED_DSTS]; /* --feed A.B.C.D:PORT[@MAC] */
+	int nfeed;
 	const char *ctl_path;
 	const char *entry_path;
 	const char *pin_dir;
@@ -300,6 +303,7 @@ struct xd_txd {
 	struct xd_peer to;
 	bool send; /* false: journaled only (session not logged in) */
 	bool retrans; /* served from the journal: sent, not journaled again */
+	bool raw; /* not a gateway datagram: a feed packet (XJ_FEED journals it) */
 	uint32_t session_id;
 	uint16_t len;
 	uint8_t buf[XE_MAX_PAYLOAD];
@@ -412,6 +416,9 @@ struct xd_shard {
 	uint64_t admin_seq; /* journal seq of the admin request being applied */
 	/* Answers of committed batches waiting for a standby's ack (--durability replicated). */
 	struct xd_held *held;
+	/* The market-data feed (feed.c): NULL without --feed; feed_next is restored by replay. */
+	struct xd_feed *feed;
+	uint64_t feed_next;
 };
 
 extern atomic_int xd_stop;
@@ -593,6 +600,27 @@ const struct xd_held_batch *xd_held_oldest(const struct xd_held *h);
 void xd_held_runs(const struct xd_held *h, const struct xd_txd **r1, uint32_t *n1,
 		  const struct xd_txd **r2, uint32_t *n2);
 void xd_held_pop(struct xd_held *h);
+
+/* ---- the market-data feed (feed.c) ---- */
+
+struct xd_feed;
+/* After the ports: the encoder from the recovered sequence, the destinations. 0 or -1 + err. */
+XD_MUST_CHECK int xd_feed_open(struct xd_shard *sh, char *err, size_t errlen);
+void xd_feed_close(struct xd_shard *sh);
+/* After every engine call, with its events in sh->ev (prior: a replace's order before it). */
+void xd_feed_events(struct xd_shard *sh, uint32_t n, const struct xe_order_info *prior);
+void xd_feed_symbol_state(struct xd_shard *sh, uint32_t symbol_id, int halted);
+/* The batch's feed buffer is large: commit early. */
+bool xd_feed_high(const struct xd_shard *sh);
+/* Replay met an XJ_FEED record. */
+void xd_feed_replayed(struct xd_shard *sh, const struct xj_rec *r);
+/* Batch end, before the commit: the XJ_FEED records. 0 or -ENOMEM. */
+XD_MUST_CHECK int xd_feed_journal(struct xd_shard *sh);
+/* Batch end, after the commit: the packets as raw transmit slots. */
+void xd_feed_publish(struct xd_shard *sh);
+/* Timers: a heartbeat after a second of silence. */
+void xd_feed_timers(struct xd_shard *sh, uint64_t mono);
+void xd_feed_stats(const struct xd_shard *sh, struct json_t *q);
 
 /* ---- control socket (ctl.c) ---- */
 

@@ -9,7 +9,9 @@
  * session's books from the snapshot server and goes on from the snapshot's sequence.
  * --drop-pct drops that share of live packets on receipt (seeded by --seed), to test recovery.
  * It stops at the end of the session (everything up to the end-of-session packet's sequence
- * applied), at --until-seq, or fails after --max-seconds; then prints top of book (--top), writes
+ * applied), at --until-seq, after --until-quiet N heartbeats in a row with everything they
+ * announce applied (a producer gone quiet: xdpexd sends one a second when idle), or fails after
+ * --max-seconds; then prints top of book (--top), writes
  * the books (--dump, xf_book_dump's format), compares them with the engine's (--compare-dump: a
  * dump of the engine's books; --compare-ctl: the levels and halts xdpexd's control socket
  * reports for symbols 1..--symbols) and prints one JSON line of counters with the feed latency
@@ -48,6 +50,7 @@ static struct {
 	bool have_session;
 	uint64_t next; /* next sequence to apply */
 	uint64_t known_end; /* highest "next sequence" the server announced */
+	uint32_t quiet; /* heartbeats in a row while caught up */
 	bool ended; /* an end-of-session packet was seen */
 	struct pend *pend; /* packets ahead of `next`, sorted by seq */
 	uint32_t npend, pcap;
@@ -213,8 +216,10 @@ static void on_packet(const uint8_t *buf, size_t len, bool live)
 		if (v.seq > s.known_end)
 			s.known_end = v.seq;
 		s.ended |= v.end;
+		s.quiet = live && s.next >= v.seq ? s.quiet + 1 : 0;
 		return;
 	}
+	s.quiet = 0;
 	if (v.seq + v.count > s.known_end)
 		s.known_end = v.seq + v.count;
 	if (live) {
@@ -518,7 +523,7 @@ static void usage(void)
 		"usage: xdpex-feedsub --listen A.B.C.D:PORT [--group G] [--mcast-if ADDR]\n"
 		"         [--rewind A.B.C.D:PORT] [--snapshot A.B.C.D:PORT --session NAME]\n"
 		"         [--session NAME] [--drop-pct P] [--seed S] [--retry-ms MS]\n"
-		"         [--until-seq N] [--max-seconds S] [--dump FILE] [--top]\n"
+		"         [--until-seq N] [--until-quiet N] [--max-seconds S] [--dump FILE] [--top]\n"
 		"         [--compare-dump FILE] [--compare-ctl SOCKET [--symbols N]]\n");
 	exit(2);
 }
@@ -531,12 +536,13 @@ int main(int argc, char **argv)
 		{ "drop-pct", 1, 0, 'd' }, { "seed", 1, 0, 's' },    { "retry-ms", 1, 0, 'R' },
 		{ "until-seq", 1, 0, 'u' }, { "max-seconds", 1, 0, 'm' }, { "dump", 1, 0, 'D' },
 		{ "top", 0, 0, 't' },	   { "compare-dump", 1, 0, 'C' }, { "compare-ctl", 1, 0, 'X' },
-		{ "symbols", 1, 0, 'Y' },  { 0, 0, 0, 0 },
+		{ "symbols", 1, 0, 'Y' },  { "until-quiet", 1, 0, 'Q' }, { 0, 0, 0, 0 },
 	};
 	const char *listen_on = NULL, *group = NULL, *mcast_if = NULL, *snap = NULL, *name = NULL;
 	const char *dump = NULL, *cmp_dump = NULL, *cmp_ctl = NULL;
 	uint32_t nsym = 16;
 	uint64_t until = 0, retry_ns = 30000000ull, deadline;
+	uint32_t quiet = 0;
 	double max_s = 60;
 	int top = 0, c, rc = 0;
 
@@ -558,6 +564,7 @@ int main(int argc, char **argv)
 		case 's': s.rng = strtoull(optarg, NULL, 10); break;
 		case 'R': retry_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
 		case 'u': until = strtoull(optarg, NULL, 10); break;
+		case 'Q': quiet = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'm': max_s = atof(optarg); break;
 		case 'D': dump = optarg; break;
 		case 't': top = 1; break;
@@ -587,7 +594,8 @@ int main(int argc, char **argv)
 	if (snap && load_snapshot(snap, name, 0))
 		return 1;
 	deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)(max_s * 1e9);
-	while (!(s.ended && s.next >= s.known_end) && !(until && s.next > until)) {
+	while (!(s.ended && s.next >= s.known_end) && !(until && s.next > until) &&
+	       !(quiet && s.quiet >= quiet && s.next >= s.known_end)) {
 		struct pollfd p[2] = { { s.live, POLLIN, 0 }, { s.rw, POLLIN, 0 } };
 		uint8_t buf[XF_MAX_PAYLOAD + 64];
 
