@@ -339,6 +339,49 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 				      (json_int_t)es.fills, "rejects", (json_int_t)es.rejects));
 }
 
+/* Every resting order of one side, best price first and in time priority within a level, as
+ * [order_id, price, leaves]; NULL without memory. */
+static json_t *book_orders(struct xd_shard *sh, uint32_t sym, uint8_t side)
+{
+	uint32_t cap = 1024, n;
+	struct xe_level *lv = NULL;
+	struct xe_order_info *o = NULL;
+	json_t *arr = NULL;
+
+	for (;;) { /* as many levels as there are */
+		struct xe_level *g = realloc(lv, cap * sizeof(*lv));
+
+		if (!g)
+			goto out;
+		lv = g;
+		n = xe_engine_book(sh->engine, sym, side, cap, lv);
+		if (n < cap)
+			break;
+		cap *= 2;
+	}
+	arr = json_array();
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t k, m = lv[i].orders;
+		struct xe_order_info *g = realloc(o, (m ? m : 1) * sizeof(*o));
+
+		if (!g) {
+			json_decref(arr);
+			arr = NULL;
+			goto out;
+		}
+		o = g;
+		k = xe_engine_level_orders(sh->engine, sym, side, lv[i].price, m, o);
+		for (uint32_t j = 0; j < k; j++)
+			json_array_append_new(arr, json_pack("[I,I,I]", (json_int_t)o[j].order_id,
+							     (json_int_t)o[j].price,
+							     (json_int_t)o[j].leaves));
+	}
+out:
+	free(lv);
+	free(o);
+	return arr;
+}
+
 static const char *const stp_names[] = { "none", "cancel_newest", "cancel_oldest",
 					 "cancel_both" };
 
@@ -397,6 +440,26 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 								     lv[i].orders));
 			json_object_set_new(resp, side == XE_BUY ? "bids" : "asks", arr);
 		}
+	} else if (!strcmp(cmd, "book_orders")) {
+		uint32_t sym = (uint32_t)json_integer_value(json_object_get(req, "symbol"));
+
+		if (!sym || sym > sh->cfg->engine.max_symbols || !sh->syms[sym].c.symbol_id)
+			return 0;
+		json_object_set_new(resp, "found", json_true());
+		json_object_set_new(resp, "symbol", json_integer(sym));
+		json_object_set_new(resp, "halted", json_boolean(sh->syms[sym].halted > 0));
+		json_object_set_new(resp, "feed_next_seq",
+				    sh->feed ? json_integer((json_int_t)xd_feed_next_seq(sh))
+					     : json_null());
+		for (int side = XE_BUY; side <= XE_SELL; side++) {
+			json_t *arr = book_orders(sh, sym, (uint8_t)side);
+
+			if (!arr) {
+				json_object_set_new(resp, "error", json_string("out of memory"));
+				return -1;
+			}
+			json_object_set_new(resp, side == XE_BUY ? "bids" : "asks", arr);
+		}
 	} else if (!strcmp(cmd, "ha")) {
 		xd_repl_status(sh, resp);
 	} else if (!strcmp(cmd, "follow")) {
@@ -436,7 +499,8 @@ void xd_shard_mbox(struct xd_shard *sh)
 	pthread_mutex_lock(&m->mu);
 	cmd = json_string_value(json_object_get(m->req, "cmd"));
 	if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
-		    !strcmp(cmd, "book") || !strcmp(cmd, "journal") || !strcmp(cmd, "ha") ||
+		    !strcmp(cmd, "book") || !strcmp(cmd, "book_orders") || !strcmp(cmd, "journal") ||
+		    !strcmp(cmd, "ha") ||
 		    !strcmp(cmd, "follow")))
 		m->rc = xd_shard_query(sh, m->req, m->resp);
 	else

@@ -193,7 +193,7 @@ static json_t *gather(json_t *req, const char *cmd)
 		json_object_set_new(out, "repl_listen",
 				    o->repl_listen ? json_string(o->repl_listen) : json_null());
 		json_object_set_new(out, "queues", queues);
-	} else if (!strcmp(cmd, "book")) {
+	} else if (!strcmp(cmd, "book") || !strcmp(cmd, "book_orders")) {
 		json_t *q, *found = NULL;
 		size_t i;
 
@@ -205,10 +205,13 @@ static json_t *gather(json_t *req, const char *cmd)
 			out = err_resp("symbol %lld: unknown",
 				       (long long)json_integer_value(json_object_get(req, "symbol")));
 		} else {
-			json_object_set(out, "symbol", json_object_get(found, "symbol"));
-			json_object_set(out, "halted", json_object_get(found, "halted"));
-			json_object_set(out, "bids", json_object_get(found, "bids"));
-			json_object_set(out, "asks", json_object_get(found, "asks"));
+			const char *k;
+			json_t *v;
+
+			json_object_foreach(found, k, v)
+				if (strcmp(k, "found") && strcmp(k, "queue"))
+					json_object_set(out, k, v);
+			json_object_set(out, "queue", json_object_get(found, "queue"));
 		}
 		json_decref(queues);
 	} else {
@@ -361,13 +364,14 @@ static json_t *handle(const char *text)
 		out = from ? gather(req, cmd)
 			   : err_resp("from: required, the primary's --repl-listen A.B.C.D:PORT");
 	}
-	else if (!strcmp(cmd, "book")) {
+	else if (!strcmp(cmd, "book") || !strcmp(cmd, "book_orders")) {
 		json_t *s = json_object_get(req, "symbol"), *d = json_object_get(req, "depth");
 
 		if (!json_is_integer(s) || json_integer_value(s) <= 0)
 			out = err_resp("symbol: required, a positive integer");
-		else if (d && (!json_is_integer(d) || json_integer_value(d) < 1 ||
-			       json_integer_value(d) > 64))
+		else if (d && !strcmp(cmd, "book") &&
+			 (!json_is_integer(d) || json_integer_value(d) < 1 ||
+			  json_integer_value(d) > 64))
 			out = err_resp("depth: an integer in 1..64");
 		else
 			out = gather(req, cmd);

@@ -262,6 +262,11 @@ void xd_feed_timers(struct xd_shard *sh, uint64_t mono)
 	xd_shard_batch_end(sh);
 }
 
+uint64_t xd_feed_next_seq(const struct xd_shard *sh)
+{
+	return sh->feed ? sh->feed->enc.next_seq : 0;
+}
+
 void xd_feed_stats(const struct xd_shard *sh, json_t *q)
 {
 	const struct xd_feed *f = sh->feed;

@@ -621,6 +621,8 @@ void xd_feed_publish(struct xd_shard *sh);
 /* Timers: a heartbeat after a second of silence. */
 void xd_feed_timers(struct xd_shard *sh, uint64_t mono);
 void xd_feed_stats(const struct xd_shard *sh, struct json_t *q);
+/* The sequence the queue's next feed message gets (0 without a feed). */
+uint64_t xd_feed_next_seq(const struct xd_shard *sh);
 
 /* ---- control socket (ctl.c) ---- */
 

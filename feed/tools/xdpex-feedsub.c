@@ -13,8 +13,8 @@
  * announce applied (a producer gone quiet: xdpexd sends one a second when idle), or fails after
  * --max-seconds; then prints top of book (--top), writes
  * the books (--dump, xf_book_dump's format), compares them with the engine's (--compare-dump: a
- * dump of the engine's books; --compare-ctl: the levels and halts xdpexd's control socket
- * reports for symbols 1..--symbols) and prints one JSON line of counters with the feed latency
+ * dump of the engine's books; --compare-ctl: every resting order, in priority, and the halts
+ * xdpexd's control socket reports for symbols 1..--symbols, command book_orders) and prints one JSON line of counters with the feed latency
  * (message timestamp to receipt) percentiles.
  */
 #include <arpa/inet.h>
@@ -443,20 +443,27 @@ static json_t *ctl_request(const char *path, const char *req)
 
 /* The books against xdpexd's own (control socket `book`: the best 64 levels of each side and
  * the halt) for symbols 1..nsym: the number of symbols that differ (each said), -1 on failure. */
+/* The rebuilt books against xdpexd's, order by order (control socket "book_orders": every
+ * resting order of each side in priority, and whether the symbol is halted). */
 static int compare_ctl(const char *path, uint32_t nsym)
 {
+	struct xf_border *o = NULL;
+	uint32_t cap = 0;
 	int bad = 0;
 
 	for (uint32_t y = 1; y <= nsym; y++) {
 		char req[96];
 		json_t *j;
-		struct xf_level lv[64];
 
-		snprintf(req, sizeof(req), "{\"cmd\": \"book\", \"symbol\": %u, \"depth\": 64}\n", y);
+		snprintf(req, sizeof(req), "{\"cmd\": \"book_orders\", \"symbol\": %u}\n", y);
 		j = ctl_request(path, req);
-		if (!j)
+		if (!j) {
+			free(o);
 			return -1;
+		}
 		if (!json_is_true(json_object_get(j, "ok"))) {
+			struct xf_level lv[1];
+
 			if (xf_book_levels(s.book, y, XF_BUY, 1, lv) ||
 			    xf_book_levels(s.book, y, XF_SELL, 1, lv)) {
 				fprintf(stderr, "xdpex-feedsub: symbol %u: xdpexd does not know it, the "
@@ -473,24 +480,40 @@ static int compare_ctl(const char *path, uint32_t nsym)
 		}
 		for (uint8_t side = XF_BUY; side <= XF_SELL; side++) {
 			json_t *arr = json_object_get(j, side == XF_BUY ? "bids" : "asks");
-			uint32_t n = xf_book_levels(s.book, y, side, 64, lv);
-			bool same = json_array_size(arr) == n;
+			uint32_t want = (uint32_t)json_array_size(arr), n;
+			bool same;
 
+			if (want + 1 > cap) {
+				struct xf_border *g = realloc(o, (want + 1) * sizeof(*o));
+
+				if (!g) {
+					free(o);
+					json_decref(j);
+					return -1;
+				}
+				o = g;
+				cap = want + 1;
+			}
+			n = xf_book_orders(s.book, y, side, want + 1, o);
+			same = n == want;
 			for (uint32_t i = 0; same && i < n; i++) {
 				json_t *e = json_array_get(arr, i);
 
-				same = json_integer_value(json_array_get(e, 0)) == lv[i].price &&
-				       (uint64_t)json_integer_value(json_array_get(e, 1)) == lv[i].qty &&
-				       (uint32_t)json_integer_value(json_array_get(e, 2)) == lv[i].orders;
+				same = (uint64_t)json_integer_value(json_array_get(e, 0)) == o[i].order_id &&
+				       json_integer_value(json_array_get(e, 1)) == o[i].price &&
+				       (uint32_t)json_integer_value(json_array_get(e, 2)) == o[i].qty;
 			}
 			if (!same) {
-				fprintf(stderr, "xdpex-feedsub: symbol %u %s differ from xdpexd's\n", y,
-					side == XF_BUY ? "bids" : "asks");
+				fprintf(stderr,
+					"xdpex-feedsub: symbol %u %s differ from xdpexd's (%u orders "
+					"here, %u there)\n",
+					y, side == XF_BUY ? "bids" : "asks", n, want);
 				bad++;
 			}
 		}
 		json_decref(j);
 	}
+	free(o);
 	return bad;
 }
 
