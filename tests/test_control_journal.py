@@ -12,6 +12,7 @@ import socket
 import time
 
 import pytest
+from control_support import Database, Dataplane, cleanup_dir, short_tmpdir
 from fastapi.testclient import TestClient
 from xdpex.api import create_app
 from xdpex.auth import Principal
@@ -27,7 +28,6 @@ from xdpex.journal import (
     segment_name,
 )
 from xdpex.service import ControlPlane, OrderSpec
-from xdpex.testing import Database, Dataplane, cleanup_dir, short_tmpdir
 from xdpex_traffic import codec as c
 
 WHO = Principal("test", "operator")

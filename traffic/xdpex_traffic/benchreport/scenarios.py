@@ -155,11 +155,11 @@ def run_control(plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
     a row for each to `rows`."""
     import xdpex.bench as cbench
     from xdpex.localcp import LocalControlPlane
-    from xdpex.testing import Dataplane, cleanup_dir, short_tmpdir
+    from xdpex.localdp import LocalDataplane, cleanup_dir, short_tmpdir
 
     t0 = time.monotonic()
     d = short_tmpdir("xbr")
-    dp = Dataplane(d, extra=["--segment-mb", "64"])
+    dp = LocalDataplane(d, extra=["--segment-mb", "64"])
     cp: LocalControlPlane | None = None
     try:
         dp.start()
