@@ -29,12 +29,12 @@ from control_support import Database, Dataplane, cleanup_dir, short_tmpdir
 from sqlalchemy import func, select
 from xdpex.auth import Principal
 from xdpex.errors import Conflict
-from xdpex.journal import REC_OUTBOUND, JournalReader, queue_dirs
 from xdpex.models import Execution, Order, PersisterPosition
 from xdpex.publisher import Publisher
 from xdpex.service import ControlPlane, OrderSpec
 from xdpex.services import RedisInstance
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
+from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
 WHO = Principal("test", "operator")
 

@@ -17,11 +17,11 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
+from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
 from .auth import AuthError, PermissionDenied, Principal
 from .errors import InvalidArgument, ServiceError, grpc_code_of
-from .journal import REC_OUTBOUND, JournalReader, queue_dirs
 from .orderentry import OrderResult
 from .pb import orderentry_pb2 as pb
 from .pb import orderentry_pb2_grpc as pbg

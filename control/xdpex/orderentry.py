@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 from .errors import DeadlineExceeded, Unavailable
 

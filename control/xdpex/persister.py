@@ -25,10 +25,8 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session
-from xdpex_traffic import codec as c
-
-from .db import make_engine, migrate
-from .journal import (
+from xdpex_proto import codec as c
+from xdpex_proto.journal import (
     REC_INBOUND,
     REC_OUTBOUND,
     REC_SESSION,
@@ -36,6 +34,8 @@ from .journal import (
     Record,
     queue_dirs,
 )
+
+from .db import make_engine, migrate
 from .models import Order, PersisterPosition
 
 log = logging.getLogger("xdpex.persister")

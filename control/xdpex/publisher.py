@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import redis
-from xdpex_traffic import codec as c
-
-from .journal import REC_OUTBOUND, JournalReader, queue_dirs
+from xdpex_proto import codec as c
+from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
 log = logging.getLogger("xdpex.publisher")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from xdpex_traffic import codec as c
-from xdpex_traffic.golden import Vector, format_vector, header_fields, message_fields
+from xdpex_proto import codec as c
+from xdpex_proto.golden import Vector, format_vector, header_fields, message_fields
 
 SID = 0x0A0B0C0D
 SECRET = bytes(range(0x20, 0x40))
@@ -27,7 +27,7 @@ HEADER = """\
 # file and never regenerate it. Checked byte for byte by tests/c/test_golden.c (parse.h + proto.h
 # structs), tests/test_proto_codec.py (codec.py) and tests/test_proto_scapy.py (scapy_layers.py).
 #
-# Format (reader: traffic/xdpex_traffic/golden.py): entries separated by blank lines, '#' comments.
+# Format (reader: proto/xdpex_proto/golden.py): entries separated by blank lines, '#' comments.
 #   name: unique name            dir: TO_GW | FROM_GW | AUTO (parse direction, enum xe_dir)
 #   hex: the datagram            secret: (Login only) the HMAC key the proof was made with
 #   hdr: every header field as key=value

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from crc32c import crc32c
 
-log = logging.getLogger("xdpex.journal")
+log = logging.getLogger("xdpex_proto.journal")
 
 SEG_MAGIC = b"XDPEXJL1"
 SEG_HDR = struct.Struct("<8sIIQQ")  # magic, version, queue, segment, first_seq
