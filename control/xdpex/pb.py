@@ -1,8 +1,11 @@
-"""Generated gRPC modules of control/proto/orderentry.proto (built into build/control/pb).
+"""Generated gRPC modules of xdpex/proto/orderentry.proto (package data, so it ships in the
+wheel).
 
-`make build` generates them (control/build.mk); when they are missing or older than the .proto,
-this module generates them in place with grpc_tools, so the control plane also runs from a bare
-checkout. Import the modules as `from xdpex.pb import orderentry_pb2, orderentry_pb2_grpc`.
+In a checkout `make build` generates them into build/control/pb (control/build.mk); when they are
+missing or older than the .proto, this module generates them itself with grpc_tools, so the
+control plane also runs from a bare checkout or an installed wheel (then into $XDPEX_PB_DIR or
+~/.cache/xdpex/pb). Import the modules as `from xdpex.pb import orderentry_pb2,
+orderentry_pb2_grpc`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,19 @@ from pathlib import Path
 
 from .config import REPO_ROOT
 
-PROTO_DIR = REPO_ROOT / "control/proto"
-OUT_DIR = Path(os.environ.get("XDPEX_PB_DIR", REPO_ROOT / "build/control/pb"))
+PROTO_DIR = Path(__file__).resolve().parent / "proto"
+
+
+def _out_dir() -> Path:
+    if os.environ.get("XDPEX_PB_DIR"):
+        return Path(os.environ["XDPEX_PB_DIR"])
+    if (REPO_ROOT / "control" / "build.mk").exists():  # a checkout
+        return REPO_ROOT / "build/control/pb"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "xdpex" / "pb"
+
+
+OUT_DIR = _out_dir()
 
 
 def _generate(proto: Path) -> None:
