@@ -16,10 +16,15 @@
 -- xdpex.cancel_reason or xdpex.logout_reason and the Rejected reason is xdpex.reject_reason;
 -- RetransmitRequest.count is xdpex.retransmit_count. Malformed datagrams (bad magic, version,
 -- count, length, unknown flags or message type) are marked with expert info, never skipped.
+--
+-- The constants, value strings, message layouts (offset, size), field widths and the parse
+-- errors below are proto.h's and parse.h's: tests/test_proto_contract.py reads them from this
+-- file and compares them with what gcc makes of the headers.
 
 local HDR_SIZE, MSG_SIZE, MAGIC, VERSION, MAX_MSGS = 24, 64, 0x4558, 1, 22
 local F_RETRANSMIT, F_HEARTBEAT, F_FROM_GW, F_KNOWN = 0x01, 0x02, 0x04, 0x07
 local DEFAULT_PORT = 9000
+local T_HEARTBEAT = 0x06
 
 local xdpex = Proto("xdpex", "xdpex order gateway protocol")
 
@@ -250,7 +255,7 @@ local function validate(buf, dir)
 			return "msg_kind", string.format("msg[%d].type: 0x%02x (%s), session message in an " ..
 				"application datagram (seq %s)", i, t, type_name(t), tostring(seq))
 		end
-		if bit.band(flags, F_HEARTBEAT) ~= 0 and t ~= 0x06 then
+		if bit.band(flags, F_HEARTBEAT) ~= 0 and t ~= T_HEARTBEAT then
 			return "flag_kind", string.format("hdr.flags: 0x%02x, HEARTBEAT set but msg[%d] is %s",
 				flags, i, type_name(t))
 		end
