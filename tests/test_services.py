@@ -8,7 +8,9 @@
   process is left alone.
 - etcd grants a 1 s lease as 1 s and expires it; three members on chosen addresses keep a quorum
   when one is killed and take it back when it starts again; a member runs in a network namespace.
-- Failures name the binary and quote its log.
+- Failures name the binary and quote its log; `python -m xdpex.services` runs one by hand.
+- Where nothing listens on 127.0.0.1:5432/6379/2379 (a network namespace of the test's own),
+  PostgreSQL and Redis tests of the control plane pass on the private instances.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from xdpex.services import (
     RedisInstance,
     ServiceError,
     reap_stale,
+    services_root,
 )
 
+TOP = Path(__file__).resolve().parents[1]
 SYSTEM_PORTS = {5432, 6379, 2379, 2380}
 ETCDCTL_ENV = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
@@ -84,6 +88,8 @@ def test_the_session_services_are_private(svc_pg, svc_redis, svc_etcd):
             (sockets,) = c.execute("SHOW unix_socket_directories").fetchone()
         assert Path(data) == svc_pg.data.resolve()
         assert (listen, sockets) == ("127.0.0.1", "")
+        if "XDPEX_SERVICES_DIR" not in os.environ:
+            assert svc_pg.dir.parent == services_root() == TOP / "build" / "services"
     redis_env = os.environ.get("XDPEX_TEST_REDIS_URL")
     if redis_env:
         assert svc_redis.url == redis_env
@@ -259,5 +265,60 @@ def test_etcd_member_in_a_network_namespace(tmp_path):
             assert r.stdout == "OK\n", r.stderr
             pid = e.pid("m0")
             assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+
+
+def test_python_m_xdpex_services_runs_one_until_sigterm():
+    with subprocess.Popen([sys.executable, "-m", "xdpex.services", "redis"], text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:  # fmt: skip
+        try:
+            assert p.stdout is not None and p.stderr is not None
+            url = p.stdout.readline().strip()  # printed once it answers PING
+            where = Path(p.stderr.readline().split()[1].rstrip(";"))
+            r = redis.Redis.from_url(url)
+            assert r.ping() and r.config_get("dir")["dir"] == str(where)
+            r.close()
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(30) == 0
+        finally:
+            p.kill()
+    assert not where.exists()
+
+
+NESTED = [
+    "tests/test_control_e2e.py::test_order_entry_cancel_book_and_persistence[postgres]",
+    "tests/test_control_persist.py::test_publisher_top_of_book_matches_the_engine",
+    "tests/test_services.py::test_the_session_services_are_private",
+]
+REFUSED = """
+import socket
+for port in (5432, 6379, 2379):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        raise SystemExit(f"something listens on 127.0.0.1:{port}")
+    except ConnectionRefusedError:
+        pass
+"""
+
+
+def test_persister_and_publisher_pass_where_nothing_listens_on_the_system_ports():
+    """In a network namespace of its own nothing answers on 5432, 6379 or 2379 (the host's
+    servers are out of reach), and a persister test on PostgreSQL (orders through the API, the
+    persister drains the journal into the database, the API reads them back) and the
+    publisher's Redis test pass there on the session's private instances."""
+    ns = f"xtnosvc{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDPEX_TEST_")}
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        inside = ["ip", "netns", "exec", ns, sys.executable]
+        r = subprocess.run([*inside, "-c", REFUSED], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = subprocess.run(
+            [*inside, "-m", "pytest", "-q", "-p", "no:cacheprovider", *NESTED],
+            cwd=TOP, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert r.returncode == 0 and f"{len(NESTED)} passed" in r.stdout, r.stdout[-3000:]
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=True)
