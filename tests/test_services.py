@@ -189,8 +189,8 @@ def test_a_failed_start_names_the_binary_and_quotes_its_log(tmp_path):
         r.port = held.getsockname()[1]  # a fixed port that is taken: no retry on another
         with pytest.raises(ServiceError) as e:
             r.start()
-        r.stop()
     assert "redis-server" in str(e.value) and "Address already in use" in str(e.value)
+    assert r.dir is None and list(tmp_path.iterdir()) == []  # a failed fresh start cleans up
 
 
 def test_postgres_says_which_directory_its_user_cannot_enter(tmp_path):

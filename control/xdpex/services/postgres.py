@@ -95,6 +95,17 @@ class PostgresInstance(Instance):
             )
 
     def start(self) -> PostgresInstance:
+        """Start (a fresh instance, or again in place after a crash or kill) and wait until
+        it answers; a fresh one that fails is removed again."""
+        fresh = self.dir is None
+        try:
+            return self._start()
+        except BaseException:
+            if fresh:
+                self.stop()
+            raise
+
+    def _start(self) -> PostgresInstance:
         if self.dir is None:
             blocked = _unreachable(self.root, self._uid, self._gid)
             if blocked:

@@ -71,6 +71,17 @@ class RedisInstance(Instance):
             return False
 
     def start(self) -> RedisInstance:
+        """Start (a fresh instance, or again in place after a crash or kill) and wait until
+        it answers; a fresh one that fails is removed again."""
+        fresh = self.dir is None
+        try:
+            return self._start()
+        except BaseException:
+            if fresh:
+                self.stop()
+            raise
+
+    def _start(self) -> RedisInstance:
         if self.dir is None:
             self._make_dir()
         elif self.proc is not None and self.proc.poll() is None:
