@@ -59,8 +59,8 @@ test-python: build
 bench: build $(BENCH_TARGETS)
 
 lint: $(SETUP_STAMP)
-	$(Q)$(VENV)/bin/ruff check control traffic engine/python proto tests
-	$(Q)$(VENV)/bin/mypy control/xdpex traffic/xdpex_traffic engine/python/xdpex_engine proto/xdpex_proto
+	$(Q)$(VENV)/bin/ruff check control proto traffic engine/python tests
+	$(Q)$(VENV)/bin/mypy control/xdpex proto/xdpex_proto traffic/xdpex_traffic engine/python/xdpex_engine
 
 run: build
 	$(Q)$(PY) -m xdpex.cli run

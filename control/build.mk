@@ -2,8 +2,8 @@
 # $(BUILD)/control/pb; xdpex.pb imports them from there (and regenerates them itself when they
 # are missing or older than the .proto, so a bare checkout still works).
 CONTROL_PB := $(BUILD)/control/pb
-CONTROL_PROTOS := $(wildcard $(TOP)/control/proto/*.proto)
-CONTROL_PB_OUT := $(patsubst $(TOP)/control/proto/%.proto,$(CONTROL_PB)/%_pb2_grpc.py,$(CONTROL_PROTOS))
+CONTROL_PROTOS := $(wildcard $(TOP)/control/xdpex/proto/*.proto)
+CONTROL_PB_OUT := $(patsubst $(TOP)/control/xdpex/proto/%.proto,$(CONTROL_PB)/%_pb2_grpc.py,$(CONTROL_PROTOS))
 
 .PHONY: control-build control-bench
 BUILD_TARGETS += control-build
@@ -11,9 +11,9 @@ BENCH_TARGETS += control-bench
 
 control-build: $(CONTROL_PB_OUT)
 
-$(CONTROL_PB)/%_pb2_grpc.py: $(TOP)/control/proto/%.proto $(SETUP_STAMP)
+$(CONTROL_PB)/%_pb2_grpc.py: $(TOP)/control/xdpex/proto/%.proto $(SETUP_STAMP)
 	@mkdir -p $(CONTROL_PB)
-	$(Q)$(PY) -m grpc_tools.protoc -I$(TOP)/control/proto --python_out=$(CONTROL_PB) \
+	$(Q)$(PY) -m grpc_tools.protoc -I$(TOP)/control/xdpex/proto --python_out=$(CONTROL_PB) \
 		--grpc_python_out=$(CONTROL_PB) $<
 
 # gRPC batch, REST single-order and persister (SQLite, PostgreSQL) figures -> docs/BENCHMARKS.md

@@ -49,11 +49,11 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from xdpex_traffic import codec as c
+    from xdpex_proto import codec as c
     from xdpex_traffic.client import ClientError, LoginError, XeClient
 except ImportError:  # run from a checkout without the project installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "traffic"))
-    from xdpex_traffic import codec as c
+    from xdpex_proto import codec as c
     from xdpex_traffic.client import ClientError, LoginError, XeClient
 
 

@@ -1,10 +1,12 @@
-"""Shared pytest fixtures. Each part names its fixtures after itself (dp_* = the dataplane)."""
+"""Shared pytest fixtures. Each part names its fixtures after itself (dp_* = the dataplane,
+svc_* = the private services: PostgreSQL, Redis and etcd started for the session)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,70 @@ def dp_env(request: pytest.FixtureRequest, dp_mode: str, dp_workdir: Path) -> It
         yield env
     finally:
         env.close()
+
+
+# -- private services (svc_*): PostgreSQL, Redis and etcd of the test session's own ---------------
+
+
+@dataclass(frozen=True)
+class ExternalService:
+    """A server the tests were pointed at with XDPEX_TEST_PG_URL / XDPEX_TEST_REDIS_URL /
+    XDPEX_TEST_ETCD: used as it is, never started or stopped here."""
+
+    url: str
+
+    @property
+    def endpoints(self) -> list[str]:
+        return self.url.split(",")
+
+
+@pytest.fixture(scope="session")
+def svc_pg() -> Iterator[object]:
+    """The session's PostgreSQL (xdpex.services.PostgresInstance: initdb + pg_ctl, free port,
+    database `test`), started by the first test that needs it and stopped at the end; `.url`.
+    Tests isolate themselves in schemas of their own (control_support.Database)."""
+    url = os.environ.get("XDPEX_TEST_PG_URL")
+    if url:
+        yield ExternalService(url)
+        return
+    from xdpex.services import PostgresInstance
+
+    pg = PostgresInstance().start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def svc_redis() -> Iterator[object]:
+    """The session's redis-server (xdpex.services.RedisInstance, free port, no persistence);
+    `.url`. Tests that take Redis down start a RedisInstance of their own."""
+    url = os.environ.get("XDPEX_TEST_REDIS_URL")
+    if url:
+        yield ExternalService(url)
+        return
+    from xdpex.services import RedisInstance
+
+    r = RedisInstance().start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture(scope="session")
+def svc_etcd() -> Iterator[object]:
+    """The session's single-member etcd (xdpex.services.EtcdCluster.single(): free ports,
+    heartbeat 50 ms, election 500 ms, so a 1 s lease is granted as 1 s); `.endpoints`."""
+    url = os.environ.get("XDPEX_TEST_ETCD")
+    if url:
+        yield ExternalService(url)
+        return
+    from xdpex.services import EtcdCluster
+
+    e = EtcdCluster.single().start()
+    try:
+        yield e
+    finally:
+        e.stop()

@@ -1,6 +1,6 @@
 """Helpers for the xdpexd tests (tests/test_dataplane_*.py): start the real daemon, talk to its
 control socket, and a small synchronous client that speaks the wire protocol through the project's
-codec (traffic/xdpex_traffic/codec.py) with full control over sequence numbers, so tests can send
+codec (proto/xdpex_proto/codec.py) with full control over sequence numbers, so tests can send
 duplicates, gaps and malformed datagrams on purpose.
 
 Sockets for the veth lab are created inside the lab's traffic namespace with setns(2), so the test
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 from xdpex_traffic.wire import ctl_request, dpdk_eal_args
 
 REPO = Path(__file__).resolve().parents[1]

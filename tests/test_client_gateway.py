@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from dataplane_support import SECRET, Daemon, base_config, need_root_and_binary
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 from xdpex_traffic.client import LoginError, XeClient
 
 

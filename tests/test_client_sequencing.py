@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 from xdpex_traffic.client import LoginError, SessionLost, XeClient
 
 SID = 77

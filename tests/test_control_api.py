@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from control_support import cleanup_dir, database, short_tmpdir
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect
 from xdpex.api import create_app
 from xdpex.config import Settings
 from xdpex.db import make_engine, migrate
-from xdpex.testing import Database, cleanup_dir, short_tmpdir
 
 OP = {"Authorization": "Bearer xt_test_operator"}
 TABLES = {
@@ -35,11 +35,11 @@ TABLES = {
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request):
     d = short_tmpdir("db")
-    database = Database(request.param, d)
+    dbase = database(request, request.param, d)
     try:
-        yield database
+        yield dbase
     finally:
-        database.drop()
+        dbase.drop()
         cleanup_dir(d)
 
 

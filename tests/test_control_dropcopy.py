@@ -21,7 +21,7 @@ from xdpex.config import Settings
 from xdpex.dropcopy import pb, pbg
 from xdpex.grpc_api import serve
 from xdpex.service import ControlPlane
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 OP = "xt_dropcopy_operator"
 OPH = {"Authorization": f"Bearer {OP}"}

@@ -13,6 +13,7 @@ import time
 import grpc
 import pytest
 import schemathesis
+from control_support import Dataplane, cleanup_dir, database, short_tmpdir
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from xdpex.api import create_app
@@ -21,7 +22,6 @@ from xdpex.pb import orderentry_pb2 as pb
 from xdpex.pb import orderentry_pb2_grpc as pbg
 from xdpex.persister import Persister
 from xdpex.service import OrderSpec
-from xdpex.testing import Database, Dataplane, cleanup_dir, short_tmpdir
 
 OP = {"Authorization": "Bearer xt_test_operator"}
 
@@ -29,7 +29,7 @@ OP = {"Authorization": "Bearer xt_test_operator"}
 @pytest.fixture(params=["sqlite", "postgres"])
 def stack(request):
     d = short_tmpdir("e2e")
-    db = Database(request.param, d)
+    db = database(request, request.param, d)
     dp = Dataplane(d).start()
     s = dp.settings(db)
     try:

@@ -13,6 +13,7 @@ import threading
 import grpc
 import httpx
 import pytest
+from control_support import Database, Dataplane, cleanup_dir, database, short_tmpdir
 from sqlalchemy import text
 from xdpex.auditlog import PENDING, AuditLog
 from xdpex.auth import Principal
@@ -20,7 +21,6 @@ from xdpex.db import make_engine, migrate
 from xdpex.errors import Unavailable
 from xdpex.pb import orderentry_pb2 as pb
 from xdpex.pb import orderentry_pb2_grpc as pbg
-from xdpex.testing import Database, Dataplane, cleanup_dir, short_tmpdir
 
 TOKEN = "xt_test_operator"
 OP = {"Authorization": f"Bearer {TOKEN}"}
@@ -141,9 +141,9 @@ def test_a_change_is_refused_and_not_applied_when_its_audit_record_cannot_be_wri
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_audit_record_is_committed_before_the_change_and_completed_after(kind):
+def test_audit_record_is_committed_before_the_change_and_completed_after(kind, request):
     d = short_tmpdir("audit")
-    db = Database(kind, d)
+    db = database(request, kind, d)
     eng = make_engine(db.url, db.schema)
     log = AuditLog(eng)
     try:

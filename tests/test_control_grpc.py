@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from control_support import cleanup_dir, short_tmpdir
 from xdpex.config import Settings
 from xdpex.grpc_api import serve
 from xdpex.pb import orderentry_pb2 as pb
 from xdpex.pb import orderentry_pb2_grpc as pbg
 from xdpex.service import ControlPlane
-from xdpex.testing import cleanup_dir, short_tmpdir
 
 OP = "xt_test_operator"
 

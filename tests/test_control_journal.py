@@ -12,10 +12,13 @@ import socket
 import time
 
 import pytest
+from control_support import Database, Dataplane, cleanup_dir, short_tmpdir
 from fastapi.testclient import TestClient
 from xdpex.api import create_app
 from xdpex.auth import Principal
-from xdpex.journal import (
+from xdpex.service import ControlPlane, OrderSpec
+from xdpex_proto import codec as c
+from xdpex_proto.journal import (
     REC_HDR_SIZE,
     SEG_HDR,
     SEG_HDR_SIZE,
@@ -26,9 +29,6 @@ from xdpex.journal import (
     read_segment_header,
     segment_name,
 )
-from xdpex.service import ControlPlane, OrderSpec
-from xdpex.testing import Database, Dataplane, cleanup_dir, short_tmpdir
-from xdpex_traffic import codec as c
 
 WHO = Principal("test", "operator")
 OP = {"Authorization": "Bearer xt_test_operator"}

@@ -13,7 +13,7 @@ import sys
 import time
 
 import httpx
-from xdpex.testing import cleanup_dir, free_tcp_port, free_udp_port, short_tmpdir
+from control_support import cleanup_dir, free_tcp_port, free_udp_port, short_tmpdir
 
 
 def xdpex(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,9 @@
   the same content hash of every order's final state and every execution, computed here by an
   independent replay of the journal's outbound messages. On SQLite and PostgreSQL.
 - The Redis publisher puts every execution into its stream exactly once, across a restart of
-  the publisher and across a restart of the Redis server itself (a private redis-server on a
-  free port, which loses its data, so the publisher must refill the stream).
+  the publisher and across a restart of the Redis server itself (a redis-server of the test's
+  own, xdpex.services.RedisInstance, killed and started again on its port: it has lost its data,
+  so the publisher must refill the stream).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,23 +25,16 @@ from contextlib import contextmanager
 
 import pytest
 import redis
-from dataplane_support import unavailable
+from control_support import Database, Dataplane, cleanup_dir, short_tmpdir
 from sqlalchemy import func, select
 from xdpex.auth import Principal
 from xdpex.errors import Conflict
-from xdpex.journal import REC_OUTBOUND, JournalReader, queue_dirs
 from xdpex.models import Execution, Order, PersisterPosition
 from xdpex.publisher import Publisher
 from xdpex.service import ControlPlane, OrderSpec
-from xdpex.testing import (
-    REDIS_URL,
-    Database,
-    Dataplane,
-    cleanup_dir,
-    free_tcp_port,
-    short_tmpdir,
-)
-from xdpex_traffic import codec as c
+from xdpex.services import RedisInstance
+from xdpex_proto import codec as c
+from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
 WHO = Principal("test", "operator")
 
@@ -105,9 +98,9 @@ def drive(cp: ControlPlane, n: int, seed: int, stop: threading.Event | None = No
 
 
 @contextmanager
-def stack(kind: str):
+def stack(kind: str, pg_url: str = ""):
     d = short_tmpdir("per")
-    db = Database(kind, d)
+    db = Database(kind, d, pg_url)
     dp = Dataplane(d, extra=["--segment-mb", "1"]).start()  # several segments
     s = dp.settings(db)
     cp = ControlPlane(s)
@@ -123,7 +116,8 @@ def stack(kind: str):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def env(request):
-    with stack(request.param) as e:
+    url = request.getfixturevalue("svc_pg").url if request.param == "postgres" else ""
+    with stack(request.param, url) as e:
         yield e
 
 
@@ -229,38 +223,6 @@ def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
     assert digest(tuple(e) for e in ex) == digest(execs)
 
 
-def _redis_server(port: int, workdir) -> subprocess.Popen:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        unavailable("redis-server is not installed (needed for the Redis restart test)")
-    p = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            redis.Redis(port=port).ping()
-            return p
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("private redis-server did not start")
-
-
 def _drain(pub: Publisher, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     idle = 0
@@ -275,10 +237,8 @@ def _stream_ids(r: redis.Redis, key: str) -> list[tuple[int, int]]:
 
 def test_redis_stream_holds_every_execution_once_across_restarts(env_sqlite):
     cp, dp, s = env_sqlite
-    port = free_tcp_port()
-    rdir = short_tmpdir("redis")
-    srv = _redis_server(port, rdir)
-    url = f"redis://127.0.0.1:{port}/0"
+    srv = RedisInstance().start()  # its own: this test kills it
+    url = srv.url
     prefix = f"xt{uuid.uuid4().hex[:8]}"
     try:
         drive(cp, 2000, 2)
@@ -288,14 +248,13 @@ def test_redis_stream_holds_every_execution_once_across_restarts(env_sqlite):
         pub = Publisher(url, s.journal_dir, prefix)  # a restarted publisher adds nothing twice
         drive(cp, 1000, 3)
         _drain(pub)
-        srv.send_signal(signal.SIGKILL)
-        srv.wait(10)
+        srv.kill()
         drive(cp, 1000, 4)
         assert pub.step() == 0 and not pub.connected
-        srv = _redis_server(port, rdir)  # empty again: the stream must be refilled
+        srv.start()  # same port, empty again: the stream must be refilled
         time.sleep(pub.backoff + 0.1)
         _drain(pub)
-        r = redis.Redis(port=port)
+        r = redis.Redis.from_url(url)
         _, _, execs = reference(s.journal_dir)
         ids = _stream_ids(r, f"{prefix}:q0:executions")
         assert len(ids) == len(set(ids)) == len(execs) > 500
@@ -315,18 +274,16 @@ def test_redis_stream_holds_every_execution_once_across_restarts(env_sqlite):
         assert tob and all(int(f[b"seq"]) == int(i.decode().split("-")[0]) for i, f in tob)
         pub.close()
     finally:
-        srv.kill()
-        srv.wait(10)
-        cleanup_dir(rdir)
+        srv.stop()
 
 
-def test_publisher_top_of_book_matches_the_engine(env_sqlite):
+def test_publisher_top_of_book_matches_the_engine(env_sqlite, svc_redis):
     cp, dp, s = env_sqlite
     prefix = f"xt{uuid.uuid4().hex[:8]}"
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(svc_redis.url)
     try:
         drive(cp, 600, 5)
-        pub = Publisher(REDIS_URL, s.journal_dir, prefix)
+        pub = Publisher(svc_redis.url, s.journal_dir, prefix)
         _drain(pub)
         pub.close()
         _, _, execs = reference(s.journal_dir)

@@ -10,12 +10,12 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from control_support import cleanup_dir, short_tmpdir
 from dataplane_support import lab_up
 from fastapi.testclient import TestClient
 from xdpex.api import create_app
 from xdpex.config import Settings
 from xdpex.metrics import read_pinned_counters
-from xdpex.testing import cleanup_dir, short_tmpdir
 from xdpex_traffic.lab import Lab
 from xdpex_traffic.wire import PRICE_BAND, Gateway
 

@@ -9,7 +9,7 @@ import json
 import socket
 
 from dataplane_support import SECRET, Env, new_order
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 
 def test_apply_halt_resume_survive_restart(dp_env: Env) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from dataplane_support import XDPEXD, Env, base_config, need_root_and_binary, new_order
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 from xdpex_traffic.lab import GW_IP, GW_MAC, TG_IF
 
 NODPDK = XDPEXD.parent / "xdpexd-nodpdk"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from dataplane_support import Client, Daemon, base_config, need_root_and_binary, new_order
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 from xdpex_traffic.lab import xdp_pass_object
 
 GW_IP, CL_IP = "10.78.0.1", "10.78.0.2"

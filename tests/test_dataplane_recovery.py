@@ -27,7 +27,7 @@ from dataplane_support import (
     read_journal,
     unavailable,
 )
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 
 def env_for(mode: str, workdir: Path, request: pytest.FixtureRequest, **kw) -> Env:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from dataplane_support import SECRET, Env, new_order, now_ns
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 LR = c.LoginReason
 RR = c.RejectReason

@@ -22,8 +22,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
-from xdpex_traffic import codec
-from xdpex_traffic.golden import Vector, load_vectors
+from xdpex_proto import codec
+from xdpex_proto.golden import Vector, load_vectors
 from xdpex_traffic.scapy_layers import XE, XEFill, XENewOrder
 
 TOP = Path(__file__).resolve().parent.parent

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from xdpex import journal
-from xdpex_proto import feed
+from xdpex_proto import feed, journal
 from xdpex_proto.feed_golden import Vector, build_message, load_vectors, message_fields
 
 TOP = Path(__file__).resolve().parent.parent

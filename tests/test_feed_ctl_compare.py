@@ -11,8 +11,8 @@ from pathlib import Path
 
 from dataplane_support import Env, base_config, need_root_and_binary, new_order
 from feed_support import c_sub, free_port, need_tools
+from xdpex_proto import codec as c
 from xdpex_proto import feed as f
-from xdpex_traffic import codec as c
 from xdpex_traffic.feedbook import Book
 from xdpex_traffic.feedsub import compare_ctl
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from feed_support import FeedD, need_tools, sim
-from xdpex.journal import REC_FEED, JournalReader
 from xdpex_proto import feed as f
+from xdpex_proto.journal import REC_FEED, JournalReader
 from xdpex_traffic.feedbook import Book
 from xdpex_traffic.feedsub import Subscriber, fetch_snapshot
 

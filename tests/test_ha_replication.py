@@ -8,7 +8,6 @@ primary answers only while its lease runs. (Failover driven by etcd: tests/test_
 
 from __future__ import annotations
 
-import select
 import signal
 import socket
 import struct
@@ -29,7 +28,7 @@ from dataplane_support import (
     new_order,
     read_journal,
 )
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 
 def free_tcp_port() -> int:
@@ -175,24 +174,6 @@ def test_with_repl_missing_local_answers_go_on_without_a_standby(dp_workdir: Pat
         a.d.stop(signal.SIGKILL)
 
 
-def login_epoch(cl: Client, **kw) -> tuple[c.LoginAccepted, int]:
-    """Logs in; the LoginAccepted and the epoch it carries (bytes 32..39 of the message, read
-    from the datagram as it arrived)."""
-    cl.send_session([cl.login_msg(**kw)])
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([cl.sock], [], [], 0.1)
-        if not r:
-            continue
-        data = cl.sock.recv(2048)
-        d = c.decode_datagram(data, c.Direction.FROM_GW)
-        cl.received.append(d)
-        for i, m in enumerate(d.messages):
-            if isinstance(m, c.LoginAccepted):
-                return m, struct.unpack_from("<Q", data, 24 + 64 * i + 32)[0]
-    raise AssertionError(f"no LoginAccepted; got {cl.messages()}")
-
-
 def test_promotion_keeps_every_order_and_sequence(pair: tuple[Node, Node]) -> None:
     a, b = pair
     cl = Client(a.server, 1)
@@ -209,8 +190,8 @@ def test_promotion_keeps_every_order_and_sequence(pair: tuple[Node, Node]) -> No
     # The client moves to the new primary, asks for everything from outbound seq 1 again.
     cl2 = Client(b.server, 1)
     cl2.next_seq = cl.next_seq
-    la, epoch = login_epoch(cl2, next_seq=1)
-    assert epoch == 7 and la.next_in_seq == 101
+    la = cl2.login(next_seq=1)
+    assert isinstance(la, c.LoginAccepted) and la.epoch == 7 and la.next_in_seq == 101
     cl2.wait_count(lambda m: isinstance(m, c.Accepted), 100)
     replayed = dict(cl2.app_messages())
     assert {s: replayed[s] for s in answered} == answered  # the same answers, seq for seq

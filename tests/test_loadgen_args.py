@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from xdpex_traffic import codec
+from xdpex_proto import codec
 from xdpex_traffic.wire import loadgen_path
 
 SECRET = bytes(range(32))

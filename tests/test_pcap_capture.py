@@ -18,8 +18,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
-from xdpex_traffic import codec
-from xdpex_traffic.golden import load_vectors
+from xdpex_proto import codec
+from xdpex_proto.golden import load_vectors
 from xdpex_traffic.lab import Lab
 from xdpex_traffic.pcap import Captured, PcapError, capture, capture_point
 from xdpex_traffic.wire import Gateway, run_loadgen
@@ -30,7 +30,7 @@ XDPEX = [sys.executable, "-m", "xdpex.cli"]
 # Sent from inside a namespace: N datagrams of 3 NewOrders (client side) or 1 Accepted (gateway).
 SENDER = """
 import socket, sys
-from xdpex_traffic import codec
+from xdpex_proto import codec
 side, n = sys.argv[1], int(sys.argv[2])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 if side == "tg":

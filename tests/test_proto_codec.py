@@ -1,4 +1,4 @@
-"""Wire protocol codec (xdpex_traffic.codec) against the golden vectors and on its own: every
+"""Wire protocol codec (xdpex_proto.codec) against the golden vectors and on its own: every
 vector encodes from its meaning to the exact tracked bytes and decodes back to the meaning; every
 malformed vector raises ProtocolError with parse.h's code and text; the Login proof verifies."""
 
@@ -9,8 +9,8 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdpex_traffic import codec as c
-from xdpex_traffic.golden import (
+from xdpex_proto import codec as c
+from xdpex_proto.golden import (
     Vector,
     build_message,
     header_fields,

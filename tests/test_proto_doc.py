@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 TYPES = {"B": ("u8", 1), "H": ("u16", 2), "I": ("u32", 4), "Q": ("u64", 8), "q": ("i64", 8)}

@@ -1,5 +1,5 @@
 """Differential test of the two parsers: include/xdpex/parse.h (through `test_golden --parse`) and
-xdpex_traffic.codec.decode_datagram must give the same verdict, code and text for thousands of
+xdpex_proto.codec.decode_datagram must give the same verdict, code and text for thousands of
 datagrams mutated from the golden vectors (flipped bytes, header fields set to edge values,
 truncation, extension, message types swapped), in every direction mode."""
 
@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from xdpex_traffic import codec as c
-from xdpex_traffic.golden import load_vectors
+from xdpex_proto import codec as c
+from xdpex_proto.golden import load_vectors
 
 TOP = Path(__file__).resolve().parents[1]
 BIN = TOP / "build" / "tests" / "test_golden"

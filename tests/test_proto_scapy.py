@@ -10,8 +10,8 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap, wrpcap
+from xdpex_proto.golden import Fields, Vector, load_vectors
 from xdpex_traffic import scapy_layers as xs
-from xdpex_traffic.golden import Fields, Vector, load_vectors
 
 VALID = [v for v in load_vectors() if not v.malformed]
 MALFORMED = [v for v in load_vectors() if v.malformed]

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
-from xdpex_traffic import codec
+from xdpex_proto import codec
 from xdpex_traffic.scapy_layers import XE
 
 TOP = Path(__file__).resolve().parent.parent

@@ -5,7 +5,9 @@ PostgreSQL.
 One run starts a real xdpexd (kernel-UDP mode, `--poll sleep` so it leaves the second core to
 the control plane), the control plane as its own process (`python -m xdpex.serve`: REST + gRPC,
 SQLite), drives it from this process for a bounded time per figure, then drains the journal
-those orders produced into a fresh SQLite file and a fresh PostgreSQL schema with the persister.
+those orders produced into a fresh SQLite file and a PostgreSQL cluster of its own
+(xdpex.services.PostgresInstance: initdb + pg_ctl on a free port, the server's default
+durability; `--pg-url` names an existing server instead) with the persister.
 Figures go to JSON (--out) and to the "## Control plane" section of docs/BENCHMARKS.md (--doc),
 replacing only that section.
 """
@@ -25,11 +27,12 @@ from typing import Any
 import grpc
 import httpx
 
-from .db import make_engine, migrate
+from .db import drop_schema, make_engine, migrate
+from .localdp import LocalDataplane, cleanup_dir, short_tmpdir
 from .pb import orderentry_pb2 as pb
 from .pb import orderentry_pb2_grpc as pbg
 from .persister import Persister
-from .testing import PG_URL, Database, Dataplane, cleanup_dir, short_tmpdir
+from .services import PostgresInstance
 
 TOKEN = "xt_bench_operator"
 SECTION = "## Control plane"
@@ -227,17 +230,17 @@ def _spread(r: dict[str, Any]) -> str:
     return f"; median of {len(xs)} runs, {xs[0]:,}-{xs[-1]:,}" if len(xs) > 1 else ""
 
 
-def bench_persister(journal: Path, workdir: Path, kind: str) -> dict[str, Any]:
-    db = Database(kind, workdir)
+def bench_persister(journal: Path, url: str, schema: str = "") -> dict[str, Any]:
+    """Drain `journal` into the database at `url` (empty, or a fresh `schema` in it, dropped
+    afterwards)."""
+    eng = make_engine(url, schema)
     try:
-        eng = make_engine(db.url, db.schema)
         migrate(eng)
         p = Persister(eng, journal, batch=5000)
         t0 = time.perf_counter()
         p.drain()
         el = time.perf_counter() - t0
         p.close()
-        eng.dispose()
         return {
             "records": p.records_total,
             "rows": p.rows_total,
@@ -246,7 +249,22 @@ def bench_persister(journal: Path, workdir: Path, kind: str) -> dict[str, Any]:
             "records_per_s": round(p.records_total / el),
         }
     finally:
-        db.drop()
+        eng.dispose()
+        if schema:
+            drop_schema(url, schema)
+
+
+def bench_persister_postgres(journal: Path, pg_url: str = "") -> dict[str, Any]:
+    """The persister into PostgreSQL: a private cluster (durable settings, like a gateway's
+    server), or a schema of its own on `pg_url`."""
+    if pg_url:
+        res = bench_persister(journal, pg_url, f"xbench_{os.getpid()}")
+        res["server"] = pg_url
+        return res
+    with PostgresInstance(dbname="bench", durable=True) as pg:
+        res = bench_persister(journal, pg.url)
+    res["server"] = "private PostgreSQL cluster (xdpex.services, fsync on)"
+    return res
 
 
 def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
@@ -296,7 +314,8 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
         "process (uvicorn with uvloop and httptools, one event loop), the client in a third, all "
         "on the same 2 cores (load average at the start: "
         f"{res['load_avg']}, after: {res.get('load_avg_end', '?')}). REST clients are plain "
-        "asyncio HTTP/1.1 keep-alive connections with one request in flight each. Raw figures: "
+        "asyncio HTTP/1.1 keep-alive connections with one request in flight each. The "
+        f"PostgreSQL row drains into a {pp.get('server', 'PostgreSQL server')}. Raw figures: "
         "`build/bench/control.json`.\n\n"
         "| what | figure | goal | ratio |\n| --- | --- | --- | --- |\n" + table + "\n\n" + NOTES
     )
@@ -321,11 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--connections", type=int, default=8, help="concurrent REST connections (throughput row)"
     )
+    ap.add_argument(
+        "--pg-url", default="", help="persister row on this PostgreSQL (default: a private one)"
+    )
     ap.add_argument("--out", type=Path, help="JSON results")
     ap.add_argument("--doc", type=Path, help="BENCHMARKS.md to update")
     a = ap.parse_args(argv)
     d = short_tmpdir("bench")
-    dp = Dataplane(d, extra=["--segment-mb", "64"]).start()
+    dp = LocalDataplane(d, extra=["--segment-mb", "64"]).start()
     cp = dp.control_plane(TOKEN)
     http, grpc_port = cp.http_port, cp.grpc_port
     try:
@@ -355,10 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         cp.stop()
         dp.stop()
     try:
-        res["persister_sqlite"] = bench_persister(dp.journal, d, "sqlite")
+        res["persister_sqlite"] = bench_persister(dp.journal, f"sqlite:///{d / 'xdpex.db'}")
         print(f"persister SQLite: {res['persister_sqlite']}", flush=True)
-        res["persister_postgres"] = bench_persister(dp.journal, d, "postgres")
-        res["persister_postgres"]["url"] = PG_URL
+        res["persister_postgres"] = bench_persister_postgres(dp.journal, a.pg_url)
         print(f"persister PostgreSQL: {res['persister_postgres']}", flush=True)
     finally:
         cleanup_dir(d)

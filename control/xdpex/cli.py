@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("xdpex.up", "start the supervised gateway: dataplane, control plane, persister"),
     "down": ("xdpex.down", "stop the supervised gateway"),
     "status": ("xdpex.status", "supervised gateway: processes, readiness, dataplane mode"),
-    "bench": ("xdpex_traffic.benchreport", "wire and control-plane benchmarks as a report"),
+    "bench": ("xdpex.benchreport", "wire and control-plane benchmarks as a report"),
 }
 
 

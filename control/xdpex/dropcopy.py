@@ -1,4 +1,4 @@
-"""gRPC DropCopy service (control/proto/dropcopy.proto): a firm's execution reports from the
+"""gRPC DropCopy service (control/xdpex/proto/dropcopy.proto): a firm's execution reports from the
 journal.
 
 Each stream reads every queue's journal (control/xdpex/journal.py) from its start and hands out
@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
+from xdpex_proto.journal import REC_OUTBOUND, JournalReader, Record, queue_dirs
 
 from . import firms
 from .auth import AuthError, PermissionDenied, Principal
 from .errors import InvalidArgument, ServiceError, grpc_code_of
-from .journal import REC_OUTBOUND, JournalReader, Record, queue_dirs
 from .orders import cancel_name, reject_name
 from .pb import load
 from .service import ControlPlane

@@ -1,4 +1,4 @@
-"""gRPC OrderEntry service (control/proto/orderentry.proto) over the same service layer as REST.
+"""gRPC OrderEntry service (xdpex/proto/orderentry.proto) over the same service layer as REST.
 
 SubmitOrder / SubmitOrders / CancelOrder call `ControlPlane.enter` / `cancel_order`, so
 they use the control plane's own session on the dataplane's order-entry socket, exactly like the
@@ -17,12 +17,12 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
+from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
 from .auth import AuthError, PermissionDenied, Principal
 from .dropcopy import add_to_server as add_dropcopy
 from .errors import InvalidArgument, ServiceError, grpc_code_of
-from .journal import REC_OUTBOUND, JournalReader, queue_dirs
 from .orderentry import OrderResult
 from .pb import orderentry_pb2 as pb
 from .pb import orderentry_pb2_grpc as pbg

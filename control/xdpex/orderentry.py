@@ -1,7 +1,7 @@
 """The control plane's own session on xdpexd's local order-entry socket (unix SOCK_DGRAM).
 
 REST and gRPC order entry have no side door to the engine: they go through one of these, which
-speaks the binary wire protocol (xdpex_traffic.codec) exactly like a remote trading client: Login
+speaks the binary wire protocol (xdpex_proto.codec) exactly like a remote trading client: Login
 with the HMAC proof, application datagrams with consecutive inbound sequences, in-order handling
 of the gateway's outbound sequence (duplicates skipped, gaps filled by RetransmitRequest),
 heartbeats when idle and a fresh login after a Logout. A receiver thread routes every answer to
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 from .errors import DeadlineExceeded, Unavailable
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from xdpex_traffic import codec as c
+from xdpex_proto import codec as c
 
 from .auth import Principal
 from .config import Settings

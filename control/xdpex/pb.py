@@ -1,9 +1,10 @@
-"""Generated gRPC modules of control/proto/*.proto (built into build/control/pb).
+"""Generated gRPC modules of xdpex/proto/*.proto (package data, so they ship in the wheel).
 
-`make build` generates them (control/build.mk); when they are missing or older than the .proto,
-this module generates them in place with grpc_tools, so the control plane also runs from a bare
-checkout. Import the modules as `from xdpex.pb import orderentry_pb2, orderentry_pb2_grpc`;
-other services load theirs with `load("<name>")`.
+In a checkout `make build` generates them into build/control/pb (control/build.mk); when they are
+missing or older than the .proto, this module generates them itself with grpc_tools, so the
+control plane also runs from a bare checkout or an installed wheel (then into $XDPEX_PB_DIR or
+~/.cache/xdpex/pb). Import the modules as `from xdpex.pb import orderentry_pb2,
+orderentry_pb2_grpc`; other services load theirs with `load("<name>")`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,19 @@ from pathlib import Path
 
 from .config import REPO_ROOT
 
-PROTO_DIR = REPO_ROOT / "control/proto"
-OUT_DIR = Path(os.environ.get("XDPEX_PB_DIR", REPO_ROOT / "build/control/pb"))
+PROTO_DIR = Path(__file__).resolve().parent / "proto"
+
+
+def _out_dir() -> Path:
+    if os.environ.get("XDPEX_PB_DIR"):
+        return Path(os.environ["XDPEX_PB_DIR"])
+    if (REPO_ROOT / "control" / "build.mk").exists():  # a checkout
+        return REPO_ROOT / "build/control/pb"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "xdpex" / "pb"
+
+
+OUT_DIR = _out_dir()
 
 
 def _generate(proto: Path) -> None:
@@ -39,7 +51,7 @@ def _generate(proto: Path) -> None:
 
 
 def load(name: str):  # type: ignore[no-untyped-def]
-    """The generated (<name>_pb2, <name>_pb2_grpc) modules of control/proto/<name>.proto."""
+    """The generated (<name>_pb2, <name>_pb2_grpc) modules of xdpex/proto/<name>.proto."""
     proto = PROTO_DIR / f"{name}.proto"
     gen = OUT_DIR / f"{name}_pb2_grpc.py"
     if not gen.exists() or gen.stat().st_mtime < proto.stat().st_mtime:

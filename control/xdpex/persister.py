@@ -25,17 +25,19 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session
-from xdpex_traffic import codec as c
-
-from .db import make_engine, migrate
-from .journal import (
+from xdpex_proto import codec as c
+from xdpex_proto.journal import (
     REC_INBOUND,
     REC_OUTBOUND,
     REC_SESSION,
     JournalReader,
     Record,
+    SessKind,
+    decode_session_event,
     queue_dirs,
 )
+
+from .db import make_engine, migrate
 from .models import Order, PersisterPosition
 
 log = logging.getLogger("xdpex.persister")
@@ -46,7 +48,7 @@ _F = {t: {n: i + 1 for i, n in enumerate(cls.FIELDS)} for t, cls in c.MESSAGE_TY
 _ST = {t: cls.STRUCT for t, cls in c.MESSAGE_TYPES.items()}
 T_NEW, T_ACC, T_REJ = int(c.MsgType.NEW_ORDER), int(c.MsgType.ACCEPTED), int(c.MsgType.REJECTED)
 T_FILL, T_CXL, T_REPL = int(c.MsgType.FILL), int(c.MsgType.CANCELLED), int(c.MsgType.REPLACED)
-SESSION_EVENTS = {1: "login", 2: "logout", 3: "timeout", 4: "admin_logout"}
+SESSION_EVENTS = {int(k): k.name.lower() for k in SessKind}  # login, ..., admin_logout
 
 
 def _msgs(rec: Record):
@@ -57,17 +59,6 @@ def _msgs(rec: Record):
         st = _ST.get(t)
         if st is not None:
             yield t, st.unpack_from(p, off), i
-
-
-def _session_detail(payload: bytes) -> str:
-    if len(payload) < 64:
-        return ""
-    addr_kind, port, addr = payload[1], int.from_bytes(payload[4:6], "big"), payload[8:12]
-    if addr_kind == 1:
-        return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}:{port}"
-    if addr_kind == 2:
-        return "unix:" + payload[64:].split(b"\0", 1)[0].decode(errors="replace")
-    return ""
 
 
 class Batch:
@@ -91,13 +82,14 @@ class Batch:
             for t, v, _ in _msgs(rec):
                 self._outbound(rec, t, v)
         elif rec.type == REC_SESSION:
-            kind = rec.payload[0] if rec.payload else 0
+            ev = decode_session_event(rec.payload)
+            kind = ev.kind if ev is not None else 0
             self.events.append(
                 {
                     "queue": self.queue,
                     "session_id": rec.session_id,
                     "event": SESSION_EVENTS.get(kind, f"kind{kind}"),
-                    "detail": _session_detail(rec.payload),
+                    "detail": ev.peer if ev is not None else "",
                     "journal_seq": rec.seq,
                     "ts_ns": rec.ts,
                 }

@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import redis
-from xdpex_traffic import codec as c
-
-from .journal import REC_OUTBOUND, JournalReader, queue_dirs
+from xdpex_proto import codec as c
+from xdpex_proto.journal import FLAG_BATCH_END, REC_OUTBOUND, JournalReader, queue_dirs
 
 log = logging.getLogger("xdpex.publisher")
 
@@ -30,6 +29,7 @@ _ST = {t: cls.STRUCT for t, cls in c.MESSAGE_TYPES.items()}
 T_ACC, T_FILL = int(c.MsgType.ACCEPTED), int(c.MsgType.FILL)
 T_CXL, T_REPL = int(c.MsgType.CANCELLED), int(c.MsgType.REPLACED)
 MARKET = int(c.OrdType.MARKET)
+MSG = c.MSG_SIZE
 
 
 def _parse_id(i: bytes | str | None) -> tuple[int, int]:
@@ -176,11 +176,11 @@ class Publisher:
             if rec.type == REC_OUTBOUND:
                 p = rec.payload
                 for i in range(rec.count):
-                    t = p[i * 64]
+                    t = p[i * MSG]
                     st_ = _ST.get(t)
                     if st_ is None:
                         continue
-                    v = st_.unpack_from(p, i * 64)
+                    v = st_.unpack_from(p, i * MSG)
                     sym = st.books.on(t, v)
                     if sym is not None:
                         touched.add(sym)
@@ -206,7 +206,7 @@ class Publisher:
                         )
                         st.last_exec = (rec.seq, i)
                         n += 1
-            if rec.flags & 0x01 and touched:
+            if rec.flags & FLAG_BATCH_END and touched:
                 for k, sym in enumerate(sorted(touched)):
                     top = st.books.top(sym)
                     if st.tob.get(sym) == top:

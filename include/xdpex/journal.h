@@ -3,7 +3,7 @@
  * xdpex journal format v1: the one source of truth for the bytes xdpexd writes to DIR/q<q>/
  * NNNNNNNN.xjl and that recovery, replication, the persister, the publisher, the market-data
  * feed's rewind server and the tools read back. docs/dataplane.md "Journal" explains it in words;
- * the Python reader (control/xdpex/journal.py) is checked against this header by a test
+ * the Python reader (proto/xdpex_proto/journal.py) is checked against this header by a test
  * (tests/test_journal_contract.py) that fails on any difference, enum values included.
  *
  * All integers little-endian. A segment file opens with struct xj_seg_hdr; records follow, each

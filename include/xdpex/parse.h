@@ -8,7 +8,7 @@
  * enum xe_parse_error, and fills the caller's struct xe_parse_err with the field, message index and
  * offending value, which xe_parse_errstr() turns into one line such as
  *   "hdr.count: 23, expected 1..22"      or      "msg[2].type: 0x99, unknown message type".
- * The checks, their order and these texts are the same as in traffic/xdpex_traffic/codec.py; the
+ * The checks, their order and these texts are the same as in proto/xdpex_proto/codec.py; the
  * golden vectors (tests/golden/vectors.txt) hold both to it. docs/protocol.md lists them.
  */
 #ifndef XDPEX_PARSE_H

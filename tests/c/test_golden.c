@@ -77,6 +77,7 @@ static const struct field fields[] = {
 	U(XE_LOGIN_ACCEPTED, xe_login_accepted, next_in_seq),
 	U(XE_LOGIN_ACCEPTED, xe_login_accepted, next_out_seq),
 	U(XE_LOGIN_ACCEPTED, xe_login_accepted, heartbeat_ms),
+	U(XE_LOGIN_ACCEPTED, xe_login_accepted, epoch),
 	U(XE_LOGIN_ACCEPTED, xe_login_accepted, echo_ts),
 	U(XE_LOGIN_ACCEPTED, xe_login_accepted, recv_ts),
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from xdpex_traffic import codec as c
-from xdpex_traffic.golden import Vector, format_vector, header_fields, message_fields
+from xdpex_proto import codec as c
+from xdpex_proto.golden import Vector, format_vector, header_fields, message_fields
 
 SID = 0x0A0B0C0D
 SECRET = bytes(range(0x20, 0x40))
@@ -27,7 +27,7 @@ HEADER = """\
 # file and never regenerate it. Checked byte for byte by tests/c/test_golden.c (parse.h + proto.h
 # structs), tests/test_proto_codec.py (codec.py) and tests/test_proto_scapy.py (scapy_layers.py).
 #
-# Format (reader: traffic/xdpex_traffic/golden.py): entries separated by blank lines, '#' comments.
+# Format (reader: proto/xdpex_proto/golden.py): entries separated by blank lines, '#' comments.
 #   name: unique name            dir: TO_GW | FROM_GW | AUTO (parse direction, enum xe_dir)
 #   hex: the datagram            secret: (Login only) the HMAC key the proof was made with
 #   hdr: every header field as key=value
@@ -81,7 +81,8 @@ def valid() -> list[tuple[str, str, int, int, list[c.Message], int]]:
             3, 5, 6, 700, 800, TS), c.MassCancel(c.Side.BUY, 3, TS)], 0),
         ("max_count_orders", "TO_GW", 1000, SID, [new_order(i) for i in range(c.MAX_MSGS)], 0),
         ("login_accepted", "FROM_GW", 0, SID, [c.LoginAccepted(
-            SID, 0x0102030405060708, 0x1112131415161718, 0x21222324, TS, GTS)], fg),
+            SID, 0x0102030405060708, 0x1112131415161718, 0x21222324, 0x3132333435363738, TS,
+            GTS)], fg),
         ("login_rejected", "FROM_GW", 0, SID, [c.LoginRejected(c.LoginReason.STALE, SID, TS,
                                                                GTS)], fg),
         ("accepted", "FROM_GW", 1, SID, [c.Accepted(

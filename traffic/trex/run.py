@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # xdpex_traffic when the project is not installed
+# xdpex_traffic and xdpex_proto when the project is not installed
+sys.path[:0] = [str(HERE.parent), str(HERE.parents[1] / "proto")]
 import lbr_trex_client  # noqa: E402,F401  (puts trex on sys.path)
 from trex.stl.api import STLClient, STLProfile, TRexError  # noqa: E402
-from xdpex_traffic import codec  # noqa: E402
+from xdpex_proto import codec  # noqa: E402
 
 PROG = "run.py"
 

@@ -20,7 +20,7 @@ from typing import Any
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
-from xdpex_traffic import codec
+from xdpex_proto import codec
 from xdpex_traffic.scapy_layers import XE, XECancel, XEMessage, XENewOrder
 
 KINDS = ("orders", "order_cancel")

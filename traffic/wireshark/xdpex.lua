@@ -16,10 +16,15 @@
 -- xdpex.cancel_reason or xdpex.logout_reason and the Rejected reason is xdpex.reject_reason;
 -- RetransmitRequest.count is xdpex.retransmit_count. Malformed datagrams (bad magic, version,
 -- count, length, unknown flags or message type) are marked with expert info, never skipped.
+--
+-- The constants, value strings, message layouts (offset, size), field widths and the parse
+-- errors below are proto.h's and parse.h's: tests/test_proto_contract.py reads them from this
+-- file and compares them with what gcc makes of the headers.
 
 local HDR_SIZE, MSG_SIZE, MAGIC, VERSION, MAX_MSGS = 24, 64, 0x4558, 1, 22
 local F_RETRANSMIT, F_HEARTBEAT, F_FROM_GW, F_KNOWN = 0x01, 0x02, 0x04, 0x07
 local DEFAULT_PORT = 9000
+local T_HEARTBEAT = 0x06
 
 local xdpex = Proto("xdpex", "xdpex order gateway protocol")
 
@@ -101,6 +106,7 @@ local F = {
 	next_in_seq = ProtoField.uint64("xdpex.next_in_seq", "Next inbound sequence", base.DEC),
 	next_out_seq = ProtoField.uint64("xdpex.next_out_seq", "Next outbound sequence", base.DEC),
 	heartbeat_ms = ProtoField.uint32("xdpex.heartbeat_ms", "Heartbeat interval (ms)", base.DEC),
+	epoch = ProtoField.uint64("xdpex.epoch", "Leadership epoch", base.DEC),
 	ref_seq = ProtoField.uint64("xdpex.ref_seq", "Refused message sequence", base.DEC),
 	expected = ProtoField.uint64("xdpex.expected", "Expected sequence", base.DEC),
 	received = ProtoField.uint64("xdpex.received", "Received sequence", base.DEC),
@@ -142,7 +148,8 @@ local layouts = {
 	[0x07] = { { "from_seq", 8, 8 }, { "retransmit_count", 16, 4 }, { "client_ts", 56, 8 } },
 	[0x08] = { { "logout_reason", 1, 1 }, { "echo_ts", 48, 8 }, { "client_ts", 56, 8 } },
 	[0x81] = { { "session_id", 4, 4 }, { "next_in_seq", 8, 8 }, { "next_out_seq", 16, 8 },
-		{ "heartbeat_ms", 24, 4 }, { "echo_ts", 48, 8 }, { "recv_ts", 56, 8 } },
+		{ "heartbeat_ms", 24, 4 }, { "epoch", 32, 8 }, { "echo_ts", 48, 8 },
+		{ "recv_ts", 56, 8 } },
 	[0x82] = { { "login_reason", 1, 1 }, { "session_id", 4, 4 }, { "echo_ts", 48, 8 },
 		{ "recv_ts", 56, 8 } },
 	[0x83] = { { "side", 1, 1 }, { "ord_type", 2, 1 }, { "tif", 3, 1 }, { "symbol_id", 4, 4 },
@@ -250,7 +257,7 @@ local function validate(buf, dir)
 			return "msg_kind", string.format("msg[%d].type: 0x%02x (%s), session message in an " ..
 				"application datagram (seq %s)", i, t, type_name(t), tostring(seq))
 		end
-		if bit.band(flags, F_HEARTBEAT) ~= 0 and t ~= 0x06 then
+		if bit.band(flags, F_HEARTBEAT) ~= 0 and t ~= T_HEARTBEAT then
 			return "flag_kind", string.format("hdr.flags: 0x%02x, HEARTBEAT set but msg[%d] is %s",
 				flags, i, type_name(t))
 		end

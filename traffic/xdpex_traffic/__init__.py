@@ -1,1 +1,1 @@
-"""xdpex traffic tools: wire codec, scapy layers, client library, lab."""
+"""xdpex traffic tools: scapy layers, client library, lab, load generator runner, pcap."""

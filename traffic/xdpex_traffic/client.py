@@ -52,7 +52,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import codec as c
+from xdpex_proto import codec as c
 
 log = logging.getLogger("xdpex.client")
 

@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import codec
+from xdpex_proto import codec
+
 from .lab import DEFAULT_PREFIX, GW_IF, TG_IF, Lab
 
 NO_FIELDS = ("type", "body")

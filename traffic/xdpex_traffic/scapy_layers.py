@@ -181,8 +181,9 @@ class XELoginAccepted(XEMessage):
     name = "XE LoginAccepted"
     fields_desc = [
         _type(0x81), _pad("pad", 3), LEIntField("session_id", 0), LELongField("next_in_seq", 0),
-        LELongField("next_out_seq", 0), LEIntField("heartbeat_ms", 0), _pad("pad2", 20),
-        LELongField("echo_ts", 0), LELongField("recv_ts", 0),
+        LELongField("next_out_seq", 0), LEIntField("heartbeat_ms", 0), _pad("pad2", 4),
+        LELongField("epoch", 0), _pad("pad3", 8), LELongField("echo_ts", 0),
+        LELongField("recv_ts", 0),
     ]  # fmt: skip
 
 

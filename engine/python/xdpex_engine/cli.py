@@ -1,6 +1,6 @@
 """`xdpex engine`: matching engine tools.
 
-  replay   apply a benchmark stream (data/orders-s42-1m.csv.gz format, data/README.md) and write every fill
+  replay   apply a benchmark stream (data/README.md's format) and write every fill
            (native: build/engine/xe_replay)
   bench    time the engine on a stream, natively (build/engine/xe_bench); with --report, the
            plain and deep-queue runs are written to a JSON file and, with --update-doc, to the

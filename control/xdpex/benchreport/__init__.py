@@ -4,7 +4,7 @@ Brings up a veth lab of its own (unique namespace prefix), measures the wire pat
 kernel-UDP mode side by side for several batch sizes (closed loop, an open-loop ladder, single-
 order latency at a moderate load), then gRPC batch submission and REST single-order entry through
 the control plane, and writes results.json, report.md and PNG charts into --out
-(xdpex_traffic.benchreport.render). One progress line per scenario, with its elapsed time.
+(xdpex.benchreport.render). One progress line per scenario, with its elapsed time.
 
 The lab, every xdpexd and the control plane are stopped and removed on the way out, also after a
 failure, Ctrl-C or SIGTERM. A scenario that fails is recorded in the report as failed and the run

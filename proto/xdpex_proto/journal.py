@@ -1,8 +1,13 @@
-"""Reader of xdpexd's journal (docs/dataplane.md "Journal"), for the persister and the publisher.
+"""Reader of xdpexd's journal (include/xdpex/journal.h, docs/dataplane.md "Journal"), for the
+persister, the publisher and the gRPC execution stream.
 
 A queue's journal is a directory of segment files `00000001.xjl`, ... each opening with a 32-byte
 header ("XDPEXJL1", version, queue, segment, first_seq) and holding records of a 40-byte header
 (len, CRC32C of bytes 8..len, seq, type, flags, count, session_id, msg_seq, ts) and a payload.
+The constants, enums and layouts below are journal.h's, under the same names less the XJ_
+prefix; tests/test_journal_contract.py compares them with what gcc makes of the header and reads
+a segment that C code wrote through its structs. `decode_session_event` reads the payload of an
+XJ_SESSION record (struct xj_sess_ev).
 
 `JournalReader.poll()` tails the directory from a position (segment, offset, last seq) and returns
 complete records only, and only up to the end of the last complete batch (flag 0x01), so a
@@ -23,21 +28,64 @@ import os
 import struct
 import time
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 from typing import BinaryIO
 
 from crc32c import crc32c
 
-log = logging.getLogger("xdpex.journal")
+log = logging.getLogger("xdpex_proto.journal")
 
-SEG_MAGIC = b"XDPEXJL1"
-SEG_HDR = struct.Struct("<8sIIQQ")  # magic, version, queue, segment, first_seq
-REC_HDR = struct.Struct("<IIQBBHIQQ")  # len, crc, seq, type, flags, count, session, msg_seq, ts
-SEG_HDR_SIZE = 32
-REC_HDR_SIZE = 40
+SEG_MAGIC = b"XDPEXJL1"  # XJ_MAGIC
+VERSION = 1  # XJ_VERSION
+SEG_HDR_SIZE = 32  # XJ_SEG_HDR
+REC_HDR_SIZE = 40  # XJ_REC_HDR
+ALIGN = 8  # XJ_ALIGN: record lengths are multiples of it
+SEG_HDR = struct.Struct("<8sIIQQ")  # struct xj_seg_hdr
+SEG_HDR_FIELDS = ("magic", "version", "queue", "segment", "first_seq")
+REC_HDR = struct.Struct("<IIQBBHIQQ")  # struct xj_rec
+REC_HDR_FIELDS = ("len", "crc", "seq", "type", "flags", "count", "session_id", "msg_seq", "ts")
 
-REC_INBOUND, REC_OUTBOUND, REC_SESSION, REC_ADMIN, REC_FEED = 1, 2, 3, 4, 5
-FLAG_BATCH_END = 0x01
+
+class RecType(IntEnum):
+    """enum xj_type (struct xj_rec.type)."""
+
+    IN = 1  # count x 64-byte client messages as received
+    OUT = 2  # count x 64-byte gateway messages as sent
+    SESSION = 3  # struct xj_sess_ev (+ a NUL-terminated unix path for entry logins)
+    ADMIN = 4  # one control request line of JSON, NUL-padded
+    FEED = 5  # count market-data feed messages of one batch (MoldUDP64 message blocks)
+
+
+REC_INBOUND, REC_OUTBOUND = RecType.IN, RecType.OUT
+REC_SESSION, REC_ADMIN, REC_FEED = RecType.SESSION, RecType.ADMIN, RecType.FEED
+FLAG_BATCH_END = 0x01  # XJ_F_BATCH_END: last record of its batch
+
+
+class SessKind(IntEnum):
+    """enum xj_sess_kind (struct xj_sess_ev.kind)."""
+
+    LOGIN = 1
+    LOGOUT = 2  # by the client
+    TIMEOUT = 3  # heartbeat timeout
+    ADMIN_LOGOUT = 4  # by the operator
+    FAILOVER = 5  # a new primary took over: log in again there (no cancel on disconnect)
+
+
+class AddrKind(IntEnum):
+    """enum xj_addr_kind (struct xj_sess_ev.addr_kind)."""
+
+    NONE = 0
+    UDP = 1
+    UNIX = 2
+
+
+SESS_EV = struct.Struct("<BBBBHHIIQQ6s6s20x")  # struct xj_sess_ev
+SESS_EV_FIELDS = (
+    "kind", "addr_kind", "cod", "has_l2", "port", "lport", "addr", "laddr", "nonce", "login_ts",
+    "mac", "lmac",
+)  # fmt: skip
+NET_ORDER = frozenset({"port", "lport", "addr", "laddr"})  # stored in network byte order
 READ_CHUNK = 4 << 20
 TAIL_CHUNK = 64 << 10
 
@@ -58,6 +106,47 @@ class Record:
     payload: bytes
     segment: int
     end: int  # offset in `segment` just past this record
+
+
+@dataclass(slots=True)
+class SessionEvent:
+    """An XJ_SESSION record's payload, addresses in host order."""
+
+    kind: int
+    addr_kind: int
+    cod: int
+    has_l2: int
+    port: int
+    lport: int
+    addr: int
+    laddr: int
+    nonce: int
+    login_ts: int
+    mac: bytes
+    lmac: bytes
+    path: str = ""  # the entry socket's path (addr_kind UNIX)
+
+    @property
+    def peer(self) -> str:
+        """Where the session is bound: "a.b.c.d:port", "unix:<path>" or ""."""
+        if self.addr_kind == AddrKind.UDP:
+            a = self.addr.to_bytes(4, "big")
+            return f"{a[0]}.{a[1]}.{a[2]}.{a[3]}:{self.port}"
+        if self.addr_kind == AddrKind.UNIX:
+            return "unix:" + self.path
+        return ""
+
+
+def decode_session_event(payload: bytes) -> SessionEvent | None:
+    """struct xj_sess_ev (and the unix path after it); None when the payload is too short."""
+    if len(payload) < SESS_EV.size:
+        return None
+    v = dict(zip(SESS_EV_FIELDS, SESS_EV.unpack_from(payload), strict=True))
+    for k in NET_ORDER:
+        n = 2 if k.endswith("port") else 4
+        v[k] = int.from_bytes(v[k].to_bytes(n, "little"), "big")
+    path = payload[SESS_EV.size :].split(b"\0", 1)[0].decode(errors="replace")
+    return SessionEvent(**v, path=path)
 
 
 def segment_name(n: int) -> str:
@@ -91,7 +180,7 @@ def read_segment_header(path: Path) -> tuple[int, int, int]:
     if len(raw) < SEG_HDR_SIZE:
         raise JournalError(f"journal {path}: segment header truncated ({len(raw)} bytes)")
     magic, version, queue, seg, first = SEG_HDR.unpack(raw)
-    if magic != SEG_MAGIC or version != 1:
+    if magic != SEG_MAGIC or version != VERSION:
         raise JournalError(f"journal {path}: not an xdpex v1 segment (magic {magic!r})")
     return queue, seg, first
 
@@ -102,7 +191,7 @@ def _valid_record_at(buf: bytes, pos: int) -> bool | None:
     if len(buf) - pos < 4:
         return None
     ln = struct.unpack_from("<I", buf, pos)[0]
-    if ln == 0 or ln < REC_HDR_SIZE or ln % 8:
+    if ln == 0 or ln < REC_HDR_SIZE or ln % ALIGN:
         return False
     if len(buf) - pos < ln:
         return None
@@ -224,7 +313,7 @@ class JournalReader:
             if len(buf) - pos < REC_HDR_SIZE:
                 break
             ln, crc, seq, typ, flags, count, sid, mseq, ts = REC_HDR.unpack_from(buf, pos)
-            if ln < REC_HDR_SIZE or ln % 8:
+            if ln < REC_HDR_SIZE or ln % ALIGN:
                 if self._next_segment_exists():
                     path = self._path(self.segment)
                     raise JournalError(

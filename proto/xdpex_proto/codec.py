@@ -2,9 +2,12 @@
 of messages and whole datagrams.
 
 The layout mirrors include/xdpex/proto.h byte for byte (little-endian, 24-byte header, 64-byte
-messages); field names are proto.h's. decode_datagram() applies the checks of include/xdpex/parse.h
-in the same order and raises ProtocolError with the same code and text, so a malformed datagram is
-described identically by the C and Python sides (tests/golden/vectors.txt checks both).
+messages); names are proto.h's less the XE_ prefix (XE_REJ_OFF_TICK is RejectReason.OFF_TICK),
+field names are its struct fields. tests/test_proto_contract.py compares every constant, enum
+value and field offset, size and signedness here with what gcc makes of proto.h and parse.h.
+decode_datagram() applies the checks of include/xdpex/parse.h in the same order and raises
+ProtocolError with the same code and text, so a malformed datagram is described identically by
+the C and Python sides (tests/golden/vectors.txt checks both).
 
     dg = Datagram(session_id=7, seq=1, messages=[NewOrder(side=BUY, ord_type=ORD_LIMIT,
                   tif=TIF_GTC, symbol_id=1, cl_ord_id=42, price=10_000, qty=5)])
@@ -355,13 +358,14 @@ class Logout(Message):
 # Gateway -> client ------------------------------------------------------------------------------
 
 
-@_message(MsgType.LOGIN_ACCEPTED, "3xIQQI20xQQ")
+@_message(MsgType.LOGIN_ACCEPTED, "3xIQQI4xQ8xQQ")
 @dataclass(slots=True)
 class LoginAccepted(Message):
     session_id: int = 0
     next_in_seq: int = 0
     next_out_seq: int = 0
     heartbeat_ms: int = 0
+    epoch: int = 0  # the gateway's leadership epoch (docs/ha.md); 0 without high availability
     echo_ts: int = 0
     recv_ts: int = 0
 
@@ -458,7 +462,8 @@ class SequenceGap(Message):
 
 # Header and datagrams ---------------------------------------------------------------------------
 
-_HDR = struct.Struct("<HBBIQHHI")
+_HDR = struct.Struct("<HBBIQHHI")  # struct xe_hdr, fields in wire order:
+HDR_FIELDS = ("magic", "version", "flags", "session_id", "seq", "count", "length", "reserved")
 
 
 @dataclass(slots=True)

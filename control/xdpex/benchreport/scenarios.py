@@ -153,13 +153,13 @@ def _scenario(
 def run_control(plan: Plan, log: Log, rows: list[dict[str, Any]]) -> None:
     """gRPC batch submission and REST single-order entry through a real control plane; appends
     a row for each to `rows`."""
-    import xdpex.bench as cbench
-    from xdpex.localcp import LocalControlPlane
-    from xdpex.testing import Dataplane, cleanup_dir, short_tmpdir
+    from .. import bench as cbench
+    from ..localcp import LocalControlPlane
+    from ..localdp import LocalDataplane, cleanup_dir, short_tmpdir
 
     t0 = time.monotonic()
     d = short_tmpdir("xbr")
-    dp = Dataplane(d, extra=["--segment-mb", "64"])
+    dp = LocalDataplane(d, extra=["--segment-mb", "64"])
     cp: LocalControlPlane | None = None
     try:
         dp.start()

@@ -1,6 +1,6 @@
 """Writes the `xdpex bench` report: results.json, report.md and PNG charts.
 
-Input is the list of rows the scenarios produced (xdpex_traffic.benchreport.scenarios) and a
+Input is the list of rows the scenarios produced (xdpex.benchreport.scenarios) and a
 `meta` dict (command, machine, date, plan, duration). Output, in the report directory:
 
 - results.json: {"meta": ..., "rows": [...]}, every row as measured (failed runs included);

@@ -1,33 +1,26 @@
-"""Test support for the control plane: databases and a real xdpexd, each unique per test run.
+"""An xdpexd of its own beside a tool: the control benchmark, `xdpex bench` and the tests.
 
-Used by tests/test_control_*.py and the control benchmarks. `Database` gives a SQLite file in a
-fresh directory or a PostgreSQL schema of its own on the local server (dropped afterwards), so
-parallel runs never share tables. `Dataplane` starts build/dataplane/xdpexd in kernel-UDP mode on
-127.0.0.1 with a free port, a temporary journal directory and unique socket paths, waits for its
-`ready` line and stops it with SIGTERM (or SIGKILL for crash tests).
+`LocalDataplane` starts build/dataplane/xdpexd in kernel-UDP mode on 127.0.0.1 with a free port,
+a journal directory in a work directory and unique socket paths, waits for its `ready` line and
+stops it with SIGTERM (or any signal: SIGKILL for crash tests). `control_plane()` gives the
+control plane as its own process beside it (xdpex.localcp).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from .config import REPO_ROOT, Settings
-from .db import drop_schema
+from .config import REPO_ROOT
 from .localcp import LocalControlPlane
-from .localcp import free_tcp_port as free_tcp_port
 
-PG_URL = os.environ.get("XDPEX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("XDPEX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 XDPEXD = REPO_ROOT / "build/dataplane/xdpexd"
 
 
@@ -36,23 +29,8 @@ def short_tmpdir(tag: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"xc{tag}-", dir="/tmp"))
 
 
-class Database:
-    """A database of its own: kind "sqlite" or "postgres"."""
-
-    def __init__(self, kind: str, workdir: Path):
-        self.kind = kind
-        self.schema = ""
-        if kind == "sqlite":
-            self.url = f"sqlite:///{workdir / 'xdpex.db'}"
-        elif kind == "postgres":
-            self.url = PG_URL
-            self.schema = f"xt_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        else:
-            raise ValueError(f"database kind {kind!r}")
-
-    def drop(self) -> None:
-        if self.schema:
-            drop_schema(self.url, self.schema)
+def cleanup_dir(d: Path) -> None:
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def free_udp_port() -> int:
@@ -81,7 +59,7 @@ def default_config(symbols: int = 4) -> dict[str, Any]:
     }
 
 
-class Dataplane:
+class LocalDataplane:
     """A running xdpexd (udp mode) with its own journal, sockets and port."""
 
     def __init__(
@@ -100,7 +78,7 @@ class Dataplane:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "xdpexd.log"
 
-    def start(self, timeout: float = 15.0) -> Dataplane:
+    def start(self, timeout: float = 15.0) -> LocalDataplane:
         args = [
             str(XDPEXD),
             "--mode",
@@ -163,23 +141,3 @@ class Dataplane:
             token=token,
             env=env,
         )
-
-    def settings(self, db: Database, **over: Any) -> Settings:
-        base: dict[str, Any] = dict(
-            state_dir=self.dir / "state",
-            database_url=db.url,
-            db_schema=db.schema,
-            control_socket=self.ctl,
-            order_socket=self.entry,
-            journal_dir=self.journal,
-            grpc_port=0,
-            udp_mode=True,
-            operator_token="xt_test_operator",
-            dataplane_timeout_s=5.0,  # generous: tests share 2 cores with everything else
-        )
-        base.update(over)
-        return Settings(**base)
-
-
-def cleanup_dir(d: Path) -> None:
-    shutil.rmtree(d, ignore_errors=True)
