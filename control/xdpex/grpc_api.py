@@ -1,8 +1,8 @@
 """gRPC OrderEntry service (control/proto/orderentry.proto) over the same service layer as REST.
 
-SubmitOrder / SubmitOrders / CancelOrder call `ControlPlane.enter` / `cancel_order`, so
-they use the control plane's own session on the dataplane's order-entry socket, exactly like the
-REST routes. StreamExecutions tails the journal (every session's fills, or filtered by symbol and
+SubmitOrder / SubmitOrders / StreamOrders / CancelOrder call `ControlPlane.enter` /
+`cancel_order`, so they use the control plane's own session on the dataplane's order-entry
+socket, exactly like the REST routes. StreamExecutions tails the journal (every session's fills, or filtered by symbol and
 session) from a journal sequence or from now on. The token comes from the `authorization`
 metadata (`Bearer <token>`); service errors map to status codes with xdpex.errors.grpc_code_of.
 Every call leaves one audit record (who, how many orders, result): written before the orders
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from concurrent import futures
 from typing import Any
@@ -47,6 +49,7 @@ TYPE = {
 }
 TIF = {pb.TIF_UNSPECIFIED: "gtc", pb.DAY: "day", pb.GTC: "gtc", pb.IOC: "ioc", pb.FOK: "fok"}
 FILL_T = 0x85
+STREAM_WINDOW = 4096  # orders of one StreamOrders call unanswered at most (flow control)
 
 
 SIDE_V = {pb.BUY: int(c.Side.BUY), pb.SELL: int(c.Side.SELL)}
@@ -211,6 +214,106 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
             return _acks(self.cp.enter(who, msgs, "grpc"), pb.SubmitOrdersResponse())
 
         return self._call(context, "SubmitOrders", len(request.orders), run)
+
+    def StreamOrders(self, request_iterator, context):  # noqa: N802
+        """Batches in, answers out in the order sent, at most STREAM_WINDOW orders unanswered
+        (see the .proto). A reader thread takes requests and sends their orders while this one
+        waits for the answers of the earliest and writes them: the dataplane, the reader and the
+        writer overlap. One audit record for the stream (its orders counted at the end)."""
+        try:
+            who = self._who(context)
+            who.require("trader")
+        except (AuthError, PermissionDenied) as e:
+            self.cp.audit(None, "gRPC StreamOrders", "", {}, f"{grpc_code_of(e)}: {e}")
+            self._fail(context, e)
+            return
+        context.send_initial_metadata((("xdpex-window", str(STREAM_WINDOW)),))
+        alog = self.cp.auditlog
+        rec = alog.spool_begin(who, "gRPC StreamOrders", "", '{"stream": true}')
+        todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        cv = threading.Condition()
+        unanswered = [0]
+        stop = threading.Event()
+
+        def read() -> None:
+            try:
+                for req in request_iterator:
+                    n = len(req.orders)
+                    with cv:
+                        while unanswered[0] + n > STREAM_WINDOW and unanswered[0]:
+                            if stop.is_set():
+                                return
+                            cv.wait(0.2)
+                        unanswered[0] += n
+                    try:
+                        if not n:
+                            raise InvalidArgument("orders", "at least one order is required")
+                        msgs = [_msg(o, i) for i, o in enumerate(req.orders)]
+                        todo.put((req.ref, n, self.cp.enter_send(who, msgs, "grpc"), None))
+                    except ServiceError as e:
+                        todo.put((req.ref, n, None, e))
+                        if not isinstance(e, InvalidArgument):
+                            return  # the session is gone: the stream ends with the error
+                    if stop.is_set():
+                        return
+            except Exception:  # noqa: BLE001 - the call ended (cancelled, deadline): stop
+                log.debug("StreamOrders: request stream ended", exc_info=True)
+            finally:
+                todo.put(None)
+
+        reader = threading.Thread(target=read, name="grpc-stream-reader", daemon=True)
+        reader.start()
+        total, result = 0, "ok"
+        try:
+            while True:
+                item = todo.get()
+                if item is None:
+                    break
+                ref, n, sent, err = item
+                resp = pb.OrderStreamResponse(ref=ref)
+                if err is None:
+                    try:
+                        _acks(self.cp.enter_wait(sent, "grpc"), resp)
+                        total += n
+                    except ServiceError as e:
+                        err = e
+                if err is not None and not isinstance(err, InvalidArgument):
+                    result = f"{grpc_code_of(err)}: {err}"
+                    self._fail(context, err)
+                if err is not None:
+                    resp.error = str(err)
+                with cv:
+                    unanswered[0] -= n
+                    resp.credit = max(0, STREAM_WINDOW - unanswered[0])
+                    cv.notify_all()
+                yield resp
+        except grpc.RpcError:
+            raise
+        except Exception as e:  # noqa: BLE001 - INTERNAL, never a crash
+            result = f"INTERNAL: {e}"
+            self._fail(context, e)
+        finally:
+            stop.set()
+            with cv:
+                cv.notify_all()
+            self._drain_stream(todo)
+            alog.spool_finish(rec, f"{result} ({total} orders)")
+
+    def _drain_stream(self, todo: queue.SimpleQueue[Any]) -> None:
+        """Wait for what the reader sent after the stream stopped being answered, so the
+        session's in-flight window gets its places back (bounded by the dataplane timeout)."""
+        while True:
+            try:
+                item = todo.get(timeout=0.5)
+            except queue.Empty:
+                return
+            if item is None:
+                return
+            if item[2] is not None:
+                try:
+                    self.cp.enter_wait(item[2], "grpc")
+                except ServiceError:
+                    pass
 
     def CancelOrder(self, request, context):  # noqa: N802
         def run(who: Principal) -> Any:

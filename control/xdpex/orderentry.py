@@ -266,12 +266,23 @@ class OrderEntrySession:
     def submit(self, orders: Sequence[WireOrder], timeout: float | None = None) -> Entry:
         """Send NewOrders, (side, ord_type, tif, symbol_id, price, qty) each, and wait for
         every acknowledgement; raises DeadlineExceeded or Unavailable naming what is missing."""
+        return self.wait(*self.send(orders, timeout))
+
+    def send(
+        self, orders: Sequence[WireOrder], timeout: float | None = None
+    ) -> tuple[Entry, float, float]:
+        """The first half of `submit`: send, and return what `wait` takes (a caller may have
+        several entries in flight: the gRPC stream)."""
         self._not_on_reading_loop("submit")
         self.ensure_logged_in()
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         e = self._new_entry(orders)
         self._start(e, deadline, block=True)
+        return e, deadline, timeout
+
+    def wait(self, e: Entry, deadline: float, timeout: float) -> Entry:
+        """The second half of `submit`: every acknowledgement of `e`, or the error."""
         ok = e.wait(max(0.0, deadline - time.monotonic()))
         return self._finish(e, ok, timeout)
 

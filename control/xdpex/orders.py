@@ -354,6 +354,23 @@ class OrderService:
         self._may_enter(who, len(orders))
         return self._enter(orders, api)
 
+    def enter_send(
+        self, who: Principal, orders: list[WireOrder], api: str
+    ) -> tuple[OrderEntrySession, tuple[Entry, float, float], float]:
+        """The first half of `enter`: the orders are sent, `enter_wait` takes the answers (a
+        caller may have several submissions in flight, the gRPC stream does)."""
+        self._may_enter(who, len(orders))
+        oe = self._session()
+        return oe, oe.send(orders), time.perf_counter()
+
+    def enter_wait(
+        self, sent: tuple[OrderEntrySession, tuple[Entry, float, float], float], api: str
+    ) -> Entry:
+        oe, pending, t0 = sent
+        e = oe.wait(*pending)
+        self._account(e, api, t0)
+        return e
+
     def _enter(self, orders: list[WireOrder], api: str) -> Entry:
         """`enter` once the caller's role and the batch are checked."""
         oe = self._session()
