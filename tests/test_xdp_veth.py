@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyroute2 import IPRoute, netns
 from xdpex_traffic.scapy_layers import XE, XELogin, XENewOrder
 
 TOP = Path(__file__).resolve().parents[1]
@@ -136,14 +137,17 @@ def lab() -> Iterator[Lab]:
     lab = Lab(sfx, f"xgw{sfx}", f"xcl{sfx}", f"xg{sfx}", Path(f"/sys/fs/bpf/xdpex-test-{sfx}"))
     try:
         for ns in (lab.gw, lab.cl):
-            sh("ip", "netns", "add", ns)
+            netns.create(ns)
             sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
             sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        sh("ip", "link", "add", lab.gw_if, "netns", lab.gw, "type", "veth", "peer", "name",
-           f"xc{sfx}", "netns", lab.cl)  # fmt: skip
+        with IPRoute(netns=lab.gw) as ipr:
+            ipr.link("add", ifname=lab.gw_if, kind="veth",
+                     peer={"ifname": f"xc{sfx}", "net_ns_fd": lab.cl})  # fmt: skip
         for ns, ifname, ip in ((lab.gw, lab.gw_if, GW_IP), (lab.cl, f"xc{sfx}", CL_IP)):
-            sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", ifname)
-            sh("ip", "-n", ns, "link", "set", ifname, "up")
+            with IPRoute(netns=ns) as ipr:
+                (idx,) = ipr.link_lookup(ifname=ifname)
+                ipr.addr("add", index=idx, address=ip, prefixlen=24)
+                ipr.link("set", index=idx, state="up")
         yield lab
     finally:
         for proc in lab.procs:
@@ -151,7 +155,8 @@ def lab() -> Iterator[Lab]:
                 proc.kill()
             proc.wait(10)
         for ns in (lab.gw, lab.cl):
-            sh("ip", "netns", "del", ns, check=False)
+            if ns in netns.listnetns():
+                netns.remove(ns)
         for d in (lab.pin_dir, Path(f"{lab.pin_dir}-other")):
             if d.is_dir():
                 for pin in d.iterdir():
