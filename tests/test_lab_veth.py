@@ -168,10 +168,10 @@ def test_lab_errors_name_the_step_the_interface_and_the_namespace(lab):
     in which namespace, failed and why."""
     from pathlib import Path
 
-    from xdpex_traffic.lab import GW_IF, _Netlink
+    from xdpex_traffic.lab import GW_IF, Netlink
 
     lab.up()
-    with _Netlink(lab.gw_ns) as nl:
+    with Netlink(lab.gw_ns) as nl:
         idx = nl.index(GW_IF)
         with pytest.raises(LabError, match=rf"set MTU: {GW_IF} in namespace {lab.gw_ns}: "):
             nl.call("set MTU", GW_IF, "link", "set", index=idx, mtu=1 << 20)

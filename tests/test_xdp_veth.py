@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyroute2 import IPRoute, netns
+from xdpex_traffic.lab import Netlink
 from xdpex_traffic.scapy_layers import XE, XELogin, XENewOrder
 
 TOP = Path(__file__).resolve().parents[1]
@@ -137,17 +137,17 @@ def lab() -> Iterator[Lab]:
     lab = Lab(sfx, f"xgw{sfx}", f"xcl{sfx}", f"xg{sfx}", Path(f"/sys/fs/bpf/xdpex-test-{sfx}"))
     try:
         for ns in (lab.gw, lab.cl):
-            netns.create(ns)
+            sh("ip", "netns", "add", ns)
             sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
             sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        with IPRoute(netns=lab.gw) as ipr:
-            ipr.link("add", ifname=lab.gw_if, kind="veth",
-                     peer={"ifname": f"xc{sfx}", "net_ns_fd": lab.cl})  # fmt: skip
+        with Netlink(lab.gw) as nl:
+            nl.call("create veth pair", lab.gw_if, "link", "add", ifname=lab.gw_if, kind="veth",
+                    peer={"ifname": f"xc{sfx}", "net_ns_fd": lab.cl})  # fmt: skip
         for ns, ifname, ip in ((lab.gw, lab.gw_if, GW_IP), (lab.cl, f"xc{sfx}", CL_IP)):
-            with IPRoute(netns=ns) as ipr:
-                (idx,) = ipr.link_lookup(ifname=ifname)
-                ipr.addr("add", index=idx, address=ip, prefixlen=24)
-                ipr.link("set", index=idx, state="up")
+            with Netlink(ns) as nl:
+                idx = nl.index(ifname)
+                nl.call("set address", ifname, "addr", "add", index=idx, address=ip, prefixlen=24)
+                nl.call("bring up", ifname, "link", "set", index=idx, state="up")
         yield lab
     finally:
         for proc in lab.procs:
@@ -155,8 +155,7 @@ def lab() -> Iterator[Lab]:
                 proc.kill()
             proc.wait(10)
         for ns in (lab.gw, lab.cl):
-            if ns in netns.listnetns():
-                netns.remove(ns)
+            sh("ip", "netns", "del", ns, check=False)
         for d in (lab.pin_dir, Path(f"{lab.pin_dir}-other")):
             if d.is_dir():
                 for pin in d.iterdir():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import queue
@@ -100,7 +101,8 @@ def _orders(n: int) -> list[Any]:
 def bench_wrk(url: str, mode: str, batch: int, rate: int, conns: int, secs: float) -> dict:
     """wrk with control/bench/orders.lua; rate 0 = closed loop."""
     threads = conns if rate else min(conns, 2)
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs:g}s", "--timeout", "10s"]
+    secs = max(1, math.ceil(secs))  # wrk takes whole seconds
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--timeout", "10s"]
     cmd += ["-s", str(WRK_LUA), url, "--", mode, str(batch), str(rate), TOKEN, str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
     line = next((x for x in out.stdout.splitlines() if x.startswith("XDPEX_WRK ")), None)
@@ -119,6 +121,11 @@ def bench_wrk(url: str, mode: str, batch: int, rate: int, conns: int, secs: floa
         "errors": w["bad_status"] + w["socket_errors"] + w["timeouts"],
         "latency_from": "schedule" if w["corrected"] else "send",
     }
+
+
+def bench_rest(port: int, seconds: float, connections: int = 1) -> dict[str, Any]:
+    """POST /api/v1/orders closed loop over `connections` (wrk; `xdpex bench` uses it)."""
+    return bench_wrk(f"http://127.0.0.1:{port}", "single", 1, 0, connections, seconds)
 
 
 def bench_grpc(port: int, seconds: float, batch: int, clients: int) -> dict[str, Any]:

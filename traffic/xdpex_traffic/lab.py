@@ -21,14 +21,16 @@ napi_defer_hard_irqs/gro_flush_timeout set its round trips waited for the flush 
 `down` are idempotent. The same is available to Python as `Lab(prefix).up()` / `.down()` /
 `.status()`.
 
-Namespaces, links, addresses and neighbours are managed over netlink with pyroute2; what netlink
-does not cover stays a command (ethtool offloads, the RPS mask in the namespace's /sys, loading
-the XDP object). Every failure raises LabError naming the step, the interface and the namespace.
+Links, addresses and neighbours inside the namespaces are managed over netlink with pyroute2;
+what netlink does not cover stays a command (`ip netns add/del`, which are bind mounts; ethtool
+offloads; the RPS mask in the namespace's /sys; loading the XDP object). Every failure raises
+LabError naming the step, the interface and the namespace.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 DEFAULT_PREFIX = "xdpex"
@@ -97,17 +99,43 @@ def _nl_error(step: str, ns: str, ifname: str | None, e: Exception) -> LabError:
     return LabError(f"{step}: {where}: {why}")
 
 
-class _Netlink:
-    """pyroute2 in one namespace, with each call's failure named (step, interface)."""
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns into {what}: {os.strerror(err)}")
+
+
+class Netlink:
+    """pyroute2 in one namespace, with each call's failure named (step, interface).
+
+    The netlink socket is opened by this thread after setns() into the namespace, and the thread
+    returns to its own namespace at once: the socket stays in the one it was made in. (pyroute2's
+    own netns= forks a helper process, which would inherit the caller's signal handlers.)"""
 
     def __init__(self, ns: str):
         self.ns = ns
         try:
-            self.ipr = IPRoute(netns=ns)
+            home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                target = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    _setns(target, f"namespace {ns}")
+                    try:
+                        self.ipr = IPRoute()
+                    finally:
+                        _setns(home, "this thread's namespace")
+                finally:
+                    os.close(target)
+            finally:
+                os.close(home)
         except (OSError, NetlinkError) as e:
             raise _nl_error("open netlink", ns, None, e) from e
 
-    def __enter__(self) -> _Netlink:
+    def __enter__(self) -> Netlink:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -166,14 +194,14 @@ class Lab:
         return ["nsenter", f"--net=/run/netns/{ns}", "--", *argv]
 
     def _ns_exists(self, ns: str) -> bool:
-        return ns in netns.listnetns()
+        return Path("/run/netns", ns).exists()
 
     def _link(self, ns: str, ifname: str) -> dict[str, Any] | None:
         """The interface as netlink reports it (state, MAC, MTU, IPv4 addresses, XDP), None
         when the namespace or the interface does not exist."""
         if not self._ns_exists(ns):
             return None
-        with _Netlink(ns) as nl:
+        with Netlink(ns) as nl:
             idx = nl.index(ifname)
             if idx is None:
                 return None
@@ -214,27 +242,22 @@ class Lab:
         if not obj.exists():
             raise LabError(f"XDP pass program {obj} is missing (run `make build`)")
         for ns in (self.gw_ns, self.tg_ns):
-            if not self._ns_exists(ns):
-                try:
-                    netns.create(ns)
-                except FileExistsError:
-                    pass
-                except OSError as e:
-                    raise _nl_error("create namespace", ns, None, e) from e
+            if not self._ns_exists(ns):  # (a mount: `ip netns add`, not netlink)
+                _run(["ip", "netns", "add", ns], f"create namespace {ns}")
         gw, tg = self._link(self.gw_ns, GW_IF), self._link(self.tg_ns, TG_IF)
         if gw is None or tg is None:
             # Half a pair (an interrupted up, or a namespace deleted by hand whose veth the
             # kernel is still tearing down): remove what is there and start again.
             for ns, ifname, link in ((self.gw_ns, GW_IF, gw), (self.tg_ns, TG_IF, tg)):
                 if link is not None:
-                    with _Netlink(ns) as nl:
+                    with Netlink(ns) as nl:
                         nl.call("remove stale veth", ifname, "link", "del", index=link["ifindex"])
             self._create_pair()
         for ns, ifname, mac, ip, peer_ip, peer_mac in (
             (self.gw_ns, GW_IF, GW_MAC, GW_IP, TG_IP, TG_MAC),
             (self.tg_ns, TG_IF, TG_MAC, TG_IP, GW_IP, GW_MAC),
         ):
-            with _Netlink(ns) as nl:
+            with Netlink(ns) as nl:
                 lo, idx = nl.index("lo"), nl.index(ifname)
                 if idx is None:
                     raise LabError(f"configure {ifname} in namespace {ns}: interface is gone")
@@ -272,7 +295,7 @@ class Lab:
         err: LabError | None = None
         for _ in range(20):
             try:
-                with _Netlink(self.gw_ns) as nl:
+                with Netlink(self.gw_ns) as nl:
                     nl.call(
                         f"create veth pair (peer {TG_IF} in {self.tg_ns})",
                         GW_IF,
@@ -300,10 +323,7 @@ class Lab:
         """Remove both namespaces (and with them the veth pair); fine when absent."""
         for ns in (self.gw_ns, self.tg_ns):
             if self._ns_exists(ns):
-                try:
-                    netns.remove(ns)
-                except OSError as e:
-                    raise _nl_error("delete namespace", ns, None, e) from e
+                _run(["ip", "netns", "del", ns], f"delete namespace {ns}")
 
     def _xdp_prog(self, ns: str, ifname: str) -> dict[str, Any] | None:
         link = self._link(ns, ifname)
