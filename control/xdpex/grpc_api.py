@@ -2,9 +2,10 @@
 
 SubmitOrder / SubmitOrders / StreamOrders / CancelOrder call `ControlPlane.enter` /
 `cancel_order`, so they use the control plane's own session on the dataplane's order-entry
-socket, exactly like the REST routes. StreamExecutions tails the journal (every session's fills, or filtered by symbol and
-session) from a journal sequence or from now on. The token comes from the `authorization`
-metadata (`Bearer <token>`); service errors map to status codes with xdpex.errors.grpc_code_of.
+socket, exactly like the REST routes. StreamExecutions tails the journal (every session's fills,
+or filtered by symbol and session) from a journal sequence or from now on. The token comes from
+the `authorization` metadata (`Bearer <token>`); service errors map to status codes with
+xdpex.errors.grpc_code_of.
 Every call leaves one audit record (who, how many orders, result): written before the orders
 are entered, to the order-entry spool for submissions (xdpex.auditspool), committed to the
 database for cancels (xdpex.auditlog).
@@ -131,8 +132,10 @@ def _acks(e: Entry, resp: Any) -> Any:
         a.cl_ord_id = e.cl_ord_id(i)
         a.symbol_id = o[3]
         a.status = status
-        a.filled = filled[i]
-        a.leaves = leaves[i]
+        if filled[i]:  # proto3 zero is the default: no call for it
+            a.filled = filled[i]
+        if leaves[i]:
+            a.leaves = leaves[i]
         if status == "rejected":
             a.reason = reject_name(rsn[i])
             a.field = REJECT_FIELD.get(rsn[i], "")  # type: ignore[call-overload]

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 import select
 import socket
@@ -42,10 +43,6 @@ _HDR = struct.Struct("<HBBIQHHI")  # struct xe_hdr, as in the codec
 _APP = {t: cls.STRUCT for t, cls in c.MESSAGE_TYPES.items() if t >= 0x83 and t != 0x88}
 
 
-def _ix(cls: type[c.Message], name: str) -> int:
-    """Position of a field in the codec's struct tuple (the type byte is at 0)."""
-    return cls.FIELDS.index(name) + 1
-
 
 T_ACC, T_REJ, T_FILL = int(c.MsgType.ACCEPTED), int(c.MsgType.REJECTED), int(c.MsgType.FILL)
 T_CXLD, T_CXL_REQ = int(c.MsgType.CANCELLED), int(c.MsgType.CANCEL)
@@ -65,14 +62,39 @@ MSG = c.MSG_SIZE
 COALESCE_MAX = 64  # orders of an asyncio caller sent at the end of the event-loop turn
 UNKNOWN = "unknown"  # an order whose answer did not come in time (the caller was told so)
 KEEP_ORDERS = 8192  # orders of answered entries kept for late fills (few objects: GC)
-ACC_CL, ACC_OID, ACC_QTY = (_ix(c.Accepted, f) for f in ("cl_ord_id", "order_id", "qty"))
-REJ_REF, REJ_CL, REJ_REASON = (_ix(c.Rejected, f) for f in ("ref_type", "cl_ord_id", "reason"))
+# Every answer is read with one struct (one C call a datagram, iter_unpack): the type byte, three
+# bytes, a u32 and eight-byte words at the offsets the gateway's answers share. The positions of
+# the fields used are checked against the codec's own layouts (include/xdpex/proto.h) below.
+_ANS = struct.Struct("<BBBBIQQqII24x")
+_ANS_AT = {1: 1, 2: 2, 3: 3, 4: 4, 8: 5, 16: 6, 24: 7, 32: 8, 36: 9}  # byte offset -> position
+_APP_TYPES = frozenset(_APP)
+
+
+def _at(cls: type[c.Message], name: str) -> int:
+    """Position in an _ANS tuple of field `name` of the codec's message `cls`."""
+    off = 1
+    fmt = cls.STRUCT.format.lstrip("<")[1:]  # the type byte first
+    fields = iter(cls.FIELDS)
+    for m in re.finditer(r"(\d*)([A-Za-z])", fmt):
+        size = struct.calcsize("<" + m.group(0))
+        if m.group(2) != "x":
+            if next(fields) == name:
+                return _ANS_AT[off]
+        off += size
+    raise KeyError(name)
+
+
+ACC_CL, ACC_OID, ACC_QTY = (_at(c.Accepted, f) for f in ("cl_ord_id", "order_id", "qty"))
+REJ_REF, REJ_CL = (_at(c.Rejected, f) for f in ("ref_type", "cl_ord_id"))
+REJ_REASON_LO = _at(c.Rejected, "reason")  # u16 at byte 2: two bytes of _ANS
+assert REJ_REASON_LO == 2 and c.Rejected.STRUCT.format.startswith("<BBH")
 FILL_CL, FILL_QTY, FILL_LEAVES, FILL_EXEC, FILL_PX, FILL_LIQ = (
-    _ix(c.Fill, f) for f in ("cl_ord_id", "qty", "leaves", "exec_id", "price", "liquidity")
+    _at(c.Fill, f) for f in ("cl_ord_id", "qty", "leaves", "exec_id", "price", "liquidity")
 )
 CXL_CL, CXL_REASON, CXL_OID, CXL_SIDE, CXL_PX, CXL_QTY = (
-    _ix(c.Cancelled, f) for f in ("cl_ord_id", "reason", "order_id", "side", "price", "qty")
+    _at(c.Cancelled, f) for f in ("cl_ord_id", "reason", "order_id", "side", "price", "qty")
 )
+assert ACC_CL == REJ_CL == FILL_CL == CXL_CL
 RETRANSMIT_AFTER = 0.03  # s before a gap (later datagram seen) is asked for again
 OVERDUE_AFTER = 0.25  # s of silence with answers outstanding before asking for anything new
 
@@ -610,14 +632,8 @@ class OrderEntrySession:
                 and 1 <= count <= c.MAX_MSGS
                 and length == n == c.HDR_SIZE + count * c.MSG_SIZE
             ):
-                msgs = []
-                for off in range(c.HDR_SIZE, n, c.MSG_SIZE):
-                    st = _APP.get(data[off])
-                    if st is None:
-                        break
-                    msgs.append(st.unpack_from(data, off))
-                else:
-                    self._on_app(seq, msgs, done)
+                if _APP_TYPES.issuperset(data[c.HDR_SIZE :: c.MSG_SIZE]):
+                    self._on_app(seq, list(_ANS.iter_unpack(memoryview(data)[c.HDR_SIZE :])), done)
                     return
         try:
             dg = c.decode_datagram(data, c.Direction.FROM_GW)
@@ -691,9 +707,10 @@ class OrderEntrySession:
                     e.order_id[i] = v[ACC_OID]
                     e.leaves[i] = v[ACC_QTY]
                 else:
+                    reason = v[2] | v[3] << 8
                     e.status[i] = "rejected"
-                    e.reason[i] = v[REJ_REASON]
-                    if v[REJ_REASON] == c.RejectReason.NOT_LOGGED_IN:
+                    e.reason[i] = reason
+                    if reason == c.RejectReason.NOT_LOGGED_IN:
                         self.logged_in = False
                 self._inflight -= 1
                 e.remaining -= 1
@@ -720,7 +737,7 @@ class OrderEntrySession:
                 ent = cancels.pop(v[REJ_CL], None)
                 if ent is not None:
                     r, w = ent
-                    r.status, r.reason, r.acked = "rejected", v[REJ_REASON], True
+                    r.status, r.reason, r.acked = "rejected", v[2] | v[3] << 8, True
                     self._inflight -= 1
                     done.append(w)
             elif t == T_CXLD:
