@@ -280,6 +280,11 @@ def _row(api: str, conns: int, offered: int | None, r: dict[str, Any], cpu_s: fl
     return row
 
 
+def _runs(r: dict[str, Any]) -> str:
+    xs = r.get("runs_orders_per_s") or []
+    return f" (runs {xs[0]:,}–{xs[-1]:,})" if len(xs) > 1 else ""
+
+
 def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
     rows = res["rows"]
     udp = next((r for r in rows if r["api"] == "udp-wire"), None)
@@ -297,7 +302,7 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
         kind = "rate" if r["offered"] else "closed"
         lines.append(
             f"| {r['api']} | {r['connections']} | {r['offered'] or 'closed loop'} | "
-            f"{r['orders_per_s']:,} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} | "
+            f"{r['orders_per_s']:,}{_runs(r)} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} | "
             f"{r['server_cpu_us_per_order'] if r['api'] != 'udp-wire' else '—'} | "
             f"{r['orders_per_s'] / SEEDS_RATE:.2f}× | "
             f"{r['orders_per_s'] / ref:.3f} | {GOALS.get((r['api'], kind), '—')} |"
