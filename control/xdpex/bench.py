@@ -272,10 +272,13 @@ def bench_persister(journal: Path, workdir: Path, kind: str) -> dict[str, Any]:
         db.drop()
 
 
-def _row(api: str, conns: int, offered: int | None, r: dict[str, Any], cpu_s: float) -> dict:
+def _row(
+    api: str, conns: int, offered: int | None, r: dict[str, Any], cpu_s: float, pers_s: float
+) -> dict:
     row = {"api": api, "connections": conns, "offered": offered}
     row |= {k: r[k] for k in ("orders_per_s", "p50_ms", "p99_ms", "errors")}
     row["server_cpu_us_per_order"] = round(cpu_s / max(1, r["orders"]) * 1e6, 1)
+    row["persister_cpu_us_per_order"] = round(pers_s / max(1, r["orders"]) * 1e6, 1)
     row |= {k: v for k, v in r.items() if k not in row}
     return row
 
@@ -329,7 +332,8 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
         f"{res['seconds']:g} s (median of {res['repeat']} runs by rate). Latency: REST from the "
         "scheduled send at a constant rate (wrk2-style, no coordinated omission) and from the send "
         "in closed loop; gRPC per call (batch of 1,000) or per streamed batch. CPU µs/order: the "
-        "control plane process's user + system time over the row, per order. Raw rows: "
+        "control plane process's user + system time over the row, per order (the persister's "
+        "is in the JSON rows: `persister_cpu_us_per_order`). Raw rows: "
         "`build/bench/control.json`.\n\n"
         + "\n".join(x for x in lines if x)
         + "\n"
@@ -397,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                 [sys.executable, "-m", "xdpex.persister"], env=cp.env, stdout=plog, stderr=plog
             )
         assert cp.proc is not None
-        meter = CpuMeter(cp.proc.pid)
+        meter, pmeter = CpuMeter(cp.proc.pid), CpuMeter(pers.pid)
         url, gport = cp.url, cp.grpc_port
         sess = httpx.post(
             f"{url}/api/v1/sessions",
@@ -425,8 +429,9 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for _ in range(max(1, a.repeat)):
                 meter.start()
+                pmeter.start()
                 r = run()
-                runs.append(_row(api, conns, offered, r, meter.stop()))
+                runs.append(_row(api, conns, offered, r, meter.stop(), pmeter.stop()))
                 print(f"{api} x{conns}: {runs[-1]}", flush=True)
             res["rows"].append(_median(runs))
         res["load_avg_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
