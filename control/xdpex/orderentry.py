@@ -10,9 +10,11 @@ the request waiting for it (by client order id); while an asyncio event loop is 
 awaiting request without a thread hand-over (`submit_async`), and the thread takes over again
 when the loop stops.
 
-`submit()` sends a batch of NewOrders packed up to 22 to a datagram with a bounded number of
-unanswered messages in flight, and returns one `OrderResult` per order as of its acknowledgement
-(Accepted or Rejected) plus whatever fills and cancels arrived with it.
+`submit()` sends NewOrders packed up to 22 to a datagram with a bounded number of unanswered
+messages in flight and returns the `Entry` (xdpex.entrybatch: one column per field, an order's
+answer found from its client order id) as of every acknowledgement (Accepted or Rejected), with
+whatever fills and cancels arrived with it; `submit_async` sends the orders of one event-loop
+turn's callers together. The receiving half is xdpex.orderentry_rx.
 """
 
 from __future__ import annotations
