@@ -16,6 +16,7 @@ $(CONTROL_PB)/%_pb2_grpc.py: $(TOP)/control/xdpex/proto/%.proto $(SETUP_STAMP)
 	$(Q)$(PY) -m grpc_tools.protoc -I$(TOP)/control/xdpex/proto --python_out=$(CONTROL_PB) \
 		--grpc_python_out=$(CONTROL_PB) $<
 
-# gRPC batch, REST single-order and persister (SQLite, PostgreSQL) figures -> docs/BENCHMARKS.md
+# REST (wrk), gRPC batch and stream, the kernel-UDP wire reference, persister drain rates
+# -> build/bench/control.json and the "Control plane" section of docs/BENCHMARKS.md
 control-bench: control-build
-	$(Q)$(PY) -m xdpex.bench --out $(BUILD)/bench/control.json --doc $(TOP)/docs/BENCHMARKS.md
+	$(Q)$(PY) -m xdpex.bench --repeat 3 --out $(BUILD)/bench/control.json --doc $(TOP)/docs/BENCHMARKS.md

@@ -55,6 +55,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 	fi
 fi
 
+# systemd-analyze checks the units under deploy/systemd (it works without systemd running): a
+# container image without systemd gets Debian's package for the tool only.
+if ! command -v systemd-analyze >/dev/null; then
+	say "installing systemd (for systemd-analyze)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null \
+		|| die "apt-get install systemd failed"
+fi
+
 # 2. bpffs ---------------------------------------------------------------------------------------
 if ! mountpoint -q /sys/fs/bpf; then
 	say "mounting bpffs on /sys/fs/bpf"

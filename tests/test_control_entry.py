@@ -7,6 +7,7 @@ written; the record is committed ("pending") before the change and its result af
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 
@@ -114,7 +115,16 @@ def test_many_connections_while_grpc_batches_fill_the_window(served):
     assert len(grpc_rec) == 5 and {r["result"] for r in grpc_rec} == {"ok"}
 
 
-def test_a_change_is_refused_and_not_applied_when_its_audit_record_cannot_be_written(served):
+def _audit(base: str) -> list[dict]:
+    return httpx.get(f"{base}/api/v1/audit?limit=1000", headers=OP).json()
+
+
+def test_a_change_is_refused_when_its_audit_record_cannot_be_written_orders_wait_in_the_spool(
+    served,
+):
+    """A configuration change whose audit record cannot be committed is refused (503) and not
+    applied. An order's record goes to the spool first: the order is entered, and its record
+    reaches the table once the table can be written again, none lost and none doubled."""
     base, _, db = served
     order = {"symbol_id": 2, "side": "buy", "qty": 1, "price": 900}
     assert httpx.post(f"{base}/api/v1/orders", json=order, headers=OP).status_code == 201
@@ -123,21 +133,22 @@ def test_a_change_is_refused_and_not_applied_when_its_audit_record_cannot_be_wri
     try:
         con.execute("ALTER TABLE audit_log RENAME TO audit_log_away")
         con.commit()
-        r = httpx.post(f"{base}/api/v1/orders", json=order, headers=OP)
-        assert r.status_code == 503 and "audit log" in r.json()["detail"], r.text
         sym = {"symbol_id": 11, "name": "NOAUDIT", "tick": 1, "lot": 1}
         sym |= {"band_low": 1, "band_high": 10000}
         r = httpx.post(f"{base}/api/v1/symbols", json=sym, headers=OP)
-        assert r.status_code == 503, r.text
-        assert _rest_entered(base) == entered  # the order never reached the dataplane
+        assert r.status_code == 503 and "audit log" in r.json()["detail"], r.text
+        r = httpx.post(f"{base}/api/v1/orders", json=order | {"qty": 7}, headers=OP)
+        assert r.status_code == 201, r.text
+        assert _rest_entered(base) == entered + 1
         con.execute("ALTER TABLE audit_log_away RENAME TO audit_log")
         con.commit()
     finally:
         con.close()
     symbols = httpx.get(f"{base}/api/v1/symbols", headers=OP).json()
     assert 11 not in {s["symbol_id"] for s in symbols}
-    assert httpx.post(f"{base}/api/v1/orders", json=order, headers=OP).status_code == 201
-    assert _rest_entered(base) == entered + 1
+    posts = [a for a in _audit(base) if a["action"] == "POST /api/v1/orders"]
+    assert [a["result"] for a in posts] == ["ok", "ok"], posts  # newest first
+    assert [json.loads(a["detail"])["qty"] for a in posts] == [7, 1]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

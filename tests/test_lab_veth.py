@@ -161,3 +161,26 @@ def test_bad_prefix_is_refused() -> None:
         Lab("bad/name")
     r = _cli("status", "--prefix", "bad name")
     assert r.returncode == 1 and "--prefix" in r.stderr
+
+
+def test_lab_errors_name_the_step_the_interface_and_the_namespace(lab):
+    """Netlink failures (pyroute2) come back as LabError saying which step, on which interface
+    in which namespace, failed and why."""
+    from pathlib import Path
+
+    from xdpex_traffic.lab import GW_IF, Netlink
+
+    lab.up()
+    with Netlink(lab.gw_ns) as nl:
+        idx = nl.index(GW_IF)
+        with pytest.raises(LabError, match=rf"set MTU: {GW_IF} in namespace {lab.gw_ns}: "):
+            nl.call("set MTU", GW_IF, "link", "set", index=idx, mtu=1 << 20)
+    lab.down()
+    bogus = Path("/run/netns") / lab.tg_ns  # a plain file where the namespace should be
+    bogus.write_text("")
+    try:
+        with pytest.raises(LabError, match=rf"open netlink: namespace {lab.tg_ns}: Invalid"):
+            lab.up()
+    finally:
+        lab.down()
+        bogus.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xdpex_traffic.lab import Netlink
 from xdpex_traffic.scapy_layers import XE, XELogin, XENewOrder
 
 TOP = Path(__file__).resolve().parents[1]
@@ -139,11 +140,14 @@ def lab() -> Iterator[Lab]:
             sh("ip", "netns", "add", ns)
             sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
             sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        sh("ip", "link", "add", lab.gw_if, "netns", lab.gw, "type", "veth", "peer", "name",
-           f"xc{sfx}", "netns", lab.cl)  # fmt: skip
+        with Netlink(lab.gw) as nl:
+            nl.call("create veth pair", lab.gw_if, "link", "add", ifname=lab.gw_if, kind="veth",
+                    peer={"ifname": f"xc{sfx}", "net_ns_fd": lab.cl})  # fmt: skip
         for ns, ifname, ip in ((lab.gw, lab.gw_if, GW_IP), (lab.cl, f"xc{sfx}", CL_IP)):
-            sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", ifname)
-            sh("ip", "-n", ns, "link", "set", ifname, "up")
+            with Netlink(ns) as nl:
+                idx = nl.index(ifname)
+                nl.call("set address", ifname, "addr", "add", index=idx, address=ip, prefixlen=24)
+                nl.call("bring up", ifname, "link", "set", index=idx, state="up")
         yield lab
     finally:
         for proc in lab.procs:

@@ -1,25 +1,36 @@
-"""Control-plane benchmarks (`make control-bench`): gRPC batch order entry, REST single-order
-entry (one connection: latency; several: throughput), and persister throughput into SQLite and
-PostgreSQL.
+"""Control-plane benchmarks (`make control-bench`): REST order entry driven by wrk, gRPC by the
+project's callers, each figure beside the kernel-UDP wire path of the same run.
 
-One run starts a real xdpexd (kernel-UDP mode, `--poll sleep` so it leaves the second core to
-the control plane), the control plane as its own process (`python -m xdpex.serve`: REST + gRPC,
-SQLite), drives it from this process for a bounded time per figure, then drains the journal
-those orders produced into a fresh SQLite file and a PostgreSQL cluster of its own
-(xdpex.services.PostgresInstance: initdb + pg_ctl on a free port, the server's default
-durability; `--pg-url` names an existing server instead) with the persister.
-Figures go to JSON (--out) and to the "## Control plane" section of docs/BENCHMARKS.md (--doc),
-replacing only that section.
+One run starts a real xdpexd (kernel-UDP mode, `--poll sleep`), the control plane as served
+(`python -m xdpex.serve`: REST + gRPC, SQLite) and the persister tailing the journal into the same
+database, as `xdpex up` runs them; then, for a bounded time each:
+
+- `rest`, 1,000 orders/s offered: wrk at a constant rate (control/bench/orders.lua: a schedule
+  per connection, latency from the scheduled time, so a slow answer counts against the requests
+  it held up);
+- `rest`, closed loop over 8 connections: the rate;
+- `rest-batch`: POST /api/v1/orders/batch, 1,000 orders a request, closed loop;
+- `grpc-batch`: SubmitOrders, 1,000 orders a call, 2 callers back to back;
+- `grpc-stream`: StreamOrders, 1,000-order batches, 2 callers each keeping the window full;
+- `udp-wire`: xdpex-loadgen over UDP to the same xdpexd (16 orders a datagram, closed loop).
+
+Rows (api, connections, offered, orders_per_s, p50_ms, p99_ms, errors, and the control plane's
+CPU time per order) go to JSON (--out); the "## Control plane" section of docs/BENCHMARKS.md is
+rewritten with the table (--doc). The persister's drain rates into SQLite and PostgreSQL follow.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
-import statistics
+import queue
+import shutil
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,46 +38,26 @@ from typing import Any
 import grpc
 import httpx
 
+from .config import REPO_ROOT
 from .db import drop_schema, make_engine, migrate
-from .localdp import LocalDataplane, cleanup_dir, short_tmpdir
 from .pb import orderentry_pb2 as pb
 from .pb import orderentry_pb2_grpc as pbg
+from .localdp import LocalDataplane, cleanup_dir, short_tmpdir
 from .persister import Persister
 from .services import PostgresInstance
 
 TOKEN = "xt_bench_operator"
 SECTION = "## Control plane"
-NOTES = """\
-What limits REST order entry, measured on this machine (2026-11-21, load average 2-3 from other
-work; not part of the automatic run):
-
-- A trivial FastAPI `POST` endpoint (pydantic body, no I/O) does ~1,000 requests/s on one
-  keep-alive connection and ~2,150 on 8 under asyncio + h11, ~1,940 / ~3,680 under uvloop +
-  httptools: FastAPI itself was never the 150-250 requests/s ceiling. Our route was: before the
-  REST rework it did 197 orders/s with the old httpx client and 233 (1 connection) / 263
-  (8 connections) with the keep-alive client above.
-- Where the time went (py-spy): five hops to worker threads per request (three plain-function
-  dependencies, the sync route blocking a thread on the dataplane's answer, the ORM audit
-  insert), Starlette's BaseHTTPMiddleware, two SQLite commits per order for the audit record,
-  and the acknowledgement crossing from the session's receiver thread to the event loop. Now: one
-  event loop that reads the order-entry socket itself, async dependencies with a 1 s token
-  cache, a plain ASGI audit middleware, and one audit writer thread that group-commits.
-- Server CPU per order (process CPU time / orders): before 3.7 ms on 1 connection and 6 ms on 8;
-  now ~1.3 ms on 1 connection and ~0.75-0.9 ms on 8. The rest of a 1-connection round trip is
-  the client and xdpexd on the same two cores. The audit record is the largest single cost
-  left: at an intermediate step, switching it off raised 8 connections from 719 to 1,218
-  orders/s; it stays (below).
-- Audit and crashes: each mutating request's record (who, what, body) is committed with result
-  `pending` before the request reaches its route; the result follows in the next shared
-  transaction (at most 50 ms later). A crash can leave `pending`, never a missing record of an
-  applied change; if the record cannot be written the change is refused with 503 (gRPC
-  UNAVAILABLE). Concurrent requests share commits, so the cost per order falls with load.
-- gRPC batches are bound by Python under one GIL, ~20 us per order: building the wire orders
-  and their results, the receiver's per-message handling, the acks into protobuf. Three runs
-  alternating with the code before this rework gave 47.5-59.8 k (mean 54.8 k) before and
-  48.2-68.8 k (mean 56.7 k) after: the same within this machine's noise, so the goal's margin
-  on a loaded machine is thin; on a quiet one the same code did 57-65 k.
-"""
+WRK_LUA = REPO_ROOT / "control/bench/orders.lua"
+LOADGEN = REPO_ROOT / "build/traffic/xdpex-loadgen"
+SEEDS_RATE = 946  # orders/s of the system this replaces (issue 14), the reference row
+GOALS = {
+    ("rest", "rate"): "p99 ≤ 3 ms at 1,000 orders/s",
+    ("rest", "closed"): "≥ 5,000 orders/s",
+    ("rest-batch", "closed"): "≥ 100,000 orders/s",
+    ("grpc-batch", "closed"): "≥ 200,000 orders/s, call p99 ≤ 20 ms",
+    ("grpc-stream", "closed"): "≥ 200,000 orders/s",
+}
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -74,45 +65,151 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0.0
 
 
-def bench_grpc(port: int, seconds: float, batch: int, clients: int) -> dict[str, Any]:
-    """`clients` callers (threads, one channel each) each sending SubmitOrders back to back."""
-    import threading
+class CpuMeter:
+    """CPU seconds (user + system) a process used between `start` and `stop`."""
 
-    md = [("authorization", f"Bearer {TOKEN}")]
-    orders = [
+    def __init__(self, pid: int):
+        self.path = Path(f"/proc/{pid}/stat")
+        self.t0 = 0.0
+
+    def _now(self) -> float:
+        f = self.path.read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> None:
+        self.t0 = self._now()
+
+    def stop(self) -> float:
+        return self._now() - self.t0
+
+
+def _orders(n: int) -> list[Any]:
+    """Alternating buy and sell GTC limits at one price a symbol: each trades with the one
+    before, the books stay shallow (the same orders as the wrk script's)."""
+    return [
         pb.NewOrder(
             symbol_id=1 + (i // 2) % 4,
             side=pb.BUY if i % 2 else pb.SELL,
             type=pb.LIMIT,
             tif=pb.GTC,
-            qty=10,
-            price=1000 + (i // 8) % 5,
+            qty=1,
+            price=900,
         )
-        for i in range(batch)
+        for i in range(n)
     ]
-    req = pb.SubmitOrdersRequest(orders=orders)
+
+
+def bench_wrk(url: str, mode: str, batch: int, rate: int, conns: int, secs: float) -> dict:
+    """wrk with control/bench/orders.lua; rate 0 = closed loop."""
+    threads = conns if rate else min(conns, 2)
+    secs = max(1, math.ceil(secs))  # wrk takes whole seconds
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--timeout", "10s"]
+    cmd += ["-s", str(WRK_LUA), url, "--", mode, str(batch), str(rate), TOKEN, str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("XDPEX_WRK ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip()[:500]}")
+    w = json.loads(line.split(" ", 1)[1])
+    el = w["duration_us"] / 1e6
+    return {
+        "orders": w["ok"] * batch,
+        "seconds": round(el, 3),
+        "orders_per_s": round(w["ok"] * batch / el),
+        "requests_per_s": round(w["requests"] / el),
+        "p50_ms": round(w["p50_us"] / 1e3, 3),
+        "p99_ms": round(w["p99_us"] / 1e3, 3),
+        "p999_ms": round(w["p999_us"] / 1e3, 3),
+        "errors": w["bad_status"] + w["socket_errors"] + w["timeouts"],
+        "latency_from": "schedule" if w["corrected"] else "send",
+    }
+
+
+def bench_rest(port: int, seconds: float, connections: int = 1) -> dict[str, Any]:
+    """POST /api/v1/orders closed loop over `connections` (wrk; `xdpex bench` uses it)."""
+    return bench_wrk(f"http://127.0.0.1:{port}", "single", 1, 0, connections, seconds)
+
+
+def bench_grpc(port: int, seconds: float, batch: int, clients: int) -> dict[str, Any]:
+    """`clients` callers (threads, one channel each) each sending SubmitOrders back to back."""
+    md = [("authorization", f"Bearer {TOKEN}")]
+    req = pb.SubmitOrdersRequest(orders=_orders(batch))
     lat: list[float] = []
-    counts = [0, 0]  # orders, fills
+    counts = [0, 0]  # orders, errors
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
 
     def caller() -> None:
-        ch = grpc.insecure_channel(
+        with grpc.insecure_channel(
             f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]
-        )
-        stub = pbg.OrderEntryStub(ch)
-        stub.SubmitOrders(req, metadata=md)  # warm up (login, caches)
-        start.wait()
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            t = time.perf_counter()
-            acks = stub.SubmitOrders(req, metadata=md).acks
-            with lock:
-                lat.append(time.perf_counter() - t)
-                counts[0] += len(acks)
-                counts[1] += sum(len(a.fills) for a in acks)
-        ch.close()
+        ) as ch:
+            stub = pbg.OrderEntryStub(ch)
+            stub.SubmitOrders(req, metadata=md)  # warm up (login, caches)
+            start.wait()
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                t = time.perf_counter()
+                try:
+                    n, err = len(stub.SubmitOrders(req, metadata=md, timeout=30).acks), 0
+                except grpc.RpcError:
+                    n, err = 0, 1
+                with lock:
+                    lat.append(time.perf_counter() - t)
+                    counts[0] += n
+                    counts[1] += err
 
+    return _run_callers(caller, clients, start, counts, lat)
+
+
+def bench_grpc_stream(port: int, seconds: float, batch: int, clients: int) -> dict[str, Any]:
+    """`clients` StreamOrders calls, each keeping as many batches unanswered as the window the
+    server announces allows (its credit); latency is a batch's, from its send to its answer."""
+    md = [("authorization", f"Bearer {TOKEN}")]
+    orders = _orders(batch)
+    lat: list[float] = []
+    counts = [0, 0]
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def caller() -> None:
+        sent: queue.SimpleQueue[float] = queue.SimpleQueue()
+        room = threading.Semaphore(0)
+        t_end = [0.0]
+
+        def requests():  # type: ignore[no-untyped-def]
+            ref = 0
+            while time.perf_counter() < t_end[0]:
+                room.acquire()
+                ref += 1
+                sent.put(time.perf_counter())
+                yield pb.OrderStreamRequest(ref=ref, orders=orders)
+
+        with grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]
+        ) as ch:
+            stub = pbg.OrderEntryStub(ch)
+            stub.SubmitOrders(pb.SubmitOrdersRequest(orders=orders), metadata=md)  # warm up
+            start.wait()
+            t_end[0] = time.perf_counter() + seconds
+            call = stub.StreamOrders(requests(), metadata=md, timeout=seconds + 60)
+            window = int(dict(call.initial_metadata()).get("xdpex-window", batch))
+            for _ in range(max(1, window // batch)):
+                room.release()
+            try:
+                for resp in call:
+                    t = time.perf_counter()
+                    with lock:
+                        lat.append(t - sent.get())
+                        counts[0] += len(resp.acks)
+                        counts[1] += 1 if resp.error else 0
+                    room.release()
+            except grpc.RpcError:
+                with lock:
+                    counts[1] += 1
+
+    return _run_callers(caller, clients, start, counts, lat)
+
+
+def _run_callers(caller, clients, start, counts, lat) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     threads = [threading.Thread(target=caller) for _ in range(clients)]
     for t in threads:
         t.start()
@@ -121,113 +218,37 @@ def bench_grpc(port: int, seconds: float, batch: int, clients: int) -> dict[str,
     for t in threads:
         t.join()
     el = time.perf_counter() - t0
-    n = counts[0]
     return {
-        "orders": n,
+        "orders": counts[0],
         "seconds": round(el, 3),
-        "orders_per_s": round(n / el),
-        "batch": batch,
-        "clients": clients,
-        "fills_in_acks": counts[1],
-        "batch_p50_ms": round(_pct(lat, 50) * 1e3, 2),
-        "batch_p99_ms": round(_pct(lat, 99) * 1e3, 2),
-    }
-
-
-async def _rest_conn(
-    port: int, seconds: float, n0: int, lat: list[float], codes: list[int]
-) -> None:
-    """One keep-alive HTTP/1.1 connection sending POST /api/v1/orders back to back (one request
-    in flight), until `seconds` have passed. A plain asyncio client: httpx costs about as much
-    CPU per request as the server on these shared cores."""
-    import asyncio
-
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    n = n0
-    t_end = time.perf_counter() + seconds
-    try:
-        while True:
-            t = time.perf_counter()
-            if t > t_end:
-                break
-            body = json.dumps(
-                {"symbol_id": 2, "side": "buy" if n % 2 else "sell", "qty": 1, "price": 900}
-            ).encode()
-            w.write(
-                b"POST /api/v1/orders HTTP/1.1\r\nHost: bench\r\n"
-                b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
-                b"Content-Type: application/json\r\nContent-Length: "
-                + str(len(body)).encode()
-                + b"\r\n\r\n"
-                + body
-            )
-            head = await r.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            text = await r.readexactly(length)
-            lat.append(time.perf_counter() - t)
-            if status not in (200, 201):
-                raise RuntimeError(f"REST order failed: {status} {text[:300]!r}")
-            codes.append(status)
-            n += 1
-    finally:
-        w.close()
-
-
-def bench_rest(port: int, seconds: float, connections: int = 1) -> dict[str, Any]:
-    """POST /api/v1/orders over `connections` keep-alive connections, one request in flight
-    on each: one connection measures latency, several the throughput."""
-    import asyncio
-
-    h = {"Authorization": f"Bearer {TOKEN}"}
-    httpx.post(
-        f"http://127.0.0.1:{port}/api/v1/orders",
-        json={"symbol_id": 2, "side": "buy", "qty": 1, "price": 900},
-        headers=h,
-    ).raise_for_status()  # warm up (login of the control plane's session, token cache)
-    lat: list[float] = []
-    codes: list[int] = []
-
-    async def run() -> float:
-        t0 = time.perf_counter()
-        await asyncio.gather(
-            *(_rest_conn(port, seconds, k, lat, codes) for k in range(connections))
-        )
-        return time.perf_counter() - t0
-
-    el = asyncio.run(run())
-    n = len(lat)
-    return {
-        "orders": n,
-        "connections": connections,
-        "seconds": round(el, 3),
-        "orders_per_s": round(n / el),
+        "orders_per_s": round(counts[0] / el),
         "p50_ms": round(_pct(lat, 50) * 1e3, 3),
         "p99_ms": round(_pct(lat, 99) * 1e3, 3),
-        "mean_ms": round(statistics.fmean(lat) * 1e3, 3) if lat else 0.0,
-        "rejected": codes.count(200),
+        "errors": counts[1],
+        "latency_from": "call" if lat else "-",
     }
 
 
-def _median_of(n: int, run: Any, name: str) -> dict[str, Any]:
-    """Run a figure `n` times (the machine is shared and noisy), keep the run with the median
-    throughput and add every run's figure as `runs_orders_per_s`."""
-    runs = []
-    for _ in range(max(1, n)):
-        runs.append(run())
-        print(f"{name}: {runs[-1]}", flush=True)
-    runs.sort(key=lambda r: r["orders_per_s"])
-    med = dict(runs[len(runs) // 2])
-    med["runs_orders_per_s"] = [r["orders_per_s"] for r in runs]
-    return med
-
-
-def _spread(r: dict[str, Any]) -> str:
-    xs = r.get("runs_orders_per_s") or []
-    return f"; median of {len(xs)} runs, {xs[0]:,}-{xs[-1]:,}" if len(xs) > 1 else ""
+def bench_udp(port: int, secret_of: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """xdpex-loadgen over UDP, 16 orders a datagram, closed loop (window 1024)."""
+    cmd = [str(LOADGEN), "--server", f"127.0.0.1:{port}"]
+    cmd += ["--session", f"{secret_of['session_id']}:{secret_of['secret']}"]
+    cmd += ["--batch", "16", "--window", "1024", "--count", "20000000"]
+    cmd += ["--duration", f"{seconds:g}", "--symbols", "1-4", "--price", "900:1100"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"xdpex-loadgen failed ({out.returncode}): {out.stderr.strip()}")
+    r = json.loads(out.stdout)
+    lat = r.get("latency_us") or r.get("rtt_us") or {}
+    return {
+        "orders": r["answered"],
+        "seconds": r["duration_s"],
+        "orders_per_s": r["orders_per_s"],
+        "p50_ms": round(lat.get("p50", 0) / 1e3, 3),
+        "p99_ms": round(lat.get("p99", 0) / 1e3, 3),
+        "errors": r["lost"],
+        "latency_from": "send",
+    }
 
 
 def bench_persister(journal: Path, url: str, schema: str = "") -> dict[str, Any]:
@@ -267,57 +288,74 @@ def bench_persister_postgres(journal: Path, pg_url: str = "") -> dict[str, Any]:
     return res
 
 
+def _row(
+    api: str, conns: int, offered: int | None, r: dict[str, Any], cpu_s: float, pers_s: float
+) -> dict:
+    row = {"api": api, "connections": conns, "offered": offered}
+    row |= {k: r[k] for k in ("orders_per_s", "p50_ms", "p99_ms", "errors")}
+    row["server_cpu_us_per_order"] = round(cpu_s / max(1, r["orders"]) * 1e6, 1)
+    row["persister_cpu_us_per_order"] = round(pers_s / max(1, r["orders"]) * 1e6, 1)
+    row |= {k: v for k, v in r.items() if k not in row}
+    return row
+
+
+def _runs(r: dict[str, Any]) -> str:
+    xs = r.get("runs_orders_per_s") or []
+    return f" (runs {xs[0]:,}–{xs[-1]:,})" if len(xs) > 1 else ""
+
+
 def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
-    g, r, rc = res["grpc_batch"], res["rest_single"], res["rest_concurrent"]
-    ps, pp = res["persister_sqlite"], res["persister_postgres"]
-    rows = [
-        (
-            f"gRPC SubmitOrders, {g['batch']} orders a call, {g['clients']} callers",
-            f"{g['orders_per_s']:,} orders/s (call p50 {g['batch_p50_ms']} ms, "
-            f"p99 {g['batch_p99_ms']} ms{_spread(g)})",
-            "≥ 50,000 orders/s",
-            f"{g['orders_per_s'] / 50000:.2f}× goal",
-        ),
-        (
-            "REST POST /api/v1/orders, 1 keep-alive connection (latency-bound)",
-            f"{r['orders_per_s']:,} orders/s (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
-            f"{_spread(r)})",
-            "> 950 orders/s (system replaced)",
-            f"{r['orders_per_s'] / 950:.2f}×",
-        ),
-        (
-            f"REST POST /api/v1/orders, {rc['connections']} keep-alive connections (throughput)",
-            f"{rc['orders_per_s']:,} orders/s (p50 {rc['p50_ms']} ms, p99 {rc['p99_ms']} ms"
-            f"{_spread(rc)})",
-            "> 950 orders/s (system replaced)",
-            f"{rc['orders_per_s'] / 950:.2f}×",
-        ),
-        (
-            "persister → SQLite",
-            f"{ps['rows_per_s']:,} rows/s ({ps['records_per_s']:,} journal records/s, "
-            f"{ps['rows']:,} rows)",
-            "keeps up with the wire",
-            "—",
-        ),
-        (
-            "persister → PostgreSQL",
-            f"{pp['rows_per_s']:,} rows/s ({pp['records_per_s']:,} journal records/s, "
-            f"{pp['rows']:,} rows)",
-            "keeps up with the wire",
-            f"{pp['rows_per_s'] / max(1, ps['rows_per_s']):.2f}× SQLite",
-        ),
+    rows = res["rows"]
+    udp = next((r for r in rows if r["api"] == "udp-wire"), None)
+    ref = udp["orders_per_s"] if udp else 0
+    lines = [
+        "| api | connections | offered (orders/s) | orders/s | p50 ms | p99 ms | errors | "
+        "control-plane CPU µs/order | × seeds (946/s) | ÷ kernel-UDP wire | goal |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| seeds (reference) | — | — | {SEEDS_RATE:,} | — | — | — | — | 1.00× | "
+        f"{SEEDS_RATE / ref:.4f} | — |"
+        if ref
+        else "",
     ]
-    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    for r in rows:
+        kind = "rate" if r["offered"] else "closed"
+        lines.append(
+            f"| {r['api']} | {r['connections']} | {r['offered'] or 'closed loop'} | "
+            f"{r['orders_per_s']:,}{_runs(r)} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} | "
+            f"{r['server_cpu_us_per_order'] if r['api'] != 'udp-wire' else '—'} | "
+            f"{r['orders_per_s'] / SEEDS_RATE:.2f}× | "
+            f"{r['orders_per_s'] / ref:.3f} | {GOALS.get((r['api'], kind), '—')} |"
+            if ref
+            else f"| {r['api']} | {r['connections']} | {r['offered']} | {r['orders_per_s']} |"
+        )
+    ps, pp = res.get("persister_sqlite"), res.get("persister_postgres")
+    pers = ""
+    if ps and pp:
+        pers = (
+            f"\nPersister, draining this run's journal afterwards: SQLite {ps['rows_per_s']:,} "
+            f"rows/s ({ps['records_per_s']:,} journal records/s, {ps['rows']:,} rows), "
+            f"PostgreSQL {pp['rows_per_s']:,} rows/s ({pp['records_per_s']:,} records/s).\n"
+        )
     body = (
-        f"{SECTION}\n\nMeasured by `{cmd}` on {res['host']} ({res['date']}); xdpexd in "
-        "kernel-UDP mode with `--poll sleep`, the control plane (REST + gRPC, SQLite) in its own "
-        "process (uvicorn with uvloop and httptools, one event loop), the client in a third, all "
-        "on the same 2 cores (load average at the start: "
-        f"{res['load_avg']}, after: {res.get('load_avg_end', '?')}). REST clients are plain "
-        "asyncio HTTP/1.1 keep-alive connections with one request in flight each. The "
-        f"PostgreSQL row drains into a {pp.get('server', 'PostgreSQL server')}. Raw figures: "
+        f"{SECTION}\n\nMeasured by `{cmd}` on {res['host']} ({res['date']}), "
+        f"{res['cpus']} cores shared with other work (load average at the start "
+        f"{res['load_avg']}, at the end {res.get('load_avg_end', '?')}). One xdpexd in "
+        "kernel-UDP mode (`--poll sleep`), the control plane as served (`python -m xdpex.serve`: "
+        "uvicorn + uvloop + httptools, one process, REST and gRPC, SQLite), the persister tailing "
+        "the journal into the same database, and the clients: wrk (Debian's) with "
+        "`control/bench/orders.lua` for REST, the project's gRPC callers (threads of the bench "
+        "process), xdpex-loadgen for the kernel-UDP wire path of the same xdpexd. Each row ran "
+        f"{res['seconds']:g} s (median of {res['repeat']} runs by rate). Latency: REST from the "
+        "scheduled send at a constant rate (wrk2-style, no coordinated omission) and from the send "
+        "in closed loop; gRPC per call (batch of 1,000) or per streamed batch. CPU µs/order: the "
+        "control plane process's user + system time over the row, per order (the persister's "
+        "is in the JSON rows: `persister_cpu_us_per_order`). Raw rows: "
         "`build/bench/control.json`.\n\n"
-        "| what | figure | goal | ratio |\n| --- | --- | --- | --- |\n" + table + "\n\n" + NOTES
+        + "\n".join(x for x in lines if x)
+        + "\n"
+        + pers
+        + "\n"
+        + NOTES
     )
     text = doc.read_text() if doc.exists() else "# xdpex benchmarks\n"
     if SECTION in text:
@@ -329,58 +367,104 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
     doc.write_text(text)
 
 
+NOTES_FILE = REPO_ROOT / "control/bench/NOTES.md"
+NOTES = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
+
+
+def _median(runs: list[dict]) -> dict:
+    runs = sorted(runs, key=lambda r: r["orders_per_s"])
+    med = dict(runs[len(runs) // 2])
+    if len(runs) > 1:
+        med["runs_orders_per_s"] = [r["orders_per_s"] for r in runs]
+    return med
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xdpex-control-bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=4.0, help="per run")
-    ap.add_argument(
-        "--repeat", type=int, default=3, help="runs per figure; the median run is reported"
-    )
-    ap.add_argument("--batch", type=int, default=1000, help="orders per gRPC call")
-    ap.add_argument("--clients", type=int, default=2, help="concurrent gRPC callers")
-    ap.add_argument(
-        "--connections", type=int, default=8, help="concurrent REST connections (throughput row)"
-    )
-    ap.add_argument(
-        "--pg-url", default="", help="persister row on this PostgreSQL (default: a private one)"
-    )
+    ap.add_argument("--seconds", type=float, default=5.0, help="per run")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per row; the median is kept")
+    ap.add_argument("--rate", type=int, default=1000, help="REST constant-rate row (orders/s)")
+    ap.add_argument("--rate-connections", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=8, help="REST closed-loop connections")
+    ap.add_argument("--batch", type=int, default=1000, help="orders per batch (REST, gRPC)")
+    ap.add_argument("--batch-connections", type=int, default=2, help="REST batch connections")
+    ap.add_argument("--clients", type=int, default=2, help="gRPC callers")
+    ap.add_argument("--only", default="", help="comma-separated apis to run (default all)")
+    ap.add_argument("--no-persister-drain", action="store_true")
+    ap.add_argument("--pg-url", default="", help="drain into this PostgreSQL (a schema of its "
+                    "own) instead of a private cluster")
     ap.add_argument("--out", type=Path, help="JSON results")
     ap.add_argument("--doc", type=Path, help="BENCHMARKS.md to update")
     a = ap.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (provisioning/setup.sh installs Debian's wrk)")
+    only = set(filter(None, a.only.split(",")))
     d = short_tmpdir("bench")
-    dp = LocalDataplane(d, extra=["--segment-mb", "64"]).start()
+    dp = LocalDataplane(d, extra=["--segment-mb", "256"]).start()
     cp = dp.control_plane(TOKEN)
-    http, grpc_port = cp.http_port, cp.grpc_port
+    pers: subprocess.Popen[bytes] | None = None
+    res: dict[str, Any] = {
+        "host": platform.node(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_avg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "seconds": a.seconds,
+        "repeat": a.repeat,
+        "rows": [],
+    }
     try:
         cp.start()
-        res: dict[str, Any] = {
-            "host": platform.node(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "cpus": os.cpu_count(),
-            "load_avg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        }
-        for key, name, run in (
-            (
-                "grpc_batch",
-                "gRPC batch",
-                lambda: bench_grpc(grpc_port, a.seconds, a.batch, a.clients),
-            ),
-            ("rest_single", "REST, 1 connection", lambda: bench_rest(http, a.seconds, 1)),
-            (
-                "rest_concurrent",
-                f"REST, {a.connections} connections",
-                lambda: bench_rest(http, a.seconds, a.connections),
-            ),
-        ):
-            res[key] = _median_of(a.repeat, run, name)
+        with open(d / "persister.log", "wb") as plog:
+            pers = subprocess.Popen(
+                [sys.executable, "-m", "xdpex.persister"], env=cp.env, stdout=plog, stderr=plog
+            )
+        assert cp.proc is not None
+        meter, pmeter = CpuMeter(cp.proc.pid), CpuMeter(pers.pid)
+        url, gport = cp.url, cp.grpc_port
+        sess = httpx.post(
+            f"{url}/api/v1/sessions",
+            json={"name": "bench-udp", "cancel_on_disconnect": False},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        sess.raise_for_status()
+        plan = [
+            ("rest", a.rate_connections, a.rate,
+             lambda: bench_wrk(url, "single", 1, a.rate, a.rate_connections, a.seconds)),
+            ("rest", a.connections, None,
+             lambda: bench_wrk(url, "single", 1, 0, a.connections, a.seconds)),
+            ("rest-batch", a.batch_connections, None,
+             lambda: bench_wrk(url, "batch", a.batch, 0, a.batch_connections, a.seconds)),
+            ("grpc-batch", a.clients, None,
+             lambda: bench_grpc(gport, a.seconds, a.batch, a.clients)),
+            ("grpc-stream", a.clients, None,
+             lambda: bench_grpc_stream(gport, a.seconds, a.batch, a.clients)),
+            ("udp-wire", 1, None, lambda: bench_udp(dp.port, sess.json(), a.seconds)),
+        ]  # fmt: skip
+        bench_wrk(url, "single", 1, 0, 2, 1)  # warm up (login, caches)
+        for api, conns, offered, run in plan:
+            if only and api not in only:
+                continue
+            runs = []
+            for _ in range(max(1, a.repeat)):
+                meter.start()
+                pmeter.start()
+                r = run()
+                runs.append(_row(api, conns, offered, r, meter.stop(), pmeter.stop()))
+                print(f"{api} x{conns}: {runs[-1]}", flush=True)
+            res["rows"].append(_median(runs))
         res["load_avg_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     finally:
+        if pers is not None:
+            pers.terminate()
+            pers.wait(10)
         cp.stop()
         dp.stop()
     try:
-        res["persister_sqlite"] = bench_persister(dp.journal, f"sqlite:///{d / 'xdpex.db'}")
-        print(f"persister SQLite: {res['persister_sqlite']}", flush=True)
-        res["persister_postgres"] = bench_persister_postgres(dp.journal, a.pg_url)
-        print(f"persister PostgreSQL: {res['persister_postgres']}", flush=True)
+        if not a.no_persister_drain:
+            res["persister_sqlite"] = bench_persister(dp.journal, f"sqlite:///{d / 'drain.db'}")
+            print(f"persister SQLite: {res['persister_sqlite']}", flush=True)
+            res["persister_postgres"] = bench_persister_postgres(dp.journal, a.pg_url)
+            print(f"persister PostgreSQL: {res['persister_postgres']}", flush=True)
     finally:
         cleanup_dir(d)
     if a.out:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     dataplane_timeout_s: float = 2.0
     oe_sessions: int = 1  # control-plane sessions held on the order-entry socket
     oe_session_name: str = "control-plane"
+    # order-entry audit records go to a spool file first (xdpex.auditspool); the audit writer
+    # commits them to the database at least this often
+    audit_spool_flush_s: float = 0.05
 
     # XDP
     xdp_tool: Path = Field(REPO_ROOT / "build/xdp/xdpex-xdp")

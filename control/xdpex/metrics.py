@@ -42,6 +42,7 @@ QUEUE_COUNTERS = (
     "gaps",
     "logins",
     "login_rejects",
+    "timeouts",  # sessions the gateway dropped for missed heartbeats (disconnects)
     "retransmitted",
     "journal_bytes",
     "journal_writes",

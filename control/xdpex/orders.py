@@ -20,13 +20,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from xdpex_proto import codec as c
 
+from .auditlog import AuditLog
 from .auth import Principal
 from .config import Settings
 from .dataplane import ControlClient
+from .entrybatch import CHUNK, CHUNK_BITS, Entry, OrderResult, WireOrder
 from .errors import Conflict, InvalidArgument, NotFound, Unavailable
 from .metrics import Metrics
 from .models import Execution, GwSession, Order
-from .orderentry import OrderEntrySession, OrderResult
+from .orderentry import OrderEntrySession
 
 SIDES = {"buy": int(c.Side.BUY), "sell": int(c.Side.SELL)}
 ORD_TYPES = {
@@ -52,6 +54,7 @@ REJECT_FIELD = {
     c.RejectReason.DUPLICATE_ID: "cl_ord_id",
 }
 U32 = (1 << 32) - 1
+MARKET = ORD_TYPES["market"]
 
 
 def reject_name(reason: int) -> str:
@@ -88,7 +91,7 @@ class OrderSpec:
     qty: int
     price: int = 0
 
-    def to_msg(self) -> c.NewOrder:
+    def to_wire(self) -> WireOrder:
         for f, v, table in (
             ("side", self.side, SIDES),
             ("type", self.type, ORD_TYPES),
@@ -104,13 +107,13 @@ class OrderSpec:
             raise InvalidArgument("price", "must be a positive number of ticks for this type")
         if not -(1 << 63) <= self.price < (1 << 63):
             raise InvalidArgument("price", "does not fit a signed 64-bit number of ticks")
-        return c.NewOrder(
-            side=SIDES[self.side],
-            ord_type=ORD_TYPES[self.type],
-            tif=TIFS[self.tif],
-            symbol_id=self.symbol_id,
-            price=self.price,
-            qty=self.qty,
+        return (
+            SIDES[self.side],
+            ORD_TYPES[self.type],
+            TIFS[self.tif],
+            self.symbol_id,
+            self.price,
+            self.qty,
         )
 
 
@@ -136,6 +139,51 @@ def result_dict(r: OrderResult) -> dict[str, Any]:
     }
     if r.status == "rejected":
         out["field"] = REJECT_FIELD.get(r.reason)  # type: ignore[call-overload]
+    return out
+
+
+def ack_dicts(e: Entry) -> list[dict[str, Any]]:
+    """`result_dict` of every order of an entry, from its columns (the REST answer)."""
+    out = []
+    sid, fills, st, oid, rsn = e.session_id, e.fills or {}, e.status, e.order_id, e.reason
+    filled, leaves = e.filled, e.leaves
+    sides, types, tifs = SIDE_NAMES, ORD_TYPE_NAMES, TIF_NAMES
+    base = e.chunks.start << CHUNK_BITS
+    for i, (side, typ, tif, sym, px, qty) in enumerate(e.orders):
+        status = st[i]
+        fl = fills.get(i)
+        reason = rsn[i]
+        field = None
+        if status == "rejected":
+            rname: str | None = reject_name(reason)
+            field = REJECT_FIELD.get(reason)  # type: ignore[call-overload]
+        elif status == "cancelled":
+            rname = cancel_name(reason)
+        else:
+            rname = None
+        out.append(
+            {
+                "order_id": oid[i] or None,
+                "session_id": sid,
+                "cl_ord_id": base + i if i < CHUNK else e.cl_ord_id(i),
+                "symbol_id": sym,
+                "side": sides.get(side, str(side)),
+                "type": types.get(typ, str(typ)),
+                "tif": tifs.get(tif, str(tif)),
+                "price": px,
+                "qty": qty,
+                "filled": filled[i],
+                "leaves": leaves[i],
+                "status": status,
+                "reason": rname,
+                "field": field,
+                "fills": [
+                    {"exec_id": x, "price": p, "qty": q, "liquidity": liq} for x, p, q, liq in fl
+                ]
+                if fl
+                else [],
+            }
+        )
     return out
 
 
@@ -190,7 +238,9 @@ class OrderService:
     metrics: Metrics
     oe: OrderEntrySession | None
     _oe_lock: threading.Lock
-    entered: dict[int, OrderResult]
+    entered: dict[int, int]
+    _api_metrics: dict[str, tuple[Any, Any, Any]]
+    auditlog: AuditLog
     create_session: Callable[..., dict[str, Any]]
 
     # -- order entry --------------------------------------------------------------------------
@@ -223,6 +273,7 @@ class OrderService:
             oe = OrderEntrySession(
                 s.order_socket, s.state_dir / f"oe-{sid}.sock", sid, secret, s.dataplane_timeout_s
             )
+            oe.pre_send = self.auditlog.spool_flush  # audit records before the orders they record
             oe.open()
             try:
                 oe.login()
@@ -236,22 +287,49 @@ class OrderService:
         self, who: Principal, specs: list[OrderSpec], api: str = "rest"
     ) -> list[dict[str, Any]]:
         """Validate and enter orders; one acknowledgement dict per order, in order."""
-        return [result_dict(r) for r in self._enter(self._to_msgs(who, specs), api)]
+        return ack_dicts(self._enter(self._to_wire(who, specs), api))
 
     async def submit_orders_async(
         self, who: Principal, specs: list[OrderSpec], api: str = "rest"
     ) -> list[dict[str, Any]]:
         """`submit_orders` for the REST front end: the same validation, session and accounting,
         but the event loop goes on serving other requests while the dataplane answers."""
-        msgs = self._to_msgs(who, specs)
+        return ack_dicts(await self._enter_async(self._to_wire(who, specs), api))
+
+    async def enter_wire_async(
+        self,
+        who: Principal,
+        orders: list[WireOrder],
+        api: str,
+        audit: tuple[str, str, bytes],
+    ) -> list[dict[str, Any]]:
+        """Enter checked wire orders from an event loop (the REST fast path, xdpex.api.
+        fastentry), with the request's order-entry audit record (action, target, body) in the
+        spool: appended before the orders go out, its result after."""
+        self._may_enter(who, len(orders))
+        action, target, body = audit
+        key = self.auditlog.spool_begin(
+            who, action, target, body[:4000].decode(errors="replace"), now=False
+        )
+        try:
+            e = await self._enter_async(orders, api)
+        except BaseException as exc:
+            code = getattr(exc, "http_status", 500)
+            self.auditlog.spool_finish(key, f"{code}: {exc}")
+            raise
+        self.auditlog.spool_finish(key, "ok")
+        return ack_dicts(e)
+
+    async def _enter_async(self, orders: list[WireOrder], api: str) -> Entry:
         oe = self.oe
         if oe is None or not oe.logged_in:
             oe = await asyncio.to_thread(self._session)  # (re)login may take a round trip
-        oe.attach_loop(asyncio.get_running_loop())  # no-op once attached
+        if not oe.attached_here():
+            oe.attach_loop(asyncio.get_running_loop())
         t0 = time.perf_counter()
-        results = await oe.submit_async(msgs)
-        self._account(results, api, t0)
-        return [result_dict(r) for r in results]
+        e = await oe.submit_async(orders)
+        self._account(e, api, t0)
+        return e
 
     @staticmethod
     def _may_enter(who: Principal, n: int) -> None:
@@ -259,52 +337,78 @@ class OrderService:
         if not n:
             raise InvalidArgument("orders", "at least one order is required")
 
-    def _to_msgs(self, who: Principal, specs: list[OrderSpec]) -> list[c.NewOrder]:
+    def _to_wire(self, who: Principal, specs: list[OrderSpec]) -> list[WireOrder]:
         self._may_enter(who, len(specs))
-        msgs = []
+        out = []
         for i, sp in enumerate(specs):
             try:
-                msgs.append(sp.to_msg())
+                out.append(sp.to_wire())
             except InvalidArgument as e:
                 if len(specs) == 1:
                     raise
                 raise InvalidArgument(f"orders[{i}].{e.field}", e.message) from None
-        return msgs
+        return out
 
-    def enter(self, who: Principal, msgs: list[c.NewOrder], api: str) -> list[OrderResult]:
-        """Enter validated NewOrders on the control plane's session (REST and gRPC)."""
-        self._may_enter(who, len(msgs))
-        return self._enter(msgs, api)
+    def enter(self, who: Principal, orders: list[WireOrder], api: str) -> Entry:
+        """Enter checked wire orders on the control plane's session (gRPC, blocking)."""
+        self._may_enter(who, len(orders))
+        return self._enter(orders, api)
 
-    def _enter(self, msgs: list[c.NewOrder], api: str) -> list[OrderResult]:
+    def enter_send(
+        self, who: Principal, orders: list[WireOrder], api: str
+    ) -> tuple[OrderEntrySession, tuple[Entry, float, float], float]:
+        """The first half of `enter`: the orders are sent, `enter_wait` takes the answers (a
+        caller may have several submissions in flight, the gRPC stream does)."""
+        self._may_enter(who, len(orders))
+        oe = self._session()
+        return oe, oe.send(orders), time.perf_counter()
+
+    def enter_wait(
+        self, sent: tuple[OrderEntrySession, tuple[Entry, float, float], float], api: str
+    ) -> Entry:
+        oe, pending, t0 = sent
+        e = oe.wait(*pending)
+        self._account(e, api, t0)
+        return e
+
+    def _enter(self, orders: list[WireOrder], api: str) -> Entry:
         """`enter` once the caller's role and the batch are checked."""
         oe = self._session()
         t0 = time.perf_counter()
-        results = oe.submit(msgs)
-        self._account(results, api, t0)
-        return results
+        e = oe.submit(orders)
+        self._account(e, api, t0)
+        return e
 
-    def _account(self, results: list[OrderResult], api: str, t0: float) -> None:
-        """Metrics, and the orders entered here (for cancel by order id)."""
-        self.metrics.order_latency.labels(api).observe(time.perf_counter() - t0)
-        acc = 0
+    def _account(self, e: Entry, api: str, t0: float) -> None:
+        """Metrics, and the orders entered here (for cancel and lookup by order id)."""
+        m = self._api_metrics.get(api)
+        if m is None:  # labelled children once per API: labels() costs more than the order
+            mt = self.metrics
+            m = self._api_metrics[api] = (
+                mt.order_latency.labels(api),
+                mt.orders.labels(api, "accepted"),
+                mt.orders.labels(api, "rejected"),
+            )
+        m[0].observe(time.perf_counter() - t0)
         entered = self.entered
-        for r in results:
-            if r.order_id:
-                entered[r.order_id] = r
+        acc = 0
+        orders = e.orders
+        for i, oid in enumerate(e.order_id):
+            if oid:
+                entered[oid] = e.cl_ord_id(i) << 32 | orders[i][3]  # ints only: the GC skips it
                 acc += 1
-        self.metrics.orders.labels(api, "accepted").inc(acc)
-        if acc < len(results):
-            self.metrics.orders.labels(api, "rejected").inc(len(results) - acc)
+        m[1].inc(acc)
+        if acc < e.n:
+            m[2].inc(e.n - acc)
         if len(entered) > 200_000:
             for k in list(entered)[:100_000]:
                 entered.pop(k, None)  # another thread may trim at the same time
 
     def cancel_order(self, who: Principal, order_id: int) -> dict[str, Any]:
         who.require("trader")
-        r = self.entered.get(order_id)
-        if r is not None:
-            sid, sym, cl = r.session_id, r.symbol_id, r.cl_ord_id
+        hit = self.entered.get(order_id)
+        if hit is not None:
+            sid, sym, cl = self.oe.session_id if self.oe else 0, hit & U32, hit >> 32
         else:
             with self.db() as db:
                 o = db.scalar(select(Order).where(Order.order_id == order_id))
@@ -321,8 +425,6 @@ class OrderService:
         res = oe.cancel(sym, cl)
         if res.status == "rejected":
             raise Conflict(f"order {order_id} cannot be cancelled: {reject_name(res.reason)}")
-        if r is not None:
-            r.status, r.leaves = "cancelled", 0
         return {"order_id": order_id, "status": "cancelled", "cancelled_qty": res.qty}
 
     def get_order(self, who: Principal, order_id: int) -> dict[str, Any]:
@@ -331,10 +433,15 @@ class OrderService:
             o = db.scalar(select(Order).where(Order.order_id == order_id))
             if o is not None:
                 return order_row_dict(o)
-        r = self.entered.get(order_id)
+        hit = self.entered.get(order_id)
+        r = self.oe.result_of(hit >> 32) if hit is not None and self.oe is not None else None
         if r is None:
             raise NotFound(f"order {order_id} is not known")
-        return result_dict(r) | {"journal_seq": None, "ts_ns": None, "queue": None}
+        return result_dict(r) | {
+            "journal_seq": None,
+            "ts_ns": None,
+            "queue": None,
+        }
 
     def query_orders(
         self,

@@ -27,7 +27,7 @@ from .db import make_engine, migrate, session_factory
 from .errors import InvalidArgument, NotFound
 from .metrics import Metrics
 from .models import ApiToken, AuditRecord
-from .orderentry import OrderEntrySession, OrderResult
+from .orderentry import OrderEntrySession
 from .orders import (
     ORD_TYPES,
     REJECT_FIELD,
@@ -62,11 +62,17 @@ class ControlPlane(ConfigService, OrderService):
         self.settings = settings
         self.engine = make_engine(settings.effective_database_url, settings.db_schema)
         self.db = session_factory(self.engine)
-        self.auditlog = AuditLog(self.engine)
+        self.auditlog = AuditLog(
+            self.engine,
+            spool_dir=settings.state_dir / "audit-spool",
+            spool_flush_s=settings.audit_spool_flush_s,
+        )
         self.ctl = ControlClient(settings.control_socket, settings.dataplane_timeout_s)
         self.oe: OrderEntrySession | None = None
         self._oe_lock = threading.Lock()
-        self.entered: dict[int, OrderResult] = {}  # order_id -> result, orders entered here
+        # orders entered here: order_id -> cl_ord_id << 32 | symbol_id (for cancel by order id)
+        self.entered: dict[int, int] = {}
+        self._api_metrics: dict[str, tuple[Any, Any, Any]] = {}
         self.token_file: str | None = None
         self.metrics = Metrics(self)
         self.grpc_port = 0  # the bound port once xdpex.grpc_api.serve ran
@@ -82,6 +88,7 @@ class ControlPlane(ConfigService, OrderService):
             self.token_file = auth.ensure_operator_token(
                 db, s.operator_token, s.operator_token_file
             )
+        self.auditlog.start()
 
     def close(self) -> None:
         if self.oe is not None:

@@ -20,12 +20,18 @@ move it here: xdpexd --poll busy calls xsk_recvmsg but never napi_busy_loop (per
 napi_defer_hard_irqs/gro_flush_timeout set its round trips waited for the flush timer. `up` and
 `down` are idempotent. The same is available to Python as `Lab(prefix).up()` / `.down()` /
 `.status()`.
+
+Links, addresses and neighbours inside the namespaces are managed over netlink with pyroute2;
+what netlink does not cover stays a command (`ip netns add/del`, which are bind mounts; ethtool
+offloads; the RPS mask in the namespace's /sys; loading the XDP object). Every failure raises
+LabError naming the step, the interface and the namespace.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -36,6 +42,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 DEFAULT_PREFIX = "xdpex"
 GW_IF = "xe-gw0"
@@ -48,7 +57,10 @@ TG_MAC = "02:78:65:4d:00:02"
 MTU = 1500
 GW_CPU = 0  # the gateway's core: xdpexd and the gateway side's receive processing
 TG_CPU = 1  # the traffic side's core: the load generator and its receive processing
-_XDP_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi"}
+# IFLA_XDP_ATTACHED, as the kernel numbers it and as pyroute2 names it
+_XDP_MODES: dict[Any, str] = {1: "native", 2: "generic", 3: "offload", 4: "multi"}
+_XDP_MODES |= {"xdp": "native", "skb": "generic", "hw": "offload", "multi": "multi"}
+NUD_PERMANENT = 0x80
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
@@ -79,6 +91,67 @@ def _run(argv: Sequence[str], step: str, check: bool = True) -> subprocess.Compl
         err = (proc.stderr or proc.stdout).strip()
         raise LabError(f"{step}: `{' '.join(argv)}` failed: {err}")
     return proc
+
+
+def _nl_error(step: str, ns: str, ifname: str | None, e: Exception) -> LabError:
+    code = getattr(e, "code", None) or getattr(e, "errno", None)
+    why = f"{os.strerror(code)} (errno {code})" if isinstance(code, int) and code > 0 else str(e)
+    where = f"{ifname} in namespace {ns}" if ifname else f"namespace {ns}"
+    return LabError(f"{step}: {where}: {why}")
+
+
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns into {what}: {os.strerror(err)}")
+
+
+class Netlink:
+    """pyroute2 in one namespace, with each call's failure named (step, interface).
+
+    The netlink socket is opened by this thread after setns() into the namespace, and the thread
+    returns to its own namespace at once: the socket stays in the one it was made in. (pyroute2's
+    own netns= forks a helper process, which would inherit the caller's signal handlers.)"""
+
+    def __init__(self, ns: str):
+        self.ns = ns
+        try:
+            home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                target = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    _setns(target, f"namespace {ns}")
+                    try:
+                        self.ipr = IPRoute()
+                    finally:
+                        _setns(home, "this thread's namespace")
+                finally:
+                    os.close(target)
+            finally:
+                os.close(home)
+        except (OSError, NetlinkError) as e:
+            raise _nl_error("open netlink", ns, None, e) from e
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ipr.close()
+
+    def index(self, ifname: str) -> int | None:
+        found = self.ipr.link_lookup(ifname=ifname)
+        return int(found[0]) if found else None
+
+    def call(self, step: str, iface: str | None, fn: str, /, *args: Any, **kw: Any) -> Any:
+        """`IPRoute.<fn>(*args, **kw)`; a failure says `step`, `iface` and the namespace."""
+        try:
+            return getattr(self.ipr, fn)(*args, **kw)
+        except (OSError, NetlinkError) as e:
+            raise _nl_error(step, self.ns, iface, e) from e
 
 
 @dataclass(frozen=True)
@@ -125,13 +198,42 @@ class Lab:
         return Path("/run/netns", ns).exists()
 
     def _link(self, ns: str, ifname: str) -> dict[str, Any] | None:
+        """The interface as netlink reports it (state, MAC, MTU, IPv4 addresses, XDP), None
+        when the namespace or the interface does not exist."""
         if not self._ns_exists(ns):
             return None
-        proc = _run(["ip", "-n", ns, "-j", "-d", "addr", "show", "dev", ifname], "probe", False)
-        if proc.returncode != 0 or not proc.stdout.strip():
-            return None
-        links = json.loads(proc.stdout)
-        return links[0] if links else None
+        with Netlink(ns) as nl:
+            idx = nl.index(ifname)
+            if idx is None:
+                return None
+            link = nl.call("probe", ifname, "get_links", idx)[0]
+            addrs = nl.call("probe", ifname, "get_addr", index=idx, family=2)
+            nla = link.get_attr("IFLA_XDP")
+            xdp = (
+                {k: nla.get_attr(k) for k in ("IFLA_XDP_ATTACHED", "IFLA_XDP_PROG_ID")}
+                if nla is not None
+                else {}
+            )
+            return {
+                "ifindex": idx,
+                "operstate": link.get_attr("IFLA_OPERSTATE"),
+                "address": link.get_attr("IFLA_ADDRESS"),
+                "mtu": link.get_attr("IFLA_MTU"),
+                "addr_info": [
+                    {
+                        "family": "inet",
+                        "local": a.get_attr("IFA_ADDRESS"),
+                        "prefixlen": a["prefixlen"],
+                    }
+                    for a in addrs
+                ],
+                "xdp": {
+                    "mode": xdp.get("IFLA_XDP_ATTACHED"),
+                    "prog_id": xdp.get("IFLA_XDP_PROG_ID"),
+                }
+                if xdp.get("IFLA_XDP_ATTACHED")
+                else None,
+            }
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -141,7 +243,7 @@ class Lab:
         if not obj.exists():
             raise LabError(f"XDP pass program {obj} is missing (run `make build`)")
         for ns in (self.gw_ns, self.tg_ns):
-            if not self._ns_exists(ns):
+            if not self._ns_exists(ns):  # (a mount: `ip netns add`, not netlink)
                 _run(["ip", "netns", "add", ns], f"create namespace {ns}")
         gw, tg = self._link(self.gw_ns, GW_IF), self._link(self.tg_ns, TG_IF)
         if gw is None or tg is None:
@@ -149,35 +251,28 @@ class Lab:
             # kernel is still tearing down): remove what is there and start again.
             for ns, ifname, link in ((self.gw_ns, GW_IF, gw), (self.tg_ns, TG_IF, tg)):
                 if link is not None:
-                    _run(["ip", "-n", ns, "link", "del", ifname], "remove stale veth", False)
-            create = (
-                f"ip -n {self.gw_ns} link add {GW_IF} numtxqueues 1 numrxqueues 1 type veth "
-                f"peer name {TG_IF} netns {self.tg_ns} numtxqueues 1 numrxqueues 1".split()
-            )
-            for _ in range(20):
-                if _run(create, "create veth pair", False).returncode == 0:
-                    break
-                time.sleep(0.1)  # namespace clean-up runs asynchronously in the kernel
-            else:
-                _run(create, "create veth pair")
+                    with Netlink(ns) as nl:
+                        nl.call("remove stale veth", ifname, "link", "del", index=link["ifindex"])
+            self._create_pair()
         for ns, ifname, mac, ip, peer_ip, peer_mac in (
             (self.gw_ns, GW_IF, GW_MAC, GW_IP, TG_IP, TG_MAC),
             (self.tg_ns, TG_IF, TG_MAC, TG_IP, GW_IP, GW_MAC),
         ):
-            step = f"configure {ifname} in {ns}"
-            _run(["ip", "-n", ns, "link", "set", "lo", "up"], step)
-            _run(["ip", "-n", ns, "link", "set", ifname, "address", mac, "mtu", str(MTU)], step)
-            _run(["ip", "-n", ns, "addr", "replace", f"{ip}/{PREFIX_LEN}", "dev", ifname], step)
-            _run(
-                self.netns_cmd(ns, ["ethtool", "-K", ifname, "gro", "on", "tx", "off"]),
-                f"set offloads on {ifname}",
-            )
-            _run(["ip", "-n", ns, "link", "set", ifname, "up"], step)
-            _run(
-                f"ip -n {ns} neigh replace {peer_ip} lladdr {peer_mac} dev {ifname} "
-                "nud permanent".split(),
-                f"static neighbour on {ifname}",
-            )
+            with Netlink(ns) as nl:
+                lo, idx = nl.index("lo"), nl.index(ifname)
+                if idx is None:
+                    raise LabError(f"configure {ifname} in namespace {ns}: interface is gone")
+                nl.call("bring up loopback", "lo", "link", "set", index=lo, state="up")
+                nl.call("set MAC and MTU", ifname, "link", "set", index=idx, address=mac, mtu=MTU)
+                nl.call(f"set address {ip}/{PREFIX_LEN}", ifname, "addr", "replace",
+                        index=idx, address=ip, prefixlen=PREFIX_LEN)  # fmt: skip
+                _run(
+                    self.netns_cmd(ns, ["ethtool", "-K", ifname, "gro", "on", "tx", "off"]),
+                    f"set offloads on {ifname} in namespace {ns}",
+                )
+                nl.call("bring up", ifname, "link", "set", index=idx, state="up")
+                nl.call(f"static neighbour {peer_ip}", ifname, "neigh", "replace", dst=peer_ip,
+                        lladdr=peer_mac, ifindex=idx, state=NUD_PERMANENT)  # fmt: skip
         if (os.cpu_count() or 1) >= 2:
             # Receive Packet Steering: the stack work for what each side receives runs on that
             # side's core (gateway GW_CPU, traffic TG_CPU), as it would on two hosts, rather than
@@ -210,6 +305,35 @@ class Lab:
             _run(["ip", "-n", self.gw_ns, "addr", "replace", f"{GW_IP}/{PREFIX_LEN}", "dev", GW_IF],
                  f"put {GW_IP} back on {GW_IF} in {self.gw_ns}")
 
+    def _create_pair(self) -> None:
+        """The veth pair, one queue each way on both ends, the peer in the traffic namespace."""
+        err: LabError | None = None
+        for _ in range(20):
+            try:
+                with Netlink(self.gw_ns) as nl:
+                    nl.call(
+                        f"create veth pair (peer {TG_IF} in {self.tg_ns})",
+                        GW_IF,
+                        "link",
+                        "add",
+                        ifname=GW_IF,
+                        kind="veth",
+                        num_tx_queues=1,
+                        num_rx_queues=1,
+                        peer={
+                            "ifname": TG_IF,
+                            "net_ns_fd": self.tg_ns,
+                            "num_tx_queues": 1,
+                            "num_rx_queues": 1,
+                        },
+                    )
+                return
+            except LabError as e:
+                err = e
+                time.sleep(0.1)  # namespace clean-up runs asynchronously in the kernel
+        assert err is not None
+        raise err
+
     def down(self) -> None:
         """Remove both namespaces (and with them the veth pair); fine when absent."""
         for ns in (self.gw_ns, self.tg_ns):
@@ -218,14 +342,16 @@ class Lab:
 
     def _xdp_prog(self, ns: str, ifname: str) -> dict[str, Any] | None:
         link = self._link(ns, ifname)
-        if link is None:
+        if link is None or link["xdp"] is None:
             return None
-        xdp = link.get("xdp")
-        if not xdp:
-            return None
-        prog = xdp.get("prog") or {}
-        mode = _XDP_MODES.get(xdp.get("mode"), str(xdp.get("mode")))
-        return {"mode": mode, "id": prog.get("id"), "name": prog.get("name")}
+        xdp = link["xdp"]
+        pid = xdp["prog_id"]
+        name = None
+        if pid:  # the program's name is the bpf syscall's, not netlink's
+            proc = _run(["bpftool", "-j", "prog", "show", "id", str(pid)], "probe", False)
+            if proc.returncode == 0 and proc.stdout.strip():
+                name = json.loads(proc.stdout).get("name")
+        return {"mode": _XDP_MODES.get(xdp["mode"], str(xdp["mode"])), "id": pid, "name": name}
 
     def status(self) -> dict[str, Any]:
         """What exists: per side, namespace, link state, address, MAC, MTU, XDP program."""

@@ -145,6 +145,10 @@ class OrderIn(Strict):
     price: int = Field(0, ge=0, le=I64, description="ticks; required (> 0) except for market")
 
 
+class OrderBatchIn(Strict):
+    orders: list[OrderIn] = Field(min_length=1, max_length=1000)
+
+
 class FillOut(BaseModel):
     exec_id: int
     price: int

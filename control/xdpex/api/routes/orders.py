@@ -1,4 +1,7 @@
-"""Orders: submit and cancel (through the control plane's own session), get, query."""
+"""Orders: submit (one or a batch) and cancel through the control plane's own session, get, query.
+
+The two submit routes are served by xdpex.api.fastentry for canonical requests; these handlers
+answer what it passes on (lax JSON, errors) and define the routes' schemas."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from ...service import OrderSpec
 from ..deps import CP, Trader, Viewer
-from ..schemas import I64, U32, CancelOut, OrderAck, OrderIn, OrderOut
+from ..schemas import I64, U32, CancelOut, OrderAck, OrderBatchIn, OrderIn, OrderOut
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 Status = Literal["new", "partially_filled", "filled", "cancelled", "rejected"]
@@ -28,6 +31,13 @@ async def submit_order(cp: CP, who: Trader, body: OrderIn) -> JSONResponse:
     # validation against the response model (the hot path of REST order entry).
     code = status.HTTP_200_OK if res["status"] == "rejected" else status.HTTP_201_CREATED
     return JSONResponse(res, status_code=code)
+
+
+@router.post("/batch", response_model=list[OrderAck])
+async def submit_orders(cp: CP, who: Trader, body: OrderBatchIn) -> JSONResponse:
+    """Enter up to 1,000 orders; one acknowledgement per order, in order (rejections included)."""
+    res = await cp.submit_orders_async(who, [OrderSpec(**o.model_dump()) for o in body.orders])
+    return JSONResponse(res)
 
 
 @router.get("", response_model=list[OrderOut])
