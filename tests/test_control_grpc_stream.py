@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import grpc
 import httpx
+from control_support import Dataplane, cleanup_dir, short_tmpdir
 from xdpex.grpc_api import STREAM_WINDOW
 from xdpex.pb import orderentry_pb2 as pb
 from xdpex.pb import orderentry_pb2_grpc as pbg
-from control_support import Dataplane, cleanup_dir, short_tmpdir
 
 TOKEN = "xt_test_operator"
 MD = [("authorization", f"Bearer {TOKEN}")]

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from control_support import cleanup_dir, short_tmpdir
 from dataplane_support import lab_up
 from fastapi.testclient import TestClient
 from xdpex.api import create_app
 from xdpex.config import REPO_ROOT, Settings
 from xdpex.persister import Persister
-from control_support import cleanup_dir, short_tmpdir
 from xdpex_traffic.wire import PRICE_BAND, Gateway
 
 DEPLOY = REPO_ROOT / "deploy"

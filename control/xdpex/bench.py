@@ -40,9 +40,9 @@ import httpx
 
 from .config import REPO_ROOT
 from .db import drop_schema, make_engine, migrate
+from .localdp import LocalDataplane, cleanup_dir, short_tmpdir
 from .pb import orderentry_pb2 as pb
 from .pb import orderentry_pb2_grpc as pbg
-from .localdp import LocalDataplane, cleanup_dir, short_tmpdir
 from .persister import Persister
 from .services import PostgresInstance
 
