@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import re
@@ -91,6 +92,13 @@ def _run(argv: Sequence[str], step: str, check: bool = True) -> subprocess.Compl
         err = (proc.stderr or proc.stdout).strip()
         raise LabError(f"{step}: `{' '.join(argv)}` failed: {err}")
     return proc
+
+
+def _errno(e: LabError) -> int | None:
+    """The errno of the netlink or OS failure a LabError was raised from, if any."""
+    cause = e.__cause__
+    code = getattr(cause, "code", None) or getattr(cause, "errno", None)
+    return code if isinstance(code, int) else None
 
 
 def _nl_error(step: str, ns: str, ifname: str | None, e: Exception) -> LabError:
@@ -206,8 +214,15 @@ class Lab:
             idx = nl.index(ifname)
             if idx is None:
                 return None
-            link = nl.call("probe", ifname, "get_links", idx)[0]
-            addrs = nl.call("probe", ifname, "get_addr", index=idx, family=2)
+            try:
+                link = nl.call("probe", ifname, "get_links", idx)[0]
+                addrs = nl.call("probe", ifname, "get_addr", index=idx, family=2)
+            except LabError as e:
+                # The kernel was still tearing the interface down when we looked it up (its
+                # namespace or its peer deleted): it is gone, as far as the lab is concerned.
+                if _errno(e) == errno.ENODEV:
+                    return None
+                raise
             nla = link.get_attr("IFLA_XDP")
             xdp = (
                 {k: nla.get_attr(k) for k in ("IFLA_XDP_ATTACHED", "IFLA_XDP_PROG_ID")}
@@ -252,7 +267,12 @@ class Lab:
             for ns, ifname, link in ((self.gw_ns, GW_IF, gw), (self.tg_ns, TG_IF, tg)):
                 if link is not None:
                     with Netlink(ns) as nl:
-                        nl.call("remove stale veth", ifname, "link", "del", index=link["ifindex"])
+                        try:
+                            nl.call("remove stale veth", ifname, "link", "del",
+                                    index=link["ifindex"])  # fmt: skip
+                        except LabError as e:
+                            if _errno(e) != errno.ENODEV:  # (gone meanwhile: fine)
+                                raise
             self._create_pair()
         for ns, ifname, mac, ip, peer_ip, peer_mac in (
             (self.gw_ns, GW_IF, GW_MAC, GW_IP, TG_IP, TG_MAC),
