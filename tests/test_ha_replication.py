@@ -8,6 +8,7 @@ primary answers only while its lease runs. (Failover driven by etcd: tests/test_
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import struct
@@ -73,6 +74,15 @@ def wait_until(pred, what: str, timeout: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Every thread of `pid` in state T (stopped by a signal), from /proc."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(FileNotFoundError):  # (a thread that just exited)
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+    return bool(states) and all(s == "T" for s in states)
 
 
 def caught_up(primary: Node, standby: Node) -> None:
@@ -148,6 +158,9 @@ def test_replicated_answers_wait_for_the_standby(pair: tuple[Node, Node]) -> Non
     trade(cl, 1, 10)
     b.d.proc.send_signal(signal.SIGSTOP)  # the standby stops acknowledging
     try:
+        # kill() returns before the signal has stopped every thread: until it has, the standby
+        # may still acknowledge what comes next.
+        wait_until(lambda: all_threads_stopped(b.d.proc.pid), "the standby stopped")
         cl.send_app([new_order(50)])
         assert not [m for d in cl.recv(0.5) for m in d.messages if isinstance(m, c.Accepted)]
         held = a.ha()["queues"][0]
