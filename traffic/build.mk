@@ -42,7 +42,8 @@ BASE ?=
 BASE_XDPEXD := $(BUILD)/base/$(BASE)/build/dataplane/xdpexd
 bench-wire: build $(if $(BASE),$(BASE_XDPEXD))
 	$(Q)cd $(TOP) && $(PY) -m xdpex_traffic.benchwire --out $(BUILD)/bench/wire.json \
-		--doc $(TOP)/docs/BENCHMARKS.md $(if $(BASE),--baseline-xdpexd $(BASE_XDPEXD))
+		--doc $(TOP)/docs/BENCHMARKS.md $(if $(BASE),--baseline-xdpexd $(BASE_XDPEXD)) \
+		$(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(PATHS),--paths $(PATHS)) $(if $(BATCHES),--batches $(BATCHES))
 
 $(BUILD)/base/%/build/dataplane/xdpexd:
 	$(Q)rm -rf $(BUILD)/base/$* && mkdir -p $(BUILD)/base/$*
