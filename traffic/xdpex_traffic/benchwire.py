@@ -461,9 +461,15 @@ def _opt(v: float | None) -> str:
 
 def update_doc(doc: Path, section: str) -> None:
     """Replaces the "## Wire" section of `doc` (up to the next "## " heading), or appends it."""
+    update_section(doc, "## Wire", section)
+
+
+def update_section(doc: Path, heading: str, section: str) -> None:
+    """Replaces the section of `doc` under `heading` (up to the next "## " heading), or appends
+    it."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == "## Wire"), None)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == heading), None)
     if start is None:
         new = text.rstrip("\n") + "\n\n" + section
     else:
