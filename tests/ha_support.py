@@ -305,6 +305,7 @@ class FollowingClient:
             self.error = e
 
     def start(self) -> None:
+        self.last_rx = time.monotonic()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 

@@ -242,3 +242,41 @@ def test_planned_switchover_under_load(pair: tuple[Node, Node], svc_etcd: Any) -
         check_exactly_once(fc, b)
     finally:
         fc.stop_ev.set()
+
+
+def test_losing_one_etcd_member_changes_nothing_losing_quorum_fences(dp_workdir: Path) -> None:
+    need_root_and_binary()
+    from xdpex.services import EtcdCluster, EtcdMember
+
+    etcd = EtcdCluster([EtcdMember(f"m{i}") for i in range(3)]).start()
+    cl = cluster_name()
+    a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl)
+    b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
+    fc = FollowingClient([a.server, b.server])
+    try:
+        a.start()
+        wait_until(lambda: a.role() == "primary", "a elected")
+        b.start()
+        wait_until(lambda: streaming(b), "b following a")
+        fc.start()
+        wait_until(lambda: fc.answered_count() > 100, "orders flowing")
+        # One member of three down (the raft leader, the worst one): the lease still renews.
+        etcd.kill_member(etcd.wait_leader())
+        n = fc.answered_count()
+        time.sleep(2.5)  # longer than the lease: it must have been renewed meanwhile
+        assert fc.answered_count() > n + 300 and fc.stats.failovers == 0
+        assert not a.ha()["fenced"] and b.role() == "standby"
+        # A second one: no quorum, no renewal: a fences itself, and nobody else may lead.
+        down = [m.name for m in etcd.members if etcd.running(m.name)][0]
+        etcd.kill_member(down)
+        wait_until(lambda: a.ha()["fenced"], "a fenced without quorum", 5)
+        n = fc.answered_count()
+        time.sleep(2.5)
+        assert fc.answered_count() == n, "answers left without a quorum"
+        assert b.role() == "standby"
+        assert not [x for x in list(fc.answers.values()) if x.src == b.server]
+    finally:
+        fc.stop_ev.set()
+        for node in (b, a):
+            node.stop()
+        etcd.stop()
