@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataplane_support import SECRET, Daemon, base_config, free_udp_port, now_ns
+from dataplane_support import SECRET, Daemon, base_config, free_udp_port, in_netns, now_ns
 from xdpex_proto import codec as c
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,24 +48,42 @@ def ha_config() -> dict[str, Any]:
 
 
 class Node:
-    """xdpexd --ha (kernel UDP on 127.0.0.1) and its agent."""
+    """xdpexd --ha and its agent: kernel UDP on 127.0.0.1, or (`site`: one side of an
+    xdpex_traffic.lab.HaLab) AF_XDP on the site's gateway interface, replicating over the link
+    between the two gateway namespaces."""
 
     def __init__(self, workdir: Path, name: str, etcd: list[str], *, cluster: str,
                  agent_netns: str | None = None, durability: str = "replicated",
-                 missing: str = "local", ttl: int = 1, margin_ms: int = 300):
+                 missing: str = "local", ttl: int = 1, margin_ms: int = 300,
+                 site: Any = None, repl_ip: str = "127.0.0.1"):
         (workdir / name).mkdir(exist_ok=True)
         self.name, self.etcd, self.cluster = name, etcd, cluster
         self.agent_netns = agent_netns
         self.ttl, self.margin_ms = ttl, margin_ms
-        self.repl = f"127.0.0.1:{free_tcp_port()}"
-        self.d = Daemon(workdir / name, "udp", config=ha_config(), addr="127.0.0.1",
-                        port=free_udp_port(), poll="sleep",
-                        extra=["--ha", "--repl-listen", self.repl, "--name", name,
-                               "--durability", durability, "--repl-missing", missing])
-        self.server = ("127.0.0.1", self.d.port)
+        self.repl = f"{repl_ip}:{free_tcp_port() if site is None else 7700}"
+        extra = ["--ha", "--repl-listen", self.repl, "--name", name, "--durability", durability,
+                 "--repl-missing", missing]
+        if site is None:
+            self.d = Daemon(workdir / name, "udp", config=ha_config(), addr="127.0.0.1",
+                            port=free_udp_port(), poll="sleep", extra=extra)
+            self.server = ("127.0.0.1", self.d.port)
+            self.client_ns: str | None = None
+        else:
+            from xdpex_traffic.lab import GW_IF, GW_IP
+
+            self.d = Daemon(workdir / name, "afxdp", config=ha_config(), netns=site.gw_ns,
+                            iface=GW_IF, port=9000, poll="sleep",
+                            pin_dir=f"/sys/fs/bpf/xdpex-{site.prefix}", extra=extra)
+            self.server = (GW_IP, 9000)
+            self.client_ns = site.tg_ns
         self.agent: subprocess.Popen[bytes] | None = None
         self.agent_log = workdir / name / "agent.log"
         self.restarts = 0
+
+    @property
+    def endpoint(self) -> tuple[tuple[str, int], str | None]:
+        """Where a client reaches this node: (address, the namespace its socket lives in)."""
+        return self.server, self.client_ns
 
     def agent_argv(self) -> list[str]:
         argv = [sys.executable, "-m", "xdpex.cli", "ha-agent", "--etcd", ",".join(self.etcd),
@@ -142,7 +160,7 @@ class Node:
 class Answer:
     seq: int
     msg: c.Message
-    src: tuple[str, int]
+    src: int  # the index of the gateway it came from in FollowingClient.servers
     at: float  # time.monotonic() of arrival
 
 
@@ -160,14 +178,18 @@ class FollowingClient:
     thread of its own. Every answer is kept by its gateway sequence (a datagram received twice
     counts once), with where and when it arrived."""
 
-    def __init__(self, servers: list[tuple[str, int]], session_id: int = 2,
+    def __init__(self, servers: list[tuple[tuple[str, int], str | None]], session_id: int = 2,
                  *, rate: int = 500, batch: int = 4):
         self.servers = servers
         self.at = 0
         self.session_id = session_id
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.socks = []
+        for _, ns in servers:
+            with in_netns(ns):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.bind(("0.0.0.0", 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            self.socks.append(sock)
         self.rate, self.batch = rate, batch
         self.next_seq = 1  # our next inbound seq
         self.sent: dict[int, c.Message] = {}  # inbound seq -> message
@@ -187,11 +209,15 @@ class FollowingClient:
 
     # -- wire --------------------------------------------------------------------------------
     @property
-    def server(self) -> tuple[str, int]:
-        return self.servers[self.at % len(self.servers)]
+    def server(self) -> int:
+        return self.at % len(self.servers)
+
+    def src_of(self, node: Any) -> int:
+        return self.servers.index(node.endpoint)
 
     def _send(self, seq: int, msgs: list[c.Message]) -> None:
-        self.sock.sendto(c.encode_datagram(self.session_id, seq, msgs), self.server)
+        self.socks[self.server].sendto(c.encode_datagram(self.session_id, seq, msgs),
+                                       self.servers[self.server][0])
 
     def _login(self) -> None:
         ts = now_ns()
@@ -201,30 +227,33 @@ class FollowingClient:
                                hmac=proof, client_ts=ts)])
 
     def _recv(self, timeout: float) -> None:
-        r, _, _ = select.select([self.sock], [], [], timeout)
+        r, _, _ = select.select(self.socks, [], [], timeout)
         while r:
-            data, src = self.sock.recvfrom(2048)
-            self.last_rx = time.monotonic()
-            d = c.decode_datagram(data, c.Direction.FROM_GW)
-            if d.seq == 0:
-                for m in d.messages:
-                    self._on_session(m, src)
-            else:
-                for i, m in enumerate(d.messages):
-                    s = d.seq + i
-                    if s in self.answers:
-                        self.dups += 1
-                        continue
-                    self.answers[s] = Answer(s, m, src, self.last_rx)
-                while self.expected in self.answers:
-                    self.expected += 1
-                if d.seq > self.expected:  # a gap: ask for it again
-                    self._send(0, [c.RetransmitReq(from_seq=self.expected,
-                                                   count=d.seq - self.expected,
-                                                   client_ts=now_ns())])
-            r, _, _ = select.select([self.sock], [], [], 0)
+            for sock in r:
+                data = sock.recv(2048)
+                self._on_datagram(data, self.socks.index(sock))
+            r, _, _ = select.select(self.socks, [], [], 0)
 
-    def _on_session(self, m: c.Message, src: tuple[str, int]) -> None:
+    def _on_datagram(self, data: bytes, src: int) -> None:
+        self.last_rx = time.monotonic()
+        d = c.decode_datagram(data, c.Direction.FROM_GW)
+        if d.seq == 0:
+            for m in d.messages:
+                self._on_session(m, src)
+            return
+        for i, m in enumerate(d.messages):
+            s = d.seq + i
+            if s in self.answers:
+                self.dups += 1
+                continue
+            self.answers[s] = Answer(s, m, src, self.last_rx)
+        while self.expected in self.answers:
+            self.expected += 1
+        if d.seq > self.expected:  # a gap: ask for it again
+            self._send(0, [c.RetransmitReq(from_seq=self.expected, count=d.seq - self.expected,
+                                           client_ts=now_ns())])
+
+    def _on_session(self, m: c.Message, src: int) -> None:
         if isinstance(m, c.LoginAccepted) and not self.logged_in and src == self.server:
             self.logged_in = True
             self.epoch = m.epoch

@@ -1,5 +1,6 @@
 """Failover driven by etcd between two real xdpexd --ha, each with its real `xdpex ha-agent`, in
-kernel-UDP mode on loopback, under client load (docs/ha.md "Election"): the primary killed with
+kernel-UDP mode on loopback and in AF_XDP mode on the two sites of `xdpex lab up --ha` (real XDP,
+real packets over veth), under client load (docs/ha.md "Election"): the primary killed with
 -9 (agent and all, as when its host dies) a few times, alternating; the primary cut off from etcd
 fences itself before the standby answers; a standby killed and restarted catches up to the same
 state hash; a planned switchover. Every time: each order the client sent is answered exactly
@@ -31,12 +32,40 @@ def cluster_name() -> str:
     return f"t{os.getpid()}{secrets.token_hex(3)}"
 
 
-@pytest.fixture
-def pair(svc_etcd: Any, dp_workdir: Path) -> Iterator[tuple[Node, Node]]:
+@pytest.fixture(scope="module")
+def ha_lab() -> Iterator[Any]:
+    """Two gateway sites and the replication link between them (xdpex lab up --ha)."""
+    from xdpex_traffic.lab import HaLab, LabError
+
+    need_root_and_binary()
+    lab = HaLab(f"th{os.getpid() % 100000}")
+    try:
+        lab.up()
+    except LabError as e:
+        lab.down()
+        pytest.fail(f"lab up --ha failed: {e}")
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture(params=["udp", "afxdp"])
+def pair(request: pytest.FixtureRequest, svc_etcd: Any,
+         dp_workdir: Path) -> Iterator[tuple[Node, Node]]:
     need_root_and_binary()
     cl = cluster_name()
-    a = Node(dp_workdir, "a", svc_etcd.endpoints, cluster=cl)
-    b = Node(dp_workdir, "b", svc_etcd.endpoints, cluster=cl)
+    if request.param == "udp":
+        a = Node(dp_workdir, "a", svc_etcd.endpoints, cluster=cl)
+        b = Node(dp_workdir, "b", svc_etcd.endpoints, cluster=cl)
+    else:
+        from xdpex_traffic.lab import HA_IPS
+
+        site_a, site_b = request.getfixturevalue("ha_lab").sides
+        a = Node(dp_workdir, "a", svc_etcd.endpoints, cluster=cl, site=site_a,
+                 repl_ip=HA_IPS[0])
+        b = Node(dp_workdir, "b", svc_etcd.endpoints, cluster=cl, site=site_b,
+                 repl_ip=HA_IPS[1])
     try:
         a.start()
         wait_until(lambda: a.role() == "primary", "a elected")
@@ -67,10 +96,11 @@ def leader_of(*nodes: Node) -> Node:
     return found[0]
 
 
-def everything_replayed(server: tuple[str, int], session: int) -> dict[int, c.Message]:
+def everything_replayed(server: tuple[str, int], session: int,
+                        netns: str | None) -> dict[int, c.Message]:
     """Every answer of `session` from the gateway's journal: log in from seq 1 and ask for the
     rest in chunks."""
-    cl = Client(server, session)
+    cl = Client(server, session, netns=netns)
     try:
         la = cl.login(next_seq=1)
         assert isinstance(la, c.LoginAccepted), la
@@ -99,7 +129,7 @@ def check_exactly_once(fc: FollowingClient, leader: Node) -> None:
     doubled = {k: [a.seq for a in v] for k, v in acc.items() if len(v) != 1}
     assert not doubled, f"answered more than once: {list(doubled.items())[:10]}"
     assert all(isinstance(v[0].msg, c.Accepted) for v in acc.values())
-    truth = everything_replayed(leader.server, fc.session_id)
+    truth = everything_replayed(leader.server, fc.session_id, leader.client_ns)
     lost = [s for s, a in fc.answers.items() if truth.get(s) != a.msg]
     assert not lost, f"answers seen that the leader's journal does not have: {lost[:10]}"
     assert max(truth) == max(fc.answers)
@@ -116,7 +146,8 @@ def kill_and_take_over(fc: FollowingClient, old: Node, new: Node) -> float:
     wait_until(lambda: new.role() == "primary", f"{new.name} took over", 10)
 
     def from_new() -> list[float]:
-        return [x.at for x in list(fc.answers.values()) if x.at > killed and x.src == new.server]
+        src = fc.src_of(new)
+        return [x.at for x in list(fc.answers.values()) if x.at > killed and x.src == src]
 
     wait_until(lambda: bool(from_new()), f"answers from {new.name}", 10)
     took = min(from_new()) - killed
@@ -128,7 +159,7 @@ def kill_and_take_over(fc: FollowingClient, old: Node, new: Node) -> float:
 
 def test_kill9_of_the_primary_under_load(pair: tuple[Node, Node]) -> None:
     a, b = pair
-    fc = FollowingClient([a.server, b.server])
+    fc = FollowingClient([a.endpoint, b.endpoint])
     fc.start()
     takeovers = []
     try:
@@ -161,7 +192,7 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
         cl = cluster_name()
         a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns)
         b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
-        fc = FollowingClient([a.server, b.server])
+        fc = FollowingClient([a.endpoint, b.endpoint])
         try:
             a.start()
             wait_until(lambda: a.role() == "primary", "a elected")
@@ -173,10 +204,10 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
             cut = time.monotonic()
             wait_until(lambda: b.role() == "primary", "b took over", 15)
             assert a.ha()["fenced"] is True and a.role() == "primary"
-            wait_until(lambda: any(x.src == b.server for x in list(fc.answers.values())),
+            wait_until(lambda: any(x.src == fc.src_of(b) for x in list(fc.answers.values())),
                        "answers from b")
-            from_a = [x.at for x in list(fc.answers.values()) if x.src == a.server]
-            from_b = [x.at for x in list(fc.answers.values()) if x.src == b.server]
+            from_a = [x.at for x in list(fc.answers.values()) if x.src == fc.src_of(a)]
+            from_b = [x.at for x in list(fc.answers.values()) if x.src == fc.src_of(b)]
             assert max(from_a) < min(from_b), "both primaries answered at once"
             assert max(from_a) - cut < 1.0  # a stopped within its lease
             # a still cannot renew: its grant never comes back.
@@ -198,7 +229,7 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
 def test_a_standby_killed_and_restarted_catches_up_with_the_same_hash(
         pair: tuple[Node, Node]) -> None:
     a, b = pair
-    fc = FollowingClient([a.server, b.server])
+    fc = FollowingClient([a.endpoint, b.endpoint])
     fc.start()
     try:
         wait_until(lambda: fc.answered_count() > 100, "orders flowing")
@@ -218,7 +249,7 @@ def test_a_standby_killed_and_restarted_catches_up_with_the_same_hash(
 
 def test_planned_switchover_under_load(pair: tuple[Node, Node], svc_etcd: Any) -> None:
     a, b = pair
-    fc = FollowingClient([a.server, b.server])
+    fc = FollowingClient([a.endpoint, b.endpoint])
     fc.start()
     try:
         wait_until(lambda: fc.answered_count() > 200, "orders flowing")
@@ -252,7 +283,7 @@ def test_losing_one_etcd_member_changes_nothing_losing_quorum_fences(dp_workdir:
     cl = cluster_name()
     a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl)
     b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
-    fc = FollowingClient([a.server, b.server])
+    fc = FollowingClient([a.endpoint, b.endpoint])
     try:
         a.start()
         wait_until(lambda: a.role() == "primary", "a elected")
@@ -274,7 +305,7 @@ def test_losing_one_etcd_member_changes_nothing_losing_quorum_fences(dp_workdir:
         time.sleep(2.5)
         assert fc.answered_count() == n, "answers left without a quorum"
         assert b.role() == "standby"
-        assert not [x for x in list(fc.answers.values()) if x.src == b.server]
+        assert not [x for x in list(fc.answers.values()) if x.src == fc.src_of(b)]
     finally:
         fc.stop_ev.set()
         for node in (b, a):
