@@ -401,3 +401,18 @@ def _safe(pred: Any) -> bool:
 
 def agent_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=f"{REPO / 'control'}:{REPO / 'proto'}:{REPO / 'traffic'}")
+
+
+def test_example_trade_finds_the_primary_in_a_list_of_gateways(
+        udp_pair: tuple[Node, Node]) -> None:
+    from dataplane_support import SECRET
+
+    a, b = udp_pair
+    gws = ",".join(f"{h}:{p}" for h, p in (b.server, a.server))  # the standby first
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "trade.py"), "--gateway", gws,
+                        "--session", f"5:{SECRET.hex()}", "--session", f"6:{SECRET.hex()}"],
+                       capture_output=True, text=True, timeout=60, env=agent_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[maker] logged in as session 5" in r.stdout
+    assert a.d.ctl({"cmd": "stats"})["queues"][0]["applied"] > 0
+    assert b.d.ctl({"cmd": "stats"})["queues"][0]["standby_dropped"] > 0
