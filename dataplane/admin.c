@@ -215,6 +215,9 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		if (epoch <= sh->epoch)
 			return fail(resp, "epoch %llu: not above this journal's epoch %llu",
 				    (unsigned long long)epoch, (unsigned long long)sh->epoch);
+	} else if (!strcmp(cmd, "switchover")) {
+		if (live && !sh->opts->ha)
+			return fail(resp, "switchover: this xdpexd runs without --ha");
 	} else if (strcmp(cmd, "apply") && strcmp(cmd, "expire_day")) {
 		return fail(resp, "cmd: unknown command %s", cmd);
 	}
@@ -263,6 +266,22 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		xd_feed_events(sh, n, NULL);
 		xd_emit_events(sh, n, NULL, NULL, 0);
 		found = n;
+	} else if (!strcmp(cmd, "switchover")) {
+		/* Every session is told to go to the next gateway; no cancel-on-disconnect (the
+		 * client comes back there). Live, the queue takes nothing in from now on. */
+		for (uint32_t i = 0; i < sh->nsess_list; i++) {
+			struct xd_sess *s = &sh->sess[sh->sess_list[i]];
+
+			if (s->logged_in) {
+				xd_end_session(sh, s, XJ_SK_ADMIN_LOGOUT, XE_LOGOUT_SWITCHOVER, 0, 0);
+				found++;
+			}
+		}
+		if (live) {
+			sh->draining = true;
+			xd_log("q%d: switchover: %u session%s told to move, taking nothing in", sh->queue,
+			       found, found == 1 ? "" : "s");
+		}
 	} else if (!strcmp(cmd, "promote")) {
 		/* The epoch begins at this record; replay sees the logouts that follow it. */
 		xd_epoch_begin(sh, epoch, sh->admin_seq);

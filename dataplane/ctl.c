@@ -352,7 +352,7 @@ static json_t *handle(const char *text)
 	cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
 		out = err_resp("cmd: required (hash, stats, sessions, book, journal, ha, apply, halt, "
-			       "resume, logout, expire_day, promote, follow, lease)");
+			       "resume, logout, expire_day, promote, follow, lease, switchover)");
 	else if (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
 		 !strcmp(cmd, "journal") || !strcmp(cmd, "ha"))
 		out = gather(req, cmd);
@@ -376,11 +376,12 @@ static json_t *handle(const char *text)
 		else
 			out = gather(req, cmd);
 	} else if (!strcmp(cmd, "apply") || !strcmp(cmd, "halt") || !strcmp(cmd, "resume") ||
-		   !strcmp(cmd, "logout") || !strcmp(cmd, "expire_day") || !strcmp(cmd, "promote"))
+		   !strcmp(cmd, "logout") || !strcmp(cmd, "expire_day") || !strcmp(cmd, "promote") ||
+		   !strcmp(cmd, "switchover"))
 		out = change(req, cmd);
 	else
 		out = err_resp("cmd: unknown command %s (hash, stats, sessions, book, journal, ha, "
-			       "apply, halt, resume, logout, expire_day, promote, follow, lease)",
+			       "apply, halt, resume, logout, expire_day, promote, follow, lease, switchover)",
 			       cmd);
 	json_decref(req);
 	return out;

@@ -984,6 +984,7 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 	json_object_set_new(q, "epoch", json_integer((json_int_t)sh->epoch));
 	json_object_set_new(q, "epochs", epochs);
 	json_object_set_new(q, "journal_seq", json_integer((json_int_t)cseq));
+	json_object_set_new(q, "draining", json_boolean(sh->draining));
 	json_object_set_new(q, "held_datagrams",
 			    json_integer(sh->held ? (json_int_t)xd_held_datagrams(sh->held) : 0));
 	if (!r)

@@ -594,6 +594,15 @@ void xd_shard_run(struct xd_shard *sh)
 				sleep_turn(sh);
 			continue;
 		}
+		if (sh->draining) {
+			/* Handing over: the rest of the held answers leave, nothing comes in. */
+			xd_shard_release(sh);
+			if (be->poll)
+				be->poll(sh->net.st, true);
+			if (sleeps)
+				sleep_turn(sh);
+			continue;
+		}
 		if (sh->held) {
 			xd_shard_release(sh);
 			/* Held answers fill the ring: stop taking orders until a standby catches up. */

@@ -414,6 +414,9 @@ struct xd_shard {
 	uint32_t nepochs;
 	struct xd_repl *repl; /* NULL: no replication configured */
 	uint64_t admin_seq; /* journal seq of the admin request being applied */
+	/* A planned switchover began (ctl "switchover"): nothing more is taken in, held answers
+	 * still leave as standbys acknowledge them. */
+	bool draining;
 	/* Answers of committed batches waiting for a standby's ack (--durability replicated). */
 	struct xd_held *held;
 	/* The market-data feed (feed.c): NULL without --feed; feed_next is restored by replay. */

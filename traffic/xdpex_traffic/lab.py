@@ -403,6 +403,56 @@ class Lab:
         return out
 
 
+HA_IFS = ("xe-ha0", "xe-ha1")
+HA_IPS = ("10.79.0.1", "10.79.0.2")
+
+
+@dataclass(frozen=True)
+class HaLab:
+    """`xdpex lab up --ha`: two gateway hosts, each a Lab of its own (`<prefix>a-gw` with its
+    traffic side `<prefix>a-tg`, and `<prefix>b-*`; the same addresses in both, as two sites
+    would have), and a replication link between the two gateway namespaces (xe-ha0 10.79.0.1 in
+    a's, xe-ha1 10.79.0.2 in b's) that each xdpexd's --repl-listen binds. etcd and the HA agents
+    run beside them (docs/ha.md)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def sides(self) -> tuple[Lab, Lab]:
+        return Lab(f"{self.prefix}a"), Lab(f"{self.prefix}b")
+
+    def up(self) -> None:
+        a, b = self.sides
+        a.up()
+        b.up()
+        if a._link(a.gw_ns, HA_IFS[0]) is None or b._link(b.gw_ns, HA_IFS[1]) is None:
+            for lab, ifname in ((a, HA_IFS[0]), (b, HA_IFS[1])):
+                if lab._link(lab.gw_ns, ifname) is not None:
+                    _run(["ip", "-n", lab.gw_ns, "link", "del", ifname], "remove stale ha link")
+            _run(["ip", "-n", a.gw_ns, "link", "add", HA_IFS[0], "type", "veth", "peer", "name",
+                  HA_IFS[1], "netns", b.gw_ns], f"create the replication link {HA_IFS}")
+        for lab, ifname, ip in ((a, HA_IFS[0], HA_IPS[0]), (b, HA_IFS[1], HA_IPS[1])):
+            _run(["ip", "-n", lab.gw_ns, "addr", "replace", f"{ip}/30", "dev", ifname],
+                 f"set address {ip} on {ifname} in {lab.gw_ns}")
+            _run(["ip", "-n", lab.gw_ns, "link", "set", ifname, "up"],
+                 f"bring up {ifname} in {lab.gw_ns}")
+
+    def down(self) -> None:
+        for lab in self.sides:
+            lab.down()
+
+    def status(self) -> dict[str, Any]:
+        a, b = self.sides
+        out: dict[str, Any] = {"prefix": self.prefix, "a": a.status(), "b": b.status()}
+        links = [lab._link(lab.gw_ns, i) for lab, i in ((a, HA_IFS[0]), (b, HA_IFS[1]))]
+        out["replication_link"] = {
+            "a": f"{HA_IFS[0]} {HA_IPS[0]}", "b": f"{HA_IFS[1]} {HA_IPS[1]}",
+            "up": all(x is not None and x.get("operstate") in ("UP", "UNKNOWN") for x in links)}
+        out["ready"] = bool(out["a"]["ready"] and out["b"]["ready"]
+                            and out["replication_link"]["up"])
+        return out
+
+
 def _print_status(st: dict[str, Any]) -> None:
     print(f"lab {st['prefix']}: {'up' if st['ready'] else 'not ready'}")
     for side in ("gateway", "traffic"):
@@ -430,10 +480,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace name prefix: <prefix>-gw and <prefix>-tg (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("--ha", action="store_true",
+                        help="two gateway sites (<prefix>a-*, <prefix>b-*) and a replication "
+                             "link between their gateway namespaces (docs/ha.md)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.ha:
+            return _run_ha(HaLab(args.prefix), args)
         lab = Lab(args.prefix)
         if args.action == "up":
             lab.up()
@@ -451,3 +506,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"xdpex lab {args.action}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_ha(ha: HaLab, args: argparse.Namespace) -> int:
+    if args.action == "up":
+        ha.up()
+    elif args.action == "down":
+        ha.down()
+        print(f"ha lab {ha.prefix}: down")
+        return 0
+    st = ha.status()
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        for side in ("a", "b"):
+            _print_status(st[side])
+        rl = st["replication_link"]
+        print(f"  replication {rl['a']} <-> {rl['b']} {'up' if rl['up'] else 'DOWN'}")
+    return 0 if st["ready"] or args.action == "status" else 1
