@@ -350,10 +350,11 @@ class Injector:
                 return c
             time.sleep(0.02)
 
-    def remove(self) -> None:
-        """Detach everything; fine when absent or when the lab is already down."""
+    def remove(self, in_lab: bool = True) -> None:
+        """Detach everything; fine when absent or when the lab is already down. `in_lab=False`:
+        only the relay and the pinned objects (the lab's namespaces are about to go)."""
         self._stop_relay()
-        if Path("/run/netns", self.lab.tg_ns).exists():
+        if in_lab and Path("/run/netns", self.lab.tg_ns).exists():
             for dev in (self.lab.tg_if, HOLD_NEAR):
                 self._tc(["qdisc", "del", "dev", dev, "clsact"], "remove clsact", check=False)
             try:

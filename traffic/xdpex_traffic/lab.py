@@ -380,7 +380,7 @@ class Lab:
         was attached (xdpex_traffic.faults); fine when absent."""
         from xdpex_traffic.faults import Injector  # (imports this module)
 
-        Injector(self).remove()
+        Injector(self).remove(in_lab=False)  # (the namespaces take its hooks and pair along)
         for ns in (self.gw_ns, self.tg_ns):
             if self._ns_exists(ns):
                 _run(["ip", "netns", "del", ns], f"delete namespace {ns}")
