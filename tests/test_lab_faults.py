@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import struct
 import subprocess
@@ -18,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from dataplane_support import lab_up, need_root_and_built
@@ -131,6 +133,7 @@ def test_rates_and_counters_both_ways(lab: Lab) -> None:
         mult = Counter(Counter(got.order).values())
         assert max(mult) <= 1 + spec.burst and mult[1 + spec.burst] > 0, (d, mult)
         assert sum((m - 1) * c_ for m, c_ in mult.items()) == k["copies"], (d, mult, k)
+        assert k["copy_msgs"] == k["copies"] and k["session"] == 0, (d, k)  # 1 message each
         # The rates asked for, in the order the program draws them.
         within(k["dropped"], k["seen"], spec.loss, f"{d} loss")
         within(k["held"], k["seen"] - k["dropped"], spec.reorder, f"{d} reorder")
@@ -153,6 +156,22 @@ def test_same_seed_same_faults(lab: Lab) -> None:
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
     within(3000 - len(runs[2]), 3000, 0.2, "loss, seed 12")
+
+
+def test_counter_layout_is_the_headers() -> None:
+    """faults.py decodes struct fault_cnt / fault_cfg of traffic/faults/faults.h."""
+    from xdpex_traffic.faults import CFG, CNT, CNT_FIELDS
+
+    text = (Path(__file__).resolve().parents[1] / "traffic/faults/faults.h").read_text()
+    cnt = re.search(r"struct fault_cnt \{(.*?)\};", text, re.S)
+    cfg = re.search(r"struct fault_cfg \{(.*?)\};", text, re.S)
+    assert cnt and cfg
+    names = re.findall(r"__u64 (\w+)_cnt;", cnt.group(1))
+    assert len(names) == len(CNT_FIELDS) and CNT.size == 8 * len(names), names
+    size = 0
+    for typ, name, dim in re.findall(r"__u(\d+) (\w+)(?:\[(\w+)\])?;", cfg.group(1)):
+        size += int(typ) // 8 * (2 if dim else 1)
+    assert CFG.size == size
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -38,6 +38,8 @@ struct fault_cnt {
 	__u64 hold_cnt; /* handed to the relay */
 	__u64 release_cnt; /* came back from the relay and went on */
 	__u64 error_cnt; /* a clone or redirect the kernel refused (the datagram passed instead) */
+	__u64 copy_msg_cnt; /* messages in the extra copies (a datagram carries 1..22) */
+	__u64 session_cnt; /* session datagrams (seq 0) passed untouched (all_datagrams off) */
 };
 
 #endif

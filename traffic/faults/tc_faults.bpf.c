@@ -65,8 +65,10 @@ static __always_inline __u32 draw(__u64 seed, __u32 dir, __u64 n, __u32 what)
 	return (__u32)(((r >> 32) * FAULT_PPM) >> 32);
 }
 
-/* The direction of an xdpex datagram of the configured port, or -1 for anything else. */
-static __always_inline int classify(struct __sk_buff *skb, const struct fault_cfg *cfg)
+/* The direction of an xdpex datagram of the configured port, or -1 for anything else; its
+ * sequence and message count in *seq and *msgs. */
+static __always_inline int classify(struct __sk_buff *skb, const struct fault_cfg *cfg,
+				    __u64 *seq, __u32 *msgs)
 {
 	struct frame f;
 
@@ -74,8 +76,10 @@ static __always_inline int classify(struct __sk_buff *skb, const struct fault_cf
 		return -1;
 	if (f.eth.h_proto != bpf_htons(ETH_P_IP) || f.ip.ihl != 5 || f.ip.protocol != IPPROTO_UDP)
 		return -1;
-	if (f.xe.magic != XE_MAGIC || (!cfg->all_datagrams && f.xe.seq == 0))
+	if (f.xe.magic != XE_MAGIC)
 		return -1;
+	*seq = f.xe.seq;
+	*msgs = f.xe.count;
 	if (f.udp.dest == bpf_htons((__u16)cfg->port))
 		return 0;
 	if (f.udp.source == bpf_htons((__u16)cfg->port))
@@ -89,8 +93,8 @@ int tc_faults(struct __sk_buff *skb)
 	__u32 zero = 0;
 	struct fault_cfg *cfg = bpf_map_lookup_elem(&fcfg_map, &zero);
 	struct fault_cnt *cnt;
-	__u32 dir, copies, i;
-	__u64 n;
+	__u32 dir, copies, i, msgs = 0;
+	__u64 n, seq = 0;
 	int d;
 
 	if (skb->mark == FAULT_MARK_PASS) {
@@ -99,13 +103,17 @@ int tc_faults(struct __sk_buff *skb)
 	}
 	if (!cfg || !cfg->enabled)
 		return TC_ACT_OK;
-	d = classify(skb, cfg);
+	d = classify(skb, cfg, &seq, &msgs);
 	if (d < 0)
 		return skb->ifindex == cfg->hold_ifindex ? TC_ACT_SHOT : TC_ACT_OK;
 	dir = (__u32)d;
 	cnt = bpf_map_lookup_elem(&fcnt_map, &dir);
 	if (!cnt)
 		return TC_ACT_OK;
+	if (seq == 0 && !cfg->all_datagrams) {
+		__sync_fetch_and_add(&cnt->session_cnt, 1);
+		return TC_ACT_OK;
+	}
 
 	if (skb->ifindex == cfg->hold_ifindex) { /* back from the relay: on its way */
 		__sync_fetch_and_add(&cnt->release_cnt, 1);
@@ -133,8 +141,10 @@ int tc_faults(struct __sk_buff *skb)
 			skb->mark = FAULT_MARK_PASS;
 			if (bpf_clone_redirect(skb, cfg->wire_ifindex, dir ? BPF_F_INGRESS : 0) < 0)
 				__sync_fetch_and_add(&cnt->error_cnt, 1);
-			else
+			else {
 				__sync_fetch_and_add(&cnt->copy_cnt, 1);
+				__sync_fetch_and_add(&cnt->copy_msg_cnt, msgs);
+			}
 		}
 		skb->mark = 0;
 	}
