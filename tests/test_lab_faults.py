@@ -169,7 +169,7 @@ def test_counter_layout_is_the_headers() -> None:
     names = re.findall(r"__u64 (\w+)_cnt;", cnt.group(1))
     assert len(names) == len(CNT_FIELDS) and CNT.size == 8 * len(names), names
     size = 0
-    for typ, name, dim in re.findall(r"__u(\d+) (\w+)(?:\[(\w+)\])?;", cfg.group(1)):
+    for typ, _name, dim in re.findall(r"__u(\d+) (\w+)(?:\[(\w+)\])?;", cfg.group(1)):
         size += int(typ) // 8 * (2 if dim else 1)
     assert CFG.size == size
 
