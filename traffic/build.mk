@@ -1,6 +1,7 @@
 # traffic/: the native load generator (xdpex-loadgen, with its AF_XDP steering program
 # xdp_lg), the XDP_PASS program the veth lab attaches on the traffic side and xdp_lossy, the loss
-# injector of the recovery tests. Outputs under $(BUILD)/traffic/. `make bench-wire` measures the
+# injector of the recovery tests, and tc_faults, the seeded loss/duplication/reordering injector
+# (traffic/faults/, xdpex_traffic.faults). Outputs under $(BUILD)/traffic/. `make bench-wire` measures the
 # wire path (AF_XDP against kernel UDP) with the generator; see docs/BENCHMARKS.md "## Wire".
 
 TRAFFIC_OUT := $(BUILD)/traffic
@@ -10,14 +11,15 @@ LOADGEN_BIN := $(TRAFFIC_OUT)/xdpex-loadgen
 XDP_PASS_OBJ := $(TRAFFIC_OUT)/xdp_pass.bpf.o
 XDP_LOSSY_OBJ := $(TRAFFIC_OUT)/xdp_lossy.bpf.o
 XDP_LG_SKEL := $(TRAFFIC_OUT)/xdp_lg.skel.h
+TC_FAULTS_OBJ := $(TRAFFIC_OUT)/tc_faults.bpf.o
 TRAFFIC_BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(TOP)/include \
 	-I/usr/include/$(shell uname -m)-linux-gnu
 
-BUILD_TARGETS += $(LOADGEN_BIN) $(XDP_PASS_OBJ) $(XDP_LOSSY_OBJ)
+BUILD_TARGETS += $(LOADGEN_BIN) $(XDP_PASS_OBJ) $(XDP_LOSSY_OBJ) $(TC_FAULTS_OBJ)
 BENCH_TARGETS += bench-wire
 
 .PHONY: traffic-build bench-wire
-traffic-build: $(LOADGEN_BIN) $(XDP_PASS_OBJ) $(XDP_LOSSY_OBJ)
+traffic-build: $(LOADGEN_BIN) $(XDP_PASS_OBJ) $(XDP_LOSSY_OBJ) $(TC_FAULTS_OBJ)
 
 $(LOADGEN_BIN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(XDP_LG_SKEL) $(TOP)/traffic/build.mk
 	$(Q)mkdir -p $(TRAFFIC_OUT)
@@ -26,6 +28,13 @@ $(LOADGEN_BIN): $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(XDP_LG_SKEL) $(TOP)/traffic/bu
 		-lcrypto -lxdp -lbpf -lelf -lz -lm
 
 $(TRAFFIC_OUT)/%.bpf.o: $(TOP)/traffic/loadgen/%.bpf.c $(TOP)/include/xdpex/proto.h
+	$(Q)mkdir -p $(TRAFFIC_OUT)
+	$(if $(Q),@echo "  BPF     $@")
+	$(Q)$(CLANG) $(TRAFFIC_BPF_CFLAGS) -c $< -o $@
+
+# The lab's fault injector (traffic/faults/, loaded by xdpex_traffic.faults).
+$(TC_FAULTS_OBJ): $(TOP)/traffic/faults/tc_faults.bpf.c $(TOP)/traffic/faults/faults.h \
+		$(TOP)/include/xdpex/proto.h
 	$(Q)mkdir -p $(TRAFFIC_OUT)
 	$(if $(Q),@echo "  BPF     $@")
 	$(Q)$(CLANG) $(TRAFFIC_BPF_CFLAGS) -c $< -o $@

@@ -36,6 +36,7 @@ import errno
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -116,6 +117,26 @@ def _setns(fd: int, what: str) -> None:
     if _libc.setns(fd, _CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns into {what}: {os.strerror(err)}")
+
+
+def socket_in(
+    ns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM
+) -> socket.socket:
+    """A socket of network namespace `ns`, made by this thread after setns() into it (a socket
+    stays in the namespace it was made in), so one process can talk on both sides of the lab."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target, f"namespace {ns}")
+            try:
+                return socket.socket(family, kind)
+            finally:
+                _setns(home, "this thread's namespace")
+        finally:
+            os.close(target)
+    finally:
+        os.close(home)
 
 
 class Netlink:
@@ -355,7 +376,11 @@ class Lab:
         raise err
 
     def down(self) -> None:
-        """Remove both namespaces (and with them the veth pair); fine when absent."""
+        """Remove both namespaces (and with them the veth pair) and the fault injector if it
+        was attached (xdpex_traffic.faults); fine when absent."""
+        from xdpex_traffic.faults import Injector  # (imports this module)
+
+        Injector(self).remove(in_lab=False)  # (the namespaces take its hooks and pair along)
         for ns in (self.gw_ns, self.tg_ns):
             if self._ns_exists(ns):
                 _run(["ip", "netns", "del", ns], f"delete namespace {ns}")
@@ -473,7 +498,11 @@ def _print_status(st: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument(
+        "action",
+        choices=["up", "down", "status", "faults"],
+        help="faults: the fault injector, `xdpex lab faults --help` (xdpex_traffic.faults)",
+    )
     parser.add_argument(
         "--prefix",
         default=DEFAULT_PREFIX,
@@ -483,9 +512,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ha", action="store_true",
                         help="two gateway sites (<prefix>a-*, <prefix>b-*) and a replication "
                              "link between their gateway namespaces (docs/ha.md)")
+    parser.add_argument(
+        "faults_action",
+        nargs="?",
+        choices=["on", "stats", "off"],
+        metavar="on|stats|off",
+        help="with `faults`: attach, counters, remove",
+    )
+    from xdpex_traffic.faults import add_fault_options  # (imports this module)
+
+    add_fault_options(parser.add_argument_group("fault injector (xdpex lab faults on)"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "faults":
+        from xdpex_traffic import faults
+
+        args.action = args.faults_action or "stats"
+        return faults.run(args)
+    if args.faults_action:
+        print(f"xdpex lab {args.action}: unexpected argument {args.faults_action}", file=sys.stderr)
+        return 2
     try:
         if args.ha:
             return _run_ha(HaLab(args.prefix), args)
