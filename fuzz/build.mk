@@ -31,7 +31,7 @@ FZ_LIBS := $(BUILD)/feed/libxdpex_feed.a $(BUILD)/engine/libxdpex_engine.a \
 FZ_HDRS := $(wildcard $(DP_SRC)/*.h) $(wildcard $(TOP)/include/xdpex/*.h) $(FZ_SRC)/fz.h \
 	$(TOP)/xdp/xdpex_check.h $(TOP)/xdp/xdpex_maps.h
 FUZZ_LIBFUZZER := parse config ctl journal entry
-FUZZ_ALL := $(FUZZ_LIBFUZZER)
+FUZZ_ALL := $(FUZZ_LIBFUZZER) bpfdiff atheris_codec atheris_journal
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 120
 FUZZ_SMOKE_SECONDS ?= 5
@@ -62,12 +62,13 @@ $(FZ_OUT)/bin/fuzz_%: $(FZ_OUT)/obj/fz_fuzz_%.o $(FZ_OUT)/obj/fz_fz.o $(FZ_DP_OB
 		$(FZ_DP_OBJS) $(FZ_LIBS)
 
 # The BPF differential: a plain program (libbpf, the real xdp_steer object), user-space parse.h.
-$(FZ_OUT)/bin/bpfdiff: $(FZ_SRC)/bpfdiff.c $(BUILD)/xdp/xdpex.bpf.o $(TOP)/include/xdpex/parse.h \
-		$(TOP)/xdp/xdpex_maps.h | $(FZ_OUT)/bin
+$(FZ_OUT)/bin/bpfdiff: $(FZ_SRC)/bpfdiff.c $(BUILD)/xdp/libxdpex_xdp.a $(TOP)/include/xdpex/parse.h \
+		$(TOP)/xdp/xdpex_maps.h $(TOP)/xdp/xdpex_xdp.h | $(FZ_OUT)/bin
 	@echo "  CC      $@"
-	$(Q)$(CLANG) -O1 -g $(FZ_SAN) $(FZ_WARN) $(FZ_INC) -o $@ $< -lbpf -lelf -lz
+	$(Q)$(CLANG) -O1 -g $(FZ_SAN) $(FZ_WARN) $(FZ_INC) -o $@ $< $(BUILD)/xdp/libxdpex_xdp.a \
+		-lbpf -lelf -lz
 
-FZ_BINS := $(addprefix $(FZ_OUT)/bin/fuzz_,$(FUZZ_LIBFUZZER))
+FZ_BINS := $(addprefix $(FZ_OUT)/bin/fuzz_,$(FUZZ_LIBFUZZER)) $(FZ_OUT)/bin/bpfdiff
 
 .PHONY: fuzz-build fuzz fuzz-smoke
 fuzz-build: build $(FZ_BINS)

@@ -6,9 +6,10 @@ libFuzzer targets (build/fuzz/bin/fuzz_<t>) start from a working corpus DIR/<t>/
 with fuzz/corpus/<t>/ (the committed seeds and the reproducers of every finding fixed so far, so
 each run re-checks them first); findings go to DIR/<t>/artifacts/. bpfdiff is
 build/fuzz/bin/bpfdiff; atheris_<x> is fuzz/atheris/fuzz_<x>.py under the venv's Python.
-DIR/summary.json gets one row per target: target, executions, seconds, coverage (libFuzzer's
-`cov:` edges; bpfdiff: distinct verdict/reason classes), crashes, ok; DIR/history.jsonl gets the
-same rows appended, and the summary's `total_executions` adds up every run recorded there.
+DIR/summary.json holds the latest row of every target run into DIR: target, executions, seconds,
+coverage (libFuzzer's `cov:` edges; bpfdiff: distinct verdict/reason classes), crashes, ok, time,
+loadavg; DIR/history.jsonl gets every row appended, and `total_executions` / `total_seconds` add
+up every run recorded there.
 --regress: also fail when a target ran no executions at all (the make test smoke run).
 Exit status 1 when any target crashed, found a difference, or failed to run.
 """
@@ -147,8 +148,15 @@ def main() -> int:
     for r in rows:
         r["total_executions"] = totals[r["target"]]["executions"]
         r["total_seconds"] = round(totals[r["target"]]["seconds"], 1)
-    summary = {"time": stamp, "seconds_per_target": a.seconds,
-               "loadavg": [round(x, 2) for x in load], "targets": rows}
+    for r in rows:
+        r["time"], r["loadavg"] = stamp, [round(x, 2) for x in load]
+    # The latest row of every target ever run here: a run of some targets keeps the others'.
+    old = a.out / "summary.json"
+    latest = {}
+    if old.exists():
+        latest = {r["target"]: r for r in json.loads(old.read_text()).get("targets", [])}
+    latest.update({r["target"]: r for r in rows})
+    summary = {"time": stamp, "targets": sorted(latest.values(), key=lambda r: r["target"])}
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return 0 if all(r["ok"] for r in rows) else 1
 
