@@ -59,7 +59,7 @@ test-python: build
 bench: build $(BENCH_TARGETS)
 
 lint: $(SETUP_STAMP)
-	$(Q)$(VENV)/bin/ruff check control proto traffic engine/python tests
+	$(Q)$(VENV)/bin/ruff check control proto traffic engine/python tests fuzz
 	$(Q)$(VENV)/bin/mypy control/xdpex proto/xdpex_proto traffic/xdpex_traffic engine/python/xdpex_engine
 
 run: build

@@ -148,7 +148,8 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 	if (f->has_allow) {
 		sh->allow_hit = 0;
 		sh->nallow = f->nallow;
-		memcpy(sh->allow, f->allow, f->nallow * sizeof(*f->allow));
+		if (f->nallow) /* "allowlist": [] leaves f->allow NULL */
+			memcpy(sh->allow, f->allow, f->nallow * sizeof(*f->allow));
 	}
 	if (f->has_rate) {
 		sh->rate_pps = f->rate_pps;

@@ -35,6 +35,7 @@ static struct {
 	int nshards;
 	pthread_t thread;
 	int running;
+	int direct; /* xd_ctl_attach: mailbox requests run in this thread */
 	struct client cl[CTL_CLIENTS];
 	uint64_t start_mono;
 } ctl = { .lfd = -1 };
@@ -45,6 +46,17 @@ static int post(struct xd_shard *sh, json_t *req, const struct xd_config *frag, 
 	struct xd_mbox *m = &sh->mbox;
 	int rc;
 
+	if (ctl.direct) {
+		m->req = req;
+		m->resp = resp;
+		m->frag = frag;
+		m->line = (char *)line;
+		m->dry = dry;
+		m->done = 0;
+		m->rc = 0;
+		xd_shard_mbox(sh);
+		return m->rc;
+	}
 	pthread_mutex_lock(&m->mu);
 	m->req = req;
 	m->resp = resp;
@@ -337,7 +349,7 @@ static json_t *lease(json_t *req)
 	return json_pack("{s:b,s:b}", "ok", 1, "fenced", !json_integer_value(t));
 }
 
-static json_t *handle(const char *text)
+json_t *xd_ctl_handle(const char *text)
 {
 	json_error_t je;
 	json_t *req = json_loads(text, JSON_REJECT_DUPLICATES, &je), *out;
@@ -436,7 +448,7 @@ static void client_read(struct client *c)
 
 		*nl = 0;
 		if (n)
-			reply(c, handle(c->buf));
+			reply(c, xd_ctl_handle(c->buf));
 		memmove(c->buf, nl + 1, c->len - n - 1);
 		c->len -= n + 1;
 	}
@@ -515,6 +527,14 @@ int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *e
 		return snprintf(err, errlen, "control thread: %s", strerror(errno)), -1;
 	ctl.running = 1;
 	return 0;
+}
+
+void xd_ctl_attach(struct xd_shard *shards, int nshards)
+{
+	ctl.shards = shards;
+	ctl.nshards = nshards;
+	ctl.direct = 1;
+	ctl.start_mono = xd_mono_ns();
 }
 
 void xd_ctl_stop(void)

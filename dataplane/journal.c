@@ -30,7 +30,11 @@
 
 #include "xdpexd.h"
 
+/* The open batch's first buffer (it grows when a batch needs more); the fuzz build starts small,
+ * each harness run making a journal of its own. */
+#ifndef XJ_BUF_CAP
 #define XJ_BUF_CAP (8u << 20)
+#endif
 #define XJ_PREFAULT (256u << 10)
 /* The preparer maps this much ahead of the tail writable (and so dirty: pages dirtied much
  * earlier would be written back as zeros first, then fault again when written); the rest of its

@@ -59,7 +59,8 @@ static int add_config(struct xd_shard *sh, char *err, size_t errlen)
 		xe_engine_set_stp(sh->engine, c->id, (uint8_t)c->stp);
 	}
 	sh->nallow = cfg->nallow;
-	memcpy(sh->allow, cfg->allow, cfg->nallow * sizeof(*cfg->allow));
+	if (cfg->nallow) /* no allowlist: cfg->allow is NULL, not a zero-length array */
+		memcpy(sh->allow, cfg->allow, cfg->nallow * sizeof(*cfg->allow));
 	sh->rate_pps = cfg->rate_pps;
 	sh->rate_burst = cfg->rate_burst;
 	return 0;
@@ -494,7 +495,7 @@ void xd_shard_batch_end(struct xd_shard *sh)
 
 /* One receive burst of port p: every datagram through the pipeline, the frames back to the
  * port, then the batch committed and answered. */
-static void rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n)
+void xd_shard_rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n)
 {
 	xd_shard_batch_begin(sh);
 	for (uint32_t i = 0; i < n; i++) {
@@ -528,7 +529,7 @@ static void side_work(struct xd_shard *sh, bool idle)
 		uint32_t n = sh->entry.be->rx_burst(sh->entry.st, sh->rx, XD_MAX_BATCH);
 
 		if (n)
-			rx_batch(sh, &sh->entry, n);
+			xd_shard_rx_batch(sh, &sh->entry, n);
 	}
 	xd_shard_timers(sh);
 	xd_repl_publish_hash(sh);
@@ -614,7 +615,7 @@ void xd_shard_run(struct xd_shard *sh)
 		}
 		n = be->rx_burst(sh->net.st, sh->rx, (uint32_t)o->batch);
 		if (n)
-			rx_batch(sh, &sh->net, n);
+			xd_shard_rx_batch(sh, &sh->net, n);
 		side_work(sh, !n && idle_side);
 		if (be->poll)
 			be->poll(sh->net.st, !n);

@@ -13,6 +13,7 @@
 atomic_int xd_stop;
 const struct xd_opts *xd_g_opts;
 int xd_verbose;
+int xd_log_quiet;
 
 void xd_log(const char *fmt, ...)
 {
@@ -20,6 +21,8 @@ void xd_log(const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	if (xd_log_quiet)
+		return;
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
 	va_end(ap);

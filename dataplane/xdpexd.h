@@ -426,6 +426,8 @@ struct xd_shard {
 
 extern atomic_int xd_stop;
 extern int xd_verbose;
+/* Set by the fuzz harnesses (fuzz/): xd_log writes nothing. */
+extern int xd_log_quiet;
 extern const struct xd_opts *xd_g_opts;
 
 /* ---- shard lifecycle and loop (shard.c) ---- */
@@ -439,6 +441,9 @@ XD_MUST_CHECK int xd_shard_open_ports(struct xd_shard *sh, const char *entry_pat
 void xd_shard_close_ports(struct xd_shard *sh);
 void xd_shard_free(struct xd_shard *sh);
 uint64_t xd_shard_hash(struct xd_shard *sh);
+/* One receive burst of port p (sh->rx[0, n)): every datagram through the pipeline, then the
+ * batch committed and answered. */
+void xd_shard_rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n);
 /* The shard thread's loop until xd_stop: mailbox, receive batch, entry port, timers, idle. */
 void xd_shard_run(struct xd_shard *sh);
 /* Wakes a shard sleeping in poll() (--poll sleep) so a mailbox request runs at once. */
@@ -632,6 +637,11 @@ uint64_t xd_feed_next_seq(const struct xd_shard *sh);
 XD_MUST_CHECK int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err,
 		 size_t errlen);
 void xd_ctl_stop(void);
+/* One request line -> its answer (what a client of the socket gets back, without the newline).
+ * The shards are those of xd_ctl_start, or of xd_ctl_attach: a fuzz harness's shards, whose
+ * mailbox requests then run in the calling thread (no shard thread runs). */
+struct json_t *xd_ctl_handle(const char *line);
+void xd_ctl_attach(struct xd_shard *shards, int nshards);
 
 /* ---- process-wide helpers (util.c) ---- */
 
