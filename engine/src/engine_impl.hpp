@@ -3,7 +3,7 @@
 // The engine instance behind the opaque `xe_engine` handle of the C ABI: the order pool with its
 // free list, the (session, cl_ord_id) -> order index (chained through the pooled orders, so it
 // needs no memory of its own beyond the bucket heads), per-session order lists and STP modes, the
-// books, and the id counters. engine.cpp holds the order entry paths, config.cpp creation,
+// books, the page and node pools of the price ladders (book.hpp) and the id counters. engine.cpp holds the order entry paths, config.cpp creation,
 // configuration and the queries.
 #ifndef XE_ENGINE_IMPL_HPP
 #define XE_ENGINE_IMPL_HPP
@@ -63,6 +63,22 @@ struct xe_engine {
 
 	std::unique_ptr<xe::Session[]> sessions; // [session_id], 0 unused
 	std::unique_ptr<xe::Book[]> books; // [symbol_id], 0 unused
+
+	// Ladder pools: reserved at creation (address space only: the OS backs a page of the pool
+	// when it is first used, so resident memory follows the orders), handed out from a LIFO
+	// free list first, then from the never-used tail (bump). Pages in use never exceed the
+	// resting orders (a page exists only while an order rests in it), so the page pool is
+	// max_orders pages and cannot run out; nodes are checked before an order may rest.
+	xe::Page *pages = nullptr;
+	uint32_t page_cap = 0, page_bump = 0, page_free = xe::NIL, pages_used = 0;
+	xe::Node *nodes = nullptr;
+	uint32_t node_cap = 0, node_bump = 0, node_free = xe::NIL, nodes_used = 0;
+	uint64_t map_bytes = 0; // both pools' reservation
+
+	xe_engine() = default;
+	xe_engine(const xe_engine &) = delete;
+	xe_engine &operator=(const xe_engine &) = delete;
+	~xe_engine(); // config.cpp: unmaps the pools
 
 	uint64_t next_order_id = 1;
 	uint64_t next_exec_id = 1;
@@ -139,6 +155,217 @@ struct xe_engine {
 	void index_del(uint32_t oi)
 	{
 		index_del(bucket_of(pool[oi].session, pool[oi].cl_ord_id), oi);
+	}
+
+	// --- ladder (book.hpp) ---------------------------------------------------------------------
+	uint32_t page_alloc()
+	{
+		uint32_t p = page_free;
+		if (p != xe::NIL)
+			page_free = pages[p].next_free;
+		else
+			p = page_bump++;
+		pages[p].mask = 0;
+		pages_used++;
+		return p;
+	}
+
+	void page_release(uint32_t p)
+	{
+		pages[p].next_free = page_free;
+		page_free = p;
+		pages_used--;
+	}
+
+	uint32_t node_alloc()
+	{
+		uint32_t n = node_free;
+		if (n != xe::NIL)
+			node_free = nodes[n].child[0];
+		else
+			n = node_bump++;
+		xe::Node &d = nodes[n];
+		d.mask = 0;
+		for (uint32_t &c : d.child)
+			c = xe::NIL;
+		nodes_used++;
+		return n;
+	}
+
+	void node_release(uint32_t n)
+	{
+		nodes[n].child[0] = node_free;
+		node_free = n;
+		nodes_used--;
+	}
+
+	// Are there nodes enough for an order to rest at level idx of side s? Nearly always
+	// answered by the count alone; near the limit, by the nodes its path actually lacks.
+	bool nodes_for(const xe::BookSide &s, uint64_t idx) const
+	{
+		uint32_t avail = node_cap - nodes_used;
+		if (avail >= s.depth - 1)
+			return true;
+		const xe::Node *nd = &s.root;
+		uint32_t h = s.depth;
+		for (; h > 1; h--) {
+			uint32_t c = nd->child[(idx >> (xe::PAGE_SHIFT * h)) & 63];
+			if (c == xe::NIL)
+				break;
+			nd = &nodes[c];
+		}
+		return avail >= h - 1;
+	}
+
+	// The page holding level idx, or NIL.
+	uint32_t page_of(const xe::BookSide &s, uint64_t idx) const
+	{
+		const xe::Node *nd = &s.root;
+		for (uint32_t h = s.depth; h > 1; h--) {
+			uint32_t c = nd->child[(idx >> (xe::PAGE_SHIFT * h)) & 63];
+			if (c == xe::NIL)
+				return xe::NIL;
+			nd = &nodes[c];
+		}
+		return nd->child[(idx >> xe::PAGE_SHIFT) & 63];
+	}
+
+	// The page for level idx, made (with its missing nodes) when there is none.
+	uint32_t page_make(xe::BookSide &s, uint64_t idx)
+	{
+		xe::Node *nd = &s.root;
+		for (uint32_t h = s.depth; h > 1; h--) {
+			uint32_t k = (idx >> (xe::PAGE_SHIFT * h)) & 63;
+			if (nd->child[k] == xe::NIL) {
+				uint32_t c = node_alloc();
+				nd->child[k] = c;
+				nd->mask |= 1ull << k;
+			}
+			nd = &nodes[nd->child[k]];
+		}
+		uint32_t k = (idx >> xe::PAGE_SHIFT) & 63;
+		if (nd->child[k] == xe::NIL) {
+			uint32_t p = page_alloc();
+			nd->child[k] = p;
+			nd->mask |= 1ull << k;
+		}
+		return nd->child[k];
+	}
+
+	// Page p (of level idx) is empty: back to the pool, with every node it leaves empty.
+	void page_drop(xe::BookSide &s, uint64_t idx, uint32_t p)
+	{
+		xe::Node *path[xe::MAX_DEPTH + 1];
+		xe::Node *nd = &s.root;
+		for (uint32_t h = s.depth; h > 1; h--) {
+			path[h] = nd;
+			nd = &nodes[nd->child[(idx >> (xe::PAGE_SHIFT * h)) & 63]];
+		}
+		uint32_t k = (idx >> xe::PAGE_SHIFT) & 63;
+		nd->child[k] = xe::NIL;
+		nd->mask &= ~(1ull << k);
+		page_release(p);
+		for (uint32_t h = 2; h <= s.depth && nd->mask == 0; h++) {
+			xe::Node *up = path[h];
+			k = (idx >> (xe::PAGE_SHIFT * h)) & 63;
+			node_release(up->child[k]);
+			up->child[k] = xe::NIL;
+			up->mask &= ~(1ull << k);
+			nd = up;
+		}
+	}
+
+	// Lowest non-empty level >= i under node nd (height h, first level base), or -1; *pg its page.
+	int64_t up_in(const xe::Node &nd, uint32_t h, uint64_t base, uint64_t i, uint32_t *pg) const
+	{
+		uint32_t shift = xe::PAGE_SHIFT * h;
+		uint32_t c0 = (uint32_t)((i - base) >> shift);
+		uint64_t m = nd.mask & (~0ull << c0);
+		while (m) {
+			uint32_t c = (uint32_t)__builtin_ctzll(m);
+			uint64_t cb = base + ((uint64_t)c << shift);
+			uint64_t from = c == c0 ? i : cb;
+			if (h == 1) {
+				uint64_t pm = pages[nd.child[c]].mask & (~0ull << (from - cb));
+				if (pm) {
+					*pg = nd.child[c];
+					return (int64_t)(cb + (uint64_t)__builtin_ctzll(pm));
+				}
+			} else {
+				int64_t r = up_in(nodes[nd.child[c]], h - 1, cb, from, pg);
+				if (r >= 0)
+					return r;
+			}
+			m &= m - 1;
+		}
+		return -1;
+	}
+
+	// Highest non-empty level <= i under node nd, or -1.
+	int64_t down_in(const xe::Node &nd, uint32_t h, uint64_t base, uint64_t i, uint32_t *pg) const
+	{
+		uint32_t shift = xe::PAGE_SHIFT * h;
+		uint32_t c0 = (uint32_t)((i - base) >> shift);
+		uint64_t m = nd.mask & (~0ull >> (63 - c0));
+		while (m) {
+			uint32_t c = 63 - (uint32_t)__builtin_clzll(m);
+			uint64_t cb = base + ((uint64_t)c << shift);
+			uint64_t to = c == c0 ? i : cb + ((1ull << shift) - 1);
+			if (h == 1) {
+				uint64_t pm = pages[nd.child[c]].mask & (~0ull >> (63 - (to - cb)));
+				if (pm) {
+					*pg = nd.child[c];
+					return (int64_t)(cb + 63 - (uint64_t)__builtin_clzll(pm));
+				}
+			} else {
+				int64_t r = down_in(nodes[nd.child[c]], h - 1, cb, to, pg);
+				if (r >= 0)
+					return r;
+			}
+			m &= m ^ (1ull << c);
+		}
+		return -1;
+	}
+
+	// The next non-empty level after li away from the best price (down the bids, up the
+	// asks), or -1; *pg its page. pi is li's page when it still exists (NIL otherwise): the
+	// search looks there first.
+	int64_t next_level(const xe::Book &b, const xe::BookSide &s, int64_t li, bool bids,
+			   uint32_t pi, uint32_t *pg) const
+	{
+		uint32_t slot = (uint32_t)li & 63;
+		if (bids) {
+			if (pi != xe::NIL && slot) {
+				uint64_t m = pages[pi].mask & (~0ull >> (64 - slot));
+				if (m) {
+					*pg = pi;
+					return (li & ~63ll) + 63 - __builtin_clzll(m);
+				}
+			}
+			return li == 0 ? -1 : down_in(s.root, s.depth, 0, (uint64_t)li - 1, pg);
+		}
+		if (pi != xe::NIL && slot < 63) {
+			uint64_t m = pages[pi].mask & (~0ull << (slot + 1));
+			if (m) {
+				*pg = pi;
+				return (li & ~63ll) + __builtin_ctzll(m);
+			}
+		}
+		if ((uint64_t)li + 1 >= b.nlevels)
+			return -1;
+		return up_in(s.root, s.depth, 0, (uint64_t)li + 1, pg);
+	}
+
+	int64_t next_level(const xe::Book &b, const xe::BookSide &s, int64_t li, bool bids) const
+	{
+		uint32_t pg;
+		return next_level(b, s, li, bids, page_of(s, (uint64_t)li), &pg);
+	}
+
+	xe::Level &level_at(uint32_t page, int64_t li) { return pages[page].lv[li & 63]; }
+	const xe::Level &level_at(uint32_t page, int64_t li) const
+	{
+		return pages[page].lv[li & 63];
 	}
 
 	// --- engine.cpp --------------------------------------------------------------------------
