@@ -288,7 +288,10 @@ class ConfigService:
     def disconnect_session(self, who: Principal, session_id: int) -> dict[str, Any]:
         who.require("operator")
         self.get_session(who, session_id)
-        self.ctl.logout(session_id)
+        try:
+            self.ctl.logout(session_id)
+        except DataplaneRejected as e:  # "session N: not logged in"
+            raise Conflict(str(e)) from e
         return {"session_id": session_id, "disconnected": True}
 
     def set_session_enabled(self, who: Principal, session_id: int, enabled: bool) -> dict[str, Any]:
@@ -350,7 +353,7 @@ class ConfigService:
     def set_rate(self, who: Principal, pps: int, burst: int) -> dict[str, int]:
         who.require("operator")
         if pps and not burst:
-            raise InvalidArgument("burst", "must be at least 1 when pps is set")
+            burst = pps  # one second's worth
         self.ctl.apply({"rate": {"pps": pps, "burst": burst}})
         self._set_item("rate", {"pps": pps, "burst": burst})
         return {"pps": pps, "burst": burst}
@@ -358,7 +361,12 @@ class ConfigService:
     # -- books and dataplane ------------------------------------------------------------------
     def book(self, who: Principal, symbol_id: int, depth: int) -> dict[str, Any]:
         who.require("viewer")
-        b = self.ctl.book(symbol_id, depth)
+        try:
+            b = self.ctl.book(symbol_id, depth)
+        except DataplaneRejected as e:
+            if str(e).endswith(": unknown"):
+                raise NotFound(str(e)) from e
+            raise
         lv = lambda xs: [{"price": p, "qty": q, "orders": n} for p, q, n in xs]  # noqa: E731
         return {
             "symbol_id": symbol_id,
