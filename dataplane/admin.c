@@ -437,6 +437,27 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 					       "cancel_on_disconnect", s->cfg.cod > 0));
 		}
 		json_object_set_new(resp, "sessions", arr);
+	} else if (!strcmp(cmd, "symbols")) {
+		/* What the engine holds, for the control plane's reconciliation (ctl.c merges the
+		 * queues' lists, ascending ids within each). */
+		json_t *arr = json_array();
+
+		for (uint32_t y = 1; y <= sh->cfg->engine.max_symbols; y++) {
+			const struct xd_symbol_cfg *c = &sh->syms[y];
+
+			if (!c->c.symbol_id)
+				continue;
+			json_array_append_new(
+				arr, json_pack("{s:i,s:s,s:I,s:I,s:[I,I],s:I,s:i,s:b}", "id", (int)y,
+					       "name", c->name, "tick", (json_int_t)c->c.tick_size,
+					       "lot", (json_int_t)c->c.lot_size, "band",
+					       (json_int_t)c->c.band_low, (json_int_t)c->c.band_high,
+					       "max_qty", (json_int_t)c->c.max_qty, "queue", sh->queue,
+					       "halted", c->halted > 0));
+		}
+		json_object_set_new(resp, "symbols", arr);
+		json_object_set_new(resp, "max_symbols", json_integer(sh->cfg->engine.max_symbols));
+		json_object_set_new(resp, "max_sessions", json_integer(sh->cfg->engine.max_sessions));
 	} else if (!strcmp(cmd, "book")) {
 		uint32_t sym = (uint32_t)json_integer_value(json_object_get(req, "symbol"));
 		json_t *d = json_object_get(req, "depth");
@@ -519,6 +540,7 @@ void xd_shard_mbox(struct xd_shard *sh)
 	pthread_mutex_lock(&m->mu);
 	cmd = json_string_value(json_object_get(m->req, "cmd"));
 	if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
+		    !strcmp(cmd, "symbols") ||
 		    !strcmp(cmd, "book") || !strcmp(cmd, "book_orders") || !strcmp(cmd, "journal") ||
 		    !strcmp(cmd, "ha") ||
 		    !strcmp(cmd, "follow")))

@@ -180,6 +180,17 @@ static json_t *gather(json_t *req, const char *cmd)
 			json_array_extend(all, json_object_get(q, "sessions"));
 		json_object_set_new(out, "sessions", all);
 		json_decref(queues);
+	} else if (!strcmp(cmd, "symbols")) {
+		json_t *all = json_array(), *q;
+		size_t i;
+
+		json_array_foreach(queues, i, q)
+			json_array_extend(all, json_object_get(q, "symbols"));
+		json_object_set_new(out, "symbols", all);
+		q = json_array_get(queues, 0);
+		json_object_set(out, "max_symbols", json_object_get(q, "max_symbols"));
+		json_object_set(out, "max_sessions", json_object_get(q, "max_sessions"));
+		json_decref(queues);
 	} else if (!strcmp(cmd, "ha")) {
 		const struct xd_opts *o = xd_g_opts;
 		uint64_t until = atomic_load(&xd_lease_until), now = xd_mono_ns();
@@ -258,7 +269,7 @@ static json_t *change(json_t *req, const char *cmd)
 {
 	struct xd_config frag = { 0 };
 	const struct xd_config *fp = NULL;
-	json_t *out;
+	json_t *out, *refused = json_array();
 	char *line = NULL;
 	long long found = 0, nsym = 0, nses = 0;
 
@@ -300,6 +311,10 @@ static json_t *change(json_t *req, const char *cmd)
 		a = json_object_get(r, "applied");
 		nsym += json_integer_value(json_object_get(a, "symbols"));
 		nses += json_integer_value(json_object_get(a, "sessions"));
+		/* An entry a shard's engine refused while applying (the rest is applied): said in
+		 * the answer, so the caller need not guess from the counts. */
+		if (json_object_get(r, "error"))
+			json_array_append(refused, json_object_get(r, "error"));
 		json_decref(r);
 	}
 	if (fp && xd_g_opts->backend->apply && xd_g_opts->backend->apply(fp)) {
@@ -317,15 +332,19 @@ static json_t *change(json_t *req, const char *cmd)
 		out = json_pack("{s:b,s:I,s:I}", "ok", 1, "epoch",
 				(json_int_t)json_integer_value(json_object_get(req, "epoch")),
 				"sessions_logged_out", (json_int_t)found);
-	else if (fp)
+	else if (fp) {
 		out = json_pack("{s:b,s:{s:I,s:I,s:b,s:b}}", "ok", 1, "applied", "symbols",
 				(json_int_t)nsym, "sessions", (json_int_t)nses, "allowlist",
 				frag.has_allow, "rate", frag.has_rate);
+		if (json_array_size(refused))
+			json_object_set(out, "refused", refused);
+	}
 	else
 		out = json_pack("{s:b,s:I}", "ok", 1, "found", (json_int_t)found);
 done:
 	free(line);
 done_frag:
+	json_decref(refused);
 	xd_config_free(&frag);
 	return out;
 }
@@ -349,6 +368,11 @@ static json_t *lease(json_t *req)
 	return json_pack("{s:b,s:b}", "ok", 1, "fenced", !json_integer_value(t));
 }
 
+/* Every command xd_ctl_handle() knows, for the errors that name them. */
+#define CTL_CMDS                                                                                   \
+	"hash, stats, sessions, symbols, book, journal, ha, apply, halt, resume, logout, expire_day, " \
+	"promote, follow, lease, switchover"
+
 json_t *xd_ctl_handle(const char *text)
 {
 	json_error_t je;
@@ -363,10 +387,9 @@ json_t *xd_ctl_handle(const char *text)
 	}
 	cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		out = err_resp("cmd: required (hash, stats, sessions, book, journal, ha, apply, halt, "
-			       "resume, logout, expire_day, promote, follow, lease, switchover)");
+		out = err_resp("cmd: required (" CTL_CMDS ")");
 	else if (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
-		 !strcmp(cmd, "journal") || !strcmp(cmd, "ha"))
+		 !strcmp(cmd, "symbols") || !strcmp(cmd, "journal") || !strcmp(cmd, "ha"))
 		out = gather(req, cmd);
 	else if (!strcmp(cmd, "lease"))
 		out = lease(req);
@@ -392,8 +415,7 @@ json_t *xd_ctl_handle(const char *text)
 		   !strcmp(cmd, "switchover"))
 		out = change(req, cmd);
 	else
-		out = err_resp("cmd: unknown command %s (hash, stats, sessions, book, journal, ha, "
-			       "apply, halt, resume, logout, expire_day, promote, follow, lease, switchover)",
+		out = err_resp("cmd: unknown command %s (" CTL_CMDS ")",
 			       cmd);
 	json_decref(req);
 	return out;

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     order_socket: Path = Field(Path("/run/xdpex/orders.sock"))
     journal_dir: Path = Field(Path("/var/lib/xdpex/journal"))
     dataplane_timeout_s: float = 2.0
+    # how often the stored symbols and sessions are compared with the dataplane's (0 = only when
+    # readiness asks); differences show in readiness and /metrics (xdpex.reconcile)
+    reconcile_interval_s: float = 10.0
     oe_sessions: int = 1  # control-plane sessions held on the order-entry socket
     oe_session_name: str = "control-plane"
     # order-entry audit records go to a spool file first (xdpex.auditspool); the audit writer

@@ -1,6 +1,6 @@
 """Client of xdpexd's control socket (unix SOCK_STREAM, one JSON object per line each way).
 
-docs/dataplane.md is the contract: `hash`, `stats`, `sessions`, `book`, `apply`, `halt`,
+docs/dataplane.md is the contract: `hash`, `stats`, `sessions`, `symbols`, `book`, `apply`, `halt`,
 `resume`, `logout`, `expire_day`, `journal`. One connection is kept and reused under a lock
 (requests are answered in order); a broken connection is reopened once per request. A dataplane
 that cannot be reached raises `Unavailable` naming the socket and the OS error; an answer with
@@ -106,6 +106,11 @@ class ControlClient:
 
     def sessions(self) -> list[dict[str, Any]]:
         return list(self.request("sessions").get("sessions", []))
+
+    def symbols(self) -> dict[str, Any]:
+        """Every symbol the engines hold (`symbols`) and the engine limits (`max_symbols`,
+        `max_sessions`)."""
+        return self.request("symbols")
 
     def book(self, symbol: int, depth: int) -> dict[str, Any]:
         return self.request("book", symbol=symbol, depth=depth)

@@ -39,6 +39,7 @@ from .orders import (
     reject_name,
     result_dict,
 )
+from .reconcile import ReconcileCollector, Reconciler
 
 __all__ = [
     "ControlPlane",
@@ -77,6 +78,9 @@ class ControlPlane(ConfigService, OrderService):
         self.metrics = Metrics(self)
         self.grpc_port = 0  # the bound port once xdpex.grpc_api.serve ran
         self._auth_cache: dict[str, tuple[Principal, float]] = {}  # token -> caller, expiry
+        self.config_lock = threading.RLock()  # configuration changes vs the reconciliation
+        self.reconciler = Reconciler(self, settings.reconcile_interval_s)
+        self.metrics.registry.register(ReconcileCollector(self.reconciler))
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -89,8 +93,10 @@ class ControlPlane(ConfigService, OrderService):
                 db, s.operator_token, s.operator_token_file
             )
         self.auditlog.start()
+        self.reconciler.start()
 
     def close(self) -> None:
+        self.reconciler.close()
         if self.oe is not None:
             self.oe.close()
             self.oe = None
@@ -229,9 +235,14 @@ class ControlPlane(ConfigService, OrderService):
         except Exception as e:  # noqa: BLE001
             checks["dataplane"] = f"unreachable: {e}"
             checks["xdp"] = "unknown: dataplane unreachable"
+        if checks["database"] == "ok" and checks["dataplane"] == "ok":
+            checks["configuration"] = self.reconciler.latest().summary()
+        else:
+            checks["configuration"] = "not compared: database or dataplane unreachable"
         ok = (
             checks["database"] == "ok"
             and checks["dataplane"] == "ok"
             and not checks["xdp"].startswith(("not attached", "unknown"))
+            and checks["configuration"].startswith("ok")
         )
         return ok, checks

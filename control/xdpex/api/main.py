@@ -25,9 +25,14 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -35,6 +40,7 @@ from ..auth import AuthError, PermissionDenied
 from ..config import Settings, load_settings
 from ..errors import InvalidArgument, ServiceError, http_status_of
 from ..service import ControlPlane
+from . import openapi
 from .fastentry import PATHS as FAST_PATHS
 from .fastentry import OrderEntryFastPath
 from .routes import (
@@ -58,6 +64,8 @@ MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def _error_body(exc: Exception) -> dict:
+    """The error model of xdpex.api.openapi: 422 in the validation form, anything else
+    `{"detail": "<reason>"}`."""
     if isinstance(
         exc, InvalidArgument
     ):  # loc as pydantic gives it: orders[3].qty -> orders, 3, qty
@@ -71,6 +79,8 @@ def _error_body(exc: Exception) -> dict:
                 }
             ]
         }
+    if http_status_of(exc) == 422:  # e.g. a refusal of xdpexd that names no field of ours
+        return {"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]}
     return {"detail": str(exc)}
 
 
@@ -234,6 +244,7 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
     )
     app.state.cp = cp
     app.fast_entry = OrderEntryFastPath(cp)
+    openapi.install(app, cp)
 
     @app.exception_handler(ServiceError)
     @app.exception_handler(AuthError)
@@ -243,6 +254,23 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
         request.state.error = str(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(_error_body(exc), status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette answers with the methods of the first route on the path only; every
+            # route of the path counts (RFC 9110: Allow lists what the resource supports)
+            path = request.url.path
+            allowed = sorted(
+                {
+                    m
+                    for r in app.routes
+                    if isinstance(r, APIRoute) and r.path_regex.match(path)
+                    for m in (r.methods or ())
+                }
+            )
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,16 +3,54 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 U32 = (1 << 32) - 1
 I64 = (1 << 63) - 1
 
 
+def json_int(v: Any) -> Any:
+    """A JSON integer (1 or 1.0), not a boolean or a string: pydantic's lax mode would take
+    `false` as 0 and "5" as 5, which the schema does not allow."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("must be a JSON integer")
+    return v
+
+
+def json_bool(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
 class Strict(BaseModel):
+    """A request body: exactly its fields, each of its JSON type (as the OpenAPI document
+    says)."""
+
     model_config = ConfigDict(extra="forbid")
+    _lax: ClassVar[bool] = False  # True: pydantic's lax forms too (order entry takes them)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types(cls, v: Any, info: ValidationInfo) -> Any:
+        if cls._lax:
+            return v
+        ann = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if ann is int:
+            return json_int(v)
+        if ann is bool:
+            return json_bool(v)
+        return v
 
 
 class TokenIn(Strict):
@@ -35,9 +73,15 @@ class TokenInfo(BaseModel):
     revoked: bool
 
 
+DP_MAX = 1_000_000_000  # xdpexd's bound on rates and bursts
+
+
 class SymbolIn(Strict):
-    symbol_id: int = Field(ge=1, le=U32)
-    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    """A new symbol. Besides the bounds below: band_low <= band_high, both multiples of tick
+    (the dataplane refuses otherwise, 422 naming band_low)."""
+
+    symbol_id: int = Field(ge=1, le=U32, description="1..engine.max_symbols of the dataplane")
+    name: str = Field(min_length=1, max_length=31, pattern=r"^[A-Za-z0-9_.-]+$")
     tick: int = Field(ge=1, le=I64)
     lot: int = Field(ge=1, le=U32)
     band_low: int = Field(ge=1, le=I64)
@@ -69,8 +113,8 @@ class SessionIn(Strict):
     stp: Literal["none", "cancel_newest", "cancel_oldest", "cancel_both"] = "none"
     cancel_on_disconnect: bool = True
     queue: int = Field(0, ge=0, le=63)
-    rate: int = Field(0, ge=0, le=U32, description="application messages/s, 0 = unlimited")
-    burst: int = Field(0, ge=0, le=U32)
+    rate: int = Field(0, ge=0, le=DP_MAX, description="application messages/s, 0 = unlimited")
+    burst: int = Field(0, ge=0, le=DP_MAX)
 
 
 class SessionCreated(BaseModel):
@@ -98,25 +142,33 @@ class SessionAction(BaseModel):
     enabled: bool | None = None
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+PREFIX_PATTERN = rf"^{_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?$"
+
+
 def ipv4_prefix(v: str) -> str:
-    """Canonical form of an IPv4 prefix with host bits clear, e.g. 10.11.0.0/24."""
+    """Canonical form of an IPv4 prefix, host bits cleared: 10.11.0.7/24 -> 10.11.0.0/24."""
     try:
-        net = ipaddress.IPv4Network(v, strict=True)
+        net = ipaddress.IPv4Network(v, strict=False)
     except ValueError as e:
-        raise ValueError(f"not an IPv4 prefix with host bits clear: {e}") from None
+        raise ValueError(f"not an IPv4 prefix: {e}") from None
     return str(net)
 
 
-Prefix = Annotated[str, AfterValidator(ipv4_prefix)]
+Prefix = Annotated[
+    str, StringConstraints(max_length=18, pattern=PREFIX_PATTERN), AfterValidator(ipv4_prefix)
+]
 
 
 class AllowIn(Strict):
-    prefix: Prefix = Field(description="IPv4 prefix, e.g. 10.11.0.0/24", max_length=18)
+    prefix: Prefix = Field(
+        description="IPv4 prefix, e.g. 10.11.0.0/24 (host bits are cleared; no length = /32)",
+    )
 
 
 class RateIn(Strict):
-    pps: int = Field(ge=0, le=U32, description="per-source datagrams/s, 0 = unlimited")
-    burst: int = Field(ge=0, le=U32)
+    pps: int = Field(ge=0, le=DP_MAX, description="per-source datagrams/s, 0 = unlimited")
+    burst: int = Field(ge=0, le=DP_MAX, description="0 with pps set = pps (one second's worth)")
 
 
 class RateOut(BaseModel):
@@ -137,6 +189,18 @@ class BookOut(BaseModel):
 
 
 class OrderIn(Strict):
+    # price > 0 unless the type is market: said in the schema too, so a generated request that
+    # the schema allows is one the API takes
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"type": {"const": "market"}}, "required": ["type"]},
+                {"properties": {"price": {"minimum": 1}}, "required": ["price"]},
+            ]
+        },
+    )
+    _lax: ClassVar[bool] = True
     symbol_id: int = Field(ge=1, le=U32)
     side: Literal["buy", "sell"]
     type: Literal["limit", "market", "post_only"] = "limit"

@@ -28,7 +28,10 @@ def add_prefix(cp: CP, who: Operator, body: AllowIn) -> list[str]:
 def remove_prefix(
     cp: CP,
     who: Operator,
-    prefix: Annotated[Prefix, Query(max_length=18, description="IPv4 prefix, e.g. 10.0.0.0/8")],
+    prefix: Annotated[
+        Prefix,
+        Query(description="IPv4 prefix, e.g. 10.0.0.0/8 (host bits are cleared)"),
+    ],
 ) -> list[str]:
     """Remove a source prefix."""
     return cp.remove_allow(who, prefix)

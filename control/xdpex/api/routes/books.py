@@ -12,7 +12,7 @@ router = APIRouter(prefix="/books", tags=["books"])
 
 @router.get("/{symbol_id}", response_model=BookOut)
 def get_book(
-    cp: CP, who: Viewer, symbol_id: int = Path(ge=1, le=U32), depth: int = Query(10, ge=1, le=1000)
+    cp: CP, who: Viewer, symbol_id: int = Path(ge=1, le=U32), depth: int = Query(10, ge=1, le=64)
 ) -> dict:
     """Price levels (price, quantity, orders), best first."""
     return cp.book(who, symbol_id, depth)

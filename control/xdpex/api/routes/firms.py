@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ... import firms
 from ..deps import CP, Operator
-from ..schemas import U32
+from ..schemas import U32, json_int
 
 router = APIRouter(prefix="/firms", tags=["firms"])
 FirmId = Path(ge=1, le=U32)
 NAME = r"^[A-Za-z0-9_.@-]+$"
-SessionIds = list[Annotated[int, Field(ge=1, le=U32)]]
+SessionIds = list[Annotated[int, Field(ge=1, le=U32), BeforeValidator(json_int)]]
 TokenNames = list[Annotated[str, Field(min_length=1, max_length=64, pattern=NAME)]]
 
 
