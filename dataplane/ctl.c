@@ -269,7 +269,7 @@ static json_t *change(json_t *req, const char *cmd)
 {
 	struct xd_config frag = { 0 };
 	const struct xd_config *fp = NULL;
-	json_t *out, *refused = json_array();
+	json_t *out, *refused;
 	char *line = NULL;
 	long long found = 0, nsym = 0, nses = 0;
 
@@ -285,9 +285,12 @@ static json_t *change(json_t *req, const char *cmd)
 			return err_resp("config.%s", err);
 		}
 		fp = &frag;
-		if ((out = unserved_queue(&frag)))
-			goto done_frag;
+		if ((out = unserved_queue(&frag))) {
+			xd_config_free(&frag);
+			return out;
+		}
 	}
+	refused = json_array();
 	line = json_dumps(req, JSON_COMPACT);
 	for (int i = 0; i < ctl.nshards; i++) {
 		json_t *r = json_object();
@@ -343,7 +346,6 @@ static json_t *change(json_t *req, const char *cmd)
 		out = json_pack("{s:b,s:I}", "ok", 1, "found", (json_int_t)found);
 done:
 	free(line);
-done_frag:
 	json_decref(refused);
 	xd_config_free(&frag);
 	return out;
