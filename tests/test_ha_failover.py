@@ -416,3 +416,32 @@ def test_example_trade_finds_the_primary_in_a_list_of_gateways(
     assert "[maker] logged in as session 5" in r.stdout
     assert a.d.ctl({"cmd": "stats"})["queues"][0]["applied"] > 0
     assert b.d.ctl({"cmd": "stats"})["queues"][0]["standby_dropped"] > 0
+
+
+def test_the_load_generator_follows_a_kill_of_the_primary(udp_pair: tuple[Node, Node]) -> None:
+    """build/traffic/xdpex-loadgen with both addresses (the standby first): it finds the
+    primary, and when that is killed mid-run moves to the new one; every order answered."""
+    import threading
+
+    from dataplane_support import SECRET
+
+    a, b = udp_pair
+    lg = REPO / "build" / "traffic" / "xdpex-loadgen"
+    gws = ",".join(f"{h}:{p}" for h, p in (b.server, a.server))
+    proc = subprocess.Popen([str(lg), "--server", gws, "--session", f"7:{SECRET.hex()}",
+                             "--rate", "2000", "--duration", "4", "--drain", "8", "--batch", "4",
+                             "--count", "1000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killer = threading.Timer(1.5, a.kill9)
+    killer.start()
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        killer.cancel()
+        proc.kill()
+    assert proc.returncode == 0, err
+    r = json.loads(out)
+    assert b.role() == "primary"
+    assert r["failovers"] >= 1, r
+    assert r["sent"] > 4000 and r["answered"] == r["sent"] and r["lost"] == 0, r
+    assert r["unmatched"] == 0, r
