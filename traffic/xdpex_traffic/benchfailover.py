@@ -1,7 +1,7 @@
 """`make bench-failover`: what high availability costs and how fast it takes over (docs/ha.md).
 
-On the two sites of `xdpex lab up --ha` (AF_XDP, gateway pinned on CPU 0, xdpex-loadgen on CPU 1
-in kernel-UDP mode), in one run, alternating:
+On the two sites of `xdpex lab up --ha` (AF_XDP, gateway pinned on CPU 0 with --poll sleep,
+xdpex-loadgen on CPU 1 in kernel-UDP mode), in one run, alternating:
 
 - durability `none`: the primary alone; `replicated`: the same primary with a standby on the
   other site acknowledging every batch before its answers leave (the standby runs --poll sleep,
@@ -45,7 +45,7 @@ def _loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def measure(lab: HaLab, log: Any) -> list[dict[str, Any]]:
+def measure(lab: HaLab, log: Any, poll: str = "spin") -> list[dict[str, Any]]:
     site_a, site_b = lab.sides
     rows: list[dict[str, Any]] = []
     for rnd in range(ROUNDS):
@@ -53,7 +53,7 @@ def measure(lab: HaLab, log: Any) -> list[dict[str, Any]]:
             extra = ["--segment-mb", "1024"]
             if durability == "replicated":
                 extra += ["--durability", "replicated", "--repl-listen", f"{HA_IPS[0]}:7700"]
-            gw = Gateway(site_a, "afxdp", nsessions=4, cpu=GW_CPU, poll="spin",
+            gw = Gateway(site_a, "afxdp", nsessions=4, cpu=GW_CPU, poll=poll,
                          extra_args=extra)
             sb = None
             try:
@@ -106,14 +106,14 @@ def best(rows: list[dict[str, Any]], durability: str, kind: str) -> dict[str, An
 
 
 def render(rows: list[dict[str, Any]], kills: dict[str, Any], load: tuple[float, float],
-           cmd: str) -> str:
+           cmd: str, poll: str = "sleep") -> str:
     pn, pr = best(rows, "none", "ping-pong"), best(rows, "replicated", "ping-pong")
     bn, br = best(rows, "none", "batched"), best(rows, "replicated", "batched")
     lines = [
         "## Failover", "",
         f"`{cmd}` (traffic/xdpex_traffic/benchfailover.py), load average {load[0]:.1f} before, "
         f"{load[1]:.1f} after (other sessions share this 2-core machine). AF_XDP on the two "
-        "sites of `xdpex lab up --ha`; gateway on CPU 0 (--poll spin), xdpex-loadgen on CPU 1; "
+        f"sites of `xdpex lab up --ha`; gateway on CPU 0 (--poll {poll}), xdpex-loadgen on CPU 1; "
         "with `replicated` a standby on the other site (--poll sleep, unpinned) acknowledges "
         f"each batch before its answers leave. Best of {ROUNDS} alternating rounds.", "",
         "| durability | ping-pong RTT p50 (µs) | p99 (µs) | batched orders/s (x16) |",
@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench" / "failover.json")
     ap.add_argument("--doc", type=Path, default=None)
     ap.add_argument("--kills", type=int, default=int(os.environ.get("XDPEX_HA_KILLS", "20")))
+    ap.add_argument("--poll", choices=["spin", "busy", "sleep"], default="sleep",
+                    help="the primary's --poll (sleep; with spin, on 2 cores, the standby and "
+                         "the replication threads wait for a core)")
+    ap.add_argument("--no-kills", action="store_true", help="rates only, no kill series")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -170,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     lab = HaLab(f"bf{os.getpid() % 100000}")
     lab.up()
     try:
-        rows = measure(lab, log)
+        rows = measure(lab, log, args.poll)
     finally:
         lab.down()
+    if args.no_kills:
+        print(json.dumps(rows, indent=1))
+        return 0
     kills = kill_series(args.kills, log)
     load1 = _loadavg()
     out = {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -185,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {args.out}: takeover p50 {kills['takeover_p50_s']} s, max "
         f"{kills['takeover_max_s']} s, lost {kills['lost']}, duplicated {kills['duplicated']}")
     if args.doc:
-        update_doc(args.doc, render(rows, kills, (load0, load1), "make bench-failover"))
+        update_doc(args.doc, render(rows, kills, (load0, load1), "make bench-failover", args.poll))
         log(f"updated {args.doc}")
     return 0
 
