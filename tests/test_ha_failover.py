@@ -196,16 +196,26 @@ def test_kill9_of_the_primary_under_load(pair: tuple[Node, Node]) -> None:
     assert max(takeovers) < 5.0
 
 
+@pytest.mark.parametrize("mode", ["udp", "afxdp"])
 def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
-        dp_workdir: Path) -> None:
+        mode: str, dp_workdir: Path, request: pytest.FixtureRequest) -> None:
     need_root_and_binary()
     from xdpex.services import EtcdCluster, EtcdMember
 
     with etcd_netns(f"ha{os.getpid() % 10000}{secrets.token_hex(2)}") as (ns, host_ip, link):
         etcd = EtcdCluster([EtcdMember("m0", host=host_ip)]).start()
         cl = cluster_name()
-        a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns)
-        b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
+        if mode == "udp":
+            a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns)
+            b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
+        else:
+            from xdpex_traffic.lab import HA_IPS
+
+            site_a, site_b = request.getfixturevalue("ha_lab").sides
+            a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns, site=site_a,
+                     repl_ip=HA_IPS[0])
+            b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl, site=site_b,
+                     repl_ip=HA_IPS[1])
         fc = FollowingClient([a.endpoint, b.endpoint])
         try:
             a.start()
