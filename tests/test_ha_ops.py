@@ -107,3 +107,11 @@ def test_up_ha_status_failover_down() -> None:
         for p in _pids_of(state):
             os.kill(p, signal.SIGKILL)
         cleanup_dir(state)
+
+
+def test_run_ha_shows_a_failover_under_load() -> None:
+    r = xdpex("run", "--ha", "--ha-seconds", "4", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "every order answered across the failover" in r.stdout
+    assert re.search(r"node b now primary \(epoch \d+\)", r.stdout), r.stdout
+    assert re.search(r"lost 0; moved [1-9]", r.stdout), r.stdout

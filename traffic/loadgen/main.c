@@ -471,9 +471,11 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < cfg.nsess; i++) {
 		struct session *s = &cfg.sess[i];
 		int r = session_login(&cfg, s);
-		/* Several gateways: the first that answers leads (a standby says nothing). */
-		for (unsigned k = 1; k < cfg.nservers && r == -ETIMEDOUT; k++) {
-			s->srv = k;
+		/* Several gateways: the first that answers leads (a standby says nothing); round
+		 * after round for up to 6 s, as long as an election may take. */
+		for (unsigned k = 1; cfg.nservers > 1 && k < 20 * cfg.nservers && r == -ETIMEDOUT;
+		     k++) {
+			s->srv = k % cfg.nservers;
 			r = session_retarget(&cfg, s);
 			if (!r)
 				r = session_login(&cfg, s);

@@ -582,13 +582,21 @@ static void timers(struct config *cfg, struct stats *st, bool waiting, uint64_t 
 		struct session *s = (struct session *)&cfg->sess[i];
 		if (s->moving) {
 			/* No answer to the login (a standby says nothing): the next one. */
-			if (now - s->login_sent_ns > 250000000ull)
+			if (now > s->login_sent_ns && now - s->login_sent_ns > 250000000ull)
 				fail_over(cfg, st, s, now);
 			continue;
 		}
 		if (!s->logged_in)
 			continue;
-		if (cfg->nservers > 1 && now - s->last_recv_ns > (uint64_t)s->heartbeat_ms * 3000000ull) {
+		/* (last_recv_ns may be a little after `now`: taken later, in receive_all) */
+		if (cfg->nservers > 1 && now > s->last_recv_ns &&
+		    now - s->last_recv_ns > (uint64_t)s->heartbeat_ms * 3000000ull) {
+			/* Silent, or only not read yet (a burst kept this thread sending)? */
+			char b;
+			if (recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
+				s->last_recv_ns = now;
+				continue;
+			}
 			fail_over(cfg, st, s, now);
 			continue;
 		}

@@ -112,18 +112,19 @@ int session_send_login(struct session *s, uint64_t next_seq, uint64_t *ts_out)
 	return session_send_session_msg(s, &m, 0);
 }
 
-/* Logs in: up to 3 attempts of 2 s each. Returns 0, a negative errno, or the positive
- * LoginRejected reason. */
+/* Logs in: up to 3 attempts of 2 s each (with several --server addresses one of 300 ms: a
+ * standby does not answer, the caller tries the next). Returns 0, a negative errno, or the
+ * positive LoginRejected reason. */
 int session_login(const struct config *cfg, struct session *s)
 {
-	(void)cfg;
 	uint8_t buf[2048];
-	for (int attempt = 0; attempt < 3; attempt++) {
+	bool several = cfg->nservers > 1;
+	for (int attempt = 0; attempt < (several ? 1 : 3); attempt++) {
 		uint64_t ts;
 		int err = session_send_login(s, 0, &ts);
 		if (err)
 			return err;
-		uint64_t deadline = now_ns() + 2000000000ull;
+		uint64_t deadline = now_ns() + (several ? 300000000ull : 2000000000ull);
 		for (;;) {
 			uint64_t now = now_ns();
 			if (now >= deadline)
