@@ -251,8 +251,8 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
 
 
 def test_a_standby_killed_and_restarted_catches_up_with_the_same_hash(
-        pair: tuple[Node, Node]) -> None:
-    a, b = pair
+        udp_pair: tuple[Node, Node]) -> None:
+    a, b = udp_pair
     fc = FollowingClient([a.endpoint, b.endpoint])
     fc.start()
     try:
@@ -452,7 +452,7 @@ def test_the_load_generator_follows_a_kill_of_the_primary(udp_pair: tuple[Node, 
     assert proc.returncode == 0, err
     r = json.loads(out)
     assert b.role() == "primary"
-    assert r["failovers"] >= 1, r
+    assert 1 <= r["failovers"] <= 2, r  # one move per kill (a second if it hit the standby)
     assert r["sent"] > 4000 and r["answered"] == r["sent"] and r["lost"] == 0, r
     assert r["unmatched"] == 0, r
 

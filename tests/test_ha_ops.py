@@ -15,6 +15,7 @@ import time
 import httpx
 from control_support import cleanup_dir, free_tcp_port, free_udp_port, short_tmpdir
 from test_control_lifecycle import _logs, _pids_of, xdpex
+from xdpex_traffic.wire import ctl_request
 
 
 def two_free_tcp_ports() -> int:
@@ -31,8 +32,24 @@ def two_free_tcp_ports() -> int:
 
 
 def node_lines(state) -> dict[str, str]:
+    """`xdpex status`'s line per node."""
     st = xdpex("status", "--state-dir", str(state))
     return dict(re.findall(r"^  node (\w): (.*)$", st.stdout, re.M))
+
+
+def roles(state) -> dict[str, str]:
+    """Each node's role and, for a standby, its replication state, from its control socket
+    (cheaper to poll than `xdpex status`, which starts a Python each time)."""
+    out = {}
+    for n in ("a", "b"):
+        try:
+            ha = ctl_request(state / "run" / f"{n}.ctl.sock", {"cmd": "ha"}, 1.0)
+        except (OSError, ValueError):
+            out[n] = "down"
+            continue
+        f = (ha.get("queues") or [{}])[0].get("following") or {}
+        out[n] = f"{ha.get('role')} {f.get('state', '')}".strip()
+    return out
 
 
 def wait_for(pred, what: str, timeout: float = 30.0) -> None:
@@ -58,9 +75,8 @@ def test_up_ha_status_failover_down() -> None:
         token = (state / "operator.token").read_text().strip()
         h = {"Authorization": f"Bearer {token}"}
         base = f"http://127.0.0.1:{http}"
-        wait_for(lambda: any(v.startswith("primary") for v in node_lines(state).values()) and
-                 any("streaming" in v for v in node_lines(state).values()),
-                 f"a primary and a streaming standby: {node_lines(state)}")
+        wait_for(lambda: sorted(roles(state).values()) == ["primary", "standby streaming"],
+                 f"a primary and a streaming standby: {roles(state)}")
         nodes = node_lines(state)
         lead = next(n for n, v in nodes.items() if v.startswith("primary"))
         other = "b" if lead == "a" else "a"
@@ -83,10 +99,12 @@ def test_up_ha_status_failover_down() -> None:
                     errors="replace") and b"xdpexd" in open(f"/proc/{p}/cmdline", "rb").read()]
         assert len(pids) == 1
         os.kill(pids[0], signal.SIGKILL)
-        wait_for(lambda: node_lines(state).get(other, "").startswith("primary"),
-                 f"{other} took over: {node_lines(state)}")
-        wait_for(lambda: "streaming" in node_lines(state).get(lead, ""),
-                 f"{lead} rejoined as standby: {node_lines(state)}")
+        wait_for(lambda: roles(state)[other] == "primary", f"{other} took over: {roles(state)}")
+        wait_for(lambda: roles(state)[lead] == "standby streaming",
+                 f"{lead} rejoined as standby: {roles(state)}")
+        nodes = node_lines(state)
+        assert nodes[other].startswith("primary") and "standby " + lead in nodes[other], nodes
+        assert "following" in nodes[lead] and "(streaming)" in nodes[lead], nodes
 
         def api_on_new_leader() -> bool:
             try:
