@@ -179,7 +179,7 @@ class FollowingClient:
     counts once), with where and when it arrived."""
 
     def __init__(self, servers: list[tuple[tuple[str, int], str | None]], session_id: int = 2,
-                 *, rate: int = 500, batch: int = 4):
+                 *, rate: int = 500, batch: int = 4, crossing: bool = False):
         self.servers = servers
         self.at = 0
         self.session_id = session_id
@@ -191,6 +191,7 @@ class FollowingClient:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
             self.socks.append(sock)
         self.rate, self.batch = rate, batch
+        self.crossing = crossing  # every other order trades with the one before it
         self.next_seq = 1  # our next inbound seq
         self.sent: dict[int, c.Message] = {}  # inbound seq -> message
         self.applied_below = 1  # the gateway has applied every seq below this
@@ -292,7 +293,10 @@ class FollowingClient:
             k = self.next_cl
             self.next_cl += 1
             side = c.Side.BUY if k % 2 else c.Side.SELL
-            price = 100 + (k % 50) if side == c.Side.SELL else 50 - (k % 40)  # never crosses
+            if self.crossing:
+                price = 100
+            else:
+                price = 100 + (k % 50) if side == c.Side.SELL else 50 - (k % 40)  # never crosses
             out.append(c.NewOrder(side=side, ord_type=c.OrdType.LIMIT, tif=c.Tif.GTC,
                                   symbol_id=1, cl_ord_id=k, price=price, qty=1,
                                   client_ts=now_ns()))

@@ -196,16 +196,26 @@ def test_kill9_of_the_primary_under_load(pair: tuple[Node, Node]) -> None:
     assert max(takeovers) < 5.0
 
 
+@pytest.mark.parametrize("mode", ["udp", "afxdp"])
 def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
-        dp_workdir: Path) -> None:
+        mode: str, dp_workdir: Path, request: pytest.FixtureRequest) -> None:
     need_root_and_binary()
     from xdpex.services import EtcdCluster, EtcdMember
 
     with etcd_netns(f"ha{os.getpid() % 10000}{secrets.token_hex(2)}") as (ns, host_ip, link):
         etcd = EtcdCluster([EtcdMember("m0", host=host_ip)]).start()
         cl = cluster_name()
-        a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns)
-        b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
+        if mode == "udp":
+            a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns)
+            b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
+        else:
+            from xdpex_traffic.lab import HA_IPS
+
+            site_a, site_b = request.getfixturevalue("ha_lab").sides
+            a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns, site=site_a,
+                     repl_ip=HA_IPS[0])
+            b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl, site=site_b,
+                     repl_ip=HA_IPS[1])
         fc = FollowingClient([a.endpoint, b.endpoint])
         try:
             a.start()
@@ -241,8 +251,8 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
 
 
 def test_a_standby_killed_and_restarted_catches_up_with_the_same_hash(
-        pair: tuple[Node, Node]) -> None:
-    a, b = pair
+        udp_pair: tuple[Node, Node]) -> None:
+    a, b = udp_pair
     fc = FollowingClient([a.endpoint, b.endpoint])
     fc.start()
     try:
@@ -416,3 +426,144 @@ def test_example_trade_finds_the_primary_in_a_list_of_gateways(
     assert "[maker] logged in as session 5" in r.stdout
     assert a.d.ctl({"cmd": "stats"})["queues"][0]["applied"] > 0
     assert b.d.ctl({"cmd": "stats"})["queues"][0]["standby_dropped"] > 0
+
+
+def test_the_load_generator_follows_a_kill_of_the_primary(udp_pair: tuple[Node, Node]) -> None:
+    """build/traffic/xdpex-loadgen with both addresses (the standby first): it finds the
+    primary, and when that is killed mid-run moves to the new one; every order answered."""
+    import threading
+
+    from dataplane_support import SECRET
+
+    a, b = udp_pair
+    lg = REPO / "build" / "traffic" / "xdpex-loadgen"
+    gws = ",".join(f"{h}:{p}" for h, p in (b.server, a.server))
+    proc = subprocess.Popen([str(lg), "--server", gws, "--session", f"7:{SECRET.hex()}",
+                             "--rate", "2000", "--duration", "4", "--drain", "8", "--batch", "4",
+                             "--count", "1000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killer = threading.Timer(1.5, a.kill9)
+    killer.start()
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        killer.cancel()
+        proc.kill()
+    assert proc.returncode == 0, err
+    r = json.loads(out)
+    assert b.role() == "primary"
+    assert 1 <= r["failovers"] <= 2, r  # one move per kill (a second if it hit the standby)
+    assert r["sent"] > 4000 and r["answered"] == r["sent"] and r["lost"] == 0, r
+    assert r["unmatched"] == 0, r
+
+
+def test_persister_and_publisher_follow_the_leader(udp_pair: tuple[Node, Node], svc_pg: Any,
+                                                   svc_redis: Any, dp_workdir: Path) -> None:
+    """A real `python -m xdpex.persister` (PostgreSQL, and the Redis publisher in the same
+    process) with XDPEX_HA_NODES: through a kill of the primary and a rejoin, it moves to the
+    new leader's journal at the same record; afterwards the database and the Redis streams equal
+    that journal, nothing missing, nothing doubled."""
+    import redis
+    from control_support import Database
+    from sqlalchemy import func, select
+    from test_control_persist import digest, reference
+    from xdpex.db import make_engine
+    from xdpex.models import Execution, Order, PersisterPosition
+
+    a, b = udp_pair
+    db = Database("postgres", dp_workdir, svc_pg.url)
+    prefix = f"ha{secrets.token_hex(4)}"
+    env = dict(agent_env(), XDPEX_DATABASE_URL=db.url, XDPEX_DB_SCHEMA=db.schema,
+               XDPEX_JOURNAL_DIR=str(a.d.journal), XDPEX_STATE_DIR=str(dp_workdir),
+               XDPEX_REDIS_URL=svc_redis.url, XDPEX_REDIS_STREAM_PREFIX=prefix,
+               XDPEX_PERSIST_BATCH="200",
+               XDPEX_HA_NODES=f"{a.d.journal}={a.d.ctl_path},{b.d.journal}={b.d.ctl_path}")
+    plog = dp_workdir / "persister.log"
+    with open(plog, "wb") as out:
+        per = subprocess.Popen([sys.executable, "-m", "xdpex.persister"], env=env, stdout=out,
+                               stderr=subprocess.STDOUT)
+    engine = make_engine(db.url, db.schema)
+    fc = FollowingClient([a.endpoint, b.endpoint], crossing=True)
+
+    def position() -> int:
+        try:
+            with engine.connect() as cx:
+                return int(cx.scalar(select(func.max(PersisterPosition.journal_seq))) or 0)
+        except Exception:  # noqa: BLE001 - the tables may not exist yet
+            return 0
+
+    try:
+        fc.start()
+        wait_until(lambda: position() > 100, "the persister under way", 30)
+        kill_and_take_over(fc, a, b)
+        n = fc.answered_count()
+        wait_until(lambda: fc.answered_count() > n + 300, "orders on the new primary")
+        check_exactly_once(fc, b)
+        end = b.ha()["queues"][0]["journal_seq"]
+        wait_until(lambda: position() == end, f"the persister at the journal's end {end}", 30)
+        assert "following the leader's journal" in plog.read_text()
+        orders, rejected, execs = reference(b.d.journal)
+        assert len(orders) > 500 and len(execs) > 200
+        with engine.connect() as cx:
+            rows = cx.execute(select(Order.queue, Order.order_id, Order.status, Order.filled,
+                                     Order.leaves, Order.price, Order.qty)).all()
+            ex = cx.execute(select(Execution.queue, Execution.exec_id, Execution.order_id,
+                                   Execution.price, Execution.qty, Execution.leaves)).all()
+        db_orders = {(r[0], r[1]): [r[2], r[3], r[4], r[5], r[6]] for r in rows}
+        assert len(rows) == len(orders) and len(ex) == len(execs)
+        assert digest(db_orders.items()) == digest(orders.items())
+        assert digest(tuple(e) for e in ex) == digest(execs)
+        r = redis.Redis.from_url(svc_redis.url)
+
+        def streamed() -> list[tuple[int, ...]]:
+            return sorted((0, int(f[b"exec_id"]), int(f[b"order_id"]), int(f[b"price"]),
+                           int(f[b"qty"]), int(f[b"leaves"]))
+                          for _, f in r.xrange(f"{prefix}:q0:executions"))
+
+        wait_until(lambda: len(streamed()) >= len(execs), "every execution in Redis", 30)
+        assert streamed() == execs
+    finally:
+        fc.stop_ev.set()
+        per.terminate()
+        per.wait(10)
+        engine.dispose()
+        db.drop()
+
+
+def test_a_corrupted_record_on_a_standby_is_detected(udp_pair: tuple[Node, Node]) -> None:
+    """One byte of a record in the middle of the standby's journal flipped while it was down:
+    it refuses to start and names the record's file and offset; with its journal removed it
+    catches up from the primary to the same state hash."""
+    import shutil
+    import struct
+
+    a, b = udp_pair
+    fc = FollowingClient([a.endpoint, b.endpoint])
+    fc.start()
+    try:
+        wait_until(lambda: fc.answered_count() > 300, "orders flowing")
+        wait_until(lambda: streaming(b), "b caught up")
+        b.kill9()
+        seg = sorted((b.d.journal / "q0").glob("*.xjl"))[0]
+        data = bytearray(seg.read_bytes())
+        off, k = 32, 0
+        while True:
+            ln, _, seq, typ = struct.unpack_from("<IIQB", data, off)
+            assert ln, "no inbound record found"
+            if typ == 1 and (k := k + 1) == 50:
+                data[off + 40 + 20] ^= 0x01  # a NewOrder's price byte; the CRC no longer fits
+                break
+            off += ln
+        seg.write_bytes(bytes(data))
+        with pytest.raises(AssertionError, match="exited with"):
+            b.d.start()
+        log = b.d.run_log()
+        assert "CRC" in log and seg.name in log, log
+        shutil.rmtree(b.d.journal)
+        b.restart_as_standby()
+        wait_until(lambda: streaming(b), "b caught up again from record 1")
+        fc.quiesce()
+        wait_until(lambda: a.d.state_hash() == b.d.state_hash(), "the same state hash")
+        check_exactly_once(fc, a)
+    finally:
+        fc.stop_ev.set()

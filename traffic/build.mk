@@ -59,3 +59,18 @@ $(BUILD)/base/%/build/dataplane/xdpexd:
 	$(Q)git -C $(TOP) archive $* | tar -x -C $(BUILD)/base/$*
 	@echo "  BASE    xdpexd as of $* in $(BUILD)/base/$*"
 	$(Q)$(MAKE) -C $(BUILD)/base/$* dataplane-build
+
+# High availability (docs/ha.md). `make soak-ha`: 20 kills -9 of the primary under client load,
+# alternating between the two hosts, in kernel-UDP and AF_XDP mode (the short series of 3 is in
+# `make test`). `make bench-failover`: replicated against none (ping-pong RTT, batched rate) and
+# a kill series' takeover times, into build/bench/failover.json and docs/BENCHMARKS.md.
+HA_KILLS ?= 20
+BENCH_TARGETS += bench-failover
+.PHONY: soak-ha bench-failover
+soak-ha: build
+	$(Q)cd $(TOP) && XDPEX_HA_KILLS=$(HA_KILLS) $(VENV)/bin/pytest -x -q -s \
+		tests/test_ha_failover.py -k kill9
+
+bench-failover: build
+	$(Q)cd $(TOP) && XDPEX_HA_KILLS=$(HA_KILLS) $(PY) -m xdpex_traffic.benchfailover \
+		--out $(BUILD)/bench/failover.json --doc $(TOP)/docs/BENCHMARKS.md

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
 
     # persister / publisher
     redis_url: str = ""  # empty = no Redis publisher
+    # high availability: "JOURNAL_DIR=CTL_SOCKET,..." of a gateway pair; the persister and the
+    # publisher then follow the leader's journal (xdpex.hafollow)
+    ha_nodes: str = ""
     redis_stream_prefix: str = "xdpex"
     persist_batch: int = 5000
     persist_poll_s: float = 0.05

@@ -390,4 +390,17 @@ class ConfigService:
                 "queues",
                 "engine",
             )
-        } | {"state_hash": h.get("state_hash")}
+        } | {"state_hash": h.get("state_hash"), "ha": self._ha()}
+
+    def _ha(self) -> dict[str, Any] | None:
+        """Role, epoch, lease, standbys and replication lag (records, bytes, microseconds) or
+        what a standby follows (docs/ha.md); None when the dataplane does not say."""
+        try:
+            ha = self.ctl.request("ha")
+        except ServiceError:
+            return None
+        ha.pop("ok", None)
+        keep = ("queue", "role", "epoch", "journal_seq", "acked_seq", "held_datagrams",
+                "draining", "standbys", "following")
+        ha["queues"] = [{k: q[k] for k in keep if k in q} for q in ha.get("queues", [])]
+        return ha

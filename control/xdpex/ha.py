@@ -66,6 +66,7 @@ class Agent:
         self.node_lease = 0
         self.node_renewed = 0.0
         self.node_published: dict[str, Any] = {}
+        self.node_put = 0.0
         self.lease = 0  # the leader lease, while this node leads
         self.lease_ttl = ttl
         self.last_renew = 0.0
@@ -103,9 +104,13 @@ class Agent:
                 "repl": self.repl, "gateway": self.gateway,
                 "diverged": any(q.get("following", {}).get("state") == "diverged"
                                 for q in ha.get("queues", []))}
-        if info != self.node_published:
+        # A new seq alone is published at most every 0.5 s (each put is an fsync in etcd);
+        # anything else at once.
+        same_but_seq = {**info, "seq": self.node_published.get("seq")} == self.node_published
+        if info != self.node_published and (not same_but_seq or now - self.node_put >= 0.5):
             self.etcd.put(self.nodes_prefix + self.name, json.dumps(info), self.node_lease)
             self.node_published = info
+            self.node_put = now
 
     def others(self) -> list[dict[str, Any]]:
         return [kv.json() for kv in self.etcd.get_prefix(self.nodes_prefix)
