@@ -1,0 +1,508 @@
+"""`make soak`: the reliability scenarios of docs/RELIABILITY.md, each with its pass criterion.
+
+Every scenario runs the real xdpexd in the veth lab (AF_XDP or kernel-UDP mode) with the real
+load generator (traffic/loadgen, which logs in, resends on SequenceGap and asks for
+retransmission of lost answers) and returns one `Row`: scenario, mode, orders, answered, lost,
+duplicates (orders applied twice, answers delivered twice), faults_injected, ok, and every check
+by name with what it compared. The wire faults come from the lab's injector (xdpex_traffic.faults);
+the gateway's own counters, the journal and the injector's counters are checked against each
+other exactly:
+
+- loss: random loss both ways; every order answered exactly once, the journal holds each client
+  sequence of each session once and in order, the datagrams the gateway counted are the ones the
+  injector let through, gaps and duplicates only where the injector caused them;
+- dup: random duplication with bursts of copies, then every client datagram of the run captured
+  (tcpdump) and replayed as frames after the sessions logged out: nothing applied twice, the
+  gateway's duplicate counter equals the messages in the injected copies, the replay changes no
+  state (same state hash) and every replayed login is refused;
+- reorder: datagrams held back by the relay; per-session order as sent.
+
+`python -m xdpex_traffic.soak --scale short|full [--only NAME] [--modes afxdp,udp] --out FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xdpex_proto.codec import MsgType
+from xdpex_proto.journal import (
+    JournalReader,
+    RecType,
+    SessKind,
+    decode_session_event,
+    queue_dirs,
+)
+
+from xdpex_traffic import pcap
+from xdpex_traffic.faults import FaultSpec, Injector
+from xdpex_traffic.lab import Lab, build_dir, socket_in
+from xdpex_traffic.wire import Gateway, run_loadgen
+
+MAX_MSGS = 22  # XE_MAX_MSGS
+# answers that may reach the generator after it stopped reading, beyond held ones and copies
+# (a retransmission or SequenceGap in flight at its end)
+LATE_SLACK = 16
+CAPTURE_RATE = 8000  # orders/s while tcpdump records the run (it drops frames beyond that here)
+
+# Orders per scenario and mode; `short` is what `make test` runs.
+SCALES: dict[str, dict[str, int]] = {
+    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000},
+    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000},
+}
+
+
+@dataclass
+class Row:
+    scenario: str
+    mode: str
+    orders: int = 0
+    answered: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    faults_injected: int = 0
+    ok: bool = False
+    seconds: float = 0.0
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, name: str, passed: bool, **what: Any) -> bool:
+        self.checks[name] = {"ok": bool(passed), **what}
+        return bool(passed)
+
+    def eq(self, name: str, got: Any, want: Any) -> bool:
+        return self.check(name, got == want, got=got, want=want)
+
+    def failed(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.checks.items() if not v["ok"]}
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("scenario", "mode", "orders", "answered", "lost", "duplicates", "faults_injected")
+        return {k: getattr(self, k) for k in keys} | {"ok": self.ok}
+
+
+# -- what the journal says ----------------------------------------------------------------------
+
+
+def journal_inbound(journal_dir: Path) -> dict[int, list[tuple[int, int]]]:
+    """{session: [(first client sequence, count), ...]} of every inbound record journaled while
+    its session was logged in, in journal order (per queue; a session lives on one queue). The
+    gateway also journals what it refuses from a session that is not logged in (so a replay
+    answers the same); those records are not orders and are left out."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    logged_in: dict[int, bool] = {}
+    for qdir in queue_dirs(journal_dir).values():
+        r = JournalReader(qdir, stall_s=0.2)
+        try:
+            idle = 0
+            while idle < 3:
+                recs = r.poll()
+                idle = 0 if recs else idle + 1
+                for rec in recs:
+                    if rec.type == RecType.SESSION:
+                        ev = decode_session_event(rec.payload)
+                        logged_in[rec.session_id] = ev is not None and ev.kind == SessKind.LOGIN
+                    elif rec.type == RecType.IN and logged_in.get(rec.session_id):
+                        out.setdefault(rec.session_id, []).append((rec.msg_seq, rec.count))
+                if not recs:
+                    time.sleep(0.1)
+        finally:
+            r.close()
+    return out
+
+
+def check_journal_order(row: Row, inbound: dict[int, list[tuple[int, int]]], orders: int) -> None:
+    """Each session's client sequences journaled once each, 1, 2, ... in the order sent."""
+    doubled = out_of_order = total = 0
+    for recs in inbound.values():
+        expect = 1
+        for first, count in recs:
+            if first < expect:
+                doubled += min(count, expect - first)
+            elif first > expect:
+                out_of_order += 1
+            expect = max(expect, first + count)
+            total += count
+    row.duplicates += doubled
+    row.eq("journal: no client sequence applied twice", doubled, 0)
+    row.eq("journal: per-session order as sent", out_of_order, 0)
+    row.eq("journal: inbound messages", total - doubled, orders)
+
+
+# -- the wire scenarios ---------------------------------------------------------------------------
+
+
+def _loadgen_args(count: int, seed: int, rate: int = 0) -> list[str]:
+    pace = ["--rate", str(rate)] if rate else ["--window", "256"]
+    return [
+        "--count",
+        str(count),
+        "--batch",
+        "4",
+        *pace,
+        "--seed",
+        str(seed),
+        "--duration",
+        str(max(30, 2 * count // (rate or 2000))),
+        "--drain",
+        "10",
+    ]
+
+
+def _counters_agree(row: Row, st: dict[str, Any], r: dict[str, Any], c: dict[str, Any]) -> None:
+    """The gateway's and the generator's datagram counts are what the injector let through."""
+    q = st["queues"]
+    i, o = c["in"], c["out"]
+    row.eq(
+        "injector: every held datagram released",
+        (i["released"], o["released"]),
+        (i["held"], o["held"]),
+    )
+    row.eq("injector: no clone or redirect refused", i["errors"] + o["errors"], 0)
+    arrived_in = i["seen"] - i["dropped"] + i["copies"] + i["session"]
+    row.eq(
+        "gateway rx datagrams = injector's in, less drops, plus copies",
+        sum(x["rx_datagrams"] for x in q),
+        arrived_in,
+    )
+    row.eq(
+        "gateway tx datagrams = injector's out seen",
+        sum(x["tx_datagrams"] for x in q),
+        o["seen"] + o["session"],
+    )
+    # (the generator counts from its first order on: each session's LoginAccepted before and
+    # its logout answer after are not in its count)
+    # its logout answer after are not in its count; nor what came after it stopped reading:
+    # held answers released, or copies, late)
+    got = r["rx_datagrams"]["socket"] + r["rx_datagrams"]["xsk"] + 2 * r["sessions"]
+    want = o["seen"] - o["dropped"] + o["copies"] + o["session"]
+    row.check(
+        "generator rx datagrams = injector's out, less drops, plus copies (late ones aside)",
+        0 <= want - got <= o["held"] + o["copies"] + LATE_SLACK,
+        got=got,
+        want=want,
+        late_at_most=o["held"] + o["copies"] + LATE_SLACK,
+    )
+    row.eq(
+        "every message the generator sent (orders and resends) passed the injector",
+        r["sent"] + r["recovery"]["resent"],
+        i["msgs"],
+    )
+    row.eq(
+        "gateway SequenceGaps = the generator's",
+        sum(x["gaps"] for x in q),
+        r["recovery"]["seq_gaps"],
+    )
+    # Every application message that reached the gateway was applied, skipped as a duplicate or
+    # refused with its datagram as beyond a gap (SequenceGap): the last share, from the counts.
+    applied = sum(x["applied"] for x in q)
+    dups = sum(x["duplicates"] for x in q)
+    gaps = sum(x["gaps"] for x in q)
+    beyond_gap = i["msgs"] - i["drop_msgs"] + i["copy_msgs"] - applied - dups
+    row.detail["gateway"] = {
+        "applied": applied,
+        "duplicates": dups,
+        "gaps": gaps,
+        "beyond_gap_msgs": beyond_gap,
+        "retransmitted": sum(x["retransmitted"] for x in q),
+    }
+    row.check(
+        "gateway: messages beyond a gap fit its SequenceGap count",
+        0 <= beyond_gap <= MAX_MSGS * gaps and (beyond_gap > 0) == (gaps > 0),
+        beyond_gap_msgs=beyond_gap,
+        gaps=gaps,
+    )
+    row.check(
+        "gateway: duplicates at least the injected copies' messages",
+        dups >= i["copy_msgs"] - beyond_gap,
+        duplicates=dups,
+        copy_msgs=i["copy_msgs"],
+    )
+
+
+def _answered_once(row: Row, r: dict[str, Any], st: dict[str, Any], count: int) -> None:
+    row.orders, row.answered = r["sent"], r["answered"]
+    row.lost = count - r["answered"]
+    row.duplicates += r["unmatched"]
+    row.eq("generator: sent", r["sent"], count)
+    row.eq("generator: every order answered", r["answered"], count)
+    row.eq("generator: no answer without an order, none twice", r["unmatched"], 0)
+    rec = r["recovery"]
+    row.eq("generator: nothing unrecoverable", (rec["unrecoverable"], rec["out_lost"]), (0, 0))
+    row.eq("generator: no bad datagrams", r["bad_datagrams"], 0)
+    row.eq("gateway: every order applied once", sum(x["applied"] for x in st["queues"]), count)
+
+
+def wire_run(
+    name: str,
+    lab: Lab,
+    mode: str,
+    spec: FaultSpec,
+    count: int,
+    extra: Callable[[Row, Gateway, dict[str, Any], dict[str, Any]], None] | None = None,
+    capture: Path | None = None,
+    rate: int = 0,
+) -> Row:
+    row = Row(name, mode)
+    t0 = time.monotonic()
+    inj = Injector(lab)
+    stop = threading.Event()
+    try:
+        inj.apply(spec)
+        with Gateway(lab, mode, nsessions=4) as gw:
+            cap_thread, captured = None, []
+            if capture is not None:
+                ready = threading.Event()
+                cap_thread = threading.Thread(
+                    target=lambda: captured.append(
+                        pcap.capture(
+                            capture,
+                            lab.tg_ns,
+                            lab.tg_if,
+                            count=10**7,
+                            seconds=3600,
+                            ready=ready.set,
+                            stop=stop,
+                        )
+                    ),
+                    daemon=True,
+                )
+                cap_thread.start()
+                if not ready.wait(20):
+                    raise RuntimeError("tcpdump did not start")
+            r = run_loadgen(
+                lab,
+                gw,
+                gw.sessions,
+                _loadgen_args(count, spec.seed, rate),
+                timeout=max(120, count / 1000),
+            )
+            stop.set()
+            if cap_thread is not None:
+                cap_thread.join(30)
+                row.check(
+                    "capture complete",
+                    bool(captured) and captured[0].dropped == 0,
+                    captured=[asdict(x) for x in captured],
+                )
+            c = inj.settle()
+            st = gw.stats()
+            row.detail["injector"] = c
+            row.detail["generator"] = {k: r[k] for k in ("recovery", "duplicates", "rtt_us")}
+            row.faults_injected = sum(c[d][k] for d in c for k in ("dropped", "copies", "held"))
+            _answered_once(row, r, st, count)
+            _counters_agree(row, st, r, c)
+            check_journal_order(row, journal_inbound(gw.workdir / "journal"), count)
+            if extra is not None:
+                extra(row, gw, r, c)
+    except Exception as e:  # a scenario that breaks is a failed row, with the reason
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        stop.set()
+        inj.remove()
+    row.seconds = round(time.monotonic() - t0, 1)
+    row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
+def scenario_loss(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    def extra(row: Row, gw: Gateway, r: dict[str, Any], c: dict[str, Any]) -> None:
+        g, rec = row.detail["gateway"], r["recovery"]
+        row.check(
+            "loss in: SequenceGap and resend",
+            g["gaps"] > 0 and rec["resent"] > 0,
+            gaps=g["gaps"],
+            resent=rec["resent"],
+            dropped=c["in"]["dropped"],
+        )
+        row.check(
+            "loss out: retransmission asked and served",
+            rec["rtx_requests"] > 0 and g["retransmitted"] > 0,
+            rtx_requests=rec["rtx_requests"],
+            retransmitted=g["retransmitted"],
+        )
+
+    return wire_run("loss", lab, mode, FaultSpec(loss=0.10, seed=seed), count, extra)
+
+
+def scenario_reorder(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    return wire_run("reorder", lab, mode, FaultSpec(reorder=0.02, depth=4, seed=seed), count)
+
+
+# -- duplication and pcap replay ------------------------------------------------------------------
+
+
+def read_pcap(path: Path) -> list[bytes]:
+    """The frames of a classic pcap file (tcpdump -w), in order."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        raise ValueError(f"{path}: not a pcap file ({len(data)} bytes)")
+    magic = struct.unpack_from("<I", data)[0]
+    end = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    if struct.unpack_from(end + "I", data)[0] not in (0xA1B2C3D4, 0xA1B23C4D):
+        raise ValueError(f"{path}: not a pcap file (magic {magic:#x})")
+    frames, pos = [], 24
+    while pos + 16 <= len(data):
+        incl = struct.unpack_from(end + "IIII", data, pos)[2]
+        frames.append(data[pos + 16 : pos + 16 + incl])
+        pos += 16 + incl
+    return frames
+
+
+def to_gateway(frame: bytes, port: int = 9000) -> tuple[int, int] | None:
+    """(seq, count) of an xdpex datagram to the gateway in an Ethernet frame, else None."""
+    if len(frame) < 14 + 20 + 8 + 24 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return None
+    if int.from_bytes(frame[36:38], "big") != port:
+        return None
+    _, _, _, _, seq, count = struct.unpack_from("<HBBIQH", frame, 42)
+    return seq, count
+
+
+def replay(lab: Lab, frames: list[bytes]) -> None:
+    s = socket_in(lab.tg_ns, socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        s.bind((lab.tg_if, 0))
+        for f in frames:
+            s.send(f)
+    finally:
+        s.close()
+
+
+def scenario_dup(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    cap = Path(f"/tmp/xdpex-soak-{lab.prefix}-{mode}.pcap")
+
+    def extra(row: Row, gw: Gateway, r: dict[str, Any], c: dict[str, Any]) -> None:
+        g = row.detail["gateway"]
+        # No loss, so no gap and no retransmission; duplicates are the copies, and resends the
+        # generator made when an answer was slow (it counts them).
+        row.eq(
+            "gateway duplicates = messages in the injected copies and in resends",
+            g["duplicates"],
+            c["in"]["copy_msgs"] + r["recovery"]["resent"],
+        )
+        row.eq(
+            "generator duplicates = messages in the injected copies",
+            r["duplicates"],
+            c["out"]["copy_msgs"],
+        )
+        row.eq("no gap, no retransmission", (g["gaps"], g["retransmitted"]), (0, 0))
+        # Replay of the whole capture (logins, orders, heartbeats, logouts) after logout.
+        frames = read_pcap(cap)
+        mine = [(f, h) for f in frames if (h := to_gateway(f)) is not None]
+        app_msgs = sum(n for _, (seq, n) in mine if seq != 0)
+        session = [f[66 + i * 64] for f, (seq, n) in mine if seq == 0 for i in range(n)]
+        logins = sum(1 for t in session if t == MsgType.LOGIN)
+        row.detail["replay"] = {"frames": len(mine), "app_msgs": app_msgs}
+        row.check("capture holds the run", app_msgs >= count, app_msgs=app_msgs, orders=count)
+        Injector(lab).remove()  # the replay goes through as captured
+        before, h0 = gw.stats(), gw.ctl({"cmd": "hash"})["state_hash"]
+        replay(lab, [f for f, _ in mine])
+        q = before["queues"]
+        want_rx = sum(x["rx_datagrams"] for x in q) + len(mine)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            after = gw.stats()
+            if sum(x["rx_datagrams"] for x in after["queues"]) >= want_rx:
+                break
+            time.sleep(0.1)
+        a = after["queues"]
+
+        def delta(k: str) -> int:
+            return sum(x[k] for x in a) - sum(x[k] for x in q)
+
+        row.eq("replay: every frame reached the gateway", delta("rx_datagrams"), len(mine))
+        row.eq("replay: nothing applied", delta("applied"), 0)
+        row.eq("replay: same state hash", gw.ctl({"cmd": "hash"})["state_hash"], h0)
+        row.eq("replay: no login accepted", delta("logins"), 0)
+        row.detail["replay"] |= {
+            k: delta(k) for k in ("not_logged_in", "login_rejects", "duplicates", "gaps")
+        }
+        # Every replayed login refused (a replayed proof); every other message counted once
+        # as arriving for a session that is not logged in.
+        row.eq("replay: each replayed login refused", delta("login_rejects"), logins)
+        row.eq(
+            "replay: each other replayed message counted as not logged in",
+            delta("not_logged_in"),
+            app_msgs + len(session) - logins,
+        )
+        cap.unlink(missing_ok=True)
+
+    return wire_run(
+        "dup",
+        lab,
+        mode,
+        FaultSpec(dup=0.05, burst=3, seed=seed),
+        count,
+        extra,
+        capture=cap,
+        rate=CAPTURE_RATE,
+    )
+
+
+SCENARIOS: dict[str, Callable[[Lab, str, int, int], Row]] = {
+    "loss": scenario_loss,
+    "dup": scenario_dup,
+    "reorder": scenario_reorder,
+}
+
+
+def run_all(scale: str, only: list[str], modes: list[str], seed: int, prefix: str) -> list[Row]:
+    rows: list[Row] = []
+    lab = Lab(prefix)
+    lab.up()
+    try:
+        for name, fn in SCENARIOS.items():
+            if only and name not in only:
+                continue
+            for mode in modes:
+                row = fn(lab, mode, SCALES[scale][name], seed)
+                print(
+                    json.dumps(row.summary() | {"seconds": row.seconds, "failed": row.failed()}),
+                    flush=True,
+                )
+                rows.append(row)
+    finally:
+        lab.down()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="xdpex-soak", description=__doc__.splitlines()[0])
+    p.add_argument("--scale", choices=sorted(SCALES), default="full")
+    p.add_argument("--only", default="", help="comma-separated scenarios (default all)")
+    p.add_argument("--modes", default="afxdp,udp")
+    p.add_argument("--seed", type=int, default=20261203)
+    p.add_argument("--prefix", default=f"soak{os.getpid() % 100000}")
+    p.add_argument("--out", type=Path, default=build_dir() / "soak" / "summary.json")
+    a = p.parse_args(argv)
+    only = [s for s in a.only.split(",") if s]
+    bad = [s for s in only if s not in SCENARIOS]
+    if bad:
+        p.error(f"unknown scenario {', '.join(bad)}; known: {', '.join(SCENARIOS)}")
+    t0 = time.monotonic()
+    rows = run_all(a.scale, only, a.modes.split(","), a.seed, a.prefix)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps([r.summary() for r in rows], indent=1) + "\n")
+    detail = a.out.with_name(a.out.stem + "-detail.json")
+    detail.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    print(
+        f"soak: {sum(r.ok for r in rows)} of {len(rows)} rows ok in "
+        f"{time.monotonic() - t0:.0f} s; {a.out}",
+        file=sys.stderr,
+    )
+    return 0 if rows and all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
