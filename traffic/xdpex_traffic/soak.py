@@ -243,6 +243,21 @@ def _answered_once(row: Row, r: dict[str, Any], st: dict[str, Any], count: int) 
     row.eq("gateway: every order applied once", sum(x["applied"] for x in st["queues"]), count)
 
 
+def quiesce(gw: Gateway, inj: Injector, timeout: float = 15.0) -> tuple[dict[str, Any], Any]:
+    """The injector's counters and the gateway's stats once neither moves any more (held
+    datagrams released, the answers to them sent) for 0.3 s."""
+    deadline = time.monotonic() + timeout
+    last: tuple[Any, ...] | None = None
+    while True:
+        c = inj.settle(timeout)
+        st = gw.stats()
+        now = (c, [(q["rx_datagrams"], q["tx_datagrams"]) for q in st["queues"]])
+        if now == last or time.monotonic() > deadline:
+            return c, st
+        last = now
+        time.sleep(0.3)
+
+
 def wire_run(
     name: str,
     lab: Lab,
@@ -295,8 +310,7 @@ def wire_run(
                     bool(captured) and captured[0].dropped == 0,
                     captured=[asdict(x) for x in captured],
                 )
-            c = inj.settle()
-            st = gw.stats()
+            c, st = quiesce(gw, inj)
             row.detail["injector"] = c
             row.detail["generator"] = {k: r[k] for k in ("recovery", "duplicates", "rtt_us")}
             row.faults_injected = sum(c[d][k] for d in c for k in ("dropped", "copies", "held"))
