@@ -25,9 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import re
+import shutil
+import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -57,8 +62,9 @@ CAPTURE_RATE = 8000  # orders/s while tcpdump records the run (it drops frames b
 
 # Orders per scenario and mode; `short` is what `make test` runs.
 SCALES: dict[str, dict[str, int]] = {
-    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000},
-    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000},
+    # (kill: the number of kill points)
+    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000, "kill": 4},
+    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000, "kill": 100},
 }
 
 
@@ -383,11 +389,21 @@ def to_gateway(frame: bytes, port: int = 9000) -> tuple[int, int] | None:
     return seq, count
 
 
-def replay(lab: Lab, frames: list[bytes]) -> None:
+def replay(lab: Lab, frames: list[bytes], received: Callable[[], int], window: int = 512) -> None:
+    """Sends `frames` as they are on the traffic side's interface, at most `window` ahead of what
+    the gateway says it `received` (the capture is replayed as fast as it is taken in, not
+    faster: a ring overrun would be the replay's loss, not the gateway's)."""
     s = socket_in(lab.tg_ns, socket.AF_PACKET, socket.SOCK_RAW)
     try:
         s.bind((lab.tg_if, 0))
-        for f in frames:
+        base = received()
+        for k, f in enumerate(frames):
+            if k % 64 == 0:
+                deadline = time.monotonic() + 10
+                while received() - base < k - window:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"replay: the gateway took no frames after {k}")
+                    time.sleep(0.002)
             s.send(f)
     finally:
         s.close()
@@ -421,8 +437,12 @@ def scenario_dup(lab: Lab, mode: str, count: int, seed: int) -> Row:
         row.check("capture holds the run", app_msgs >= count, app_msgs=app_msgs, orders=count)
         Injector(lab).remove()  # the replay goes through as captured
         before, h0 = gw.stats(), gw.ctl({"cmd": "hash"})["state_hash"]
-        replay(lab, [f for f, _ in mine])
         q = before["queues"]
+
+        def received() -> int:
+            return sum(x["rx_datagrams"] for x in gw.stats()["queues"])
+
+        replay(lab, [f for f, _ in mine], received)
         want_rx = sum(x["rx_datagrams"] for x in q) + len(mine)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -464,10 +484,145 @@ def scenario_dup(lab: Lab, mode: str, count: int, seed: int) -> Row:
     )
 
 
+# -- kill -9 at random points --------------------------------------------------------------------
+
+
+def kill9(gw: Gateway) -> None:
+    assert gw.proc is not None
+    os.killpg(gw.proc.pid, signal.SIGKILL)
+    gw.proc.wait()
+    gw.proc = None
+
+
+def session_next_in(gw: Gateway) -> dict[int, int]:
+    return {s["id"]: s["next_in"] for s in gw.ctl({"cmd": "sessions"})["sessions"]}
+
+
+def recovered_hashes(gw: Gateway) -> list[str]:
+    """The state hash of each queue as recovery logged it at the last start (before any new
+    traffic was applied)."""
+    return re.findall(r"recovered q\d+: state_hash=(0x[0-9a-f]+)", gw.log_path.read_text())
+
+
+def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
+    """xdpexd killed with SIGKILL at `kills` random moments of a load (2 % loss both ways, so
+    resends and retransmissions are going on; 1 MiB journal segments, so rotations are), each
+    time restarted at once on the same journal while the generator carries on. Each crashed
+    journal is kept: replayed afterwards by a fresh xdpexd it must give the state hash the
+    restart reported, and the sessions' next inbound sequence must be one past what the journal
+    holds. At the end every order was answered exactly once and the journal holds each client
+    sequence once, in order."""
+    row = Row("kill", mode)
+    t0 = time.monotonic()
+    rnd = random.Random(seed)
+    per_kill = 1500  # orders between kills, on average
+    count = max(5000, kills * per_kill)
+    rate = 6000
+    inj = Injector(lab)
+    snaps = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-kill-{mode}-"))
+    gw = Gateway(lab, mode, nsessions=4, extra_args=["--segment-mb", "1"])
+    points: list[dict[str, Any]] = []
+    res: dict[str, Any] = {}
+    try:
+        inj.apply(FaultSpec(loss=0.02, seed=seed))
+        gw.start()
+        args = _loadgen_args(count, seed, rate)
+        args[args.index("--drain") + 1] = "20"
+
+        def load() -> None:
+            try:
+                res["r"] = run_loadgen(lab, gw, gw.sessions, args, timeout=count / rate * 3 + 120)
+            except Exception as e:  # reported as a failed check below
+                res["error"] = f"{type(e).__name__}: {e}"
+
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        span = count / rate
+        times = sorted(rnd.uniform(0.2, span * 0.9) for _ in range(kills))
+        start = time.monotonic()
+        for k, at in enumerate(times):
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            kill9(gw)
+            snap = snaps / f"k{k:03d}"
+            shutil.copytree(gw.workdir / "journal", snap / "journal")
+            t1 = time.monotonic()
+            gw.start()
+            points.append(
+                {
+                    "at_s": round(at, 3),
+                    "restart_s": round(time.monotonic() - t1, 3),
+                    "hash": recovered_hashes(gw),
+                    "snap": str(snap),
+                }
+            )
+        t.join(count / rate * 3 + 150)
+        row.check("generator finished", "r" in res, error=res.get("error"))
+        if "r" not in res:
+            return row
+        r = res["r"]
+        c, st = quiesce(gw, inj)
+        row.detail["injector"] = c
+        row.faults_injected = len(points) + sum(c[d]["dropped"] for d in c)
+        row.detail["kills"] = len(points)
+        row.detail["restart_s_max"] = max((p["restart_s"] for p in points), default=0)
+        row.orders, row.answered = r["sent"], r["answered"]
+        row.lost = count - r["answered"]
+        row.duplicates += r["unmatched"]
+        row.eq("kill points", len(points), kills)
+        row.eq("generator: every order answered", r["answered"], count)
+        row.eq("generator: no answer without an order, none twice", r["unmatched"], 0)
+        rec = r["recovery"]
+        row.eq("generator: nothing unrecoverable", (rec["unrecoverable"], rec["out_lost"]), (0, 0))
+        check_journal_order(row, journal_inbound(gw.workdir / "journal"), count)
+        # The final state survives one more kill when idle.
+        before = gw.ctl({"cmd": "hash"})["state_hash"]
+        kill9(gw)
+        gw.start()
+        row.eq("idle kill: same state hash", gw.ctl({"cmd": "hash"})["state_hash"], before)
+        gw.stop()
+        # Every crashed journal replays to the hash its restart reported, with the sessions at
+        # the sequences the journal holds.
+        bad_hash, bad_seq = [], []
+        for p in points:
+            inbound = journal_inbound(Path(p["snap"]) / "journal")
+            want = {sid: 1 + sum(n for _, n in recs) for sid, recs in inbound.items()}
+            g = Gateway(lab, mode, workdir=Path(p["snap"]))
+            g.sessions = gw.sessions
+            try:
+                g.start()
+                h = recovered_hashes(g)
+                got = {sid: n for sid, n in session_next_in(g).items() if n > 1 or sid in want}
+            finally:
+                g.stop()
+            if got != want:
+                bad_seq.append({"at_s": p["at_s"], "got": got, "want": want})
+            if not h or h != p["hash"]:
+                bad_hash.append({"at_s": p["at_s"], "restart": p["hash"], "replay": h})
+        row.check(
+            "every crashed journal replays to its restart's hash",
+            not bad_hash,
+            mismatches=bad_hash[:5],
+            points=len(points),
+        )
+        row.check(
+            "sessions resumed one past the journaled sequence", not bad_seq, mismatches=bad_seq[:5]
+        )
+    except Exception as e:
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        gw.cleanup()
+        inj.remove()
+        shutil.rmtree(snaps, ignore_errors=True)
+        row.seconds = round(time.monotonic() - t0, 1)
+        row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
 SCENARIOS: dict[str, Callable[[Lab, str, int, int], Row]] = {
     "loss": scenario_loss,
     "dup": scenario_dup,
     "reorder": scenario_reorder,
+    "kill": scenario_kill,
 }
 
 
