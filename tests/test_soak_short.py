@@ -25,7 +25,7 @@ def lab() -> Iterator[Lab]:
 
 
 @pytest.mark.parametrize("mode", ["afxdp", "udp"])
-@pytest.mark.parametrize("name", ["loss", "dup", "reorder", "kill"])
+@pytest.mark.parametrize("name", ["loss", "dup", "reorder", "kill", "journal"])
 def test_wire_scenario(lab: Lab, name: str, mode: str) -> None:
     row = soak.SCENARIOS[name](lab, mode, soak.SCALES["short"][name], 4242 + os.getpid() % 97)
     assert row.ok, json.dumps(row.failed(), indent=1)

@@ -31,6 +31,7 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +53,7 @@ from xdpex_proto.journal import (
 from xdpex_traffic import pcap
 from xdpex_traffic.faults import FaultSpec, Injector
 from xdpex_traffic.lab import Lab, build_dir, socket_in
-from xdpex_traffic.wire import Gateway, run_loadgen
+from xdpex_traffic.wire import Gateway, WireError, run_loadgen
 
 MAX_MSGS = 22  # XE_MAX_MSGS
 # answers that may reach the generator after it stopped reading, beyond held ones and copies
@@ -63,8 +64,8 @@ CAPTURE_RATE = 8000  # orders/s while tcpdump records the run (it drops frames b
 # Orders per scenario and mode; `short` is what `make test` runs.
 SCALES: dict[str, dict[str, int]] = {
     # (kill: the number of kill points)
-    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000, "kill": 4},
-    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000, "kill": 100},
+    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000, "kill": 4, "journal": 20_000},
+    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000, "kill": 100, "journal": 40_000},
 }
 
 
@@ -618,11 +619,174 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
     return row
 
 
+# -- journal damage ------------------------------------------------------------------------------
+
+
+def _start_fails(lab: Lab, mode: str, workdir: Path, sessions: Any, extra: list[str]) -> str:
+    """Starts xdpexd on `workdir`'s journal; returns its log if it refused to start, else ''."""
+    g = Gateway(lab, mode, workdir=workdir, extra_args=extra)
+    g.sessions = sessions
+    try:
+        g.start(timeout=30)
+    except WireError:
+        return g.log_path.read_text(errors="replace")
+    finally:
+        g.stop()
+    return ""
+
+
+def scenario_journal(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    """A journal of several segments written under load, then damaged four ways, each copy
+    offered to a fresh xdpexd: a torn record in an earlier segment, a missing segment, a
+    sequence discontinuity in a segment header (each: refused at start, the message naming the
+    file and what is wrong), and a disk that fills up while the journal rotates (the daemon
+    stops with the file named; restarted with room, it cuts the torn batch and keeps every
+    answered order)."""
+    row = Row("journal", mode)
+    t0 = time.monotonic()
+    seg = ["--segment-mb", "1"]
+    gw = Gateway(lab, mode, nsessions=4, extra_args=seg)
+    work = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-journal-{mode}-"))
+    small = work / "small"
+    try:
+        gw.start()
+        r = run_loadgen(lab, gw, gw.sessions, _loadgen_args(count, seed), timeout=300)
+        row.orders, row.answered = r["sent"], r["answered"]
+        h0 = gw.ctl({"cmd": "hash"})["state_hash"]
+        gw.stop()
+        q0 = gw.workdir / "journal" / "q0"
+        segs = sorted(p.name for p in q0.glob("*.xjl"))
+        row.detail["segments"] = len(segs)
+        row.check("journal has at least 3 segments", len(segs) >= 3, segments=segs)
+        row.eq("intact copy: same hash", recovered_hashes_of(lab, mode, gw, work / "intact"), [h0])
+
+        def damaged(name: str, damage: Callable[[Path], None], want: list[str]) -> None:
+            d = work / name
+            shutil.copytree(gw.workdir / "journal", d / "journal")
+            damage(d / "journal" / "q0")
+            log = _start_fails(lab, mode, d, gw.sessions, seg)
+            lines = [ln for ln in log.splitlines() if "refusing to start" in ln]
+            row.check(
+                f"{name}: refused at start, naming it",
+                bool(log) and all(w in (lines[0] if lines else "") for w in want),
+                line=lines[:1],
+                want=want,
+                log_tail=log.splitlines()[-3:],
+            )
+            row.faults_injected += 1
+
+        def tear(q: Path) -> None:
+            f = q / segs[0]
+            b = bytearray(f.read_bytes())
+            b[32 + 40 * 3 + 13] ^= 0xFF  # inside an early record (header + a few records in)
+            f.write_bytes(bytes(b))
+
+        def drop(q: Path) -> None:
+            (q / segs[1]).unlink()
+
+        def skip_seq(q: Path) -> None:
+            f = q / segs[2]
+            b = bytearray(f.read_bytes())
+            first = struct.unpack_from("<Q", b, 24)[0]
+            struct.pack_into("<Q", b, 24, first + 7)
+            f.write_bytes(bytes(b))
+
+        damaged(
+            "torn record in an earlier segment", tear, [segs[0], "CRC mismatch", "not at the tail"]
+        )
+        damaged("missing segment", drop, [segs[1], "is missing"])
+        damaged(
+            "sequence discontinuity in a segment header",
+            skip_seq,
+            [segs[2], "first_seq", "records missing between them"],
+        )
+        # A disk that fills while the journal rotates: 1 MiB segments on a 2.2 MiB tmpfs.
+        small.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2250k", "tmpfs", str(small)],
+            check=True,
+            capture_output=True,
+        )
+        full = Gateway(lab, mode, nsessions=4, workdir=small, extra_args=seg)
+        try:
+            full.start()
+            rf = run_loadgen(
+                lab,
+                full,
+                full.sessions,
+                [
+                    "--count",
+                    str(count),
+                    "--batch",
+                    "4",
+                    "--window",
+                    "256",
+                    "--duration",
+                    "4",
+                    "--drain",
+                    "1",
+                ],
+                timeout=120,
+            )
+            assert full.proc is not None
+            rc = full.proc.wait(20)
+            log = full.log_path.read_text(errors="replace")
+        finally:
+            full.stop()
+        fail = [ln for ln in log.splitlines() if "No space left on device" in ln]
+        row.faults_injected += 1
+        row.check(
+            "full disk: stopped with status 1, naming the file",
+            rc == 1 and bool(fail) and ".xjl" in fail[0] and segs[0] not in fail[0],
+            rc=rc,
+            line=fail[:1],
+        )
+        big = work / "roomy"
+        big.mkdir()
+        shutil.copytree(small / "journal", big / "journal")
+        g = Gateway(lab, mode, workdir=big, extra_args=seg)
+        g.sessions = full.sessions
+        try:
+            g.start()
+            restart_log = g.log_path.read_text(errors="replace")
+        finally:
+            g.stop()
+        kept = sum(n for recs in journal_inbound(big / "journal").values() for _, n in recs)
+        row.check(
+            "full disk: restart with room keeps every answered order",
+            kept >= rf["answered"] > 0,
+            journaled=kept,
+            answered=rf["answered"],
+            cut=[ln for ln in restart_log.splitlines() if "torn tail" in ln][:2],
+        )
+    except Exception as e:
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        gw.cleanup()
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+        row.seconds = round(time.monotonic() - t0, 1)
+        row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
+def recovered_hashes_of(lab: Lab, mode: str, gw: Gateway, where: Path) -> list[str]:
+    shutil.copytree(gw.workdir / "journal", where / "journal")
+    g = Gateway(lab, mode, workdir=where, extra_args=["--segment-mb", "1"])
+    g.sessions = gw.sessions
+    try:
+        g.start()
+        return recovered_hashes(g)
+    finally:
+        g.stop()
+
+
 SCENARIOS: dict[str, Callable[[Lab, str, int, int], Row]] = {
     "loss": scenario_loss,
     "dup": scenario_dup,
     "reorder": scenario_reorder,
     "kill": scenario_kill,
+    "journal": scenario_journal,
 }
 
 
