@@ -3,6 +3,7 @@
 #   make run    set up, build, bring up the lab, run the gateway and drive orders through it
 #   make test   set up, build, run every test (C, C++, BPF, Python)
 #   make bench  benchmarks (engine, wire); figures go to build/bench and docs/BENCHMARKS.md
+#   make soak   reliability scenarios under injected faults; build/soak/summary.json
 #   make lint   ruff, mypy, clang-format check
 #   make build  build every native part under build/
 #   make clean  remove build outputs

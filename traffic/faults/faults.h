@@ -40,6 +40,9 @@ struct fault_cnt {
 	__u64 error_cnt; /* a clone or redirect the kernel refused (the datagram passed instead) */
 	__u64 copy_msg_cnt; /* messages in the extra copies (a datagram carries 1..22) */
 	__u64 session_cnt; /* session datagrams (seq 0) passed untouched (all_datagrams off) */
+	__u64 msg_cnt; /* messages in the datagrams seen (seen_cnt) */
+	__u64 drop_msg_cnt; /* messages in the datagrams dropped */
+	__u64 hold_msg_cnt; /* messages in the datagrams held */
 };
 
 #endif

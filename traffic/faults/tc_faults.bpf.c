@@ -122,12 +122,15 @@ int tc_faults(struct __sk_buff *skb)
 	}
 
 	n = __sync_fetch_and_add(&cnt->seen_cnt, 1);
+	__sync_fetch_and_add(&cnt->msg_cnt, msgs);
 	if (draw(cfg->seed, dir, n, 0) < cfg->loss_ppm[dir & 1]) {
 		__sync_fetch_and_add(&cnt->drop_cnt, 1);
+		__sync_fetch_and_add(&cnt->drop_msg_cnt, msgs);
 		return TC_ACT_SHOT;
 	}
 	if (cfg->hold_ifindex && draw(cfg->seed, dir, n, 1) < cfg->reorder_ppm[dir & 1]) {
 		__sync_fetch_and_add(&cnt->hold_cnt, 1);
+		__sync_fetch_and_add(&cnt->hold_msg_cnt, msgs);
 		return bpf_redirect(cfg->hold_ifindex, 0);
 	}
 	if (draw(cfg->seed, dir, n, 2) < cfg->dup_ppm[dir & 1]) {

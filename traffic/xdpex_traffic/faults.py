@@ -53,8 +53,20 @@ BURST_MAX = 8
 DIRS = ("in", "out")  # 0: traffic -> gateway, 1: gateway -> traffic
 # struct fault_cfg and struct fault_cnt of traffic/faults/faults.h
 CFG = struct.Struct("<Q2I2I2I6I")
-CNT_FIELDS = ("seen", "dropped", "dup_events", "copies", "held", "released", "errors",
-              "copy_msgs", "session")
+CNT_FIELDS = (
+    "seen",
+    "dropped",
+    "dup_events",
+    "copies",
+    "held",
+    "released",
+    "errors",
+    "copy_msgs",
+    "session",
+    "msgs",
+    "drop_msgs",
+    "hold_msgs",
+)
 CNT = struct.Struct(f"<{len(CNT_FIELDS)}Q")
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
 _BPF_OBJ_GET = 7
