@@ -98,6 +98,8 @@ def main() -> None:
     base = {
         "engine": {"max_orders": 4096, "max_symbols": 8, "max_sessions": 8},
         "heartbeat_ms": 1000, "login_skew_ms": 5000,
+        "login_limit": {"per_source_rate": 10, "per_source_burst": 20, "total_rate": 1000,
+                        "total_burst": 1000},
         "rate": {"pps": 1000, "burst": 10}, "allowlist": ["10.0.0.0/8", "192.168.1.7"],
         "symbols": [{"id": 1, "name": "ACME", "tick": 1, "lot": 1, "band": [1, 100000],
                      "max_qty": 100000, "queue": 0, "halted": False}],
