@@ -30,7 +30,7 @@ FZ_LIBS := $(BUILD)/feed/libxdpex_feed.a $(BUILD)/engine/libxdpex_engine.a \
 	$(BUILD)/xdp/libxdpex_xdp.a -lxdp -lbpf -lelf -lz -ljansson -lcrypto -lstdc++ -lm -pthread
 FZ_HDRS := $(wildcard $(DP_SRC)/*.h) $(wildcard $(TOP)/include/xdpex/*.h) $(FZ_SRC)/fz.h \
 	$(TOP)/xdp/xdpex_check.h $(TOP)/xdp/xdpex_maps.h
-FUZZ_LIBFUZZER := parse config ctl journal entry
+FUZZ_LIBFUZZER := parse config ctl journal entry frame
 FUZZ_ALL := $(FUZZ_LIBFUZZER) bpfdiff atheris_codec atheris_journal
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 120

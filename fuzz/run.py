@@ -27,10 +27,11 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 BIN = TOP / "build" / "fuzz" / "bin"
-LIBFUZZER = ("parse", "config", "ctl", "journal", "entry")
+LIBFUZZER = ("parse", "config", "ctl", "journal", "entry", "frame")
 # Per-target libFuzzer options: input size bound (a datagram is at most 1432 bytes; journal
 # segments and entry batches hold several), and the dictionary of tokens if there is one.
-MAX_LEN = {"parse": 2048, "config": 4096, "ctl": 4096, "journal": 16384, "entry": 8192}
+MAX_LEN = {"parse": 2048, "config": 4096, "ctl": 4096, "journal": 16384, "entry": 8192,
+           "frame": 2048}
 
 
 def libfuzzer_stats(text: str) -> dict[str, int]:
