@@ -30,6 +30,8 @@ BIN = TOP / "build" / "fuzz" / "bin"
 LIBFUZZER = ("parse", "config", "ctl", "journal", "entry", "frame")
 # Per-target libFuzzer options: input size bound (a datagram is at most 1432 bytes; journal
 # segments and entry batches hold several), and the dictionary of tokens if there is one.
+# libFuzzer dictionaries (fuzz/dict/): the JSON targets get JSON tokens and xdpexd's field names.
+DICT = {"config": "json.dict", "ctl": "json.dict"}
 MAX_LEN = {"parse": 2048, "config": 4096, "ctl": 4096, "journal": 16384, "entry": 8192,
            "frame": 2048}
 
@@ -57,7 +59,7 @@ def libfuzzer_stats(text: str) -> dict[str, int]:
 
 
 def run_libfuzzer(argv: list[str], work: Path, seeds: Path, seconds: int,
-                  max_len: int, env: dict[str, str]) -> dict:
+                  max_len: int, env: dict[str, str], dict_file: str | None = None) -> dict:
     corpus, art = work / "corpus", work / "artifacts"
     corpus.mkdir(parents=True, exist_ok=True)
     art.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,8 @@ def run_libfuzzer(argv: list[str], work: Path, seeds: Path, seconds: int,
     cmd = [*argv, f"-max_total_time={seconds}", "-print_final_stats=1", "-timeout=20",
            "-rss_limit_mb=4096", f"-max_len={max_len}", f"-artifact_prefix={art}/",
            str(corpus)]
+    if dict_file:
+        cmd.insert(len(argv), f"-dict={TOP / 'fuzz' / 'dict' / dict_file}")
     if seeds.is_dir():
         cmd.append(str(seeds))
     t0 = time.monotonic()
@@ -115,7 +119,7 @@ def main() -> int:
         work = a.out / t
         if t in LIBFUZZER:
             row = run_libfuzzer([str(BIN / f"fuzz_{t}")], work, TOP / "fuzz" / "corpus" / t,
-                                a.seconds, MAX_LEN[t], env)
+                                a.seconds, MAX_LEN[t], env, DICT.get(t))
         elif t == "bpfdiff":
             row = run_bpfdiff(work, a.seconds)
         elif t.startswith("atheris_"):
