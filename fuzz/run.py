@@ -11,6 +11,9 @@ coverage (libFuzzer's `cov:` edges; bpfdiff: distinct verdict/reason classes), c
 loadavg; DIR/history.jsonl gets every row appended, and `total_executions` / `total_seconds` add
 up every run recorded there.
 --regress: also fail when a target ran no executions at all (the make test smoke run).
+--summarize [--merge OTHER_DIR...]: no run; the rows of OTHER_DIR/history.jsonl are appended to
+DIR's history first (runs made elsewhere, e.g. in parallel), then DIR/summary.json is rebuilt
+from DIR/history.jsonl.
 Exit status 1 when any target crashed, found a difference, or failed to run.
 """
 
@@ -103,13 +106,45 @@ def run_bpfdiff(work: Path, seconds: int) -> dict:
     return row
 
 
+def summarize(out: Path, merge: list[Path]) -> int:
+    hist = out / "history.jsonl"
+    with hist.open("a") as f:
+        for d in merge:
+            f.write((d / "history.jsonl").read_text())
+    latest: dict[str, dict] = {}
+    totals: dict[str, list[float]] = {}
+    for line in hist.read_text().splitlines():
+        r = json.loads(line)
+        if r["target"] not in latest or r["time"] >= latest[r["target"]]["time"]:
+            latest[r["target"]] = r
+        t = totals.setdefault(r["target"], [0, 0.0])
+        t[0] += r["executions"]
+        t[1] += r["seconds"]
+    for t, r in latest.items():
+        r["total_executions"], r["total_seconds"] = totals[t][0], round(totals[t][1], 1)
+    rows = sorted(latest.values(), key=lambda r: r["target"])
+    (out / "summary.json").write_text(json.dumps({"time": max(r["time"] for r in rows),
+                                                  "targets": rows}, indent=1) + "\n")
+    for r in rows:
+        print(f"{r['target']}: {r['total_executions']} executions in {r['total_seconds']} s "
+              f"(latest run {r['executions']} in {r['seconds']} s, coverage {r['coverage']}, "
+              f"crashes {r['crashes']})")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=120)
     ap.add_argument("--out", type=Path, default=TOP / "build" / "fuzz")
     ap.add_argument("--regress", action="store_true")
-    ap.add_argument("targets", nargs="+")
+    ap.add_argument("--summarize", action="store_true")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[])
+    ap.add_argument("targets", nargs="*")
     a = ap.parse_args()
+    if a.summarize:
+        return summarize(a.out, a.merge)
+    if not a.targets:
+        ap.error("no targets")
     a.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:allocator_may_return_null=1")
