@@ -112,6 +112,12 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 		int q = xd_session_owner(c, sh->opts);
 
 		if (!s->configured) {
+			/* Another queue's session: only its secret, so a login that reached the
+			 * wrong queue is told so once it proves itself (session.c). */
+			if (s->foreign && c->secret_len) {
+				memcpy(s->cfg.secret, c->secret, sizeof(c->secret));
+				s->cfg.secret_len = c->secret_len;
+			}
 			if (s->foreign || q != sh->queue || !c->secret_len)
 				continue;
 			s->configured = true;
@@ -324,6 +330,10 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 	X(rate_limited);
 	X(logins);
 	X(login_rejects);
+	X(login_unknown);
+	X(login_disabled);
+	X(login_bad_proof);
+	X(login_throttled);
 	X(retransmitted);
 	X(tx_errors);
 	X(heartbeats_out);

@@ -250,8 +250,9 @@ static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config *base, char *err,
 			size_t errlen)
 {
-	static const char *const keys[] = { "engine", "heartbeat_ms", "login_skew_ms", "rate",
-					    "allowlist", "symbols", "sessions", NULL };
+	static const char *const keys[] = { "engine", "heartbeat_ms", "login_skew_ms",
+					    "login_limit", "rate", "allowlist", "symbols",
+					    "sessions", NULL };
 	static const char *const fkeys[] = { "rate", "allowlist", "symbols", "sessions", NULL };
 	int full = base == NULL;
 	long long v;
@@ -266,10 +267,12 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 	cfg->engine = (struct xe_engine_config){ 1u << 20, 1024, 1024 };
 	cfg->heartbeat_ms = 1000;
 	cfg->skew_ms = 5000;
+	cfg->login_limit = (struct xd_login_limit)XD_LOGIN_LIMIT_DEFAULT;
 	if (!full) {
 		cfg->engine = base->engine;
 		cfg->heartbeat_ms = base->heartbeat_ms;
 		cfg->skew_ms = base->skew_ms;
+		cfg->login_limit = base->login_limit;
 	}
 	x = json_object_get(j, "engine");
 	if (x) {
@@ -301,6 +304,25 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 	if (get_int(j, "login_skew_ms", 1, 3600000, &v, "", err, errlen) < 0)
 		return -1;
 	cfg->skew_ms = (uint32_t)v;
+	x = json_object_get(j, "login_limit");
+	if (x) {
+		static const char *const lkeys[] = { "per_source_rate", "per_source_burst",
+						     "total_rate", "total_burst", NULL };
+		struct xd_login_limit *l = &cfg->login_limit;
+		long long sr = (long long)l->src_rate, sb = (long long)l->src_burst;
+		long long tr = (long long)l->total_rate, tb = (long long)l->total_burst;
+
+		if (!json_is_object(x))
+			return CFG_ERR("login_limit: must be an object");
+		if (only_keys(x, lkeys, "login_limit", err, errlen) ||
+		    get_int(x, "per_source_rate", 0, 1000000, &sr, "login_limit", err, errlen) < 0 ||
+		    get_int(x, "per_source_burst", 1, 1000000, &sb, "login_limit", err, errlen) < 0 ||
+		    get_int(x, "total_rate", 0, 10000000, &tr, "login_limit", err, errlen) < 0 ||
+		    get_int(x, "total_burst", 1, 10000000, &tb, "login_limit", err, errlen) < 0)
+			return -1;
+		*l = (struct xd_login_limit){ (uint64_t)sr, (uint64_t)sb, (uint64_t)tr,
+					      (uint64_t)tb };
+	}
 	x = json_object_get(j, "rate");
 	if (x) {
 		static const char *const rkeys[] = { "pps", "burst", NULL };

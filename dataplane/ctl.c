@@ -524,7 +524,7 @@ static void *ctl_loop(void *arg)
 int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err, size_t errlen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int probe;
+	int probe, rc;
 
 	if (strlen(path) >= sizeof(a.sun_path))
 		return snprintf(err, errlen, "--ctl-socket %s: path too long", path), -1;
@@ -539,8 +539,13 @@ int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *e
 		close(probe);
 	unlink(path);
 	ctl.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ctl.lfd < 0 || bind(ctl.lfd, (struct sockaddr *)&a, sizeof(a)) || listen(ctl.lfd, 16))
+	if (ctl.lfd < 0)
 		return snprintf(err, errlen, "--ctl-socket %s: %s", path, strerror(errno)), -1;
+	rc = xd_bind_unix(ctl.lfd, &a, xd_g_opts);
+	if (rc || listen(ctl.lfd, 16))
+		return snprintf(err, errlen, "--ctl-socket %s: %s", path,
+				strerror(rc ? -rc : errno)),
+		       -1;
 	snprintf(ctl.path, sizeof(ctl.path), "%s", path);
 	ctl.shards = shards;
 	ctl.nshards = nshards;

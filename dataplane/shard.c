@@ -51,6 +51,7 @@ static int add_config(struct xd_shard *sh, char *err, size_t errlen)
 
 		if (xd_session_owner(c, sh->opts) != sh->queue) {
 			s->foreign = true;
+			s->cfg = *c; /* its secret: logins on the wrong queue (session.c) */
 			continue;
 		}
 		s->configured = true;
@@ -98,7 +99,9 @@ int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opt
 	sh->syms = calloc(cfg->engine.max_symbols + 1, sizeof(*sh->syms));
 	sh->tx_cap = XD_TX_SLOTS;
 	sh->tx = malloc(sh->tx_cap * sizeof(*sh->tx));
-	if (!sh->ev || !sh->sess || !sh->sess_list || !sh->touched || !sh->syms || !sh->tx)
+	sh->login_slots = calloc(XD_LOGIN_SLOTS, sizeof(*sh->login_slots));
+	if (!sh->ev || !sh->sess || !sh->sess_list || !sh->touched || !sh->syms || !sh->tx ||
+	    !sh->login_slots)
 		return snprintf(err, errlen, "out of memory for queue %d", queue), -1;
 	for (uint32_t i = 0; i < sh->nsess_slots; i++) {
 		sh->sess[i].id = i;
@@ -169,6 +172,7 @@ void xd_shard_free(struct xd_shard *sh)
 	free(sh->syms);
 	free(sh->tx);
 	free(sh->ev);
+	free(sh->login_slots);
 	if (sh->wake_fd >= 0)
 		close(sh->wake_fd);
 	sh->wake_fd = -1;

@@ -73,6 +73,9 @@ struct xd_opts {
 	int nfeed;
 	const char *ctl_path;
 	const char *entry_path;
+	unsigned sock_mode; /* --socket-mode: 0600 or 0660, for both sockets */
+	bool sock_group; /* --socket-group given: sock_gid is their group (else the process's) */
+	unsigned sock_gid;
 	const char *pin_dir;
 	enum xd_poll poll;
 	int busy_usec;
@@ -115,10 +118,18 @@ struct xd_prefix {
 	uint32_t len;
 };
 
+/* "login_limit": the work refused logins may cost (each an HMAC and an answer), per source
+ * address and in total per queue; a rate of 0 is unlimited. */
+struct xd_login_limit {
+	uint64_t src_rate, src_burst, total_rate, total_burst;
+};
+#define XD_LOGIN_LIMIT_DEFAULT { 10, 20, 1000, 1000 }
+
 struct xd_config {
 	struct xe_engine_config engine;
 	uint32_t heartbeat_ms;
 	uint32_t skew_ms;
+	struct xd_login_limit login_limit;
 	int has_rate;
 	uint64_t rate_pps, rate_burst;
 	int has_allow;
@@ -338,6 +349,9 @@ struct xd_stats {
 	uint64_t rx_datagrams, rx_msgs, tx_datagrams, tx_msgs, applied, duplicates, gaps,
 		malformed, unknown_session, not_allowed, spoofed, not_logged_in, rate_limited, logins,
 		login_rejects, retransmitted, tx_errors, heartbeats_out, timeouts;
+	/* Why logins were refused (login_rejects counts the answers): the unauthenticated cases
+	 * all answer XE_LOGIN_BAD_PROOF on the wire; throttled ones are not answered at all. */
+	uint64_t login_unknown, login_disabled, login_bad_proof, login_throttled;
 	/* rx batches handled and the wall time spent on them (parse, engine, journal, transmit),
 	 * from xd_shard_batch_begin to the end of xd_shard_batch_end: how loaded the queue
 	 * thread is, whatever it spends spinning idle. */
@@ -419,6 +433,13 @@ struct xd_shard {
 	bool draining;
 	/* Answers of committed batches waiting for a standby's ack (--durability replicated). */
 	struct xd_held *held;
+	/* Refused logins' budget (session.c): GCRA per source in a direct-mapped table, and one for
+	 * the queue; the detail log of refusals, at most one line a second. */
+	struct xd_login_slot {
+		uint64_t key, tat;
+	} *login_slots;
+	uint64_t login_total_tat;
+	uint64_t login_log_last, login_log_quiet;
 	/* The market-data feed (feed.c): NULL without --feed; feed_next is restored by replay. */
 	struct xd_feed *feed;
 	uint64_t feed_next;
@@ -525,6 +546,7 @@ static inline uint64_t msg_client_ts(const uint8_t *m)
 void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,
 		     const struct xd_peer *src);
 void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts);
+#define XD_LOGIN_SLOTS 4096 /* sources the refused-login budget tracks per queue */
 /* Logout / timeout / operator: journal, Logout message, unbind, cancel-on-disconnect (cod -1 =
  * the session's setting). */
 void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_t reason,
@@ -647,6 +669,10 @@ void xd_ctl_attach(struct xd_shard *shards, int nshards);
 
 void xd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t xd_wall_ns(void);
+/* Binds unix socket fd to path (created with no permission beyond the owner's, so it is never
+ * open to others, not even for a moment) and gives it --socket-mode and --socket-group. 0 or
+ * -errno. */
+XD_MUST_CHECK int xd_bind_unix(int fd, const struct sockaddr_un *a, const struct xd_opts *o);
 uint64_t xd_mono_ns(void);
 
 #endif /* XDPEXD_H */

@@ -10,7 +10,9 @@
  *     or refuses only for a message (never at the header level): the program must never pass to
  *     the socket what parse.h refuses from the header;
  *   - a well-formed IPv4/UDP frame to port 9000 whose payload parse.h accepts must be ours (the
- *     program must not drop what the gateway would serve).
+ *     program must not drop what the gateway would serve);
+ *   - the user-space filter of the DPDK backend (xdp/xdpex_filter.c, the same checks over plain
+ *     memory, configured alike) must reach the same verdict (pass, drop or ours) on every frame.
  *
  * Frames: the seeds (the golden datagrams of fuzz/corpus/parse, or built-in ones) wrapped in
  * Ethernet/IPv4/UDP, mutated in the payload (bit flips, interesting values, header fields set
@@ -36,6 +38,7 @@
 
 #include "xdpex/parse.h"
 #include "xdpex_maps.h"
+#include "xdpex_filter.h"
 #include "xdpex_xdp.h"
 
 #define MAX_FRAME 2048
@@ -295,6 +298,8 @@ int main(int argc, char **argv)
 	const char *corpus = NULL, *art = NULL;
 	struct xdpex_xdp_opts o = { .pin_dir = "" };
 	__u64 cnt[XDPEX_CNT_MAX] = { 0 };
+	struct xdpex_filter_cfg *ucfg, *uslot = NULL;
+	struct xdpex_filter *uf;
 	struct xdpex_xdp *x;
 	struct frame f;
 	int classes = 0, stats_fd, prog_fd;
@@ -323,6 +328,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bpfdiff: cannot load xdp_steer (root? build/xdp built?)\n");
 		return 2;
 	}
+	{
+		__u16 port_be = htons(PORT);
+
+		ucfg = xdpex_filter_cfg_new(&port_be, 1, 0, NULL, 0, 0, 0);
+		if (!ucfg) {
+			fprintf(stderr, "bpfdiff: user-space filter: %s\n", strerror(errno));
+			return 2;
+		}
+		xdpex_filter_publish(&uslot, ucfg);
+		uf = xdpex_filter_new(&uslot);
+		if (!uf)
+			return 2;
+	}
 	prog_fd = xdpex_xdp_prog_fd(x);
 	stats_fd = xdpex_xdp_maps(x)->stats_fd;
 	if (nosock(stats_fd, &before)) {
@@ -350,6 +368,20 @@ int main(int argc, char **argv)
 			continue;
 		}
 		passed += ours;
+		{
+			__u32 reason;
+			int uv = xdpex_filter_run(uf, f.b, (uint32_t)f.n, 1, &reason);
+			int kv = ours ? XDPEX_V_OURS : t.retval == XDP_DROP ? XDPEX_V_DROP : XDPEX_V_PASS;
+
+			if (uv != kv) {
+				char what[160];
+
+				snprintf(what, sizeof(what), "user-space filter verdict %d, xdp_steer %d "
+					 "(0 pass, 1 drop, 2 ours)", uv, kv);
+				report(art, (int)diffs++, &f, what);
+				continue;
+			}
+		}
 		rc = f.udp_ok ? xe_parse_datagram(f.b + f.pay_off, f.pay_len, XE_DIR_TO_GW, NULL, &e)
 			      : XE_PERR_SHORT;
 		if (ours && (!f.udp_ok || (rc && e.index < 0))) {
@@ -373,6 +405,8 @@ int main(int argc, char **argv)
 	       "\"differences\": %llu}\n",
 	       (unsigned long long)execs, now_s() - t0, (unsigned long long)passed, classes,
 	       (unsigned long long)diffs);
+	xdpex_filter_free(uf);
+	xdpex_filter_cfg_free_all(&uslot);
 	xdpex_xdp_close(x);
 	return diffs ? 1 : 0;
 }

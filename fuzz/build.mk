@@ -30,7 +30,7 @@ FZ_LIBS := $(BUILD)/feed/libxdpex_feed.a $(BUILD)/engine/libxdpex_engine.a \
 	$(BUILD)/xdp/libxdpex_xdp.a -lxdp -lbpf -lelf -lz -ljansson -lcrypto -lstdc++ -lm -pthread
 FZ_HDRS := $(wildcard $(DP_SRC)/*.h) $(wildcard $(TOP)/include/xdpex/*.h) $(FZ_SRC)/fz.h \
 	$(TOP)/xdp/xdpex_check.h $(TOP)/xdp/xdpex_maps.h
-FUZZ_LIBFUZZER := parse config ctl journal entry
+FUZZ_LIBFUZZER := parse config ctl journal entry frame
 FUZZ_ALL := $(FUZZ_LIBFUZZER) bpfdiff atheris_codec atheris_journal
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 120
@@ -108,7 +108,8 @@ asan-build: build $(ASAN_OUT)/xdpexd
 
 # The end-to-end subset (udp and afxdp modes) against the sanitizer build; any ASan/UBSan report
 # in a daemon's log fails its test (tests/dataplane_support.py reads XDPEX_XDPEXD).
-ASAN_E2E ?= tests/test_dataplane_session.py tests/test_dataplane_recovery.py
+ASAN_E2E ?= tests/test_dataplane_session.py tests/test_dataplane_recovery.py \
+	tests/test_dataplane_control.py tests/test_dataplane_security.py
 asan-e2e: asan-build
 	$(Q)cd $(TOP) && XDPEX_XDPEXD=$(ASAN_OUT)/xdpexd $(VENV)/bin/pytest -q -x -p no:cacheprovider \
 		$(ASAN_E2E) -k "not dpdk"

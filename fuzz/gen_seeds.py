@@ -94,10 +94,28 @@ def main() -> None:
     write("journal", "raw-unfixed", bytes([1]) + struct.pack("<I", len(seg)) + seg)
     write("atheris_journal", "one-segment", bytes([7]) + seg)
 
+    # frame: [offset byte] + Ethernet/IPv4/UDP to 9000 around golden datagrams, and an ARP
+    # request for 10.0.0.1 (the harness's gateway address).
+    def udp_frame(payload: bytes) -> bytes:
+        eth = bytes.fromhex("020000000002" "020000000001" "0800")
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0x4000, 64, 17, 0,
+                         bytes([10, 1, 0, 1]), bytes([10, 0, 0, 1]))
+        udp = struct.pack("!HHHH", 40000, 9000, 8 + len(payload), 0)
+        return eth + ip + udp + payload
+
+    for i, v in enumerate(to_gw[:8]):
+        write("frame", v.name, bytes([i & 3]) + udp_frame(v.data))
+    arp = (bytes.fromhex("ffffffffffff" "020000000001" "0806") + struct.pack(
+        "!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, bytes.fromhex("020000000001"),
+        bytes([10, 1, 0, 1]), b"\0" * 6, bytes([10, 0, 0, 1])))
+    write("frame", "arp-request", b"\2" + arp)
+
     # config: the harness's own configuration and variants of each section.
     base = {
         "engine": {"max_orders": 4096, "max_symbols": 8, "max_sessions": 8},
         "heartbeat_ms": 1000, "login_skew_ms": 5000,
+        "login_limit": {"per_source_rate": 10, "per_source_burst": 20, "total_rate": 1000,
+                        "total_burst": 1000},
         "rate": {"pps": 1000, "burst": 10}, "allowlist": ["10.0.0.0/8", "192.168.1.7"],
         "symbols": [{"id": 1, "name": "ACME", "tick": 1, "lot": 1, "band": [1, 100000],
                      "max_qty": 100000, "queue": 0, "halted": False}],

@@ -11,6 +11,9 @@ coverage (libFuzzer's `cov:` edges; bpfdiff: distinct verdict/reason classes), c
 loadavg; DIR/history.jsonl gets every row appended, and `total_executions` / `total_seconds` add
 up every run recorded there.
 --regress: also fail when a target ran no executions at all (the make test smoke run).
+--summarize [--merge OTHER_DIR...]: no run; the rows of OTHER_DIR/history.jsonl are appended to
+DIR's history first (runs made elsewhere, e.g. in parallel), then DIR/summary.json is rebuilt
+from DIR/history.jsonl.
 Exit status 1 when any target crashed, found a difference, or failed to run.
 """
 
@@ -27,10 +30,13 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 BIN = TOP / "build" / "fuzz" / "bin"
-LIBFUZZER = ("parse", "config", "ctl", "journal", "entry")
+LIBFUZZER = ("parse", "config", "ctl", "journal", "entry", "frame")
 # Per-target libFuzzer options: input size bound (a datagram is at most 1432 bytes; journal
 # segments and entry batches hold several), and the dictionary of tokens if there is one.
-MAX_LEN = {"parse": 2048, "config": 4096, "ctl": 4096, "journal": 16384, "entry": 8192}
+# libFuzzer dictionaries (fuzz/dict/): the JSON targets get JSON tokens and xdpexd's field names.
+DICT = {"config": "json.dict", "ctl": "json.dict"}
+MAX_LEN = {"parse": 2048, "config": 4096, "ctl": 4096, "journal": 16384, "entry": 8192,
+           "frame": 2048}
 
 
 def libfuzzer_stats(text: str) -> dict[str, int]:
@@ -56,7 +62,7 @@ def libfuzzer_stats(text: str) -> dict[str, int]:
 
 
 def run_libfuzzer(argv: list[str], work: Path, seeds: Path, seconds: int,
-                  max_len: int, env: dict[str, str]) -> dict:
+                  max_len: int, env: dict[str, str], dict_file: str | None = None) -> dict:
     corpus, art = work / "corpus", work / "artifacts"
     corpus.mkdir(parents=True, exist_ok=True)
     art.mkdir(parents=True, exist_ok=True)
@@ -64,6 +70,8 @@ def run_libfuzzer(argv: list[str], work: Path, seeds: Path, seconds: int,
     cmd = [*argv, f"-max_total_time={seconds}", "-print_final_stats=1", "-timeout=20",
            "-rss_limit_mb=4096", f"-max_len={max_len}", f"-artifact_prefix={art}/",
            str(corpus)]
+    if dict_file:
+        cmd.insert(len(argv), f"-dict={TOP / 'fuzz' / 'dict' / dict_file}")
     if seeds.is_dir():
         cmd.append(str(seeds))
     t0 = time.monotonic()
@@ -98,13 +106,45 @@ def run_bpfdiff(work: Path, seconds: int) -> dict:
     return row
 
 
+def summarize(out: Path, merge: list[Path]) -> int:
+    hist = out / "history.jsonl"
+    with hist.open("a") as f:
+        for d in merge:
+            f.write((d / "history.jsonl").read_text())
+    latest: dict[str, dict] = {}
+    totals: dict[str, list[float]] = {}
+    for line in hist.read_text().splitlines():
+        r = json.loads(line)
+        if r["target"] not in latest or r["time"] >= latest[r["target"]]["time"]:
+            latest[r["target"]] = r
+        t = totals.setdefault(r["target"], [0, 0.0])
+        t[0] += r["executions"]
+        t[1] += r["seconds"]
+    for t, r in latest.items():
+        r["total_executions"], r["total_seconds"] = totals[t][0], round(totals[t][1], 1)
+    rows = sorted(latest.values(), key=lambda r: r["target"])
+    (out / "summary.json").write_text(json.dumps({"time": max(r["time"] for r in rows),
+                                                  "targets": rows}, indent=1) + "\n")
+    for r in rows:
+        print(f"{r['target']}: {r['total_executions']} executions in {r['total_seconds']} s "
+              f"(latest run {r['executions']} in {r['seconds']} s, coverage {r['coverage']}, "
+              f"crashes {r['crashes']})")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=120)
     ap.add_argument("--out", type=Path, default=TOP / "build" / "fuzz")
     ap.add_argument("--regress", action="store_true")
-    ap.add_argument("targets", nargs="+")
+    ap.add_argument("--summarize", action="store_true")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[])
+    ap.add_argument("targets", nargs="*")
     a = ap.parse_args()
+    if a.summarize:
+        return summarize(a.out, a.merge)
+    if not a.targets:
+        ap.error("no targets")
     a.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:allocator_may_return_null=1")
@@ -114,7 +154,7 @@ def main() -> int:
         work = a.out / t
         if t in LIBFUZZER:
             row = run_libfuzzer([str(BIN / f"fuzz_{t}")], work, TOP / "fuzz" / "corpus" / t,
-                                a.seconds, MAX_LEN[t], env)
+                                a.seconds, MAX_LEN[t], env, DICT.get(t))
         elif t == "bpfdiff":
             row = run_bpfdiff(work, a.seconds)
         elif t.startswith("atheris_"):

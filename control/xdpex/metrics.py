@@ -56,6 +56,14 @@ DROP_REASONS = (
     "not_logged_in",
     "rate_limited",
 )
+# Why xdpexd refused logins (the wire says only BAD_PROOF to whoever has not proven itself):
+# stats field -> reason label of xdpex_dataplane_login_refusals.
+LOGIN_REFUSALS = {
+    "login_unknown": "unknown_session",
+    "login_bad_proof": "bad_proof",
+    "login_disabled": "disabled",
+    "login_throttled": "throttled",  # dropped unanswered: the refused-login budget was spent
+}
 AFXDP_STATS = (
     "rx_dropped",
     "rx_invalid_descs",
@@ -138,6 +146,11 @@ class _DataplaneCollector(Collector):
             "datagrams/messages xdpexd refused, by reason and queue",
             labels=["queue", "reason"],
         )
+        refusals = CounterMetricFamily(
+            "xdpex_dataplane_login_refusals",
+            "logins xdpexd refused, by the reason it logged (throttled: not even answered)",
+            labels=["queue", "reason"],
+        )
         afx = CounterMetricFamily(
             "xdpex_afxdp_events",
             "AF_XDP socket statistics (XDP_STATISTICS) by queue",
@@ -160,6 +173,9 @@ class _DataplaneCollector(Collector):
             for r in DROP_REASONS:
                 if r in q:
                     drops.add_metric([ql, r], float(q[r]))
+            for k, label in LOGIN_REFUSALS.items():
+                if k in q:
+                    refusals.add_metric([ql, label], float(q[k]))
             for r in AFXDP_STATS:
                 v = (q.get("xdp") or {}).get(r)
                 if v is not None:
@@ -172,6 +188,7 @@ class _DataplaneCollector(Collector):
                 journal_seq[ql] = int(q["journal_seq"])
         yield from qc.values()
         yield drops
+        yield refusals
         yield afx
         yield jseq
         yield jahead
