@@ -51,7 +51,7 @@ def test_bulk_applies_valid_entries_and_names_every_refused_one(dp_workdir: Path
         ]
         # Refused entries spread through the request: their indices must come back.
         at = [0, 100, 700, 1200, 1300, 1900, 2000, 2400, 2499]
-        for pos, (entry, _) in zip(reversed(at), reversed(bad)):
+        for pos, (entry, _) in zip(reversed(at), reversed(bad), strict=True):
             syms.insert(pos, entry)
         sess = [session(i) for i in range(5, 605)]
         sess.insert(3, {"id": 700})  # new, no secret
