@@ -207,16 +207,16 @@ static int parse_symbol(json_t *o, int i, const struct xe_engine_config *ec,
 	    !json_object_get(o, "band"))
 		return 0;
 	if (get_int(o, "tick", 1, INT64_MAX, &v, where, err, errlen) != 1)
-		return CFG_ERRC("bad_tick", "%s.tick: required, a positive integer", where);
+		return *err ? (err_code = "bad_tick", -1)
+			    : CFG_ERRC("bad_tick", "%s.tick: required, a positive integer", where);
 	s->c.tick_size = v;
 	if (get_int(o, "lot", 1, UINT32_MAX, &v, where, err, errlen) != 1)
-		return CFG_ERRC("bad_lot", "%s.lot: required, an integer in 1..%u", where,
-				UINT32_MAX);
+		return *err ? (err_code = "bad_lot", -1)
+			    : CFG_ERRC("bad_lot", "%s.lot: required, a positive integer", where);
 	s->c.lot_size = (uint32_t)v;
 	v = 0;
 	if (get_int(o, "max_qty", 0, UINT32_MAX, &v, where, err, errlen) < 0)
-		return CFG_ERRC("bad_max_qty", "%s.max_qty: must be an integer in 0..%u", where,
-				UINT32_MAX);
+		return err_code = "bad_max_qty", -1;
 	s->c.max_qty = (uint32_t)v;
 	band = json_object_get(o, "band");
 	if (!band || !json_is_array(band) || json_array_size(band) != 2 ||
