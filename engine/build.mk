@@ -25,7 +25,7 @@ ENGINE_CXX := g++ -std=c++17 -O3 -g -DNDEBUG -Wall -Wextra -Werror
 
 .PHONY: engine-base
 engine-base: $(ENGINE_BASE_DIR)/xe_bench
-$(ENGINE_BASE_DIR)/xe_bench: $(ENGINE_SRC)/tools/xe_bench.cpp $(ENGINE_SRC)/tools/stream.cpp $(ENGINE_SRC)/tools/stream.hpp $(ENGINE_SRC)/build.mk
+$(ENGINE_BASE_DIR)/xe_bench: $(ENGINE_SRC)/tools/xe_bench.cpp $(ENGINE_SRC)/tools/stream.cpp $(ENGINE_SRC)/tools/stream.hpp $(ENGINE_SRC)/tools/xe_memory.cpp $(ENGINE_SRC)/build.mk
 	$(Q)rm -rf $(ENGINE_BASE_DIR) && mkdir -p $(ENGINE_BASE_DIR)/src $(ENGINE_BASE_DIR)/include/xdpex
 	$(Q)for f in $$(git -C $(TOP) ls-tree --name-only $(ENGINE_BASE) engine/src/); do \
 		git -C $(TOP) show $(ENGINE_BASE):$$f > $(ENGINE_BASE_DIR)/src/$$(basename $$f) || exit 1; done
@@ -38,6 +38,8 @@ $(ENGINE_BASE_DIR)/xe_bench: $(ENGINE_SRC)/tools/xe_bench.cpp $(ENGINE_SRC)/tool
 	$(Q)$(ENGINE_CXX) -I$(ENGINE_BASE_DIR)/include -I$(TOP)/include -I$(ENGINE_SRC)/tools \
 		$(ENGINE_SRC)/tools/xe_bench.cpp $(ENGINE_SRC)/tools/stream.cpp \
 		$(ENGINE_BASE_DIR)/engine.o $(ENGINE_BASE_DIR)/config.o -lz -o $@
+	$(Q)$(ENGINE_CXX) -I$(ENGINE_BASE_DIR)/include -I$(TOP)/include $(ENGINE_SRC)/tools/xe_memory.cpp \
+		$(ENGINE_BASE_DIR)/engine.o $(ENGINE_BASE_DIR)/config.o -o $(ENGINE_BASE_DIR)/xe_memory
 
 # Every stream (plain, deep queues, deep book, wide sweep) on this engine and on the baseline,
 # alternating in one run; JSON to build/bench/engine.json, the Engine section of

@@ -192,6 +192,7 @@ struct xe_engine_memory {
 	uint32_t pad;
 };
 
+#define XE_ENGINE_HAS_MEMORY 1 /* xe_engine_get_memory exists (tools built for older engines) */
 void xe_engine_get_memory(const xe_engine *e, struct xe_engine_memory *out);
 
 #ifdef __cplusplus

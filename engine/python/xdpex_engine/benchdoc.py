@@ -107,6 +107,39 @@ def _same(r: dict, b: dict) -> bool:
     return bool(r["fills"] == b["fills"] and r["state_hash"] == b["state_hash"])
 
 
+def memory_table(mem: dict) -> list[str]:
+    """Resident memory of symbols and resting orders (xe_memory), this engine and the old."""
+    mib = lambda b: f"{b / 2**20:,.0f}"  # noqa: E731
+    out = [
+        "Memory (`xe_memory`, the same calls on each engine, VmRSS of the process): N symbols "
+        "with tick 1 and band 1..B, then M orders resting at random prices of random symbols "
+        "(bids in the lower half of the band, asks in the upper: each order alone on its "
+        "level, nearly every one alone in its page, the ladder's worst case), then all "
+        "cancelled.",
+        "",
+        "| engine | symbols × band | created, MiB | with the symbols, MiB | with the orders, MiB "
+        "| after cancelling, ladder in use |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in mem["runs"]:
+        for who, r in (("this", row["new"]), ("old", row.get("base"))):
+            if r is None:
+                continue
+            used = (f"{r['ladder_bytes_after_cancel']:,} B (pool memory kept for reuse: "
+                    f"{mib(r['ladder_touched_bytes'])} MiB)" if "ladder_bytes_after_cancel" in r
+                    else "")
+            out.append(
+                f"| {who} | {r['symbols']:,} × {r['band']:,} | {mib(r['rss_created'])} | "
+                f"{mib(r['rss_symbols'])} | {mib(r['rss_orders'])} ({r['orders']:,} orders on "
+                f"{r['levels']:,} levels) | {used} |")
+        if "base" not in row:
+            r = row["new"]
+            out.append(f"| old | {r['symbols']:,} × {r['band']:,} | not run: its flat ladder "
+                       f"would need about {r['symbols'] * r['band'] * 48 / 2**30:,.0f} GiB | | | |")
+    out.append("")
+    return out
+
+
 def ab_table(result: dict) -> list[str]:
     """This engine against the baseline, stream by stream, from the same run."""
     base = result["baseline"]
@@ -220,6 +253,8 @@ def section(result: dict, prev: dict | None, stream: Path) -> str:
         out.append("")
     if "baseline" in result:
         out += ab_table(result)
+    if "memory" in result:
+        out += memory_table(result["memory"])
     out += [
         f"Cancel p99 deep / plain: {ratio:.2f} (goal ≤ 2): cancel is O(1) (index lookup and "
         f"unlink from an intrusive list), whatever the queue depth.",

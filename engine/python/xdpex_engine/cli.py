@@ -106,6 +106,33 @@ def _variant(args: argparse.Namespace, name: str, deep: int, tool: Path | None =
                       tool)
 
 
+MEMORY_RUNS = (  # (symbols, band, resting orders) for xe_memory
+    (100, 100_000, 100_000),
+    (10_000, 100_000, 100_000),
+)
+
+
+def memory_once(tool: Path, symbols: int, band: int, orders: int) -> dict:
+    cmd = [str(tool), "--symbols", str(symbols), "--band", str(band), "--orders", str(orders)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"xdpex engine bench: {' '.join(cmd)} failed: {res.stderr.strip()}")
+    return dict(json.loads(res.stdout))
+
+
+def run_memory(baseline: Path | None) -> dict:
+    """Resident memory of symbols and resting orders (xe_memory), this engine and the old one;
+    the old one only where it fits in memory (its ladder costs 4.8 MB a symbol)."""
+    out: dict = {"runs": []}
+    for symbols, band, orders in MEMORY_RUNS:
+        row = {"new": memory_once(_tool("xe_memory"), symbols, band, orders)}
+        base_tool = baseline.parent / "xe_memory" if baseline else None
+        if base_tool and base_tool.exists() and symbols * band <= 10_000_000:
+            row["base"] = memory_once(base_tool, symbols, band, orders)
+        out["runs"].append(row)
+    return out
+
+
 def _median_round(rounds: list[dict]) -> dict:
     """The round whose thread-CPU rate is the median: one whole run, not a mix of runs."""
     ranked = sorted(rounds, key=lambda r: r["cpu_msgs_per_s"])
@@ -148,6 +175,7 @@ def run_bench(args: argparse.Namespace) -> int:
         result["baseline"] = base | {
             "tool": benchdoc._rel(args.baseline),
             "commit": commit.read_text().strip() if commit.exists() else "unknown"}
+    result["memory"] = run_memory(args.baseline)
     result["machine"]["loadavg_end"] = round(os.getloadavg()[0], 2)
     previous = benchdoc.previous(args.report, args.update_doc)
     args.report.parent.mkdir(parents=True, exist_ok=True)
