@@ -44,6 +44,7 @@ static int add_config(struct xd_shard *sh, char *err, size_t errlen)
 		if (y->halted > 0)
 			xe_engine_set_halted(sh->engine, y->c.symbol_id, 1);
 		sh->syms[y->c.symbol_id] = *y;
+		sh->nsyms++;
 	}
 	for (uint32_t i = 0; i < cfg->nsessions; i++) {
 		const struct xd_session_cfg *c = &cfg->sessions[i];

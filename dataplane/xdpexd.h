@@ -141,13 +141,27 @@ struct xd_config {
 	uint32_t nsessions;
 };
 
+/* Engine sizes when the configuration file does not give them: a venue's worth out of the box
+ * (docs/dataplane.md, Sizing, has the memory they cost). */
+#define XD_DEF_MAX_ORDERS (1u << 20)
+#define XD_DEF_MAX_SYMBOLS 16384u
+#define XD_DEF_MAX_SESSIONS 4096u
+
 /* Whole file (full = 1: engine sizes, defaults) or a control-socket fragment (full = 0, limits
- * checked against `base`). On error returns -1 with `err` naming the field. */
+ * checked against `base`). On error returns -1 with `err` naming the field and
+ * xd_config_err_code() giving the refusal's code (docs/dataplane.md, Refusals). */
 struct json_t;
 XD_MUST_CHECK int xd_config_load(const char *path, struct xd_config *cfg, char *err, size_t errlen);
 XD_MUST_CHECK int xd_config_from_json(struct json_t *j, struct xd_config *cfg, const struct xd_config *base,
 			char *err, size_t errlen);
 void xd_config_free(struct xd_config *cfg);
+const char *xd_config_err_code(void);
+/* One symbol or session entry of a request (i its index), for bulk configuration: 0, or -1 with
+ * err and xd_config_err_code(). */
+XD_MUST_CHECK int xd_config_symbol(struct json_t *o, int i, const struct xe_engine_config *ec,
+				   struct xd_symbol_cfg *s, char *err, size_t errlen);
+XD_MUST_CHECK int xd_config_session(struct json_t *o, int i, const struct xe_engine_config *ec,
+				    struct xd_session_cfg *s, char *err, size_t errlen);
 /* The served queue that owns a symbol / a session: its "queue" if given, else the symbol's
  * ((id - 1) mod nqueues)-th served queue, the session's first served queue. */
 int xd_symbol_owner(const struct xd_symbol_cfg *y, const struct xd_opts *o);
@@ -371,10 +385,12 @@ struct xd_mbox {
 	struct json_t *resp;
 	const struct xd_config *frag; /* parsed "apply" fragment */
 	char *line; /* the request as journaled */
-	int dry;
+	int dry; /* 1: validate only; XD_MBOX_BULK_CHECK: list every entry frag cannot apply */
+	const uint32_t *sym_index, *ses_index; /* bulk check: each entry's index in the request */
 	int rc;
 	int done;
 };
+#define XD_MBOX_BULK_CHECK 2
 
 struct xd_shard {
 	int index; /* position in the shard array */
@@ -389,6 +405,7 @@ struct xd_shard {
 	uint32_t *sess_list; /* configured session ids owned by this shard */
 	uint32_t nsess_list;
 	struct xd_symbol_cfg *syms; /* owned symbols by id; c.symbol_id 0 = not owned */
+	uint32_t nsyms; /* owned symbols */
 	/* Source filter as configured (file, then journaled "apply"s): the shard applies the
 	 * allowlist itself when its network backend has no filter in front (XD_BE_FILTERS), and
 	 * programs that filter with allowlist and rate after recovery. */
@@ -564,6 +581,14 @@ XD_MUST_CHECK int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const 
 		   const char *line, struct json_t *resp, int dry);
 /* Queries: hash, stats, sessions, book, journal; fills resp. */
 XD_MUST_CHECK int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
+/* stats: the queue's "limits" and "memory" objects (docs/dataplane.md, Sizing). */
+struct json_t *xd_shard_limits(const struct xd_shard *sh, const struct xe_engine_stats *es);
+struct json_t *xd_shard_memory(const struct xd_shard *sh);
+/* Bulk configuration: appends to `refused` every entry of frag this shard cannot apply, as
+ * {"kind": "symbol"|"session", "index", "id", "code", "error"} (index: sym_index[i] /
+ * ses_index[i], the entry's place in the request). Changes nothing. */
+void xd_shard_bulk_check(struct xd_shard *sh, const struct xd_config *f, const uint32_t *sym_index,
+			 const uint32_t *ses_index, struct json_t *refused);
 
 /* ---- replication and roles (repl.c) ---- */
 

@@ -4,18 +4,22 @@
 // of an intrusive FIFO of orders plus its open quantity), and the paged price ladder of one side.
 //
 // The ladder is a radix tree over the level index (price - band_low) / tick: pages of 64 levels
-// at the bottom, 64-way directory nodes above them, the root embedded in the side. A page or a
-// node exists only while an order rests under it: it comes from the engine's pre-sized pools when
-// the first order rests there and goes back when the last one leaves. So a symbol costs its
-// (fixed, small) Book whatever its band, and the ladder's memory follows the resting orders. Each
-// page and node carries a 64-bit mask of its non-empty children, which is the bitmap the best
-// price search walks: the next non-empty level is found in a few word operations per tree level,
-// and the tree is at most 10 levels deep for any band an int64 price can express (2 for bands of
-// up to 262,144 ticks). Nothing here allocates after the engine is created.
+// at the bottom, 64-way nodes above them when the band needs them, and at the top a directory of
+// at most 4,096 entries sized for the band when the symbol is added (its bitmap and a summary
+// word over the bitmap make a two-level bitmap). A page or a node exists only while an order
+// rests under it: it comes from the engine's pre-sized pools when the first order rests there
+// and goes back when the last one leaves. So a symbol costs its small fixed Book plus a directory
+// of at most 16 KiB a side whatever its band, and the ladder's memory follows the resting orders.
+// Pages and nodes carry a 64-bit mask of their non-empty children, the bitmap the best-price
+// search walks: the next non-empty level is a few word operations per tree level. Bands of up to
+// 262,144 ticks need no node at all (directory -> page, as direct as a flat ladder); any band an
+// int64 price can express needs at most 8 node levels. Nothing here allocates on the matching
+// path.
 #ifndef XE_BOOK_HPP
 #define XE_BOOK_HPP
 
 #include <cstdint>
+#include <memory>
 
 namespace xe {
 
@@ -41,7 +45,7 @@ struct alignas(64) Order {
 };
 static_assert(sizeof(Order) == 64, "Order must stay one cache line");
 
-// A level is valid only while its bit is set in its page's mask (a fresh page is not cleared).
+// A level is empty when its head is NIL (its page's mask bit clear); qty and tail are then stale.
 struct Level {
 	uint32_t head, tail; // oldest and newest order
 	uint64_t qty; // open quantity of every order at the level
@@ -49,9 +53,11 @@ struct Level {
 
 constexpr uint32_t PAGE_SHIFT = 6;
 constexpr uint32_t FANOUT = 64;
-constexpr uint32_t MAX_DEPTH = 10; // node levels for 2^66 levels: any int64 band
+constexpr uint32_t TOP_BITS = 12; // directory entries: at most 4,096
+constexpr uint32_t INLINE_DIR = 64; // directory entries kept in the Book itself
+constexpr uint32_t MAX_DEPTH = 8; // node levels for 2^66 levels: any int64 band
 
-struct alignas(64) Page {
+struct Page {
 	uint64_t mask; // non-empty levels
 	uint32_t next_free; // the pool's free list
 	uint32_t pad;
@@ -63,20 +69,18 @@ struct Node {
 	uint32_t child[FANOUT]; // pages (height 1) or nodes; NIL = none
 };
 
-// One side of one symbol's book: the root of its ladder, the tree's height (node levels, the
-// root's included) and the best non-empty level with its page (-1 / NIL when the side is empty).
+// One side of one symbol's book: the directory (fan entries, pages when depth is 0, else nodes at
+// height depth), its bitmap and summary, and the best non-empty level with its page (-1 / NIL
+// when the side is empty).
 struct BookSide {
-	Node root;
-	uint32_t depth = 1;
+	uint32_t *dir = nullptr;
+	uint64_t *dbits = nullptr; // entry in use; fan / 64 words, at most 64
+	uint64_t dsum = 0; // word of dbits non-zero
+	uint32_t fan = 0;
+	uint32_t depth = 0; // node levels between the directory and the pages
+	uint32_t top_shift = PAGE_SHIFT; // level index >> top_shift = directory entry
 	uint32_t best_page = NIL;
 	int64_t best = -1;
-
-	BookSide()
-	{
-		root.mask = 0;
-		for (uint32_t &c : root.child)
-			c = NIL;
-	}
 };
 
 struct Book {
@@ -89,6 +93,11 @@ struct Book {
 	int64_t band_high = 0;
 	uint64_t nlevels = 0; // (band_high - band_low) / tick + 1
 	BookSide side[2]; // [0] buy, [1] sell
+	std::unique_ptr<uint64_t[]> dir_mem; // both sides' directories and bitmaps, when not inline
+	// Directories of up to INLINE_DIR entries (bands of up to 4,096 ticks with no nodes) and
+	// their bitmaps live here: no pointer to load on the way to a level.
+	uint32_t idir[2][INLINE_DIR];
+	uint64_t ibits[2];
 };
 
 inline int64_t level_price(const Book &b, int64_t idx)
@@ -103,12 +112,12 @@ inline uint64_t level_index(const Book &b, int64_t price)
 	return (uint64_t)(b.tick == 1 ? d : d / b.tick);
 }
 
-// Node levels needed above the pages for n levels: the root at height depth indexes bits
-// [6 depth, 6 depth + 6) of the level index.
+// Node levels needed between a directory of at most 2^TOP_BITS entries and the pages, for n
+// levels.
 inline uint32_t ladder_depth(uint64_t n)
 {
-	uint32_t d = 1;
-	while (d < MAX_DEPTH && (n - 1) >> (PAGE_SHIFT * (d + 1)))
+	uint32_t d = 0;
+	while (d < MAX_DEPTH && (n - 1) >> (PAGE_SHIFT * (d + 1) + TOP_BITS))
 		d++;
 	return d;
 }

@@ -136,14 +136,44 @@ int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *c)
 	    c->band_high < c->band_low || c->band_low % c->tick_size ||
 	    c->band_high % c->tick_size)
 		return -EINVAL;
-	// Any band: the ladder is sized by the orders that rest, not by the band.
+	// Any band: the directory has at most 4,096 entries a side, the pages below it come from
+	// the pools as orders rest.
 	uint64_t n = (uint64_t)((c->band_high - c->band_low) / c->tick_size) + 1;
-	b.nlevels = n;
-	for (auto &s : b.side) {
-		s.depth = xe::ladder_depth(n);
+	uint32_t depth = xe::ladder_depth(n);
+	uint32_t shift = xe::PAGE_SHIFT * (depth + 1);
+	uint32_t fan = (uint32_t)(((n - 1) >> shift) + 1);
+	uint32_t words = (fan + 63) / 64;
+	uint32_t dir_words = (fan + 1) / 2; // two uint32 entries a word
+	uint64_t *mem = nullptr;
+	if (fan > xe::INLINE_DIR) {
+		b.dir_mem.reset(new (std::nothrow) uint64_t[2 * (dir_words + words)]);
+		if (!b.dir_mem)
+			return -ENOMEM;
+		mem = b.dir_mem.get();
+		e->dir_bytes += 2 * (dir_words + words) * sizeof(uint64_t);
+	}
+	for (int sd = 0; sd < 2; sd++) {
+		BookSide &s = b.side[sd];
+		if (mem) {
+			s.dir = reinterpret_cast<uint32_t *>(mem);
+			s.dbits = mem + dir_words;
+			mem += dir_words + words;
+		} else {
+			s.dir = b.idir[sd];
+			s.dbits = &b.ibits[sd];
+		}
+		for (uint32_t i = 0; i < fan; i++)
+			s.dir[i] = NIL;
+		for (uint32_t i = 0; i < words; i++)
+			s.dbits[i] = 0;
+		s.dsum = 0;
+		s.fan = fan;
+		s.depth = depth;
+		s.top_shift = shift;
 		s.best = -1;
 		s.best_page = NIL;
 	}
+	b.nlevels = n;
 	b.lot = c->lot_size;
 	b.max_qty = c->max_qty;
 	b.tick = c->tick_size;
@@ -296,6 +326,7 @@ void xe_engine_get_memory(const xe_engine *e, struct xe_engine_memory *out)
 			   nb * sizeof(uint32_t) +
 			   ((uint64_t)e->cfg.max_sessions + 1) * sizeof(xe::Session) +
 			   ((uint64_t)e->cfg.max_symbols + 1) * sizeof(Book);
+	out->directory_bytes = e->dir_bytes;
 	out->reserved_bytes = e->map_bytes;
 	out->ladder_bytes = (uint64_t)e->pages_used * sizeof(xe::Page) +
 			    (uint64_t)e->nodes_used * sizeof(xe::Node);

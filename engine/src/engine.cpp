@@ -175,6 +175,20 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 	}
 }
 
+// Level li of side s (a bid side when bids), the best, has just lost its last order.
+XE_HOT void xe_engine::level_emptied(Book &b, BookSide &s, int64_t li, bool bids)
+{
+	uint32_t pi = s.best_page;
+	xe::Page &P = pages[pi];
+	P.mask &= ~(1ull << (li & 63));
+	levels--;
+	if (!P.mask) {
+		page_drop(s, (uint64_t)li, pi);
+		pi = NIL;
+	}
+	s.best = next_level(b, s, li, bids, pi, &s.best_page);
+}
+
 XE_HOT void xe_engine::unlink_session(Order &o)
 {
 	xe::Session &s = sessions[o.session];
@@ -220,9 +234,8 @@ XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 	uint32_t pi = (int64_t)li == s.best ? s.best_page : page_make(s, li);
 	xe::Page &P = pages[pi];
 	Level &L = P.lv[li & 63];
-	uint64_t bit = 1ull << (li & 63);
 	o.next = NIL;
-	if (P.mask & bit) {
+	if (L.head != NIL) { // an empty level's head is NIL, even in a page just made
 		o.prev = L.tail;
 		pool[L.tail].next = oi;
 		L.tail = oi;
@@ -232,7 +245,7 @@ XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 	o.prev = NIL;
 	L.head = L.tail = oi;
 	L.qty = o.leaves;
-	P.mask |= bit;
+	P.mask |= 1ull << (li & 63);
 	levels++;
 	if (o.side == XE_BUY ? (s.best < (int64_t)li) : (s.best < 0 || s.best > (int64_t)li)) {
 		s.best = (int64_t)li;
@@ -328,8 +341,20 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 
 			put_fill(&out[n++], a, XE_LIQ_REMOVED, px, q, exec);
 			put_fill(&out[n++], m, XE_LIQ_ADDED, m.price, q, exec);
-			if (m.leaves == 0)
-				remove_order(b, oi, bkt);
+			if (m.leaves == 0) {
+				// m is the level's head (everything before it is gone): pop it
+				// without looking its level up again.
+				L.head = next;
+				if (next != NIL)
+					pool[next].prev = NIL;
+				else
+					L.tail = NIL;
+				unlink_session(m);
+				index_del(bkt, oi);
+				release(oi);
+				if (next == NIL)
+					level_emptied(b, s, li, a.side == XE_SELL);
+			}
 			oi = next;
 		}
 	}
@@ -369,7 +394,7 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 		if (!rej && find_in(bkt, o->session_id, o->cl_ord_id) != NIL)
 			rej = XE_REJ_DUPLICATE_ID;
 		if (!rej && can_rest && (free_head == NIL ||
-				     !nodes_for(b->side[o->side - 1], level_index(*b, o->price))))
+				     !nodes_for(*b, b->side[o->side - 1], o->price)))
 			rej = XE_REJ_CAPACITY;
 		if (!rej && o->ord_type == XE_ORD_POST_ONLY && crosses(*b, o->side, o->price))
 			rej = XE_REJ_POST_ONLY_CROSS;
@@ -498,7 +523,7 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 		    crosses(b, o.side, price))
 			rej = XE_REJ_POST_ONLY_CROSS;
 		if (!rej && price != o.price &&
-		    !nodes_for(b.side[o.side - 1], level_index(b, price)))
+		    !nodes_for(b, b.side[o.side - 1], price))
 			rej = XE_REJ_CAPACITY;
 	}
 	if (rej) {

@@ -47,6 +47,7 @@ from .routes import (
     allowlist,
     audit,
     books,
+    bulk,
     dataplane,
     executions,
     firms,
@@ -286,6 +287,7 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
     v1 = APIRouter(prefix=API_V1)
     for r in (
         orders,  # first: order entry is the hot path, and routes are matched in this order
+        bulk,  # before symbols and sessions: /symbols/bulk is no symbol id
         symbols,
         sessions,
         allowlist,

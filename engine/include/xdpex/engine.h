@@ -177,6 +177,8 @@ uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t 
  */
 struct xe_engine_memory {
 	uint64_t fixed_bytes; /* order pool, order index, sessions, books */
+	uint64_t directory_bytes; /* ladder directories of bands over 4,096 ticks (16 B per 64
+				   * ticks a symbol, at most 2 x 16.5 KiB), allocated by add_symbol */
 	uint64_t reserved_bytes; /* the ladder pools' address space */
 	uint64_t ladder_bytes; /* pages and nodes in use now */
 	uint64_t ladder_touched_bytes; /* pool memory ever used: the ladders' resident high mark */
@@ -190,6 +192,7 @@ struct xe_engine_memory {
 	uint32_t pad;
 };
 
+#define XE_ENGINE_HAS_MEMORY 1 /* xe_engine_get_memory exists (tools built for older engines) */
 void xe_engine_get_memory(const xe_engine *e, struct xe_engine_memory *out);
 
 #ifdef __cplusplus

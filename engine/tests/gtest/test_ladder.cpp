@@ -124,14 +124,14 @@ TEST(Ladder, MemoryFollowsTheOrders)
 {
 	Eng x(8192);
 	ASSERT_EQ(x.add(1, 1, 1, 100000), 0);
-	// 1,024 orders on the 1,024 ticks of levels 49152..50175: 16 pages (64 levels each) under
-	// 1 node (4,096 levels).
+	// 1,024 orders on the 1,024 ticks of levels 49152..50175: 16 pages (64 levels each), right
+	// under the directory (a band of up to 262,144 ticks needs no node).
 	for (uint64_t i = 0; i < 1024; i++)
 		x.order(1, i + 1, XE_BUY, 50176 - (int64_t)i, 1);
 	xe_engine_memory m = x.mem();
 	EXPECT_EQ(m.pages_used, 16u);
-	EXPECT_EQ(m.nodes_used, 1u);
-	EXPECT_EQ(m.ladder_bytes, 16ull * m.page_bytes + m.node_bytes);
+	EXPECT_EQ(m.nodes_used, 0u);
+	EXPECT_EQ(m.ladder_bytes, 16ull * m.page_bytes);
 	EXPECT_EQ(m.pages_max, 8192u);
 	for (uint64_t i = 0; i < 1024; i++)
 		ASSERT_EQ(x.cancel(i + 1)[0].type, XE_EV_CANCELLED);
@@ -144,14 +144,16 @@ TEST(Ladder, MemoryFollowsTheOrders)
 	EXPECT_EQ(x.mem().ladder_touched_bytes, touched);
 }
 
-// With 8 orders the engine has 16 nodes; on a band that needs 9 nodes under the root per far
-// away price, the second such order is refused CAPACITY before anything changes.
+// With 8 orders the engine has 16 nodes; on a band that needs 8 nodes below the directory for
+// each far away price, the third such order is refused CAPACITY before anything changes.
 TEST(Ladder, NodeLimitRefusedCapacity)
 {
 	Eng x(8);
 	ASSERT_EQ(x.add(1, 1, 1, INT64_MAX), 0);
 	EXPECT_EQ(x.order(1, 1, XE_BUY, 1, 1)[0].type, XE_EV_ACCEPTED);
-	EXPECT_EQ(x.mem().nodes_used, 9u);
+	EXPECT_EQ(x.mem().nodes_used, 8u);
+	EXPECT_EQ(x.order(1, 5, XE_BUY, INT64_MAX / 4, 1)[0].type, XE_EV_ACCEPTED);
+	EXPECT_EQ(x.mem().nodes_used, 16u);
 	auto v = x.order(1, 2, XE_BUY, INT64_MAX / 2, 1);
 	ASSERT_EQ(v.size(), 1u);
 	EXPECT_EQ(v[0].type, XE_EV_REJECTED);
@@ -162,7 +164,7 @@ TEST(Ladder, NodeLimitRefusedCapacity)
 	EXPECT_EQ(x.order(1, 4, XE_SELL, INT64_MAX / 2, 1, XE_TIF_IOC)[0].type, XE_EV_ACCEPTED);
 	ASSERT_EQ(x.cancel(1)[0].type, XE_EV_CANCELLED);
 	ASSERT_EQ(x.cancel(3)[0].type, XE_EV_CANCELLED);
-	EXPECT_EQ(x.mem().nodes_used, 0u);
+	EXPECT_EQ(x.mem().nodes_used, 8u);
 	EXPECT_EQ(x.order(1, 2, XE_BUY, INT64_MAX / 2, 1)[0].type, XE_EV_ACCEPTED);
 }
 
