@@ -53,16 +53,22 @@ class Strict(BaseModel):
         return v
 
 
+TEN_YEARS_S = 10 * 366 * 86400
+
+
 class TokenIn(Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     role: Literal["viewer", "trader", "operator"]
-
-
-class TokenOut(BaseModel):
-    id: int
-    name: str
-    role: str
-    token: str = Field(description="shown once; only its hash is stored")
+    expires_in_s: int | None = Field(
+        None,
+        ge=1,
+        le=TEN_YEARS_S,
+        description="lifetime in seconds; absent = XDPEX_TOKEN_DEFAULT_TTL_S (0: never expires)",
+    )
+    rate: int | None = Field(
+        None, ge=0, le=1_000_000, description="requests/s; absent = the default, 0 = unlimited"
+    )
+    burst: int | None = Field(None, ge=1, le=10_000_000, description="absent = the default")
 
 
 class TokenInfo(BaseModel):
@@ -71,6 +77,25 @@ class TokenInfo(BaseModel):
     role: str
     created_at: str
     revoked: bool
+    expires_at: str | None = Field(description="ISO 8601; null = never")
+    expired: bool
+    rotated_to: int | None = Field(description="the token that replaced this one")
+    rate: int | None
+    burst: int | None
+
+
+class TokenOut(TokenInfo):
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class TokenRotateIn(Strict):
+    grace_s: int = Field(
+        60, ge=0, le=86400, description="how long the old secret keeps working (0 = not at all)"
+    )
+
+
+class TokenRotated(TokenOut):
+    replaces: TokenInfo = Field(description="the old token, now expiring")
 
 
 DP_MAX = 1_000_000_000  # xdpexd's bound on rates and bursts
