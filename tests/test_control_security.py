@@ -145,11 +145,20 @@ def test_rotation_keeps_the_old_secret_for_the_grace_period_then_names_the_succe
     assert api.get("/api/v1/symbols", headers=bearer(new["token"])).status_code == 401
 
 
-def test_a_token_cannot_revoke_itself(api):
-    me = api.get("/api/v1/tokens", headers=OP).json()[0]
-    r = api.delete(f"/api/v1/tokens/{me['id']}", headers=OP)
+def test_a_token_cannot_revoke_itself_nor_the_api_the_configured_one(api):
+    op2 = api.post("/api/v1/tokens", json={"name": "op2", "role": "operator"}, headers=OP).json()
+    h2 = bearer(op2["token"])
+    r = api.delete(f"/api/v1/tokens/{op2['id']}", headers=h2)
     assert r.status_code == 409 and "cannot revoke itself" in r.json()["detail"]
+    assert api.get("/api/v1/symbols", headers=h2).status_code == 200
+    conf = api.get("/api/v1/tokens", headers=OP).json()[0]  # XDPEX_OPERATOR_TOKEN
+    for r in (
+        api.delete(f"/api/v1/tokens/{conf['id']}", headers=h2),
+        api.post(f"/api/v1/tokens/{conf['id']}/rotate", json={"grace_s": 0}, headers=OP),
+    ):
+        assert r.status_code == 409 and "XDPEX_OPERATOR_TOKEN" in r.json()["detail"], r.text
     assert api.get("/api/v1/symbols", headers=OP).status_code == 200
+    assert api.delete(f"/api/v1/tokens/{op2['id']}", headers=OP).status_code == 204
 
 
 def test_per_token_rate_limit_answers_429_with_retry_after_and_a_reason(api):

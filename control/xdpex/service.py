@@ -232,9 +232,20 @@ class ControlPlane(ConfigService, OrderService):
                 "(revoke it with another operator token, or rotate it)"
             )
         with self.db.begin() as db:
+            self._not_configured(db, token_id, "revoked")
             if not auth.revoke_token(db, token_id):
                 raise NotFound(f"token {token_id} does not exist")
         self._auth_cache.clear()
+
+    def _not_configured(self, db: Any, token_id: int, what: str) -> None:
+        """The token of XDPEX_OPERATOR_TOKEN belongs to the configuration, not to the API."""
+        conf = self.settings.operator_token
+        row = db.get(ApiToken, token_id)
+        if conf and row is not None and row.token_hash == auth.hash_token(conf):
+            raise Conflict(
+                f"token {token_id} is XDPEX_OPERATOR_TOKEN of the configuration: it cannot be "
+                f"{what} through the API (change the configuration to replace it)"
+            )
 
     def rotate_token(self, who: Principal, token_id: int, grace_s: float) -> dict[str, Any]:
         """A new secret for token `token_id` (a successor token); the old one keeps working for
@@ -242,6 +253,7 @@ class ControlPlane(ConfigService, OrderService):
         if who.token_id != token_id:
             who.require("operator")
         with self.db.begin() as db:
+            self._not_configured(db, token_id, "rotated")
             try:
                 got = auth.rotate_token(db, token_id, grace_s)
             except ValueError as e:

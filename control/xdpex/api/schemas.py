@@ -16,7 +16,12 @@ from pydantic import (
 )
 
 U32 = (1 << 32) - 1
-I64 = (1 << 63) - 1
+# The largest int64 a double holds exactly (2^63 - 1024): a JSON Schema bound is read as a number
+# by many tools, and 2^63 - 1 would round up to 2^63, outside int64.
+I64 = (1 << 63) - 1024
+# Prices, ticks and band bounds: at most 2^53 - 1, the largest integer every JSON client (and a
+# double) carries exactly; beyond it generated or parsed values silently round.
+PRICE_MAX = (1 << 53) - 1
 
 
 def json_int(v: Any) -> Any:
@@ -33,6 +38,10 @@ def json_bool(v: Any) -> Any:
     return v
 
 
+_INT = (int,)
+_OPT_INT = (int | None,)
+
+
 class Strict(BaseModel):
     """A request body: exactly its fields, each of its JSON type (as the OpenAPI document
     says)."""
@@ -46,9 +55,9 @@ class Strict(BaseModel):
         if cls._lax:
             return v
         ann = cls.model_fields[info.field_name].annotation if info.field_name else None
-        if ann is int:
+        if ann in _INT or (v is not None and ann in _OPT_INT):
             return json_int(v)
-        if ann is bool:
+        if ann is bool or (v is not None and ann == bool | None):
             return json_bool(v)
         return v
 
@@ -107,10 +116,10 @@ class SymbolIn(Strict):
 
     symbol_id: int = Field(ge=1, le=U32, description="1..engine.max_symbols of the dataplane")
     name: str = Field(min_length=1, max_length=31, pattern=r"^[A-Za-z0-9_.-]+$")
-    tick: int = Field(ge=1, le=I64)
+    tick: int = Field(ge=1, le=PRICE_MAX)
     lot: int = Field(ge=1, le=U32)
-    band_low: int = Field(ge=1, le=I64)
-    band_high: int = Field(ge=1, le=I64)
+    band_low: int = Field(ge=1, le=PRICE_MAX)
+    band_high: int = Field(ge=1, le=PRICE_MAX)
     max_qty: int = Field(0, ge=0, le=U32)
     queue: int = Field(0, ge=0, le=63)
     halted: bool = False
@@ -231,7 +240,7 @@ class OrderIn(Strict):
     type: Literal["limit", "market", "post_only"] = "limit"
     tif: Literal["day", "gtc", "ioc", "fok"] = "gtc"
     qty: int = Field(ge=1, le=U32)
-    price: int = Field(0, ge=0, le=I64, description="ticks; required (> 0) except for market")
+    price: int = Field(0, ge=0, le=PRICE_MAX, description="ticks; required (> 0) except for market")
 
 
 class OrderBatchIn(Strict):
