@@ -326,6 +326,51 @@ def test_rest_and_grpc_over_tls_with_real_clients(tls_stack):
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def test_mutual_tls_requires_a_client_certificate_of_the_configured_ca(db):
+    dbase, d = db
+    pki = d / "pki"
+    pki.mkdir()
+    make_pki(pki)
+    dp = Dataplane(d).start()
+    cp = TlsControlPlane(dp, d, dbase, XDPEX_TLS_CERTFILE=str(pki / "server.crt"),
+                         XDPEX_TLS_KEYFILE=str(pki / "server.key"),
+                         XDPEX_TLS_CLIENT_CA=str(pki / "ca.crt"))
+    try:
+        base = f"https://127.0.0.1:{cp.http}"
+        ctx = trust(pki / "ca.crt")
+        ctx.load_cert_chain(pki / "client.crt", pki / "client.key")
+
+        def ready():
+            if cp.proc.poll() is not None:
+                raise AssertionError(cp.log.read_text())
+            try:
+                return httpx.get(f"{base}/readyz", verify=ctx, timeout=2)
+            except httpx.HTTPError:
+                return None
+
+        assert wait_for(ready, "mutual TLS answers", 30).status_code == 200
+        with pytest.raises(httpx.HTTPError):  # no client certificate: the handshake fails
+            httpx.get(f"{base}/healthz", verify=trust(pki / "ca.crt"), timeout=5)
+        md = (("authorization", "Bearer xt_test_operator"),)
+        req = pb.SubmitOrderRequest(order=pb.NewOrder(symbol_id=2, side=pb.BUY, qty=1, price=3))
+        ca = (pki / "ca.crt").read_bytes()
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=ca,
+            private_key=(pki / "client.key").read_bytes(),
+            certificate_chain=(pki / "client.crt").read_bytes(),
+        )
+        with grpc.secure_channel(f"127.0.0.1:{cp.grpc}", creds) as ch:
+            assert pbg.OrderEntryStub(ch).SubmitOrder(req, metadata=md, timeout=10).status == "new"
+        with grpc.secure_channel(f"127.0.0.1:{cp.grpc}",
+                                 grpc.ssl_channel_credentials(root_certificates=ca)) as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                pbg.OrderEntryStub(ch).SubmitOrder(req, metadata=md, timeout=5)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        cp.stop()
+        dp.stop()
+
+
 def test_a_tls_setting_that_cannot_work_stops_the_start_naming_it(db):
     dbase, d = db
     pki = d / "pki"
