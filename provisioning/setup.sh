@@ -26,6 +26,8 @@ pkgs=(
 	dpdk-dev libdpdk-dev wrk prometheus
 	# clang's sanitizer and libFuzzer runtimes (make fuzz, the ASan+UBSan xdpexd)
 	libclang-rt-dev
+	# certificates the TLS tests make for themselves (tests/test_control_security.py)
+	openssl
 )
 missing=()
 for p in "${pkgs[@]}"; do

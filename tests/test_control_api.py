@@ -183,3 +183,16 @@ def test_every_change_is_audited_with_who_what_and_result(client):
     assert bad["result"].startswith("422") and "pps" in bad["result"]
     created = by_action[("POST /api/v1/tokens", "operator")]
     assert created["result"] == "ok"
+
+
+def test_a_body_with_nul_bytes_is_audited_and_answered(client):
+    # PostgreSQL text cannot hold NUL: the audit record escapes it instead of refusing the request
+    r = client.post(
+        "/api/v1/allowlist",
+        content=b'{"prefix": "10.0.0.0/8\x00"}',
+        headers=OP | {"Content-Type": "application/json"},
+    )
+    assert r.status_code in (400, 422), r.text
+    rec = client.get("/api/v1/audit?limit=5", headers=OP).json()
+    rec = [a for a in rec if a["action"] == "POST /api/v1/allowlist"][0]
+    assert "\\u0000" in rec["detail"] and rec["result"].startswith(str(r.status_code))

@@ -100,6 +100,16 @@ def test_every_refusal_of_the_dataplane_is_the_apis_answer_and_nothing_is_stored
     d = r.json()["detail"][0]
     assert d["loc"] == ["body", "symbol_id"] and f"1..{MAX_SYMBOLS}" in d["msg"], d
 
+    # a queue the dataplane does not serve, for a symbol and for a session
+    r = tc.post("/api/v1/symbols", json=sym(14, queue=5), headers=OP)
+    assert r.status_code == 422, r.text
+    d = r.json()["detail"][0]
+    assert d["loc"] == ["body", "queue"] and "5 is not served (--queues)" in d["msg"], d
+    r = tc.post("/api/v1/sessions", json={"name": "q5", "queue": 5}, headers=OP)
+    assert r.status_code == 422, r.text
+    d = r.json()["detail"][0]
+    assert d["loc"] == ["body", "queue"] and "5 is not served (--queues)" in d["msg"], d
+
     # duplicate: through the API, and one the dataplane has from its file with other parameters
     r = tc.post("/api/v1/symbols", json=sym(10), headers=OP)
     assert r.status_code == 409 and "already exists" in r.json()["detail"]

@@ -62,15 +62,22 @@ class _Item:
         self.ref: _Item | None = None  # a spool result: update the record `ref` inserted
 
 
+def _text(s: str, n: int) -> str:
+    """At most `n` characters, a NUL written as \\u0000: PostgreSQL text cannot hold NUL, and a
+    request body with one must still be recorded (else the change would be refused, 503)."""
+    s = s[:n]
+    return s.replace("\x00", "\\u0000")[:n] if "\x00" in s else s
+
+
 def _row(who: Principal | None, action: str, target: str, detail: str, result: str) -> dict:
     return {
         "at": utcnow(),
         "actor": who.name if who else "anonymous",
         "role": who.role if who else "-",
-        "action": action[:128],
-        "target": target[:256],
-        "detail": detail[:4000],
-        "result": result[:256],
+        "action": _text(action, 128),
+        "target": _text(target, 256),
+        "detail": _text(detail, 4000),
+        "result": _text(result, 256),
     }
 
 
@@ -360,9 +367,9 @@ class AuditLog:
 
     def finish(self, record_id: int, result: str, action: str | None = None) -> None:
         """Set the result of a record from `begin`; queued, committed with the next batch."""
-        vals: dict[str, Any] = {"result": result[:256]}
+        vals: dict[str, Any] = {"result": _text(result, 256)}
         if action:
-            vals["action"] = action[:128]
+            vals["action"] = _text(action, 128)
         self._put(_Item(vals, record_id, None), urgent=False)
 
     def flush(self) -> None:

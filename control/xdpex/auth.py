@@ -5,6 +5,12 @@ SHA-256, so a leaked database does not leak tokens. Roles are ordered: viewer (r
 trader (also enter and cancel orders), operator (also configure symbols, sessions, allowlist, rate
 limits, tokens and the dataplane). The first start writes an operator token to
 `state_dir/operator.token` (mode 0600) unless `XDPEX_OPERATOR_TOKEN` names one.
+
+A token may expire (`expires_at`; XDPEX_TOKEN_DEFAULT_TTL_S gives new tokens one by default) and
+is then refused with 401 saying when it expired. Rotation makes a new token with the same name,
+role, rate and lifetime and lets the old one live `grace_s` more (then it is refused as expired,
+naming its successor), so a client can switch without a gap. Each token may carry its own
+request rate (xdpex.ratelimit); None means the configured default.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -24,7 +31,8 @@ RANK = {r: i for i, r in enumerate(ROLES)}
 
 
 class AuthError(Exception):
-    """No token, or a token that is unknown or revoked (HTTP 401, gRPC UNAUTHENTICATED)."""
+    """No token, or a token that is unknown, revoked or expired (HTTP 401, gRPC
+    UNAUTHENTICATED); the message says which."""
 
 
 class PermissionDenied(Exception):
@@ -37,6 +45,10 @@ class Principal:
 
     name: str
     role: str
+    token_id: int = 0  # 0: not a stored token (the control plane itself)
+    expires: float | None = None  # epoch seconds; None = never
+    rate: int | None = None  # requests/s of this token; None = the default
+    burst: int | None = None
 
     def require(self, role: str) -> None:
         if RANK[self.role] < RANK[role]:
@@ -51,23 +63,93 @@ def new_token() -> str:
     return "xt_" + secrets.token_urlsafe(32)
 
 
-def create_token(db: Session, name: str, role: str, token: str | None = None) -> str:
+def aware(t: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite gives them back naive)."""
+    if t is None or t.tzinfo is not None:
+        return t
+    return t.replace(tzinfo=UTC)
+
+
+def create_token(
+    db: Session,
+    name: str,
+    role: str,
+    token: str | None = None,
+    *,
+    expires_at: datetime | None = None,
+    rate: int | None = None,
+    burst: int | None = None,
+) -> str:
     """Store a new token with `role` and return its secret (shown once)."""
     if role not in RANK:
         raise ValueError(f"role: must be one of {', '.join(ROLES)}")
     token = token or new_token()
-    db.add(ApiToken(name=name, role=role, token_hash=hash_token(token)))
+    db.add(
+        ApiToken(
+            name=name,
+            role=role,
+            token_hash=hash_token(token),
+            expires_at=expires_at,
+            rate=rate,
+            burst=burst,
+        )
+    )
     db.flush()
     return token
 
 
-def authenticate(db: Session, token: str | None) -> Principal:
+def authenticate(db: Session, token: str | None, now: datetime | None = None) -> Principal:
     if not token:
         raise AuthError("missing bearer token")
     row = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if row is None or row.revoked_at is not None:
-        raise AuthError("unknown or revoked token")
-    return Principal(row.name, row.role)
+    if row is None:
+        raise AuthError("unknown token")
+    if row.revoked_at is not None:
+        raise AuthError(f"token {row.id} ({row.name}) was revoked at {aware(row.revoked_at)}")
+    exp = aware(row.expires_at)
+    if exp is not None and exp <= (now or utcnow()):
+        succ = f"; it was rotated: use token {row.rotated_to}" if row.rotated_to else ""
+        raise AuthError(f"token {row.id} ({row.name}) expired at {exp.isoformat()}{succ}")
+    return Principal(
+        row.name,
+        row.role,
+        row.id,
+        exp.timestamp() if exp is not None else None,
+        row.rate,
+        row.burst,
+    )
+
+
+def rotate_token(db: Session, token_id: int, grace_s: float) -> tuple[ApiToken, str] | None:
+    """A successor of token `token_id` (same name, role, rate; the same lifetime from now) and
+    its secret; the old token expires `grace_s` from now (sooner if it already would). None if
+    there is no such token; ValueError if it is revoked, expired or already rotated."""
+    row = db.get(ApiToken, token_id)
+    if row is None:
+        return None
+    now = utcnow()
+    exp = aware(row.expires_at)
+    if row.revoked_at is not None:
+        raise ValueError(f"token {token_id} is revoked")
+    if row.rotated_to is not None:
+        raise ValueError(f"token {token_id} was already rotated to token {row.rotated_to}")
+    if exp is not None and exp <= now:
+        raise ValueError(f"token {token_id} has expired")
+    life = exp - aware(row.created_at) if exp is not None else None  # type: ignore[operator]
+    secret = create_token(
+        db,
+        row.name,
+        row.role,
+        expires_at=now + life if life is not None else None,
+        rate=row.rate,
+        burst=row.burst,
+    )
+    new = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    assert new is not None
+    end = now + timedelta(seconds=grace_s)
+    row.expires_at = end if exp is None or end < exp else exp
+    row.rotated_to = new.id
+    return new, secret
 
 
 def revoke_token(db: Session, token_id: int) -> bool:
@@ -91,7 +173,11 @@ def ensure_operator_token(db: Session, configured: str, token_file: Path) -> str
             create_token(db, "operator", "operator", configured)
         return None
     live = db.scalar(
-        select(ApiToken).where(ApiToken.role == "operator", ApiToken.revoked_at.is_(None))
+        select(ApiToken).where(
+            ApiToken.role == "operator",
+            ApiToken.revoked_at.is_(None),
+            ApiToken.expires_at.is_(None),
+        )
     )
     if live is not None and token_file.exists():
         return str(token_file)

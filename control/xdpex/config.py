@@ -36,12 +36,23 @@ class Settings(BaseSettings):
     # bootstrap operator token: when set it is (re)registered on start; otherwise one is generated
     # on first start and written to state_dir/operator.token (mode 0600)
     operator_token: str = ""
+    # lifetime of tokens created through the API unless the request says (0 = they never expire)
+    token_default_ttl_s: float = 0.0
+    # per-token request rate of REST and gRPC (requests/s, burst); 0 = unlimited. A token may
+    # carry its own (POST /api/v1/tokens `rate`, `burst`).
+    api_token_rate: float = 10_000.0
+    api_token_burst: int = 20_000
 
     # listen addresses
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051  # 0 = no gRPC server; tests use an ephemeral port
+    # TLS for REST and gRPC: a PEM certificate (chain) and its key; both or neither. With
+    # tls_client_ca set, clients must present a certificate that CA signed (mutual TLS).
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_client_ca: Path | None = None
 
     # dataplane
     control_socket: Path = Field(Path("/run/xdpex/control.sock"))
@@ -70,6 +81,45 @@ class Settings(BaseSettings):
     redis_stream_prefix: str = "xdpex"
     persist_batch: int = 5000
     persist_poll_s: float = 0.05
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    def check_tls(self) -> None:
+        """Refuse a TLS configuration that cannot work, naming the setting and the file."""
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError(
+                "XDPEX_TLS_CERTFILE and XDPEX_TLS_KEYFILE go together: set both or neither"
+            )
+        if self.tls_client_ca is not None and self.tls_certfile is None:
+            raise ValueError("XDPEX_TLS_CLIENT_CA needs XDPEX_TLS_CERTFILE and XDPEX_TLS_KEYFILE")
+        if self.tls_certfile is None or self.tls_keyfile is None:
+            return
+        import ssl
+
+        for name, f in (
+            ("XDPEX_TLS_CERTFILE", self.tls_certfile),
+            ("XDPEX_TLS_KEYFILE", self.tls_keyfile),
+            ("XDPEX_TLS_CLIENT_CA", self.tls_client_ca),
+        ):
+            if f is not None and not os.access(f, os.R_OK):
+                raise ValueError(f"{name} {f}: cannot be read")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(self.tls_certfile, self.tls_keyfile)
+        except ssl.SSLError as e:
+            raise ValueError(
+                f"XDPEX_TLS_CERTFILE {self.tls_certfile} / XDPEX_TLS_KEYFILE {self.tls_keyfile}: "
+                f"{e.reason or e} (not a PEM certificate and its private key?)"
+            ) from e
+        if self.tls_client_ca is not None:
+            try:
+                ctx.load_verify_locations(self.tls_client_ca)
+            except ssl.SSLError as e:
+                raise ValueError(
+                    f"XDPEX_TLS_CLIENT_CA {self.tls_client_ca}: {e.reason or e}"
+                ) from e
 
     @property
     def effective_database_url(self) -> str:

@@ -158,7 +158,9 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         md = dict(context.invocation_metadata())
         auth = str(md.get("authorization", ""))
         tok = auth[7:] if auth.lower().startswith("bearer ") else None
-        return self.cp.authenticate(tok)
+        who = self.cp.authenticate(tok)
+        self.cp.check_rate(who)  # per-token request rate (xdpex.ratelimit)
+        return who
 
     def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
         code = getattr(grpc.StatusCode, grpc_code_of(e))
@@ -405,10 +407,20 @@ def serve(cp: ControlPlane, host: str, port: int, workers: int = 8) -> grpc.Serv
     )
     pbg.add_OrderEntryServicer_to_server(OrderEntryServicer(cp), server)
     add_dropcopy(cp, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    st = cp.settings
+    if st.tls_certfile is not None and st.tls_keyfile is not None:
+        ca = st.tls_client_ca.read_bytes() if st.tls_client_ca is not None else None
+        creds = grpc.ssl_server_credentials(
+            [(st.tls_keyfile.read_bytes(), st.tls_certfile.read_bytes())],
+            root_certificates=ca,
+            require_client_auth=ca is not None,
+        )
+        bound = server.add_secure_port(f"{host}:{port}", creds)
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise RuntimeError(f"gRPC: cannot listen on {host}:{port}")
     server.start()
-    log.info("gRPC order entry on %s:%d", host, bound)
+    log.info("gRPC order entry on %s:%d%s", host, bound, " (TLS)" if st.tls_certfile else "")
     cp.grpc_port = bound
     return server

@@ -61,6 +61,12 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # refused (401, "expired") from then on; None = never. Rotation sets it on the old token.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rotated_to: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the successor's id
+    # requests/s and burst of this token; None = the configured default (XDPEX_API_TOKEN_RATE)
+    rate: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AuditRecord(Base):

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, text
@@ -24,9 +25,9 @@ from .config import Settings
 from .configure import ConfigService
 from .dataplane import ControlClient
 from .db import make_engine, migrate, session_factory
-from .errors import InvalidArgument, NotFound
+from .errors import Conflict, InvalidArgument, NotFound
 from .metrics import Metrics
-from .models import ApiToken, AuditRecord
+from .models import ApiToken, AuditRecord, utcnow
 from .orderentry import OrderEntrySession
 from .orders import (
     ORD_TYPES,
@@ -39,6 +40,7 @@ from .orders import (
     reject_name,
     result_dict,
 )
+from .ratelimit import RateLimitCollector, TokenRateLimiter
 from .reconcile import ReconcileCollector, Reconciler
 
 __all__ = [
@@ -81,6 +83,8 @@ class ControlPlane(ConfigService, OrderService):
         self.config_lock = threading.RLock()  # configuration changes vs the reconciliation
         self.reconciler = Reconciler(self, settings.reconcile_interval_s)
         self.metrics.registry.register(ReconcileCollector(self.reconciler))
+        self.ratelimit = TokenRateLimiter(settings.api_token_rate, settings.api_token_burst)
+        self.metrics.registry.register(RateLimitCollector(self.ratelimit))
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -124,8 +128,15 @@ class ControlPlane(ConfigService, OrderService):
             who = auth.authenticate(db, token)
         if len(self._auth_cache) > 10000:
             self._auth_cache.clear()
-        self._auth_cache[token] = (who, now + 1.0)  # type: ignore[index]
+        until = now + 1.0
+        if who.expires is not None:  # never answered from the cache past its expiry
+            until = min(until, now + who.expires - time.time())
+        self._auth_cache[token] = (who, until)  # type: ignore[index]
         return who
+
+    def check_rate(self, who: Principal) -> None:
+        """Count one request of `who` against its token's rate (raises RateLimited)."""
+        self.ratelimit.check(who)
 
     def try_authenticate(self, token: str | None) -> Principal | None:
         """`authenticate`, or None for a missing, unknown or revoked token (for audit records;
@@ -172,36 +183,89 @@ class ControlPlane(ConfigService, OrderService):
             ]
 
     # -- tokens -------------------------------------------------------------------------------
-    def create_token(self, who: Principal, name: str, role: str) -> dict[str, Any]:
+    @staticmethod
+    def _token_info(t: ApiToken) -> dict[str, Any]:
+        exp = auth.aware(t.expires_at)
+        return {
+            "id": t.id,
+            "name": t.name,
+            "role": t.role,
+            "created_at": auth.aware(t.created_at).isoformat(),  # type: ignore[union-attr]
+            "revoked": t.revoked_at is not None,
+            "expires_at": exp.isoformat() if exp is not None else None,
+            "expired": exp is not None and exp <= utcnow(),
+            "rotated_to": t.rotated_to,
+            "rate": t.rate,
+            "burst": t.burst,
+        }
+
+    def create_token(
+        self,
+        who: Principal,
+        name: str,
+        role: str,
+        expires_in_s: int | None = None,
+        rate: int | None = None,
+        burst: int | None = None,
+    ) -> dict[str, Any]:
         who.require("operator")
         if role not in auth.RANK:
             raise InvalidArgument("role", f"{role!r} is not one of viewer, trader, operator")
+        ttl = expires_in_s if expires_in_s is not None else self.settings.token_default_ttl_s
+        exp = utcnow() + timedelta(seconds=ttl) if ttl else None
         with self.db.begin() as db:
-            tok = auth.create_token(db, name, role)
+            tok = auth.create_token(db, name, role, expires_at=exp, rate=rate, burst=burst)
             row = db.scalar(select(ApiToken).where(ApiToken.token_hash == auth.hash_token(tok)))
             assert row is not None
-            return {"id": row.id, "name": name, "role": role, "token": tok}
+            return self._token_info(row) | {"token": tok}
 
     def list_tokens(self, who: Principal) -> list[dict[str, Any]]:
         who.require("operator")
         with self.db() as db:
-            return [
-                {
-                    "id": t.id,
-                    "name": t.name,
-                    "role": t.role,
-                    "created_at": t.created_at.isoformat(),
-                    "revoked": t.revoked_at is not None,
-                }
-                for t in db.scalars(select(ApiToken).order_by(ApiToken.id))
-            ]
+            return [self._token_info(t) for t in db.scalars(select(ApiToken).order_by(ApiToken.id))]
 
     def revoke_token(self, who: Principal, token_id: int) -> None:
         who.require("operator")
+        if who.token_id == token_id:
+            raise Conflict(
+                f"token {token_id} is the one making this request: a token cannot revoke itself "
+                "(revoke it with another operator token, or rotate it)"
+            )
         with self.db.begin() as db:
+            self._not_configured(db, token_id, "revoked")
             if not auth.revoke_token(db, token_id):
                 raise NotFound(f"token {token_id} does not exist")
         self._auth_cache.clear()
+
+    def _not_configured(self, db: Any, token_id: int, what: str) -> None:
+        """The token of XDPEX_OPERATOR_TOKEN belongs to the configuration, not to the API."""
+        conf = self.settings.operator_token
+        row = db.get(ApiToken, token_id)
+        if conf and row is not None and row.token_hash == auth.hash_token(conf):
+            raise Conflict(
+                f"token {token_id} is XDPEX_OPERATOR_TOKEN of the configuration: it cannot be "
+                f"{what} through the API (change the configuration to replace it)"
+            )
+
+    def rotate_token(self, who: Principal, token_id: int, grace_s: float) -> dict[str, Any]:
+        """A new secret for token `token_id` (a successor token); the old one keeps working for
+        `grace_s`. An operator may rotate any token, any token itself."""
+        if who.token_id != token_id:
+            who.require("operator")
+        with self.db.begin() as db:
+            self._not_configured(db, token_id, "rotated")
+            try:
+                got = auth.rotate_token(db, token_id, grace_s)
+            except ValueError as e:
+                raise Conflict(str(e)) from e
+            if got is None:
+                raise NotFound(f"token {token_id} does not exist")
+            new, secret = got
+            old = db.get(ApiToken, token_id)
+            assert old is not None
+            out = self._token_info(new) | {"token": secret, "replaces": self._token_info(old)}
+        self._auth_cache.clear()
+        return out
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, dict[str, str]]:

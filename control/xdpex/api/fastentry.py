@@ -32,6 +32,7 @@ from ..auth import PermissionDenied, Principal
 from ..errors import ServiceError, http_status_of
 from ..orders import MARKET, ORD_TYPES, SIDES, TIFS, U32
 from ..service import ControlPlane
+from .schemas import PRICE_MAX  # the bound the OpenAPI document states
 
 log = logging.getLogger("xdpex.api")
 
@@ -40,7 +41,6 @@ BATCH = "/api/v1/orders/batch"
 PATHS = frozenset((ORDERS, BATCH))
 MAX_BATCH = 1000
 MAX_BODY = 1 << 20  # a batch of 1,000 orders is about 110 kB
-I64 = (1 << 63) - 1
 _FIELDS = frozenset(("symbol_id", "side", "type", "tif", "qty", "price"))
 _JSON_HDR = [(b"content-type", b"application/json")]
 
@@ -75,7 +75,7 @@ def wire_order(o: Any) -> tuple[int, int, int, int, int, int] | None:
     tif = TIFS.get(o.get("tif", "gtc"))  # type: ignore[arg-type]
     if side is None or typ is None or tif is None:
         return None
-    if not (1 <= sym <= U32 and 1 <= qty <= U32 and 0 <= price <= I64):
+    if not (1 <= sym <= U32 and 1 <= qty <= U32 and 0 <= price <= PRICE_MAX):
         return None
     if price == 0 and typ != MARKET:
         return None  # the service's own check: "must be a positive number of ticks"

@@ -39,6 +39,7 @@ from .. import __version__
 from ..auth import AuthError, PermissionDenied
 from ..config import Settings, load_settings
 from ..errors import InvalidArgument, ServiceError, http_status_of
+from ..ratelimit import RateLimited
 from ..service import ControlPlane
 from . import openapi
 from .fastentry import PATHS as FAST_PATHS
@@ -192,6 +193,25 @@ class ControlAPI(FastAPI):
     fast_entry: OrderEntryFastPath | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_V1):
+            # the per-token request rate, before any other work (xdpex.ratelimit)
+            token = _bearer(scope)
+            if token:
+                cp: ControlPlane = self.state.cp
+                who = cp.cached_principal(token)
+                if who is None:
+                    who = await run_in_threadpool(cp.try_authenticate, token)
+                if who is not None:
+                    try:
+                        cp.check_rate(who)
+                    except RateLimited as e:
+                        resp = JSONResponse(
+                            {"detail": str(e)},
+                            status_code=429,
+                            headers={"Retry-After": e.retry_after},
+                        )
+                        await resp(scope, receive, send)
+                        return
         fast = self.fast_entry
         if (
             fast is not None
@@ -212,6 +232,7 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.check_tls()  # a TLS setting that cannot work stops the start, naming it
         await run_in_threadpool(cp.start)
         # Everything built so far (FastAPI, pydantic, SQLAlchemy, the routes) lives as long as
         # the process: out of the collector's way, so a full collection scans only what order

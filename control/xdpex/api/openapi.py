@@ -65,6 +65,7 @@ DATAPLANE_PATHS = (
     "allowlist",
     "rate-limits",
 )
+NOT_FOUND = {("delete", "/api/v1/allowlist")}  # 404 without a path parameter
 LIVE_TTL_S = 5.0
 
 
@@ -122,7 +123,7 @@ def add_error_responses(doc: dict[str, Any]) -> dict[str, Any]:
                 _declare(op, "422")
             if body:
                 _declare(op, "400")
-            if any(p.get("in") == "path" for p in params):
+            if any(p.get("in") == "path" for p in params) or (method, path) in NOT_FOUND:
                 _declare(op, "404")
             if method in ("post", "put", "patch", "delete"):
                 _declare(op, "409")

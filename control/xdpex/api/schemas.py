@@ -16,7 +16,12 @@ from pydantic import (
 )
 
 U32 = (1 << 32) - 1
-I64 = (1 << 63) - 1
+# The largest int64 a double holds exactly (2^63 - 1024): a JSON Schema bound is read as a number
+# by many tools, and 2^63 - 1 would round up to 2^63, outside int64.
+I64 = (1 << 63) - 1024
+# Prices, ticks and band bounds: at most 2^53 - 1, the largest integer every JSON client (and a
+# double) carries exactly; beyond it generated or parsed values silently round.
+PRICE_MAX = (1 << 53) - 1
 
 
 def json_int(v: Any) -> Any:
@@ -33,6 +38,10 @@ def json_bool(v: Any) -> Any:
     return v
 
 
+_INT = (int,)
+_OPT_INT = (int | None,)
+
+
 class Strict(BaseModel):
     """A request body: exactly its fields, each of its JSON type (as the OpenAPI document
     says)."""
@@ -46,23 +55,29 @@ class Strict(BaseModel):
         if cls._lax:
             return v
         ann = cls.model_fields[info.field_name].annotation if info.field_name else None
-        if ann is int:
+        if ann in _INT or (v is not None and ann in _OPT_INT):
             return json_int(v)
-        if ann is bool:
+        if ann is bool or (v is not None and ann == bool | None):
             return json_bool(v)
         return v
+
+
+TEN_YEARS_S = 10 * 366 * 86400
 
 
 class TokenIn(Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     role: Literal["viewer", "trader", "operator"]
-
-
-class TokenOut(BaseModel):
-    id: int
-    name: str
-    role: str
-    token: str = Field(description="shown once; only its hash is stored")
+    expires_in_s: int | None = Field(
+        None,
+        ge=1,
+        le=TEN_YEARS_S,
+        description="lifetime in seconds; absent = XDPEX_TOKEN_DEFAULT_TTL_S (0: never expires)",
+    )
+    rate: int | None = Field(
+        None, ge=0, le=1_000_000, description="requests/s; absent = the default, 0 = unlimited"
+    )
+    burst: int | None = Field(None, ge=1, le=10_000_000, description="absent = the default")
 
 
 class TokenInfo(BaseModel):
@@ -71,6 +86,25 @@ class TokenInfo(BaseModel):
     role: str
     created_at: str
     revoked: bool
+    expires_at: str | None = Field(description="ISO 8601; null = never")
+    expired: bool
+    rotated_to: int | None = Field(description="the token that replaced this one")
+    rate: int | None
+    burst: int | None
+
+
+class TokenOut(TokenInfo):
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class TokenRotateIn(Strict):
+    grace_s: int = Field(
+        60, ge=0, le=86400, description="how long the old secret keeps working (0 = not at all)"
+    )
+
+
+class TokenRotated(TokenOut):
+    replaces: TokenInfo = Field(description="the old token, now expiring")
 
 
 DP_MAX = 1_000_000_000  # xdpexd's bound on rates and bursts
@@ -82,10 +116,10 @@ class SymbolIn(Strict):
 
     symbol_id: int = Field(ge=1, le=U32, description="1..engine.max_symbols of the dataplane")
     name: str = Field(min_length=1, max_length=31, pattern=r"^[A-Za-z0-9_.-]+$")
-    tick: int = Field(ge=1, le=I64)
+    tick: int = Field(ge=1, le=PRICE_MAX)
     lot: int = Field(ge=1, le=U32)
-    band_low: int = Field(ge=1, le=I64)
-    band_high: int = Field(ge=1, le=I64)
+    band_low: int = Field(ge=1, le=PRICE_MAX)
+    band_high: int = Field(ge=1, le=PRICE_MAX)
     max_qty: int = Field(0, ge=0, le=U32)
     queue: int = Field(0, ge=0, le=63)
     halted: bool = False
@@ -206,7 +240,7 @@ class OrderIn(Strict):
     type: Literal["limit", "market", "post_only"] = "limit"
     tif: Literal["day", "gtc", "ioc", "fok"] = "gtc"
     qty: int = Field(ge=1, le=U32)
-    price: int = Field(0, ge=0, le=I64, description="ticks; required (> 0) except for market")
+    price: int = Field(0, ge=0, le=PRICE_MAX, description="ticks; required (> 0) except for market")
 
 
 class OrderBatchIn(Strict):

@@ -12,7 +12,7 @@ from ..deps import CP, Operator
 from ..schemas import U32, json_int
 
 router = APIRouter(prefix="/firms", tags=["firms"])
-FirmId = Path(ge=1, le=U32)
+FirmId = Path(ge=1, le=2**31 - 1)  # firms.firm_id is a 32-bit integer
 NAME = r"^[A-Za-z0-9_.@-]+$"
 SessionIds = list[Annotated[int, Field(ge=1, le=U32), BeforeValidator(json_int)]]
 TokenNames = list[Annotated[str, Field(min_length=1, max_length=64, pattern=NAME)]]

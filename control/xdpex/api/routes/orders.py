@@ -65,13 +65,13 @@ def query_orders(
     )
 
 
-@router.get("/{order_id}", response_model=OrderOut)
+@router.get("/{order_id:int}", response_model=OrderOut)  # :int: /orders/batch is not an id
 def get_order(cp: CP, who: Viewer, order_id: int = Path(ge=1, le=I64)) -> dict:
     """One order by its gateway order id."""
     return cp.get_order(who, order_id)
 
 
-@router.delete("/{order_id}", response_model=CancelOut)
+@router.delete("/{order_id:int}", response_model=CancelOut)
 def cancel_order(cp: CP, who: Trader, order_id: int = Path(ge=1, le=I64)) -> dict:
     """Cancel an order entered through the control plane."""
     return cp.cancel_order(who, order_id)

@@ -1,0 +1,41 @@
+"""Schemathesis hooks for the xdpex control plane (SCHEMATHESIS_HOOKS=schemathesis_hooks, with
+tests/ on PYTHONPATH; used by tests/test_control_openapi.py).
+
+One hook, for the only rules of the API that JSON Schema cannot state: a new symbol's band must
+have band_low <= band_high, both multiples of tick (SymbolIn's description says so; the
+dataplane refuses otherwise, 422 naming band_low). A *positive* case schemathesis draws for
+POST /api/v1/symbols gets its band moved onto the tick grid and ordered, staying inside every
+bound of the schema; nothing else is touched, negative cases not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, **kwargs: Any) -> None:
+    op = case.operation
+    if op.method.upper() != "POST" or not op.path.endswith("/api/v1/symbols"):
+        return
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return
+    tick, low, high = (_int(case.body.get(k)) for k in ("tick", "band_low", "band_high"))
+    if tick is None or low is None or high is None or tick < 1 or low < 1 or high < 1:
+        return
+    low = max(low // tick, 1) * tick  # <= the original low, or tick: within the bounds
+    high = max(low, high // tick * tick)
+    case.body["tick"], case.body["band_low"], case.body["band_high"] = tick, low, high
