@@ -9,7 +9,19 @@ CONTROL_PB_OUT := $(patsubst $(TOP)/control/xdpex/proto/%.proto,$(CONTROL_PB)/%_
 BUILD_TARGETS += control-build
 BENCH_TARGETS += control-bench
 
-control-build: $(CONTROL_PB_OUT)
+# xdpex._fastwire (control/xdpex/ext): the per-order work of order entry in C, its message
+# layout checked against include/xdpex/proto.h (xdpex.fastwire loads it from here)
+FASTWIRE_SO := $(BUILD)/control/ext/_fastwire$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+FASTWIRE_SRC := $(wildcard $(TOP)/control/xdpex/ext/*.c $(TOP)/control/xdpex/ext/*.h)
+
+control-build: $(CONTROL_PB_OUT) $(FASTWIRE_SO)
+
+$(FASTWIRE_SO): $(FASTWIRE_SRC) $(TOP)/include/xdpex/proto.h $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_COMMON) -Wmissing-prototypes -fPIC -shared -DXF_CHECK_LAYOUT \
+		-I$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') \
+		$(TOP)/control/xdpex/ext/fastwire.c -o $@.tmp && mv $@.tmp $@
 
 $(CONTROL_PB)/%_pb2_grpc.py: $(TOP)/control/xdpex/proto/%.proto $(SETUP_STAMP)
 	@mkdir -p $(CONTROL_PB)

@@ -371,6 +371,17 @@ NOTES_FILE = REPO_ROOT / "control/bench/NOTES.md"
 NOTES = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
 
 
+def _py_spy(out: Path | None, name: str, pid: int, secs: float) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling `pid` (every thread, native frames left out) for the row's duration."""
+    if out is None:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).with_name("py-spy")
+    cmd = [str(exe), "record", "-p", str(pid), "-d", str(max(1, math.ceil(secs))), "-r", "250"]
+    cmd += ["-f", "raw", "-o", str(out / f"{name}.txt"), "--threads"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _median(runs: list[dict]) -> dict:
     runs = sorted(runs, key=lambda r: r["orders_per_s"])
     med = dict(runs[len(runs) // 2])
@@ -393,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-persister-drain", action="store_true")
     ap.add_argument("--pg-url", default="", help="drain into this PostgreSQL (a schema of its "
                     "own) instead of a private cluster")
+    ap.add_argument("--py-spy", type=Path, metavar="DIR", help="record the control plane with "
+                    "py-spy during each row's first run: DIR/<api>-<connections>.txt (collapsed "
+                    "stacks, idle frames left out)")
     ap.add_argument("--out", type=Path, help="JSON results")
     ap.add_argument("--doc", type=Path, help="BENCHMARKS.md to update")
     a = ap.parse_args(argv)
@@ -445,10 +459,13 @@ def main(argv: list[str] | None = None) -> int:
             if only and api not in only:
                 continue
             runs = []
-            for _ in range(max(1, a.repeat)):
+            for k in range(max(1, a.repeat)):
+                spy = None if k else _py_spy(a.py_spy, f"{api}-{conns}", cp.proc.pid, a.seconds)
                 meter.start()
                 pmeter.start()
                 r = run()
+                if spy is not None:
+                    spy.wait(a.seconds + 30)
                 runs.append(_row(api, conns, offered, r, meter.stop(), pmeter.stop()))
                 print(f"{api} x{conns}: {runs[-1]}", flush=True)
             res["rows"].append(_median(runs))

@@ -22,9 +22,11 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from xdpex_proto import codec as c
 from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
+from . import fastwire as _fw
 from .auth import AuthError, PermissionDenied, Principal
 from .dropcopy import add_to_server as add_dropcopy
 from .entrybatch import Entry, OrderResult, WireOrder
@@ -219,11 +221,44 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
 
         return self._call(context, "SubmitOrders", len(request.orders), run)
 
-    def StreamOrders(self, request_iterator, context):  # noqa: N802
+    def SubmitOrdersRaw(self, data: bytes, context: grpc.ServicerContext) -> bytes:  # noqa: N802
+        """SubmitOrders on the serialized request and answer (with xdpex.fastwire): decoded
+        into wire orders and the acks encoded in C. A request the C decoder leaves to
+        protobuf (an order it refuses, anything it could read differently) takes the
+        generated path, which names the field."""
+        fw = _fw.get()
+        assert fw is not None
+        parsed = fw.pb_orders(data, 1)
+        if parsed is None:
+            req = self._parse(pb.SubmitOrdersRequest, data, context, "SubmitOrders")
+            return self.SubmitOrders(req, context).SerializeToString()  # type: ignore[no-any-return]
+        msgs = parsed[1]
+
+        def run(who: Principal) -> Any:
+            who.require("trader")
+            return fw.pb_acks(self.cp.enter(who, msgs, "grpc"), 1)
+
+        return self._call(context, "SubmitOrders", len(msgs), run)  # type: ignore[no-any-return]
+
+    def _parse(self, cls: Any, data: bytes, context: grpc.ServicerContext, action: str) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError as e:
+            err = InvalidArgument("request", f"not a {cls.DESCRIPTOR.name}: {e}")
+            self.cp.audit(None, f"gRPC {action}", "", {}, f"INVALID_ARGUMENT: {err}")
+            self._fail(context, err)
+
+    def StreamOrdersRaw(self, request_iterator, context):  # noqa: N802
+        """StreamOrders on serialized requests and answers (with xdpex.fastwire)."""
+        return self.StreamOrders(request_iterator, context, raw=True)
+
+    def StreamOrders(self, request_iterator, context, raw: bool = False):  # noqa: N802
         """Batches in, answers out in the order sent, at most STREAM_WINDOW orders unanswered
         (see the .proto). A reader thread takes requests and sends their orders while this one
         waits for the answers of the earliest and writes them: the dataplane, the reader and the
-        writer overlap. One audit record for the stream (its orders counted at the end)."""
+        writer overlap. One audit record for the stream (its orders counted at the end).
+        raw: requests and answers serialized (xdpex.fastwire decodes and encodes them)."""
+        fw = _fw.get() if raw else None
         try:
             who = self._who(context)
             who.require("trader")
@@ -242,7 +277,21 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         def read() -> None:
             try:
                 for req in request_iterator:
-                    n = len(req.orders)
+                    msgs: list[WireOrder] | None = None
+                    if fw is not None:
+                        parsed = fw.pb_orders(req, 2)
+                        if parsed is not None:
+                            ref, msgs = parsed
+                        else:
+                            try:
+                                req = pb.OrderStreamRequest.FromString(req)
+                            except DecodeError as e:
+                                todo.put((0, 0, None, InvalidArgument("request", str(e))))
+                                continue
+                    if msgs is None:
+                        ref, n = req.ref, len(req.orders)
+                    else:
+                        n = len(msgs)
                     with cv:
                         while unanswered[0] + n > STREAM_WINDOW and unanswered[0]:
                             if stop.is_set():
@@ -252,10 +301,11 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
                     try:
                         if not n:
                             raise InvalidArgument("orders", "at least one order is required")
-                        msgs = [_msg(o, i) for i, o in enumerate(req.orders)]
-                        todo.put((req.ref, n, self.cp.enter_send(who, msgs, "grpc"), None))
+                        if msgs is None:
+                            msgs = [_msg(o, i) for i, o in enumerate(req.orders)]
+                        todo.put((ref, n, self.cp.enter_send(who, msgs, "grpc"), None))
                     except ServiceError as e:
-                        todo.put((req.ref, n, None, e))
+                        todo.put((ref, n, None, e))
                         if not isinstance(e, InvalidArgument):
                             return  # the session is gone: the stream ends with the error
                     if stop.is_set():
@@ -275,9 +325,14 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
                     break
                 ref, n, sent, err = item
                 resp = pb.OrderStreamResponse(ref=ref)
+                acks = b""
                 if err is None:
                     try:
-                        _acks(self.cp.enter_wait(sent, "grpc"), resp)
+                        got = self.cp.enter_wait(sent, "grpc")
+                        if fw is not None:
+                            acks = fw.pb_acks(got, 2)  # field 2 of OrderStreamResponse
+                        else:
+                            _acks(got, resp)
                         total += n
                     except ServiceError as e:
                         err = e
@@ -290,7 +345,8 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
                     unanswered[0] -= n
                     resp.credit = max(0, STREAM_WINDOW - unanswered[0])
                     cv.notify_all()
-                yield resp
+                # protobuf fields may come in any order: ref, credit, error, then the acks
+                yield resp.SerializeToString() + acks if raw else resp
         except grpc.RpcError:
             raise
         except Exception as e:  # noqa: BLE001 - INTERNAL, never a crash
@@ -397,13 +453,43 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
             )
 
 
+def add_to_server(servicer: OrderEntryServicer, server: grpc.Server) -> None:
+    """The OrderEntry service; with xdpex.fastwire, SubmitOrders and StreamOrders take and give
+    serialized messages (no deserializer or serializer: the C extension decodes and encodes)."""
+    if _fw.get() is None:
+        pbg.add_OrderEntryServicer_to_server(servicer, server)
+        return
+    h = {
+        "SubmitOrder": grpc.unary_unary_rpc_method_handler(
+            servicer.SubmitOrder,
+            request_deserializer=pb.SubmitOrderRequest.FromString,
+            response_serializer=pb.OrderAck.SerializeToString,
+        ),
+        "SubmitOrders": grpc.unary_unary_rpc_method_handler(servicer.SubmitOrdersRaw),
+        "StreamOrders": grpc.stream_stream_rpc_method_handler(servicer.StreamOrdersRaw),
+        "CancelOrder": grpc.unary_unary_rpc_method_handler(
+            servicer.CancelOrder,
+            request_deserializer=pb.CancelOrderRequest.FromString,
+            response_serializer=pb.CancelOrderResponse.SerializeToString,
+        ),
+        "StreamExecutions": grpc.unary_stream_rpc_method_handler(
+            servicer.StreamExecutions,
+            request_deserializer=pb.StreamExecutionsRequest.FromString,
+            response_serializer=pb.Execution.SerializeToString,
+        ),
+    }
+    name = "xdpex.v1.OrderEntry"
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, h),))
+    server.add_registered_method_handlers(name, h)
+
+
 def serve(cp: ControlPlane, host: str, port: int, workers: int = 8) -> grpc.Server:
     """Start the gRPC server (non-blocking); returns it for `stop()`."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         options=[("grpc.max_receive_message_length", 64 << 20)],
     )
-    pbg.add_OrderEntryServicer_to_server(OrderEntryServicer(cp), server)
+    add_to_server(OrderEntryServicer(cp), server)
     add_dropcopy(cp, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

@@ -28,9 +28,10 @@ import orjson
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Scope, Send
 
+from .. import fastwire as _fw
 from ..auth import PermissionDenied, Principal
 from ..errors import ServiceError, http_status_of
-from ..orders import MARKET, ORD_TYPES, SIDES, TIFS, U32
+from ..orders import MARKET, ORD_TYPES, SIDES, TIFS, U32, ack_dicts
 from ..service import ControlPlane
 
 log = logging.getLogger("xdpex.api")
@@ -157,18 +158,19 @@ class OrderEntryFastPath:
                 return 0, b""
             orders = [one]
         try:
-            acks = await self.cp.enter_wire_async(
+            e = await self.cp.enter_wire_async(
                 who,
                 orders,  # type: ignore[arg-type]
                 "rest",
                 audit=(f"POST {path}", path, body),
             )
-        except ServiceError as e:
-            return http_status_of(e), orjson.dumps({"detail": str(e)})
+        except ServiceError as err:
+            return http_status_of(err), orjson.dumps({"detail": str(err)})
+        fw = _fw.get()
         if batch:
-            return 200, orjson.dumps(acks)
-        ack = acks[0]
-        return (200 if ack["status"] == "rejected" else 201), orjson.dumps(ack)
+            return 200, fw.json_acks(e, False) if fw else orjson.dumps(ack_dicts(e))
+        code = 200 if e.status[0] == "rejected" else 201
+        return code, fw.json_acks(e, True) if fw else orjson.dumps(ack_dicts(e)[0])
 
     async def _principal(self, scope: Scope) -> Principal | None:
         token = _token(scope)
