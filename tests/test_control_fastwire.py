@@ -338,3 +338,33 @@ def test_struct_of_the_receiver_matches_the_extension_offsets():
     v = _ANS.unpack(m)
     assert (v[5], v[6], v[7], v[8], v[9], v[2]) == (11, 22, -33, 44, 55, 2)
     assert struct.unpack_from("<Q", m, 8)[0] == 11
+
+
+def test_order_entry_is_left_to_the_journal_changes_are_audited(served):
+    """By default (audit_order_entry off) order entry leaves no audit record, REST or gRPC; a
+    configuration change does, with its result."""
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    r = httpx.post(
+        f"{served.url}/api/v1/orders",
+        json={"symbol_id": 4, "side": "buy", "qty": 1, "price": 900},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    lax = httpx.post(  # a lax body: the FastAPI route's answer, not audited either
+        f"{served.url}/api/v1/orders",
+        json={"symbol_id": "4", "side": "buy", "qty": 1, "price": 900},
+        headers=h,
+    )
+    assert lax.status_code == 201, lax.text
+    with grpc.insecure_channel(f"127.0.0.1:{served.grpc_port}") as ch:
+        req = pb.SubmitOrdersRequest(orders=_pairs(4))
+        assert len(pbg.OrderEntryStub(ch).SubmitOrders(req, metadata=MD, timeout=10).acks) == 4
+    s = httpx.post(
+        f"{served.url}/api/v1/sessions", json={"name": "audited", "cancel_on_disconnect": False},
+        headers=h,
+    )  # fmt: skip
+    assert s.status_code in (200, 201), s.text
+    audit = httpx.get(f"{served.url}/api/v1/audit?limit=1000", headers=h).json()
+    actions = [a["action"] for a in audit]
+    assert "POST /api/v1/sessions" in actions
+    assert not [a for a in actions if "orders" in a.lower() or "Submit" in a], actions

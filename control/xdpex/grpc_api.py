@@ -6,9 +6,11 @@ socket, exactly like the REST routes. StreamExecutions tails the journal (every 
 or filtered by symbol and session) from a journal sequence or from now on. The token comes from
 the `authorization` metadata (`Bearer <token>`); service errors map to status codes with
 xdpex.errors.grpc_code_of.
-Every call leaves one audit record (who, how many orders, result): written before the orders
-are entered, to the order-entry spool for submissions (xdpex.auditspool), committed to the
-database for cancels (xdpex.auditlog).
+Cancels leave an audit record committed to the database before they are applied
+(xdpex.auditlog); submissions are recorded by the journal, and with `audit_order_entry` set
+each call also leaves one record (who, how many orders, result) in the order-entry spool
+(xdpex.auditspool) before its orders are entered. With xdpex.fastwire, SubmitOrders and
+StreamOrders read and write serialized messages that the C extension decodes and encodes.
 """
 
 from __future__ import annotations
@@ -175,6 +177,14 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         who, rec = None, 0
         act, detail = f"gRPC {action}", {"orders": n}
         log_ = self.cp.auditlog
+        if spool and not self.cp.settings.audit_order_entry:  # the journal records orders
+            try:
+                return fn(self._who(context))
+            except (ServiceError, AuthError, PermissionDenied) as e:
+                self._fail(context, e)
+            except Exception as e:  # noqa: BLE001 - reported as INTERNAL, never a crash
+                self._fail(context, e)
+            return None
         try:
             who = self._who(context)
             if spool:
@@ -230,7 +240,7 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         assert fw is not None
         parsed = fw.pb_orders(data, 1)
         if parsed is None:
-            req = self._parse(pb.SubmitOrdersRequest, data, context, "SubmitOrders")
+            req = self._parse(pb.SubmitOrdersRequest, data, context)
             return self.SubmitOrders(req, context).SerializeToString()  # type: ignore[no-any-return]
         msgs = parsed[1]
 
@@ -240,13 +250,11 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
 
         return self._call(context, "SubmitOrders", len(msgs), run)  # type: ignore[no-any-return]
 
-    def _parse(self, cls: Any, data: bytes, context: grpc.ServicerContext, action: str) -> Any:
+    def _parse(self, cls: Any, data: bytes, context: grpc.ServicerContext) -> Any:
         try:
             return cls.FromString(data)
         except DecodeError as e:
-            err = InvalidArgument("request", f"not a {cls.DESCRIPTOR.name}: {e}")
-            self.cp.audit(None, f"gRPC {action}", "", {}, f"INVALID_ARGUMENT: {err}")
-            self._fail(context, err)
+            self._fail(context, InvalidArgument("request", f"not a {cls.DESCRIPTOR.name}: {e}"))
 
     def StreamOrdersRaw(self, request_iterator, context):  # noqa: N802
         """StreamOrders on serialized requests and answers (with xdpex.fastwire)."""
@@ -259,16 +267,18 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         writer overlap. One audit record for the stream (its orders counted at the end).
         raw: requests and answers serialized (xdpex.fastwire decodes and encodes them)."""
         fw = _fw.get() if raw else None
+        audited = self.cp.settings.audit_order_entry
         try:
             who = self._who(context)
             who.require("trader")
         except (AuthError, PermissionDenied) as e:
-            self.cp.audit(None, "gRPC StreamOrders", "", {}, f"{grpc_code_of(e)}: {e}")
+            if audited:
+                self.cp.audit(None, "gRPC StreamOrders", "", {}, f"{grpc_code_of(e)}: {e}")
             self._fail(context, e)
             return
         context.send_initial_metadata((("xdpex-window", str(STREAM_WINDOW)),))
         alog = self.cp.auditlog
-        rec = alog.spool_begin(who, "gRPC StreamOrders", "", '{"stream": true}')
+        rec = alog.spool_begin(who, "gRPC StreamOrders", "", '{"stream": true}') if audited else 0
         todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
         cv = threading.Condition()
         unanswered = [0]
@@ -357,7 +367,8 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
             with cv:
                 cv.notify_all()
             self._drain_stream(todo)
-            alog.spool_finish(rec, f"{result} ({total} orders)")
+            if rec:
+                alog.spool_finish(rec, f"{result} ({total} orders)")
 
     def _drain_stream(self, todo: queue.SimpleQueue[Any]) -> None:
         """Wait for what the reader sent after the stream stopped being answered, so the
