@@ -15,6 +15,7 @@ real xdpexd.
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 
@@ -368,3 +369,87 @@ def test_order_entry_is_left_to_the_journal_changes_are_audited(served):
     actions = [a["action"] for a in audit]
     assert "POST /api/v1/sessions" in actions
     assert not [a for a in actions if "orders" in a.lower() or "Submit" in a], actions
+
+
+json_values = st.one_of(
+    st.integers(-(2**64), 2**64),
+    st.sampled_from(["buy", "sell", "limit", "market", "post_only", "gtc", "ioc", "day", "fok",
+                     "BUY", "", "b\\u0075y"]),
+    st.booleans(), st.none(), st.floats(allow_nan=False, allow_infinity=False),
+)  # fmt: skip
+json_orders = st.dictionaries(
+    st.sampled_from(["symbol_id", "side", "type", "tif", "qty", "price", "extra"]),
+    json_values,
+    max_size=7,
+)
+canonical_orders = st.fixed_dictionaries(
+    {
+        "symbol_id": st.integers(1, 2**32 - 1),
+        "side": st.sampled_from(["buy", "sell"]),
+        "qty": st.integers(1, 2**32 - 1),
+        "price": st.integers(1, 2**63 - 1),
+    },
+    optional={
+        "type": st.sampled_from(["limit", "post_only"]),
+        "tif": st.sampled_from(["gtc", "ioc", "day", "fok"]),
+    },
+)
+
+
+def _spaced(raw: bytes, rng: random.Random) -> bytes:
+    """The same JSON with JSON whitespace around its structural characters."""
+    out = bytearray()
+    in_str = False
+    for b in raw:
+        ch = bytes([b])
+        if ch == b'"':
+            in_str = not in_str
+        out += ch
+        if not in_str and ch in b"{}[],:":
+            out += rng.choice([b"", b" ", b"\n\t", b"\r\n  "])
+    return bytes(out)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(json_orders, max_size=4), st.booleans(), st.integers(0, 2**31))
+def test_json_orders_take_only_what_the_python_path_takes(orders, batch, seed):
+    from xdpex.api.fastentry import MAX_BATCH, OrderEntryFastPath
+
+    assert FW is not None
+    doc = {"orders": orders} if batch else (orders[0] if orders else {})
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    esc = raw.replace(b'"buy"', b'"b\\u0075y"')  # an escape: the general path's
+    bodies = (raw, _spaced(raw, random.Random(seed)), raw + b"x", raw[:-1], b" " + raw, esc)
+    for body in bodies:
+        got = FW.json_orders(body, batch, MAX_BATCH)
+        if got is not None:
+            assert got == OrderEntryFastPath._orders(body, batch)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(canonical_orders, min_size=1, max_size=20), st.integers(0, 2**31))
+def test_json_orders_decode_the_canonical_form(orders, seed):
+    from xdpex.api.fastentry import OrderEntryFastPath
+
+    assert FW is not None
+    raw = orjson.dumps({"orders": orders})
+    for body in (raw, _spaced(raw, random.Random(seed))):
+        got = FW.json_orders(body, True, 1000)
+        assert got is not None and got == OrderEntryFastPath._orders(body, True)
+    assert FW.json_orders(orjson.dumps(orders[0]), False, 1000) == OrderEntryFastPath._orders(
+        orjson.dumps(orders[0]), False
+    )
+    assert FW.json_orders(raw, True, len(orders) - 1 or 1) is None or len(orders) == 1
+    dup = orjson.dumps(orders[0])[:-1] + b',"qty":1}'  # qty twice: the general path's
+    assert FW.json_orders(dup, False, 1000) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_json_orders_on_random_bytes_agree_or_defer(data, batch):
+    from xdpex.api.fastentry import OrderEntryFastPath
+
+    assert FW is not None
+    got = FW.json_orders(data, batch, 1000)
+    if got is not None:
+        assert got == OrderEntryFastPath._orders(data, batch)

@@ -4,8 +4,9 @@
 cannot be had; the callers then run their Python code, which gives the same answers byte for
 byte (tests/test_control_fastwire.py compares them). What it does, called once per datagram or
 request: NewOrder messages packed (`pack_new`), the gateway's Accepted / Rejected / Fill
-answers applied to the waiting entries' columns (`apply`), the REST answer as JSON
-(`json_acks`), the gRPC acks serialized (`pb_acks`) and the gRPC requests decoded (`pb_orders`).
+answers applied to the waiting entries' columns (`apply`), the REST bodies decoded
+(`json_orders`) and answered (`json_acks`), the gRPC requests decoded (`pb_orders`) and their
+acks serialized (`pb_acks`).
 
 `make build` compiles it into build/control/ext (control/build.mk, with the layout checked
 against include/xdpex/proto.h); a bare checkout or an installed wheel compiles it here on first
@@ -82,9 +83,12 @@ def _configure(mod: ModuleType) -> None:
     from .grpc_api import SIDE_V, TIF_V, TYPE_V
     from .orders import (
         ORD_TYPE_NAMES,
+        ORD_TYPES,
         REJECT_FIELD,
         SIDE_NAMES,
+        SIDES,
         TIF_NAMES,
+        TIFS,
         cancel_name,
         reject_name,
     )
@@ -112,6 +116,8 @@ def _configure(mod: ModuleType) -> None:
         int(c.RejectReason.NOT_LOGGED_IN),
         int(c.MsgType.CANCEL),
     )
+    # REST bodies: the names wire_order (xdpex.api.fastentry) accepts, and its defaults
+    mod.configure_json(SIDES, ORD_TYPES, TIFS, ORD_TYPES["limit"], TIFS["gtc"])
 
 
 def get() -> ModuleType | None:

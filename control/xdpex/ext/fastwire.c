@@ -15,6 +15,8 @@
  *   pb_orders(request, field)             (ref, [wire order...]) of a SubmitOrdersRequest (field
  *                                         1) or OrderStreamRequest (field 2); None when protobuf
  *                                         or the control plane must judge it (fastwire_pb.h)
+ *   json_orders(body, batch, max)         [wire order...] of a canonical REST order body; None
+ *                                         for the general path (fastwire_json.h)
  *
  * configure() takes the names and codes from Python once, so nothing here repeats the codec's
  * tables. Layout: the message offsets below are checked against include/xdpex/proto.h when the
@@ -26,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastwire_json.h"
 #include "fastwire_pb.h"
 
 #define MSG 64
@@ -70,6 +73,8 @@ static struct {
 	PyObject *side_names, *type_names, *tif_names; /* lists of 256 str */
 	PyObject *reject_names, *reject_fields, *cancel_names; /* 256 str / str-or-None / str */
 	struct xf_enum_maps maps;
+	struct xf_json_maps jmaps;
+	PyObject *jnames; /* the bytes jmaps' names point into */
 	unsigned not_logged_in, cancel_type;
 } cfg;
 
@@ -967,9 +972,108 @@ done:
 	return res;
 }
 
-/* -- pb_orders ----------------------------------------------------------------------------- */
-
 #define MAX_ORDERS 65536
+
+/* -- json_orders --------------------------------------------------------------------------- */
+
+static int json_names(PyObject *d, struct xf_names *t, PyObject *keep, const char *what)
+{
+	if (!PyDict_Check(d) || PyDict_GET_SIZE(d) > 8) {
+		PyErr_Format(PyExc_ValueError, "%s: a dict of at most 8 names", what);
+		return -1;
+	}
+	Py_ssize_t pos = 0;
+	PyObject *k, *v;
+	t->n = 0;
+	while (PyDict_Next(d, &pos, &k, &v)) {
+		PyObject *b = PyUnicode_AsASCIIString(k);
+		if (b == NULL || PyList_Append(keep, b)) {
+			Py_XDECREF(b);
+			return -1;
+		}
+		Py_DECREF(b); /* kept alive by `keep` */
+		long code = PyLong_AsLong(v);
+		if (code == -1 && PyErr_Occurred())
+			return -1;
+		t->name[t->n] = PyBytes_AS_STRING(b);
+		t->len[t->n] = (size_t)PyBytes_GET_SIZE(b);
+		t->code[t->n] = (int)code;
+		t->n++;
+	}
+	return 0;
+}
+
+static PyObject *configure_json(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *sides, *types, *tifs;
+	int tdef, fdef;
+	if (!PyArg_ParseTuple(args, "O!O!O!ii", &PyDict_Type, &sides, &PyDict_Type, &types,
+			      &PyDict_Type, &tifs, &tdef, &fdef))
+		return NULL;
+	PyObject *keep = PyList_New(0);
+	if (keep == NULL)
+		return NULL;
+	struct xf_json_maps m = { 0 };
+	if (json_names(sides, &m.side, keep, "sides") || json_names(types, &m.type, keep, "types") ||
+	    json_names(tifs, &m.tif, keep, "tifs")) {
+		Py_DECREF(keep);
+		return NULL;
+	}
+	m.type_default = tdef;
+	m.tif_default = fdef;
+	m.market = cfg.maps.market;
+	cfg.jmaps = m;
+	Py_XSETREF(cfg.jnames, keep);
+	Py_RETURN_NONE;
+}
+
+static PyObject *orders_list(const struct xf_order *o, long n)
+{
+	PyObject *list = PyList_New(n);
+	if (list == NULL)
+		return NULL;
+	for (long i = 0; i < n; i++) {
+		PyObject *t = Py_BuildValue("(iiikLk)", o[i].side, o[i].ord_type, o[i].tif,
+					    (unsigned long)o[i].symbol_id, (long long)o[i].price,
+					    (unsigned long)o[i].qty);
+		if (t == NULL) {
+			Py_DECREF(list);
+			return NULL;
+		}
+		PyList_SET_ITEM(list, i, t);
+	}
+	return list;
+}
+
+static PyObject *json_orders(PyObject *self, PyObject *args)
+{
+	(void)self;
+	Py_buffer buf;
+	int batch;
+	Py_ssize_t max;
+	if (!PyArg_ParseTuple(args, "y*pn", &buf, &batch, &max))
+		return NULL;
+	if (!ready() || cfg.jnames == NULL || max < 1 || max > MAX_ORDERS) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_ValueError, "json_orders: configure_json() and 1 <= max");
+		PyBuffer_Release(&buf);
+		return NULL;
+	}
+	size_t cap = batch ? (size_t)max : 1;
+	struct xf_order *o = PyMem_Malloc(cap * sizeof(*o));
+	if (o == NULL) {
+		PyBuffer_Release(&buf);
+		return PyErr_NoMemory();
+	}
+	long n = xf_json_orders(buf.buf, (size_t)buf.len, batch, &cfg.jmaps, o, cap);
+	PyBuffer_Release(&buf);
+	PyObject *res = n < 0 ? Py_NewRef(Py_None) : orders_list(o, n);
+	PyMem_Free(o);
+	return res;
+}
+
+/* -- pb_orders ----------------------------------------------------------------------------- */
 
 static PyObject *pb_orders(PyObject *self, PyObject *args)
 {
@@ -1001,17 +1105,9 @@ static PyObject *pb_orders(PyObject *self, PyObject *args)
 		PyMem_Free(o);
 		Py_RETURN_NONE;
 	}
-	list = PyList_New(n);
+	list = orders_list(o, n);
 	if (list == NULL)
 		goto done;
-	for (long i = 0; i < n; i++) {
-		PyObject *t = Py_BuildValue("(iiikLk)", o[i].side, o[i].ord_type, o[i].tif,
-					    (unsigned long)o[i].symbol_id, (long long)o[i].price,
-					    (unsigned long)o[i].qty);
-		if (t == NULL)
-			goto done;
-		PyList_SET_ITEM(list, i, t);
-	}
 	res = Py_BuildValue("(KO)", (unsigned long long)ref, list);
 done:
 	Py_XDECREF(list);
@@ -1028,6 +1124,8 @@ static PyMethodDef methods[] = {
 	{ "json_acks", json_acks, METH_VARARGS, "the REST answer of an entry" },
 	{ "pb_acks", pb_acks, METH_VARARGS, "the serialized acks of an entry" },
 	{ "pb_orders", pb_orders, METH_VARARGS, "wire orders of a serialized request" },
+	{ "configure_json", configure_json, METH_VARARGS, "REST order names (once)" },
+	{ "json_orders", json_orders, METH_VARARGS, "wire orders of a canonical REST body" },
 	{ NULL, NULL, 0, NULL },
 };
 
