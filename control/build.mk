@@ -14,7 +14,24 @@ BENCH_TARGETS += control-bench
 FASTWIRE_SO := $(BUILD)/control/ext/_fastwire$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
 FASTWIRE_SRC := $(wildcard $(TOP)/control/xdpex/ext/*.c $(TOP)/control/xdpex/ext/*.h)
 
-control-build: $(CONTROL_PB_OUT) $(FASTWIRE_SO)
+# its decoders under libFuzzer, ASan and UBSan (tests/fuzz/fastwire_fuzz.c)
+FASTWIRE_FUZZ := $(BUILD)/control/fastwire_fuzz
+
+control-build: $(CONTROL_PB_OUT) $(FASTWIRE_SO) $(FASTWIRE_FUZZ)
+
+$(FASTWIRE_FUZZ): $(TOP)/tests/fuzz/fastwire_fuzz.c $(FASTWIRE_SRC)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(CLANG) -O1 -g -Wall -Wextra -Werror -Wmissing-prototypes \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-I$(TOP)/control/xdpex/ext $< -o $@
+
+# a longer fuzzing run than the test's (FUZZ_SECONDS, default 300)
+.PHONY: control-fuzz
+control-fuzz: $(FASTWIRE_FUZZ)
+	$(Q)mkdir -p $(BUILD)/control/fuzz-corpus
+	$(Q)$(FASTWIRE_FUZZ) -max_total_time=$(or $(FUZZ_SECONDS),300) -max_len=4096 \
+		$(BUILD)/control/fuzz-corpus
 
 $(FASTWIRE_SO): $(FASTWIRE_SRC) $(TOP)/include/xdpex/proto.h $(SETUP_STAMP)
 	@mkdir -p $(dir $@)

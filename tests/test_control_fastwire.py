@@ -8,7 +8,9 @@ real xdpexd.
   generated protobuf code, for random entries (statuses, reasons past the tables, fills);
 - pb_orders: the orders protobuf decodes (random valid requests, unknown fields, last value
   wins), None for anything it leaves to protobuf (random bytes, refused orders), never a crash;
+- json_orders: exactly what the Python path (orjson + wire_order) takes, None otherwise;
 - pack_new: the codec's NewOrder bytes;
+- the decoders under libFuzzer with ASan and UBSan for a bounded run (tests/fuzz);
 - served: REST batch and gRPC SubmitOrders / StreamOrders through the extension answer one ack
   per order in order, with fills; refused orders and undecodable requests get the field named.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+import subprocess
 
 import grpc
 import httpx
@@ -27,6 +30,7 @@ from control_support import Dataplane, cleanup_dir, short_tmpdir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdpex import fastwire
+from xdpex.config import REPO_ROOT
 from xdpex.entrybatch import CHUNK, PENDING, Entry
 from xdpex.grpc_api import _acks, _msg
 from xdpex.orderentry import OrderEntrySession
@@ -453,3 +457,34 @@ def test_json_orders_on_random_bytes_agree_or_defer(data, batch):
     got = FW.json_orders(data, batch, 1000)
     if got is not None:
         assert got == OrderEntryFastPath._orders(data, batch)
+
+
+def test_decoders_under_libfuzzer(tmp_path):
+    """The C decoders under libFuzzer with ASan and UBSan (tests/fuzz/fastwire_fuzz.c, built by
+    make build), seeded with real requests of each kind, for a bounded run: no memory error,
+    no undefined behaviour, and what they decode encodes back to the same orders."""
+    exe = REPO_ROOT / "build/control/fastwire_fuzz"
+    assert exe.exists(), f"{exe} missing: make build makes it (control/build.mk)"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    reqs = _pairs(5)
+    reqs[1].type = pb.MARKET
+    reqs[1].price = 0
+    seeds = [
+        b"\x00" + pb.SubmitOrdersRequest(orders=reqs).SerializeToString(),
+        b"\x01" + pb.OrderStreamRequest(ref=9, orders=reqs[:2]).SerializeToString(),
+        b"\x02" + orjson.dumps({"orders": [
+            {"symbol_id": 1, "side": "buy", "type": "market", "tif": "ioc", "qty": 5},
+            {"symbol_id": 2, "side": "sell", "qty": 1, "price": 900, "tif": "day"}]}),
+        b"\x03" + b'{ "symbol_id": 3, "side": "sell", "qty": 7, "price": 12 }',
+    ]  # fmt: skip
+    for i, s in enumerate(seeds):
+        (corpus / f"seed{i}").write_bytes(s)
+    out = subprocess.run(
+        [str(exe), "-max_total_time=8", "-runs=3000000", "-max_len=2048", str(corpus)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Done" in out.stderr
