@@ -45,7 +45,9 @@ $(CONTROL_PB)/%_pb2_grpc.py: $(TOP)/control/xdpex/proto/%.proto $(SETUP_STAMP)
 	$(Q)$(PY) -m grpc_tools.protoc -I$(TOP)/control/xdpex/proto --python_out=$(CONTROL_PB) \
 		--grpc_python_out=$(CONTROL_PB) $<
 
-# REST (wrk), gRPC batch and stream, the kernel-UDP wire reference, persister drain rates
+# REST (wrk), gRPC batch and stream, the kernel-UDP wire reference, persister drain rates; the
+# control-plane rows again with the Python paths (with and without the order-entry audit)
 # -> build/bench/control.json and the "Control plane" section of docs/BENCHMARKS.md
 control-bench: control-build
-	$(Q)$(PY) -m xdpex.bench --repeat 3 --out $(BUILD)/bench/control.json --doc $(TOP)/docs/BENCHMARKS.md
+	$(Q)$(PY) -m xdpex.bench --repeat 3 --variants c,python,python+audit \
+		--out $(BUILD)/bench/control.json --doc $(TOP)/docs/BENCHMARKS.md
