@@ -11,7 +11,9 @@ BENCH_TARGETS += control-bench
 
 # xdpex._fastwire (control/xdpex/ext): the per-order work of order entry in C, its message
 # layout checked against include/xdpex/proto.h (xdpex.fastwire loads it from here)
-FASTWIRE_SO := $(BUILD)/control/ext/_fastwire$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+# (the extension's name and Python's headers are asked of the venv's Python when the rule
+# runs: the venv may not exist yet when make reads this file)
+FASTWIRE_SO := $(BUILD)/control/ext/.fastwire.stamp
 FASTWIRE_SRC := $(wildcard $(TOP)/control/xdpex/ext/*.c $(TOP)/control/xdpex/ext/*.h)
 
 # its decoders under libFuzzer, ASan and UBSan (tests/fuzz/fastwire_fuzz.c)
@@ -35,10 +37,12 @@ control-fuzz: $(FASTWIRE_FUZZ)
 
 $(FASTWIRE_SO): $(FASTWIRE_SRC) $(TOP)/include/xdpex/proto.h $(SETUP_STAMP)
 	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS_COMMON) -Wmissing-prototypes -fPIC -shared -DXF_CHECK_LAYOUT \
-		-I$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') \
-		$(TOP)/control/xdpex/ext/fastwire.c -o $@.tmp && mv $@.tmp $@
+	@echo "  CC      $(BUILD)/control/ext/_fastwire"
+	$(Q)suffix=$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))') && \
+	inc=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') && \
+	$(CC) $(CFLAGS_COMMON) -Wmissing-prototypes -fPIC -shared -DXF_CHECK_LAYOUT -I$$inc \
+		$(TOP)/control/xdpex/ext/fastwire.c -o $(dir $@)_fastwire.tmp && \
+	mv $(dir $@)_fastwire.tmp $(dir $@)_fastwire$$suffix && touch $@
 
 $(CONTROL_PB)/%_pb2_grpc.py: $(TOP)/control/xdpex/proto/%.proto $(SETUP_STAMP)
 	@mkdir -p $(CONTROL_PB)
