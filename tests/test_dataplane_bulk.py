@@ -140,3 +140,26 @@ def test_configuration_file_with_thousands_of_symbols_and_sessions(dp_workdir: P
         assert st["limits"]["sessions"] == {"configured": 4096, "max": 4096}
     finally:
         env.close()
+
+
+def test_configuration_file_names_every_refused_entry(dp_workdir: Path) -> None:
+    """A configuration file with bad entries does not start, and says what each one is."""
+    import subprocess
+
+    need_root_and_binary()
+    cfg = base_config()
+    cfg["engine"] = {"max_orders": 1024, "max_symbols": 5000, "max_sessions": 64}
+    cfg["symbols"] = [symbol(i) for i in range(1, 5001)]
+    cfg["symbols"][10]["tick"] = 0
+    cfg["symbols"][2000]["band"] = [100, 10]
+    cfg["symbols"][4999]["id"] = 5  # given twice
+    cfg["sessions"][2].pop("secret")
+    env = Env("udp", dp_workdir, None, config=cfg)
+    res = subprocess.run(env.daemon.argv(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    for want in ("symbols[10].tick: must be an integer", "(bad_tick)",
+                 "symbols[2000].band: [100, 10]: need 0 < low <= high (bad_band)",
+                 "symbols[4999].id: 5 given twice (duplicate_in_request)",
+                 "sessions[2].secret: required", "(secret_required)",
+                 "4 symbol and session entries refused"):
+        assert want in res.stderr, res.stderr
