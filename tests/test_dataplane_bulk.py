@@ -9,7 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dataplane_support import SECRET, Env, base_config, need_root_and_binary, new_order
+import signal
+import socket
+import time
+
+from dataplane_support import (
+    SECRET,
+    Daemon,
+    Env,
+    base_config,
+    free_udp_port,
+    need_root_and_binary,
+    new_order,
+)
 from xdpex_proto import codec as c
 
 INT64_MAX = (1 << 63) - 1
@@ -163,3 +175,38 @@ def test_configuration_file_names_every_refused_entry(dp_workdir: Path) -> None:
                  "sessions[2].secret: required", "(secret_required)",
                  "4 symbol and session entries refused"):
         assert want in res.stderr, res.stderr
+
+
+def test_bulk_reaches_the_standby_and_a_standby_refuses_it(dp_workdir: Path) -> None:
+    """Bulk entries travel as ordinary apply records: a standby following the primary arrives at
+    the same state; sent to the standby itself, bulk is refused whole (code standby)."""
+    need_root_and_binary()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        repl = f"127.0.0.1:{s.getsockname()[1]}"
+    cfg = base_config()
+    cfg["engine"] = {"max_orders": 4096, "max_symbols": 3000, "max_sessions": 300}
+    (dp_workdir / "a").mkdir()
+    (dp_workdir / "b").mkdir()
+    a = Daemon(dp_workdir / "a", "udp", config=cfg, port=free_udp_port(),
+               extra=["--repl-listen", repl, "--name", "a", "--durability", "replicated"])
+    b = Daemon(dp_workdir / "b", "udp", config=cfg, port=free_udp_port(),
+               extra=["--name", "b", "--role", "standby", "--repl-from", repl])
+    try:
+        a.start()
+        b.start()
+        req = {"cmd": "bulk", "config": {"symbols": [symbol(i) for i in range(3, 2503)],
+                                         "sessions": [session(i) for i in range(5, 205)]}}
+        r = a.ctl(req, timeout=30)
+        assert r["ok"] and r["applied"] == {"symbols": 2500, "sessions": 200}, r
+        refused = b.ctl(req, timeout=30)
+        assert refused["ok"] is False and refused["code"] == "standby", refused
+        deadline = time.monotonic() + 20
+        while b.ctl({"cmd": "hash"}) != a.ctl({"cmd": "hash"}):
+            assert time.monotonic() < deadline, (a.ctl({"cmd": "hash"}), b.ctl({"cmd": "hash"}))
+            time.sleep(0.05)
+        assert b.ctl({"cmd": "book", "symbol": 2502})["ok"]
+        assert len(b.ctl({"cmd": "sessions"})["sessions"]) == 204
+    finally:
+        for d in (b, a):
+            d.stop(signal.SIGKILL)
