@@ -6,12 +6,11 @@ of any width, an order resting at the far end of one.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import signal
 import socket
 import time
+from pathlib import Path
+from typing import Any
 
 from dataplane_support import (
     SECRET,
