@@ -296,9 +296,26 @@ static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 	return 0;
 }
 
+/* A symbol or session entry the parser refused (its text in err): a control-socket fragment
+ * stops at the first one (returns 1); the configuration file goes on, so that one start names
+ * every bad entry (each on stderr; counted in *bad). */
+static __thread const char *bad_code;
+
+static int entry_refused(int full, const char *err, uint32_t *bad)
+{
+	if (!full)
+		return 1;
+	if (!*bad)
+		bad_code = err_code;
+	fprintf(stderr, "xdpexd: config: %s (%s)\n", err, err_code);
+	(*bad)++;
+	return 0;
+}
+
 int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config *base, char *err,
 			size_t errlen)
 {
+	uint32_t bad = 0;
 	static const char *const keys[] = { "engine", "heartbeat_ms", "login_skew_ms",
 					    "login_limit", "rate", "allowlist", "symbols",
 					    "sessions", NULL };
@@ -420,12 +437,15 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 			return free(seen), CFG_ERRC("out_of_memory", "out of memory");
 		for (uint32_t i = 0; i < cfg->nsymbols; i++) {
 			if (parse_symbol(json_array_get(x, i), (int)i, &cfg->engine,
-					 &cfg->symbols[i], full, err, errlen))
-				return free(seen), -1;
-			if (seen_twice(seen, cfg->symbols[i].c.symbol_id))
-				return free(seen), CFG_ERRC("duplicate_in_request",
-							    "symbols[%u].id: %u given twice", i,
-							    cfg->symbols[i].c.symbol_id);
+					 &cfg->symbols[i], full, err, errlen)) {
+				if (entry_refused(full, err, &bad))
+					return free(seen), -1;
+			} else if (seen_twice(seen, cfg->symbols[i].c.symbol_id)) {
+				(void)CFG_ERRC("duplicate_in_request", "symbols[%u].id: %u given twice", i,
+					 cfg->symbols[i].c.symbol_id);
+				if (entry_refused(full, err, &bad))
+					return free(seen), -1;
+			}
 		}
 		free(seen);
 	}
@@ -440,15 +460,22 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 			return free(seen), CFG_ERRC("out_of_memory", "out of memory");
 		for (uint32_t i = 0; i < cfg->nsessions; i++) {
 			if (parse_session(json_array_get(x, i), (int)i, &cfg->engine,
-					  &cfg->sessions[i], full, err, errlen))
-				return free(seen), -1;
-			if (seen_twice(seen, cfg->sessions[i].id))
-				return free(seen), CFG_ERRC("duplicate_in_request",
-							    "sessions[%u].id: %u given twice", i,
-							    cfg->sessions[i].id);
+					  &cfg->sessions[i], full, err, errlen)) {
+				if (entry_refused(full, err, &bad))
+					return free(seen), -1;
+			} else if (seen_twice(seen, cfg->sessions[i].id)) {
+				(void)CFG_ERRC("duplicate_in_request", "sessions[%u].id: %u given twice", i,
+					 cfg->sessions[i].id);
+				if (entry_refused(full, err, &bad))
+					return free(seen), -1;
+			}
 		}
 		free(seen);
 	}
+	if (bad)
+		return CFG_ERRC(bad_code, "%u symbol and session entries refused (each listed above); "
+				"fix them all and start again",
+				bad);
 	return 0;
 }
 

@@ -46,7 +46,7 @@ $(ENGINE_BASE_DIR)/xe_bench: $(ENGINE_SRC)/tools/xe_bench.cpp $(ENGINE_SRC)/tool
 # docs/BENCHMARKS.md rewritten with the figures and the ratios.
 engine-bench: engine-build engine-base $(SETUP_STAMP)
 	$(Q)mkdir -p $(BUILD)/bench
-	$(Q)$(PY) -m xdpex.cli engine bench --stream $(ENGINE_STREAM) --baseline $(ENGINE_BASE_DIR)/xe_bench --report $(BUILD)/bench/engine.json --update-doc $(TOP)/docs/BENCHMARKS.md
+	$(Q)$(PY) -m xdpex.cli engine bench --stream $(ENGINE_STREAM) --baseline $(ENGINE_BASE_DIR)/xe_bench --rounds 5 --report $(BUILD)/bench/engine.json --update-doc $(TOP)/docs/BENCHMARKS.md
 
 BUILD_TARGETS += engine-build
 NATIVE_TESTS += engine-test

@@ -6,10 +6,21 @@ of any width, an order resting at the far end of one.
 
 from __future__ import annotations
 
+import signal
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
-from dataplane_support import SECRET, Env, base_config, need_root_and_binary, new_order
+from dataplane_support import (
+    SECRET,
+    Daemon,
+    Env,
+    base_config,
+    free_udp_port,
+    need_root_and_binary,
+    new_order,
+)
 from xdpex_proto import codec as c
 
 INT64_MAX = (1 << 63) - 1
@@ -140,3 +151,61 @@ def test_configuration_file_with_thousands_of_symbols_and_sessions(dp_workdir: P
         assert st["limits"]["sessions"] == {"configured": 4096, "max": 4096}
     finally:
         env.close()
+
+
+def test_configuration_file_names_every_refused_entry(dp_workdir: Path) -> None:
+    """A configuration file with bad entries does not start, and says what each one is."""
+    import subprocess
+
+    need_root_and_binary()
+    cfg = base_config()
+    cfg["engine"] = {"max_orders": 1024, "max_symbols": 5000, "max_sessions": 64}
+    cfg["symbols"] = [symbol(i) for i in range(1, 5001)]
+    cfg["symbols"][10]["tick"] = 0
+    cfg["symbols"][2000]["band"] = [100, 10]
+    cfg["symbols"][4999]["id"] = 5  # given twice
+    cfg["sessions"][2].pop("secret")
+    env = Env("udp", dp_workdir, None, config=cfg)
+    res = subprocess.run(env.daemon.argv(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    for want in ("symbols[10].tick: must be an integer", "(bad_tick)",
+                 "symbols[2000].band: [100, 10]: need 0 < low <= high (bad_band)",
+                 "symbols[4999].id: 5 given twice (duplicate_in_request)",
+                 "sessions[2].secret: required", "(secret_required)",
+                 "4 symbol and session entries refused"):
+        assert want in res.stderr, res.stderr
+
+
+def test_bulk_reaches_the_standby_and_a_standby_refuses_it(dp_workdir: Path) -> None:
+    """Bulk entries travel as ordinary apply records: a standby following the primary arrives at
+    the same state; sent to the standby itself, bulk is refused whole (code standby)."""
+    need_root_and_binary()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        repl = f"127.0.0.1:{s.getsockname()[1]}"
+    cfg = base_config()
+    cfg["engine"] = {"max_orders": 4096, "max_symbols": 3000, "max_sessions": 300}
+    (dp_workdir / "a").mkdir()
+    (dp_workdir / "b").mkdir()
+    a = Daemon(dp_workdir / "a", "udp", config=cfg, port=free_udp_port(),
+               extra=["--repl-listen", repl, "--name", "a", "--durability", "replicated"])
+    b = Daemon(dp_workdir / "b", "udp", config=cfg, port=free_udp_port(),
+               extra=["--name", "b", "--role", "standby", "--repl-from", repl])
+    try:
+        a.start()
+        b.start()
+        req = {"cmd": "bulk", "config": {"symbols": [symbol(i) for i in range(3, 2503)],
+                                         "sessions": [session(i) for i in range(5, 205)]}}
+        r = a.ctl(req, timeout=30)
+        assert r["ok"] and r["applied"] == {"symbols": 2500, "sessions": 200}, r
+        refused = b.ctl(req, timeout=30)
+        assert refused["ok"] is False and refused["code"] == "standby", refused
+        deadline = time.monotonic() + 20
+        while b.ctl({"cmd": "hash"}) != a.ctl({"cmd": "hash"}):
+            assert time.monotonic() < deadline, (a.ctl({"cmd": "hash"}), b.ctl({"cmd": "hash"}))
+            time.sleep(0.05)
+        assert b.ctl({"cmd": "book", "symbol": 2502})["ok"]
+        assert len(b.ctl({"cmd": "sessions"})["sessions"]) == 204
+    finally:
+        for d in (b, a):
+            d.stop(signal.SIGKILL)

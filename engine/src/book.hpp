@@ -81,6 +81,12 @@ struct BookSide {
 	uint32_t top_shift = PAGE_SHIFT; // level index >> top_shift = directory entry
 	uint32_t best_page = NIL;
 	int64_t best = -1;
+	// Directories of up to INLINE_DIR entries (bands of up to 4,096 ticks with no nodes) and
+	// their bitmap live here: reached at a fixed offset, no pointer to load on the way.
+	uint64_t ibits = 0;
+	uint32_t idir[INLINE_DIR];
+
+	uint32_t top(uint64_t t) const { return fan <= INLINE_DIR ? idir[t] : dir[t]; }
 };
 
 struct Book {
@@ -94,10 +100,6 @@ struct Book {
 	uint64_t nlevels = 0; // (band_high - band_low) / tick + 1
 	BookSide side[2]; // [0] buy, [1] sell
 	std::unique_ptr<uint64_t[]> dir_mem; // both sides' directories and bitmaps, when not inline
-	// Directories of up to INLINE_DIR entries (bands of up to 4,096 ticks with no nodes) and
-	// their bitmaps live here: no pointer to load on the way to a level.
-	uint32_t idir[2][INLINE_DIR];
-	uint64_t ibits[2];
 };
 
 inline int64_t level_price(const Book &b, int64_t idx)

@@ -159,8 +159,8 @@ int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *c)
 			s.dbits = mem + dir_words;
 			mem += dir_words + words;
 		} else {
-			s.dir = b.idir[sd];
-			s.dbits = &b.ibits[sd];
+			s.dir = s.idir;
+			s.dbits = &s.ibits;
 		}
 		for (uint32_t i = 0; i < fan; i++)
 			s.dir[i] = NIL;

@@ -225,7 +225,7 @@ struct xe_engine {
 	// The page holding level idx, or NIL.
 	uint32_t page_of(const xe::BookSide &s, uint64_t idx) const
 	{
-		uint32_t c = s.dir[idx >> s.top_shift];
+		uint32_t c = s.top(idx >> s.top_shift);
 		for (uint32_t h = s.depth; h > 0 && c != xe::NIL; h--)
 			c = nodes[c].child[(idx >> (xe::PAGE_SHIFT * h)) & 63];
 		return c;
@@ -235,7 +235,7 @@ struct xe_engine {
 	uint32_t page_make(xe::BookSide &s, uint64_t idx)
 	{
 		uint64_t t = idx >> s.top_shift;
-		uint32_t *slot = &s.dir[t];
+		uint32_t *slot = s.fan <= xe::INLINE_DIR ? &s.idir[t] : &s.dir[t];
 		if (*slot == xe::NIL) {
 			*slot = s.depth ? node_alloc() : page_alloc();
 			s.dbits[t >> 6] |= 1ull << (t & 63);
