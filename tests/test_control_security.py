@@ -19,7 +19,14 @@ import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
-from control_support import Dataplane, cleanup_dir, database, free_tcp_port, short_tmpdir
+from control_support import (
+    Dataplane,
+    cleanup_dir,
+    database,
+    free_tcp_port,
+    make_pki,
+    short_tmpdir,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 from xdpex.api import create_app
@@ -214,25 +221,6 @@ def test_per_token_rate_limit_answers_429_with_retry_after_and_a_reason(api):
 def trust(ca: Path) -> ssl.SSLContext:
     """A client context that trusts only `ca` (and checks the host name)."""
     return ssl.create_default_context(cafile=str(ca))
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_pki(d: Path) -> None:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, all signed
-    by it; and a second CA nothing is signed by."""
-    for ca in ("ca", "otherca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "1",
-                "-subj", f"/CN=xdpex test {ca}", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for who, ext in (("server", ["-extfile", "san.ext"]), ("client", [])):
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}", cwd=d)
-        openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{who}.crt", "-days", "1", *ext, cwd=d)
 
 
 class TlsControlPlane:
