@@ -3,6 +3,7 @@
 #   make run    set up, build, bring up the lab, run the gateway and drive orders through it
 #   make test   set up, build, run every test (C, C++, BPF, Python)
 #   make bench  benchmarks (engine, wire); figures go to build/bench and docs/BENCHMARKS.md
+#   make soak   reliability scenarios under injected faults; build/soak/summary.json
 #   make lint   ruff, mypy, clang-format check
 #   make build  build every native part under build/
 #   make clean  remove build outputs
@@ -59,7 +60,7 @@ test-python: build
 bench: build $(BENCH_TARGETS)
 
 lint: $(SETUP_STAMP)
-	$(Q)$(VENV)/bin/ruff check control proto traffic engine/python tests
+	$(Q)$(VENV)/bin/ruff check control proto traffic engine/python tests fuzz
 	$(Q)$(VENV)/bin/mypy control/xdpex proto/xdpex_proto traffic/xdpex_traffic engine/python/xdpex_engine
 
 run: build

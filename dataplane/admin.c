@@ -13,9 +13,12 @@
 
 #include "xdpexd.h"
 
-static int fail(json_t *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A refusal: its code (docs/dataplane.md, Refusals) and its text into resp; while replaying
+ * (resp NULL) a warning in the log. */
+static int fail(json_t *resp, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static int fail(json_t *resp, const char *fmt, ...)
+static int fail(json_t *resp, const char *code, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -23,9 +26,10 @@ static int fail(json_t *resp, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (resp)
+	if (resp) {
 		json_object_set_new(resp, "error", json_string(buf));
-	else
+		json_object_set_new(resp, "code", json_string(code));
+	} else
 		xd_log("warning: replaying an admin record: %s", buf);
 	return -1;
 }
@@ -37,46 +41,93 @@ static bool sym_same(const struct xe_symbol_config *a, const struct xe_symbol_co
 	       a->max_qty == b->max_qty;
 }
 
+/* Why symbol entry i (y) cannot be applied on this shard: its code, with the text in buf; NULL
+ * when it can. Only existing state is looked at, so the answer is the same at replay. */
+static const char *check_symbol(const struct xd_shard *sh, uint32_t i,
+				const struct xd_symbol_cfg *y, char *buf, size_t n)
+{
+	const struct xd_symbol_cfg *cur = &sh->syms[y->c.symbol_id];
+	bool given = y->c.tick_size != 0;
+
+	if (cur->c.symbol_id) {
+		if (given && !sym_same(&cur->c, &y->c))
+			return snprintf(buf, n,
+					"symbols[%u]: symbol %u exists with other tick, lot, band or "
+					"max_qty; only halted can change",
+					i, y->c.symbol_id),
+			       "symbol_conflict";
+	} else if (xd_symbol_owner(y, sh->opts) == sh->queue && !given) {
+		return snprintf(buf, n,
+				"symbols[%u]: symbol %u does not exist; tick, lot and band are "
+				"required to add it",
+				i, y->c.symbol_id),
+		       "unknown_symbol";
+	}
+	return NULL;
+}
+
+static const char *check_session(const struct xd_shard *sh, uint32_t i,
+				 const struct xd_session_cfg *c, char *buf, size_t n)
+{
+	const struct xd_sess *s = &sh->sess[c->id];
+
+	if (s->configured) {
+		if (c->queue >= 0 && c->queue != sh->queue)
+			return snprintf(buf, n, "sessions[%u].queue: session %u lives on queue %d", i,
+					c->id, sh->queue),
+			       "session_queue_conflict";
+	} else if (!s->foreign && xd_session_owner(c, sh->opts) == sh->queue && !c->secret_len) {
+		return snprintf(buf, n, "sessions[%u].secret: required to create session %u", i,
+				c->id),
+		       "secret_required";
+	}
+	return NULL;
+}
+
 static int apply_validate(struct xd_shard *sh, const struct xd_config *f, json_t *resp)
 {
-	for (uint32_t i = 0; i < f->nsymbols; i++) {
-		const struct xd_symbol_cfg *y = &f->symbols[i];
-		const struct xd_symbol_cfg *cur = &sh->syms[y->c.symbol_id];
-		bool given = y->c.tick_size != 0;
+	char buf[400];
+	const char *code;
 
-		if (cur->c.symbol_id) {
-			if (given && !sym_same(&cur->c, &y->c))
-				return fail(resp,
-					    "symbols[%u]: symbol %u exists with other tick, lot, "
-					    "band or max_qty; only halted can change",
-					    i, y->c.symbol_id);
-		} else if (xd_symbol_owner(y, sh->opts) == sh->queue && !given) {
-			return fail(resp,
-				    "symbols[%u]: symbol %u does not exist; tick, lot and band are "
-				    "required to add it",
-				    i, y->c.symbol_id);
-		}
-	}
-	for (uint32_t i = 0; i < f->nsessions; i++) {
-		const struct xd_session_cfg *c = &f->sessions[i];
-		const struct xd_sess *s = &sh->sess[c->id];
-		int q = xd_session_owner(c, sh->opts);
-
-		if (s->configured) {
-			if (c->queue >= 0 && c->queue != sh->queue)
-				return fail(resp, "sessions[%u].queue: session %u lives on queue %d",
-					    i, c->id, sh->queue);
-		} else if (!s->foreign && q == sh->queue && !c->secret_len) {
-			return fail(resp,
-				    "sessions[%u].secret: required to create session %u", i, c->id);
-		}
-	}
+	for (uint32_t i = 0; i < f->nsymbols; i++)
+		if ((code = check_symbol(sh, i, &f->symbols[i], buf, sizeof(buf))))
+			return fail(resp, code, "%s", buf);
+	for (uint32_t i = 0; i < f->nsessions; i++)
+		if ((code = check_session(sh, i, &f->sessions[i], buf, sizeof(buf))))
+			return fail(resp, code, "%s", buf);
 	return 0;
 }
 
-static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *resp)
+static json_t *refusal(const char *kind, uint32_t index, uint32_t id, const char *code,
+		       const char *text)
+{
+	return json_pack("{s:s,s:I,s:I,s:s,s:s}", "kind", kind, "index", (json_int_t)index, "id",
+			 (json_int_t)id, "code", code, "error", text);
+}
+
+void xd_shard_bulk_check(struct xd_shard *sh, const struct xd_config *f, const uint32_t *sym_index,
+			 const uint32_t *ses_index, json_t *refused)
+{
+	char buf[400];
+	const char *code;
+
+	for (uint32_t i = 0; i < f->nsymbols; i++)
+		if ((code = check_symbol(sh, sym_index[i], &f->symbols[i], buf, sizeof(buf))))
+			json_array_append_new(refused, refusal("symbol", sym_index[i],
+							       f->symbols[i].c.symbol_id, code,
+							       buf));
+	for (uint32_t i = 0; i < f->nsessions; i++)
+		if ((code = check_session(sh, ses_index[i], &f->sessions[i], buf, sizeof(buf))))
+			json_array_append_new(refused, refusal("session", ses_index[i],
+							       f->sessions[i].id, code, buf));
+}
+
+/* Applies a validated fragment; returns the number of entries the engine still refused (none
+ * is expected: validation covers what the engine checks). */
+static int apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *resp)
 {
 	uint32_t nsym = 0, nses = 0;
+	int refused = 0;
 
 	for (uint32_t i = 0; i < f->nsymbols; i++) {
 		const struct xd_symbol_cfg *y = &f->symbols[i];
@@ -89,12 +140,15 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 				continue;
 			rc = xe_engine_add_symbol(sh->engine, &y->c);
 			if (rc) {
-				fail(resp, "symbols[%u]: engine refused symbol %u: %s", i,
-				     y->c.symbol_id, strerror(-rc));
+				fail(resp, rc == -ENOMEM ? "out_of_memory" : "engine_refused",
+				     "symbols[%u]: engine refused symbol %u: %s", i, y->c.symbol_id,
+				     strerror(-rc));
+				refused++;
 				continue;
 			}
 			*cur = *y;
 			cur->queue = sh->queue;
+			sh->nsyms++;
 		}
 		if (y->halted >= 0) {
 			if (cur->halted != y->halted && (cur->halted > 0 || y->halted > 0))
@@ -112,6 +166,12 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 		int q = xd_session_owner(c, sh->opts);
 
 		if (!s->configured) {
+			/* Another queue's session: only its secret, so a login that reached the
+			 * wrong queue is told so once it proves itself (session.c). */
+			if (s->foreign && c->secret_len) {
+				memcpy(s->cfg.secret, c->secret, sizeof(c->secret));
+				s->cfg.secret_len = c->secret_len;
+			}
 			if (s->foreign || q != sh->queue || !c->secret_len)
 				continue;
 			s->configured = true;
@@ -148,7 +208,8 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 	if (f->has_allow) {
 		sh->allow_hit = 0;
 		sh->nallow = f->nallow;
-		memcpy(sh->allow, f->allow, f->nallow * sizeof(*f->allow));
+		if (f->nallow) /* "allowlist": [] leaves f->allow NULL */
+			memcpy(sh->allow, f->allow, f->nallow * sizeof(*f->allow));
 	}
 	if (f->has_rate) {
 		sh->rate_pps = f->rate_pps;
@@ -158,6 +219,7 @@ static void apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *res
 		json_object_set_new(resp, "applied",
 				    json_pack("{s:i,s:i,s:b,s:b}", "symbols", nsym, "sessions",
 					      nses, "allowlist", f->has_allow, "rate", f->has_rate));
+	return refused;
 }
 
 static int get_u32(json_t *req, const char *key, uint32_t *out, json_t *resp)
@@ -166,7 +228,7 @@ static int get_u32(json_t *req, const char *key, uint32_t *out, json_t *resp)
 
 	if (!v || !json_is_integer(v) || json_integer_value(v) < 0 ||
 	    json_integer_value(v) > UINT32_MAX)
-		return fail(resp, "%s: required, a non-negative integer", key);
+		return fail(resp, "invalid_field", "%s: required, a non-negative integer", key);
 	*out = (uint32_t)json_integer_value(v);
 	return 0;
 }
@@ -182,17 +244,17 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 	int rc = 0;
 
 	if (!cmd)
-		return fail(resp, "cmd: required");
+		return fail(resp, "bad_request", "cmd: required");
 	/* A standby changes only by following its primary (or by becoming it). */
 	if (live && sh->role == XD_ROLE_STANDBY && strcmp(cmd, "promote"))
-		return fail(resp, "%s: this xdpexd is a standby; send it to the primary", cmd);
+		return fail(resp, "standby", "%s: this xdpexd is a standby; send it to the primary", cmd);
 	if (!strcmp(cmd, "apply") && !frag) {
 		char err[400];
 
 		if (xd_config_from_json(json_object_get(req, "config"), &parsed, sh->cfg, err,
 					sizeof(err))) {
 			xd_config_free(&parsed);
-			return fail(resp, "config.%s", err);
+			return fail(resp, xd_config_err_code(), "config.%s", err);
 		}
 		frag = &parsed;
 	}
@@ -206,17 +268,20 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		json_t *e = json_object_get(req, "epoch");
 
 		if (!json_is_integer(e) || json_integer_value(e) < 1)
-			return fail(resp, "epoch: required, a positive integer (the etcd revision "
+			return fail(resp, "invalid_field", "epoch: required, a positive integer (the etcd revision "
 					  "of the leader key)");
 		epoch = (uint64_t)json_integer_value(e);
 		if (live && sh->role == XD_ROLE_PRIMARY)
-			return fail(resp, "promote: already the primary (epoch %llu)",
+			return fail(resp, "already_primary", "promote: already the primary (epoch %llu)",
 				    (unsigned long long)sh->epoch);
 		if (epoch <= sh->epoch)
-			return fail(resp, "epoch %llu: not above this journal's epoch %llu",
+			return fail(resp, "stale_epoch", "epoch %llu: not above this journal's epoch %llu",
 				    (unsigned long long)epoch, (unsigned long long)sh->epoch);
+	} else if (!strcmp(cmd, "switchover")) {
+		if (live && !sh->opts->ha)
+			return fail(resp, "not_ha", "switchover: this xdpexd runs without --ha");
 	} else if (strcmp(cmd, "apply") && strcmp(cmd, "expire_day")) {
-		return fail(resp, "cmd: unknown command %s", cmd);
+		return fail(resp, "unknown_command", "cmd: unknown command %s", cmd);
 	}
 	if (frag && apply_validate(sh, frag, resp)) {
 		rc = -1;
@@ -231,14 +296,15 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 
 		if (!p) {
 			xd_journal_oom(sh);
-			rc = fail(resp, "out of memory for the journal; xdpexd is stopping");
+			rc = fail(resp, "out_of_memory", "out of memory for the journal; xdpexd is stopping");
 			goto out;
 		}
 		memcpy(p, line, len);
 		sh->admin_seq = sh->journal.next_seq - 1;
 	}
 	if (frag) {
-		apply_do(sh, frag, resp);
+		if (apply_do(sh, frag, resp))
+			rc = -1;
 	} else if (!strcmp(cmd, "halt") || !strcmp(cmd, "resume")) {
 		int halt = !strcmp(cmd, "halt");
 
@@ -263,6 +329,22 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		xd_feed_events(sh, n, NULL);
 		xd_emit_events(sh, n, NULL, NULL, 0);
 		found = n;
+	} else if (!strcmp(cmd, "switchover")) {
+		/* Every session is told to go to the next gateway; no cancel-on-disconnect (the
+		 * client comes back there). Live, the queue takes nothing in from now on. */
+		for (uint32_t i = 0; i < sh->nsess_list; i++) {
+			struct xd_sess *s = &sh->sess[sh->sess_list[i]];
+
+			if (s->logged_in) {
+				xd_end_session(sh, s, XJ_SK_ADMIN_LOGOUT, XE_LOGOUT_SWITCHOVER, 0, 0);
+				found++;
+			}
+		}
+		if (live) {
+			sh->draining = true;
+			xd_log("q%d: switchover: %u session%s told to move, taking nothing in", sh->queue,
+			       found, found == 1 ? "" : "s");
+		}
 	} else if (!strcmp(cmd, "promote")) {
 		/* The epoch begins at this record; replay sees the logouts that follow it. */
 		xd_epoch_begin(sh, epoch, sh->admin_seq);
@@ -274,7 +356,7 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 	if (live) {
 		xd_shard_batch_end(sh);
 		if (sh->fatal)
-			rc = fail(resp, "journal write failed; xdpexd is stopping");
+			rc = fail(resp, "journal_failed", "journal write failed; xdpexd is stopping");
 	}
 out:
 	if (frag == &parsed)
@@ -304,6 +386,10 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 	X(rate_limited);
 	X(logins);
 	X(login_rejects);
+	X(login_unknown);
+	X(login_disabled);
+	X(login_bad_proof);
+	X(login_throttled);
 	X(retransmitted);
 	X(tx_errors);
 	X(heartbeats_out);
@@ -337,6 +423,49 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 				      (json_int_t)es.resting_orders, "levels", (json_int_t)es.levels,
 				      "orders_in", (json_int_t)es.orders_in, "fills",
 				      (json_int_t)es.fills, "rejects", (json_int_t)es.rejects));
+	json_object_set_new(q, "limits", xd_shard_limits(sh, &es));
+	json_object_set_new(q, "memory", xd_shard_memory(sh));
+}
+
+/* What a queue holds against what it was sized for (docs/dataplane.md, Sizing). */
+json_t *xd_shard_limits(const struct xd_shard *sh, const struct xe_engine_stats *es)
+{
+	const struct xe_engine_config *e = &sh->cfg->engine;
+
+	return json_pack("{s:{s:I,s:I},s:{s:I,s:I},s:{s:I,s:I}}", "symbols", "configured",
+			 (json_int_t)sh->nsyms, "max", (json_int_t)e->max_symbols, "sessions",
+			 "configured", (json_int_t)sh->nsess_list, "max",
+			 (json_int_t)e->max_sessions, "orders", "resting",
+			 (json_int_t)es->resting_orders, "max", (json_int_t)e->max_orders);
+}
+
+/* A queue's memory: what the engine and the shard allocated at start, the ladder in use, and
+ * the cost of one more symbol id, session id or resting order (docs/dataplane.md, Sizing). */
+json_t *xd_shard_memory(const struct xd_shard *sh)
+{
+	const struct xe_engine_config *e = &sh->cfg->engine;
+	struct xe_engine_memory m;
+	uint64_t sess_slot = sizeof(struct xd_sess) + 2 * sizeof(uint32_t);
+	uint64_t sym_slot = sizeof(struct xd_symbol_cfg);
+	uint64_t dp = (uint64_t)sh->nsess_slots * sess_slot + ((uint64_t)e->max_symbols + 1) * sym_slot +
+		      (uint64_t)sh->tx_cap * sizeof(struct xd_txd);
+	/* Room for the events of the largest sweep (2 per resting order): address space, written
+	 * only as far as the largest answer so far. */
+	uint64_t evb = (uint64_t)sh->max_ev * sizeof(struct xe_event);
+
+	xe_engine_get_memory(sh->engine, &m);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
+			 "engine_fixed_bytes", (json_int_t)m.fixed_bytes, "directory_bytes",
+			 (json_int_t)m.directory_bytes, "ladder_bytes", (json_int_t)m.ladder_bytes,
+			 "ladder_touched_bytes", (json_int_t)m.ladder_touched_bytes,
+			 "ladder_reserved_bytes", (json_int_t)m.reserved_bytes, "dataplane_bytes",
+			 (json_int_t)dp, "event_buffer_bytes", (json_int_t)evb, "ladder", "pages_used", (json_int_t)m.pages_used,
+			 "pages_max", (json_int_t)m.pages_max, "nodes_used", (json_int_t)m.nodes_used,
+			 "nodes_max", (json_int_t)m.nodes_max, "per", "symbol_id",
+			 (json_int_t)(m.symbol_bytes + sym_slot), "session_id",
+			 (json_int_t)(m.session_bytes + sess_slot), "resting_order",
+			 (json_int_t)(m.order_bytes + 2 * sizeof(uint32_t)),
+			 "page", (json_int_t)m.page_bytes, "node", (json_int_t)m.node_bytes);
 }
 
 /* Every resting order of one side, best price first and in time priority within a level, as
@@ -477,6 +606,7 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 
 			if (!arr) {
 				json_object_set_new(resp, "error", json_string("out of memory"));
+				json_object_set_new(resp, "code", json_string("out_of_memory"));
 				return -1;
 			}
 			json_object_set_new(resp, side == XE_BUY ? "bids" : "asks", arr);
@@ -489,6 +619,7 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 		if (sh->role != XD_ROLE_STANDBY || !sh->repl) {
 			json_object_set_new(resp, "error",
 					    json_string("follow: this xdpexd is not a standby"));
+			json_object_set_new(resp, "code", json_string("not_standby"));
 			return -1;
 		}
 		xd_repl_follow_addr(sh, from);
@@ -519,8 +650,14 @@ void xd_shard_mbox(struct xd_shard *sh)
 
 	pthread_mutex_lock(&m->mu);
 	cmd = json_string_value(json_object_get(m->req, "cmd"));
-	if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
-		    !strcmp(cmd, "symbols") ||
+	if (m->dry == XD_MBOX_BULK_CHECK) {
+		json_t *refused = json_array();
+
+		xd_shard_bulk_check(sh, m->frag, m->sym_index, m->ses_index, refused);
+		json_object_set_new(m->resp, "refused", refused);
+		m->rc = 0;
+	} else if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
+			   !strcmp(cmd, "symbols") ||
 		    !strcmp(cmd, "book") || !strcmp(cmd, "book_orders") || !strcmp(cmd, "journal") ||
 		    !strcmp(cmd, "ha") ||
 		    !strcmp(cmd, "follow")))

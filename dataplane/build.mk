@@ -62,3 +62,12 @@ dataplane-bench: $(DP_OUT)/xdpexd-bench
 	$(Q)$(DP_OUT)/xdpexd-bench --orders 3000000 --per-dgram 16 --out $(BUILD)/bench/dataplane-x16.json
 	$(Q)$(DP_OUT)/xdpexd-bench --orders 1000000 --per-dgram 1 --out $(BUILD)/bench/dataplane-x1.json
 	$(Q)$(DP_OUT)/xdpexd-bench --orders 500000 --per-dgram 16 --durability fsync --out $(BUILD)/bench/dataplane-x16-fsync.json
+
+# 10,000 symbols (bands of 1..100,000 ticks) and 4,096 sessions configured from the file, one
+# control-socket bulk request and the REST bulk endpoints: time and xdpexd's resident memory
+# before any order -> build/bench/config.json and the Configuration section of docs/BENCHMARKS.md.
+.PHONY: config-bench
+BENCH_TARGETS += config-bench
+config-bench: build
+	$(Q)mkdir -p $(BUILD)/bench
+	$(Q)$(PY) -m xdpex.configbench --out $(BUILD)/bench/config.json --doc $(TOP)/docs/BENCHMARKS.md

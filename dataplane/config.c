@@ -15,7 +15,36 @@
 
 #include "xdpexd.h"
 
-#define CFG_ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+/* Every refusal has a machine-readable code beside its text (docs/dataplane.md lists them):
+ * the code of the last failed parse of this thread, for xd_config_err_code(). */
+static __thread const char *err_code = "invalid_field";
+
+#define CFG_ERRC(code, ...) (err_code = (code), snprintf(err, errlen, __VA_ARGS__), -1)
+#define CFG_ERR(...) CFG_ERRC("invalid_field", __VA_ARGS__)
+
+const char *xd_config_err_code(void)
+{
+	return err_code;
+}
+
+/* An id field: 1..max; above max is the limit of the configuration (id_over_limit). */
+static int get_id(json_t *obj, uint32_t max, const char *limit, uint32_t *out, const char *where,
+		  char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, "id");
+
+	if (!v)
+		return CFG_ERR("%s.id: required (1..%u)", where, max);
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return CFG_ERR("%s.id: must be an integer in 1..%u", where, max);
+	if (json_integer_value(v) > max)
+		return CFG_ERRC("id_over_limit",
+				"%s.id: %lld is above engine.%s %u (raise it in the configuration "
+				"file and restart)",
+				where, (long long)json_integer_value(v), limit, max);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
 
 static int only_keys(json_t *obj, const char *const *keys, const char *where, char *err,
 		     size_t errlen)
@@ -105,6 +134,38 @@ static int parse_prefix(const char *s, struct xd_prefix *p)
 	return 0;
 }
 
+/* Ids seen in one array of a request: a bitmap per thread, grown to the largest id limit seen and
+ * kept (at most 128 KiB for 2^20 ids), cleared per array. */
+static __thread uint64_t *seen_bits;
+static __thread uint32_t seen_words;
+
+static int seen_reset(uint32_t max)
+{
+	uint32_t words = max / 64 + 1;
+
+	if (words > seen_words) {
+		uint64_t *n = realloc(seen_bits, (size_t)words * sizeof(*n));
+
+		if (!n)
+			return -1;
+		seen_bits = n;
+		seen_words = words;
+	}
+	memset(seen_bits, 0, (size_t)words * sizeof(*seen_bits));
+	return 0;
+}
+
+/* 1 when id was already seen since seen_reset (ids are 1..max, checked by the parser). */
+static int seen_twice(uint32_t id)
+{
+	uint64_t bit = 1ull << (id & 63), *w = &seen_bits[id >> 6];
+
+	if (*w & bit)
+		return 1;
+	*w |= bit;
+	return 0;
+}
+
 static const char *const stp_names[] = { "none", "cancel_newest", "cancel_oldest", "cancel_both",
 					 NULL };
 
@@ -125,14 +186,14 @@ static int parse_symbol(json_t *o, int i, const struct xe_engine_config *ec,
 	memset(s, 0, sizeof(*s));
 	s->queue = -1;
 	s->halted = -1;
-	if (get_int(o, "id", 1, ec->max_symbols, &v, where, err, errlen) != 1)
-		return *err ? -1 : CFG_ERR("%s.id: required (1..%u)", where, ec->max_symbols);
-	s->c.symbol_id = (uint32_t)v;
+	if (get_id(o, ec->max_symbols, "max_symbols", &s->c.symbol_id, where, err, errlen))
+		return -1;
 	name = json_object_get(o, "name");
 	if (name) {
 		if (!json_is_string(name) || strlen(json_string_value(name)) >= sizeof(s->name))
-			return CFG_ERR("%s.name: must be a string of at most %zu characters", where,
-				       sizeof(s->name) - 1);
+			return CFG_ERRC("bad_name",
+					"%s.name: must be a string of at most %zu characters", where,
+					sizeof(s->name) - 1);
 		strcpy(s->name, json_string_value(name));
 	}
 	if (get_bool(o, "halted", &s->halted, where, err, errlen) < 0)
@@ -146,27 +207,29 @@ static int parse_symbol(json_t *o, int i, const struct xe_engine_config *ec,
 	    !json_object_get(o, "band"))
 		return 0;
 	if (get_int(o, "tick", 1, INT64_MAX, &v, where, err, errlen) != 1)
-		return *err ? -1 : CFG_ERR("%s.tick: required, a positive integer", where);
+		return *err ? (err_code = "bad_tick", -1)
+			    : CFG_ERRC("bad_tick", "%s.tick: required, a positive integer", where);
 	s->c.tick_size = v;
 	if (get_int(o, "lot", 1, UINT32_MAX, &v, where, err, errlen) != 1)
-		return *err ? -1 : CFG_ERR("%s.lot: required, a positive integer", where);
+		return *err ? (err_code = "bad_lot", -1)
+			    : CFG_ERRC("bad_lot", "%s.lot: required, a positive integer", where);
 	s->c.lot_size = (uint32_t)v;
 	v = 0;
 	if (get_int(o, "max_qty", 0, UINT32_MAX, &v, where, err, errlen) < 0)
-		return -1;
+		return err_code = "bad_max_qty", -1;
 	s->c.max_qty = (uint32_t)v;
 	band = json_object_get(o, "band");
 	if (!band || !json_is_array(band) || json_array_size(band) != 2 ||
 	    !json_is_integer(json_array_get(band, 0)) || !json_is_integer(json_array_get(band, 1)))
-		return CFG_ERR("%s.band: required, [low, high] in ticks", where);
+		return CFG_ERRC("bad_band", "%s.band: required, [low, high] in ticks", where);
 	s->c.band_low = json_integer_value(json_array_get(band, 0));
 	s->c.band_high = json_integer_value(json_array_get(band, 1));
 	if (s->c.band_low <= 0 || s->c.band_high < s->c.band_low)
-		return CFG_ERR("%s.band: [%lld, %lld]: need 0 < low <= high", where,
-			       (long long)s->c.band_low, (long long)s->c.band_high);
+		return CFG_ERRC("bad_band", "%s.band: [%lld, %lld]: need 0 < low <= high", where,
+				(long long)s->c.band_low, (long long)s->c.band_high);
 	if (s->c.band_low % s->c.tick_size || s->c.band_high % s->c.tick_size)
-		return CFG_ERR("%s.band: bounds must be multiples of tick %lld", where,
-			       (long long)s->c.tick_size);
+		return CFG_ERRC("band_off_tick", "%s.band: bounds must be multiples of tick %lld",
+				where, (long long)s->c.tick_size);
 	return 0;
 }
 
@@ -188,17 +251,16 @@ static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 	memset(s, 0, sizeof(*s));
 	s->stp = s->cod = s->enabled = s->queue = -1;
 	s->rate = s->burst = -1;
-	if (get_int(o, "id", 1, ec->max_sessions, &v, where, err, errlen) != 1)
-		return *err ? -1 : CFG_ERR("%s.id: required (1..%u)", where, ec->max_sessions);
-	s->id = (uint32_t)v;
+	if (get_id(o, ec->max_sessions, "max_sessions", &s->id, where, err, errlen))
+		return -1;
 	x = json_object_get(o, "secret");
 	if (x) {
 		if (!json_is_string(x) ||
 		    parse_hex(json_string_value(x), s->secret, sizeof(s->secret), &s->secret_len) ||
 		    s->secret_len < 16)
-			return CFG_ERR("%s.secret: must be 16..64 bytes in hex", where);
+			return CFG_ERRC("bad_secret", "%s.secret: must be 16..64 bytes in hex", where);
 	} else if (full) {
-		return CFG_ERR("%s.secret: required (hex, 16..64 bytes)", where);
+		return CFG_ERRC("secret_required", "%s.secret: required (hex, 16..64 bytes)", where);
 	}
 	x = json_object_get(o, "stp");
 	if (x) {
@@ -208,9 +270,10 @@ static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 			if (json_is_string(x) && !strcmp(stp_names[k], json_string_value(x)))
 				break;
 		if (!stp_names[k])
-			return CFG_ERR("%s.stp: must be none, cancel_newest, cancel_oldest or "
-				       "cancel_both",
-				       where);
+			return CFG_ERRC("bad_stp",
+					"%s.stp: must be none, cancel_newest, cancel_oldest or "
+					"cancel_both",
+					where);
 		s->stp = k;
 	}
 	if (get_bool(o, "cancel_on_disconnect", &s->cod, where, err, errlen) < 0 ||
@@ -250,8 +313,9 @@ static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config *base, char *err,
 			size_t errlen)
 {
-	static const char *const keys[] = { "engine", "heartbeat_ms", "login_skew_ms", "rate",
-					    "allowlist", "symbols", "sessions", NULL };
+	static const char *const keys[] = { "engine", "heartbeat_ms", "login_skew_ms",
+					    "login_limit", "rate", "allowlist", "symbols",
+					    "sessions", NULL };
 	static const char *const fkeys[] = { "rate", "allowlist", "symbols", "sessions", NULL };
 	int full = base == NULL;
 	long long v;
@@ -259,17 +323,21 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 
 	memset(cfg, 0, sizeof(*cfg));
 	err[0] = 0;
+	err_code = "invalid_field";
 	if (!json_is_object(j))
 		return CFG_ERR("configuration: must be a JSON object");
 	if (only_keys(j, full ? keys : fkeys, "", err, errlen))
 		return -1;
-	cfg->engine = (struct xe_engine_config){ 1u << 20, 1024, 1024 };
+	cfg->engine = (struct xe_engine_config){ XD_DEF_MAX_ORDERS, XD_DEF_MAX_SYMBOLS,
+						 XD_DEF_MAX_SESSIONS };
 	cfg->heartbeat_ms = 1000;
 	cfg->skew_ms = 5000;
+	cfg->login_limit = (struct xd_login_limit)XD_LOGIN_LIMIT_DEFAULT;
 	if (!full) {
 		cfg->engine = base->engine;
 		cfg->heartbeat_ms = base->heartbeat_ms;
 		cfg->skew_ms = base->skew_ms;
+		cfg->login_limit = base->login_limit;
 	}
 	x = json_object_get(j, "engine");
 	if (x) {
@@ -301,6 +369,25 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 	if (get_int(j, "login_skew_ms", 1, 3600000, &v, "", err, errlen) < 0)
 		return -1;
 	cfg->skew_ms = (uint32_t)v;
+	x = json_object_get(j, "login_limit");
+	if (x) {
+		static const char *const lkeys[] = { "per_source_rate", "per_source_burst",
+						     "total_rate", "total_burst", NULL };
+		struct xd_login_limit *l = &cfg->login_limit;
+		long long sr = (long long)l->src_rate, sb = (long long)l->src_burst;
+		long long tr = (long long)l->total_rate, tb = (long long)l->total_burst;
+
+		if (!json_is_object(x))
+			return CFG_ERR("login_limit: must be an object");
+		if (only_keys(x, lkeys, "login_limit", err, errlen) ||
+		    get_int(x, "per_source_rate", 0, 1000000, &sr, "login_limit", err, errlen) < 0 ||
+		    get_int(x, "per_source_burst", 1, 1000000, &sb, "login_limit", err, errlen) < 0 ||
+		    get_int(x, "total_rate", 0, 10000000, &tr, "login_limit", err, errlen) < 0 ||
+		    get_int(x, "total_burst", 1, 10000000, &tb, "login_limit", err, errlen) < 0)
+			return -1;
+		*l = (struct xd_login_limit){ (uint64_t)sr, (uint64_t)sb, (uint64_t)tr,
+					      (uint64_t)tb };
+	}
 	x = json_object_get(j, "rate");
 	if (x) {
 		static const char *const rkeys[] = { "pps", "burst", NULL };
@@ -341,16 +428,15 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 			return CFG_ERR("symbols: must be an array");
 		cfg->nsymbols = (uint32_t)json_array_size(x);
 		cfg->symbols = calloc(cfg->nsymbols + 1, sizeof(*cfg->symbols));
-		if (!cfg->symbols)
-			return CFG_ERR("out of memory");
+		if (!cfg->symbols || seen_reset(cfg->engine.max_symbols))
+			return CFG_ERRC("out_of_memory", "out of memory");
 		for (uint32_t i = 0; i < cfg->nsymbols; i++) {
 			if (parse_symbol(json_array_get(x, i), (int)i, &cfg->engine,
 					 &cfg->symbols[i], full, err, errlen))
 				return -1;
-			for (uint32_t k = 0; k < i; k++)
-				if (cfg->symbols[k].c.symbol_id == cfg->symbols[i].c.symbol_id)
-					return CFG_ERR("symbols[%u].id: %u given twice", i,
-						       cfg->symbols[i].c.symbol_id);
+			if (seen_twice(cfg->symbols[i].c.symbol_id))
+				return CFG_ERRC("duplicate_in_request", "symbols[%u].id: %u given twice",
+						i, cfg->symbols[i].c.symbol_id);
 		}
 	}
 	x = json_object_get(j, "sessions");
@@ -359,16 +445,15 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 			return CFG_ERR("sessions: must be an array");
 		cfg->nsessions = (uint32_t)json_array_size(x);
 		cfg->sessions = calloc(cfg->nsessions + 1, sizeof(*cfg->sessions));
-		if (!cfg->sessions)
-			return CFG_ERR("out of memory");
+		if (!cfg->sessions || seen_reset(cfg->engine.max_sessions))
+			return CFG_ERRC("out_of_memory", "out of memory");
 		for (uint32_t i = 0; i < cfg->nsessions; i++) {
 			if (parse_session(json_array_get(x, i), (int)i, &cfg->engine,
 					  &cfg->sessions[i], full, err, errlen))
 				return -1;
-			for (uint32_t k = 0; k < i; k++)
-				if (cfg->sessions[k].id == cfg->sessions[i].id)
-					return CFG_ERR("sessions[%u].id: %u given twice", i,
-						       cfg->sessions[i].id);
+			if (seen_twice(cfg->sessions[i].id))
+				return CFG_ERRC("duplicate_in_request", "sessions[%u].id: %u given twice",
+						i, cfg->sessions[i].id);
 		}
 	}
 	return 0;
@@ -412,4 +497,20 @@ int xd_symbol_owner(const struct xd_symbol_cfg *y, const struct xd_opts *o)
 int xd_session_owner(const struct xd_session_cfg *c, const struct xd_opts *o)
 {
 	return c->queue >= 0 ? c->queue : o->queues[0];
+}
+
+int xd_config_symbol(json_t *o, int i, const struct xe_engine_config *ec, struct xd_symbol_cfg *s,
+		     char *err, size_t errlen)
+{
+	err[0] = 0;
+	err_code = "invalid_field";
+	return parse_symbol(o, i, ec, s, 0, err, errlen);
+}
+
+int xd_config_session(json_t *o, int i, const struct xe_engine_config *ec,
+		      struct xd_session_cfg *s, char *err, size_t errlen)
+{
+	err[0] = 0;
+	err_code = "invalid_field";
+	return parse_session(o, i, ec, s, 0, err, errlen);
 }

@@ -50,7 +50,7 @@ static int entry_open(const struct xd_port_cfg *c, void **state, char *err, size
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct entry_port *e;
-	int probe, bufsz = 4 << 20;
+	int probe, rc, bufsz = 4 << 20;
 
 	*state = NULL;
 	if (strlen(c->path) >= sizeof(a.sun_path))
@@ -74,13 +74,12 @@ static int entry_open(const struct xd_port_cfg *c, void **state, char *err, size
 	*state = e;
 	unlink(c->path);
 	e->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (e->fd < 0 || bind(e->fd, (struct sockaddr *)&a, sizeof(a)))
+	if (e->fd < 0)
 		return snprintf(err, errlen, "--entry-socket %s: %s", c->path, strerror(errno)), -1;
+	rc = xd_bind_unix(e->fd, &a, c->o);
+	if (rc)
+		return snprintf(err, errlen, "--entry-socket %s: %s", c->path, strerror(-rc)), -1;
 	snprintf(e->path, sizeof(e->path), "%s", c->path);
-	if (chmod(c->path, 0660))
-		return snprintf(err, errlen, "--entry-socket %s: chmod: %s", c->path,
-				strerror(errno)),
-		       -1;
 	(void)setsockopt(e->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
 	(void)setsockopt(e->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	for (int i = 0; i < ENTRY_BATCH; i++) {

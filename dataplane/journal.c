@@ -30,7 +30,11 @@
 
 #include "xdpexd.h"
 
+/* The open batch's first buffer (it grows when a batch needs more); the fuzz build starts small,
+ * each harness run making a journal of its own. */
+#ifndef XJ_BUF_CAP
 #define XJ_BUF_CAP (8u << 20)
+#endif
 #define XJ_PREFAULT (256u << 10)
 /* The preparer maps this much ahead of the tail writable (and so dirty: pages dirtied much
  * earlier would be written back as zeros first, then fault again when written); the rest of its
@@ -710,13 +714,34 @@ int xj_open(struct xd_journal *j, const char *base, int queue, int durability, u
 			nsegs--;
 			break;
 		}
+		if (i > 0 && segs[i] != segs[i - 1] + 1) {
+			/* Replaying on would skip every record the missing files held. */
+			xd_log("error: journal %s/%08u.xjl is missing (%08u.xjl before it and "
+			       "%08u.xjl after it are there: the records from seq %llu up to "
+			       "%08u.xjl's first are gone): refusing to start",
+			       j->dir, segs[i - 1] + 1, segs[i - 1], segs[i],
+			       (unsigned long long)j->next_seq, segs[i]);
+			close(fd);
+			rc = -ENOENT;
+			goto fail;
+		}
 		if (stbuf.st_size < XJ_SEG_HDR || pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
 		    memcmp(h.magic, XJ_MAGIC, 8) || h.version != XJ_VERSION ||
-		    h.queue != (uint32_t)queue || h.segment != segs[i] ||
-		    (i > 0 && h.first_seq != j->next_seq) || h.first_seq == 0) {
+		    h.queue != (uint32_t)queue || h.segment != segs[i] || h.first_seq == 0) {
 			xd_log("error: journal %s: bad segment header (not an xdpexd journal "
-			       "segment of queue %d, or out of order): refusing to start",
-			       path, queue);
+			       "segment %u of queue %d): refusing to start",
+			       path, segs[i], queue);
+			close(fd);
+			rc = -EINVAL;
+			goto fail;
+		}
+		if (i > 0 && h.first_seq != j->next_seq) {
+			xd_log("error: journal %s: segment header says first_seq %llu, but %08u.xjl "
+			       "ends at seq %llu (%s): refusing to start",
+			       path, (unsigned long long)h.first_seq, segs[i - 1],
+			       (unsigned long long)(j->next_seq - 1),
+			       h.first_seq > j->next_seq ? "records missing between them"
+							 : "records overlap");
 			close(fd);
 			rc = -EINVAL;
 			goto fail;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,6 +24,23 @@
 #include <unistd.h>
 
 #include "xdpexd.h"
+
+/* --socket-group: a group name or number, which must exist. */
+static unsigned group_id(const char *s)
+{
+	struct group *g = getgrnam(s);
+	char *end;
+	unsigned long v;
+
+	if (g)
+		return (unsigned)g->gr_gid;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s && !*end && !errno && v < 1u << 31 && getgrgid((gid_t)v))
+		return (unsigned)v;
+	fprintf(stderr, "xdpexd: error: --socket-group %s: no such group\n", s);
+	exit(2);
+}
 
 static void usage(FILE *f)
 {
@@ -47,6 +65,8 @@ static void usage(FILE *f)
 		"                          or a subscriber; repeatable, 8 at most; docs/marketdata.md)\n"
 		"  --ctl-socket PATH       control socket            [/run/xdpex/ctl.sock]\n"
 		"  --entry-socket PATH     local order-entry socket  [/run/xdpex/entry.sock]\n"
+		"  --socket-mode 0600|0660 both sockets' mode (0660: the group may connect) [0660]\n"
+		"  --socket-group GROUP    both sockets' group (name or number) [the process's]\n"
 		"  --pin-dir DIR           afxdp: bpffs pin directory [/sys/fs/bpf/xdpex]\n"
 		"  --poll spin|busy|sleep  receive loop                                  [spin]\n"
 		"  --busy-usec N           SO_BUSY_POLL microseconds                     [20]\n"
@@ -165,6 +185,8 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		{ "journal-dir", required_argument, 0, 'j' },
 		{ "durability", required_argument, 0, 'd' },
 		{ "ctl-socket", required_argument, 0, 'C' },
+		{ "socket-mode", required_argument, 0, 'O' },
+		{ "socket-group", required_argument, 0, 'G' },
 		{ "entry-socket", required_argument, 0, 'E' },
 		{ "pin-dir", required_argument, 0, 'P' },
 		{ "poll", required_argument, 0, 'o' },
@@ -200,6 +222,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 	o->port = XE_DEFAULT_PORT;
 	o->ctl_path = "/run/xdpex/ctl.sock";
 	o->entry_path = "/run/xdpex/entry.sock";
+	o->sock_mode = 0660;
 	o->pin_dir = "/sys/fs/bpf/xdpex";
 	o->busy_usec = 20;
 	o->busy_budget = 64;
@@ -239,6 +262,19 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 			break;
 		case 'C': o->ctl_path = optarg; break;
 		case 'E': o->entry_path = optarg; break;
+		case 'O':
+			if (strcmp(optarg, "0600") && strcmp(optarg, "600") && strcmp(optarg, "0660") &&
+			    strcmp(optarg, "660")) {
+				fprintf(stderr, "xdpexd: error: --socket-mode %s: 0600 (owner only) or "
+						"0660 (owner and group)\n", optarg);
+				exit(2);
+			}
+			o->sock_mode = (unsigned)strtoul(optarg, NULL, 8);
+			break;
+		case 'G':
+			o->sock_gid = group_id(optarg);
+			o->sock_group = true;
+			break;
 		case 'P': o->pin_dir = optarg; break;
 		case 'o': o->poll = pick("--poll", optarg, polls); break;
 		case 'U': o->busy_usec = (int)num("--busy-usec", optarg, 0, 1000000); break;

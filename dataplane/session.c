@@ -169,6 +169,132 @@ static void login_reply_reject(struct xd_shard *sh, const struct xd_peer *src, u
 	r->recv_ts = sh->now_ns;
 }
 
+/* ---- the refused-login budget ----
+ *
+ * Every refused Login costs an HMAC and an answer, and a sender needs no session to send one:
+ * refusals are charged to a GCRA bucket of the source (its IPv4 address, or its unix path) and
+ * to one of the queue ("login_limit" in the configuration). A Login from a source whose bucket,
+ * or the queue's, is empty is dropped unanswered before any HMAC (login_throttled). Accepted
+ * logins cost no tokens, so a client that proves itself is never slowed by its own success;
+ * only a source that keeps failing, or a flood that spends the queue's budget, is. Sources live
+ * in a direct-mapped table of XD_LOGIN_SLOTS: one that collides takes the slot over with a full
+ * bucket, which bounds the state, and the queue's bucket still bounds the total. */
+
+static uint64_t source_key(const struct xd_peer *p)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (p->kind != XD_PEER_UNIX)
+		return (uint64_t)p->kind << 32 | p->addr;
+	for (const char *c = p->path; *c; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+	return h | 1ull << 63;
+}
+
+static struct xd_login_slot *source_slot(struct xd_shard *sh, uint64_t key)
+{
+	uint64_t h = key * 0x9e3779b97f4a7c15ull;
+
+	return &sh->login_slots[(h >> 40) % XD_LOGIN_SLOTS];
+}
+
+static uint64_t interval_ns(uint64_t rate)
+{
+	return rate ? 1000000000ull / rate : 0;
+}
+
+/* Whether bucket `tat` (rate, burst) has a token at `now`. */
+static bool bucket_ok(uint64_t tat, uint64_t now, uint64_t rate, uint64_t burst)
+{
+	uint64_t iv = interval_ns(rate);
+
+	return !rate || tat <= now || tat - now <= (burst - 1) * iv;
+}
+
+static void bucket_charge(uint64_t *tat, uint64_t now, uint64_t rate)
+{
+	if (rate)
+		*tat = (*tat > now ? *tat : now) + interval_ns(rate);
+}
+
+static bool login_budget_ok(struct xd_shard *sh, const struct xd_peer *src)
+{
+	const struct xd_login_limit *l = &sh->cfg->login_limit;
+	uint64_t key = source_key(src), now = sh->mono_ns;
+	const struct xd_login_slot *s = source_slot(sh, key);
+
+	if (!bucket_ok(sh->login_total_tat, now, l->total_rate, l->total_burst))
+		return false;
+	return s->key != key || bucket_ok(s->tat, now, l->src_rate, l->src_burst);
+}
+
+static void login_budget_charge(struct xd_shard *sh, const struct xd_peer *src)
+{
+	const struct xd_login_limit *l = &sh->cfg->login_limit;
+	uint64_t key = source_key(src), now = sh->mono_ns;
+	struct xd_login_slot *s = source_slot(sh, key);
+
+	if (s->key != key) {
+		s->key = key;
+		s->tat = 0;
+	}
+	bucket_charge(&s->tat, now, l->src_rate);
+	bucket_charge(&sh->login_total_tat, now, l->total_rate);
+}
+
+/* The refusal's detail, for the operator: logged at most once a second per queue (a flood must
+ * not turn the log into the bottleneck), the lines in between counted. */
+static void login_log(struct xd_shard *sh, const struct xd_peer *src, uint32_t sid,
+		      const char *why)
+{
+	char peer[160];
+
+	if (sh->replaying)
+		return;
+	if (sh->login_log_last && sh->mono_ns - sh->login_log_last < 1000000000ull) {
+		sh->login_log_quiet++;
+		return;
+	}
+	xd_peer_str(src, peer, sizeof(peer));
+	if (sh->login_log_quiet)
+		xd_log("q%d: login of session %u from %s refused: %s (and %llu more refusals "
+		       "not logged)", sh->queue, sid, peer, why,
+		       (unsigned long long)sh->login_log_quiet);
+	else
+		xd_log("q%d: login of session %u from %s refused: %s", sh->queue, sid, peer, why);
+	sh->login_log_last = sh->mono_ns;
+	sh->login_log_quiet = 0;
+}
+
+/* A refusal: charged to the budget, logged in detail, answered with `reason`. */
+static void login_refuse(struct xd_shard *sh, const struct xd_peer *src, uint32_t sid,
+			 const struct xe_login *l, uint8_t reason, const char *why)
+{
+	login_budget_charge(sh, src);
+	login_log(sh, src, sid, why);
+	login_reply_reject(sh, src, sid, l, reason);
+}
+
+/* An HMAC key for sessions that do not exist here, so that their Login costs what a real one
+ * costs (no timing tells unknown from bad proof); random per process. */
+static uint8_t decoy_secret[32];
+
+static void decoy_init(void)
+{
+	static bool done;
+	FILE *f;
+
+	if (done)
+		return;
+	done = true;
+	f = fopen("/dev/urandom", "rb");
+	if (!f || fread(decoy_secret, 1, sizeof(decoy_secret), f) != sizeof(decoy_secret))
+		for (size_t i = 0; i < sizeof(decoy_secret); i++)
+			decoy_secret[i] = (uint8_t)(xd_mono_ns() >> (i % 8));
+	if (f)
+		fclose(f);
+}
+
 static void handle_login(struct xd_shard *sh, uint32_t sid, struct xd_sess *s,
 			 const struct xe_login *l, const struct xd_peer *src)
 {
@@ -176,43 +302,70 @@ static void handle_login(struct xd_shard *sh, uint32_t sid, struct xd_sess *s,
 	unsigned int maclen = 0;
 	uint64_t skew, diff;
 	struct xe_login_accepted *a;
+	const struct xd_sess *foreign = NULL;
+	const uint8_t *key = decoy_secret;
+	int keylen = (int)sizeof(decoy_secret);
+	bool proven;
 
-	if (!s || l->session_id != sid) {
-		bool foreign = sid < sh->nsess_slots && sh->sess[sid].foreign;
-
-		login_reply_reject(sh, src, sid, l,
-				   foreign ? XE_LOGIN_BOUND_ELSEWHERE : XE_LOGIN_UNKNOWN_SESSION);
+	if (!login_budget_ok(sh, src)) {
+		sh->st.login_throttled++;
 		return;
 	}
-	if (!s->cfg.enabled) {
-		login_reply_reject(sh, src, sid, l, XE_LOGIN_DISABLED);
-		return;
+	if (!s && sid < sh->nsess_slots && sh->sess[sid].foreign && sh->sess[sid].cfg.secret_len)
+		foreign = &sh->sess[sid];
+	if (s && l->session_id == sid) {
+		key = s->cfg.secret;
+		keylen = (int)s->cfg.secret_len;
+	} else if (foreign && l->session_id == sid) {
+		key = foreign->cfg.secret;
+		keylen = (int)foreign->cfg.secret_len;
+	} else {
+		decoy_init();
 	}
+	/* Unknown, another queue's, disabled or not: the same HMAC, then one answer for all who
+	 * have not proven themselves (XE_LOGIN_BAD_PROOF); the detail goes to the log and the
+	 * counters only. */
 	memcpy(msg, &l->session_id, 4);
 	memcpy(msg + 4, &l->client_ts, 8);
 	memcpy(msg + 12, &l->nonce, 8);
-	if (!HMAC(EVP_sha256(), s->cfg.secret, (int)s->cfg.secret_len, msg, sizeof(msg), mac,
-		  &maclen) ||
-	    maclen != XE_HMAC_SIZE || CRYPTO_memcmp(mac, l->hmac, XE_HMAC_SIZE)) {
-		login_reply_reject(sh, src, sid, l, XE_LOGIN_BAD_PROOF);
+	proven = HMAC(EVP_sha256(), key, keylen, msg, sizeof(msg), mac, &maclen) &&
+		 maclen == XE_HMAC_SIZE && !CRYPTO_memcmp(mac, l->hmac, XE_HMAC_SIZE) &&
+		 key != decoy_secret;
+	if (!proven) {
+		const char *why = s || foreign ? "bad proof" : "unknown session";
+
+		if (s || foreign)
+			sh->st.login_bad_proof++;
+		else
+			sh->st.login_unknown++;
+		login_refuse(sh, src, sid, l, XE_LOGIN_BAD_PROOF, why);
+		return;
+	}
+	if (foreign) {
+		login_refuse(sh, src, sid, l, XE_LOGIN_BOUND_ELSEWHERE, "owned by another queue");
+		return;
+	}
+	if (!s->cfg.enabled) {
+		sh->st.login_disabled++;
+		login_refuse(sh, src, sid, l, XE_LOGIN_DISABLED, "disabled");
 		return;
 	}
 	skew = (uint64_t)sh->cfg->skew_ms * 1000000ull;
 	diff = l->client_ts > sh->now_ns ? l->client_ts - sh->now_ns : sh->now_ns - l->client_ts;
 	if (diff > skew) {
-		login_reply_reject(sh, src, sid, l, XE_LOGIN_STALE);
+		login_refuse(sh, src, sid, l, XE_LOGIN_STALE, "stale timestamp");
 		return;
 	}
 	if (nonce_seen(s, l->nonce) || l->client_ts <= s->nonce_floor) {
-		login_reply_reject(sh, src, sid, l, XE_LOGIN_REPLAYED);
+		login_refuse(sh, src, sid, l, XE_LOGIN_REPLAYED, "nonce replayed");
 		return;
 	}
 	if (s->logged_in && !xd_peer_eq(&s->peer, src)) {
-		login_reply_reject(sh, src, sid, l, XE_LOGIN_BOUND_ELSEWHERE);
+		login_refuse(sh, src, sid, l, XE_LOGIN_BOUND_ELSEWHERE, "bound to another address");
 		return;
 	}
 	if (l->next_seq > s->next_out) {
-		login_reply_reject(sh, src, sid, l, XE_LOGIN_BAD_SEQUENCE);
+		login_refuse(sh, src, sid, l, XE_LOGIN_BAD_SEQUENCE, "next_seq beyond what was sent");
 		return;
 	}
 	s->peer = *src;

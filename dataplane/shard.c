@@ -44,6 +44,7 @@ static int add_config(struct xd_shard *sh, char *err, size_t errlen)
 		if (y->halted > 0)
 			xe_engine_set_halted(sh->engine, y->c.symbol_id, 1);
 		sh->syms[y->c.symbol_id] = *y;
+		sh->nsyms++;
 	}
 	for (uint32_t i = 0; i < cfg->nsessions; i++) {
 		const struct xd_session_cfg *c = &cfg->sessions[i];
@@ -51,6 +52,7 @@ static int add_config(struct xd_shard *sh, char *err, size_t errlen)
 
 		if (xd_session_owner(c, sh->opts) != sh->queue) {
 			s->foreign = true;
+			s->cfg = *c; /* its secret: logins on the wrong queue (session.c) */
 			continue;
 		}
 		s->configured = true;
@@ -59,7 +61,8 @@ static int add_config(struct xd_shard *sh, char *err, size_t errlen)
 		xe_engine_set_stp(sh->engine, c->id, (uint8_t)c->stp);
 	}
 	sh->nallow = cfg->nallow;
-	memcpy(sh->allow, cfg->allow, cfg->nallow * sizeof(*cfg->allow));
+	if (cfg->nallow) /* no allowlist: cfg->allow is NULL, not a zero-length array */
+		memcpy(sh->allow, cfg->allow, cfg->nallow * sizeof(*cfg->allow));
 	sh->rate_pps = cfg->rate_pps;
 	sh->rate_burst = cfg->rate_burst;
 	return 0;
@@ -97,7 +100,9 @@ int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opt
 	sh->syms = calloc(cfg->engine.max_symbols + 1, sizeof(*sh->syms));
 	sh->tx_cap = XD_TX_SLOTS;
 	sh->tx = malloc(sh->tx_cap * sizeof(*sh->tx));
-	if (!sh->ev || !sh->sess || !sh->sess_list || !sh->touched || !sh->syms || !sh->tx)
+	sh->login_slots = calloc(XD_LOGIN_SLOTS, sizeof(*sh->login_slots));
+	if (!sh->ev || !sh->sess || !sh->sess_list || !sh->touched || !sh->syms || !sh->tx ||
+	    !sh->login_slots)
 		return snprintf(err, errlen, "out of memory for queue %d", queue), -1;
 	for (uint32_t i = 0; i < sh->nsess_slots; i++) {
 		sh->sess[i].id = i;
@@ -168,6 +173,7 @@ void xd_shard_free(struct xd_shard *sh)
 	free(sh->syms);
 	free(sh->tx);
 	free(sh->ev);
+	free(sh->login_slots);
 	if (sh->wake_fd >= 0)
 		close(sh->wake_fd);
 	sh->wake_fd = -1;
@@ -494,7 +500,7 @@ void xd_shard_batch_end(struct xd_shard *sh)
 
 /* One receive burst of port p: every datagram through the pipeline, the frames back to the
  * port, then the batch committed and answered. */
-static void rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n)
+void xd_shard_rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n)
 {
 	xd_shard_batch_begin(sh);
 	for (uint32_t i = 0; i < n; i++) {
@@ -528,7 +534,7 @@ static void side_work(struct xd_shard *sh, bool idle)
 		uint32_t n = sh->entry.be->rx_burst(sh->entry.st, sh->rx, XD_MAX_BATCH);
 
 		if (n)
-			rx_batch(sh, &sh->entry, n);
+			xd_shard_rx_batch(sh, &sh->entry, n);
 	}
 	xd_shard_timers(sh);
 	xd_repl_publish_hash(sh);
@@ -594,6 +600,15 @@ void xd_shard_run(struct xd_shard *sh)
 				sleep_turn(sh);
 			continue;
 		}
+		if (sh->draining) {
+			/* Handing over: the rest of the held answers leave, nothing comes in. */
+			xd_shard_release(sh);
+			if (be->poll)
+				be->poll(sh->net.st, true);
+			if (sleeps)
+				sleep_turn(sh);
+			continue;
+		}
 		if (sh->held) {
 			xd_shard_release(sh);
 			/* Held answers fill the ring: stop taking orders until a standby catches up. */
@@ -605,7 +620,7 @@ void xd_shard_run(struct xd_shard *sh)
 		}
 		n = be->rx_burst(sh->net.st, sh->rx, (uint32_t)o->batch);
 		if (n)
-			rx_batch(sh, &sh->net, n);
+			xd_shard_rx_batch(sh, &sh->net, n);
 		side_work(sh, !n && idle_side);
 		if (be->poll)
 			be->poll(sh->net.st, !n);

@@ -73,6 +73,9 @@ struct xd_opts {
 	int nfeed;
 	const char *ctl_path;
 	const char *entry_path;
+	unsigned sock_mode; /* --socket-mode: 0600 or 0660, for both sockets */
+	bool sock_group; /* --socket-group given: sock_gid is their group (else the process's) */
+	unsigned sock_gid;
 	const char *pin_dir;
 	enum xd_poll poll;
 	int busy_usec;
@@ -115,10 +118,18 @@ struct xd_prefix {
 	uint32_t len;
 };
 
+/* "login_limit": the work refused logins may cost (each an HMAC and an answer), per source
+ * address and in total per queue; a rate of 0 is unlimited. */
+struct xd_login_limit {
+	uint64_t src_rate, src_burst, total_rate, total_burst;
+};
+#define XD_LOGIN_LIMIT_DEFAULT { 10, 20, 1000, 1000 }
+
 struct xd_config {
 	struct xe_engine_config engine;
 	uint32_t heartbeat_ms;
 	uint32_t skew_ms;
+	struct xd_login_limit login_limit;
 	int has_rate;
 	uint64_t rate_pps, rate_burst;
 	int has_allow;
@@ -130,13 +141,27 @@ struct xd_config {
 	uint32_t nsessions;
 };
 
+/* Engine sizes when the configuration file does not give them: a venue's worth out of the box
+ * (docs/dataplane.md, Sizing, has the memory they cost). */
+#define XD_DEF_MAX_ORDERS (1u << 20)
+#define XD_DEF_MAX_SYMBOLS 16384u
+#define XD_DEF_MAX_SESSIONS 4096u
+
 /* Whole file (full = 1: engine sizes, defaults) or a control-socket fragment (full = 0, limits
- * checked against `base`). On error returns -1 with `err` naming the field. */
+ * checked against `base`). On error returns -1 with `err` naming the field and
+ * xd_config_err_code() giving the refusal's code (docs/dataplane.md, Refusals). */
 struct json_t;
 XD_MUST_CHECK int xd_config_load(const char *path, struct xd_config *cfg, char *err, size_t errlen);
 XD_MUST_CHECK int xd_config_from_json(struct json_t *j, struct xd_config *cfg, const struct xd_config *base,
 			char *err, size_t errlen);
 void xd_config_free(struct xd_config *cfg);
+const char *xd_config_err_code(void);
+/* One symbol or session entry of a request (i its index), for bulk configuration: 0, or -1 with
+ * err and xd_config_err_code(). */
+XD_MUST_CHECK int xd_config_symbol(struct json_t *o, int i, const struct xe_engine_config *ec,
+				   struct xd_symbol_cfg *s, char *err, size_t errlen);
+XD_MUST_CHECK int xd_config_session(struct json_t *o, int i, const struct xe_engine_config *ec,
+				    struct xd_session_cfg *s, char *err, size_t errlen);
 /* The served queue that owns a symbol / a session: its "queue" if given, else the symbol's
  * ((id - 1) mod nqueues)-th served queue, the session's first served queue. */
 int xd_symbol_owner(const struct xd_symbol_cfg *y, const struct xd_opts *o);
@@ -338,6 +363,9 @@ struct xd_stats {
 	uint64_t rx_datagrams, rx_msgs, tx_datagrams, tx_msgs, applied, duplicates, gaps,
 		malformed, unknown_session, not_allowed, spoofed, not_logged_in, rate_limited, logins,
 		login_rejects, retransmitted, tx_errors, heartbeats_out, timeouts;
+	/* Why logins were refused (login_rejects counts the answers): the unauthenticated cases
+	 * all answer XE_LOGIN_BAD_PROOF on the wire; throttled ones are not answered at all. */
+	uint64_t login_unknown, login_disabled, login_bad_proof, login_throttled;
 	/* rx batches handled and the wall time spent on them (parse, engine, journal, transmit),
 	 * from xd_shard_batch_begin to the end of xd_shard_batch_end: how loaded the queue
 	 * thread is, whatever it spends spinning idle. */
@@ -357,10 +385,12 @@ struct xd_mbox {
 	struct json_t *resp;
 	const struct xd_config *frag; /* parsed "apply" fragment */
 	char *line; /* the request as journaled */
-	int dry;
+	int dry; /* 1: validate only; XD_MBOX_BULK_CHECK: list every entry frag cannot apply */
+	const uint32_t *sym_index, *ses_index; /* bulk check: each entry's index in the request */
 	int rc;
 	int done;
 };
+#define XD_MBOX_BULK_CHECK 2
 
 struct xd_shard {
 	int index; /* position in the shard array */
@@ -375,6 +405,7 @@ struct xd_shard {
 	uint32_t *sess_list; /* configured session ids owned by this shard */
 	uint32_t nsess_list;
 	struct xd_symbol_cfg *syms; /* owned symbols by id; c.symbol_id 0 = not owned */
+	uint32_t nsyms; /* owned symbols */
 	/* Source filter as configured (file, then journaled "apply"s): the shard applies the
 	 * allowlist itself when its network backend has no filter in front (XD_BE_FILTERS), and
 	 * programs that filter with allowlist and rate after recovery. */
@@ -414,8 +445,18 @@ struct xd_shard {
 	uint32_t nepochs;
 	struct xd_repl *repl; /* NULL: no replication configured */
 	uint64_t admin_seq; /* journal seq of the admin request being applied */
+	/* A planned switchover began (ctl "switchover"): nothing more is taken in, held answers
+	 * still leave as standbys acknowledge them. */
+	bool draining;
 	/* Answers of committed batches waiting for a standby's ack (--durability replicated). */
 	struct xd_held *held;
+	/* Refused logins' budget (session.c): GCRA per source in a direct-mapped table, and one for
+	 * the queue; the detail log of refusals, at most one line a second. */
+	struct xd_login_slot {
+		uint64_t key, tat;
+	} *login_slots;
+	uint64_t login_total_tat;
+	uint64_t login_log_last, login_log_quiet;
 	/* The market-data feed (feed.c): NULL without --feed; feed_next is restored by replay. */
 	struct xd_feed *feed;
 	uint64_t feed_next;
@@ -423,6 +464,8 @@ struct xd_shard {
 
 extern atomic_int xd_stop;
 extern int xd_verbose;
+/* Set by the fuzz harnesses (fuzz/): xd_log writes nothing. */
+extern int xd_log_quiet;
 extern const struct xd_opts *xd_g_opts;
 
 /* ---- shard lifecycle and loop (shard.c) ---- */
@@ -436,6 +479,9 @@ XD_MUST_CHECK int xd_shard_open_ports(struct xd_shard *sh, const char *entry_pat
 void xd_shard_close_ports(struct xd_shard *sh);
 void xd_shard_free(struct xd_shard *sh);
 uint64_t xd_shard_hash(struct xd_shard *sh);
+/* One receive burst of port p (sh->rx[0, n)): every datagram through the pipeline, then the
+ * batch committed and answered. */
+void xd_shard_rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n);
 /* The shard thread's loop until xd_stop: mailbox, receive batch, entry port, timers, idle. */
 void xd_shard_run(struct xd_shard *sh);
 /* Wakes a shard sleeping in poll() (--poll sleep) so a mailbox request runs at once. */
@@ -517,6 +563,7 @@ static inline uint64_t msg_client_ts(const uint8_t *m)
 void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,
 		     const struct xd_peer *src);
 void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts);
+#define XD_LOGIN_SLOTS 4096 /* sources the refused-login budget tracks per queue */
 /* Logout / timeout / operator: journal, Logout message, unbind, cancel-on-disconnect (cod -1 =
  * the session's setting). */
 void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_t reason,
@@ -534,6 +581,14 @@ XD_MUST_CHECK int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const 
 		   const char *line, struct json_t *resp, int dry);
 /* Queries: hash, stats, sessions, book, journal; fills resp. */
 XD_MUST_CHECK int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
+/* stats: the queue's "limits" and "memory" objects (docs/dataplane.md, Sizing). */
+struct json_t *xd_shard_limits(const struct xd_shard *sh, const struct xe_engine_stats *es);
+struct json_t *xd_shard_memory(const struct xd_shard *sh);
+/* Bulk configuration: appends to `refused` every entry of frag this shard cannot apply, as
+ * {"kind": "symbol"|"session", "index", "id", "code", "error"} (index: sym_index[i] /
+ * ses_index[i], the entry's place in the request). Changes nothing. */
+void xd_shard_bulk_check(struct xd_shard *sh, const struct xd_config *f, const uint32_t *sym_index,
+			 const uint32_t *ses_index, struct json_t *refused);
 
 /* ---- replication and roles (repl.c) ---- */
 
@@ -629,11 +684,20 @@ uint64_t xd_feed_next_seq(const struct xd_shard *sh);
 XD_MUST_CHECK int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err,
 		 size_t errlen);
 void xd_ctl_stop(void);
+/* One request line -> its answer (what a client of the socket gets back, without the newline).
+ * The shards are those of xd_ctl_start, or of xd_ctl_attach: a fuzz harness's shards, whose
+ * mailbox requests then run in the calling thread (no shard thread runs). */
+struct json_t *xd_ctl_handle(const char *line);
+void xd_ctl_attach(struct xd_shard *shards, int nshards);
 
 /* ---- process-wide helpers (util.c) ---- */
 
 void xd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t xd_wall_ns(void);
+/* Binds unix socket fd to path (created with no permission beyond the owner's, so it is never
+ * open to others, not even for a moment) and gives it --socket-mode and --socket-group. 0 or
+ * -errno. */
+XD_MUST_CHECK int xd_bind_unix(int fd, const struct sockaddr_un *a, const struct xd_opts *o);
 uint64_t xd_mono_ns(void);
 
 #endif /* XDPEXD_H */

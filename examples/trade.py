@@ -21,6 +21,9 @@ Against the one-machine lab (docs/lab.md), as root from the repository root:
     ip netns exec xdpex-tg .venv/bin/python examples/trade.py \\
         --gateway 10.77.0.1:9000 --credentials /tmp/xdpex-lab/secrets.txt --price 10000
 
+`--gateway A:9000,B:9000` names a primary and its standby (docs/ha.md): the sessions log in at
+whichever leads and follow it through a failover or a switchover.
+
 (`--credentials` takes the first two sessions of the file, `--ids 3,4` others.) Against a gateway
 started with `xdpex up` (kernel UDP on 127.0.0.1:9000, no symbols or sessions yet), create a
 symbol and two sessions with the operator token `up` printed, then pass the secrets it returns:
@@ -95,10 +98,14 @@ class Trader:
             self.fills.append(m)
         print(f"[{self.name}] {describe(m)}", flush=True)
 
+    def on_failover(self, why: str, to: Any) -> None:
+        print(f"[{self.name}] {why}: moving to {to[0]}:{to[1]}", flush=True)
+
     async def connect(self, remote: Any, sid: int, secret: bytes, local: Any) -> XeClient:
         try:
             self.client = await XeClient.connect(
-                remote, sid, secret, local=local, on_message=self.on_message
+                remote, sid, secret, local=local, on_message=self.on_message,
+                on_failover=self.on_failover
             )
         except LoginError as e:
             raise Failed(f"{self.name}: login of session {sid}: {e}") from e
@@ -139,7 +146,8 @@ async def trade(a: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="xdpex-trade-") as tmp:
         local_m = f"{tmp}/maker.sock" if a.entry_socket else None
         local_t = f"{tmp}/taker.sock" if a.entry_socket else None
-        remote: Any = str(a.entry_socket) if a.entry_socket else a.gateway
+        remote: Any = (str(a.entry_socket) if a.entry_socket
+                       else a.gateway[0] if len(a.gateway) == 1 else a.gateway)
         m = await maker.connect(remote, maker_id, maker_key, local_m)
         try:
             t = await taker.connect(remote, taker_id, taker_key, local_t)
@@ -205,10 +213,16 @@ def _addr(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected HOST[:PORT]") from None
 
 
+def _addrs(text: str) -> list[tuple[str, int]]:
+    return [_addr(x) for x in text.split(",")]
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--gateway", type=_addr, help="gateway HOST[:PORT] (UDP, port 9000)")
+    where.add_argument("--gateway", type=_addrs,
+                       help="gateway HOST[:PORT] (UDP, port 9000); a primary and its standbys "
+                            "as HOST:PORT,HOST:PORT,...: the client follows the leader")
     where.add_argument("--entry-socket", type=Path, help="xdpexd's local order-entry socket")
     p.add_argument("--session", type=_session, action="append", default=[],
                    help="ID:HEXSECRET, twice: maker then taker")  # fmt: skip

@@ -53,9 +53,12 @@ $(FEED_OUT)/bench_feed: $(FEED_SRC)/tools/bench_feed.cpp $(FEED_LIB) $(FEED_HDRS
 		-I$(TOP)/engine/tools -I$(FEED_SRC) -o $@ $< $(BUILD)/engine/libxe_stream.a \
 		$(FEED_LIB) $(FEED_ENGINE) -lz
 
-# The feed's figures (build/bench/feed.json): encoder cost on the engine stream, and the loopback
+# The feed's figures (build/bench/feed.json, "## Feed" in docs/BENCHMARKS.md): the wire path with
+# xdpexd's producer on against off, encoder cost on the engine stream, and the loopback
 # feed from xdpex-feedsim at 100 k orders/s, with 1 % loss, and flat out (traffic/xdpex_traffic/
 # benchfeed.py says what each figure is).
+BENCH_TARGETS += bench-feed
 .PHONY: bench-feed
 bench-feed: feed-build $(SETUP_STAMP)
-	$(Q)cd $(TOP) && $(PY) -m xdpex_traffic.benchfeed --out $(BUILD)/bench/feed.json
+	$(Q)cd $(TOP) && $(PY) -m xdpex_traffic.benchfeed --out $(BUILD)/bench/feed.json \
+		--doc $(TOP)/docs/BENCHMARKS.md $(if $(ROUNDS),--rounds $(ROUNDS))

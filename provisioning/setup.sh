@@ -24,6 +24,8 @@ pkgs=(
 	postgresql redis-server etcd-server etcd-client
 	# DPDK (xdpexd --mode dpdk), HTTP load (make control-bench), promtool (alert rules)
 	dpdk-dev libdpdk-dev wrk prometheus
+	# clang's sanitizer and libFuzzer runtimes (make fuzz, the ASan+UBSan xdpexd)
+	libclang-rt-dev
 	# certificates the TLS tests make for themselves (tests/test_control_security.py)
 	openssl
 )

@@ -28,7 +28,14 @@ from xdpex_proto import codec as c
 from xdpex_traffic.wire import ctl_request, dpdk_eal_args
 
 REPO = Path(__file__).resolve().parents[1]
-XDPEXD = Path(os.environ.get("XDPEX_BUILD", REPO / "build")) / "dataplane" / "xdpexd"
+# XDPEX_XDPEXD: another xdpexd binary to test, e.g. the ASan + UBSan build/asan/xdpexd (make
+# asan-e2e); every daemon's log is then checked for sanitizer reports when it stops.
+XDPEXD = Path(
+    os.environ.get("XDPEX_XDPEXD")
+    or Path(os.environ.get("XDPEX_BUILD", REPO / "build")) / "dataplane" / "xdpexd"
+)
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer")
 SECRET = bytes.fromhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 
 
@@ -210,9 +217,21 @@ class Daemon:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         if self.proc is None or self.proc.poll() is not None:
+            self.check_sanitizers()
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        rc = self.proc.wait(timeout=timeout)
+        self.check_sanitizers()
+        return rc
+
+    def check_sanitizers(self) -> None:
+        """A sanitizer report in any run's log is a failure (the ASan + UBSan build)."""
+        text = self.log()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                at = text.index(mark)
+                raise AssertionError(f"xdpexd sanitizer report ({self.log_path}):\n"
+                                     f"{text[max(0, at - 200) : at + 4000]}")
 
 
 # ---- a synchronous wire client ----------------------------------------------------------------

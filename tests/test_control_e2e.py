@@ -127,7 +127,7 @@ def test_symbols_are_applied_to_the_engine_and_halted(stack):
     assert order(tc, "buy", 10, 500, symbol_id=10).json()["reason"] == "HALTED"
     tc.post("/api/v1/symbols/10/resume", headers=OP)
     assert order(tc, "buy", 10, 500, symbol_id=10).json()["status"] == "new"
-    bad = dict(body, symbol_id=5000, name="BIG")
+    bad = dict(body, symbol_id=20000, name="BIG")  # above engine.max_symbols (16,384)
     r = tc.post("/api/v1/symbols", json=bad, headers=OP)
     assert r.status_code == 422 and "symbols[0]" in str(r.json()["detail"])
 

@@ -33,7 +33,9 @@ def served():
     database file)."""
     d = short_tmpdir("entry")
     dp = Dataplane(d).start()
-    cp = dp.control_plane(TOKEN, env={"XDPEX_DATAPLANE_TIMEOUT_S": "5"})
+    cp = dp.control_plane(
+        TOKEN, env={"XDPEX_DATAPLANE_TIMEOUT_S": "5", "XDPEX_AUDIT_ORDER_ENTRY": "1"}
+    )
     try:
         cp.start()
         yield cp.url, cp.grpc_port, cp.db_path

@@ -27,6 +27,7 @@ def stub():
         order_socket=d / "none-e.sock",
         journal_dir=d / "j",
         operator_token=OP,
+        audit_order_entry=True,
     )
     cp = ControlPlane(s)
     cp.start()

@@ -34,7 +34,9 @@ def _batch(ref: int, n: int, qty: int = 1) -> pb.OrderStreamRequest:
 def test_stream_orders_in_order_with_flow_control():
     d = short_tmpdir("gstream")
     dp = Dataplane(d).start()
-    cp = dp.control_plane(TOKEN, env={"XDPEX_DATAPLANE_TIMEOUT_S": "10"})
+    cp = dp.control_plane(
+        TOKEN, env={"XDPEX_DATAPLANE_TIMEOUT_S": "10", "XDPEX_AUDIT_ORDER_ENTRY": "1"}
+    )
     try:
         cp.start()
         reqs = [_batch(100 + k, 500) for k in range(20)]

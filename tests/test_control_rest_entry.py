@@ -119,7 +119,9 @@ def test_order_audit_records_survive_a_crash_once_each():
     killed; after the restart all twenty are in the table once, with their results."""
     d = short_tmpdir("spool")
     dp = Dataplane(d).start()
-    cp = dp.control_plane(TOKEN, env={"XDPEX_AUDIT_SPOOL_FLUSH_S": "3600"})
+    cp = dp.control_plane(
+        TOKEN, env={"XDPEX_AUDIT_SPOOL_FLUSH_S": "3600", "XDPEX_AUDIT_ORDER_ENTRY": "1"}
+    )
     try:
         cp.start()
         url = f"{cp.url}/api/v1/orders"

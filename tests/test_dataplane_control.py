@@ -52,7 +52,7 @@ def test_operator_logout_and_expire_day(dp_env: Env) -> None:
     assert d.ctl({"cmd": "logout", "session": 1}) == {"ok": True, "found": 1}
     lo = a.wait_for(lambda m: isinstance(m, c.Logout))
     assert lo.reason == c.LogoutReason.ADMIN
-    assert d.ctl({"cmd": "logout", "session": 1}) == {"ok": False,
+    assert d.ctl({"cmd": "logout", "session": 1}) == {"ok": False, "code": "not_logged_in",
                                                       "error": "session 1: not logged in"}
     assert d.ctl({"cmd": "expire_day"}) == {"ok": True, "found": 1}
     cx = b.wait_for(lambda m: isinstance(m, c.Cancelled))
@@ -76,33 +76,64 @@ def test_allowlist_drops_other_sources(dp_env: Env) -> None:
 
 
 def test_errors_name_the_field_or_command(dp_env: Env) -> None:
+    """Every refusal carries a machine-readable code (docs/dataplane.md, Refusals) beside a text
+    naming the field or the command."""
     d = dp_env.daemon
     cases = [
         ({"cmd": "apply", "config": {"symbols": [{"id": 1, "tick": 3, "lot": 1,
                                                    "band": [3, 30]}]}},
-         "symbols[0]: symbol 1 exists with other tick, lot, band or max_qty"),
+         "symbols[0]: symbol 1 exists with other tick, lot, band or max_qty", "symbol_conflict"),
         ({"cmd": "apply", "config": {"symbols": [{"id": 7}]}},
-         "symbols[0]: symbol 7 does not exist; tick, lot and band are required"),
+         "symbols[0]: symbol 7 does not exist; tick, lot and band are required",
+         "unknown_symbol"),
+        ({"cmd": "apply", "config": {"symbols": [{"id": 17, "tick": 1, "lot": 1,
+                                                   "band": [1, 9]}]}},
+         "config.symbols[0].id: 17 is above engine.max_symbols 16", "id_over_limit"),
+        ({"cmd": "apply", "config": {"symbols": [{"id": 7, "tick": 0, "lot": 1,
+                                                   "band": [1, 9]}]}},
+         "config.symbols[0].tick: must be an integer in 1..", "bad_tick"),
+        ({"cmd": "apply", "config": {"symbols": [{"id": 7, "tick": 1, "lot": 0,
+                                                   "band": [1, 9]}]}},
+         "config.symbols[0].lot: must be an integer in 1..", "bad_lot"),
+        ({"cmd": "apply", "config": {"symbols": [{"id": 7, "tick": 1, "lot": 1,
+                                                   "band": [9, 1]}]}},
+         "config.symbols[0].band: [9, 1]: need 0 < low <= high", "bad_band"),
+        ({"cmd": "apply", "config": {"symbols": [{"id": 7, "tick": 4, "lot": 1,
+                                                   "band": [4, 10]}]}},
+         "config.symbols[0].band: bounds must be multiples of tick 4", "band_off_tick"),
+        ({"cmd": "apply", "config": {"symbols": [{"id": 7, "tick": 1, "lot": 1, "band": [1, 9]},
+                                                  {"id": 7, "tick": 1, "lot": 1,
+                                                   "band": [1, 9]}]}},
+         "config.symbols[1].id: 7 given twice", "duplicate_in_request"),
         ({"cmd": "apply", "config": {"sessions": [{"id": 30}]}},
-         "sessions[0].secret: required to create session 30"),
+         "sessions[0].secret: required to create session 30", "secret_required"),
+        ({"cmd": "apply", "config": {"sessions": [{"id": 65, "secret": SECRET.hex()}]}},
+         "config.sessions[0].id: 65 is above engine.max_sessions 64", "id_over_limit"),
+        ({"cmd": "apply", "config": {"sessions": [{"id": 30, "secret": "abc"}]}},
+         "config.sessions[0].secret: must be 16..64 bytes in hex", "bad_secret"),
         ({"cmd": "apply", "config": {"sessions": [{"id": 1, "stp": "sometimes"}]}},
-         "config.sessions[0].stp: must be none, cancel_newest, cancel_oldest or cancel_both"),
-        ({"cmd": "apply", "config": {"heartbeat_ms": 5}}, "config.heartbeat_ms: unknown field"),
+         "config.sessions[0].stp: must be none, cancel_newest, cancel_oldest or cancel_both",
+         "bad_stp"),
+        ({"cmd": "apply", "config": {"heartbeat_ms": 5}}, "config.heartbeat_ms: unknown field",
+         "invalid_field"),
         ({"cmd": "apply", "config": {"sessions": [{"id": 31, "secret": SECRET.hex(),
                                                     "queue": 3}]}},
-         "config.sessions[0].queue: 3 is not served (--queues)"),
+         "config.sessions[0].queue: 3 is not served (--queues)", "queue_not_served"),
         ({"cmd": "apply", "config": {"allowlist": ["10.0.0.0/33"]}},
-         "config.allowlist[0]: must be an IPv4 prefix"),
-        ({"cmd": "book", "symbol": 12}, "symbol 12: unknown"),
-        ({"cmd": "book"}, "symbol: required"),
-        ({"cmd": "halt", "symbol": 12}, "symbol 12: unknown"),
-        ({"cmd": "halt"}, "symbol: required"),
-        ({"cmd": "fly"}, "cmd: unknown command fly"),
-        ({"nocmd": 1}, "cmd: required"),
+         "config.allowlist[0]: must be an IPv4 prefix", "invalid_field"),
+        ({"cmd": "book", "symbol": 12}, "symbol 12: unknown", "unknown_symbol"),
+        ({"cmd": "book"}, "symbol: required", "invalid_field"),
+        ({"cmd": "halt", "symbol": 12}, "symbol 12: unknown", "unknown_symbol"),
+        ({"cmd": "halt"}, "symbol: required", "invalid_field"),
+        ({"cmd": "fly"}, "cmd: unknown command fly", "unknown_command"),
+        ({"nocmd": 1}, "cmd: required", "bad_request"),
     ]
-    for req, want in cases:
+    before = d.state_hash()
+    for req, want, code in cases:
         r = d.ctl(req)
         assert r["ok"] is False and r["error"].startswith(want), (req, r)
+        assert r["code"] == code, (req, r)
+    assert d.state_hash() == before  # nothing refused changed anything
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(str(d.ctl_path))
         s.sendall(b'not json\n{"cmd":"hash"}\n')
@@ -111,6 +142,7 @@ def test_errors_name_the_field_or_command(dp_env: Env) -> None:
             buf += s.recv(4096)
     first, second = (json.loads(x) for x in buf.splitlines())
     assert first["ok"] is False and first["error"].startswith("request: not JSON")
+    assert first["code"] == "bad_request"
     assert second["ok"] is True and second["state_hash"].startswith("0x")
 
 

@@ -97,3 +97,16 @@ def test_update_doc_appends_or_creates(tmp_path: Path) -> None:
     doc.write_text("# Benchmarks\n\n## Engine\n\ne\n")
     update_doc(doc, "## Wire\n\ny\n")
     assert doc.read_text() == "# Benchmarks\n\n## Engine\n\ne\n\n## Wire\n\ny\n"
+
+
+def test_rounds_give_a_ratio_per_round_and_their_median() -> None:
+    rows = []
+    for rnd, (base, new) in enumerate([(100_000, 90_000), (50_000, 60_000), (80_000, 84_000)]):
+        for path, rate in (("afxdp-base", base), ("afxdp", new)):
+            row = _row(path, 16, "closed", rate, window=1024)
+            row["round"] = rnd
+            rows.append(row)
+    text = render_section(rows, [16])
+    # The best of each over all rounds: 90,000 / 100,000.
+    assert "Ratio afxdp/afxdp-base, 16 orders/datagram: **0.90×**" in text
+    assert "per round (the two measured back to back): 0.90, 1.20, 1.05; median 1.05×" in text

@@ -36,7 +36,7 @@ TOOL = TOP / "build" / "xdp" / "xdpex-xdp"
 COUNTERS = [
     "rx_cnt", "redirect_cnt", "no_sock_cnt", "not_ours_cnt", "truncated_cnt", "bad_magic_cnt",
     "bad_version_cnt", "bad_count_cnt", "bad_length_cnt", "bad_session_cnt", "fragment_cnt",
-    "not_allowed_cnt", "spoofed_cnt", "rate_limit_cnt",
+    "not_allowed_cnt", "spoofed_cnt", "rate_limit_cnt", "bad_flags_cnt", "bad_seq_cnt",
 ]  # fmt: skip
 
 CLIENT = "10.1.0.1"
@@ -159,6 +159,14 @@ BASIC = Table(
         Row("count 0", udp4(XE(session_id=7, seq=1, messages=[])), DROP, "bad_count_cnt"),
         Row("count 23", udp4(xe(23)), DROP, "bad_count_cnt"),
         Row("session id 0", udp4(xe(1, session=0)), DROP, "bad_session_cnt"),
+        # What parse.h refuses at the header level never reaches the dataplane (fuzz/bpfdiff.c):
+        Row("unknown flag bit 0x08", udp4(xe(1, flags=0x08)), DROP, "bad_flags_cnt"),
+        Row("FROM_GW from a client", udp4(xe(1, flags=0x04)), DROP, "bad_flags_cnt"),
+        Row("RETRANSMIT from a client", udp4(xe(1, flags=0x01)), DROP, "bad_flags_cnt"),
+        Row("seq + count - 1 wraps", udp4(XE(session_id=7, seq=2**64 - 1, messages=order(2))),
+            DROP, "bad_seq_cnt"),
+        Row("seq 2^64 - 1, one message", udp4(XE(session_id=7, seq=2**64 - 1,
+                                                 messages=order(1))), PASS, "no_sock_cnt"),
         Row("frame cut inside the messages", truncated(udp4(xe(2)), 70), DROP,
             "truncated_cnt"),
         Row("UDP payload shorter than the header", udp4(bytes(xe(1))[:20]), DROP,

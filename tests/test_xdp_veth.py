@@ -35,6 +35,7 @@ GW_IP, CL_IP = "10.77.0.1", "10.77.0.2"
 DROPS = [
     "truncated_cnt", "bad_magic_cnt", "bad_version_cnt", "bad_count_cnt", "bad_length_cnt",
     "bad_session_cnt", "fragment_cnt", "not_allowed_cnt", "spoofed_cnt", "rate_limit_cnt",
+    "bad_flags_cnt", "bad_seq_cnt",
 ]  # fmt: skip
 
 RECEIVER = """

@@ -113,20 +113,29 @@ static __always_inline int xdpex_is_gateway_port(const struct xdpex_cfg *cfg, __
 }
 
 /* The header of an xdpex datagram of `plen` payload bytes: returns 0 or the drop reason. */
+/* Every check of parse.h's xe_parse_datagram that the header alone decides, for a client ->
+ * gateway datagram, in its order: what parse.h refuses at the header level never reaches the
+ * dataplane (fuzz/fuzz_parse.c and fuzz/bpfdiff.c check exactly that). */
 static __always_inline __u32 xdpex_check_header(const struct xe_hdr *h, __u32 plen)
 {
 	__u16 count = h->count;
+	__u64 seq = h->seq;
 
 	if (h->magic != XE_MAGIC)
 		return XDPEX_CNT_BAD_MAGIC;
 	if (h->version != XE_VERSION)
 		return XDPEX_CNT_BAD_VERSION;
+	/* Unknown bits, or FROM_GW / RETRANSMIT, which a client never sets. */
+	if (h->flags & (__u8)~XE_F_KNOWN || h->flags & (XE_F_FROM_GW | XE_F_RETRANSMIT))
+		return XDPEX_CNT_BAD_FLAGS;
 	if (count < 1 || count > XE_MAX_MSGS)
 		return XDPEX_CNT_BAD_COUNT;
 	if (h->length != plen || plen != XE_HDR_SIZE + (__u32)count * XE_MSG_SIZE)
 		return XDPEX_CNT_BAD_LENGTH;
 	if (h->session_id == 0)
 		return XDPEX_CNT_BAD_SESSION;
+	if (seq != 0 && seq + (count - 1) < seq)
+		return XDPEX_CNT_BAD_SEQ;
 	return 0;
 }
 

@@ -105,6 +105,8 @@ enum xdpex_cnt {
 	XDPEX_CNT_NOT_ALLOWED, /* not_allowed_cnt: source not in a non-empty allowlist */
 	XDPEX_CNT_SPOOFED, /* spoofed_cnt: bound session from another address or port */
 	XDPEX_CNT_RATE_LIMIT, /* rate_limit_cnt: source over its rate */
+	XDPEX_CNT_BAD_FLAGS, /* bad_flags_cnt: unknown flag bits, or FROM_GW / RETRANSMIT set */
+	XDPEX_CNT_BAD_SEQ, /* bad_seq_cnt: seq + count - 1 overflows */
 	XDPEX_CNT_MAX,
 };
 
@@ -120,7 +122,7 @@ enum xdpex_verdict {
 		"rx_cnt", "redirect_cnt", "no_sock_cnt", "not_ours_cnt", "truncated_cnt",        \
 			"bad_magic_cnt", "bad_version_cnt", "bad_count_cnt", "bad_length_cnt",   \
 			"bad_session_cnt", "fragment_cnt", "not_allowed_cnt", "spoofed_cnt",     \
-			"rate_limit_cnt",                                                        \
+			"rate_limit_cnt", "bad_flags_cnt", "bad_seq_cnt",                        \
 	}
 
 #endif /* XDPEX_MAPS_H */

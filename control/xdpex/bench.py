@@ -51,6 +51,18 @@ SECTION = "## Control plane"
 WRK_LUA = REPO_ROOT / "control/bench/orders.lua"
 LOADGEN = REPO_ROOT / "build/traffic/xdpex-loadgen"
 SEEDS_RATE = 946  # orders/s of the system this replaces (issue 14), the reference row
+# control-plane builds compared in one run (--variants): the first is the one served by default
+VARIANTS = {
+    "c": {"XDPEX_FASTWIRE": "1", "XDPEX_AUDIT_ORDER_ENTRY": "0"},
+    "python": {"XDPEX_FASTWIRE": "0", "XDPEX_AUDIT_ORDER_ENTRY": "0"},
+    "python+audit": {"XDPEX_FASTWIRE": "0", "XDPEX_AUDIT_ORDER_ENTRY": "1"},
+}
+VARIANT_TEXT = {
+    "c": "as served: per-order work in C (xdpex.fastwire), order entry not in the audit log",
+    "python": "the Python paths (XDPEX_FASTWIRE=0), order entry not in the audit log",
+    "python+audit": "the Python paths and a spooled audit record per order-entry request "
+    "(XDPEX_FASTWIRE=0 XDPEX_AUDIT_ORDER_ENTRY=1): the code before issue 14's last steps",
+}
 GOALS = {
     ("rest", "rate"): "p99 ≤ 3 ms at 1,000 orders/s",
     ("rest", "closed"): "≥ 5,000 orders/s",
@@ -69,6 +81,7 @@ class CpuMeter:
     """CPU seconds (user + system) a process used between `start` and `stop`."""
 
     def __init__(self, pid: int):
+        self.pid = pid
         self.path = Path(f"/proc/{pid}/stat")
         self.t0 = 0.0
 
@@ -304,8 +317,41 @@ def _runs(r: dict[str, Any]) -> str:
     return f" (runs {xs[0]:,}–{xs[-1]:,})" if len(xs) > 1 else ""
 
 
+def _compare(res: dict[str, Any]) -> str:
+    """The before/after table: every variant's rows beside the first variant's."""
+    variants = res.get("variants") or []
+    if len(variants) < 2:
+        return ""
+    first = variants[0]
+    by = {(r.get("variant", first), r["api"], r["offered"]): r for r in res["rows"]}
+    lines = [
+        "\nBefore/after in the same run (one control plane after another beside the same "
+        "xdpexd and persister, the same rows):\n",
+        *(f"- `{v}`: {VARIANT_TEXT[v]}" for v in variants),
+        "",
+        "| api | offered | variant | orders/s | p50 ms | p99 ms | CPU µs/order | "
+        f"orders/s ÷ `{first}`'s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in res["rows"]:
+        if r.get("variant", first) != first or r["api"] == "udp-wire":
+            continue
+        for v in variants:
+            x = by.get((v, r["api"], r["offered"]))
+            if x is None:
+                continue
+            lines.append(
+                f"| {r['api']} | {r['offered'] or 'closed loop'} | `{v}` | "
+                f"{x['orders_per_s']:,}{_runs(x)} | {x['p50_ms']} | {x['p99_ms']} | "
+                f"{x['server_cpu_us_per_order']} | "
+                f"{x['orders_per_s'] / max(1, r['orders_per_s']):.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
-    rows = res["rows"]
+    first = (res.get("variants") or ["c"])[0]
+    rows = [r for r in res["rows"] if r.get("variant", first) == first or r["api"] == "udp-wire"]
     udp = next((r for r in rows if r["api"] == "udp-wire"), None)
     ref = udp["orders_per_s"] if udp else 0
     lines = [
@@ -353,6 +399,7 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
         "`build/bench/control.json`.\n\n"
         + "\n".join(x for x in lines if x)
         + "\n"
+        + _compare(res)
         + pers
         + "\n"
         + NOTES
@@ -369,6 +416,17 @@ def write_doc(doc: Path, res: dict[str, Any], cmd: str) -> None:
 
 NOTES_FILE = REPO_ROOT / "control/bench/NOTES.md"
 NOTES = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
+
+
+def _py_spy(out: Path | None, name: str, pid: int, secs: float) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling `pid` (every thread, native frames left out) for the row's duration."""
+    if out is None:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).with_name("py-spy")
+    cmd = [str(exe), "record", "-p", str(pid), "-d", str(max(1, math.ceil(secs))), "-r", "250"]
+    cmd += ["-f", "raw", "-o", str(out / f"{name}.txt"), "--threads"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _median(runs: list[dict]) -> dict:
@@ -393,15 +451,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-persister-drain", action="store_true")
     ap.add_argument("--pg-url", default="", help="drain into this PostgreSQL (a schema of its "
                     "own) instead of a private cluster")
+    ap.add_argument("--py-spy", type=Path, metavar="DIR", help="record the control plane with "
+                    "py-spy during each row's first run: DIR/<api>-<connections>.txt (collapsed "
+                    "stacks, idle frames left out)")
+    ap.add_argument(
+        "--variants",
+        default="c",
+        help="comma-separated control-plane variants to run the control-plane rows with, one "
+        f"after another beside the same xdpexd ({', '.join(VARIANTS)}); the first gives the "
+        "main table, the others the before/after table",
+    )
     ap.add_argument("--out", type=Path, help="JSON results")
     ap.add_argument("--doc", type=Path, help="BENCHMARKS.md to update")
     a = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (provisioning/setup.sh installs Debian's wrk)")
     only = set(filter(None, a.only.split(",")))
+    variants = [v for v in a.variants.split(",") if v]
+    if not variants or set(variants) - set(VARIANTS):
+        raise SystemExit(f"--variants: names from {', '.join(VARIANTS)}")
     d = short_tmpdir("bench")
     dp = LocalDataplane(d, extra=["--segment-mb", "256"]).start()
-    cp = dp.control_plane(TOKEN)
+    cp = dp.control_plane(TOKEN, env=VARIANTS[variants[0]])
     pers: subprocess.Popen[bytes] | None = None
     res: dict[str, Any] = {
         "host": platform.node(),
@@ -410,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "seconds": a.seconds,
         "repeat": a.repeat,
+        "variants": variants,
         "rows": [],
     }
     try:
@@ -440,18 +512,33 @@ def main(argv: list[str] | None = None) -> int:
              lambda: bench_grpc_stream(gport, a.seconds, a.batch, a.clients)),
             ("udp-wire", 1, None, lambda: bench_udp(dp.port, sess.json(), a.seconds)),
         ]  # fmt: skip
-        bench_wrk(url, "single", 1, 0, 2, 1)  # warm up (login, caches)
-        for api, conns, offered, run in plan:
-            if only and api not in only:
-                continue
-            runs = []
-            for _ in range(max(1, a.repeat)):
-                meter.start()
-                pmeter.start()
-                r = run()
-                runs.append(_row(api, conns, offered, r, meter.stop(), pmeter.stop()))
-                print(f"{api} x{conns}: {runs[-1]}", flush=True)
-            res["rows"].append(_median(runs))
+        for vi, variant in enumerate(variants):
+            if vi:  # the next variant: another control plane, the same xdpexd and persister
+                cp.stop()
+                cp = dp.control_plane(TOKEN, env=VARIANTS[variant])
+                cp.start()
+                assert cp.proc is not None
+                meter = CpuMeter(cp.proc.pid)
+                url, gport = cp.url, cp.grpc_port
+            bench_wrk(url, "single", 1, 0, 2, 1)  # warm up (login, caches)
+            for api, conns, offered, run in plan:
+                if (only and api not in only) or (vi and api == "udp-wire"):
+                    continue
+                runs = []
+                for k in range(max(1, a.repeat)):
+                    spy = None
+                    if k == 0 and a.py_spy is not None:
+                        name = f"{api}-{conns}" + (f"-{variant}" if vi else "")
+                        spy = _py_spy(a.py_spy, name, meter.pid, a.seconds)
+                    meter.start()
+                    pmeter.start()
+                    r = run()
+                    if spy is not None:
+                        spy.wait(a.seconds + 30)
+                    runs.append(_row(api, conns, offered, r, meter.stop(), pmeter.stop()))
+                    runs[-1]["variant"] = variant
+                    print(f"{variant} {api} x{conns}: {runs[-1]}", flush=True)
+                res["rows"].append(_median(runs))
         res["load_avg_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     finally:
         if pers is not None:

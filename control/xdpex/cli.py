@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("xdpex.up", "start the supervised gateway: dataplane, control plane, persister"),
     "down": ("xdpex.down", "stop the supervised gateway"),
     "status": ("xdpex.status", "supervised gateway: processes, readiness, dataplane mode"),
+    "ha-agent": ("xdpex.ha", "HA agent beside one xdpexd --ha: etcd election, lease, fencing"),
+    "ha": ("xdpex.hactl", "HA cluster: status, planned switchover (docs/ha.md)"),
     "bench": ("xdpex.benchreport", "wire and control-plane benchmarks as a report"),
 }
 

@@ -64,8 +64,13 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 10.0
     oe_sessions: int = 1  # control-plane sessions held on the order-entry socket
     oe_session_name: str = "control-plane"
-    # order-entry audit records go to a spool file first (xdpex.auditspool); the audit writer
-    # commits them to the database at least this often
+    # Order entry is recorded by the journal (every NewOrder and answer, xdpexd); the audit log
+    # keeps every configuration and administrative change. audit_order_entry=True also gives
+    # each order-entry request (REST POST /api/v1/orders[/batch], gRPC submissions) a record:
+    # spooled first (xdpex.auditspool), committed by the audit writer at least every
+    # audit_spool_flush_s, nothing lost on a crash; it costs CPU per request on the entry path
+    # (docs/BENCHMARKS.md, "Control plane").
+    audit_order_entry: bool = False
     audit_spool_flush_s: float = 0.05
 
     # XDP
@@ -75,6 +80,9 @@ class Settings(BaseSettings):
 
     # persister / publisher
     redis_url: str = ""  # empty = no Redis publisher
+    # high availability: "JOURNAL_DIR=CTL_SOCKET,..." of a gateway pair; the persister and the
+    # publisher then follow the leader's journal (xdpex.hafollow)
+    ha_nodes: str = ""
     redis_stream_prefix: str = "xdpex"
     persist_batch: int = 5000
     persist_poll_s: float = 0.05

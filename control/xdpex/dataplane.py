@@ -20,10 +20,15 @@ from .errors import ServiceError, Unavailable
 
 
 class DataplaneRejected(ServiceError):
-    """xdpexd refused a request: its message names what is wrong (HTTP 422)."""
+    """xdpexd refused a request: its message names what is wrong (HTTP 422); `code` is its
+    refusal code (docs/dataplane.md, Refusals), "" from an xdpexd that gives none."""
 
     http_status = 422
     grpc_code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
 
 
 class ControlClient:
@@ -70,13 +75,22 @@ class ControlClient:
         out, self._buf = self._buf.split(b"\n", 1)
         return json.loads(out)
 
-    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
-        """Send one request and return the answer; raises Unavailable or DataplaneRejected."""
+    def request(self, cmd: str, *, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+        """Send one request and return the answer; raises Unavailable or DataplaneRejected.
+        `timeout` replaces the client's own for this request (bulk configuration)."""
         line = (json.dumps({"cmd": cmd, **args}, separators=(",", ":")) + "\n").encode()
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    ans = self._roundtrip(line)
+                    if timeout is not None:
+                        if self._sock is None:
+                            self._sock = self._connect()
+                        self._sock.settimeout(timeout)
+                    try:
+                        ans = self._roundtrip(line)
+                    finally:
+                        if timeout is not None and self._sock is not None:
+                            self._sock.settimeout(self.timeout)
                     break
                 except Unavailable:
                     self._drop()
@@ -94,7 +108,10 @@ class ControlClient:
         if not isinstance(ans, dict):
             raise Unavailable(f"dataplane control socket {self.path}: answer is not an object")
         if not ans.get("ok", False):
-            raise DataplaneRejected(str(ans.get("error") or f"{cmd}: refused without a reason"))
+            raise DataplaneRejected(
+                str(ans.get("error") or f"{cmd}: refused without a reason"),
+                str(ans.get("code") or ""),
+            )
         return ans
 
     # Convenience wrappers, one per command of docs/dataplane.md.
@@ -129,3 +146,7 @@ class ControlClient:
 
     def journal(self) -> dict[str, Any]:
         return self.request("journal")
+
+    def bulk(self, config: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+        """`bulk`: every entry applied that can be; the answer's `refused` names the others."""
+        return self.request("bulk", timeout=timeout, config=config)

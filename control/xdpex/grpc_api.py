@@ -6,9 +6,11 @@ socket, exactly like the REST routes. StreamExecutions tails the journal (every 
 or filtered by symbol and session) from a journal sequence or from now on. The token comes from
 the `authorization` metadata (`Bearer <token>`); service errors map to status codes with
 xdpex.errors.grpc_code_of.
-Every call leaves one audit record (who, how many orders, result): written before the orders
-are entered, to the order-entry spool for submissions (xdpex.auditspool), committed to the
-database for cancels (xdpex.auditlog).
+Cancels leave an audit record committed to the database before they are applied
+(xdpex.auditlog); submissions are recorded by the journal, and with `audit_order_entry` set
+each call also leaves one record (who, how many orders, result) in the order-entry spool
+(xdpex.auditspool) before its orders are entered. With xdpex.fastwire, SubmitOrders and
+StreamOrders read and write serialized messages that the C extension decodes and encodes.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from xdpex_proto import codec as c
 from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
+from . import fastwire as _fw
 from .auth import AuthError, PermissionDenied, Principal
 from .dropcopy import add_to_server as add_dropcopy
 from .entrybatch import Entry, OrderResult, WireOrder
@@ -175,6 +179,14 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         who, rec = None, 0
         act, detail = f"gRPC {action}", {"orders": n}
         log_ = self.cp.auditlog
+        if spool and not self.cp.settings.audit_order_entry:  # the journal records orders
+            try:
+                return fn(self._who(context))
+            except (ServiceError, AuthError, PermissionDenied) as e:
+                self._fail(context, e)
+            except Exception as e:  # noqa: BLE001 - reported as INTERNAL, never a crash
+                self._fail(context, e)
+            return None
         try:
             who = self._who(context)
             if spool:
@@ -221,21 +233,54 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
 
         return self._call(context, "SubmitOrders", len(request.orders), run)
 
-    def StreamOrders(self, request_iterator, context):  # noqa: N802
+    def SubmitOrdersRaw(self, data: bytes, context: grpc.ServicerContext) -> bytes:  # noqa: N802
+        """SubmitOrders on the serialized request and answer (with xdpex.fastwire): decoded
+        into wire orders and the acks encoded in C. A request the C decoder leaves to
+        protobuf (an order it refuses, anything it could read differently) takes the
+        generated path, which names the field."""
+        fw = _fw.get()
+        assert fw is not None
+        parsed = fw.pb_orders(data, 1)
+        if parsed is None:
+            req = self._parse(pb.SubmitOrdersRequest, data, context)
+            return self.SubmitOrders(req, context).SerializeToString()  # type: ignore[no-any-return]
+        msgs = parsed[1]
+
+        def run(who: Principal) -> Any:
+            who.require("trader")
+            return fw.pb_acks(self.cp.enter(who, msgs, "grpc"), 1)
+
+        return self._call(context, "SubmitOrders", len(msgs), run)  # type: ignore[no-any-return]
+
+    def _parse(self, cls: Any, data: bytes, context: grpc.ServicerContext) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError as e:
+            self._fail(context, InvalidArgument("request", f"not a {cls.DESCRIPTOR.name}: {e}"))
+
+    def StreamOrdersRaw(self, request_iterator, context):  # noqa: N802
+        """StreamOrders on serialized requests and answers (with xdpex.fastwire)."""
+        return self.StreamOrders(request_iterator, context, raw=True)
+
+    def StreamOrders(self, request_iterator, context, raw: bool = False):  # noqa: N802
         """Batches in, answers out in the order sent, at most STREAM_WINDOW orders unanswered
         (see the .proto). A reader thread takes requests and sends their orders while this one
         waits for the answers of the earliest and writes them: the dataplane, the reader and the
-        writer overlap. One audit record for the stream (its orders counted at the end)."""
+        writer overlap. One audit record for the stream (its orders counted at the end).
+        raw: requests and answers serialized (xdpex.fastwire decodes and encodes them)."""
+        fw = _fw.get() if raw else None
+        audited = self.cp.settings.audit_order_entry
         try:
             who = self._who(context)
             who.require("trader")
         except (AuthError, PermissionDenied) as e:
-            self.cp.audit(None, "gRPC StreamOrders", "", {}, f"{grpc_code_of(e)}: {e}")
+            if audited:
+                self.cp.audit(None, "gRPC StreamOrders", "", {}, f"{grpc_code_of(e)}: {e}")
             self._fail(context, e)
             return
         context.send_initial_metadata((("xdpex-window", str(STREAM_WINDOW)),))
         alog = self.cp.auditlog
-        rec = alog.spool_begin(who, "gRPC StreamOrders", "", '{"stream": true}')
+        rec = alog.spool_begin(who, "gRPC StreamOrders", "", '{"stream": true}') if audited else 0
         todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
         cv = threading.Condition()
         unanswered = [0]
@@ -244,7 +289,21 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         def read() -> None:
             try:
                 for req in request_iterator:
-                    n = len(req.orders)
+                    msgs: list[WireOrder] | None = None
+                    if fw is not None:
+                        parsed = fw.pb_orders(req, 2)
+                        if parsed is not None:
+                            ref, msgs = parsed
+                        else:
+                            try:
+                                req = pb.OrderStreamRequest.FromString(req)
+                            except DecodeError as e:
+                                todo.put((0, 0, None, InvalidArgument("request", str(e))))
+                                continue
+                    if msgs is None:
+                        ref, n = req.ref, len(req.orders)
+                    else:
+                        n = len(msgs)
                     with cv:
                         while unanswered[0] + n > STREAM_WINDOW and unanswered[0]:
                             if stop.is_set():
@@ -254,10 +313,11 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
                     try:
                         if not n:
                             raise InvalidArgument("orders", "at least one order is required")
-                        msgs = [_msg(o, i) for i, o in enumerate(req.orders)]
-                        todo.put((req.ref, n, self.cp.enter_send(who, msgs, "grpc"), None))
+                        if msgs is None:
+                            msgs = [_msg(o, i) for i, o in enumerate(req.orders)]
+                        todo.put((ref, n, self.cp.enter_send(who, msgs, "grpc"), None))
                     except ServiceError as e:
-                        todo.put((req.ref, n, None, e))
+                        todo.put((ref, n, None, e))
                         if not isinstance(e, InvalidArgument):
                             return  # the session is gone: the stream ends with the error
                     if stop.is_set():
@@ -277,9 +337,14 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
                     break
                 ref, n, sent, err = item
                 resp = pb.OrderStreamResponse(ref=ref)
+                acks = b""
                 if err is None:
                     try:
-                        _acks(self.cp.enter_wait(sent, "grpc"), resp)
+                        got = self.cp.enter_wait(sent, "grpc")
+                        if fw is not None:
+                            acks = fw.pb_acks(got, 2)  # field 2 of OrderStreamResponse
+                        else:
+                            _acks(got, resp)
                         total += n
                     except ServiceError as e:
                         err = e
@@ -292,7 +357,8 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
                     unanswered[0] -= n
                     resp.credit = max(0, STREAM_WINDOW - unanswered[0])
                     cv.notify_all()
-                yield resp
+                # protobuf fields may come in any order: ref, credit, error, then the acks
+                yield resp.SerializeToString() + acks if raw else resp
         except grpc.RpcError:
             raise
         except Exception as e:  # noqa: BLE001 - INTERNAL, never a crash
@@ -303,7 +369,8 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
             with cv:
                 cv.notify_all()
             self._drain_stream(todo)
-            alog.spool_finish(rec, f"{result} ({total} orders)")
+            if rec:
+                alog.spool_finish(rec, f"{result} ({total} orders)")
 
     def _drain_stream(self, todo: queue.SimpleQueue[Any]) -> None:
         """Wait for what the reader sent after the stream stopped being answered, so the
@@ -399,13 +466,43 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
             )
 
 
+def add_to_server(servicer: OrderEntryServicer, server: grpc.Server) -> None:
+    """The OrderEntry service; with xdpex.fastwire, SubmitOrders and StreamOrders take and give
+    serialized messages (no deserializer or serializer: the C extension decodes and encodes)."""
+    if _fw.get() is None:
+        pbg.add_OrderEntryServicer_to_server(servicer, server)
+        return
+    h = {
+        "SubmitOrder": grpc.unary_unary_rpc_method_handler(
+            servicer.SubmitOrder,
+            request_deserializer=pb.SubmitOrderRequest.FromString,
+            response_serializer=pb.OrderAck.SerializeToString,
+        ),
+        "SubmitOrders": grpc.unary_unary_rpc_method_handler(servicer.SubmitOrdersRaw),
+        "StreamOrders": grpc.stream_stream_rpc_method_handler(servicer.StreamOrdersRaw),
+        "CancelOrder": grpc.unary_unary_rpc_method_handler(
+            servicer.CancelOrder,
+            request_deserializer=pb.CancelOrderRequest.FromString,
+            response_serializer=pb.CancelOrderResponse.SerializeToString,
+        ),
+        "StreamExecutions": grpc.unary_stream_rpc_method_handler(
+            servicer.StreamExecutions,
+            request_deserializer=pb.StreamExecutionsRequest.FromString,
+            response_serializer=pb.Execution.SerializeToString,
+        ),
+    }
+    name = "xdpex.v1.OrderEntry"
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, h),))
+    server.add_registered_method_handlers(name, h)
+
+
 def serve(cp: ControlPlane, host: str, port: int, workers: int = 8) -> grpc.Server:
     """Start the gRPC server (non-blocking); returns it for `stop()`."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         options=[("grpc.max_receive_message_length", 64 << 20)],
     )
-    pbg.add_OrderEntryServicer_to_server(OrderEntryServicer(cp), server)
+    add_to_server(OrderEntryServicer(cp), server)
     add_dropcopy(cp, server)
     st = cp.settings
     if st.tls_certfile is not None and st.tls_keyfile is not None:

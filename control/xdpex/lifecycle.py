@@ -7,6 +7,16 @@ restarted with back-off; SIGTERM to the supervisor (what `down` sends) stops the
 Everything lives under the state directory: sockets in run/, the journal in journal/, the
 SQLite database, logs in log/, the supervisor's pid file, and the operator token (operator.token,
 mode 0600), whose path `up` prints. `status` shows the processes, readiness and dataplane mode.
+
+`up --ha` runs a hot-standby pair on this host instead of one dataplane (docs/ha.md): a private
+etcd (state/etcd, client port --etcd-port), two xdpexd --ha (nodes a and b: gateway ports PORT and
+PORT+1, journals state/a/journal and state/b/journal, replication 127.0.0.1:7700/7701, durability
+replicated with --repl-missing local) and an `xdpex ha-agent` beside each. A node is a group: when
+its xdpexd or its agent exits (an old primary fenced for good, a cut tail, a switchover), both are
+started again and the node rejoins as a standby. run/ctl.sock and run/entry.sock are symbolic
+links to the leader's sockets, switched by the supervisor at each election, so the control plane
+talks to whichever node leads; the persister and the publisher follow the leader's journal
+(XDPEX_HA_NODES). `status` shows each node's role, epoch, lease and replication lag.
 """
 
 from __future__ import annotations
@@ -49,6 +59,12 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", default="", help="default: SQLite in the state dir")
     p.add_argument("--redis-url", default="", help="publish executions and top of book")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for ready")
+    p.add_argument("--ha", action="store_true",
+                   help="a primary and a hot standby (nodes a, b) with etcd and HA agents")
+    p.add_argument("--etcd-port", type=int, default=2379, help="--ha: etcd client port "
+                   "(the peer port is the next one)")
+    p.add_argument("--repl-port", type=int, default=7700, help="--ha: node a's replication "
+                   "port (b: the next one)")
 
 
 def _paths(state: Path) -> dict[str, Path]:
@@ -80,7 +96,33 @@ def _pid(state: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
+def _dp_argv(spec: dict, journal: Path, run: Path, port: int, prefix: str = "") -> list[str]:
+    dp = [
+        str(XDPEXD),
+        "--mode",
+        spec["mode"],
+        "--port",
+        str(port),
+        "--config",
+        spec["config"],
+        "--journal-dir",
+        str(journal),
+        "--ctl-socket",
+        str(run / f"{prefix}ctl.sock"),
+        "--entry-socket",
+        str(run / f"{prefix}entry.sock"),
+        "--poll",
+        "sleep",
+    ]
+    dp += ["--iface", spec["iface"]] if spec["mode"] == "afxdp" else ["--addr", spec["addr"]]
+    return dp
+
+
+HA_NODES = ("a", "b")
+
+
 def _children(spec: dict) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(name, argv, env) of every child, in start order."""
     p = {k: Path(v) for k, v in spec["paths"].items()}
     env = {
         "XDPEX_STATE_DIR": spec["state_dir"],
@@ -95,30 +137,81 @@ def _children(spec: dict) -> list[tuple[str, list[str], dict[str, str]]]:
         "XDPEX_GRPC_HOST": spec["grpc"].rsplit(":", 1)[0],
         "XDPEX_GRPC_PORT": spec["grpc"].rsplit(":", 1)[1],
     }
-    dp = [
-        str(XDPEXD),
-        "--mode",
-        spec["mode"],
-        "--port",
-        str(spec["port"]),
-        "--config",
-        spec["config"],
-        "--journal-dir",
-        str(p["journal"]),
-        "--ctl-socket",
-        str(p["run"] / "ctl.sock"),
-        "--entry-socket",
-        str(p["run"] / "entry.sock"),
-        "--poll",
-        "sleep",
-    ]
-    dp += ["--iface", spec["iface"]] if spec["mode"] == "afxdp" else ["--addr", spec["addr"]]
     py = sys.executable
-    return [
-        ("dataplane", dp, {}),
+    cp = [
         ("control", [py, "-m", "xdpex.serve"], env),
         ("persister", [py, "-m", "xdpex.persister"], env),
     ]
+    if not spec.get("ha"):
+        return [("dataplane", _dp_argv(spec, p["journal"], p["run"], spec["port"]), {}), *cp]
+    state = Path(spec["state_dir"])
+    ep, etcd = spec["etcd_port"], f"http://127.0.0.1:{spec['etcd_port']}"
+    kids: list[tuple[str, list[str], dict[str, str]]] = [(
+        "etcd",
+        ["etcd", "--name", "m0", "--data-dir", str(state / "etcd"),
+         "--listen-client-urls", etcd, "--advertise-client-urls", etcd,
+         "--listen-peer-urls", f"http://127.0.0.1:{ep + 1}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{ep + 1}",
+         "--initial-cluster", f"m0=http://127.0.0.1:{ep + 1}",
+         "--heartbeat-interval", "50", "--election-timeout", "500"],
+        {},
+    )]
+    nodes = []
+    for i, n in enumerate(HA_NODES):
+        journal, ctl = state / n / "journal", p["run"] / f"{n}.ctl.sock"
+        dp = _dp_argv(spec, journal, p["run"], spec["port"] + i, f"{n}.")
+        dp += ["--ha", "--name", n, "--repl-listen", f"127.0.0.1:{spec['repl_port'] + i}",
+               "--durability", "replicated", "--repl-missing", "local"]
+        agent = [py, "-m", "xdpex.cli", "ha-agent", "--etcd", etcd, "--cluster", "xdpex",
+                 "--ctl", str(ctl), "--gateway", f"{spec['addr']}:{spec['port'] + i}"]
+        kids += [(f"dataplane-{n}", dp, {}), (f"agent-{n}", agent, {})]
+        nodes.append(f"{journal}={ctl}")
+    env["XDPEX_HA_NODES"] = ",".join(nodes)
+    return kids + cp
+
+
+def _group(name: str) -> str:
+    """Children that live and die together: a node's xdpexd and its agent."""
+    return name.split("-", 1)[1] if name.startswith(("dataplane-", "agent-")) else name
+
+
+def _ready_to_start(spec: dict, name: str) -> bool:
+    run = Path(spec["paths"]["run"])
+    if name.startswith("agent-"):
+        return (run / f"{_group(name)}.ctl.sock").exists()
+    if name.startswith("dataplane-"):
+        return True
+    if name in ("control", "persister"):
+        return (run / "ctl.sock").exists()
+    return True
+
+
+def _point_at_leader(spec: dict) -> None:
+    """run/ctl.sock and run/entry.sock -> the sockets of the node that leads (not fenced)."""
+    from .dataplane import ControlClient
+    from .errors import ServiceError
+
+    run = Path(spec["paths"]["run"])
+    for n in HA_NODES:
+        cl = ControlClient(run / f"{n}.ctl.sock", timeout=0.3)
+        try:
+            ha = cl.request("ha")
+        except ServiceError:
+            continue
+        finally:
+            cl.close()
+        if ha.get("role") != "primary" or ha.get("fenced"):
+            continue
+        for sock in ("ctl.sock", "entry.sock"):
+            link, target = run / sock, f"{n}.{sock}"
+            if link.is_symlink() and os.readlink(link) == target:
+                continue
+            tmp = run / f".{sock}.{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(target)
+            tmp.replace(link)
+            print(f"xdpex: {sock} -> node {n} (epoch {ha.get('epoch')})", file=sys.stderr)
+        return
 
 
 def supervise(state: Path) -> int:
@@ -137,8 +230,13 @@ def supervise(state: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if spec.get("ha"):
+        for n in HA_NODES:  # sockets of a previous run would look like a started node
+            (Path(spec["paths"]["run"]) / f"{n}.ctl.sock").unlink(missing_ok=True)
     while not stop:
-        for i, (name, argv, env) in enumerate(kids):
+        if spec.get("ha"):
+            _point_at_leader(spec)
+        for name, argv, env in kids:
             pr = procs.get(name)
             if pr is not None and pr.poll() is None:
                 continue
@@ -147,11 +245,24 @@ def supervise(state: Path) -> int:
                 procs.pop(name)
                 next_start[name] = time.monotonic() + backoff[name]
                 backoff[name] = min(backoff[name] * 2, 10.0)
+                for other, _, _ in kids:  # its partner goes too and rejoins with it
+                    po = procs.get(other)
+                    if other != name and _group(other) == _group(name) and po is not None:
+                        po.terminate()
+                        po.wait(10)
+                        procs.pop(other)
+                        next_start[other] = next_start[name]
+                        if other.startswith("dataplane-"):
+                            sock = Path(spec["paths"]["run"]) / f"{_group(other)}.ctl.sock"
+                            sock.unlink(missing_ok=True)
                 continue
             if time.monotonic() < next_start[name]:
                 continue
-            if i > 0 and not (Path(spec["paths"]["run"]) / "ctl.sock").exists():
+            if not spec.get("ha") and name != "dataplane" and \
+                    not (Path(spec["paths"]["run"]) / "ctl.sock").exists():
                 continue  # the control plane and persister start once the dataplane is up
+            if spec.get("ha") and not _ready_to_start(spec, name):
+                continue
             with open(logdir / f"{name}.log", "ab") as logf:
                 procs[name] = subprocess.Popen(
                     argv, stdout=logf, stderr=logf, env={**os.environ, **env}, cwd=spec["state_dir"]
@@ -215,6 +326,9 @@ def up(args: argparse.Namespace) -> int:
         return 2
     for k in ("run", "log", "journal"):
         paths[k].mkdir(parents=True, exist_ok=True)
+    if getattr(args, "ha", False):
+        for n in HA_NODES:
+            (state / n / "journal").mkdir(parents=True, exist_ok=True)
     state.chmod(0o700)
     config = args.config.resolve() if args.config else state / "xdpexd.json"
     if not args.config and not config.exists():
@@ -232,6 +346,9 @@ def up(args: argparse.Namespace) -> int:
         "redis_url": args.redis_url,
         "paths": {k: str(v) for k, v in paths.items()},
         "scheme": _scheme(),
+        "ha": bool(getattr(args, "ha", False)),
+        "etcd_port": getattr(args, "etcd_port", 2379),
+        "repl_port": getattr(args, "repl_port", 7700),
     }
     paths["spec"].write_text(json.dumps(spec, indent=1))
     with open(paths["log"] / "supervisor.log", "ab") as logf:
@@ -259,7 +376,12 @@ def up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"xdpex: up ({args.mode} mode, gateway udp {args.addr}:{args.port})")
+    if spec["ha"]:
+        print(f"xdpex: up, high availability ({args.mode} mode): gateways udp "
+              f"{args.addr}:{args.port} (node a) and {args.addr}:{args.port + 1} (node b), etcd "
+              f"127.0.0.1:{spec['etcd_port']}")
+    else:
+        print(f"xdpex: up ({args.mode} mode, gateway udp {args.addr}:{args.port})")
     print(f"  REST      {url}  (OpenAPI {url}/docs, metrics {url}/metrics)")
     print(f"  gRPC      {args.grpc}")
     print(f"  operator token: {paths['token']}  (`cat` it; send as 'Authorization: Bearer ...')")
@@ -308,7 +430,38 @@ def status(args: argparse.Namespace) -> int:
         )
     else:
         print(f"  dataplane: {c2} {dp}")
+    if spec.get("ha"):
+        ha_status(spec)
     return 0 if code == 200 else 1
+
+
+def ha_status(spec: dict) -> None:
+    """One line per node: role, epoch, lease, journal seq and the replication lag."""
+    from .dataplane import ControlClient
+    from .errors import ServiceError
+
+    run = Path(spec["paths"]["run"])
+    for n in HA_NODES:
+        cl = ControlClient(run / f"{n}.ctl.sock", timeout=1.0)
+        try:
+            ha = cl.request("ha")
+        except ServiceError as e:
+            print(f"  node {n}: down ({e})")
+            continue
+        finally:
+            cl.close()
+        q = (ha.get("queues") or [{}])[0]
+        line = (f"  node {n}: {ha.get('role')} epoch {ha.get('epoch')} "
+                f"{'fenced' if ha.get('fenced') else 'lease ' + str(ha.get('lease_ms')) + ' ms'}"
+                f" journal seq {q.get('journal_seq')}")
+        for sb in q.get("standbys") or []:
+            line += (f"; standby {sb['name']} acked {sb['acked_seq']} lag {sb['lag_records']} "
+                     f"records {sb['lag_bytes']} bytes {sb['lag_us']} us")
+        f = q.get("following")
+        if f:
+            line += (f"; following {f.get('from')} ({f.get('state')}) lag "
+                     f"{f.get('lag_records')} records")
+        print(line)
 
 
 if __name__ == "__main__":

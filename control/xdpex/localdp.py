@@ -9,6 +9,7 @@ control plane as its own process beside it (xdpex.localcp).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -21,7 +22,8 @@ from typing import Any
 from .config import REPO_ROOT
 from .localcp import LocalControlPlane
 
-XDPEXD = REPO_ROOT / "build/dataplane/xdpexd"
+# XDPEX_XDPEXD: another xdpexd binary (the ASan + UBSan build/asan/xdpexd of make asan-e2e).
+XDPEXD = Path(os.environ.get("XDPEX_XDPEXD") or REPO_ROOT / "build/dataplane/xdpexd")
 
 
 def short_tmpdir(tag: str) -> Path:

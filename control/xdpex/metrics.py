@@ -56,6 +56,14 @@ DROP_REASONS = (
     "not_logged_in",
     "rate_limited",
 )
+# Why xdpexd refused logins (the wire says only BAD_PROOF to whoever has not proven itself):
+# stats field -> reason label of xdpex_dataplane_login_refusals.
+LOGIN_REFUSALS = {
+    "login_unknown": "unknown_session",
+    "login_bad_proof": "bad_proof",
+    "login_disabled": "disabled",
+    "login_throttled": "throttled",  # dropped unanswered: the refused-login budget was spent
+}
 AFXDP_STATS = (
     "rx_dropped",
     "rx_invalid_descs",
@@ -138,6 +146,11 @@ class _DataplaneCollector(Collector):
             "datagrams/messages xdpexd refused, by reason and queue",
             labels=["queue", "reason"],
         )
+        refusals = CounterMetricFamily(
+            "xdpex_dataplane_login_refusals",
+            "logins xdpexd refused, by the reason it logged (throttled: not even answered)",
+            labels=["queue", "reason"],
+        )
         afx = CounterMetricFamily(
             "xdpex_afxdp_events",
             "AF_XDP socket statistics (XDP_STATISTICS) by queue",
@@ -160,6 +173,9 @@ class _DataplaneCollector(Collector):
             for r in DROP_REASONS:
                 if r in q:
                     drops.add_metric([ql, r], float(q[r]))
+            for k, label in LOGIN_REFUSALS.items():
+                if k in q:
+                    refusals.add_metric([ql, label], float(q[k]))
             for r in AFXDP_STATS:
                 v = (q.get("xdp") or {}).get(r)
                 if v is not None:
@@ -172,6 +188,7 @@ class _DataplaneCollector(Collector):
                 journal_seq[ql] = int(q["journal_seq"])
         yield from qc.values()
         yield drops
+        yield refusals
         yield afx
         yield jseq
         yield jahead
@@ -194,6 +211,7 @@ class _DataplaneCollector(Collector):
                 )
                 m.add_metric([], float(eng[k]))
                 yield m
+        yield from self._sizing(st)
         info = GaugeMetricFamily(
             "xdpex_dataplane_info",
             "dataplane mode",
@@ -203,6 +221,33 @@ class _DataplaneCollector(Collector):
             [str(st.get(k)) for k in ("mode", "attach_mode", "bind_mode", "durability", "poll")], 1
         )
         yield info
+
+    @staticmethod
+    def _sizing(st: dict) -> Iterator[Metric]:
+        """What each queue holds against what it was sized for, and its memory
+        (docs/dataplane.md, Sizing)."""
+        used = GaugeMetricFamily("xdpex_dataplane_configured", "symbols and sessions "
+                                 "configured, orders resting, per queue", labels=["queue", "kind"])
+        cap = GaugeMetricFamily("xdpex_dataplane_limit", "engine.max_symbols / max_sessions / "
+                                "max_orders, per queue", labels=["queue", "kind"])
+        mem = GaugeMetricFamily("xdpex_dataplane_memory_bytes", "memory per queue: engine_fixed "
+                                "(orders, index, books), directory, ladder (pages and nodes in "
+                                "use), ladder_touched, ladder_reserved (address space), dataplane",
+                                labels=["queue", "part"])
+        per = GaugeMetricFamily("xdpex_dataplane_memory_per_item_bytes", "memory one more "
+                                "symbol id, session id or resting order costs, per queue",
+                                labels=["item"])
+        for q in st.get("queues", []) or []:
+            ql = str(q.get("queue", 0))
+            for kind, v in (q.get("limits") or {}).items():
+                used.add_metric([ql, kind], float(v.get("configured", v.get("resting", 0))))
+                cap.add_metric([ql, kind], float(v.get("max", 0)))
+            for part, v in (q.get("memory") or {}).items():
+                if part.endswith("_bytes"):
+                    mem.add_metric([ql, part[: -len("_bytes")]], float(v))
+        for item, v in ((st.get("memory") or {}).get("per") or {}).items():
+            per.add_metric([item], float(v))
+        yield from (used, cap, mem, per)
 
     @staticmethod
     def _latency(st: dict) -> Metric:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from xdpex_proto import codec as c
 
+from . import fastwire as _fw
 from .entrybatch import CHUNK, CHUNK_BITS, CHUNK_MASK, PENDING, Entry, OrderResult, WireOrder
 from .errors import DeadlineExceeded, ServiceError, Unavailable
 from .orderentry_rx import _HDR, T_NEW, UNKNOWN, SessionReceiver, _Waiter
@@ -97,7 +98,7 @@ class OrderEntrySession(SessionReceiver):
         self.expected_out = 1
         self.heartbeat_ms = 1000
         self._last_send = 0.0
-        self._early: dict[int, list[tuple]] = {}  # first seq -> messages
+        self._early: dict[int, bytes] = {}  # first seq -> messages
         self._chunks: dict[int, Entry] = {}  # chunk number -> entry (see xdpex.entrybatch)
         self._retired: deque[Entry] = deque()  # answered entries, oldest first
         self._kept = 0  # orders in _retired
@@ -311,12 +312,16 @@ class OrderEntrySession(SessionReceiver):
                 e.error = err
                 e.wake()
             return
-        pack, now = _NEW.pack, time.time_ns()
+        pack, now, fw = _NEW.pack, time.time_ns(), _fw.get()
         msgs: list[bytes] = []
         with self._state:
             for e in q:
                 self._chunks[e.chunks.start] = e
                 base = e.chunks.start << CHUNK_BITS  # entries this small have one chunk
+                if fw is not None:
+                    packed = fw.pack_new(e.orders, 0, e.n, base, now)
+                    msgs += [packed[j : j + MSG] for j in range(0, len(packed), MSG)]
+                    continue
                 msgs += [
                     pack(T_NEW, s, t, f, sym, base + j, px, qty, now)
                     for j, (s, t, f, sym, px, qty) in enumerate(e.orders)
@@ -353,7 +358,7 @@ class OrderEntrySession(SessionReceiver):
         self.pre_send()
         if not block and not self._reserve(n):
             return False
-        pack, now, mx = _NEW.pack, time.time_ns(), c.MAX_MSGS
+        pack, now, mx, fw = _NEW.pack, time.time_ns(), c.MAX_MSGS, _fw.get()
         for k, chunk_no in enumerate(e.chunks):
             lo = k * CHUNK
             hi = min(n, lo + CHUNK)
@@ -370,13 +375,16 @@ class OrderEntrySession(SessionReceiver):
                                 break
                         self._inflight += m
                 try:
-                    body = b"".join(
-                        [
-                            pack(T_NEW, s, t, f, sym, base + j, px, q, now)
-                            for j, (s, t, f, sym, px, q) in enumerate(part, d)
-                        ]
-                    )
-                except struct.error as err:
+                    if fw is not None:
+                        body = fw.pack_new(orders, d, d + m, base, now)
+                    else:
+                        body = b"".join(
+                            [
+                                pack(T_NEW, s, t, f, sym, base + j, px, q, now)
+                                for j, (s, t, f, sym, px, q) in enumerate(part, d)
+                            ]
+                        )
+                except (struct.error, OverflowError, TypeError) as err:
                     raise ValueError(
                         f"order {d}..{d + m - 1} does not fit the wire: {err}"
                     ) from None

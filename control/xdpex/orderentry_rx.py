@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from xdpex_proto import codec as c
 
+from . import fastwire as _fw
 from .entrybatch import CHUNK_BITS, CHUNK_MASK, PENDING, Entry, OrderResult
 from .errors import Unavailable
 
@@ -105,7 +106,7 @@ class SessionReceiver:
     _stop: threading.Event
     _state: threading.Condition
     _send_lock: threading.Lock
-    _early: dict[int, list[tuple]]
+    _early: dict[int, bytes]
     _chunks: dict[int, Entry]
     _cancels: dict[int, tuple[OrderResult, _Waiter]]
     _inflight: int
@@ -222,7 +223,7 @@ class SessionReceiver:
                 and length == n == c.HDR_SIZE + count * c.MSG_SIZE
             ):
                 if _APP_TYPES.issuperset(data[c.HDR_SIZE :: c.MSG_SIZE]):
-                    self._on_app(seq, list(_ANS.iter_unpack(memoryview(data)[c.HDR_SIZE :])), done)
+                    self._on_app(seq, count, data[c.HDR_SIZE :], done)
                     return
         try:
             dg = c.decode_datagram(data, c.Direction.FROM_GW)
@@ -235,22 +236,25 @@ class SessionReceiver:
             return
         log.warning("session %d: unexpected datagram from the gateway: %r", self.session_id, dg)
 
-    def _on_app(self, first: int, msgs: list[tuple], done: list[Entry | _Waiter]) -> None:
+    def _on_app(self, first: int, count: int, msgs: bytes, done: list[Entry | _Waiter]) -> None:
+        """`count` application messages (MSG_SIZE bytes each), the first with outbound
+        sequence `first`."""
+        mz = c.MSG_SIZE
         with self._state:
-            if first + len(msgs) <= self.expected_out:
+            if first + count <= self.expected_out:
                 return  # duplicate
             if first > self.expected_out:
                 self._early[first] = msgs
                 self._ask_missing()
                 return
-            self._apply(msgs[self.expected_out - first :], done)
+            self._apply(msgs[(self.expected_out - first) * mz :], done)
             while self._early:
                 k = min(self._early)
                 if k > self.expected_out:
                     break
                 m2 = self._early.pop(k)
-                if k + len(m2) > self.expected_out:
-                    self._apply(m2[self.expected_out - k :], done)
+                if k + len(m2) // mz > self.expected_out:
+                    self._apply(m2[(self.expected_out - k) * mz :], done)
             self._state.notify_all()
 
     def _ask_missing(self, force: bool = False) -> None:
@@ -275,11 +279,31 @@ class SessionReceiver:
         except Unavailable as e:
             log.warning("session %d: cannot request retransmission: %s", self.session_id, e)
 
-    def _apply(self, msgs: list[tuple], done: list[Entry | _Waiter]) -> None:
-        """Handle in-order messages (codec struct tuples, type first); the first has outbound
-        sequence `expected_out`. An answer finds its order by its client order id: the chunk
-        (cl >> CHUNK_BITS) names the entry, the low bits and the chunk's place the index."""
-        self.expected_out += len(msgs)
+    def _apply(self, data: bytes, done: list[Entry | _Waiter]) -> None:
+        """Handle in-order messages (MSG_SIZE bytes each); the first has outbound sequence
+        `expected_out`. With the C extension, Accepted, Rejected and Fill messages are applied
+        by it (xdpex.fastwire: the same code as `_apply_msgs`, in C) up to the first message
+        it leaves to Python (cancels), which `_apply_msgs` takes, and so on, in order."""
+        n = len(data) // c.MSG_SIZE
+        self.expected_out += n
+        fw = _fw.get()
+        if fw is None:
+            self._apply_msgs(list(_ANS.iter_unpack(data)), done)
+            return
+        k, apply, chunks = 0, fw.apply, self._chunks
+        while k < n:
+            k, dec, not_logged_in = apply(data, k, chunks, done)
+            self._inflight -= dec
+            if not_logged_in:
+                self.logged_in = False
+            if k < n:
+                self._apply_msgs([_ANS.unpack_from(data, k * c.MSG_SIZE)], done)
+                k += 1
+
+    def _apply_msgs(self, msgs: list[tuple], done: list[Entry | _Waiter]) -> None:
+        """Handle in-order messages (codec struct tuples, type first). An answer finds its
+        order by its client order id: the chunk (cl >> CHUNK_BITS) names the entry, the low
+        bits and the chunk's place the index."""
         chunks, cancels, bits, mask = self._chunks, self._cancels, CHUNK_BITS, CHUNK_MASK
         for v in msgs:
             t = v[0]

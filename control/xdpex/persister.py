@@ -38,6 +38,7 @@ from xdpex_proto.journal import (
 )
 
 from .db import make_engine, migrate
+from .hafollow import Leader, cut, parse_nodes, reader_at
 from .models import Order, PersisterPosition
 
 log = logging.getLogger("xdpex.persister")
@@ -354,10 +355,12 @@ def write_batch(db: Session, b: Batch, position: tuple[int, int, int]) -> None:
 class Persister:
     """Applies every queue's journal to the database; `step()` does one poll of each queue."""
 
-    def __init__(self, engine: Engine, journal_dir: Path, batch: int = 5000):
+    def __init__(self, engine: Engine, journal_dir: Path, batch: int = 5000,
+                 leader: Leader | None = None):
         self.engine = engine
         self.journal_dir = Path(journal_dir)
         self.batch = batch
+        self.leader = leader  # HA: follow the leader's journal (xdpex.hafollow)
         self.readers: dict[int, JournalReader] = {}
         self.rows_total = 0
         self.records_total = 0
@@ -367,11 +370,14 @@ class Persister:
         if r is None:
             with Session(self.engine) as db:
                 pos = db.get(PersisterPosition, f"q{q}")
-            r = (
-                JournalReader(qdir)
-                if pos is None
-                else JournalReader(qdir, pos.segment, pos.offset, pos.journal_seq)
-            )
+            if self.leader is not None:  # the position may be another node's journal's
+                r = reader_at(qdir, pos.journal_seq if pos else 0)
+            else:
+                r = (
+                    JournalReader(qdir)
+                    if pos is None
+                    else JournalReader(qdir, pos.segment, pos.offset, pos.journal_seq)
+                )
             self.readers[q] = r
         return r
 
@@ -381,9 +387,22 @@ class Persister:
     def step(self) -> int:
         """Apply what is new in every queue; returns records applied."""
         n = 0
+        limits: dict[int, int] | None = None
+        if self.leader is not None:
+            lead = self.leader.current()
+            if lead is None:
+                return 0  # no primary holds a lease: nothing certain to persist
+            if lead.journal_dir != self.journal_dir:
+                log.info("following the leader's journal %s", lead.journal_dir)
+                self.close()
+                self.readers.clear()
+                self.journal_dir = lead.journal_dir
+            limits = lead.limits
         for q, qdir in queue_dirs(self.journal_dir).items():
             r = self._reader(q, qdir)
             recs = r.poll(self.batch)
+            if limits is not None:
+                recs = cut(r, recs, limits.get(q, 0))
             if not recs:
                 continue
             b = Batch(q)
@@ -423,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(s.effective_database_url, s.db_schema)
     if s.migrate_on_start:
         migrate(engine)
-    p = Persister(engine, s.journal_dir, s.persist_batch)
+    leader = Leader(parse_nodes(s.ha_nodes)) if s.ha_nodes else None
+    p = Persister(engine, s.journal_dir, s.persist_batch, leader)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -431,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     if s.redis_url:
         from .publisher import Publisher
 
-        pub = Publisher(s.redis_url, s.journal_dir, s.redis_stream_prefix)
+        pub = Publisher(s.redis_url, s.journal_dir, s.redis_stream_prefix, leader=leader)
     log.info(
         "journal %s -> %s%s",
         s.journal_dir,

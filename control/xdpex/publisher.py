@@ -22,6 +22,8 @@ import redis
 from xdpex_proto import codec as c
 from xdpex_proto.journal import FLAG_BATCH_END, REC_OUTBOUND, JournalReader, queue_dirs
 
+from .hafollow import Leader, cut, reader_at
+
 log = logging.getLogger("xdpex.publisher")
 
 _F = {t: {n: i + 1 for i, n in enumerate(cls.FIELDS)} for t, cls in c.MESSAGE_TYPES.items()}
@@ -112,7 +114,10 @@ class _Queue:
 class Publisher:
     """Journal -> Redis Streams; `step()` publishes what is new, handling Redis outages."""
 
-    def __init__(self, url: str, journal_dir: Path, prefix: str = "xdpex", batch: int = 5000):
+    def __init__(self, url: str, journal_dir: Path, prefix: str = "xdpex", batch: int = 5000,
+                 leader: Leader | None = None):
+        self.leader = leader  # HA: follow the leader's journal (xdpex.hafollow)
+        self.limits: dict[int, int] | None = None
         self.url = url
         self.journal_dir = Path(journal_dir)
         self.prefix = prefix
@@ -149,6 +154,17 @@ class Publisher:
             if self.r is None:
                 self._connect()
             n = 0
+            if self.leader is not None:
+                lead = self.leader.current()
+                if lead is None:
+                    return 0  # no primary holds a lease
+                if lead.journal_dir != self.journal_dir:
+                    log.info("following the leader's journal %s", lead.journal_dir)
+                    self.journal_dir = lead.journal_dir
+                    for q, st in self.queues.items():  # same records, by seq
+                        st.reader.close()
+                        st.reader = reader_at(self.journal_dir / f"q{q}", st.reader.last_seq)
+                self.limits = lead.limits
             for q, qdir in queue_dirs(self.journal_dir).items():
                 n += self._publish(self._q(q, qdir))
             self.backoff = 0.1
@@ -166,6 +182,8 @@ class Publisher:
 
     def _publish(self, st: _Queue) -> int:
         recs = st.reader.poll(self.batch)
+        if self.limits is not None:
+            recs = cut(st.reader, recs, self.limits.get(st.q, 0))
         if not recs:
             return 0
         assert self.r is not None

@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-control", action="store_true", help="do not start the control plane beside xdpexd"
     )
+    parser.add_argument(
+        "--ha", action="store_true",
+        help="instead: a primary and a standby with etcd, the primary killed under load "
+             "(kernel UDP on 127.0.0.1; docs/ha.md)")
+    parser.add_argument("--ha-rate", type=int, default=2000, help="--ha: orders/s offered")
+    parser.add_argument("--ha-seconds", type=float, default=6.0, help="--ha: seconds of load")
 
 
 def _line(name: str, r: dict[str, Any]) -> str:
@@ -114,6 +120,10 @@ def _control_demo(cp: LocalControlPlane) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ha and xdpexd_path().exists():
+        from .runha import run_ha
+
+        return run_ha(args.ha_rate, args.ha_seconds)
     if not xdpexd_path().exists():
         print(
             "xdpex run: the fast path is not built yet: "

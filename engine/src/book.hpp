@@ -1,10 +1,20 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
 // Building blocks of the order books: the pooled order record, a price level (the head and tail
-// of an intrusive FIFO of orders plus its totals), and a three-level bitmap over the price ladder
-// that finds the next non-empty level above or below a point in a few word operations, so the
-// best price is tracked without scanning empty ticks. Everything here is sized once, when the
-// engine or a symbol is configured; nothing allocates afterwards.
+// of an intrusive FIFO of orders plus its open quantity), and the paged price ladder of one side.
+//
+// The ladder is a radix tree over the level index (price - band_low) / tick: pages of 64 levels
+// at the bottom, 64-way nodes above them when the band needs them, and at the top a directory of
+// at most 4,096 entries sized for the band when the symbol is added (its bitmap and a summary
+// word over the bitmap make a two-level bitmap). A page or a node exists only while an order
+// rests under it: it comes from the engine's pre-sized pools when the first order rests there
+// and goes back when the last one leaves. So a symbol costs its small fixed Book plus a directory
+// of at most 16 KiB a side whatever its band, and the ladder's memory follows the resting orders.
+// Pages and nodes carry a 64-bit mask of their non-empty children, the bitmap the best-price
+// search walks: the next non-empty level is a few word operations per tree level. Bands of up to
+// 262,144 ticks need no node at all (directory -> page, as direct as a flat ladder); any band an
+// int64 price can express needs at most 8 node levels. Nothing here allocates on the matching
+// path.
 #ifndef XE_BOOK_HPP
 #define XE_BOOK_HPP
 
@@ -13,7 +23,7 @@
 
 namespace xe {
 
-constexpr uint32_t NIL = 0xffffffffu; // "no order" in every intrusive link
+constexpr uint32_t NIL = 0xffffffffu; // "no order" in every intrusive link; "no page / node"
 
 // One live order. 64 bytes, one cache line: the matching loop touches exactly one line per
 // resting order it trades against.
@@ -35,120 +45,42 @@ struct alignas(64) Order {
 };
 static_assert(sizeof(Order) == 64, "Order must stay one cache line");
 
+// A level is empty when its head is NIL (its page's mask bit clear); qty and tail are then stale.
 struct Level {
 	uint32_t head, tail; // oldest and newest order
-	uint32_t orders;
-	uint32_t pad;
 	uint64_t qty; // open quantity of every order at the level
 };
 
-// Set of non-empty levels. Level l holds one bit per word of level l - 1, set when that word is
-// non-zero, so a search climbs at most two levels and scans at most a few top words (2^18 ticks
-// per top word).
-class LevelBits {
-public:
-	bool init(uint32_t nbits)
-	{
-		uint64_t n = nbits;
-		for (int l = 0; l < 3; l++) {
-			nwords_[l] = (n + 63) / 64;
-			words_[l].reset(new (std::nothrow) uint64_t[nwords_[l]]());
-			if (!words_[l])
-				return false;
-			n = nwords_[l];
-		}
-		return true;
-	}
+constexpr uint32_t PAGE_SHIFT = 6;
+constexpr uint32_t FANOUT = 64;
+constexpr uint32_t TOP_BITS = 12; // directory entries: at most 4,096
+constexpr uint32_t INLINE_DIR = 64; // directory entries kept in the Book itself
+constexpr uint32_t MAX_DEPTH = 8; // node levels for 2^66 levels: any int64 band
 
-	bool test(uint64_t i) const { return (words_[0][i >> 6] >> (i & 63)) & 1; }
-
-	void set(uint64_t i)
-	{
-		for (int l = 0; l < 3; l++) {
-			uint64_t &w = words_[l][i >> 6];
-			bool was = w != 0;
-			w |= 1ull << (i & 63);
-			if (was)
-				return;
-			i >>= 6;
-		}
-	}
-
-	void clear(uint64_t i)
-	{
-		for (int l = 0; l < 3; l++) {
-			uint64_t &w = words_[l][i >> 6];
-			w &= ~(1ull << (i & 63));
-			if (w)
-				return;
-			i >>= 6;
-		}
-	}
-
-	// Lowest set bit >= i, or -1.
-	int64_t up(uint64_t i) const { return up_at(0, i); }
-	// Highest set bit <= i, or -1 (i must be a valid bit index).
-	int64_t down(uint64_t i) const { return down_at(0, i); }
-
-private:
-	int64_t up_at(int l, uint64_t i) const
-	{
-		uint64_t wi = i >> 6;
-		if (wi >= nwords_[l])
-			return -1;
-		uint64_t w = words_[l][wi] & (~0ull << (i & 63));
-		if (w)
-			return (int64_t)((wi << 6) | __builtin_ctzll(w));
-		if (l == 2) {
-			for (wi++; wi < nwords_[2]; wi++)
-				if (words_[2][wi])
-					return (int64_t)((wi << 6) | __builtin_ctzll(words_[2][wi]));
-			return -1;
-		}
-		int64_t j = up_at(l + 1, wi + 1);
-		if (j < 0)
-			return -1;
-		return (j << 6) | __builtin_ctzll(words_[l][j]);
-	}
-
-	int64_t down_at(int l, uint64_t i) const
-	{
-		uint64_t wi = i >> 6;
-		uint64_t w = words_[l][wi] & (~0ull >> (63 - (i & 63)));
-		if (w)
-			return (int64_t)((wi << 6) | (63 - __builtin_clzll(w)));
-		if (wi == 0)
-			return -1;
-		if (l == 2) {
-			while (wi-- > 0)
-				if (words_[2][wi])
-					return (int64_t)((wi << 6) |
-							 (63 - __builtin_clzll(words_[2][wi])));
-			return -1;
-		}
-		int64_t j = down_at(l + 1, wi - 1);
-		if (j < 0)
-			return -1;
-		return (j << 6) | (63 - __builtin_clzll(words_[l][j]));
-	}
-
-	std::unique_ptr<uint64_t[]> words_[3];
-	uint64_t nwords_[3] = {0, 0, 0};
+struct Page {
+	uint64_t mask; // non-empty levels
+	uint32_t next_free; // the pool's free list
+	uint32_t pad;
+	Level lv[FANOUT];
 };
 
-// One side of one symbol's book: the ladder of levels (index = (price - band_low) / tick) and the
-// best non-empty index (-1 when the side is empty).
-struct BookSide {
-	std::unique_ptr<Level[]> levels;
-	LevelBits bits;
-	int64_t best = -1;
+struct Node {
+	uint64_t mask; // children that exist (non-empty)
+	uint32_t child[FANOUT]; // pages (height 1) or nodes; NIL = none
+};
 
-	// The next non-empty level after li, away from the best price: down the bids, up the asks;
-	// -1 when there is none.
-	int64_t next(int64_t li, bool bids) const
-	{
-		return bids ? (li == 0 ? -1 : bits.down(li - 1)) : bits.up(li + 1);
-	}
+// One side of one symbol's book: the directory (fan entries, pages when depth is 0, else nodes at
+// height depth), its bitmap and summary, and the best non-empty level with its page (-1 / NIL
+// when the side is empty).
+struct BookSide {
+	uint32_t *dir = nullptr;
+	uint64_t *dbits = nullptr; // entry in use; fan / 64 words, at most 64
+	uint64_t dsum = 0; // word of dbits non-zero
+	uint32_t fan = 0;
+	uint32_t depth = 0; // node levels between the directory and the pages
+	uint32_t top_shift = PAGE_SHIFT; // level index >> top_shift = directory entry
+	uint32_t best_page = NIL;
+	int64_t best = -1;
 };
 
 struct Book {
@@ -159,7 +91,13 @@ struct Book {
 	int64_t tick = 1;
 	int64_t band_low = 0;
 	int64_t band_high = 0;
+	uint64_t nlevels = 0; // (band_high - band_low) / tick + 1
 	BookSide side[2]; // [0] buy, [1] sell
+	std::unique_ptr<uint64_t[]> dir_mem; // both sides' directories and bitmaps, when not inline
+	// Directories of up to INLINE_DIR entries (bands of up to 4,096 ticks with no nodes) and
+	// their bitmaps live here: no pointer to load on the way to a level.
+	uint32_t idir[2][INLINE_DIR];
+	uint64_t ibits[2];
 };
 
 inline int64_t level_price(const Book &b, int64_t idx)
@@ -168,10 +106,20 @@ inline int64_t level_price(const Book &b, int64_t idx)
 }
 
 // The level of a price inside the band, on a tick.
-inline uint32_t level_index(const Book &b, int64_t price)
+inline uint64_t level_index(const Book &b, int64_t price)
 {
 	int64_t d = price - b.band_low;
-	return (uint32_t)(b.tick == 1 ? d : d / b.tick);
+	return (uint64_t)(b.tick == 1 ? d : d / b.tick);
+}
+
+// Node levels needed between a directory of at most 2^TOP_BITS entries and the pages, for n
+// levels.
+inline uint32_t ladder_depth(uint64_t n)
+{
+	uint32_t d = 0;
+	while (d < MAX_DEPTH && (n - 1) >> (PAGE_SHIFT * (d + 1) + TOP_BITS))
+		d++;
+	return d;
 }
 
 } // namespace xe

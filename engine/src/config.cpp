@@ -4,6 +4,7 @@
 // halt and STP configuration, the thin order entry wrappers around engine.cpp, and the queries
 // (book levels, one order, the orders of a level, counters and the state hash). No C++ exception
 // crosses this boundary: allocation uses nothrow new and failures become NULL or -ENOMEM.
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include <cerrno>
@@ -19,8 +20,17 @@ using xe::Order;
 
 namespace {
 
-constexpr uint32_t MAX_LEVELS = 1u << 24; // per side; bounds the ladder memory of one symbol
 constexpr uint32_t MAX_ORDERS = 1u << 28;
+constexpr uint32_t MAX_SYMBOLS = 1u << 20;
+constexpr uint32_t MAX_SESSIONS = 1u << 24;
+
+// Address space for a pool; the OS backs it page by page as it is first written.
+void *reserve(uint64_t bytes)
+{
+	void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? nullptr : p;
+}
 
 struct Hasher {
 	uint64_t h = 0x6a09e667f3bcc908ull;
@@ -45,13 +55,19 @@ void fill_info(const Order &o, xe_order_info *out)
 
 } // namespace
 
+xe_engine::~xe_engine()
+{
+	if (map_bytes)
+		munmap(pages, map_bytes);
+}
+
 extern "C" {
 
 xe_engine *xe_engine_create(const struct xe_engine_config *cfg)
 {
 	if (!cfg || cfg->max_orders == 0 || cfg->max_orders > MAX_ORDERS ||
-	    cfg->max_symbols == 0 || cfg->max_symbols > 65535 || cfg->max_sessions == 0 ||
-	    cfg->max_sessions > (1u << 24))
+	    cfg->max_symbols == 0 || cfg->max_symbols > MAX_SYMBOLS || cfg->max_sessions == 0 ||
+	    cfg->max_sessions > MAX_SESSIONS)
 		return nullptr;
 	xe_engine *e = new (std::nothrow) xe_engine;
 	if (!e)
@@ -68,7 +84,22 @@ xe_engine *xe_engine_create(const struct xe_engine_config *cfg)
 	e->buckets.reset(new (std::nothrow) uint32_t[nb]);
 	e->sessions.reset(new (std::nothrow) xe::Session[cfg->max_sessions + 1]);
 	e->books.reset(new (std::nothrow) Book[cfg->max_symbols + 1]);
-	if (!e->pool || !e->buckets || !e->sessions || !e->books) {
+	// A page exists only while an order rests in it: max_orders pages always suffice. Twice
+	// as many nodes as orders: enough for any spread of orders on bands of up to 2^24 ticks
+	// (at most one node between root and page per page below 2^18 ticks, two below 2^24).
+	e->page_cap = cfg->max_orders;
+	e->node_cap = 2 * cfg->max_orders;
+	uint64_t page_bytes = (uint64_t)e->page_cap * sizeof(xe::Page);
+	uint64_t node_bytes = (uint64_t)e->node_cap * sizeof(xe::Node);
+	e->map_bytes = page_bytes + node_bytes;
+	void *map = reserve(e->map_bytes);
+	if (map) {
+		e->pages = static_cast<xe::Page *>(map);
+		e->nodes = reinterpret_cast<xe::Node *>(static_cast<char *>(map) + page_bytes);
+	} else {
+		e->map_bytes = 0;
+	}
+	if (!e->pool || !e->buckets || !e->sessions || !e->books || !e->pages) {
 		delete e;
 		return nullptr;
 	}
@@ -88,6 +119,7 @@ void xe_engine_destroy(xe_engine *e)
 	delete e;
 }
 
+
 uint32_t xe_engine_max_events(const xe_engine *e)
 {
 	return e->max_events;
@@ -104,17 +136,44 @@ int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *c)
 	    c->band_high < c->band_low || c->band_low % c->tick_size ||
 	    c->band_high % c->tick_size)
 		return -EINVAL;
-	int64_t n = (c->band_high - c->band_low) / c->tick_size + 1;
-	if (n > MAX_LEVELS)
-		return -ERANGE;
-	for (auto &s : b.side) {
-		s.levels.reset(new (std::nothrow) xe::Level[n]);
-		if (!s.levels || !s.bits.init((uint32_t)n))
+	// Any band: the directory has at most 4,096 entries a side, the pages below it come from
+	// the pools as orders rest.
+	uint64_t n = (uint64_t)((c->band_high - c->band_low) / c->tick_size) + 1;
+	uint32_t depth = xe::ladder_depth(n);
+	uint32_t shift = xe::PAGE_SHIFT * (depth + 1);
+	uint32_t fan = (uint32_t)(((n - 1) >> shift) + 1);
+	uint32_t words = (fan + 63) / 64;
+	uint32_t dir_words = (fan + 1) / 2; // two uint32 entries a word
+	uint64_t *mem = nullptr;
+	if (fan > xe::INLINE_DIR) {
+		b.dir_mem.reset(new (std::nothrow) uint64_t[2 * (dir_words + words)]);
+		if (!b.dir_mem)
 			return -ENOMEM;
-		for (int64_t i = 0; i < n; i++)
-			s.levels[i] = xe::Level{NIL, NIL, 0, 0, 0};
-		s.best = -1;
+		mem = b.dir_mem.get();
+		e->dir_bytes += 2 * (dir_words + words) * sizeof(uint64_t);
 	}
+	for (int sd = 0; sd < 2; sd++) {
+		BookSide &s = b.side[sd];
+		if (mem) {
+			s.dir = reinterpret_cast<uint32_t *>(mem);
+			s.dbits = mem + dir_words;
+			mem += dir_words + words;
+		} else {
+			s.dir = b.idir[sd];
+			s.dbits = &b.ibits[sd];
+		}
+		for (uint32_t i = 0; i < fan; i++)
+			s.dir[i] = NIL;
+		for (uint32_t i = 0; i < words; i++)
+			s.dbits[i] = 0;
+		s.dsum = 0;
+		s.fan = fan;
+		s.depth = depth;
+		s.top_shift = shift;
+		s.best = -1;
+		s.best_page = NIL;
+	}
+	b.nlevels = n;
 	b.lot = c->lot_size;
 	b.max_qty = c->max_qty;
 	b.tick = c->tick_size;
@@ -193,14 +252,16 @@ uint32_t xe_engine_book(const xe_engine *e, uint32_t symbol_id, uint8_t side, ui
 	const BookSide &s = b.side[side - 1];
 	uint32_t n = 0;
 	int64_t li = s.best;
+	uint32_t pi = s.best_page;
 	while (li >= 0 && n < depth) {
-		const xe::Level &L = s.levels[li];
+		const xe::Level &L = e->level_at(pi, li);
 		out[n] = xe_level{};
 		out[n].price = xe::level_price(b, li);
 		out[n].qty = L.qty;
-		out[n].orders = L.orders;
+		for (uint32_t oi = L.head; oi != NIL; oi = e->pool[oi].next)
+			out[n].orders++;
 		n++;
-		li = s.next(li, side == XE_BUY);
+		li = e->next_level(b, s, li, side == XE_BUY, pi, &pi);
 	}
 	return n;
 }
@@ -228,7 +289,12 @@ uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t 
 	const Book &b = e->books[symbol_id];
 	if (!b.configured || price < b.band_low || price > b.band_high || price % b.tick)
 		return 0;
-	const xe::Level &L = b.side[side - 1].levels[xe::level_index(b, price)];
+	const BookSide &s = b.side[side - 1];
+	uint64_t li = xe::level_index(b, price);
+	uint32_t pi = e->page_of(s, li);
+	if (pi == NIL || !((e->pages[pi].mask >> (li & 63)) & 1))
+		return 0;
+	const xe::Level &L = e->level_at(pi, (int64_t)li);
 	uint32_t n = 0;
 	for (uint32_t oi = L.head; oi != NIL && n < max; oi = e->pool[oi].next)
 		fill_info(e->pool[oi], &out[n++]);
@@ -245,6 +311,31 @@ void xe_engine_get_stats(const xe_engine *e, struct xe_engine_stats *out)
 	out->rejects = e->rejects;
 	out->next_order_id = e->next_order_id;
 	out->next_exec_id = e->next_exec_id;
+}
+
+void xe_engine_get_memory(const xe_engine *e, struct xe_engine_memory *out)
+{
+	*out = xe_engine_memory{};
+	uint64_t nb = (uint64_t)e->bucket_mask + 1;
+	out->order_bytes = sizeof(Order);
+	out->page_bytes = sizeof(xe::Page);
+	out->node_bytes = sizeof(xe::Node);
+	out->symbol_bytes = sizeof(Book);
+	out->session_bytes = sizeof(xe::Session);
+	out->fixed_bytes = sizeof(xe_engine) + (uint64_t)e->cfg.max_orders * sizeof(Order) +
+			   nb * sizeof(uint32_t) +
+			   ((uint64_t)e->cfg.max_sessions + 1) * sizeof(xe::Session) +
+			   ((uint64_t)e->cfg.max_symbols + 1) * sizeof(Book);
+	out->directory_bytes = e->dir_bytes;
+	out->reserved_bytes = e->map_bytes;
+	out->ladder_bytes = (uint64_t)e->pages_used * sizeof(xe::Page) +
+			    (uint64_t)e->nodes_used * sizeof(xe::Node);
+	out->ladder_touched_bytes = (uint64_t)e->page_bump * sizeof(xe::Page) +
+				    (uint64_t)e->node_bump * sizeof(xe::Node);
+	out->pages_used = e->pages_used;
+	out->pages_max = e->page_cap;
+	out->nodes_used = e->nodes_used;
+	out->nodes_max = e->node_cap;
 }
 
 uint64_t xe_engine_state_hash(const xe_engine *e)
@@ -264,9 +355,12 @@ uint64_t xe_engine_state_hash(const xe_engine *e)
 		for (int sd = 0; sd < 2; sd++) {
 			const BookSide &s = b.side[sd];
 			h.add(0xb00c0000u + sd);
-			for (int64_t li = s.best; li >= 0; li = s.next(li, sd == 0)) {
+			uint32_t pi = s.best_page;
+			for (int64_t li = s.best; li >= 0;
+			     li = e->next_level(b, s, li, sd == 0, pi, &pi)) {
 				h.add((uint64_t)xe::level_price(b, li));
-				for (uint32_t oi = s.levels[li].head; oi != NIL; oi = e->pool[oi].next) {
+				for (uint32_t oi = e->level_at(pi, li).head; oi != NIL;
+				     oi = e->pool[oi].next) {
 					const Order &o = e->pool[oi];
 					h.add(o.order_id);
 					h.add(o.cl_ord_id);

@@ -9,10 +9,12 @@
 // Checks run in this order (the Python reference model in engine/tests mirrors it):
 //   new order: session, side, order type, time in force (post-only needs DAY/GTC), symbol,
 //     quantity (zero or above max), lot, price (<= 0, off tick, outside band; not for market),
-//     halted, duplicate id, capacity (only orders that can rest), post-only cross, FOK fillable.
+//     halted, duplicate id, capacity (only orders that can rest: a free order, and the ladder
+//     nodes its price needs), post-only cross, FOK fillable.
 //   cancel: session, unknown order.
 //   replace: session, unknown order, halted, quantity, lot, price, duplicate new id, quantity
-//     not above what already traded, no change, post-only cross.
+//     not above what already traded, no change, post-only cross, capacity (ladder nodes, only
+//     when the price moves; never on bands of up to 2^24 ticks).
 //   mass cancel: session, side, symbol (0 = all), reason (0 = XE_CXL_MASS); a client mass cancel
 //     (reason XE_CXL_MASS) that finds nothing is answered with Rejected XE_REJ_UNKNOWN_ORDER.
 #include <cerrno>
@@ -147,8 +149,10 @@ inline uint16_t check_qty(const Book &b, uint32_t qty)
 XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 {
 	BookSide &s = b.side[o.side - 1];
-	uint32_t li = level_index(b, o.price);
-	Level &L = s.levels[li];
+	uint64_t li = level_index(b, o.price);
+	uint32_t pi = (int64_t)li == s.best ? s.best_page : page_of(s, li);
+	xe::Page &P = pages[pi];
+	Level &L = P.lv[li & 63];
 	if (o.prev != NIL)
 		pool[o.prev].next = o.next;
 	else
@@ -158,12 +162,31 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 	else
 		L.tail = o.prev;
 	L.qty -= o.leaves;
-	if (--L.orders == 0) {
-		s.bits.clear(li);
+	if (L.head == NIL) {
+		P.mask &= ~(1ull << (li & 63));
 		levels--;
-		if ((int64_t)li == s.best)
-			s.best = s.next(li, o.side == XE_BUY);
+		bool was_best = (int64_t)li == s.best;
+		if (!P.mask) {
+			page_drop(s, li, pi);
+			pi = NIL;
+		}
+		if (was_best)
+			s.best = next_level(b, s, (int64_t)li, o.side == XE_BUY, pi, &s.best_page);
 	}
+}
+
+// Level li of side s (a bid side when bids), the best, has just lost its last order.
+XE_HOT void xe_engine::level_emptied(Book &b, BookSide &s, int64_t li, bool bids)
+{
+	uint32_t pi = s.best_page;
+	xe::Page &P = pages[pi];
+	P.mask &= ~(1ull << (li & 63));
+	levels--;
+	if (!P.mask) {
+		page_drop(s, (uint64_t)li, pi);
+		pi = NIL;
+	}
+	s.best = next_level(b, s, li, bids, pi, &s.best_page);
 }
 
 XE_HOT void xe_engine::unlink_session(Order &o)
@@ -207,21 +230,26 @@ XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 {
 	Order &o = pool[oi];
 	BookSide &s = b.side[o.side - 1];
-	uint32_t li = level_index(b, o.price);
-	Level &L = s.levels[li];
+	uint64_t li = level_index(b, o.price);
+	uint32_t pi = (int64_t)li == s.best ? s.best_page : page_make(s, li);
+	xe::Page &P = pages[pi];
+	Level &L = P.lv[li & 63];
 	o.next = NIL;
-	o.prev = L.tail;
-	if (L.tail != NIL)
+	if (L.head != NIL) { // an empty level's head is NIL, even in a page just made
+		o.prev = L.tail;
 		pool[L.tail].next = oi;
-	else
-		L.head = oi;
-	L.tail = oi;
-	L.qty += o.leaves;
-	if (L.orders++ == 0) {
-		s.bits.set(li);
-		levels++;
-		if (o.side == XE_BUY ? (s.best < (int64_t)li) : (s.best < 0 || s.best > (int64_t)li))
-			s.best = li;
+		L.tail = oi;
+		L.qty += o.leaves;
+		return;
+	}
+	o.prev = NIL;
+	L.head = L.tail = oi;
+	L.qty = o.leaves;
+	P.mask |= 1ull << (li & 63);
+	levels++;
+	if (o.side == XE_BUY ? (s.best < (int64_t)li) : (s.best < 0 || s.best > (int64_t)li)) {
+		s.best = (int64_t)li;
+		s.best_page = pi;
 	}
 }
 
@@ -233,11 +261,12 @@ bool xe_engine::fok_fillable(const Book &b, const Aggressor &a) const
 	uint8_t stp = sessions[a.session].stp;
 	uint64_t need = a.leaves, got = 0;
 	int64_t li = s.best;
+	uint32_t pi = s.best_page;
 	while (li >= 0) {
 		int64_t px = level_price(b, li);
 		if (a.has_limit() && !within_limit(a.side, a.price, px))
 			return false;
-		const Level &L = s.levels[li];
+		const Level &L = level_at(pi, li);
 		if (stp == XE_STP_NONE) {
 			got += L.qty;
 		} else {
@@ -255,7 +284,7 @@ bool xe_engine::fok_fillable(const Book &b, const Aggressor &a) const
 		}
 		if (got >= need)
 			return true;
-		li = s.next(li, a.side == XE_SELL);
+		li = next_level(b, s, li, a.side == XE_SELL, pi, &pi);
 	}
 	return false;
 }
@@ -271,7 +300,7 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 		int64_t px = level_price(b, li);
 		if (a.has_limit() && !within_limit(a.side, a.price, px))
 			break;
-		Level &L = s.levels[li];
+		Level &L = level_at(s.best_page, li);
 		uint32_t oi = L.head;
 		// Every order removed below may empty the level and move s.best; the loop re-reads
 		// s.best so it never walks a stale level.
@@ -312,8 +341,20 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 
 			put_fill(&out[n++], a, XE_LIQ_REMOVED, px, q, exec);
 			put_fill(&out[n++], m, XE_LIQ_ADDED, m.price, q, exec);
-			if (m.leaves == 0)
-				remove_order(b, oi, bkt);
+			if (m.leaves == 0) {
+				// m is the level's head (everything before it is gone): pop it
+				// without looking its level up again.
+				L.head = next;
+				if (next != NIL)
+					pool[next].prev = NIL;
+				else
+					L.tail = NIL;
+				unlink_session(m);
+				index_del(bkt, oi);
+				release(oi);
+				if (next == NIL)
+					level_emptied(b, s, li, a.side == XE_SELL);
+			}
 			oi = next;
 		}
 	}
@@ -352,7 +393,8 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 			rej = XE_REJ_HALTED;
 		if (!rej && find_in(bkt, o->session_id, o->cl_ord_id) != NIL)
 			rej = XE_REJ_DUPLICATE_ID;
-		if (!rej && can_rest && free_head == NIL)
+		if (!rej && can_rest && (free_head == NIL ||
+				     !nodes_for(*b, b->side[o->side - 1], o->price)))
 			rej = XE_REJ_CAPACITY;
 		if (!rej && o->ord_type == XE_ORD_POST_ONLY && crosses(*b, o->side, o->price))
 			rej = XE_REJ_POST_ONLY_CROSS;
@@ -480,6 +522,9 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 		if (!rej && o.ord_type == XE_ORD_POST_ONLY && price != o.price &&
 		    crosses(b, o.side, price))
 			rej = XE_REJ_POST_ONLY_CROSS;
+		if (!rej && price != o.price &&
+		    !nodes_for(b, b.side[o.side - 1], price))
+			rej = XE_REJ_CAPACITY;
 	}
 	if (rej) {
 		rejects++;
@@ -513,8 +558,11 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 	// Quantity down at the same price stays where it is in the queue; a price change or more
 	// quantity loses its place and may trade at a new crossing price.
 	bool keeps_place = price == o.price && new_leaves <= o.leaves;
-	if (keeps_place)
-		b.side[o.side - 1].levels[level_index(b, price)].qty -= o.leaves - new_leaves;
+	if (keeps_place) {
+		const BookSide &s = b.side[o.side - 1];
+		level_at(page_of(s, level_index(b, price)), (int64_t)level_index(b, price)).qty -=
+			o.leaves - new_leaves;
+	}
 	else
 		unlink_level(b, o);
 	o.price = price;
@@ -612,8 +660,8 @@ uint32_t xe_engine::expire_day(xe_event *out)
 			int64_t li = s.best;
 			while (li >= 0) {
 				// Read the next level before this one can empty.
-				int64_t nx = s.next(li, sd == 0);
-				uint32_t oi = s.levels[li].head;
+				int64_t nx = next_level(b, s, li, sd == 0);
+				uint32_t oi = level_at(page_of(s, (uint64_t)li), li).head;
 				while (oi != NIL) {
 					Order &o = pool[oi];
 					uint32_t next = o.next;

@@ -3,7 +3,7 @@
 // The engine instance behind the opaque `xe_engine` handle of the C ABI: the order pool with its
 // free list, the (session, cl_ord_id) -> order index (chained through the pooled orders, so it
 // needs no memory of its own beyond the bucket heads), per-session order lists and STP modes, the
-// books, and the id counters. engine.cpp holds the order entry paths, config.cpp creation,
+// books, the page and node pools of the price ladders (book.hpp) and the id counters. engine.cpp holds the order entry paths, config.cpp creation,
 // configuration and the queries.
 #ifndef XE_ENGINE_IMPL_HPP
 #define XE_ENGINE_IMPL_HPP
@@ -63,6 +63,23 @@ struct xe_engine {
 
 	std::unique_ptr<xe::Session[]> sessions; // [session_id], 0 unused
 	std::unique_ptr<xe::Book[]> books; // [symbol_id], 0 unused
+
+	// Ladder pools: reserved at creation (address space only: the OS backs a page of the pool
+	// when it is first used, so resident memory follows the orders), handed out from a LIFO
+	// free list first, then from the never-used tail (bump). Pages in use never exceed the
+	// resting orders (a page exists only while an order rests in it), so the page pool is
+	// max_orders pages and cannot run out; nodes are checked before an order may rest.
+	xe::Page *pages = nullptr;
+	uint32_t page_cap = 0, page_bump = 0, page_free = xe::NIL, pages_used = 0;
+	xe::Node *nodes = nullptr;
+	uint32_t node_cap = 0, node_bump = 0, node_free = xe::NIL, nodes_used = 0;
+	uint64_t map_bytes = 0; // both pools' reservation
+	uint64_t dir_bytes = 0; // directories allocated by xe_engine_add_symbol (beyond the Books)
+
+	xe_engine() = default;
+	xe_engine(const xe_engine &) = delete;
+	xe_engine &operator=(const xe_engine &) = delete;
+	~xe_engine(); // config.cpp: unmaps the pools
 
 	uint64_t next_order_id = 1;
 	uint64_t next_exec_id = 1;
@@ -141,6 +158,274 @@ struct xe_engine {
 		index_del(bucket_of(pool[oi].session, pool[oi].cl_ord_id), oi);
 	}
 
+	// --- ladder (book.hpp) ---------------------------------------------------------------------
+	uint32_t page_alloc()
+	{
+		uint32_t p = page_free;
+		if (p != xe::NIL) {
+			page_free = pages[p].next_free;
+		} else {
+			// First use: every level empty. A page back from the free list is so already
+			// (it was dropped when its last level emptied).
+			p = page_bump++;
+			for (xe::Level &l : pages[p].lv)
+				l.head = xe::NIL;
+		}
+		pages[p].mask = 0;
+		pages_used++;
+		return p;
+	}
+
+	void page_release(uint32_t p)
+	{
+		pages[p].next_free = page_free;
+		page_free = p;
+		pages_used--;
+	}
+
+	uint32_t node_alloc()
+	{
+		uint32_t n = node_free;
+		if (n != xe::NIL)
+			node_free = nodes[n].child[0];
+		else
+			n = node_bump++;
+		xe::Node &d = nodes[n];
+		d.mask = 0;
+		for (uint32_t &c : d.child)
+			c = xe::NIL;
+		nodes_used++;
+		return n;
+	}
+
+	void node_release(uint32_t n)
+	{
+		nodes[n].child[0] = node_free;
+		node_free = n;
+		nodes_used--;
+	}
+
+	// Are there nodes enough for an order to rest at `price` on side s? Nearly always answered
+	// by the count alone; near the limit, by the nodes its path actually lacks.
+	bool nodes_for(const xe::Book &b, const xe::BookSide &s, int64_t price) const
+	{
+		uint32_t avail = node_cap - nodes_used;
+		if (avail >= s.depth)
+			return true;
+		uint64_t idx = xe::level_index(b, price);
+		uint32_t need = s.depth; // nodes at heights depth..1 on the path
+		uint32_t c = s.dir[idx >> s.top_shift];
+		for (uint32_t h = s.depth; h > 0 && c != xe::NIL; h--) {
+			need--;
+			c = h > 1 ? nodes[c].child[(idx >> (xe::PAGE_SHIFT * h)) & 63] : xe::NIL;
+		}
+		return avail >= need;
+	}
+
+	// The page holding level idx, or NIL.
+	uint32_t page_of(const xe::BookSide &s, uint64_t idx) const
+	{
+		uint32_t c = s.dir[idx >> s.top_shift];
+		for (uint32_t h = s.depth; h > 0 && c != xe::NIL; h--)
+			c = nodes[c].child[(idx >> (xe::PAGE_SHIFT * h)) & 63];
+		return c;
+	}
+
+	// The page for level idx, made (with its missing nodes) when there is none.
+	uint32_t page_make(xe::BookSide &s, uint64_t idx)
+	{
+		uint64_t t = idx >> s.top_shift;
+		uint32_t *slot = &s.dir[t];
+		if (*slot == xe::NIL) {
+			*slot = s.depth ? node_alloc() : page_alloc();
+			s.dbits[t >> 6] |= 1ull << (t & 63);
+			s.dsum |= 1ull << (t >> 6);
+		}
+		for (uint32_t h = s.depth; h > 0; h--) {
+			xe::Node &nd = nodes[*slot];
+			uint32_t k = (idx >> (xe::PAGE_SHIFT * h)) & 63;
+			slot = &nd.child[k];
+			if (*slot == xe::NIL) {
+				*slot = h > 1 ? node_alloc() : page_alloc();
+				nd.mask |= 1ull << k;
+			}
+		}
+		return *slot;
+	}
+
+	// Page p (of level idx) is empty: back to the pool, with every node it leaves empty.
+	void page_drop(xe::BookSide &s, uint64_t idx, uint32_t p)
+	{
+		uint64_t t = idx >> s.top_shift;
+		uint32_t path[xe::MAX_DEPTH + 1]; // path[h]: the node at height h
+		uint32_t c = s.dir[t];
+		for (uint32_t h = s.depth; h > 0; h--) {
+			path[h] = c;
+			c = nodes[c].child[(idx >> (xe::PAGE_SHIFT * h)) & 63];
+		}
+		page_release(p);
+		bool empty = true; // the child just removed left its parent empty
+		for (uint32_t h = 1; h <= s.depth && empty; h++) {
+			xe::Node &nd = nodes[path[h]];
+			uint32_t k = (idx >> (xe::PAGE_SHIFT * h)) & 63;
+			nd.child[k] = xe::NIL;
+			nd.mask &= ~(1ull << k);
+			empty = nd.mask == 0;
+			if (empty)
+				node_release(path[h]);
+		}
+		if (empty) {
+			s.dir[t] = xe::NIL;
+			uint64_t &w = s.dbits[t >> 6];
+			w &= ~(1ull << (t & 63));
+			if (!w)
+				s.dsum &= ~(1ull << (t >> 6));
+		}
+	}
+
+	// Lowest non-empty level >= i under child c at height h (0: a page) whose first level is
+	// base, or -1; *pg its page.
+	int64_t up_in(uint32_t c, uint32_t h, uint64_t base, uint64_t i, uint32_t *pg) const
+	{
+		if (h == 0) {
+			uint64_t pm = pages[c].mask & (~0ull << (i - base));
+			if (!pm)
+				return -1;
+			*pg = c;
+			return (int64_t)(base + (uint64_t)__builtin_ctzll(pm));
+		}
+		const xe::Node &nd = nodes[c];
+		uint32_t shift = xe::PAGE_SHIFT * h;
+		uint32_t c0 = (uint32_t)((i - base) >> shift);
+		uint64_t m = nd.mask & (~0ull << c0);
+		while (m) {
+			uint32_t k = (uint32_t)__builtin_ctzll(m);
+			uint64_t cb = base + ((uint64_t)k << shift);
+			int64_t r = up_in(nd.child[k], h - 1, cb, k == c0 ? i : cb, pg);
+			if (r >= 0)
+				return r;
+			m &= m - 1;
+		}
+		return -1;
+	}
+
+	// Highest non-empty level <= i under child c at height h, or -1.
+	int64_t down_in(uint32_t c, uint32_t h, uint64_t base, uint64_t i, uint32_t *pg) const
+	{
+		if (h == 0) {
+			uint64_t pm = pages[c].mask & (~0ull >> (63 - (i - base)));
+			if (!pm)
+				return -1;
+			*pg = c;
+			return (int64_t)(base + 63 - (uint64_t)__builtin_clzll(pm));
+		}
+		const xe::Node &nd = nodes[c];
+		uint32_t shift = xe::PAGE_SHIFT * h;
+		uint32_t c0 = (uint32_t)((i - base) >> shift);
+		uint64_t m = nd.mask & (~0ull >> (63 - c0));
+		while (m) {
+			uint32_t k = 63 - (uint32_t)__builtin_clzll(m);
+			uint64_t cb = base + ((uint64_t)k << shift);
+			int64_t r = down_in(nd.child[k], h - 1, cb,
+					    k == c0 ? i : cb + ((1ull << shift) - 1), pg);
+			if (r >= 0)
+				return r;
+			m &= ~(1ull << k);
+		}
+		return -1;
+	}
+
+	// Lowest non-empty level >= i of side s (i < nlevels), or -1.
+	int64_t side_up(const xe::BookSide &s, uint64_t i, uint32_t *pg) const
+	{
+		uint64_t t = i >> s.top_shift;
+		if ((s.dbits[t >> 6] >> (t & 63)) & 1) {
+			int64_t r = up_in(s.dir[t], s.depth, t << s.top_shift, i, pg);
+			if (r >= 0)
+				return r;
+		}
+		// The next top entry in use: its word, then the summary of the words.
+		uint64_t w = (t + 1) >> 6, m = 0;
+		if (t + 1 < (uint64_t)s.fan)
+			m = s.dbits[w] & (~0ull << ((t + 1) & 63));
+		if (!m) {
+			uint64_t sm = w + 1 < 64 ? s.dsum & (~0ull << (w + 1)) : 0;
+			if (!sm)
+				return -1;
+			w = (uint64_t)__builtin_ctzll(sm);
+			m = s.dbits[w];
+		}
+		t = (w << 6) | (uint64_t)__builtin_ctzll(m);
+		return up_in(s.dir[t], s.depth, t << s.top_shift, t << s.top_shift, pg);
+	}
+
+	// Highest non-empty level <= i of side s, or -1.
+	int64_t side_down(const xe::BookSide &s, uint64_t i, uint32_t *pg) const
+	{
+		uint64_t t = i >> s.top_shift;
+		if ((s.dbits[t >> 6] >> (t & 63)) & 1) {
+			int64_t r = down_in(s.dir[t], s.depth, t << s.top_shift, i, pg);
+			if (r >= 0)
+				return r;
+		}
+		if (t == 0)
+			return -1;
+		t--;
+		uint64_t w = t >> 6;
+		uint64_t m = s.dbits[w] & (~0ull >> (63 - (t & 63)));
+		if (!m) {
+			uint64_t sm = w ? s.dsum & (~0ull >> (64 - w)) : 0;
+			if (!sm)
+				return -1;
+			w = 63 - (uint64_t)__builtin_clzll(sm);
+			m = s.dbits[w];
+		}
+		t = (w << 6) | (63 - (uint64_t)__builtin_clzll(m));
+		uint64_t last = ((t + 1) << s.top_shift) - 1;
+		return down_in(s.dir[t], s.depth, t << s.top_shift, last, pg);
+	}
+
+	// The next non-empty level after li away from the best price (down the bids, up the
+	// asks), or -1; *pg its page. pi is li's page when it still exists (NIL otherwise): the
+	// search looks there first.
+	int64_t next_level(const xe::Book &b, const xe::BookSide &s, int64_t li, bool bids,
+			   uint32_t pi, uint32_t *pg) const
+	{
+		uint32_t slot = (uint32_t)li & 63;
+		if (bids) {
+			if (pi != xe::NIL && slot) {
+				uint64_t m = pages[pi].mask & (~0ull >> (64 - slot));
+				if (m) {
+					*pg = pi;
+					return (li & ~63ll) + 63 - __builtin_clzll(m);
+				}
+			}
+			return li == 0 ? -1 : side_down(s, (uint64_t)li - 1, pg);
+		}
+		if (pi != xe::NIL && slot < 63) {
+			uint64_t m = pages[pi].mask & (~0ull << (slot + 1));
+			if (m) {
+				*pg = pi;
+				return (li & ~63ll) + __builtin_ctzll(m);
+			}
+		}
+		if ((uint64_t)li + 1 >= b.nlevels)
+			return -1;
+		return side_up(s, (uint64_t)li + 1, pg);
+	}
+
+	int64_t next_level(const xe::Book &b, const xe::BookSide &s, int64_t li, bool bids) const
+	{
+		uint32_t pg;
+		return next_level(b, s, li, bids, page_of(s, (uint64_t)li), &pg);
+	}
+
+	xe::Level &level_at(uint32_t page, int64_t li) { return pages[page].lv[li & 63]; }
+	const xe::Level &level_at(uint32_t page, int64_t li) const
+	{
+		return pages[page].lv[li & 63];
+	}
+
 	// --- engine.cpp --------------------------------------------------------------------------
 	uint32_t new_order(const xe_order *o, xe_event *out);
 	uint32_t cancel(uint32_t session, uint64_t cl, xe_event *out);
@@ -157,6 +442,7 @@ struct xe_engine {
 	XE_HOT void rest(xe::Book &b, uint32_t oi);
 	XE_HOT void unlink_level(xe::Book &b, xe::Order &o);
 	XE_HOT void unlink_session(xe::Order &o);
+	XE_HOT void level_emptied(xe::Book &b, xe::BookSide &s, int64_t li, bool bids);
 	XE_HOT void release(uint32_t oi);
 	XE_HOT void remove_order(xe::Book &b, uint32_t oi);
 	XE_HOT void remove_order(xe::Book &b, uint32_t oi, uint32_t bkt);

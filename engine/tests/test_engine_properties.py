@@ -19,7 +19,11 @@ from xe_model import BUY, EV_CXL, EV_FILL, EV_REPL, SELL, Model
 
 MAX_ORDERS = 24
 SYMBOLS = {1: dict(tick=5, lot=10, low=100, high=200, max_qty=200),
-           2: dict(tick=1, lot=1, low=1, high=20, max_qty=0)}
+           2: dict(tick=1, lot=1, low=1, high=20, max_qty=0),
+           # The widest band: prices far apart, so the paged ladder's nodes and directory are
+           # made, searched across and given back.
+           3: dict(tick=1, lot=1, low=1, high=2**63 - 1, max_qty=0)}
+WIDE_BIDS, WIDE_ASKS = [2**20, 2**40, 2**40 + 64], [2**41, 2**50, 2**62]
 SESSIONS = 3
 
 def pick(rnd: random.Random, valid: list, invalid: list) -> Any:
@@ -31,11 +35,13 @@ def random_op(rnd: random.Random, placed: list) -> tuple:
     """One operation; cancels and replaces mostly name an order placed earlier in the flow, and
     replaces keep its price half the time, so priority rules get exercised."""
     session = pick(rnd, [1, 2, 3], [0, SESSIONS + 1])
-    symbol = pick(rnd, [1, 1, 1, 2], [3])
+    symbol = pick(rnd, [1, 1, 1, 2, 3], [4])
     side = pick(rnd, [BUY, SELL], [0, 3])
     # Buyers mostly below sellers, so queues build up; one order in five may cross.
     if symbol == 1:
         low, high = [140, 145, 145], [150, 150, 155]
+    elif symbol == 3:
+        low, high = WIDE_BIDS, WIDE_ASKS
     else:
         low, high = [9, 10, 10], [11, 11, 12]
     crossing = rnd.random() < 0.2
@@ -59,12 +65,12 @@ def random_op(rnd: random.Random, placed: list) -> tuple:
     if r < 0.80:
         return ("replace", session, cl, rnd.choice([cl, rnd.randint(0, 7)]), price, qty)
     if r < 0.88:
-        return ("mass", session, pick(rnd, [0, 1, 2], [3]), pick(rnd, [0, BUY, SELL], [5]),
+        return ("mass", session, pick(rnd, [0, 1, 2, 3], [4]), pick(rnd, [0, BUY, SELL], [5]),
                 pick(rnd, [0, 3, 5], [9]))
     if r < 0.91:
         return ("expire",)
     if r < 0.94:
-        return ("halt", symbol if symbol != 3 else 1, rnd.random() < 0.3)
+        return ("halt", symbol if symbol != 4 else 1, rnd.random() < 0.3)
     return ("stp", rnd.randint(1, SESSIONS), rnd.randint(0, 3))
 
 
@@ -78,8 +84,8 @@ def flows(draw: st.DrawFn) -> list:
 
 
 def make() -> tuple[Engine, Model]:
-    e = Engine(max_orders=MAX_ORDERS, max_symbols=2, max_sessions=SESSIONS)
-    m = Model(MAX_ORDERS, 2, SESSIONS)
+    e = Engine(max_orders=MAX_ORDERS, max_symbols=len(SYMBOLS), max_sessions=SESSIONS)
+    m = Model(MAX_ORDERS, len(SYMBOLS), SESSIONS)
     for sid, s in SYMBOLS.items():
         e.add_symbol(sid, tick_size=s["tick"], lot_size=s["lot"], band_low=s["low"],
                      band_high=s["high"], max_qty=s["max_qty"])

@@ -138,8 +138,24 @@ def test_lobster_rejects_malformed_file(tmp_path: Path) -> None:
     assert res.returncode == 1 and "direction must be 1 or -1" in res.stderr
 
 
+def test_memory_follows_the_orders_not_the_band() -> None:
+    """50 symbols of 1..1,000,000 ticks (the flat ladder needed 48 MB a symbol): the symbols cost
+    almost nothing resident, the orders their pages, and cancelling gives every page back."""
+    res = subprocess.run([str(BUILD_DIR / "xe_memory"), "--symbols", "50", "--band", "1000000",
+                          "--orders", "20000"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    m = json.loads(res.stdout)
+    assert m["rss_symbols"] - m["rss_created"] < 8 << 20
+    # Over 262,144 ticks a directory entry covers 4,096 ticks (a node): 245 entries a side, 123
+    # words of entries and 4 of bitmap.
+    assert m["directory_bytes"] == 50 * 2 * (123 + 4) * 8
+    assert m["rss_orders"] - m["rss_symbols"] < 20000 * 1400  # at most a page and a node each
+    assert m["levels"] > 19000 and m["ladder_bytes_after_cancel"] == 0
+    assert m["ladder_touched_bytes"] > 0
+
+
 def test_native_tools_are_built() -> None:
-    for name in ("xe_replay", "xe_bench", "libxdpex_engine.so", "libxdpex_engine.a"):
+    for name in ("xe_replay", "xe_bench", "xe_memory", "libxdpex_engine.so", "libxdpex_engine.a"):
         assert (BUILD_DIR / name).exists(), f"{name}: run make build"
 
 

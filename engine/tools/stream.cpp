@@ -6,6 +6,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -168,6 +169,120 @@ void deepen(Stream *s, uint32_t factor)
 		if (m.price > s->max_price)
 			s->max_price = m.price;
 	}
+}
+
+namespace {
+
+struct SplitMix {
+	uint64_t x;
+	uint64_t next()
+	{
+		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		return z ^ (z >> 31);
+	}
+};
+
+constexpr int64_t SYN_MID = 1000000;
+constexpr size_t SYN_TIMED = 1000000;
+
+void push(Stream *s, char type, uint64_t oid, uint8_t side, int64_t price, uint32_t qty,
+	  bool timed)
+{
+	Msg m{};
+	m.oid = oid;
+	m.price = price;
+	m.qty = qty;
+	m.sym = 1;
+	m.type = type;
+	m.side = side;
+	m.timed = timed;
+	if (!timed)
+		s->prefill++;
+	s->msgs.push_back(m);
+}
+
+void deep_book(Stream *s)
+{
+	SplitMix r{42};
+	std::vector<uint64_t> live;
+	uint64_t oid = 0;
+	auto rest = [&](bool timed) {
+		uint8_t side = r.next() & 1 ? XE_BUY : XE_SELL;
+		int64_t d = 1 + (int64_t)(r.next() % 20000);
+		push(s, 'N', oid, side, side == XE_BUY ? SYN_MID - d : SYN_MID + d,
+		     (uint32_t)(1 + r.next() % 100), timed);
+		live.push_back(oid++);
+	};
+	for (int i = 0; i < 150000; i++)
+		rest(false);
+	while (s->msgs.size() - s->prefill < SYN_TIMED) {
+		uint64_t k = r.next() % 100;
+		if (k < 45) {
+			rest(true);
+		} else if (k < 90) {
+			size_t j = r.next() % live.size();
+			push(s, 'C', live[j], XE_BUY, 1, 1, true);
+			live[j] = live.back();
+			live.pop_back();
+		} else {
+			uint8_t side = r.next() & 1 ? XE_BUY : XE_SELL;
+			int64_t d = 1 + (int64_t)(r.next() % 20);
+			push(s, 'I', oid++, side, side == XE_BUY ? SYN_MID + d : SYN_MID - d,
+			     (uint32_t)(1 + r.next() % 200), true);
+		}
+	}
+}
+
+void wide_sweep(Stream *s)
+{
+	SplitMix r{43};
+	uint64_t oid = 0;
+	const int64_t step = 3;
+	auto level = [&](uint8_t side, int64_t t, bool timed) {
+		int64_t px = side == XE_BUY ? SYN_MID - step * t : SYN_MID + step * t;
+		push(s, 'N', oid++, side, px, 100, timed);
+		push(s, 'N', oid++, side, px, 100, timed);
+	};
+	for (int64_t t = 1; t <= 2000; t++) {
+		level(XE_BUY, t, false);
+		level(XE_SELL, t, false);
+	}
+	while (s->msgs.size() - s->prefill < SYN_TIMED) {
+		uint8_t side = r.next() & 1 ? XE_BUY : XE_SELL; // the aggressor's
+		uint8_t other = side == XE_BUY ? XE_SELL : XE_BUY;
+		int64_t n = 50 + (int64_t)(r.next() % 451);
+		push(s, 'I', oid++, side, side == XE_BUY ? SYN_MID + step * n : SYN_MID - step * n,
+		     (uint32_t)(200 * n), true);
+		for (int64_t t = 1; t <= n; t++)
+			level(other, t, true);
+	}
+	s->msgs.resize(s->prefill + SYN_TIMED);
+}
+
+} // namespace
+
+bool make_synthetic(const std::string &name, Stream *out)
+{
+	Stream s;
+	if (name == "deep-book")
+		deep_book(&s);
+	else if (name == "wide-sweep")
+		wide_sweep(&s);
+	else
+		return false;
+	s.symbols = 1;
+	s.min_price = s.max_price = s.msgs[0].price;
+	for (const Msg &m : s.msgs) {
+		if (m.type == 'C')
+			continue;
+		s.min_price = std::min(s.min_price, m.price);
+		s.max_price = std::max(s.max_price, m.price);
+		s.max_oid = std::max(s.max_oid, m.oid);
+	}
+	*out = std::move(s);
+	return true;
 }
 
 xe_engine *make_engine(const Stream &s, uint32_t max_orders)

@@ -42,6 +42,14 @@ bool load_stream(const std::string &path, Stream *out, std::string *err);
 // the plain stream: what changes is only how deep each queue is.
 void deepen(Stream *s, uint32_t factor);
 
+// Synthetic streams generated from a fixed seed (the same messages on every host and build):
+//   deep-book   one symbol, 150,000 orders resting over 20,000 ticks a side, then new orders
+//               and cancels anywhere in that depth and small IOCs at the top (45/45/10 %);
+//   wide-sweep  one symbol, 2 orders on every 3rd tick for 2,000 levels a side, then IOCs
+//               each sweeping 50..500 levels and the orders that refill them.
+// Both have 1,000,000 timed messages. False for an unknown name.
+bool make_synthetic(const std::string &name, Stream *out);
+
 // An engine configured for the stream, or nullptr.
 xe_engine *make_engine(const Stream &s, uint32_t max_orders);
 

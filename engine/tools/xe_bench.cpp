@@ -10,9 +10,10 @@
 //     around every message; percentiles overall and per message type are the median over the
 //     runs. The figures include the timer's own cost, reported as timer_overhead_ns.
 // --deep F puts prices on F-tick steps: the same orders on deeper queues (stream.hpp deepen).
+// --synthetic NAME runs a generated stream instead of a file (deep-book, wide-sweep: stream.hpp).
 // Output: text, or one JSON object with --json.
 //
-// usage: xe_bench STREAM [--json] [--deep F] [--max-orders N] [--runs N]
+// usage: xe_bench STREAM|--synthetic NAME [--json] [--deep F] [--max-orders N] [--runs N]
 #include <sys/resource.h>
 #include <time.h>
 #include <x86intrin.h>
@@ -103,7 +104,7 @@ xe_engine *prepare(const xe::Stream &s, uint32_t max_orders, xe_event *ev)
 
 int main(int argc, char **argv)
 {
-	const char *path = nullptr;
+	const char *path = nullptr, *synthetic = nullptr;
 	bool json = false;
 	uint32_t deep = 1, max_orders = 1u << 18, runs = 5, lat_runs = 3;
 	for (int i = 1; i < argc; i++) {
@@ -113,23 +114,32 @@ int main(int argc, char **argv)
 			deep = (uint32_t)strtoul(argv[++i], nullptr, 10);
 		else if (!strcmp(argv[i], "--max-orders") && i + 1 < argc)
 			max_orders = (uint32_t)strtoul(argv[++i], nullptr, 10);
+		else if (!strcmp(argv[i], "--synthetic") && i + 1 < argc)
+			synthetic = argv[++i];
 		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = (uint32_t)strtoul(argv[++i], nullptr, 10);
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
-			fprintf(stderr, "usage: xe_bench STREAM [--json] [--deep F] [--max-orders N] "
-					"[--runs N]\n");
+			fprintf(stderr, "usage: xe_bench STREAM|--synthetic deep-book|wide-sweep [--json] "
+					"[--deep F] [--max-orders N] [--runs N]\n");
 			return 2;
 		}
 	}
-	if (!path || runs == 0 || deep == 0 || deep > 1000) {
-		fprintf(stderr, "xe_bench: need a stream, --runs >= 1 and --deep 1..1000\n");
+	if (!path == !synthetic || runs == 0 || deep == 0 || deep > 1000) {
+		fprintf(stderr, "xe_bench: need a stream or --synthetic NAME (not both), --runs >= 1 "
+				"and --deep 1..1000\n");
 		return 2;
 	}
 	xe::Stream s;
-	std::string err;
-	if (!xe::load_stream(path, &s, &err)) {
+	std::string err, label = synthetic ? std::string("synthetic:") + synthetic : path;
+	path = label.c_str();
+	if (synthetic && !xe::make_synthetic(synthetic, &s)) {
+		fprintf(stderr, "xe_bench: unknown synthetic stream %s (deep-book, wide-sweep)\n",
+			synthetic);
+		return 2;
+	}
+	if (!synthetic && !xe::load_stream(path, &s, &err)) {
 		fprintf(stderr, "xe_bench: %s\n", err.c_str());
 		return 1;
 	}

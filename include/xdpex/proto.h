@@ -141,7 +141,12 @@ enum xe_cancel_reason {
 	XE_CXL_HALT = 8,
 };
 
-enum xe_logout_reason { XE_LOGOUT_USER = 1, XE_LOGOUT_TIMEOUT = 2, XE_LOGOUT_ADMIN = 3 };
+enum xe_logout_reason {
+	XE_LOGOUT_USER = 1,
+	XE_LOGOUT_TIMEOUT = 2,
+	XE_LOGOUT_ADMIN = 3,
+	XE_LOGOUT_SWITCHOVER = 4, /* planned handover: log in again at the next gateway address */
+};
 
 /*
  * Client -> gateway messages. Every one is XE_MSG_SIZE bytes; `client_ts` (nanoseconds since the

@@ -135,6 +135,7 @@ class LogoutReason(IntEnum):
     USER = 1
     TIMEOUT = 2
     ADMIN = 3
+    SWITCHOVER = 4
 
 
 class ParseError(IntEnum):

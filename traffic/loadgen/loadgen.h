@@ -25,6 +25,7 @@
 #include <xdpex/proto.h>
 
 #define LG_MAX_SESSIONS 64
+#define LG_MAX_SERVERS 8 /* a primary and its standbys (docs/ha.md) */
 #define LG_MAX_SYMBOLS 64
 #define LG_BURST 32 /* datagrams per sendmmsg / recvmmsg */
 #define LG_SLOTS (1u << 17) /* order slots per session, indexed by cl_ord_id */
@@ -66,6 +67,10 @@ struct session {
 	int fd;
 	struct sockaddr_in local; /* the socket's own address (AF_XDP frames reuse it) */
 	bool logged_in, logout_sent;
+	/* Failover (more than one --server): moving to the next gateway, logging in there. */
+	bool moving;
+	unsigned srv; /* index into config.servers */
+	uint64_t last_recv_ns, login_ts, login_sent_ns, move_start_ns;
 	uint32_t heartbeat_ms;
 	uint64_t next_seq; /* next inbound sequence to send */
 	uint64_t out_expected; /* next outbound sequence to apply */
@@ -81,7 +86,9 @@ struct session {
 };
 
 struct config {
-	struct sockaddr_in server, bind;
+	struct sockaddr_in server, bind; /* server: servers[0] */
+	struct sockaddr_in servers[LG_MAX_SERVERS];
+	unsigned nservers;
 	bool have_bind;
 	struct session sess[LG_MAX_SESSIONS];
 	unsigned nsess;
@@ -108,6 +115,7 @@ struct stats {
 	uint64_t accepted, rejected, fills, filled_qty, cancelled, unmatched, duplicates;
 	uint64_t new_sent, cancel_sent, cross_sent, send_errors, slot_stalls, logged_out;
 	uint64_t bad_datagrams, unrecoverable, out_lost;
+	uint64_t failovers, failover_ns_max, failover_ns_sum; /* moves, and their time to log in */
 	uint64_t rx_xsk, rx_socket; /* datagrams received through each path */
 	uint64_t busy_ns; /* time in loop turns that sent or received something */
 	/* /proc/thread-self/schedstat around run_load: time on the CPU and time runnable but
@@ -130,6 +138,8 @@ static inline uint64_t now_ns(void)
 /* session.c */
 int session_open(const struct config *cfg, struct session *s);
 int session_login(const struct config *cfg, struct session *s);
+int session_send_login(struct session *s, uint64_t next_seq, uint64_t *ts_out);
+int session_retarget(const struct config *cfg, struct session *s);
 void session_logout(struct config *cfg, struct stats *st);
 int session_send_session_msg(struct session *s, const void *msg, uint8_t flags);
 const char *login_reason_name(unsigned r);

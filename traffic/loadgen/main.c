@@ -18,8 +18,11 @@
 #include "loadgen.h"
 
 static const char usage[] =
-	"usage: xdpex-loadgen --server IP[:PORT] --session ID:HEXSECRET [options]\n"
-	"  --server IP[:PORT]     gateway address (port 9000 by default)\n"
+	"usage: xdpex-loadgen --server IP[:PORT][,IP[:PORT]...] --session ID:HEXSECRET [options]\n"
+	"  --server IP[:PORT]     gateway address (port 9000 by default); a primary and its\n"
+	"                         standbys comma-separated: the sessions log in where the leader\n"
+	"                         is and follow it (heartbeat timeout, Logout), resending what the\n"
+	"                         new primary had not applied (kernel UDP mode only)\n"
 	"  --session ID:HEX       session id and its secret in hex; repeat for more sessions\n"
 	"  --credentials FILE     sessions from a file, one 'ID HEXSECRET' a line\n"
 	"  --bind IP              local address to send from\n"
@@ -214,10 +217,23 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 		char name[32];
 		snprintf(name, sizeof(name), "--%s", opts[idx].name);
 		switch (c) {
-		case O_SERVER:
-			parse_addr(name, optarg, &cfg->server, true);
+		case O_SERVER: {
+			char list[512], *save = NULL;
+			if (strlen(optarg) >= sizeof(list))
+				die_arg(name, "too long");
+			strcpy(list, optarg);
+			cfg->nservers = 0;
+			for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				if (cfg->nservers >= LG_MAX_SERVERS)
+					die_arg(name, "at most %d addresses", LG_MAX_SERVERS);
+				parse_addr(name, t, &cfg->servers[cfg->nservers++], true);
+			}
+			if (!cfg->nservers)
+				die_arg(name, "'%s' is not IP[:PORT]", optarg);
+			cfg->server = cfg->servers[0];
 			have_server = true;
 			break;
+		}
 		case O_SESSION:
 			parse_session(cfg, name, optarg);
 			break;
@@ -292,6 +308,8 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 		die_arg(argv[optind], "unexpected argument");
 	if (!have_server)
 		die_arg("--server", "required");
+	if (cfg->nservers > 1 && cfg->xdp_if[0])
+		die_arg("--server", "several gateways (failover) only in kernel UDP mode, not --xdp");
 	if (!cfg->nsess)
 		die_arg("--session", "at least one session is required (or --credentials)");
 	if (cfg->rate > 0 && have_window)
@@ -392,8 +410,10 @@ static void report(const struct config *cfg, const struct stats *st)
 	else
 		printf("\"generator_cpu_wait_pct\": null, ");
 	printf("\"unmatched\": %" PRIu64 ", \"duplicates\": %" PRIu64 ", \"bad_datagrams\": %" PRIu64
-	       ", \"slot_stalls\": %" PRIu64 ", \"logged_out_by_gateway\": %" PRIu64 "}\n",
-	       st->unmatched, st->duplicates, st->bad_datagrams, st->slot_stalls, st->logged_out);
+	       ", \"slot_stalls\": %" PRIu64 ", \"logged_out_by_gateway\": %" PRIu64
+	       ", \"failovers\": %" PRIu64 ", \"failover_ms_max\": %.1f}\n",
+	       st->unmatched, st->duplicates, st->bad_datagrams, st->slot_stalls, st->logged_out,
+	       st->failovers, (double)st->failover_ns_max / 1e6);
 }
 
 volatile sig_atomic_t lg_stop;
@@ -451,6 +471,15 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < cfg.nsess; i++) {
 		struct session *s = &cfg.sess[i];
 		int r = session_login(&cfg, s);
+		/* Several gateways: the first that answers leads (a standby says nothing); round
+		 * after round for up to 6 s, as long as an election may take. */
+		for (unsigned k = 1; cfg.nservers > 1 && k < 20 * cfg.nservers && r == -ETIMEDOUT;
+		     k++) {
+			s->srv = k % cfg.nservers;
+			r = session_retarget(&cfg, s);
+			if (!r)
+				r = session_login(&cfg, s);
+		}
 		if (r < 0) {
 			fprintf(stderr, "xdpex-loadgen: session %u: login failed: %s\n", s->id,
 				r == -ETIMEDOUT ? "no answer from the gateway in 6 s" : strerror(-r));

@@ -383,6 +383,22 @@ static void app_msg(struct stats *st, struct session *s, const uint8_t *m, uint6
 	}
 }
 
+/* Heartbeat timeout or Logout with more than one --server: log in at the next one, asking
+ * for the gateway's messages from the first not applied. */
+static void fail_over(const struct config *cfg, struct stats *st, struct session *s, uint64_t now)
+{
+	if (!s->moving) {
+		st->failovers++;
+		s->move_start_ns = now;
+	}
+	s->moving = true;
+	s->logged_in = false;
+	s->srv = (s->srv + 1) % cfg->nservers;
+	session_retarget(cfg, s);
+	session_send_login(s, s->out_expected, &s->login_ts);
+	s->login_sent_ns = s->last_recv_ns = now;
+}
+
 static void session_msg(const struct config *cfg, struct stats *st, struct session *s,
 			const uint8_t *m, uint64_t now)
 {
@@ -407,9 +423,28 @@ static void session_msg(const struct config *cfg, struct stats *st, struct sessi
 		if (!s->logout_sent)
 			st->logged_out++;
 		s->logged_in = false;
+		if (!s->logout_sent && cfg->nservers > 1)
+			fail_over(cfg, st, s, now); /* a switchover: the next gateway leads */
 		return;
+	case XE_LOGIN_ACCEPTED: {
+		const struct xe_login_accepted *a = (const void *)m;
+		if (!s->moving || a->echo_ts != s->login_ts)
+			return; /* late answers to an earlier login */
+		s->moving = false;
+		s->logged_in = true;
+		s->heartbeat_ms = a->heartbeat_ms ? a->heartbeat_ms : 1000;
+		if (a->next_out_seq > s->out_high)
+			s->out_high = a->next_out_seq;
+		uint64_t took = now - s->move_start_ns;
+		st->failover_ns_sum += took;
+		if (took > st->failover_ns_max)
+			st->failover_ns_max = took;
+		/* What the new primary has not applied goes again, with the same seqs. */
+		resend_from(cfg, st, s, a->next_in_seq ? a->next_in_seq : 1, now);
+		return;
+	}
 	default:
-		return; /* LoginAccepted again, late answers to an earlier login */
+		return;
 	}
 }
 
@@ -425,6 +460,7 @@ void handle_datagram(struct config *cfg, struct stats *st, struct session *s, co
 		return;
 	}
 	const uint8_t *m = buf + XE_HDR_SIZE;
+	s->last_recv_ns = now;
 	if (h->seq == 0) {
 		for (unsigned i = 0; i < h->count; i++)
 			session_msg(cfg, st, s, m + i * XE_MSG_SIZE, now);
@@ -532,7 +568,7 @@ static uint64_t send_orders(struct config *cfg, struct stats *st, struct session
 	return sent;
 }
 
-static void timers(const struct config *cfg, struct stats *st, bool waiting, uint64_t now)
+static void timers(struct config *cfg, struct stats *st, bool waiting, uint64_t now)
 {
 	/* Probe interval: TAIL_PROBE_NS, doubled after each probe that brought nothing, back to
 	 * the start when answers flow, so a merely slow gateway is not flooded with probes. */
@@ -544,8 +580,26 @@ static void timers(const struct config *cfg, struct stats *st, bool waiting, uin
 	bool probed = false;
 	for (unsigned i = 0; i < cfg->nsess; i++) {
 		struct session *s = (struct session *)&cfg->sess[i];
+		if (s->moving) {
+			/* No answer to the login (a standby says nothing): the next one. */
+			if (now > s->login_sent_ns && now - s->login_sent_ns > 250000000ull)
+				fail_over(cfg, st, s, now);
+			continue;
+		}
 		if (!s->logged_in)
 			continue;
+		/* (last_recv_ns may be a little after `now`: taken later, in receive_all) */
+		if (cfg->nservers > 1 && now > s->last_recv_ns &&
+		    now - s->last_recv_ns > (uint64_t)s->heartbeat_ms * 3000000ull) {
+			/* Silent, or only not read yet (a burst kept this thread sending)? */
+			char b;
+			if (recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
+				s->last_recv_ns = now;
+				continue;
+			}
+			fail_over(cfg, st, s, now);
+			continue;
+		}
 		if (s->out_high > s->out_expected && now - s->last_rtx_req_ns > RTX_REQ_NS)
 			request_retransmit(st, s, s->out_expected, out_hole(s), now);
 		if (waiting && now - st->t_last_answer > probe_ns &&
@@ -635,7 +689,7 @@ int run_load(struct config *cfg, struct stats *st)
 		}
 		bool any = false;
 		for (unsigned i = 0; i < cfg->nsess; i++)
-			any |= cfg->sess[i].logged_in;
+			any |= cfg->sess[i].logged_in || cfg->sess[i].moving;
 		if (!any)
 			break;
 	}

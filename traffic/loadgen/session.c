@@ -56,10 +56,18 @@ int session_open(const struct config *cfg, struct session *s)
 		if (bind(s->fd, (struct sockaddr *)&b, sizeof(b)))
 			return -errno;
 	}
-	if (connect(s->fd, (const struct sockaddr *)&cfg->server, sizeof(cfg->server)))
+	if (connect(s->fd, (const struct sockaddr *)&cfg->servers[s->srv], sizeof(cfg->server)))
 		return -errno;
 	socklen_t alen = sizeof(s->local);
 	if (getsockname(s->fd, (struct sockaddr *)&s->local, &alen))
+		return -errno;
+	return 0;
+}
+
+/* Points the session's socket at cfg->servers[s->srv] (failover: the next gateway). */
+int session_retarget(const struct config *cfg, struct session *s)
+{
+	if (connect(s->fd, (const struct sockaddr *)&cfg->servers[s->srv], sizeof(cfg->server)))
 		return -errno;
 	return 0;
 }
@@ -83,7 +91,7 @@ int session_send_session_msg(struct session *s, const void *msg, uint8_t flags)
 	return 0;
 }
 
-static int send_login(struct session *s, uint64_t *ts_out)
+int session_send_login(struct session *s, uint64_t next_seq, uint64_t *ts_out)
 {
 	struct xe_login m;
 	uint8_t in[20];
@@ -91,7 +99,7 @@ static int send_login(struct session *s, uint64_t *ts_out)
 	memset(&m, 0, sizeof(m));
 	m.type = XE_LOGIN;
 	m.session_id = s->id;
-	m.next_seq = 0;
+	m.next_seq = next_seq;
 	if (getrandom(&m.nonce, sizeof(m.nonce), 0) != sizeof(m.nonce))
 		return -EIO;
 	m.client_ts = now_ns();
@@ -104,18 +112,19 @@ static int send_login(struct session *s, uint64_t *ts_out)
 	return session_send_session_msg(s, &m, 0);
 }
 
-/* Logs in: up to 3 attempts of 2 s each. Returns 0, a negative errno, or the positive
- * LoginRejected reason. */
+/* Logs in: up to 3 attempts of 2 s each (with several --server addresses one of 300 ms: a
+ * standby does not answer, the caller tries the next). Returns 0, a negative errno, or the
+ * positive LoginRejected reason. */
 int session_login(const struct config *cfg, struct session *s)
 {
-	(void)cfg;
 	uint8_t buf[2048];
-	for (int attempt = 0; attempt < 3; attempt++) {
+	bool several = cfg->nservers > 1;
+	for (int attempt = 0; attempt < (several ? 1 : 3); attempt++) {
 		uint64_t ts;
-		int err = send_login(s, &ts);
+		int err = session_send_login(s, 0, &ts);
 		if (err)
 			return err;
-		uint64_t deadline = now_ns() + 2000000000ull;
+		uint64_t deadline = now_ns() + (several ? 300000000ull : 2000000000ull);
 		for (;;) {
 			uint64_t now = now_ns();
 			if (now >= deadline)
@@ -147,7 +156,7 @@ int session_login(const struct config *cfg, struct session *s)
 				s->out_expected = a->next_out_seq ? a->next_out_seq : 1;
 				s->out_high = s->out_expected;
 				s->heartbeat_ms = a->heartbeat_ms ? a->heartbeat_ms : 1000;
-				s->last_send_ns = now_ns();
+				s->last_send_ns = s->last_recv_ns = now_ns();
 				return 0;
 			}
 			if (m[0] == XE_LOGIN_REJECTED) {

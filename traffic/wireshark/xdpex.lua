@@ -56,7 +56,7 @@ local cancel_reasons = {
 	[1] = "USER", [2] = "IOC", [3] = "MASS", [4] = "SELF_TRADE", [5] = "DISCONNECT",
 	[6] = "NO_LIQUIDITY", [7] = "EXPIRED", [8] = "HALT",
 }
-local logout_reasons = { [1] = "USER", [2] = "TIMEOUT", [3] = "ADMIN" }
+local logout_reasons = { [1] = "USER", [2] = "TIMEOUT", [3] = "ADMIN", [4] = "SWITCHOVER" }
 
 -- Fields ---------------------------------------------------------------------------------------
 local F = {

@@ -285,6 +285,17 @@ def best(rows: list[dict[str, Any]], path: str, batch: int) -> dict[str, Any] | 
     return max(ok, key=lambda r: r["orders_per_s"], default=None)
 
 
+def _round_ratios(rows: list[dict[str, Any]], num: str, den: str, batch: int) -> list[float]:
+    """best(num) / best(den) within each round of a `--rounds` run, in round order."""
+    out = []
+    for rnd in sorted({r.get("round", 0) for r in rows}):
+        mine = [r for r in rows if r.get("round", 0) == rnd]
+        a, u = best(mine, num, batch), best(mine, den, batch)
+        if a and u and u["orders_per_s"] > 0:
+            out.append(a["orders_per_s"] / u["orders_per_s"])
+    return out
+
+
 def _latency(
     rows: list[dict[str, Any]], path: str, batch: int, kind: str = "latency"
 ) -> dict[str, Any] | None:
@@ -397,6 +408,13 @@ def render_section(
             if a and u and u["orders_per_s"] > 0:
                 ratio = a["orders_per_s"] / u["orders_per_s"]
                 out.append(f"- Ratio {num}/{den}, {batch} orders/datagram: **{ratio:.2f}×**")
+                per = _round_ratios(rows, num, den, batch)
+                if len(per) > 1:
+                    mid = sorted(per)[len(per) // 2]
+                    out.append(
+                        f"  - per round (the two measured back to back): "
+                        f"{', '.join(f'{x:.2f}' for x in per)}; median {mid:.2f}×"
+                    )
     waits = {
         who: sorted(w for r in rows if (w := r.get(f"{who}_cpu_wait_pct")) is not None)
         for who in ("generator", "gateway")
@@ -443,9 +461,15 @@ def _opt(v: float | None) -> str:
 
 def update_doc(doc: Path, section: str) -> None:
     """Replaces the "## Wire" section of `doc` (up to the next "## " heading), or appends it."""
+    update_section(doc, "## Wire", section)
+
+
+def update_section(doc: Path, heading: str, section: str) -> None:
+    """Replaces the section of `doc` under `heading` (up to the next "## " heading), or appends
+    it."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == "## Wire"), None)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == heading), None)
     if start is None:
         new = text.rstrip("\n") + "\n\n" + section
     else:
@@ -471,6 +495,14 @@ def main(argv: list[str] | None = None) -> int:
         "builds one): its afxdp and udp modes are measured too, as afxdp-base and udp-base",
     )
     p.add_argument("--batches", default="16,1")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every path this many times, alternating (with --baseline-xdpexd: base, "
+        "new, base, new, ...), so a busy spell of the shared machine hits both builds alike; "
+        "the ratios are then also given per round",
+    )
     p.add_argument("--prefix", default=f"xbw{os.getpid()}")
     p.add_argument(
         "--generator",
@@ -495,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         # Each mode right after its baseline, so the two share the machine's state of the moment.
         paths = [q for m in paths for q in ((f"{m}-base", m) if m != "dpdk" else (m,))]
     batches = [int(x) for x in a.batches.split(",") if x]
+    if a.rounds < 1:
+        p.error(f"--rounds {a.rounds}: at least 1")
 
     def log(msg: str) -> None:
         print(f"bench-wire: {msg}", flush=True)
@@ -504,11 +538,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     try:
         lab.up()
-        for path in paths:
-            binary = a.baseline_xdpexd if path.endswith("-base") else None
-            rows += _measure_path(
-                lab, path, batches, a.generator, log, a.gateway_args.split(), binary
-            )
+        for rnd in range(a.rounds):
+            for path in paths:
+                binary = a.baseline_xdpexd if path.endswith("-base") else None
+                got = _measure_path(
+                    lab, path, batches, a.generator, log, a.gateway_args.split(), binary
+                )
+                for row in got:
+                    row["round"] = rnd
+                rows += got
     except (LabError, WireError, OSError) as e:
         print(f"bench-wire: failed: {e}", file=sys.stderr)
         return 1

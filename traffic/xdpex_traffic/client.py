@@ -35,6 +35,15 @@ API (XeClient):
 - `on_message`: callback for every gateway application message, in sequence order, exactly once.
 - `stats`: counters (sent, resent, duplicates, gaps, retransmit requests, malformed, ...).
 - `await logout()`, `close()`; `closed` future resolves with the reason when the session ends.
+
+Failover (docs/ha.md): `remote` may be a list of gateway addresses (a primary and its standbys).
+On a heartbeat timeout or a Logout from the gateway (reason SWITCHOVER, ...) the client does not
+close: it moves to the next address and logs in there with the first gateway sequence it has not
+applied (a standby does not answer: it tries the next one every `login_try` seconds, for at most
+`failover_timeout`), then resends, with the same sequence numbers, every message the new
+primary has not applied (LoginAccepted.next_in_seq); the new primary replays what it missed.
+Pending requests stay pending across the move. `epoch` is the gateway's leadership epoch of the
+last login, `stats["failovers"]` counts moves, `on_failover(reason, remote)` is called on each.
 """
 
 from __future__ import annotations
@@ -57,6 +66,13 @@ from xdpex_proto import codec as c
 log = logging.getLogger("xdpex.client")
 
 MAX_EARLY = 1 << 16  # gateway messages buffered beyond a gap
+
+
+def _logout_name(reason: int) -> str:
+    try:
+        return c.LogoutReason(reason).name
+    except ValueError:
+        return f"reason {reason}"
 
 
 class ClientError(Exception):
@@ -144,7 +160,9 @@ class _Proto(asyncio.DatagramProtocol):
 class XeClient:
     def __init__(self, session_id: int, secret: bytes, *, resend_after: float | None = None,
                  max_resends: int = 20, tick: float = 0.01,
-                 on_message: Callable[[c.Message], None] | None = None):  # fmt: skip
+                 on_message: Callable[[c.Message], None] | None = None,
+                 failover_timeout: float = 30.0, login_try: float = 0.25,
+                 on_failover: Callable[[str, Any], None] | None = None):  # fmt: skip
         if not 0 < session_id < 1 << 32:
             raise ValueError(f"session_id: {session_id}, expected 1..{(1 << 32) - 1}")
         self.session_id = session_id
@@ -178,29 +196,97 @@ class XeClient:
         self._retx_at = 0.0
         self._ids = itertools.count(int.from_bytes(os.urandom(3), "little") << 32 | 1)
         self._ticker: asyncio.Task[None] | None = None
+        self.remotes: list[Any] = []
+        self.remote_at = 0
+        self.epoch = 0
+        self.failover_timeout = failover_timeout
+        self.login_try = login_try
+        self.on_failover = on_failover
+        self._local: Any = None
+        self._failing: asyncio.Task[None] | None = None
 
     # connection and session ---------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, remote: tuple[str, int] | str, session_id: int, secret: bytes, *,
-                      local: tuple[str, int] | str | None = None, next_seq: int = 0,
-                      login_timeout: float = 2.0, **kw: Any) -> XeClient:  # fmt: skip
+    async def connect(cls, remote: tuple[str, int] | str | list[Any], session_id: int,
+                      secret: bytes, *, local: tuple[str, int] | str | None = None,
+                      next_seq: int = 0, login_timeout: float = 2.0,
+                      **kw: Any) -> XeClient:  # fmt: skip
+        """`remote`: one address, or a list of them (failover, see the module docstring): the
+        first that accepts the login within login_timeout (each tried for login_try) wins."""
         self = cls(session_id, secret, **kw)
-        if isinstance(remote, str):
-            if not isinstance(local, str):
-                raise ValueError("local: a unix remote needs a local socket path to bind")
-            family = socket.AF_UNIX
-        else:
-            family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
-        self._transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Proto(self), local_addr=local, remote_addr=remote, family=family
-        )
+        self.remotes = list(remote) if isinstance(remote, list) else [remote]
+        if not self.remotes:
+            raise ValueError("remote: at least one gateway address")
+        self._local = local
         try:
-            await self.login(next_seq=next_seq, timeout=login_timeout)
+            if len(self.remotes) == 1:
+                await self._open(self.remotes[0])
+                await self.login(next_seq=next_seq, timeout=login_timeout)
+            else:
+                await self._login_somewhere(next_seq, login_timeout)
         except BaseException:
             self.close("login failed")
             raise
         return self
+
+    @property
+    def remote(self) -> Any:
+        return self.remotes[self.remote_at % len(self.remotes)]
+
+    async def _open(self, remote: Any) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        if isinstance(remote, str):
+            if not isinstance(self._local, str):
+                raise ValueError("local: a unix remote needs a local socket path to bind")
+            family = socket.AF_UNIX
+            with contextlib.suppress(FileNotFoundError):
+                if self._transport is not None:
+                    os.unlink(self._local)
+        else:
+            family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
+        self._transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _Proto(self), local_addr=self._local, remote_addr=remote, family=family
+        )
+
+    async def _login_somewhere(self, next_seq: int | None, timeout: float) -> None:
+        """Tries the addresses in turn from the current one until one accepts the login."""
+        deadline = self._loop.time() + timeout
+        while True:
+            await self._open(self.remote)
+            try:
+                await self.login(next_seq=next_seq,
+                                 timeout=max(min(self.login_try, deadline - self._loop.time()),
+                                             0.01))
+                return
+            except TimeoutError:
+                if self._loop.time() >= deadline:
+                    raise TimeoutError(f"session {self.session_id}: no gateway of "
+                                       f"{self.remotes} accepted the login") from None
+                self.remote_at += 1
+
+    def _fail_over(self, reason: str) -> None:
+        """Heartbeat timeout or Logout with more than one address: move on (module docstring)."""
+        if self._failing is not None or self.closed.done():
+            return
+        self.logged_in = False
+        self.stats["failovers"] += 1
+        log.warning("session %d: %s at %s: moving to the next gateway", self.session_id, reason,
+                    self.remote)  # fmt: skip
+        self.remote_at += 1
+        if self.on_failover is not None:
+            self.on_failover(reason, self.remote)
+        self._failing = asyncio.create_task(self._failover_task(), name="xdpex-client-failover")
+
+    async def _failover_task(self) -> None:
+        try:
+            await self._login_somewhere(None, self.failover_timeout)
+        except (TimeoutError, ClientError, OSError) as e:
+            self._failing = None
+            self.close(f"failover failed: {e}")
+            return
+        self._failing = None
 
     @property
     def local_address(self) -> Any:
@@ -238,6 +324,7 @@ class XeClient:
     def _on_login_accepted(self, m: c.LoginAccepted) -> None:
         """Sets up both sequences at once, before any replay datagram that follows is handled."""
         self.heartbeat_ms = max(m.heartbeat_ms, 10)
+        self.epoch = m.epoch
         self.expected_in = self._login_next_seq or m.next_out_seq
         self._early = {s: x for s, x in self._early.items() if s >= self.expected_in}
         self._drain()
@@ -260,6 +347,9 @@ class XeClient:
         self.close("logout")
 
     def close(self, reason: str = "closed") -> None:
+        if self._failing is not None:
+            self._failing.cancel()
+            self._failing = None
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
@@ -426,9 +516,14 @@ class XeClient:
             await asyncio.sleep(self.tick)
             now = time.monotonic()
             hb = self.heartbeat_ms / 1000
+            if self._failing is not None:
+                continue
             if now - self._last_recv > 3 * hb:
                 log.warning("session %d: nothing from the gateway for %.3f s", self.session_id,
                             now - self._last_recv)  # fmt: skip
+                if len(self.remotes) > 1:
+                    self._fail_over("heartbeat timeout")
+                    continue
                 self.close("heartbeat timeout")
                 return
             if now - self._last_sent >= hb:
@@ -504,8 +599,10 @@ class XeClient:
         elif isinstance(m, c.Logout):
             if self._logout is not None and not self._logout.done():
                 self._logout.set_result(m)
+            elif len(self.remotes) > 1 and self.logged_in:
+                self._fail_over(f"logout by gateway ({_logout_name(m.reason)})")
             else:
-                self.close(f"logout by gateway ({c.LogoutReason(m.reason).name})")
+                self.close(f"logout by gateway ({_logout_name(m.reason)})")
 
     def _apply(self, m: c.Message) -> None:
         """One gateway application message, in sequence order, exactly once."""

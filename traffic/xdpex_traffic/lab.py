@@ -36,6 +36,7 @@ import errno
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -116,6 +117,26 @@ def _setns(fd: int, what: str) -> None:
     if _libc.setns(fd, _CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns into {what}: {os.strerror(err)}")
+
+
+def socket_in(
+    ns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM
+) -> socket.socket:
+    """A socket of network namespace `ns`, made by this thread after setns() into it (a socket
+    stays in the namespace it was made in), so one process can talk on both sides of the lab."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target, f"namespace {ns}")
+            try:
+                return socket.socket(family, kind)
+            finally:
+                _setns(home, "this thread's namespace")
+        finally:
+            os.close(target)
+    finally:
+        os.close(home)
 
 
 class Netlink:
@@ -355,7 +376,11 @@ class Lab:
         raise err
 
     def down(self) -> None:
-        """Remove both namespaces (and with them the veth pair); fine when absent."""
+        """Remove both namespaces (and with them the veth pair) and the fault injector if it
+        was attached (xdpex_traffic.faults); fine when absent."""
+        from xdpex_traffic.faults import Injector  # (imports this module)
+
+        Injector(self).remove(in_lab=False)  # (the namespaces take its hooks and pair along)
         for ns in (self.gw_ns, self.tg_ns):
             if self._ns_exists(ns):
                 _run(["ip", "netns", "del", ns], f"delete namespace {ns}")
@@ -403,6 +428,56 @@ class Lab:
         return out
 
 
+HA_IFS = ("xe-ha0", "xe-ha1")
+HA_IPS = ("10.79.0.1", "10.79.0.2")
+
+
+@dataclass(frozen=True)
+class HaLab:
+    """`xdpex lab up --ha`: two gateway hosts, each a Lab of its own (`<prefix>a-gw` with its
+    traffic side `<prefix>a-tg`, and `<prefix>b-*`; the same addresses in both, as two sites
+    would have), and a replication link between the two gateway namespaces (xe-ha0 10.79.0.1 in
+    a's, xe-ha1 10.79.0.2 in b's) that each xdpexd's --repl-listen binds. etcd and the HA agents
+    run beside them (docs/ha.md)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def sides(self) -> tuple[Lab, Lab]:
+        return Lab(f"{self.prefix}a"), Lab(f"{self.prefix}b")
+
+    def up(self) -> None:
+        a, b = self.sides
+        a.up()
+        b.up()
+        if a._link(a.gw_ns, HA_IFS[0]) is None or b._link(b.gw_ns, HA_IFS[1]) is None:
+            for lab, ifname in ((a, HA_IFS[0]), (b, HA_IFS[1])):
+                if lab._link(lab.gw_ns, ifname) is not None:
+                    _run(["ip", "-n", lab.gw_ns, "link", "del", ifname], "remove stale ha link")
+            _run(["ip", "-n", a.gw_ns, "link", "add", HA_IFS[0], "type", "veth", "peer", "name",
+                  HA_IFS[1], "netns", b.gw_ns], f"create the replication link {HA_IFS}")
+        for lab, ifname, ip in ((a, HA_IFS[0], HA_IPS[0]), (b, HA_IFS[1], HA_IPS[1])):
+            _run(["ip", "-n", lab.gw_ns, "addr", "replace", f"{ip}/30", "dev", ifname],
+                 f"set address {ip} on {ifname} in {lab.gw_ns}")
+            _run(["ip", "-n", lab.gw_ns, "link", "set", ifname, "up"],
+                 f"bring up {ifname} in {lab.gw_ns}")
+
+    def down(self) -> None:
+        for lab in self.sides:
+            lab.down()
+
+    def status(self) -> dict[str, Any]:
+        a, b = self.sides
+        out: dict[str, Any] = {"prefix": self.prefix, "a": a.status(), "b": b.status()}
+        links = [lab._link(lab.gw_ns, i) for lab, i in ((a, HA_IFS[0]), (b, HA_IFS[1]))]
+        out["replication_link"] = {
+            "a": f"{HA_IFS[0]} {HA_IPS[0]}", "b": f"{HA_IFS[1]} {HA_IPS[1]}",
+            "up": all(x is not None and x.get("operstate") in ("UP", "UNKNOWN") for x in links)}
+        out["ready"] = bool(out["a"]["ready"] and out["b"]["ready"]
+                            and out["replication_link"]["up"])
+        return out
+
+
 def _print_status(st: dict[str, Any]) -> None:
     print(f"lab {st['prefix']}: {'up' if st['ready'] else 'not ready'}")
     for side in ("gateway", "traffic"):
@@ -423,17 +498,44 @@ def _print_status(st: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument(
+        "action",
+        choices=["up", "down", "status", "faults"],
+        help="faults: the fault injector, `xdpex lab faults --help` (xdpex_traffic.faults)",
+    )
     parser.add_argument(
         "--prefix",
         default=DEFAULT_PREFIX,
         help="namespace name prefix: <prefix>-gw and <prefix>-tg (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("--ha", action="store_true",
+                        help="two gateway sites (<prefix>a-*, <prefix>b-*) and a replication "
+                             "link between their gateway namespaces (docs/ha.md)")
+    parser.add_argument(
+        "faults_action",
+        nargs="?",
+        choices=["on", "stats", "off"],
+        metavar="on|stats|off",
+        help="with `faults`: attach, counters, remove",
+    )
+    from xdpex_traffic.faults import add_fault_options  # (imports this module)
+
+    add_fault_options(parser.add_argument_group("fault injector (xdpex lab faults on)"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "faults":
+        from xdpex_traffic import faults
+
+        args.action = args.faults_action or "stats"
+        return faults.run(args)
+    if args.faults_action:
+        print(f"xdpex lab {args.action}: unexpected argument {args.faults_action}", file=sys.stderr)
+        return 2
     try:
+        if args.ha:
+            return _run_ha(HaLab(args.prefix), args)
         lab = Lab(args.prefix)
         if args.action == "up":
             lab.up()
@@ -451,3 +553,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"xdpex lab {args.action}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_ha(ha: HaLab, args: argparse.Namespace) -> int:
+    if args.action == "up":
+        ha.up()
+    elif args.action == "down":
+        ha.down()
+        print(f"ha lab {ha.prefix}: down")
+        return 0
+    st = ha.status()
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        for side in ("a", "b"):
+            _print_status(st[side])
+        rl = st["replication_link"]
+        print(f"  replication {rl['a']} <-> {rl['b']} {'up' if rl['up'] else 'DOWN'}")
+    return 0 if st["ready"] or args.action == "status" else 1

@@ -28,9 +28,11 @@ import orjson
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Scope, Send
 
+from .. import fastwire as _fw
 from ..auth import PermissionDenied, Principal
+from ..entrybatch import WireOrder
 from ..errors import ServiceError, http_status_of
-from ..orders import MARKET, ORD_TYPES, SIDES, TIFS, U32
+from ..orders import MARKET, ORD_TYPES, SIDES, TIFS, U32, ack_dicts
 from ..service import ControlPlane
 from .schemas import PRICE_MAX  # the bound the OpenAPI document states
 
@@ -137,38 +139,48 @@ class OrderEntryFastPath:
         who = await self._principal(scope)
         if who is None:
             return 0, b""
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return 0, b""
         batch = path == BATCH
-        if batch:
-            if type(doc) is not dict or doc.keys() != {"orders"}:
+        fw = _fw.get()
+        # the canonical form decoded in C (xdpex.fastwire: the same checks as `_orders`);
+        # None from it: anything else, judged by `_orders` and then FastAPI
+        orders = fw.json_orders(body, batch, MAX_BATCH) if fw is not None else None
+        if orders is None:
+            orders = self._orders(body, batch)
+            if orders is None:
                 return 0, b""
-            items = doc["orders"]
-            if type(items) is not list or not 1 <= len(items) <= MAX_BATCH:
-                return 0, b""
-            orders = [wire_order(o) for o in items]
-            if None in orders:
-                return 0, b""
-        else:
-            one = wire_order(doc)
-            if one is None:
-                return 0, b""
-            orders = [one]
         try:
-            acks = await self.cp.enter_wire_async(
+            e = await self.cp.enter_wire_async(
                 who,
-                orders,  # type: ignore[arg-type]
+                orders,
                 "rest",
                 audit=(f"POST {path}", path, body),
             )
-        except ServiceError as e:
-            return http_status_of(e), orjson.dumps({"detail": str(e)})
+        except ServiceError as err:
+            return http_status_of(err), orjson.dumps({"detail": str(err)})
         if batch:
-            return 200, orjson.dumps(acks)
-        ack = acks[0]
-        return (200 if ack["status"] == "rejected" else 201), orjson.dumps(ack)
+            return 200, fw.json_acks(e, False) if fw else orjson.dumps(ack_dicts(e))
+        code = 200 if e.status[0] == "rejected" else 201
+        return code, fw.json_acks(e, True) if fw else orjson.dumps(ack_dicts(e)[0])
+
+    @staticmethod
+    def _orders(body: bytes, batch: bool) -> list[WireOrder] | None:
+        """The wire orders of a body in canonical form, None for FastAPI to judge."""
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if batch:
+            if type(doc) is not dict or doc.keys() != {"orders"}:
+                return None
+            items = doc["orders"]
+            if type(items) is not list or not 1 <= len(items) <= MAX_BATCH:
+                return None
+            orders = [wire_order(o) for o in items]
+            if None in orders:
+                return None
+            return orders  # type: ignore[return-value]
+        one = wire_order(doc)
+        return None if one is None else [one]
 
     async def _principal(self, scope: Scope) -> Principal | None:
         token = _token(scope)

@@ -7,9 +7,11 @@ from the same process, so REST and gRPC share the service layer and its order-en
 Errors: service errors map to precise statuses (xdpex.errors); an InvalidArgument has the same
 422 shape as FastAPI's own validation errors (`detail[0].loc` ends with the field). Every
 POST/PUT/PATCH/DELETE under /api/v1 (allowed or not) leaves an audit record: who, what, the
-request body, when and the result. The record is committed before the request reaches its route
-(result `pending`), the result is filled in after (xdpex.auditlog): a crash cannot lose the
-record of an applied change, and a request whose record cannot be written is refused (503).
+request body, when and the result; order entry (POST /api/v1/orders and /batch) only with
+`audit_order_entry` set, since the journal records it (xdpex.config). The record is committed
+before the request reaches its route (result `pending`), the result is filled in after
+(xdpex.auditlog): a crash cannot lose the record of an applied change, and a request whose
+record cannot be written is refused (503).
 The middleware that does this (and times every request) is plain ASGI: Starlette's
 BaseHTTPMiddleware costs a task group and memory streams per request.
 """
@@ -48,6 +50,7 @@ from .routes import (
     allowlist,
     audit,
     books,
+    bulk,
     dataplane,
     executions,
     firms,
@@ -62,6 +65,7 @@ from .routes import (
 log = logging.getLogger("xdpex.api")
 API_V1 = "/api/v1"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+ORDER_ENTRY = frozenset(("/api/v1/orders", "/api/v1/orders/batch"))  # POST: in the journal
 
 
 def _error_body(exc: Exception) -> dict:
@@ -110,6 +114,8 @@ class AuditAndTime:
         t0 = time.perf_counter()
         method, url_path = scope["method"], scope["path"]
         audited = method in MUTATING and url_path.startswith(API_V1)
+        if audited and method == "POST" and url_path in ORDER_ENTRY:
+            audited = cp.settings.audit_order_entry  # the journal records order entry
         status = [500]
         started = [False]
 
@@ -307,6 +313,7 @@ def create_app(settings: Settings | None = None, cp: ControlPlane | None = None)
     v1 = APIRouter(prefix=API_V1)
     for r in (
         orders,  # first: order entry is the hot path, and routes are matched in this order
+        bulk,  # before symbols and sessions: /symbols/bulk is no symbol id
         symbols,
         sessions,
         allowlist,

@@ -111,7 +111,9 @@ void xe_engine_destroy(xe_engine *e);
 /* Size the event array of every entry call must have. */
 uint32_t xe_engine_max_events(const xe_engine *e);
 
-/* Configuration, outside the matching path. 0 or -EINVAL / -EEXIST / -ENOENT / -ERANGE. */
+/* Configuration, outside the matching path. 0 or -EINVAL / -EEXIST / -ENOENT / -ERANGE.
+ * xe_engine_add_symbol allocates nothing: a band of any width (low >= 1, high <= INT64_MAX) is
+ * accepted, the ladder's pages are taken from the engine's pools as orders rest. */
 int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *cfg);
 int xe_engine_set_halted(xe_engine *e, uint32_t symbol_id, int halted);
 int xe_engine_set_stp(xe_engine *e, uint32_t session_id, uint8_t mode);
@@ -167,6 +169,31 @@ int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord
  * most max, 0 for an empty level or bad arguments). */
 uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side,
 				int64_t price, uint32_t max, struct xe_order_info *out);
+
+/*
+ * Memory, for sizing: what creation allocated (resident from the start) and the price ladders'
+ * page and node pools (reserved at creation, resident only as far as orders have used them; a
+ * page holds 64 consecutive levels of one side, a node 64 pages or nodes).
+ */
+struct xe_engine_memory {
+	uint64_t fixed_bytes; /* order pool, order index, sessions, books */
+	uint64_t directory_bytes; /* ladder directories of bands over 4,096 ticks (16 B per 64
+				   * ticks a symbol, at most 2 x 16.5 KiB), allocated by add_symbol */
+	uint64_t reserved_bytes; /* the ladder pools' address space */
+	uint64_t ladder_bytes; /* pages and nodes in use now */
+	uint64_t ladder_touched_bytes; /* pool memory ever used: the ladders' resident high mark */
+	uint32_t order_bytes; /* one pooled order */
+	uint32_t page_bytes;
+	uint32_t node_bytes;
+	uint32_t symbol_bytes; /* one book (every symbol id up to max_symbols has one) */
+	uint32_t session_bytes; /* the engine's part of one session id */
+	uint32_t pages_used, pages_max;
+	uint32_t nodes_used, nodes_max;
+	uint32_t pad;
+};
+
+#define XE_ENGINE_HAS_MEMORY 1 /* xe_engine_get_memory exists (tools built for older engines) */
+void xe_engine_get_memory(const xe_engine *e, struct xe_engine_memory *out);
 
 #ifdef __cplusplus
 }

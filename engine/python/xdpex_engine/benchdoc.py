@@ -1,5 +1,7 @@
 """The Engine section of docs/BENCHMARKS.md: machine description, the figures of one `make bench`
-run (plain and deep-queue streams) and their ratio to the previous run's.
+run (plain and deep-queue streams, and the generated deep-book and wide-sweep streams) and their
+ratio to the previous run's; with a baseline (the old engine built from git), the A/B ratios of
+the same run.
 
 The previous figures are kept machine-readable in an HTML comment at the end of the section, so
 the ratio survives a fresh checkout (build/ is not committed). Other parts own their own `## `
@@ -40,9 +42,17 @@ def _rel(path: str | Path) -> str:
     return os.path.relpath(os.path.abspath(path), REPO)
 
 
+VARIANTS = ("normal", "deep", "deep_book", "wide_sweep")
+SYN_CMD = ", `--synthetic deep-book` and `--synthetic wide-sweep`"
+TITLES = {"normal": "plain stream", "deep": "deep queues", "deep_book": "deep book",
+          "wide_sweep": "wide sweep"}
+
+
 def _compact(result: dict) -> dict:
     out = {}
-    for variant in ("normal", "deep"):
+    for variant in VARIANTS:
+        if variant not in result:
+            continue
         r = result[variant]
         out[variant] = {k: r[k] for k in KEYS if k in r}
         out[variant]["cancel_p99_ns"] = r["per_type"]["cancel"]["p99_ns"]
@@ -81,7 +91,88 @@ def summary(result: dict, prev: dict | None) -> str:
     n, d = result["normal"], result["deep"]
     lines.append(f"cancel p99 deep/normal: "
                  f"{d['per_type']['cancel']['p99_ns'] / n['per_type']['cancel']['p99_ns']:.2f}")
+    base = result.get("baseline")
+    for variant in VARIANTS:
+        if base and variant in base and variant in result:
+            r, b = result[variant], base[variant]
+            lines.append(f"A/B {variant:10}: {r['cpu_msgs_per_s'] / 1e6:.2f} vs "
+                         f"{b['cpu_msgs_per_s'] / 1e6:.2f} M msgs/s of CPU time "
+                         f"({r['cpu_msgs_per_s'] / b['cpu_msgs_per_s']:.2f}x), p99 "
+                         f"{r['p99_ns']:.0f} vs {b['p99_ns']:.0f} ns, fills and hash "
+                         f"{'identical' if _same(r, b) else 'DIFFERENT'}")
     return "\n".join(lines)
+
+
+def _same(r: dict, b: dict) -> bool:
+    return bool(r["fills"] == b["fills"] and r["state_hash"] == b["state_hash"])
+
+
+def memory_table(mem: dict) -> list[str]:
+    """Resident memory of symbols and resting orders (xe_memory), this engine and the old."""
+    mib = lambda b: f"{b / 2**20:,.0f}"  # noqa: E731
+    out = [
+        "Memory (`xe_memory`, the same calls on each engine, VmRSS of the process): N symbols "
+        "with tick 1 and band 1..B, then M orders resting at random prices of random symbols "
+        "(bids in the lower half of the band, asks in the upper: each order alone on its "
+        "level, nearly every one alone in its page, the ladder's worst case), then all "
+        "cancelled.",
+        "",
+        "| engine | symbols × band | created, MiB | with the symbols, MiB | with the orders, MiB "
+        "| after cancelling, ladder in use |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in mem["runs"]:
+        for who, r in (("this", row["new"]), ("old", row.get("base"))):
+            if r is None:
+                continue
+            used = (f"{r['ladder_bytes_after_cancel']:,} B (pool memory kept for reuse: "
+                    f"{mib(r['ladder_touched_bytes'])} MiB)" if "ladder_bytes_after_cancel" in r
+                    else "")
+            out.append(
+                f"| {who} | {r['symbols']:,} × {r['band']:,} | {mib(r['rss_created'])} | "
+                f"{mib(r['rss_symbols'])} | {mib(r['rss_orders'])} ({r['orders']:,} orders on "
+                f"{r['levels']:,} levels) | {used} |")
+        if "base" not in row:
+            r = row["new"]
+            out.append(f"| old | {r['symbols']:,} × {r['band']:,} | not run: its flat ladder "
+                       f"would need about {r['symbols'] * r['band'] * 48 / 2**30:,.0f} GiB | | | |")
+    out.append("")
+    return out
+
+
+def ab_table(result: dict) -> list[str]:
+    """This engine against the baseline, stream by stream, from the same run."""
+    base = result["baseline"]
+    out = [
+        f"A/B against the old engine (commit {base['commit'][:12]}, built by `make engine-base` "
+        "from git with the same tool and flags), alternating "
+        f"{len(result['normal'].get('rounds_cpu_msgs_per_s', [1]))} rounds per stream in this "
+        "run; the median round of each is shown. Rates are per second of the thread's CPU time "
+        "(preemption on the shared machine not counted); ratio = this engine / old engine.",
+        "",
+        "| stream | this engine, M msgs/s | old engine, M msgs/s | ratio | p99 ns (this / old) "
+        "| peak RSS MiB (this / old) | fills, state hash |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for v in VARIANTS:
+        if v not in result or v not in base:
+            continue
+        r, b = result[v], base[v]
+        out.append(
+            f"| {TITLES[v]} | {r['cpu_msgs_per_s'] / 1e6:.2f} | {b['cpu_msgs_per_s'] / 1e6:.2f} "
+            f"| {r['cpu_msgs_per_s'] / b['cpu_msgs_per_s']:.2f}x | {r['p99_ns']:.0f} / "
+            f"{b['p99_ns']:.0f} | {r['rss_bytes'] / 2**20:.0f} / {b['rss_bytes'] / 2**20:.0f} "
+            f"| {r['fills']:,}, {'identical' if _same(r, b) else 'DIFFERENT'} |")
+    out += [
+        "",
+        "Streams: deep book = one symbol, 150,000 orders resting over 20,000 ticks a side, then "
+        "45 % new orders and 45 % cancels anywhere in that depth and 10 % small IOCs at the top; "
+        "wide sweep = 2 orders on every 3rd tick for 2,000 levels a side, then IOCs that each "
+        "sweep 50..500 levels and the orders refilling them (both generated by xe_bench "
+        "--synthetic from a fixed seed, 1,000,000 timed messages).",
+        "",
+    ]
+    return out
 
 
 def section(result: dict, prev: dict | None, stream: Path) -> str:
@@ -130,10 +221,14 @@ def section(result: dict, prev: dict | None, stream: Path) -> str:
         f"Command: `make bench` (target `engine-bench`), which runs "
         f"`xdpex engine bench --stream {_rel(stream)} --report build/bench/engine.json "
         f"--update-doc docs/BENCHMARKS.md`, that is `{' '.join(cmd)}` and the same with "
-        f"`--deep {d['deep_factor']}`.",
+        f"`--deep {d['deep_factor']}`"
+        f"{SYN_CMD if 'deep_book' in result else ''}"
+        f"{'; with `--baseline build/engine-base/xe_bench`' if 'baseline' in result else ''}.",
         "",
         f"Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; run {m['date']}, load "
-        f"average {m['loadavg']} at the start (the machine is shared: above ~1, other work "
+        f"average {m['loadavg']} at the start"
+        f"{', ' + str(m['loadavg_end']) + ' at the end' if 'loadavg_end' in m else ''} "
+        f"(the machine is shared: above ~1, other work "
         f"competed for the cores and the wall-clock figures suffer; the CPU-time row does not "
         f"count time the thread was preempted).",
         "",
@@ -142,8 +237,25 @@ def section(result: dict, prev: dict | None, stream: Path) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     out += [f"| {a} | {b} | {c} | {g} | {r} |" for a, b, c, g, r in rows]
+    out.append("")
+    extra = [v for v in ("deep_book", "wide_sweep") if v in result]
+    if extra:
+        out += ["| generated stream | M msgs/s (median of 5) | per s of CPU time | "
+                "p50 / p99 / p99.9 ns | book at start: orders / levels | fills | "
+                "ratio to previous |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for v in extra:
+            r = result[v]
+            out.append(
+                f"| {TITLES[v]} | {r['msgs_per_s'] / 1e6:.2f} | {r['cpu_msgs_per_s'] / 1e6:.2f} "
+                f"| {r['p50_ns']:.0f} / {r['p99_ns']:.0f} / {r['p999_ns']:.0f} | "
+                f"{r['resting_orders_start']:,} / {r['levels_start']:,} | {r['fills']:,} | "
+                f"{_ratio(r['msgs_per_s'], prev, v, 'msgs_per_s')} |")
+        out.append("")
+    if "baseline" in result:
+        out += ab_table(result)
+    if "memory" in result:
+        out += memory_table(result["memory"])
     out += [
-        "",
         f"Cancel p99 deep / plain: {ratio:.2f} (goal ≤ 2): cancel is O(1) (index lookup and "
         f"unlink from an intrusive list), whatever the queue depth.",
         "",

@@ -131,8 +131,12 @@ TEST(EngineConfig, BadConfigurationsRefused)
 	s.lot_size = 1;
 	s.band_high = 0;
 	EXPECT_EQ(xe_engine_add_symbol(e, &s), -EINVAL);
-	s.band_high = 1 << 30;
-	EXPECT_EQ(xe_engine_add_symbol(e, &s), -ERANGE);
+	s.tick_size = 0;
+	EXPECT_EQ(xe_engine_add_symbol(e, &s), -EINVAL);
+	s.tick_size = 1;
+	s.band_low = 0;
+	EXPECT_EQ(xe_engine_add_symbol(e, &s), -EINVAL);
+	s.band_low = 1;
 	s.band_high = 10;
 	EXPECT_EQ(xe_engine_add_symbol(e, &s), 0);
 	EXPECT_EQ(xe_engine_add_symbol(e, &s), -EEXIST);

@@ -1,0 +1,33 @@
+"""The soak scenarios (xdpex_traffic.soak, `make soak`) at the short scale, in AF_XDP and
+kernel-UDP mode: real xdpexd, real load generator, real faults from the lab's injector. Each row
+must pass every check of its scenario (answered exactly once, journal order, the gateway's and
+the injector's counters agreeing exactly); the failing checks are the assertion message."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+from dataplane_support import lab_up, need_root_and_built
+from xdpex_traffic import soak
+from xdpex_traffic.faults import faults_object
+from xdpex_traffic.lab import Lab, xdp_pass_object
+from xdpex_traffic.wire import loadgen_path, xdpexd_path
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    need_root_and_built(faults_object(), xdp_pass_object(), xdpexd_path(), loadgen_path())
+    with lab_up("tsk") as lab:
+        yield lab
+
+
+@pytest.mark.parametrize("mode", ["afxdp", "udp"])
+@pytest.mark.parametrize("name", ["loss", "dup", "reorder", "kill", "journal"])
+def test_wire_scenario(lab: Lab, name: str, mode: str) -> None:
+    row = soak.SCENARIOS[name](lab, mode, soak.SCALES["short"][name], 4242 + os.getpid() % 97)
+    assert row.ok, json.dumps(row.failed(), indent=1)
+    assert row.lost == 0 and row.duplicates == 0 and row.answered == row.orders
+    assert row.faults_injected > 0

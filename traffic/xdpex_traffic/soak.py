@@ -1,0 +1,841 @@
+"""`make soak`: the reliability scenarios of docs/RELIABILITY.md, each with its pass criterion.
+
+Every scenario runs the real xdpexd in the veth lab (AF_XDP or kernel-UDP mode) with the real
+load generator (traffic/loadgen, which logs in, resends on SequenceGap and asks for
+retransmission of lost answers) and returns one `Row`: scenario, mode, orders, answered, lost,
+duplicates (orders applied twice, answers delivered twice), faults_injected, ok, and every check
+by name with what it compared. The wire faults come from the lab's injector (xdpex_traffic.faults);
+the gateway's own counters, the journal and the injector's counters are checked against each
+other exactly:
+
+- loss: random loss both ways; every order answered exactly once, the journal holds each client
+  sequence of each session once and in order, the datagrams the gateway counted are the ones the
+  injector let through, gaps and duplicates only where the injector caused them;
+- dup: random duplication with bursts of copies, then every client datagram of the run captured
+  (tcpdump) and replayed as frames after the sessions logged out: nothing applied twice, the
+  gateway's duplicate counter equals the messages in the injected copies, the replay changes no
+  state (same state hash) and every replayed login is refused;
+- reorder: datagrams held back by the relay; per-session order as sent.
+
+`python -m xdpex_traffic.soak --scale short|full [--only NAME] [--modes afxdp,udp] --out FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xdpex_proto.codec import MsgType
+from xdpex_proto.journal import (
+    JournalReader,
+    RecType,
+    SessKind,
+    decode_session_event,
+    queue_dirs,
+)
+
+from xdpex_traffic import pcap
+from xdpex_traffic.faults import FaultSpec, Injector
+from xdpex_traffic.lab import Lab, build_dir, socket_in
+from xdpex_traffic.wire import Gateway, WireError, run_loadgen
+
+MAX_MSGS = 22  # XE_MAX_MSGS
+# answers that may reach the generator after it stopped reading, beyond held ones and copies
+# (a retransmission or SequenceGap in flight at its end)
+LATE_SLACK = 16
+CAPTURE_RATE = 8000  # orders/s while tcpdump records the run (it drops frames beyond that here)
+
+# Orders per scenario and mode; `short` is what `make test` runs.
+SCALES: dict[str, dict[str, int]] = {
+    # (kill: the number of kill points)
+    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000, "kill": 4, "journal": 20_000},
+    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000, "kill": 100, "journal": 40_000},
+}
+
+
+@dataclass
+class Row:
+    scenario: str
+    mode: str
+    orders: int = 0
+    answered: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    faults_injected: int = 0
+    ok: bool = False
+    seconds: float = 0.0
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, name: str, passed: bool, **what: Any) -> bool:
+        self.checks[name] = {"ok": bool(passed), **what}
+        return bool(passed)
+
+    def eq(self, name: str, got: Any, want: Any) -> bool:
+        return self.check(name, got == want, got=got, want=want)
+
+    def failed(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.checks.items() if not v["ok"]}
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("scenario", "mode", "orders", "answered", "lost", "duplicates", "faults_injected")
+        return {k: getattr(self, k) for k in keys} | {"ok": self.ok}
+
+
+# -- what the journal says ----------------------------------------------------------------------
+
+
+def journal_inbound(journal_dir: Path) -> dict[int, list[tuple[int, int]]]:
+    """{session: [(first client sequence, count), ...]} of every inbound record journaled while
+    its session was logged in, in journal order (per queue; a session lives on one queue). The
+    gateway also journals what it refuses from a session that is not logged in (so a replay
+    answers the same); those records are not orders and are left out."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    logged_in: dict[int, bool] = {}
+    for qdir in queue_dirs(journal_dir).values():
+        r = JournalReader(qdir, stall_s=0.2)
+        try:
+            idle = 0
+            while idle < 3:
+                recs = r.poll()
+                idle = 0 if recs else idle + 1
+                for rec in recs:
+                    if rec.type == RecType.SESSION:
+                        ev = decode_session_event(rec.payload)
+                        logged_in[rec.session_id] = ev is not None and ev.kind == SessKind.LOGIN
+                    elif rec.type == RecType.IN and logged_in.get(rec.session_id):
+                        out.setdefault(rec.session_id, []).append((rec.msg_seq, rec.count))
+                if not recs:
+                    time.sleep(0.1)
+        finally:
+            r.close()
+    return out
+
+
+def check_journal_order(row: Row, inbound: dict[int, list[tuple[int, int]]], orders: int) -> None:
+    """Each session's client sequences journaled once each, 1, 2, ... in the order sent."""
+    doubled = out_of_order = total = 0
+    for recs in inbound.values():
+        expect = 1
+        for first, count in recs:
+            if first < expect:
+                doubled += min(count, expect - first)
+            elif first > expect:
+                out_of_order += 1
+            expect = max(expect, first + count)
+            total += count
+    row.duplicates += doubled
+    row.eq("journal: no client sequence applied twice", doubled, 0)
+    row.eq("journal: per-session order as sent", out_of_order, 0)
+    row.eq("journal: inbound messages", total - doubled, orders)
+
+
+# -- the wire scenarios ---------------------------------------------------------------------------
+
+
+def _loadgen_args(count: int, seed: int, rate: int = 0) -> list[str]:
+    pace = ["--rate", str(rate)] if rate else ["--window", "256"]
+    return [
+        "--count",
+        str(count),
+        "--batch",
+        "4",
+        *pace,
+        "--seed",
+        str(seed),
+        "--duration",
+        str(max(30, 2 * count // (rate or 2000))),
+        "--drain",
+        "10",
+    ]
+
+
+def _counters_agree(row: Row, st: dict[str, Any], r: dict[str, Any], c: dict[str, Any]) -> None:
+    """The gateway's and the generator's datagram counts are what the injector let through."""
+    q = st["queues"]
+    i, o = c["in"], c["out"]
+    row.eq(
+        "injector: every held datagram released",
+        (i["released"], o["released"]),
+        (i["held"], o["held"]),
+    )
+    row.eq("injector: no clone or redirect refused", i["errors"] + o["errors"], 0)
+    arrived_in = i["seen"] - i["dropped"] + i["copies"] + i["session"]
+    row.eq(
+        "gateway rx datagrams = injector's in, less drops, plus copies",
+        sum(x["rx_datagrams"] for x in q),
+        arrived_in,
+    )
+    row.eq(
+        "gateway tx datagrams = injector's out seen",
+        sum(x["tx_datagrams"] for x in q),
+        o["seen"] + o["session"],
+    )
+    # (the generator counts from its first order on: each session's LoginAccepted before and
+    # its logout answer after are not in its count)
+    # its logout answer after are not in its count; nor what came after it stopped reading:
+    # held answers released, or copies, late)
+    got = r["rx_datagrams"]["socket"] + r["rx_datagrams"]["xsk"] + 2 * r["sessions"]
+    want = o["seen"] - o["dropped"] + o["copies"] + o["session"]
+    row.check(
+        "generator rx datagrams = injector's out, less drops, plus copies (late ones aside)",
+        0 <= want - got <= o["held"] + o["copies"] + LATE_SLACK,
+        got=got,
+        want=want,
+        late_at_most=o["held"] + o["copies"] + LATE_SLACK,
+    )
+    row.eq(
+        "every message the generator sent (orders and resends) passed the injector",
+        r["sent"] + r["recovery"]["resent"],
+        i["msgs"],
+    )
+    row.eq(
+        "gateway SequenceGaps = the generator's",
+        sum(x["gaps"] for x in q),
+        r["recovery"]["seq_gaps"],
+    )
+    # Every application message that reached the gateway was applied, skipped as a duplicate or
+    # refused with its datagram as beyond a gap (SequenceGap): the last share, from the counts.
+    applied = sum(x["applied"] for x in q)
+    dups = sum(x["duplicates"] for x in q)
+    gaps = sum(x["gaps"] for x in q)
+    beyond_gap = i["msgs"] - i["drop_msgs"] + i["copy_msgs"] - applied - dups
+    row.detail["gateway"] = {
+        "applied": applied,
+        "duplicates": dups,
+        "gaps": gaps,
+        "beyond_gap_msgs": beyond_gap,
+        "retransmitted": sum(x["retransmitted"] for x in q),
+    }
+    row.check(
+        "gateway: messages beyond a gap fit its SequenceGap count",
+        0 <= beyond_gap <= MAX_MSGS * gaps and (beyond_gap > 0) == (gaps > 0),
+        beyond_gap_msgs=beyond_gap,
+        gaps=gaps,
+    )
+    row.check(
+        "gateway: duplicates at least the injected copies' messages",
+        dups >= i["copy_msgs"] - beyond_gap,
+        duplicates=dups,
+        copy_msgs=i["copy_msgs"],
+    )
+
+
+def _answered_once(row: Row, r: dict[str, Any], st: dict[str, Any], count: int) -> None:
+    row.orders, row.answered = r["sent"], r["answered"]
+    row.lost = count - r["answered"]
+    row.duplicates += r["unmatched"]
+    row.eq("generator: sent", r["sent"], count)
+    row.eq("generator: every order answered", r["answered"], count)
+    row.eq("generator: no answer without an order, none twice", r["unmatched"], 0)
+    rec = r["recovery"]
+    row.eq("generator: nothing unrecoverable", (rec["unrecoverable"], rec["out_lost"]), (0, 0))
+    row.eq("generator: no bad datagrams", r["bad_datagrams"], 0)
+    row.eq("gateway: every order applied once", sum(x["applied"] for x in st["queues"]), count)
+
+
+def quiesce(gw: Gateway, inj: Injector, timeout: float = 15.0) -> tuple[dict[str, Any], Any]:
+    """The injector's counters and the gateway's stats once neither moves any more (held
+    datagrams released, the answers to them sent) for 0.3 s."""
+    deadline = time.monotonic() + timeout
+    last: tuple[Any, ...] | None = None
+    while True:
+        c = inj.settle(timeout)
+        st = gw.stats()
+        now = (c, [(q["rx_datagrams"], q["tx_datagrams"]) for q in st["queues"]])
+        if now == last or time.monotonic() > deadline:
+            return c, st
+        last = now
+        time.sleep(0.3)
+
+
+def wire_run(
+    name: str,
+    lab: Lab,
+    mode: str,
+    spec: FaultSpec,
+    count: int,
+    extra: Callable[[Row, Gateway, dict[str, Any], dict[str, Any]], None] | None = None,
+    capture: Path | None = None,
+    rate: int = 0,
+) -> Row:
+    row = Row(name, mode)
+    t0 = time.monotonic()
+    inj = Injector(lab)
+    stop = threading.Event()
+    try:
+        inj.apply(spec)
+        with Gateway(lab, mode, nsessions=4) as gw:
+            cap_thread, captured = None, []
+            if capture is not None:
+                ready = threading.Event()
+                cap_thread = threading.Thread(
+                    target=lambda: captured.append(
+                        pcap.capture(
+                            capture,
+                            lab.tg_ns,
+                            lab.tg_if,
+                            count=10**7,
+                            seconds=3600,
+                            ready=ready.set,
+                            stop=stop,
+                        )
+                    ),
+                    daemon=True,
+                )
+                cap_thread.start()
+                if not ready.wait(20):
+                    raise RuntimeError("tcpdump did not start")
+            r = run_loadgen(
+                lab,
+                gw,
+                gw.sessions,
+                _loadgen_args(count, spec.seed, rate),
+                timeout=max(120, count / 1000),
+            )
+            stop.set()
+            if cap_thread is not None:
+                cap_thread.join(30)
+                row.check(
+                    "capture complete",
+                    bool(captured) and captured[0].dropped == 0,
+                    captured=[asdict(x) for x in captured],
+                )
+            c, st = quiesce(gw, inj)
+            row.detail["injector"] = c
+            row.detail["generator"] = {k: r[k] for k in ("recovery", "duplicates", "rtt_us")}
+            row.faults_injected = sum(c[d][k] for d in c for k in ("dropped", "copies", "held"))
+            _answered_once(row, r, st, count)
+            _counters_agree(row, st, r, c)
+            check_journal_order(row, journal_inbound(gw.workdir / "journal"), count)
+            if extra is not None:
+                extra(row, gw, r, c)
+    except Exception as e:  # a scenario that breaks is a failed row, with the reason
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        stop.set()
+        inj.remove()
+    row.seconds = round(time.monotonic() - t0, 1)
+    row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
+def scenario_loss(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    def extra(row: Row, gw: Gateway, r: dict[str, Any], c: dict[str, Any]) -> None:
+        g, rec = row.detail["gateway"], r["recovery"]
+        row.check(
+            "loss in: SequenceGap and resend",
+            g["gaps"] > 0 and rec["resent"] > 0,
+            gaps=g["gaps"],
+            resent=rec["resent"],
+            dropped=c["in"]["dropped"],
+        )
+        row.check(
+            "loss out: retransmission asked and served",
+            rec["rtx_requests"] > 0 and g["retransmitted"] > 0,
+            rtx_requests=rec["rtx_requests"],
+            retransmitted=g["retransmitted"],
+        )
+
+    return wire_run("loss", lab, mode, FaultSpec(loss=0.10, seed=seed), count, extra)
+
+
+def scenario_reorder(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    return wire_run("reorder", lab, mode, FaultSpec(reorder=0.02, depth=4, seed=seed), count)
+
+
+# -- duplication and pcap replay ------------------------------------------------------------------
+
+
+def read_pcap(path: Path) -> list[bytes]:
+    """The frames of a classic pcap file (tcpdump -w), in order."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        raise ValueError(f"{path}: not a pcap file ({len(data)} bytes)")
+    magic = struct.unpack_from("<I", data)[0]
+    end = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    if struct.unpack_from(end + "I", data)[0] not in (0xA1B2C3D4, 0xA1B23C4D):
+        raise ValueError(f"{path}: not a pcap file (magic {magic:#x})")
+    frames, pos = [], 24
+    while pos + 16 <= len(data):
+        incl = struct.unpack_from(end + "IIII", data, pos)[2]
+        frames.append(data[pos + 16 : pos + 16 + incl])
+        pos += 16 + incl
+    return frames
+
+
+def to_gateway(frame: bytes, port: int = 9000) -> tuple[int, int] | None:
+    """(seq, count) of an xdpex datagram to the gateway in an Ethernet frame, else None."""
+    if len(frame) < 14 + 20 + 8 + 24 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return None
+    if int.from_bytes(frame[36:38], "big") != port:
+        return None
+    _, _, _, _, seq, count = struct.unpack_from("<HBBIQH", frame, 42)
+    return seq, count
+
+
+def replay(lab: Lab, frames: list[bytes], received: Callable[[], int], window: int = 512) -> None:
+    """Sends `frames` as they are on the traffic side's interface, at most `window` ahead of what
+    the gateway says it `received` (the capture is replayed as fast as it is taken in, not
+    faster: a ring overrun would be the replay's loss, not the gateway's)."""
+    s = socket_in(lab.tg_ns, socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        s.bind((lab.tg_if, 0))
+        base = received()
+        for k, f in enumerate(frames):
+            if k % 64 == 0:
+                deadline = time.monotonic() + 10
+                while received() - base < k - window:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"replay: the gateway took no frames after {k}")
+                    time.sleep(0.002)
+            s.send(f)
+    finally:
+        s.close()
+
+
+def scenario_dup(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    cap = Path(f"/tmp/xdpex-soak-{lab.prefix}-{mode}.pcap")
+
+    def extra(row: Row, gw: Gateway, r: dict[str, Any], c: dict[str, Any]) -> None:
+        g = row.detail["gateway"]
+        # No loss, so no gap and no retransmission; duplicates are the copies, and resends the
+        # generator made when an answer was slow (it counts them).
+        row.eq(
+            "gateway duplicates = messages in the injected copies and in resends",
+            g["duplicates"],
+            c["in"]["copy_msgs"] + r["recovery"]["resent"],
+        )
+        row.eq(
+            "generator duplicates = messages in the injected copies",
+            r["duplicates"],
+            c["out"]["copy_msgs"],
+        )
+        row.eq("no gap, no retransmission", (g["gaps"], g["retransmitted"]), (0, 0))
+        # Replay of the whole capture (logins, orders, heartbeats, logouts) after logout.
+        frames = read_pcap(cap)
+        mine = [(f, h) for f in frames if (h := to_gateway(f)) is not None]
+        app_msgs = sum(n for _, (seq, n) in mine if seq != 0)
+        session = [f[66 + i * 64] for f, (seq, n) in mine if seq == 0 for i in range(n)]
+        logins = sum(1 for t in session if t == MsgType.LOGIN)
+        row.detail["replay"] = {"frames": len(mine), "app_msgs": app_msgs}
+        row.check("capture holds the run", app_msgs >= count, app_msgs=app_msgs, orders=count)
+        Injector(lab).remove()  # the replay goes through as captured
+        before, h0 = gw.stats(), gw.ctl({"cmd": "hash"})["state_hash"]
+        q = before["queues"]
+
+        def received() -> int:
+            return sum(x["rx_datagrams"] for x in gw.stats()["queues"])
+
+        replay(lab, [f for f, _ in mine], received)
+        want_rx = sum(x["rx_datagrams"] for x in q) + len(mine)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            after = gw.stats()
+            if sum(x["rx_datagrams"] for x in after["queues"]) >= want_rx:
+                break
+            time.sleep(0.1)
+        a = after["queues"]
+
+        def delta(k: str) -> int:
+            return sum(x[k] for x in a) - sum(x[k] for x in q)
+
+        row.eq("replay: every frame reached the gateway", delta("rx_datagrams"), len(mine))
+        row.eq("replay: nothing applied", delta("applied"), 0)
+        row.eq("replay: same state hash", gw.ctl({"cmd": "hash"})["state_hash"], h0)
+        row.eq("replay: no login accepted", delta("logins"), 0)
+        row.detail["replay"] |= {
+            k: delta(k) for k in ("not_logged_in", "login_rejects", "duplicates", "gaps")
+        }
+        # Every replayed login refused (a replayed proof); every other message counted once
+        # as arriving for a session that is not logged in.
+        row.eq("replay: each replayed login refused", delta("login_rejects"), logins)
+        row.eq(
+            "replay: each other replayed message counted as not logged in",
+            delta("not_logged_in"),
+            app_msgs + len(session) - logins,
+        )
+        cap.unlink(missing_ok=True)
+
+    return wire_run(
+        "dup",
+        lab,
+        mode,
+        FaultSpec(dup=0.05, burst=3, seed=seed),
+        count,
+        extra,
+        capture=cap,
+        rate=CAPTURE_RATE,
+    )
+
+
+# -- kill -9 at random points --------------------------------------------------------------------
+
+
+def kill9(gw: Gateway) -> None:
+    assert gw.proc is not None
+    os.killpg(gw.proc.pid, signal.SIGKILL)
+    gw.proc.wait()
+    gw.proc = None
+
+
+def session_next_in(gw: Gateway) -> dict[int, int]:
+    return {s["id"]: s["next_in"] for s in gw.ctl({"cmd": "sessions"})["sessions"]}
+
+
+def recovered_hashes(gw: Gateway) -> list[str]:
+    """The state hash of each queue as recovery logged it at the last start (before any new
+    traffic was applied)."""
+    return re.findall(r"recovered q\d+: state_hash=(0x[0-9a-f]+)", gw.log_path.read_text())
+
+
+def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
+    """xdpexd killed with SIGKILL at `kills` random moments of a load (2 % loss both ways, so
+    resends and retransmissions are going on; 1 MiB journal segments, so rotations are), each
+    time restarted at once on the same journal while the generator carries on. Each crashed
+    journal is kept: replayed afterwards by a fresh xdpexd it must give the state hash the
+    restart reported, and the sessions' next inbound sequence must be one past what the journal
+    holds. At the end every order was answered exactly once and the journal holds each client
+    sequence once, in order."""
+    row = Row("kill", mode)
+    t0 = time.monotonic()
+    rnd = random.Random(seed)
+    per_kill = 1500  # orders between kills, on average
+    count = max(5000, kills * per_kill)
+    rate = 6000
+    inj = Injector(lab)
+    snaps = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-kill-{mode}-"))
+    gw = Gateway(lab, mode, nsessions=4, extra_args=["--segment-mb", "1"])
+    points: list[dict[str, Any]] = []
+    res: dict[str, Any] = {}
+    try:
+        inj.apply(FaultSpec(loss=0.02, seed=seed))
+        gw.start()
+        args = _loadgen_args(count, seed, rate)
+        args[args.index("--drain") + 1] = "20"
+
+        def load() -> None:
+            try:
+                res["r"] = run_loadgen(lab, gw, gw.sessions, args, timeout=count / rate * 3 + 120)
+            except Exception as e:  # reported as a failed check below
+                res["error"] = f"{type(e).__name__}: {e}"
+
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        span = count / rate
+        times = sorted(rnd.uniform(0.2, span * 0.9) for _ in range(kills))
+        start = time.monotonic()
+        for k, at in enumerate(times):
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            kill9(gw)
+            snap = snaps / f"k{k:03d}"
+            shutil.copytree(gw.workdir / "journal", snap / "journal")
+            t1 = time.monotonic()
+            gw.start()
+            points.append(
+                {
+                    "at_s": round(at, 3),
+                    "restart_s": round(time.monotonic() - t1, 3),
+                    "hash": recovered_hashes(gw),
+                    "snap": str(snap),
+                }
+            )
+        t.join(count / rate * 3 + 150)
+        row.check("generator finished", "r" in res, error=res.get("error"))
+        if "r" not in res:
+            return row
+        r = res["r"]
+        c, st = quiesce(gw, inj)
+        row.detail["injector"] = c
+        row.faults_injected = len(points) + sum(c[d]["dropped"] for d in c)
+        row.detail["kills"] = len(points)
+        row.detail["restart_s_max"] = max((p["restart_s"] for p in points), default=0)
+        row.orders, row.answered = r["sent"], r["answered"]
+        row.lost = count - r["answered"]
+        row.duplicates += r["unmatched"]
+        row.eq("kill points", len(points), kills)
+        row.eq("generator: every order answered", r["answered"], count)
+        row.eq("generator: no answer without an order, none twice", r["unmatched"], 0)
+        rec = r["recovery"]
+        row.eq("generator: nothing unrecoverable", (rec["unrecoverable"], rec["out_lost"]), (0, 0))
+        check_journal_order(row, journal_inbound(gw.workdir / "journal"), count)
+        # The final state survives one more kill when idle.
+        before = gw.ctl({"cmd": "hash"})["state_hash"]
+        kill9(gw)
+        gw.start()
+        row.eq("idle kill: same state hash", gw.ctl({"cmd": "hash"})["state_hash"], before)
+        gw.stop()
+        # Every crashed journal replays to the hash its restart reported, with the sessions at
+        # the sequences the journal holds.
+        bad_hash, bad_seq = [], []
+        for p in points:
+            inbound = journal_inbound(Path(p["snap"]) / "journal")
+            want = {sid: 1 + sum(n for _, n in recs) for sid, recs in inbound.items()}
+            g = Gateway(lab, mode, workdir=Path(p["snap"]))
+            g.sessions = gw.sessions
+            try:
+                g.start()
+                h = recovered_hashes(g)
+                got = {sid: n for sid, n in session_next_in(g).items() if n > 1 or sid in want}
+            finally:
+                g.stop()
+            if got != want:
+                bad_seq.append({"at_s": p["at_s"], "got": got, "want": want})
+            if not h or h != p["hash"]:
+                bad_hash.append({"at_s": p["at_s"], "restart": p["hash"], "replay": h})
+        row.check(
+            "every crashed journal replays to its restart's hash",
+            not bad_hash,
+            mismatches=bad_hash[:5],
+            points=len(points),
+        )
+        row.check(
+            "sessions resumed one past the journaled sequence", not bad_seq, mismatches=bad_seq[:5]
+        )
+    except Exception as e:
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        gw.cleanup()
+        inj.remove()
+        shutil.rmtree(snaps, ignore_errors=True)
+        row.seconds = round(time.monotonic() - t0, 1)
+        row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
+# -- journal damage ------------------------------------------------------------------------------
+
+
+def _start_fails(lab: Lab, mode: str, workdir: Path, sessions: Any, extra: list[str]) -> str:
+    """Starts xdpexd on `workdir`'s journal; returns its log if it refused to start, else ''."""
+    g = Gateway(lab, mode, workdir=workdir, extra_args=extra)
+    g.sessions = sessions
+    try:
+        g.start(timeout=30)
+    except WireError:
+        return g.log_path.read_text(errors="replace")
+    finally:
+        g.stop()
+    return ""
+
+
+def scenario_journal(lab: Lab, mode: str, count: int, seed: int) -> Row:
+    """A journal of several segments written under load, then damaged four ways, each copy
+    offered to a fresh xdpexd: a torn record in an earlier segment, a missing segment, a
+    sequence discontinuity in a segment header (each: refused at start, the message naming the
+    file and what is wrong), and a disk that fills up while the journal rotates (the daemon
+    stops with the file named; restarted with room, it cuts the torn batch and keeps every
+    answered order)."""
+    row = Row("journal", mode)
+    t0 = time.monotonic()
+    seg = ["--segment-mb", "1"]
+    gw = Gateway(lab, mode, nsessions=4, extra_args=seg)
+    work = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-journal-{mode}-"))
+    small = work / "small"
+    try:
+        gw.start()
+        r = run_loadgen(lab, gw, gw.sessions, _loadgen_args(count, seed), timeout=300)
+        row.orders, row.answered = r["sent"], r["answered"]
+        h0 = gw.ctl({"cmd": "hash"})["state_hash"]
+        gw.stop()
+        q0 = gw.workdir / "journal" / "q0"
+        segs = sorted(p.name for p in q0.glob("*.xjl"))
+        row.detail["segments"] = len(segs)
+        row.check("journal has at least 3 segments", len(segs) >= 3, segments=segs)
+        row.eq("intact copy: same hash", recovered_hashes_of(lab, mode, gw, work / "intact"), [h0])
+
+        def damaged(name: str, damage: Callable[[Path], None], want: list[str]) -> None:
+            d = work / name
+            shutil.copytree(gw.workdir / "journal", d / "journal")
+            damage(d / "journal" / "q0")
+            log = _start_fails(lab, mode, d, gw.sessions, seg)
+            lines = [ln for ln in log.splitlines() if "refusing to start" in ln]
+            row.check(
+                f"{name}: refused at start, naming it",
+                bool(log) and all(w in (lines[0] if lines else "") for w in want),
+                line=lines[:1],
+                want=want,
+                log_tail=log.splitlines()[-3:],
+            )
+            row.faults_injected += 1
+
+        def tear(q: Path) -> None:
+            f = q / segs[0]
+            b = bytearray(f.read_bytes())
+            b[32 + 40 * 3 + 13] ^= 0xFF  # inside an early record (header + a few records in)
+            f.write_bytes(bytes(b))
+
+        def drop(q: Path) -> None:
+            (q / segs[1]).unlink()
+
+        def skip_seq(q: Path) -> None:
+            f = q / segs[2]
+            b = bytearray(f.read_bytes())
+            first = struct.unpack_from("<Q", b, 24)[0]
+            struct.pack_into("<Q", b, 24, first + 7)
+            f.write_bytes(bytes(b))
+
+        damaged(
+            "torn record in an earlier segment", tear, [segs[0], "CRC mismatch", "not at the tail"]
+        )
+        damaged("missing segment", drop, [segs[1], "is missing"])
+        damaged(
+            "sequence discontinuity in a segment header",
+            skip_seq,
+            [segs[2], "first_seq", "records missing between them"],
+        )
+        # A disk that fills while the journal rotates: 1 MiB segments on a 2.2 MiB tmpfs.
+        small.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2250k", "tmpfs", str(small)],
+            check=True,
+            capture_output=True,
+        )
+        full = Gateway(lab, mode, nsessions=4, workdir=small, extra_args=seg)
+        try:
+            full.start()
+            rf = run_loadgen(
+                lab,
+                full,
+                full.sessions,
+                [
+                    "--count",
+                    str(count),
+                    "--batch",
+                    "4",
+                    "--window",
+                    "256",
+                    "--duration",
+                    "4",
+                    "--drain",
+                    "1",
+                ],
+                timeout=120,
+            )
+            assert full.proc is not None
+            rc = full.proc.wait(20)
+            log = full.log_path.read_text(errors="replace")
+        finally:
+            full.stop()
+        fail = [ln for ln in log.splitlines() if "No space left on device" in ln]
+        row.faults_injected += 1
+        row.check(
+            "full disk: stopped with status 1, naming the file",
+            rc == 1 and bool(fail) and ".xjl" in fail[0] and segs[0] not in fail[0],
+            rc=rc,
+            line=fail[:1],
+        )
+        big = work / "roomy"
+        big.mkdir()
+        shutil.copytree(small / "journal", big / "journal")
+        g = Gateway(lab, mode, workdir=big, extra_args=seg)
+        g.sessions = full.sessions
+        try:
+            g.start()
+            restart_log = g.log_path.read_text(errors="replace")
+        finally:
+            g.stop()
+        kept = sum(n for recs in journal_inbound(big / "journal").values() for _, n in recs)
+        row.check(
+            "full disk: restart with room keeps every answered order",
+            kept >= rf["answered"] > 0,
+            journaled=kept,
+            answered=rf["answered"],
+            cut=[ln for ln in restart_log.splitlines() if "torn tail" in ln][:2],
+        )
+    except Exception as e:
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        gw.cleanup()
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+        row.seconds = round(time.monotonic() - t0, 1)
+        row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
+def recovered_hashes_of(lab: Lab, mode: str, gw: Gateway, where: Path) -> list[str]:
+    shutil.copytree(gw.workdir / "journal", where / "journal")
+    g = Gateway(lab, mode, workdir=where, extra_args=["--segment-mb", "1"])
+    g.sessions = gw.sessions
+    try:
+        g.start()
+        return recovered_hashes(g)
+    finally:
+        g.stop()
+
+
+SCENARIOS: dict[str, Callable[[Lab, str, int, int], Row]] = {
+    "loss": scenario_loss,
+    "dup": scenario_dup,
+    "reorder": scenario_reorder,
+    "kill": scenario_kill,
+    "journal": scenario_journal,
+}
+
+
+def run_all(scale: str, only: list[str], modes: list[str], seed: int, prefix: str) -> list[Row]:
+    rows: list[Row] = []
+    lab = Lab(prefix)
+    lab.up()
+    try:
+        for name, fn in SCENARIOS.items():
+            if only and name not in only:
+                continue
+            for mode in modes:
+                row = fn(lab, mode, SCALES[scale][name], seed)
+                print(
+                    json.dumps(row.summary() | {"seconds": row.seconds, "failed": row.failed()}),
+                    flush=True,
+                )
+                rows.append(row)
+    finally:
+        lab.down()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="xdpex-soak", description=__doc__.splitlines()[0])
+    p.add_argument("--scale", choices=sorted(SCALES), default="full")
+    p.add_argument("--only", default="", help="comma-separated scenarios (default all)")
+    p.add_argument("--modes", default="afxdp,udp")
+    p.add_argument("--seed", type=int, default=20261203)
+    p.add_argument("--prefix", default=f"soak{os.getpid() % 100000}")
+    p.add_argument("--out", type=Path, default=build_dir() / "soak" / "summary.json")
+    a = p.parse_args(argv)
+    only = [s for s in a.only.split(",") if s]
+    bad = [s for s in only if s not in SCENARIOS]
+    if bad:
+        p.error(f"unknown scenario {', '.join(bad)}; known: {', '.join(SCENARIOS)}")
+    t0 = time.monotonic()
+    rows = run_all(a.scale, only, a.modes.split(","), a.seed, a.prefix)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps([r.summary() for r in rows], indent=1) + "\n")
+    detail = a.out.with_name(a.out.stem + "-detail.json")
+    detail.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    print(
+        f"soak: {sum(r.ok for r in rows)} of {len(rows)} rows ok in "
+        f"{time.monotonic() - t0:.0f} s; {a.out}",
+        file=sys.stderr,
+    )
+    return 0 if rows and all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
