@@ -270,3 +270,49 @@ def test_reconciliation_reports_differences_made_behind_the_apis_back(stack):
         s.delete(s.get(Symbol, 50))
     wait_for(lambda: metric(tc, "xdpex_config_reconcile_ok") == 1, "agreement reported")
     assert tc.get("/readyz").status_code == 200
+
+
+def _raw(path: Path, line: bytes, timeout: float = 20.0) -> dict:
+    """One request line on a fresh control-socket connection, its answer."""
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        try:
+            s.sendall(line)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole line was read: its answer is waiting all the same
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                raise AssertionError(f"connection closed without an answer (got {buf[:200]!r})")
+            buf += chunk
+    return json.loads(buf.split(b"\n", 1)[0])
+
+
+def test_control_socket_long_lines_and_memory_limits(stack):
+    _, dp, _, _ = stack
+    # a 3 MB request: the line buffer grows to it (64 KiB to start)
+    pad = "x" * (3 << 20)
+    ans = _raw(dp.ctl, b'{"cmd":"symbols","pad":"' + pad.encode() + b'"}\n')
+    assert ans["ok"] is True and len(ans["symbols"]) == 4
+    # with 16 MB of address space left, a 40 MB line cannot be held: refused with a reason, and
+    # the next connection is served
+    pid = dp.proc.pid
+    vm = next(
+        int(line.split()[1]) * 1024
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmSize:")
+    )
+    resource.prlimit(pid, resource.RLIMIT_AS, (vm + (16 << 20), resource.RLIM_INFINITY))
+    try:
+        big = b'{"cmd":"symbols","pad":"' + b"y" * (40 << 20) + b'"}\n'
+        ans = _raw(dp.ctl, big)
+        assert ans["ok"] is False and ans["code"] == "out_of_memory", ans
+        assert "no memory for a" in ans["error"]
+        assert _raw(dp.ctl, b'{"cmd":"stats"}\n')["ok"] is True
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
