@@ -229,9 +229,14 @@ def test_reconciliation_reports_differences_made_behind_the_apis_back(stack):
     tc, _, _, ctl = stack
     assert tc.post("/api/v1/symbols", json=sym(10), headers=OP).status_code == 201
     sess = tc.post("/api/v1/sessions", json={"name": "alice"}, headers=OP).json()["session_id"]
-    r = tc.get("/readyz")
+    # readiness shows the latest periodic report (at most two periods old)
+    r = wait_for(
+        lambda: (x := tc.get("/readyz")).json()["checks"]["configuration"].startswith(
+            "ok: 1 symbols and 1 sessions agree"
+        ) and x,
+        "readiness reports the new symbol and session",
+    )
     assert r.status_code == 200, r.text
-    assert r.json()["checks"]["configuration"].startswith("ok: 1 symbols and 1 sessions agree")
     runs0 = metric(tc, "xdpex_config_reconciliations_total")
     wait_for(lambda: metric(tc, "xdpex_config_reconciliations_total") > runs0, "periodic run")
 
