@@ -211,6 +211,20 @@ def test_per_token_rate_limit_answers_429_with_retry_after_and_a_reason(api):
             # no dataplane behind this API: the calls within the rate reach it and fail there
             assert got == ["UNAVAILABLE", "UNAVAILABLE", "RESOURCE_EXHAUSTED"], got
             assert last.startswith(f"rate limit: token {g['id']} (g) may send 1 requests/s")
+            # an expired token: UNAUTHENTICATED saying so
+            x = api.post("/api/v1/tokens", json={"name": "x", "role": "trader",
+                                                 "expires_in_s": 1}, headers=OP).json()
+
+            def refused():
+                try:
+                    stub.SubmitOrder(req, metadata=(("authorization", f"Bearer {x['token']}"),),
+                                     timeout=10)
+                except grpc.RpcError as e:
+                    return e.code() == grpc.StatusCode.UNAUTHENTICATED and e.details()
+                return None
+
+            said = wait_for(refused, "the token expires for gRPC too", 10)
+            assert said == f"token {x['id']} (x) expired at {x['expires_at']}", said
     finally:
         server.stop(0)
 
