@@ -198,12 +198,18 @@ def test_a_failed_database_write_after_the_apply_is_reported_then_repaired(stack
     assert [str(x) for x in rep.differences if x.id == 30] == [
         "symbol 30: not_in_database: in xdpexd only"
     ]
+    bulk = {"symbols": [sym(31), sym(32)]}
+    r = tc.post("/api/v1/symbols/bulk", json=bulk, headers=OP)
+    assert r.status_code == 503 and "2 symbols were added to the dataplane" in r.text, r.text
+    assert {x.id for x in cp.reconciler.run_once().differences if x.id > 4} == {30, 31, 32}
     with cp.engine.begin() as c:
         c.execute(text(f'DROP TRIGGER no_symbols ON "{db.schema}".symbols'))
-    # the same request again: the dataplane has it with the same parameters, now stored
+    # the same requests again: the dataplane has them with the same parameters, now stored
     assert tc.post("/api/v1/symbols", json=sym(30), headers=OP).status_code == 201
+    r = tc.post("/api/v1/symbols/bulk", json=bulk, headers=OP)
+    assert r.status_code == 200 and r.json() == {"created": 2, "refused": []}, r.text
     assert_agree(tc, ctl)
-    assert 30 not in {x.id for x in cp.reconciler.run_once().differences}
+    assert not {x.id for x in cp.reconciler.run_once().differences} & {30, 31, 32}
 
 
 def wait_for(cond, what: str, timeout: float = 15.0):

@@ -19,11 +19,25 @@ from sqlalchemy import insert, select
 
 from .configure import dataplane_refusal
 from .dataplane import DataplaneRejected
+from .errors import Unavailable
 from .models import GwSession, Symbol
 
 if TYPE_CHECKING:
     from .auth import Principal
     from .service import ControlPlane
+
+
+def _record(cp: ControlPlane, model: Any, rows: list[dict[str, Any]], what: str) -> None:
+    """Store what xdpexd applied; a database that refuses is said (503), and the
+    reconciliation reports those entries until the same request is repeated."""
+    try:
+        with cp.db.begin() as db:
+            db.execute(insert(model), rows)
+    except Exception as e:
+        raise Unavailable(
+            f"{len(rows)} {what} were added to the dataplane but the database did not record "
+            f"them ({type(e).__name__}); the reconciliation reports them (not_in_database)"
+        ) from e
 
 
 def _refused(index: int, id_: int | None, code: str, error: str) -> dict[str, Any]:
@@ -92,8 +106,7 @@ def _create_symbols(cp: ControlPlane, specs: list[dict[str, Any]]) -> dict:
             else:
                 rows.append(specs[i])
         if rows:
-            with cp.db.begin() as db:
-                db.execute(insert(Symbol), rows)
+            _record(cp, Symbol, rows, "symbols")
         created = len(rows)
     refused.sort(key=lambda r: r["index"])
     return {"created": created, "refused": refused}
@@ -145,6 +158,5 @@ def _create_sessions(cp: ControlPlane, who: Principal, specs: list[dict[str, Any
         created.append({"session_id": sid, "name": s["name"], "secret": secrets_[k].hex(),
                         "queue": s.get("queue", 0)})
     if rows:
-        with cp.db.begin() as db:
-            db.execute(insert(GwSession), rows)
+        _record(cp, GwSession, rows, "sessions")
     return {"created": created, "refused": refused}
