@@ -381,7 +381,7 @@ class ConfigService:
         try:
             b = self.ctl.book(symbol_id, depth)
         except DataplaneRejected as e:
-            if str(e).endswith(": unknown"):
+            if e.code == "unknown_symbol" or str(e).endswith(": unknown"):
                 raise NotFound(str(e)) from e
             raise
         lv = lambda xs: [{"price": p, "qty": q, "orders": n} for p, q, n in xs]  # noqa: E731
