@@ -137,6 +137,11 @@ def test_rotation_keeps_the_old_secret_for_the_grace_period_then_names_the_succe
     assert new["expires_at"] > t["expires_at"]  # the same lifetime, from now
     assert api.get("/api/v1/symbols", headers=bearer(new["token"])).status_code == 200
     assert api.get("/api/v1/symbols", headers=old).status_code == 200  # within the grace
+    m = api.get("/metrics").text  # when each live token expires, for an alert to rotate ahead
+    line = "xdpex_api_token_expiry_timestamp_seconds"
+    line += f'{{name="bot",role="trader",token_id="{new["id"]}"}}'
+    got = [x for x in m.splitlines() if x.startswith(line + " ")]
+    assert got and abs(float(got[0].split()[-1]) - (time.time() + 3600)) < 120, got
     r = wait_for(lambda: (x := api.get("/api/v1/symbols", headers=old)).status_code == 401 and x,
                  "the grace period ends", 10)
     assert f"it was rotated: use token {new['id']}" in r.json()["detail"]
