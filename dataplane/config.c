@@ -134,31 +134,17 @@ static int parse_prefix(const char *s, struct xd_prefix *p)
 	return 0;
 }
 
-/* Ids seen in one array of a request: a bitmap per thread, grown to the largest id limit seen and
- * kept (at most 128 KiB for 2^20 ids), cleared per array. */
-static __thread uint64_t *seen_bits;
-static __thread uint32_t seen_words;
-
-static int seen_reset(uint32_t max)
+/* Ids seen in one array of a request: a bitmap for ids 1..max (at most 128 KiB for 2^20 ids),
+ * allocated per array and freed with it. */
+static uint64_t *seen_new(uint32_t max)
 {
-	uint32_t words = max / 64 + 1;
-
-	if (words > seen_words) {
-		uint64_t *n = realloc(seen_bits, (size_t)words * sizeof(*n));
-
-		if (!n)
-			return -1;
-		seen_bits = n;
-		seen_words = words;
-	}
-	memset(seen_bits, 0, (size_t)words * sizeof(*seen_bits));
-	return 0;
+	return calloc((size_t)max / 64 + 1, sizeof(uint64_t));
 }
 
-/* 1 when id was already seen since seen_reset (ids are 1..max, checked by the parser). */
-static int seen_twice(uint32_t id)
+/* 1 when id was already seen in `bits` (ids are 1..max, checked by the parser). */
+static int seen_twice(uint64_t *bits, uint32_t id)
 {
-	uint64_t bit = 1ull << (id & 63), *w = &seen_bits[id >> 6];
+	uint64_t bit = 1ull << (id & 63), *w = &bits[id >> 6];
 
 	if (*w & bit)
 		return 1;
@@ -320,6 +306,7 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 	int full = base == NULL;
 	long long v;
 	json_t *x;
+	uint64_t *seen;
 
 	memset(cfg, 0, sizeof(*cfg));
 	err[0] = 0;
@@ -428,16 +415,19 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 			return CFG_ERR("symbols: must be an array");
 		cfg->nsymbols = (uint32_t)json_array_size(x);
 		cfg->symbols = calloc(cfg->nsymbols + 1, sizeof(*cfg->symbols));
-		if (!cfg->symbols || seen_reset(cfg->engine.max_symbols))
-			return CFG_ERRC("out_of_memory", "out of memory");
+		seen = seen_new(cfg->engine.max_symbols);
+		if (!cfg->symbols || !seen)
+			return free(seen), CFG_ERRC("out_of_memory", "out of memory");
 		for (uint32_t i = 0; i < cfg->nsymbols; i++) {
 			if (parse_symbol(json_array_get(x, i), (int)i, &cfg->engine,
 					 &cfg->symbols[i], full, err, errlen))
-				return -1;
-			if (seen_twice(cfg->symbols[i].c.symbol_id))
-				return CFG_ERRC("duplicate_in_request", "symbols[%u].id: %u given twice",
-						i, cfg->symbols[i].c.symbol_id);
+				return free(seen), -1;
+			if (seen_twice(seen, cfg->symbols[i].c.symbol_id))
+				return free(seen), CFG_ERRC("duplicate_in_request",
+							    "symbols[%u].id: %u given twice", i,
+							    cfg->symbols[i].c.symbol_id);
 		}
+		free(seen);
 	}
 	x = json_object_get(j, "sessions");
 	if (x) {
@@ -445,16 +435,19 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 			return CFG_ERR("sessions: must be an array");
 		cfg->nsessions = (uint32_t)json_array_size(x);
 		cfg->sessions = calloc(cfg->nsessions + 1, sizeof(*cfg->sessions));
-		if (!cfg->sessions || seen_reset(cfg->engine.max_sessions))
-			return CFG_ERRC("out_of_memory", "out of memory");
+		seen = seen_new(cfg->engine.max_sessions);
+		if (!cfg->sessions || !seen)
+			return free(seen), CFG_ERRC("out_of_memory", "out of memory");
 		for (uint32_t i = 0; i < cfg->nsessions; i++) {
 			if (parse_session(json_array_get(x, i), (int)i, &cfg->engine,
 					  &cfg->sessions[i], full, err, errlen))
-				return -1;
-			if (seen_twice(cfg->sessions[i].id))
-				return CFG_ERRC("duplicate_in_request", "sessions[%u].id: %u given twice",
-						i, cfg->sessions[i].id);
+				return free(seen), -1;
+			if (seen_twice(seen, cfg->sessions[i].id))
+				return free(seen), CFG_ERRC("duplicate_in_request",
+							    "sessions[%u].id: %u given twice", i,
+							    cfg->sessions[i].id);
 		}
+		free(seen);
 	}
 	return 0;
 }
