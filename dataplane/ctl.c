@@ -28,7 +28,10 @@ struct client {
 	int fd;
 	char *buf;
 	size_t len;
+	size_t cap; /* grows from CTL_LINE0 to CTL_LINE as a long line needs it */
 };
+
+#define CTL_LINE0 (64u << 10)
 
 static struct {
 	int lfd;
@@ -706,8 +709,17 @@ json_t *xd_ctl_handle(const char *text)
 
 static void reply(struct client *c, json_t *resp)
 {
-	char *s = json_dumps(resp, JSON_COMPACT);
-	size_t len = strlen(s), off = 0;
+	static char oom[] = "{\"ok\":false,\"code\":\"out_of_memory\","
+			    "\"error\":\"no memory for the answer\"}";
+	char *s = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+	size_t len, off = 0;
+
+	if (!s) { /* the answer could not be built: say so rather than leave the client waiting */
+		s = strdup(oom);
+		if (!s)
+			s = oom;
+	}
+	len = strlen(s);
 
 	s[len] = 0;
 	while (off <= len) {
@@ -722,7 +734,8 @@ static void reply(struct client *c, json_t *resp)
 		if (off == len + 1)
 			break;
 	}
-	free(s);
+	if (s != oom)
+		free(s);
 	json_decref(resp);
 }
 
@@ -733,6 +746,7 @@ static void drop_client(struct client *c)
 	c->fd = -1;
 	c->buf = NULL;
 	c->len = 0;
+	c->cap = 0;
 }
 
 static void client_read(struct client *c)
@@ -740,9 +754,24 @@ static void client_read(struct client *c)
 	ssize_t r;
 	char *nl;
 
-	if (!c->buf)
-		c->buf = malloc(CTL_LINE + 1);
-	r = read(c->fd, c->buf + c->len, CTL_LINE - c->len);
+	/* The buffer grows with the line (a 64 MiB buffer per client would take 2 GiB of address
+	 * space for 32 clients, and under a memory limit every request would be dropped). */
+	if (c->len == c->cap && c->cap < CTL_LINE) {
+		size_t cap = c->cap ? c->cap * 2 : CTL_LINE0;
+		char *b;
+
+		if (cap > CTL_LINE)
+			cap = CTL_LINE;
+		b = realloc(c->buf, cap + 1);
+		if (!b) {
+			reply(c, err_resp("out_of_memory", "request: no memory for a %zu-byte line", cap));
+			drop_client(c);
+			return;
+		}
+		c->buf = b;
+		c->cap = cap;
+	}
+	r = read(c->fd, c->buf + c->len, c->cap - c->len);
 	if (r <= 0) {
 		drop_client(c);
 		return;

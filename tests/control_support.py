@@ -10,6 +10,7 @@ and sockets) plus the control-plane `Settings` that point at it.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,24 @@ class Dataplane(LocalDataplane):
         )
         base.update(over)
         return Settings(**base)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(d: Path) -> None:
+    """In `d`: a CA (ca.crt/key), a server certificate for 127.0.0.1/localhost and a client
+    certificate (server.*, client.*) signed by it, and a second CA nothing is signed by
+    (otherca.*). EC P-256, valid one day; made with the openssl CLI."""
+    for ca in ("ca", "otherca"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "1",
+                 "-subj", f"/CN=xdpex test {ca}", cwd=d)  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who, ext in (("server", ["-extfile", "san.ext"]), ("client", [])):
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}",
+                 cwd=d)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{who}.crt", "-days", "1", *ext, cwd=d)  # fmt: skip

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 
 import httpx
-from control_support import cleanup_dir, free_tcp_port, free_udp_port, short_tmpdir
+from control_support import cleanup_dir, free_tcp_port, free_udp_port, make_pki, short_tmpdir
 
 
 def xdpex(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -118,3 +119,34 @@ def _logs(state) -> str:
     for f in sorted((state / "log").glob("*.log")) if (state / "log").exists() else []:
         out.append(f"--- {f.name}\n{f.read_text(errors='replace')[-2000:]}")
     return "\n".join(out)
+
+
+def test_up_serves_rest_over_tls_when_configured():
+    state = short_tmpdir("lifetls")
+    pki = state.parent / f"{state.name}-pki"
+    pki.mkdir()
+    make_pki(pki)
+    http, grpc_port, udp = free_tcp_port(), free_tcp_port(), free_udp_port()
+    env = {**os.environ, "XDPEX_TLS_CERTFILE": str(pki / "server.crt"),
+           "XDPEX_TLS_KEYFILE": str(pki / "server.key")}  # fmt: skip
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xdpex.cli", *args], capture_output=True,
+                              text=True, timeout=90, env=env)  # fmt: skip
+
+    try:
+        r = cli("up", "--state-dir", str(state), "--http", f"127.0.0.1:{http}", "--grpc",
+                f"127.0.0.1:{grpc_port}", "--port", str(udp), "--timeout", "60")  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr + _logs(state)
+        assert f"REST      https://127.0.0.1:{http}" in r.stdout, r.stdout
+        ca = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        assert httpx.get(f"https://127.0.0.1:{http}/readyz", verify=ca).status_code == 200
+        st = cli("status", "--state-dir", str(state))
+        assert st.returncode == 0 and "ready: yes" in st.stdout, st.stdout + st.stderr
+        assert cli("down", "--state-dir", str(state)).returncode == 0
+    finally:
+        cli("down", "--state-dir", str(state))
+        for p in _pids_of(state):
+            os.kill(p, signal.SIGKILL)
+        cleanup_dir(state)
+        cleanup_dir(pki)

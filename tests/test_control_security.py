@@ -19,7 +19,14 @@ import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
-from control_support import Dataplane, cleanup_dir, database, free_tcp_port, short_tmpdir
+from control_support import (
+    Dataplane,
+    cleanup_dir,
+    database,
+    free_tcp_port,
+    make_pki,
+    short_tmpdir,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 from xdpex.api import create_app
@@ -130,6 +137,11 @@ def test_rotation_keeps_the_old_secret_for_the_grace_period_then_names_the_succe
     assert new["expires_at"] > t["expires_at"]  # the same lifetime, from now
     assert api.get("/api/v1/symbols", headers=bearer(new["token"])).status_code == 200
     assert api.get("/api/v1/symbols", headers=old).status_code == 200  # within the grace
+    m = api.get("/metrics").text  # when each live token expires, for an alert to rotate ahead
+    line = "xdpex_api_token_expiry_timestamp_seconds"
+    line += f'{{name="bot",role="trader",token_id="{new["id"]}"}}'
+    got = [x for x in m.splitlines() if x.startswith(line + " ")]
+    assert got and abs(float(got[0].split()[-1]) - (time.time() + 3600)) < 120, got
     r = wait_for(lambda: (x := api.get("/api/v1/symbols", headers=old)).status_code == 401 and x,
                  "the grace period ends", 10)
     assert f"it was rotated: use token {new['id']}" in r.json()["detail"]
@@ -204,6 +216,20 @@ def test_per_token_rate_limit_answers_429_with_retry_after_and_a_reason(api):
             # no dataplane behind this API: the calls within the rate reach it and fail there
             assert got == ["UNAVAILABLE", "UNAVAILABLE", "RESOURCE_EXHAUSTED"], got
             assert last.startswith(f"rate limit: token {g['id']} (g) may send 1 requests/s")
+            # an expired token: UNAUTHENTICATED saying so
+            x = api.post("/api/v1/tokens", json={"name": "x", "role": "trader",
+                                                 "expires_in_s": 1}, headers=OP).json()
+
+            def refused():
+                try:
+                    stub.SubmitOrder(req, metadata=(("authorization", f"Bearer {x['token']}"),),
+                                     timeout=10)
+                except grpc.RpcError as e:
+                    return e.code() == grpc.StatusCode.UNAUTHENTICATED and e.details()
+                return None
+
+            said = wait_for(refused, "the token expires for gRPC too", 10)
+            assert said == f"token {x['id']} (x) expired at {x['expires_at']}", said
     finally:
         server.stop(0)
 
@@ -214,25 +240,6 @@ def test_per_token_rate_limit_answers_429_with_retry_after_and_a_reason(api):
 def trust(ca: Path) -> ssl.SSLContext:
     """A client context that trusts only `ca` (and checks the host name)."""
     return ssl.create_default_context(cafile=str(ca))
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_pki(d: Path) -> None:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, all signed
-    by it; and a second CA nothing is signed by."""
-    for ca in ("ca", "otherca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "1",
-                "-subj", f"/CN=xdpex test {ca}", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for who, ext in (("server", ["-extfile", "san.ext"]), ("client", [])):
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}", cwd=d)
-        openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{who}.crt", "-days", "1", *ext, cwd=d)
 
 
 class TlsControlPlane:

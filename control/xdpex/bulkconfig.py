@@ -17,11 +17,27 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
+from .configure import dataplane_refusal
+from .dataplane import DataplaneRejected
+from .errors import Unavailable
 from .models import GwSession, Symbol
 
 if TYPE_CHECKING:
     from .auth import Principal
     from .service import ControlPlane
+
+
+def _record(cp: ControlPlane, model: Any, rows: list[dict[str, Any]], what: str) -> None:
+    """Store what xdpexd applied; a database that refuses is said (503), and the
+    reconciliation reports those entries until the same request is repeated."""
+    try:
+        with cp.db.begin() as db:
+            db.execute(insert(model), rows)
+    except Exception as e:
+        raise Unavailable(
+            f"{len(rows)} {what} were added to the dataplane but the database did not record "
+            f"them ({type(e).__name__}); the reconciliation reports them (not_in_database)"
+        ) from e
 
 
 def _refused(index: int, id_: int | None, code: str, error: str) -> dict[str, Any]:
@@ -44,6 +60,14 @@ def _dp_entry(spec: dict[str, Any]) -> dict[str, Any]:
 def create_symbols(cp: ControlPlane, who: Principal, specs: list[dict[str, Any]]) -> dict:
     """Adds every symbol of `specs` that can be; {"created": n, "refused": [...]}."""
     who.require("operator")
+    with cp.config_lock:  # the reconciliation never sees it half stored (xdpex.reconcile)
+        try:
+            return _create_symbols(cp, specs)
+        except DataplaneRejected as e:  # the request refused whole (out_of_memory, standby...)
+            raise dataplane_refusal(e, {}, "symbols", "bulk symbols") from e
+
+
+def _create_symbols(cp: ControlPlane, specs: list[dict[str, Any]]) -> dict:
     refused: list[dict[str, Any]] = []
     with cp.db() as db:
         have_ids = set(db.scalars(select(Symbol.symbol_id)))
@@ -82,8 +106,7 @@ def create_symbols(cp: ControlPlane, who: Principal, specs: list[dict[str, Any]]
             else:
                 rows.append(specs[i])
         if rows:
-            with cp.db.begin() as db:
-                db.execute(insert(Symbol), rows)
+            _record(cp, Symbol, rows, "symbols")
         created = len(rows)
     refused.sort(key=lambda r: r["index"])
     return {"created": created, "refused": refused}
@@ -93,6 +116,14 @@ def create_sessions(cp: ControlPlane, who: Principal, specs: list[dict[str, Any]
     """Creates every session of `specs` that can be, with fresh ids and secrets (shown in this
     answer only); {"created": [...], "refused": [...]}."""
     who.require("operator")
+    with cp.config_lock:
+        try:
+            return _create_sessions(cp, who, specs)
+        except DataplaneRejected as e:
+            raise dataplane_refusal(e, {}, "sessions", "bulk sessions") from e
+
+
+def _create_sessions(cp: ControlPlane, who: Principal, specs: list[dict[str, Any]]) -> dict:
     with cp.db() as db:
         first = cp._next_session_id(db)
     entries, secrets_ = [], []
@@ -127,6 +158,5 @@ def create_sessions(cp: ControlPlane, who: Principal, specs: list[dict[str, Any]
         created.append({"session_id": sid, "name": s["name"], "secret": secrets_[k].hex(),
                         "queue": s.get("queue", 0)})
     if rows:
-        with cp.db.begin() as db:
-            db.execute(insert(GwSession), rows)
+        _record(cp, GwSession, rows, "sessions")
     return {"created": created, "refused": refused}

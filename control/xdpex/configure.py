@@ -36,6 +36,22 @@ log = logging.getLogger("xdpex.configure")
 _STATE_REFUSAL = re.compile(
     r"exists|already|limit|out of memory|cannot allocate|no (room|space)|full|reached", re.I
 )
+# xdpexd's refusal codes (docs/dataplane.md, Refusals) about its state or capacity: 409.
+STATE_CODES = frozenset(
+    ("symbol_conflict", "session_queue_conflict", "out_of_memory", "engine_refused", "standby",
+     "limit_reached", "unknown_symbol")
+)  # fmt: skip
+# ... and the API field the others are about, when the message names no field.
+CODE_FIELDS = {
+    "id_over_limit": "symbol_id",
+    "bad_tick": "tick",
+    "bad_lot": "lot",
+    "bad_band": "band_low",
+    "band_off_tick": "band_low",
+    "bad_max_qty": "max_qty",
+    "bad_name": "name",
+    "queue_not_served": "queue",
+}
 # The dataplane's field names (config fragment) -> the API's.
 _SYMBOL_FIELDS = {
     "id": "symbol_id",
@@ -63,10 +79,11 @@ def dataplane_refusal(
     InvalidArgument on the API field the dataplane's message names (`config.symbols[0].tick:
     ...` -> tick). The dataplane's message is kept whole."""
     msg = str(e)
-    if _STATE_REFUSAL.search(msg):
+    if e.code in STATE_CODES or (not e.code and _STATE_REFUSAL.search(msg)):
         return Conflict(f"{what}: refused by the dataplane: {msg}")
     m = re.match(r"(?:config\.)?\w+\[\d+\]\.([\w.]+):", msg)
-    field = fields.get(m.group(1), default_field) if m else default_field
+    field = fields.get(m.group(1), "") if m else ""
+    field = field or CODE_FIELDS.get(e.code, default_field)
     return InvalidArgument(field, f"refused by the dataplane: {msg}")
 
 
@@ -222,7 +239,7 @@ class ConfigService:
                     }
                 )
             except DataplaneRejected as e:
-                if re.match(r"(config\.)?sessions\[0\]\.id: must be an integer in", str(e)):
+                if e.code == "id_over_limit" or re.match(r"(config\.)?sessions\[0\]\.id: ", f"{e}"):
                     raise Conflict(
                         f"session limit reached: the next free session id {sid} is above the "
                         f"dataplane's engine.max_sessions (dataplane: {e})"
@@ -364,7 +381,7 @@ class ConfigService:
         try:
             b = self.ctl.book(symbol_id, depth)
         except DataplaneRejected as e:
-            if str(e).endswith(": unknown"):
+            if e.code == "unknown_symbol" or str(e).endswith(": unknown"):
                 raise NotFound(str(e)) from e
             raise
         lv = lambda xs: [{"price": p, "qty": q, "orders": n} for p, q, n in xs]  # noqa: E731

@@ -20,10 +20,15 @@ from .errors import ServiceError, Unavailable
 
 
 class DataplaneRejected(ServiceError):
-    """xdpexd refused a request: its message names what is wrong (HTTP 422)."""
+    """xdpexd refused a request: its message names what is wrong (HTTP 422); `code` is its
+    refusal code (docs/dataplane.md, Refusals), "" from an xdpexd that gives none."""
 
     http_status = 422
     grpc_code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
 
 
 class ControlClient:
@@ -103,7 +108,10 @@ class ControlClient:
         if not isinstance(ans, dict):
             raise Unavailable(f"dataplane control socket {self.path}: answer is not an object")
         if not ans.get("ok", False):
-            raise DataplaneRejected(str(ans.get("error") or f"{cmd}: refused without a reason"))
+            raise DataplaneRejected(
+                str(ans.get("error") or f"{cmd}: refused without a reason"),
+                str(ans.get("code") or ""),
+            )
         return ans
 
     # Convenience wrappers, one per command of docs/dataplane.md.

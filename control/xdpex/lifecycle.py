@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -280,12 +281,30 @@ def supervise(state: Path) -> int:
     return 0
 
 
+def _scheme() -> str:
+    """https when the control plane is configured for TLS (XDPEX_TLS_CERTFILE, directly or in
+    the XDPEX_CONFIG file), which its child inherits."""
+    from .config import load_settings
+
+    try:
+        return "https" if load_settings().tls else "http"
+    except ValueError:  # a bad setting: the control plane itself will say which
+        return "http"
+
+
 def _http_get(url: str, token: str | None = None, timeout: float = 2.0) -> tuple[int, dict]:
     req = urllib.request.Request(url)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    ctx = None
+    if url.startswith("https:"):
+        # the supervisor's own child on the address it was given: its certificate need not
+        # name that address nor chain to a CA this host trusts
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
             return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
@@ -326,6 +345,7 @@ def up(args: argparse.Namespace) -> int:
         "database_url": args.database_url,
         "redis_url": args.redis_url,
         "paths": {k: str(v) for k, v in paths.items()},
+        "scheme": _scheme(),
         "ha": bool(getattr(args, "ha", False)),
         "etcd_port": getattr(args, "etcd_port", 2379),
         "repl_port": getattr(args, "repl_port", 7700),
@@ -339,7 +359,7 @@ def up(args: argparse.Namespace) -> int:
             start_new_session=True,
         )
     paths["pid"].write_text(f"{sup.pid}\n")
-    url = f"http://{args.http}"
+    url = f"{spec['scheme']}://{args.http}"
     deadline = time.monotonic() + args.timeout
     code, body = 0, {}  # type: tuple[int, dict]
     while time.monotonic() < deadline:
@@ -393,7 +413,7 @@ def status(args: argparse.Namespace) -> int:
         print("xdpex: down")
         return 3
     spec = json.loads(_paths(state)["spec"].read_text())
-    url = f"http://{spec['http']}"
+    url = f"{spec.get('scheme', 'http')}://{spec['http']}"
     code, ready = _http_get(f"{url}/readyz")
     print(f"xdpex: supervisor pid {pid}, REST {url}, gRPC {spec['grpc']}")
     print(f"  ready: {'yes' if code == 200 else 'NO'} {json.dumps(ready.get('checks', ready))}")

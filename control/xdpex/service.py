@@ -40,7 +40,7 @@ from .orders import (
     reject_name,
     result_dict,
 )
-from .ratelimit import RateLimitCollector, TokenRateLimiter
+from .ratelimit import RateLimitCollector, TokenExpiryCollector, TokenRateLimiter
 from .reconcile import ReconcileCollector, Reconciler
 
 __all__ = [
@@ -85,6 +85,7 @@ class ControlPlane(ConfigService, OrderService):
         self.metrics.registry.register(ReconcileCollector(self.reconciler))
         self.ratelimit = TokenRateLimiter(settings.api_token_rate, settings.api_token_burst)
         self.metrics.registry.register(RateLimitCollector(self.ratelimit))
+        self.metrics.registry.register(TokenExpiryCollector(self))
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:

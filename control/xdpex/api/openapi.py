@@ -145,6 +145,18 @@ def _live_limits(cp: ControlPlane) -> dict[str, Any] | None:
 
 def _apply_limits(doc: dict[str, Any], lim: dict[str, Any]) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
+    # Bulk entries keep the static bounds: an entry beyond the live limits is not a malformed
+    # request there but a refused entry named in the 200 answer (xdpex.bulkconfig).
+    for bulk, item, key in (
+        ("SymbolsBulkIn", "SymbolIn", "symbols"),
+        ("SessionsBulkIn", "SessionIn", "sessions"),
+    ):
+        arr = schemas.get(bulk, {}).get("properties", {}).get(key)
+        if arr is not None and item in schemas:
+            schemas[f"{item}BulkEntry"] = copy.deepcopy(schemas[item]) | {
+                "title": f"{item}BulkEntry"
+            }
+            arr["items"] = {"$ref": f"#/components/schemas/{item}BulkEntry"}
     if lim["max_symbols"]:
         p = schemas.get("SymbolIn", {}).get("properties", {}).get("symbol_id")
         if p is not None:

@@ -16,12 +16,8 @@ from pydantic import (
 )
 
 U32 = (1 << 32) - 1
-# The largest int64 a double holds exactly (2^63 - 1024): a JSON Schema bound is read as a number
-# by many tools, and 2^63 - 1 would round up to 2^63, outside int64.
-I64 = (1 << 63) - 1024
-# Prices, ticks and band bounds: at most 2^53 - 1, the largest integer every JSON client (and a
-# double) carries exactly; beyond it generated or parsed values silently round.
-PRICE_MAX = (1 << 53) - 1
+I64 = (1 << 63) - 1
+PRICE_MAX = I64  # prices, ticks and band bounds: any the protocol carries (int64)
 
 
 def json_int(v: Any) -> Any:

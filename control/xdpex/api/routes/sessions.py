@@ -23,25 +23,25 @@ def list_sessions(cp: CP, who: Viewer) -> list[dict]:
     return cp.list_sessions(who)
 
 
-@router.get("/{session_id}", response_model=SessionOut)
+@router.get("/{session_id:int}", response_model=SessionOut)
 def get_session(cp: CP, who: Viewer, session_id: int = SessionId) -> dict:
     """One session."""
     return cp.get_session(who, session_id)
 
 
-@router.post("/{session_id}/disconnect", response_model=SessionAction)
+@router.post("/{session_id:int}/disconnect", response_model=SessionAction)
 def disconnect_session(cp: CP, who: Operator, session_id: int = SessionId) -> dict:
     """Log the session out (Logout ADMIN, cancel-on-disconnect if set)."""
     return cp.disconnect_session(who, session_id)
 
 
-@router.post("/{session_id}/disable", response_model=SessionAction)
+@router.post("/{session_id:int}/disable", response_model=SessionAction)
 def disable_session(cp: CP, who: Operator, session_id: int = SessionId) -> dict:
     """Refuse further logins of the session (LoginRejected DISABLED)."""
     return cp.set_session_enabled(who, session_id, False)
 
 
-@router.post("/{session_id}/enable", response_model=SessionAction)
+@router.post("/{session_id:int}/enable", response_model=SessionAction)
 def enable_session(cp: CP, who: Operator, session_id: int = SessionId) -> dict:
     """Allow logins of the session again."""
     return cp.set_session_enabled(who, session_id, True)

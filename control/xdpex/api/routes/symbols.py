@@ -23,19 +23,19 @@ def create_symbol(cp: CP, who: Operator, body: SymbolIn) -> dict:
     return cp.create_symbol(who, body.model_dump())
 
 
-@router.get("/{symbol_id}", response_model=SymbolOut)
+@router.get("/{symbol_id:int}", response_model=SymbolOut)
 def get_symbol(cp: CP, who: Viewer, symbol_id: int = Path(ge=1, le=U32)) -> dict:
     """One symbol."""
     return cp.get_symbol(who, symbol_id)
 
 
-@router.post("/{symbol_id}/halt", response_model=HaltOut)
+@router.post("/{symbol_id:int}/halt", response_model=HaltOut)
 def halt_symbol(cp: CP, who: Operator, symbol_id: int = SymbolId) -> dict:
     """Halt trading (orders are rejected HALTED); 0 halts every symbol."""
     return cp.set_halted(who, symbol_id, True)
 
 
-@router.post("/{symbol_id}/resume", response_model=HaltOut)
+@router.post("/{symbol_id:int}/resume", response_model=HaltOut)
 def resume_symbol(cp: CP, who: Operator, symbol_id: int = SymbolId) -> dict:
     """Resume trading; 0 resumes every symbol."""
     return cp.set_halted(who, symbol_id, False)
