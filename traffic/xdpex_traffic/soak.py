@@ -63,9 +63,23 @@ CAPTURE_RATE = 8000  # orders/s while tcpdump records the run (it drops frames b
 
 # Orders per scenario and mode; `short` is what `make test` runs.
 SCALES: dict[str, dict[str, int]] = {
-    # (kill: the number of kill points)
-    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000, "kill": 4, "journal": 20_000},
-    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000, "kill": 100, "journal": 40_000},
+    # (kill: the number of kill points; storage: seconds PostgreSQL is down)
+    "short": {
+        "loss": 20_000,
+        "dup": 10_000,
+        "reorder": 10_000,
+        "kill": 4,
+        "journal": 20_000,
+        "storage": 6,
+    },
+    "full": {
+        "loss": 1_000_000,
+        "dup": 200_000,
+        "reorder": 200_000,
+        "kill": 100,
+        "journal": 40_000,
+        "storage": 60,
+    },
 }
 
 
@@ -781,12 +795,251 @@ def recovered_hashes_of(lab: Lab, mode: str, gw: Gateway, where: Path) -> list[s
         g.stop()
 
 
+# -- storage outages ------------------------------------------------------------------------------
+
+
+def journal_reference(journal_dir: Path) -> tuple[dict[Any, list[int]], list[Any], list[Any]]:
+    """Final order states, rejected new orders and executions, from the journal's outbound
+    messages alone (what the persister and the publisher must end up with)."""
+    from xdpex_proto import codec as xc
+
+    orders: dict[Any, list[int]] = {}
+    rejected: list[Any] = []
+    execs: list[Any] = []
+    for q, qdir in queue_dirs(journal_dir).items():
+        r = JournalReader(qdir, stall_s=0)
+        while recs := r.poll(100000):
+            for rec in recs:
+                if rec.type != RecType.OUT:
+                    continue
+                for i in range(rec.count):
+                    m = xc.decode_message(rec.payload, i * 64)
+                    if isinstance(m, xc.Accepted):
+                        orders[(q, m.order_id)] = [0, m.qty, m.price, m.qty]
+                    elif isinstance(m, xc.Rejected) and m.ref_type == xc.MsgType.NEW_ORDER:
+                        rejected.append((rec.session_id, m.cl_ord_id, int(m.reason)))
+                    elif isinstance(m, xc.Fill):
+                        execs.append((q, m.exec_id, m.order_id, m.price, m.qty, m.leaves))
+                        o = orders[(q, m.order_id)]
+                        o[0] += m.qty
+                        o[1] = m.leaves
+                    elif isinstance(m, xc.Cancelled):
+                        orders[(q, m.order_id)][1] = 0
+        r.close()
+    return orders, sorted(rejected), sorted(execs)
+
+
+def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
+    """PostgreSQL (a private cluster, xdpex.services) stopped for `outage_s` seconds under load,
+    the persister (which also runs the Redis publisher) killed with SIGKILL and restarted, the
+    Redis server killed and started again empty: the gateway answers every order throughout,
+    and afterwards the database and the Redis stream hold exactly what the journal says, row
+    for row (orders' final states, rejected orders, executions)."""
+    import redis as redis_lib
+    from sqlalchemy import create_engine, func, select, text
+    from xdpex.models import Execution, Order, PersisterPosition
+    from xdpex.services import PostgresInstance, RedisInstance
+
+    row = Row("storage", mode)
+    t0 = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-storage-{mode}-"))
+    pg, rd = PostgresInstance(), RedisInstance()
+    gw = Gateway(lab, mode, nsessions=4, extra_args=["--segment-mb", "1"])
+    procs: list[subprocess.Popen[bytes]] = []
+    res: dict[str, Any] = {}
+    prefix = f"soak{os.getpid()}"
+    try:
+        pg.start()
+        rd.start()
+        gw.start()
+        env = dict(
+            os.environ,
+            XDPEX_DATABASE_URL=pg.url,
+            XDPEX_DB_SCHEMA="",
+            XDPEX_JOURNAL_DIR=str(gw.workdir / "journal"),
+            XDPEX_STATE_DIR=str(work),
+            XDPEX_REDIS_URL=rd.url,
+            XDPEX_REDIS_STREAM_PREFIX=prefix,
+            XDPEX_PERSIST_BATCH="2000",
+        )
+        log = open(work / "persister.log", "ab")  # noqa: SIM115 - the children's
+
+        def persister() -> subprocess.Popen[bytes]:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "xdpex.persister"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            procs.append(p)
+            return p
+
+        per = persister()
+        rate = 3000
+        load_s = outage_s + 8
+        count = rate * load_s
+        args = _loadgen_args(count, seed, rate)
+
+        def load() -> None:
+            try:
+                res["r"] = run_loadgen(lab, gw, gw.sessions, args, timeout=load_s * 3 + 120)
+            except Exception as e:
+                res["error"] = f"{type(e).__name__}: {e}"
+
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        events: list[tuple[float, str]] = []
+
+        def at(sec: float, what: str) -> None:
+            time.sleep(max(0.0, start + sec - time.monotonic()))
+            events.append((round(time.monotonic() - start, 2), what))
+
+        eng = create_engine(pg.url)
+
+        def db_pos() -> int:
+            try:
+                with eng.connect() as db:
+                    return int(db.scalar(select(func.max(PersisterPosition.journal_seq))) or 0)
+            except Exception:
+                return -1
+
+        start = time.monotonic()
+        at(2, "postgres stopped")
+        pos_before = db_pos()
+        eng.dispose()
+        pg._run("pg_ctl", "stop", "-D", str(pg.data), "-m", "fast", "-w", "-s", log=pg.log)
+        answered_during = gw.stats()["queues"][0]["applied"]
+        at(2.5, "persister killed (SIGKILL) while postgres is down, restarted")
+        per.kill()
+        per.wait()
+        per = persister()
+        at(2 + outage_s, "postgres started again")
+        pg.start()
+        row.check(
+            "matching went on while postgres was down",
+            gw.stats()["queues"][0]["applied"] > answered_during,
+            applied_at_stop=answered_during,
+        )
+        at(4 + outage_s, "redis-server killed (SIGKILL)")
+        rd.kill()
+        at(5 + outage_s, "redis-server started again, empty")
+        rd.start()
+        at(6 + outage_s, "persister and publisher killed (SIGKILL) and restarted")
+        # The persister started while the database was down waited for it and went on.
+        deadline = time.monotonic() + 30
+        while db_pos() <= max(pos_before, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        row.check(
+            "persister started during the outage waited, then wrote",
+            per.poll() is None and db_pos() > max(pos_before, 0),
+            alive=per.poll() is None,
+            position_before_outage=pos_before,
+            position_now=db_pos(),
+        )
+        per.kill()
+        per.wait()
+        per = persister()
+        t.join(load_s * 3 + 150)
+        row.detail["events"] = events
+        row.check("generator finished", "r" in res, error=res.get("error"))
+        if "r" not in res:
+            return row
+        r = res["r"]
+        row.orders, row.answered = r["sent"], r["answered"]
+        row.lost = count - r["answered"]
+        row.duplicates += r["unmatched"]
+        row.faults_injected = len(events)
+        row.eq("generator: every order answered", r["answered"], count)
+        row.eq("generator: no answer without an order, none twice", r["unmatched"], 0)
+        check_journal_order(row, journal_inbound(gw.workdir / "journal"), count)
+        # Caught up: the persister's position at the journal's end and quiet.
+        jseq = gw.ctl({"cmd": "stats"})["queues"][0]["journal_seq"]
+        deadline = time.monotonic() + 120
+        pos = 0
+        while time.monotonic() < deadline:
+            try:
+                with eng.connect() as db:
+                    pos = db.scalar(select(func.max(PersisterPosition.journal_seq))) or 0
+            except Exception:
+                pos = 0
+            if pos >= jseq:
+                break
+            time.sleep(0.2)
+        row.eq("persister caught up with the journal", pos, jseq)
+        per.terminate()
+        per.wait(30)
+        orders, rejected, execs = journal_reference(gw.workdir / "journal")
+        with eng.connect() as db:
+            rows = db.execute(
+                select(
+                    Order.queue,
+                    Order.order_id,
+                    Order.filled,
+                    Order.leaves,
+                    Order.price,
+                    Order.qty,
+                    Order.session_id,
+                    Order.cl_ord_id,
+                    Order.reason,
+                )
+            ).all()
+            ex = db.execute(
+                select(
+                    Execution.queue,
+                    Execution.exec_id,
+                    Execution.order_id,
+                    Execution.price,
+                    Execution.qty,
+                    Execution.leaves,
+                )
+            ).all()
+            db.execute(text("select 1"))
+        eng.dispose()
+        db_orders = {(x[0], x[1]): [x[2], x[3], x[4], x[5]] for x in rows if x[1] is not None}
+        db_rejected = sorted((x[6], x[7], int(x[8])) for x in rows if x[1] is None)
+        row.detail["rows"] = {
+            "orders": len(orders),
+            "rejected": len(rejected),
+            "executions": len(execs),
+        }
+        row.eq("database orders = journal", len(db_orders), len(orders))
+        row.check(
+            "database order states = journal",
+            db_orders == orders,
+            differing=sum(1 for k, v in orders.items() if db_orders.get(k) != v),
+        )
+        row.eq("database rejected orders = journal", db_rejected, rejected)
+        row.eq("database executions = journal (count)", len(ex), len(execs))
+        row.check("database executions = journal", sorted(tuple(e) for e in ex) == execs)
+        rc = redis_lib.Redis.from_url(rd.url)
+        entries: Any = rc.xrange(f"{prefix}:q0:executions")
+        keys = (b"exec_id", b"order_id", b"price", b"qty", b"leaves")
+        stream = [(0, *(int(f[k]) for k in keys)) for _, f in entries]
+        row.eq("redis stream executions = journal (count)", len(stream), len(execs))
+        row.check("redis stream executions = journal, each once", sorted(stream) == execs)
+    except Exception as e:
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        gw.cleanup()
+        rd.stop()
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        row.seconds = round(time.monotonic() - t0, 1)
+        row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
 SCENARIOS: dict[str, Callable[[Lab, str, int, int], Row]] = {
     "loss": scenario_loss,
     "dup": scenario_dup,
     "reorder": scenario_reorder,
     "kill": scenario_kill,
     "journal": scenario_journal,
+    "storage": scenario_storage,
 }
 
 
