@@ -23,6 +23,7 @@ other exactly:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -532,9 +533,11 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
     row = Row("kill", mode)
     t0 = time.monotonic()
     rnd = random.Random(seed)
-    per_kill = 1500  # orders between kills, on average
-    count = max(5000, kills * per_kill)
-    rate = 6000
+    # Kills 0.3..2.1 s apart (a restart takes 0.2..1 s here), the load running 2 s past the
+    # last one at 4,000 orders/s.
+    times = list(itertools.accumulate(rnd.uniform(0.3, 2.1) for _ in range(kills)))
+    rate = 4000
+    count = int(rate * (times[-1] + 2))
     inj = Injector(lab)
     snaps = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-kill-{mode}-"))
     gw = Gateway(lab, mode, nsessions=4, extra_args=["--segment-mb", "1"])
@@ -554,8 +557,6 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
 
         t = threading.Thread(target=load, daemon=True)
         t.start()
-        span = count / rate
-        times = sorted(rnd.uniform(0.2, span * 0.9) for _ in range(kills))
         start = time.monotonic()
         for k, at in enumerate(times):
             time.sleep(max(0.0, start + at - time.monotonic()))
