@@ -312,6 +312,8 @@ def wire_run(
                             seconds=3600,
                             ready=ready.set,
                             stop=stop,
+                            buffer_kib=131072,
+                            to_port_only=True,  # the clients' datagrams: what is replayed
                         )
                     ),
                     daemon=True,
