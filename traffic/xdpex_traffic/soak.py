@@ -1405,6 +1405,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=20261203)
     p.add_argument("--prefix", default=f"soak{os.getpid() % 100000}")
     p.add_argument("--out", type=Path, default=build_dir() / "soak" / "summary.json")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of --out for the scenarios and modes not run now",
+    )
     a = p.parse_args(argv)
     only = [s for s in a.only.split(",") if s]
     bad = [s for s in only if s not in SCENARIOS]
@@ -1413,9 +1418,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     rows = run_all(a.scale, only, a.modes.split(","), a.seed, a.prefix)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps([r.summary() for r in rows], indent=1) + "\n")
     detail = a.out.with_name(a.out.stem + "-detail.json")
-    detail.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    out_rows = [asdict(r) for r in rows]
+    if a.merge and detail.exists():  # rows of this run replace the same scenario and mode
+        mine = {(r["scenario"], r["mode"]) for r in out_rows}
+        kept = [r for r in json.loads(detail.read_text()) if (r["scenario"], r["mode"]) not in mine]
+        order = list(SCENARIOS)
+        out_rows = sorted(kept + out_rows, key=lambda r: (order.index(r["scenario"]), r["mode"]))
+    keys = ("scenario", "mode", "orders", "answered", "lost", "duplicates", "faults_injected")
+    summary = [{k: r[k] for k in keys} | {"ok": r["ok"]} for r in out_rows]
+    a.out.write_text(json.dumps(summary, indent=1) + "\n")
+    detail.write_text(json.dumps(out_rows, indent=1) + "\n")
     print(
         f"soak: {sum(r.ok for r in rows)} of {len(rows)} rows ok in "
         f"{time.monotonic() - t0:.0f} s; {a.out}",
