@@ -1397,6 +1397,54 @@ def run_all(scale: str, only: list[str], modes: list[str], seed: int, prefix: st
     return rows
 
 
+def figures_md(rows: list[dict[str, Any]], command: str, load: str) -> str:
+    """The "Latest figures" section of docs/RELIABILITY.md for the rows of a run."""
+    out = [
+        "## Latest figures",
+        "",
+        f"`{command}` on this 2-core machine shared with other sessions ({load}). One row per",
+        "scenario and mode, as in build/soak/summary.json; seconds are the scenario's wall time;",
+        "the last column names the checks that failed.",
+        "",
+        "| scenario | mode | orders | answered | lost | duplicates | faults injected | ok | s "
+        "| failed checks |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for r in rows:
+        failed = ", ".join(k for k, v in r["checks"].items() if not v["ok"]) or "-"
+        out.append(
+            f"| {r['scenario']} | {r['mode']} | {r['orders']:,} | {r['answered']:,} | "
+            f"{r['lost']:,} | {r['duplicates']:,} | {r['faults_injected']:,} | "
+            f"{'yes' if r['ok'] else 'NO'} | {r['seconds']} | {failed} |"
+        )
+    extra = []
+    for r in rows:
+        d = r["detail"]
+        if r["scenario"] == "flood" and "rtt_us" in d:
+            b, f = d["rtt_us"]["baseline"], d["rtt_us"]["flood"]
+            g = d.get("gcra", {})
+            extra.append(
+                f"- flood {r['mode']}: legitimate RTT p50/p99 {b['p50']:.0f}/{b['p99']:.0f} "
+                f"µs alone, {f['p50']:.0f}/{f['p99']:.0f} µs under the flood "
+                f"(p99 ratio {f['p99'] / max(b['p99'], 1e-9):.2f}); flood datagrams "
+                f"{r['faults_injected']:,}"
+                + (
+                    f"; heavy source admitted {g['allowed']:,} of {g['heavy_sent']:,}, "
+                    f"GCRA on its send times {g['expected']:,}"
+                    if g
+                    else ""
+                )
+            )
+        if r["scenario"] == "kill" and "kills" in d:
+            extra.append(
+                f"- kill {r['mode']}: {d['kills']} kill points, slowest restart "
+                f"{d['restart_s_max']} s"
+            )
+    if extra:
+        out += ["", *extra]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="xdpex-soak", description=__doc__.splitlines()[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
@@ -1405,6 +1453,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=20261203)
     p.add_argument("--prefix", default=f"soak{os.getpid() % 100000}")
     p.add_argument("--out", type=Path, default=build_dir() / "soak" / "summary.json")
+    p.add_argument("--doc", type=Path, help='rewrite this file\'s "## Latest figures" section')
     p.add_argument(
         "--merge",
         action="store_true",
@@ -1429,6 +1478,17 @@ def main(argv: list[str] | None = None) -> int:
     summary = [{k: r[k] for k in keys} | {"ok": r["ok"]} for r in out_rows]
     a.out.write_text(json.dumps(summary, indent=1) + "\n")
     detail.write_text(json.dumps(out_rows, indent=1) + "\n")
+    if a.doc is not None:
+        text = a.doc.read_text()
+        head = text.split("## Latest figures")[0]
+        load = "load average {:.1f} {:.1f} {:.1f} at the end".format(*os.getloadavg())
+        if not only:
+            cmd = "make soak"
+        elif a.merge:
+            cmd = f'make soak, then SOAK_ARGS="--only {",".join(only)} --merge" make soak'
+        else:
+            cmd = f'SOAK_ARGS="--only {",".join(only)}" make soak'
+        a.doc.write_text(head + figures_md(out_rows, cmd, load))
     print(
         f"soak: {sum(r.ok for r in rows)} of {len(rows)} rows ok in "
         f"{time.monotonic() - t0:.0f} s; {a.out}",
