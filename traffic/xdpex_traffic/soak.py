@@ -1436,8 +1436,11 @@ def figures_md(rows: list[dict[str, Any]], command: str, load: str) -> str:
                 )
             )
         if r["scenario"] == "kill" and "kills" in d:
+            same = r["checks"].get("every crashed journal replays to its restart's hash", {})
             extra.append(
-                f"- kill {r['mode']}: {d['kills']} kill points, slowest restart "
+                f"- kill {r['mode']}: {d['kills']} kill points, "
+                f"{d['kills'] if same.get('ok') else 'NOT all'} of {d['kills']} recovered to "
+                f"the same hash as a fresh replay of the crashed journal; slowest restart "
                 f"{d['restart_s_max']} s"
             )
     if extra:
