@@ -15,9 +15,19 @@ other exactly:
   (tcpdump) and replayed as frames after the sessions logged out: nothing applied twice, the
   gateway's duplicate counter equals the messages in the injected copies, the replay changes no
   state (same state hash) and every replayed login is refused;
-- reorder: datagrams held back by the relay; per-session order as sent.
+- reorder: datagrams held back by the relay; per-session order as sent;
+- kill: xdpexd killed -9 at random moments of a lossy load and restarted on its journal; every
+  crashed journal replays to the hash its restart logged, sessions resume one past the journal;
+- journal: a torn record in an earlier segment, a missing segment, a first_seq discontinuity and
+  a disk filling up during rotation, each refused or stopped with a message naming it;
+- storage: PostgreSQL stopped under load, the persister/publisher and redis-server killed;
+  afterwards database = Redis stream = journal, row for row;
+- flood: 10x the legitimate rate from random and spoofed sources; spoofed drops exact, the
+  per-source GCRA exact on the offender's send times, legitimate p99 against its baseline.
 
-`python -m xdpex_traffic.soak --scale short|full [--only NAME] [--modes afxdp,udp] --out FILE`.
+Each scenario function takes (lab, mode, size, seed) and returns its Row; SCALES gives the sizes.
+`python -m xdpex_traffic.soak --scale short|full [--only NAME,...] [--modes afxdp,udp]
+[--out FILE] [--merge] [--doc docs/RELIABILITY.md]`.
 """
 
 from __future__ import annotations
