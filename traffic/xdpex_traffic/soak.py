@@ -1117,7 +1117,9 @@ def flood_frames(lab: Lab, plan: FloodPlan, seed: int) -> list[tuple[str, bytes]
         for i in range(n["spoof_rnd"])
     ]
     frames += [
-        ("spoof_tg", flood_frame(lab, tg, 20000 + rnd.randrange(20000), 1 + i % 4, 1 + i))
+        # (ports below the kernel's ephemeral range, 32768.., where the generator's sockets
+        # are: a spoof on a session's own port would be that session's datagram)
+        ("spoof_tg", flood_frame(lab, tg, 1024 + rnd.randrange(31000), 1 + i % 4, 1 + i))
         for i in range(n["spoof_tg"])
     ]
     frames += [("heavy", flood_frame(lab, heavy_src, 40001, 7, 1 + i)) for i in range(n["heavy"])]
