@@ -20,10 +20,12 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from xdpex_proto import codec as c
 from xdpex_proto.journal import (
@@ -440,13 +442,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="xdpex-persister: %(message)s")
     s = load_settings()
     engine = make_engine(s.effective_database_url, s.db_schema)
-    if s.migrate_on_start:
-        migrate(engine)
     leader = Leader(parse_nodes(s.ha_nodes)) if s.ha_nodes else None
-    p = Persister(engine, s.journal_dir, s.persist_batch, leader)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if s.migrate_on_start:
+        backoff = 0.1
+        while True:  # started while the database is away: wait for it (--once: fail)
+            try:
+                migrate(engine)
+                break
+            except DBAPIError as e:
+                if args.once or stop.is_set():
+                    raise
+                why = str(e.orig or e).strip().splitlines()[0]
+                log.warning("database unavailable (%s): retrying in %.1f s", why, backoff)
+                if stop.wait(backoff):
+                    return 0
+                backoff = min(backoff * 2, 5.0)
+        if backoff > 0.1:
+            log.info("database back: resuming")
+    p = Persister(engine, s.journal_dir, s.persist_batch, leader)
     pub = None
     if s.redis_url:
         from .publisher import Publisher
@@ -458,9 +474,26 @@ def main(argv: list[str] | None = None) -> int:
         engine.url.render_as_string(hide_password=True),
         f", redis {s.redis_url}" if pub else "",
     )
+    # The database may go away (restarted, failed over, network): the persister waits for it,
+    # retrying with a growing pause, and resumes at its committed position; the publisher goes
+    # on meanwhile. (--once: an error is the exit status.)
+    db_backoff, db_retry_at = 0.1, 0.0
     try:
         while not stop.is_set():
-            busy = p.step()
+            busy = 0
+            if time.monotonic() >= db_retry_at:
+                try:
+                    busy = p.step()
+                    if db_backoff > 0.1:
+                        log.info("database back: resuming")
+                    db_backoff = 0.1
+                except DBAPIError as e:
+                    if args.once:
+                        raise
+                    why = str(e.orig or e).strip().splitlines()[0]
+                    log.warning("database unavailable (%s): retrying in %.1f s", why, db_backoff)
+                    db_retry_at = time.monotonic() + db_backoff
+                    db_backoff = min(db_backoff * 2, 5.0)
             if pub is not None:
                 busy += pub.step()
             if args.once and not busy:

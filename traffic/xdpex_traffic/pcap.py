@@ -63,10 +63,12 @@ def capture(
     ready: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
     buffer_kib: int = 32768,
+    to_port_only: bool = False,
 ) -> Captured:
     """Records UDP `port` on `iface` (inside `netns` when given) into `out`. Stops after `count`
     packets, `seconds`, or when `stop` is set, whichever comes first; `ready` is called once
-    tcpdump listens. `buffer_kib` is the kernel capture buffer (tcpdump -B)."""
+    tcpdump listens. `buffer_kib` is the kernel capture buffer (tcpdump -B); `to_port_only`
+    records only datagrams to `port` (the clients' side of a session)."""
     if count < 1 or seconds <= 0:
         raise PcapError("--count must be >= 1 and --seconds > 0")
     tcpdump = shutil.which("tcpdump")
@@ -86,7 +88,8 @@ def capture(
     # that a stop before the block's timeout discards uncounted.
     argv = [*prefix, tcpdump, "-i", iface, "-n", "-U", "--immediate-mode", "-s", "0",
             "-B", str(buffer_kib),
-            "-c", str(count), "-w", str(out), "udp", "port", str(port)]  # fmt: skip
+            "-c", str(count), "-w", str(out), "udp",
+            *(["dst", "port"] if to_port_only else ["port"]), str(port)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + seconds

@@ -15,14 +15,25 @@ other exactly:
   (tcpdump) and replayed as frames after the sessions logged out: nothing applied twice, the
   gateway's duplicate counter equals the messages in the injected copies, the replay changes no
   state (same state hash) and every replayed login is refused;
-- reorder: datagrams held back by the relay; per-session order as sent.
+- reorder: datagrams held back by the relay; per-session order as sent;
+- kill: xdpexd killed -9 at random moments of a lossy load and restarted on its journal; every
+  crashed journal replays to the hash its restart logged, sessions resume one past the journal;
+- journal: a torn record in an earlier segment, a missing segment, a first_seq discontinuity and
+  a disk filling up during rotation, each refused or stopped with a message naming it;
+- storage: PostgreSQL stopped under load, the persister/publisher and redis-server killed;
+  afterwards database = Redis stream = journal, row for row;
+- flood: 10x the legitimate rate from random and spoofed sources; spoofed drops exact, the
+  per-source GCRA exact on the offender's send times, legitimate p99 against its baseline.
 
-`python -m xdpex_traffic.soak --scale short|full [--only NAME] [--modes afxdp,udp] --out FILE`.
+Each scenario function takes (lab, mode, size, seed) and returns its Row; SCALES gives the sizes.
+`python -m xdpex_traffic.soak --scale short|full [--only NAME,...] [--modes afxdp,udp]
+[--out FILE] [--merge] [--doc docs/RELIABILITY.md]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -59,13 +70,29 @@ MAX_MSGS = 22  # XE_MAX_MSGS
 # answers that may reach the generator after it stopped reading, beyond held ones and copies
 # (a retransmission or SequenceGap in flight at its end)
 LATE_SLACK = 16
-CAPTURE_RATE = 8000  # orders/s while tcpdump records the run (it drops frames beyond that here)
+CAPTURE_RATE = 5000  # orders/s while tcpdump records the run (it dropped frames at 8000 here)
 
 # Orders per scenario and mode; `short` is what `make test` runs.
 SCALES: dict[str, dict[str, int]] = {
-    # (kill: the number of kill points)
-    "short": {"loss": 20_000, "dup": 10_000, "reorder": 10_000, "kill": 4, "journal": 20_000},
-    "full": {"loss": 1_000_000, "dup": 200_000, "reorder": 200_000, "kill": 100, "journal": 40_000},
+    # (kill: the number of kill points; storage: seconds PostgreSQL is down; flood: seconds)
+    "short": {
+        "loss": 20_000,
+        "dup": 10_000,
+        "reorder": 10_000,
+        "kill": 4,
+        "journal": 20_000,
+        "storage": 6,
+        "flood": 3,
+    },
+    "full": {
+        "loss": 1_000_000,
+        "dup": 100_000,
+        "reorder": 200_000,
+        "kill": 100,
+        "journal": 40_000,
+        "storage": 60,
+        "flood": 20,
+    },
 }
 
 
@@ -295,6 +322,8 @@ def wire_run(
                             seconds=3600,
                             ready=ready.set,
                             stop=stop,
+                            buffer_kib=131072,
+                            to_port_only=True,  # the clients' datagrams: what is replayed
                         )
                     ),
                     daemon=True,
@@ -516,9 +545,11 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
     row = Row("kill", mode)
     t0 = time.monotonic()
     rnd = random.Random(seed)
-    per_kill = 1500  # orders between kills, on average
-    count = max(5000, kills * per_kill)
-    rate = 6000
+    # Kills 0.3..2.1 s apart (a restart takes 0.2..1 s here), the load running 2 s past the
+    # last one at 4,000 orders/s.
+    times = list(itertools.accumulate(rnd.uniform(0.3, 2.1) for _ in range(kills)))
+    rate = 4000
+    count = int(rate * (times[-1] + 2))
     inj = Injector(lab)
     snaps = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-kill-{mode}-"))
     gw = Gateway(lab, mode, nsessions=4, extra_args=["--segment-mb", "1"])
@@ -538,8 +569,6 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
 
         t = threading.Thread(target=load, daemon=True)
         t.start()
-        span = count / rate
-        times = sorted(rnd.uniform(0.2, span * 0.9) for _ in range(kills))
         start = time.monotonic()
         for k, at in enumerate(times):
             time.sleep(max(0.0, start + at - time.monotonic()))
@@ -781,12 +810,582 @@ def recovered_hashes_of(lab: Lab, mode: str, gw: Gateway, where: Path) -> list[s
         g.stop()
 
 
+# -- storage outages ------------------------------------------------------------------------------
+
+
+def journal_reference(journal_dir: Path) -> tuple[dict[Any, list[int]], list[Any], list[Any]]:
+    """Final order states, rejected new orders and executions, from the journal's outbound
+    messages alone (what the persister and the publisher must end up with)."""
+    from xdpex_proto import codec as xc
+
+    orders: dict[Any, list[int]] = {}
+    rejected: list[Any] = []
+    execs: list[Any] = []
+    for q, qdir in queue_dirs(journal_dir).items():
+        r = JournalReader(qdir, stall_s=0)
+        while recs := r.poll(100000):
+            for rec in recs:
+                if rec.type != RecType.OUT:
+                    continue
+                for i in range(rec.count):
+                    m = xc.decode_message(rec.payload, i * 64)
+                    if isinstance(m, xc.Accepted):
+                        orders[(q, m.order_id)] = [0, m.qty, m.price, m.qty]
+                    elif isinstance(m, xc.Rejected) and m.ref_type == xc.MsgType.NEW_ORDER:
+                        rejected.append((rec.session_id, m.cl_ord_id, int(m.reason)))
+                    elif isinstance(m, xc.Fill):
+                        execs.append((q, m.exec_id, m.order_id, m.price, m.qty, m.leaves))
+                        o = orders[(q, m.order_id)]
+                        o[0] += m.qty
+                        o[1] = m.leaves
+                    elif isinstance(m, xc.Cancelled):
+                        orders[(q, m.order_id)][1] = 0
+        r.close()
+    return orders, sorted(rejected), sorted(execs)
+
+
+def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
+    """PostgreSQL (a private cluster, xdpex.services) stopped for `outage_s` seconds under load,
+    the persister (which also runs the Redis publisher) killed with SIGKILL and restarted, the
+    Redis server killed and started again empty: the gateway answers every order throughout,
+    and afterwards the database and the Redis stream hold exactly what the journal says, row
+    for row (orders' final states, rejected orders, executions)."""
+    import redis as redis_lib
+    from sqlalchemy import create_engine, func, select, text
+    from xdpex.models import Execution, Order, PersisterPosition
+    from xdpex.services import PostgresInstance, RedisInstance
+
+    row = Row("storage", mode)
+    t0 = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-storage-{mode}-"))
+    pg, rd = PostgresInstance(), RedisInstance()
+    gw = Gateway(lab, mode, nsessions=4, extra_args=["--segment-mb", "1"])
+    procs: list[subprocess.Popen[bytes]] = []
+    res: dict[str, Any] = {}
+    prefix = f"soak{os.getpid()}"
+    try:
+        pg.start()
+        rd.start()
+        gw.start()
+        env = dict(
+            os.environ,
+            XDPEX_DATABASE_URL=pg.url,
+            XDPEX_DB_SCHEMA="",
+            XDPEX_JOURNAL_DIR=str(gw.workdir / "journal"),
+            XDPEX_STATE_DIR=str(work),
+            XDPEX_REDIS_URL=rd.url,
+            XDPEX_REDIS_STREAM_PREFIX=prefix,
+            XDPEX_PERSIST_BATCH="2000",
+        )
+        log = open(work / "persister.log", "ab")  # noqa: SIM115 - the children's
+
+        def persister() -> subprocess.Popen[bytes]:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "xdpex.persister"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            procs.append(p)
+            return p
+
+        per = persister()
+        rate = 3000
+        load_s = outage_s + 8
+        count = rate * load_s
+        args = _loadgen_args(count, seed, rate)
+
+        def load() -> None:
+            try:
+                res["r"] = run_loadgen(lab, gw, gw.sessions, args, timeout=load_s * 3 + 120)
+            except Exception as e:
+                res["error"] = f"{type(e).__name__}: {e}"
+
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        events: list[tuple[float, str]] = []
+
+        def at(sec: float, what: str) -> None:
+            time.sleep(max(0.0, start + sec - time.monotonic()))
+            events.append((round(time.monotonic() - start, 2), what))
+
+        eng = create_engine(pg.url)
+
+        def db_pos() -> int:
+            try:
+                with eng.connect() as db:
+                    return int(db.scalar(select(func.max(PersisterPosition.journal_seq))) or 0)
+            except Exception:
+                return -1
+
+        start = time.monotonic()
+        at(2, "postgres stopped")
+        pos_before = db_pos()
+        eng.dispose()
+        pg._run("pg_ctl", "stop", "-D", str(pg.data), "-m", "fast", "-w", "-s", log=pg.log)
+        answered_during = gw.stats()["queues"][0]["applied"]
+        at(2.5, "persister killed (SIGKILL) while postgres is down, restarted")
+        per.kill()
+        per.wait()
+        per = persister()
+        at(2 + outage_s, "postgres started again")
+        pg.start()
+        row.check(
+            "matching went on while postgres was down",
+            gw.stats()["queues"][0]["applied"] > answered_during,
+            applied_at_stop=answered_during,
+        )
+        at(4 + outage_s, "redis-server killed (SIGKILL)")
+        rd.kill()
+        at(5 + outage_s, "redis-server started again, empty")
+        rd.start()
+        at(6 + outage_s, "persister and publisher killed (SIGKILL) and restarted")
+        # The persister started while the database was down waited for it and went on.
+        deadline = time.monotonic() + 30
+        while db_pos() <= max(pos_before, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        row.check(
+            "persister started during the outage waited, then wrote",
+            per.poll() is None and db_pos() > max(pos_before, 0),
+            alive=per.poll() is None,
+            position_before_outage=pos_before,
+            position_now=db_pos(),
+        )
+        per.kill()
+        per.wait()
+        per = persister()
+        t.join(load_s * 3 + 150)
+        row.detail["events"] = events
+        row.check("generator finished", "r" in res, error=res.get("error"))
+        if "r" not in res:
+            return row
+        r = res["r"]
+        row.orders, row.answered = r["sent"], r["answered"]
+        row.lost = count - r["answered"]
+        row.duplicates += r["unmatched"]
+        row.faults_injected = len(events)
+        row.eq("generator: every order answered", r["answered"], count)
+        row.eq("generator: no answer without an order, none twice", r["unmatched"], 0)
+        check_journal_order(row, journal_inbound(gw.workdir / "journal"), count)
+        # Caught up: the persister's position at the journal's end and quiet.
+        jseq = gw.ctl({"cmd": "stats"})["queues"][0]["journal_seq"]
+        deadline = time.monotonic() + 120
+        pos = 0
+        while time.monotonic() < deadline:
+            try:
+                with eng.connect() as db:
+                    pos = db.scalar(select(func.max(PersisterPosition.journal_seq))) or 0
+            except Exception:
+                pos = 0
+            if pos >= jseq:
+                break
+            time.sleep(0.2)
+        row.eq("persister caught up with the journal", pos, jseq)
+        per.terminate()
+        per.wait(30)
+        orders, rejected, execs = journal_reference(gw.workdir / "journal")
+        with eng.connect() as db:
+            rows = db.execute(
+                select(
+                    Order.queue,
+                    Order.order_id,
+                    Order.filled,
+                    Order.leaves,
+                    Order.price,
+                    Order.qty,
+                    Order.session_id,
+                    Order.cl_ord_id,
+                    Order.reason,
+                )
+            ).all()
+            ex = db.execute(
+                select(
+                    Execution.queue,
+                    Execution.exec_id,
+                    Execution.order_id,
+                    Execution.price,
+                    Execution.qty,
+                    Execution.leaves,
+                )
+            ).all()
+            db.execute(text("select 1"))
+        eng.dispose()
+        db_orders = {(x[0], x[1]): [x[2], x[3], x[4], x[5]] for x in rows if x[1] is not None}
+        db_rejected = sorted((x[6], x[7], int(x[8])) for x in rows if x[1] is None)
+        row.detail["rows"] = {
+            "orders": len(orders),
+            "rejected": len(rejected),
+            "executions": len(execs),
+        }
+        row.eq("database orders = journal", len(db_orders), len(orders))
+        row.check(
+            "database order states = journal",
+            db_orders == orders,
+            differing=sum(1 for k, v in orders.items() if db_orders.get(k) != v),
+        )
+        row.eq("database rejected orders = journal", db_rejected, rejected)
+        row.eq("database executions = journal (count)", len(ex), len(execs))
+        row.check("database executions = journal", sorted(tuple(e) for e in ex) == execs)
+        rc = redis_lib.Redis.from_url(rd.url)
+        entries: Any = rc.xrange(f"{prefix}:q0:executions")
+        keys = (b"exec_id", b"order_id", b"price", b"qty", b"leaves")
+        stream = [(0, *(int(f[k]) for k in keys)) for _, f in entries]
+        row.eq("redis stream executions = journal (count)", len(stream), len(execs))
+        row.check("redis stream executions = journal, each once", sorted(stream) == execs)
+    except Exception as e:
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        gw.cleanup()
+        rd.stop()
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        row.seconds = round(time.monotonic() - t0, 1)
+        row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
+# -- flood ---------------------------------------------------------------------------------------
+
+
+def _csum(b: bytes) -> int:
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+
+
+def flood_frame(lab: Lab, src: int, sport: int, session: int, seq: int) -> bytes:
+    """An Ethernet frame with one NewOrder datagram for `session` from IPv4 `src`:`sport`."""
+    from xdpex_proto import codec as xc
+
+    body = xc.NewOrder(
+        side=1, ord_type=1, tif=1, symbol_id=1, cl_ord_id=seq, price=10000, qty=1, client_ts=0
+    ).encode()
+    xe = struct.pack("<HBBIQHHI", 0x4558, 1, 0, session, seq, 1, 24 + len(body), 0) + body
+    udp = struct.pack("!HHHH", sport, 9000, 8 + len(xe), 0) + xe  # checksum 0: none (IPv4)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp),
+        0,
+        0x4000,
+        64,
+        17,
+        0,
+        src.to_bytes(4, "big"),
+        socket.inet_aton(lab.gw_ip),
+    )
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    mac = bytes.fromhex(lab.gw_mac.replace(":", "")) + bytes.fromhex(lab.tg_mac.replace(":", ""))
+    return mac + b"\x08\x00" + ip + udp
+
+
+@dataclass
+class FloodPlan:
+    """What the flood sends, per kind, and when."""
+
+    seconds: float
+    spoof_rnd: int  # from random sources, with a logged-in session's id: spoofed
+    spoof_tg: int  # from the logged-in sessions' own address, other ports: spoofed
+    heavy: int  # one source, a session not logged in, at `heavy` datagrams/s (over its rate)
+    scatter: int  # random sources (more than the LRU rate table holds), not-logged-in session
+    sent: dict[str, int] = field(default_factory=dict)
+    heavy_span_s: float = 0.0
+    heavy_ns: list[int] = field(default_factory=list)  # when each heavy datagram left
+
+
+def flood_frames(lab: Lab, plan: FloodPlan, seed: int) -> list[tuple[str, bytes]]:
+    """The flood's frames, each tagged with its kind, in a seeded random order."""
+    rnd = random.Random(seed)
+    tg = int.from_bytes(socket.inet_aton(lab.tg_ip), "big")
+    base = int.from_bytes(socket.inet_aton("10.200.0.0"), "big")
+    heavy_src = int.from_bytes(socket.inet_aton("10.199.0.1"), "big")
+    n = {
+        k: int(getattr(plan, k) * plan.seconds)
+        for k in ("spoof_rnd", "spoof_tg", "heavy", "scatter")
+    }
+    frames: list[tuple[str, bytes]] = []
+    frames += [
+        ("spoof_rnd", flood_frame(lab, base + rnd.randrange(1 << 17), 40000, 1 + i % 4, 1 + i))
+        for i in range(n["spoof_rnd"])
+    ]
+    frames += [
+        # (ports below the kernel's ephemeral range, 32768.., where the generator's sockets
+        # are: a spoof on a session's own port would be that session's datagram)
+        ("spoof_tg", flood_frame(lab, tg, 1024 + rnd.randrange(31000), 1 + i % 4, 1 + i))
+        for i in range(n["spoof_tg"])
+    ]
+    frames += [("heavy", flood_frame(lab, heavy_src, 40001, 7, 1 + i)) for i in range(n["heavy"])]
+    frames += [
+        ("scatter", flood_frame(lab, base + (1 << 17) + i, 40002, 8, 1 + i))
+        for i in range(n["scatter"])
+    ]  # every one a new source
+    rnd.shuffle(frames)
+    return frames
+
+
+def run_flood(
+    lab: Lab, plan: FloodPlan, frames: list[tuple[str, bytes]], stop: threading.Event
+) -> None:
+    """Sends `frames` evenly over plan.seconds (or until `stop`), counting what was sent."""
+    n = {k: 0 for k, _ in frames}
+    plan.sent = dict.fromkeys(n, 0)
+    sock = socket_in(lab.tg_ns, socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind((lab.tg_if, 0))
+    t0 = time.monotonic()
+    first_heavy = last_heavy = 0.0
+    try:
+        per_ms = len(frames) / (plan.seconds * 1000)
+        for k, (kind, f) in enumerate(frames):
+            if stop.is_set():
+                break
+            if k % 32 == 0:
+                ahead = t0 + k / per_ms / 1000 - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            try:
+                sock.send(f)
+            except OSError:
+                continue  # (ENOBUFS: the sender itself is over; not sent, not counted)
+            plan.sent[kind] += 1
+            if kind == "heavy":
+                last_heavy = time.monotonic()
+                first_heavy = first_heavy or last_heavy
+                plan.heavy_ns.append(time.monotonic_ns())
+    finally:
+        sock.close()
+    plan.heavy_span_s = last_heavy - first_heavy
+
+
+def gcra_allowed(times_ns: list[int], pps: int, burst: int) -> int:
+    """How many of datagrams arriving at `times_ns` the XDP program's GCRA admits (xdpex_gcra in
+    xdp/xdpex_maps.h: pass when tat - now <= (burst - 1) * interval, then tat += interval)."""
+    interval = 1_000_000_000 // pps
+    tol = (burst - 1) * interval
+    tat, n = 0, 0
+    for now in times_ns:
+        if tat == 0:  # a new source: admitted, tat = now + interval
+            tat, n = now + interval, 1
+            continue
+        t = max(tat, now)
+        if t - now <= tol:
+            tat, n = t + interval, n + 1
+    return n
+
+
+def veth_drops(lab: Lab) -> int:
+    """Frames the lab's veth pair dropped (its tx on the traffic side, rx on the gateway's)."""
+    total = 0
+    for ns, ifn, what in (
+        (lab.tg_ns, lab.tg_if, "tx_dropped"),
+        (lab.gw_ns, lab.gw_if, "rx_dropped"),
+    ):
+        out = subprocess.run(
+            lab.netns_cmd(ns, ["cat", f"/sys/class/net/{ifn}/statistics/{what}"]),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        total += int(out.strip())
+    return total
+
+
+def udp_rcvbuf_errors(lab: Lab) -> int:
+    """Udp RcvbufErrors of the gateway's namespace (/proc/net/snmp there)."""
+    out = subprocess.run(
+        lab.netns_cmd(lab.gw_ns, ["cat", "/proc/net/snmp"]),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    head, vals = [ln.split() for ln in out.splitlines() if ln.startswith("Udp:")][:2]
+    return int(vals[head.index("RcvbufErrors")])
+
+
+def scenario_flood(lab: Lab, mode: str, seconds: int, seed: int) -> Row:
+    """A flood at 10x the legitimate rate while four sessions trade at 1,000 orders/s (one a
+    datagram): from random sources with logged-in sessions' ids, from the sessions' own address
+    on other ports (spoofed), one source far over the per-source rate, and more distinct sources
+    than the XDP program's LRU rate table holds (65,536). Legitimate p99 within 2x of the same
+    run's baseline; in AF_XDP mode the spoofed datagrams are dropped by the XDP program exactly
+    and the heavy source gets what the GCRA arithmetic allows (burst + rate x time), no more
+    however many sources the table evicts meanwhile. (Kernel-UDP mode has no per-source filter
+    in front: the shard refuses the spoofed datagrams, counted exactly, and the rest are
+    answered as not logged in.)"""
+    row = Row("flood", mode)
+    t0 = time.monotonic()
+    pps, burst = 5000, 256  # per source: the legitimate one sends 1,000/s with jitter
+    legit = 1000
+    gw = Gateway(lab, mode, nsessions=8, config_extra={"rate": {"pps": pps, "burst": burst}})
+    plan = FloodPlan(
+        seconds=seconds,
+        spoof_rnd=2500,
+        spoof_tg=2500,
+        heavy=8000,
+        scatter=max(2000, 70000 // seconds),
+    )
+    try:
+        gw.start()
+        legit_args = [
+            "--count",
+            str(legit * seconds),
+            "--batch",
+            "1",
+            "--rate",
+            str(legit),
+            "--duration",
+            str(seconds * 2 + 10),
+            "--drain",
+            "5",
+        ]
+        base = run_loadgen(lab, gw, gw.sessions[:4], legit_args, timeout=seconds * 4 + 60)
+        st0 = gw.stats()
+        rcvbuf0, veth0 = udp_rcvbuf_errors(lab), veth_drops(lab)
+        stop = threading.Event()
+        frames = flood_frames(lab, plan, seed)
+        # The flood starts once the four sessions are logged in (so their bindings exist) and
+        # ends before they log out: the generator runs 2 s longer than the flood.
+        flood_args = list(legit_args)
+        flood_args[1] = str(legit * (seconds + 2))
+        res: dict[str, Any] = {}
+
+        def load() -> None:
+            try:
+                res["r"] = run_loadgen(
+                    lab, gw, gw.sessions[:4], flood_args, timeout=seconds * 4 + 60
+                )
+            except Exception as e:
+                res["error"] = f"{type(e).__name__}: {e}"
+
+        lt = threading.Thread(target=load, daemon=True)
+        lt.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            up = [x for x in gw.ctl({"cmd": "sessions"})["sessions"] if x["id"] <= 4]
+            if len(up) == 4 and all(x["state"] == "logged_in" for x in up):
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)  # (and the generator's first orders are on their way)
+        run_flood(lab, plan, frames, stop)
+        lt.join(seconds * 4 + 90)
+        if "r" not in res:
+            raise RuntimeError(f"legitimate load under flood: {res.get('error', 'no result')}")
+        under = res["r"]
+        time.sleep(0.5)
+        st1 = gw.stats()
+        row.orders = base["sent"] + under["sent"]
+        row.answered = base["answered"] + under["answered"]
+        row.lost = row.orders - row.answered
+        row.duplicates = base["unmatched"] + under["unmatched"]
+        row.faults_injected = sum(plan.sent.values())
+        p50b, p99b = base["rtt_us"]["p50"], base["rtt_us"]["p99"]
+        p99f = under["rtt_us"]["p99"]
+        row.detail |= {
+            "plan": asdict(plan),
+            "rtt_us": {"baseline": base["rtt_us"], "flood": under["rtt_us"]},
+            "uptime": os.getloadavg(),
+        }
+        legit_dgrams = under["datagrams"]
+        row.check(
+            "flood at >= 10x the legitimate rate",
+            row.faults_injected >= 10 * legit_dgrams * 0.95,
+            flood=row.faults_injected,
+            legit_datagrams=legit_dgrams,
+        )
+        row.eq(
+            "legitimate orders answered (baseline, flood)",
+            (base["answered"], under["answered"]),
+            (base["sent"], under["sent"]),
+        )
+        row.check(
+            "legitimate p99 within 2x of the baseline",
+            p99f <= 2 * p99b,
+            baseline_p99_us=p99b,
+            flood_p99_us=p99f,
+            baseline_p50_us=p50b,
+        )
+
+        def d(k: str) -> int:
+            return sum(q[k] for q in st1["queues"]) - sum(q[k] for q in st0["queues"])
+
+        spoofed = plan.sent["spoof_rnd"] + plan.sent["spoof_tg"]
+        if mode == "afxdp":
+            x0, x1 = st0["xdp_counters"], st1["xdp_counters"]
+
+            def dx(k: str) -> int:
+                return int(x1[k] - x0[k])
+
+            # (the veth drops what its peer's XDP ring cannot take in a burst: those frames
+            # never reached the program; the kernel counts them, not by kind)
+            vd = veth_drops(lab) - veth0
+            row.detail["veth_dropped"] = vd
+            row.check(
+                "XDP: spoofed datagrams dropped, exactly (less what the veth dropped)",
+                spoofed - vd <= dx("spoofed_cnt") <= spoofed,
+                dropped=dx("spoofed_cnt"),
+                spoofed_sent=spoofed,
+                veth_dropped=vd,
+            )
+            allowed = plan.sent["heavy"] - dx("rate_limit_cnt")
+            want = gcra_allowed(plan.heavy_ns, pps, burst)
+            row.detail["gcra"] = {
+                "heavy_sent": plan.sent["heavy"],
+                "allowed": allowed,
+                "expected": want,
+                "span_s": plan.heavy_span_s,
+                "burst_plus_rate_x_time": round(burst + pps * plan.heavy_span_s),
+                "rate_limited": dx("rate_limit_cnt"),
+            }
+            row.check(
+                "XDP: the heavy source got what GCRA allows on its send times, evictions or not",
+                abs(allowed - want) <= vd + 2 + 0.01 * want,
+                allowed=allowed,
+                expected=want,
+            )
+            # (rate_limit_cnt counts every source: the legitimate one lost nothing, so the
+            # count is the heavy source's)
+            row.eq(
+                "legitimate source: nothing lost (no SequenceGap, no resend)",
+                (under["recovery"]["seq_gaps"], under["recovery"]["resent"]),
+                (0, 0),
+            )
+        else:
+            # What the kernel socket could not take (its receive buffer full) or the veth
+            # dropped never reached the shard: counted by the kernel (Udp RcvbufErrors of the
+            # gateway's namespace, the veth's drop counters).
+            lost_k = udp_rcvbuf_errors(lab) - rcvbuf0 + veth_drops(lab) - veth0
+            row.detail["kernel_rcvbuf_errors"] = lost_k
+            row.check(
+                "shard: spoofed datagrams refused, exactly (less what the kernel dropped)",
+                spoofed - lost_k <= d("spoofed") <= spoofed,
+                refused=d("spoofed"),
+                spoofed_sent=spoofed,
+                kernel_dropped=lost_k,
+            )
+    except Exception as e:
+        row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
+    finally:
+        gw.cleanup()
+        row.seconds = round(time.monotonic() - t0, 1)
+        row.ok = not row.failed() and bool(row.checks)
+    return row
+
+
 SCENARIOS: dict[str, Callable[[Lab, str, int, int], Row]] = {
     "loss": scenario_loss,
     "dup": scenario_dup,
     "reorder": scenario_reorder,
     "kill": scenario_kill,
     "journal": scenario_journal,
+    "storage": scenario_storage,
+    "flood": scenario_flood,
 }
 
 
@@ -810,6 +1409,57 @@ def run_all(scale: str, only: list[str], modes: list[str], seed: int, prefix: st
     return rows
 
 
+def figures_md(rows: list[dict[str, Any]], command: str, load: str) -> str:
+    """The "Latest figures" section of docs/RELIABILITY.md for the rows of a run."""
+    out = [
+        "## Latest figures",
+        "",
+        f"`{command}` on this 2-core machine shared with other sessions ({load}). One row per",
+        "scenario and mode, as in build/soak/summary.json; seconds are the scenario's wall time;",
+        "the last column names the checks that failed.",
+        "",
+        "| scenario | mode | orders | answered | lost | duplicates | faults injected | ok | s "
+        "| failed checks |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for r in rows:
+        failed = ", ".join(k for k, v in r["checks"].items() if not v["ok"]) or "-"
+        out.append(
+            f"| {r['scenario']} | {r['mode']} | {r['orders']:,} | {r['answered']:,} | "
+            f"{r['lost']:,} | {r['duplicates']:,} | {r['faults_injected']:,} | "
+            f"{'yes' if r['ok'] else 'NO'} | {r['seconds']} | {failed} |"
+        )
+    extra = []
+    for r in rows:
+        d = r["detail"]
+        if r["scenario"] == "flood" and "rtt_us" in d:
+            b, f = d["rtt_us"]["baseline"], d["rtt_us"]["flood"]
+            g = d.get("gcra", {})
+            extra.append(
+                f"- flood {r['mode']}: legitimate RTT p50/p99 {b['p50']:.0f}/{b['p99']:.0f} "
+                f"µs alone, {f['p50']:.0f}/{f['p99']:.0f} µs under the flood "
+                f"(p99 ratio {f['p99'] / max(b['p99'], 1e-9):.2f}); flood datagrams "
+                f"{r['faults_injected']:,}"
+                + (
+                    f"; heavy source admitted {g['allowed']:,} of {g['heavy_sent']:,}, "
+                    f"GCRA on its send times {g['expected']:,}"
+                    if g
+                    else ""
+                )
+            )
+        if r["scenario"] == "kill" and "kills" in d:
+            same = r["checks"].get("every crashed journal replays to its restart's hash", {})
+            extra.append(
+                f"- kill {r['mode']}: {d['kills']} kill points, "
+                f"{d['kills'] if same.get('ok') else 'NOT all'} of {d['kills']} recovered to "
+                f"the same hash as a fresh replay of the crashed journal; slowest restart "
+                f"{d['restart_s_max']} s"
+            )
+    if extra:
+        out += ["", *extra]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="xdpex-soak", description=__doc__.splitlines()[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
@@ -818,6 +1468,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=20261203)
     p.add_argument("--prefix", default=f"soak{os.getpid() % 100000}")
     p.add_argument("--out", type=Path, default=build_dir() / "soak" / "summary.json")
+    p.add_argument("--doc", type=Path, help='rewrite this file\'s "## Latest figures" section')
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of --out for the scenarios and modes not run now",
+    )
     a = p.parse_args(argv)
     only = [s for s in a.only.split(",") if s]
     bad = [s for s in only if s not in SCENARIOS]
@@ -826,9 +1482,28 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     rows = run_all(a.scale, only, a.modes.split(","), a.seed, a.prefix)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps([r.summary() for r in rows], indent=1) + "\n")
     detail = a.out.with_name(a.out.stem + "-detail.json")
-    detail.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    out_rows = [asdict(r) for r in rows]
+    if a.merge and detail.exists():  # rows of this run replace the same scenario and mode
+        mine = {(r["scenario"], r["mode"]) for r in out_rows}
+        kept = [r for r in json.loads(detail.read_text()) if (r["scenario"], r["mode"]) not in mine]
+        order = list(SCENARIOS)
+        out_rows = sorted(kept + out_rows, key=lambda r: (order.index(r["scenario"]), r["mode"]))
+    keys = ("scenario", "mode", "orders", "answered", "lost", "duplicates", "faults_injected")
+    summary = [{k: r[k] for k in keys} | {"ok": r["ok"]} for r in out_rows]
+    a.out.write_text(json.dumps(summary, indent=1) + "\n")
+    detail.write_text(json.dumps(out_rows, indent=1) + "\n")
+    if a.doc is not None:
+        text = a.doc.read_text()
+        head = text.split("## Latest figures")[0]
+        load = "load average {:.1f} {:.1f} {:.1f} at the end".format(*os.getloadavg())
+        if not only:
+            cmd = "make soak"
+        elif a.merge:
+            cmd = f'make soak, then SOAK_ARGS="--only {",".join(only)} --merge" make soak'
+        else:
+            cmd = f'SOAK_ARGS="--only {",".join(only)}" make soak'
+        a.doc.write_text(head + figures_md(out_rows, cmd, load))
     print(
         f"soak: {sum(r.ok for r in rows)} of {len(rows)} rows ok in "
         f"{time.monotonic() - t0:.0f} s; {a.out}",

@@ -110,6 +110,7 @@ class Gateway:
         workdir: Path | None = None,
         extra_args: Sequence[str] = (),
         xdpexd: Path | None = None,
+        config_extra: dict[str, Any] | None = None,
     ) -> None:
         if mode not in ("afxdp", "udp", "dpdk"):
             raise WireError(f"mode {mode!r}: expected afxdp, udp or dpdk")
@@ -117,6 +118,7 @@ class Gateway:
         self.binary = xdpexd or xdpexd_path()  # another build of it: A/B benchmarks
         self.symbols = list(symbols)
         self.extra_args = list(extra_args)
+        self.config_extra = dict(config_extra or {})  # merged into the configuration file
         self.sessions = [Session(i + 1) for i in range(nsessions)]
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"xdpex-{lab.prefix}-{mode}-"))
@@ -169,7 +171,7 @@ class Gateway:
             raise WireError(f"start xdpexd: {binary} is not built (run `make build`)")
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(make_config(self.symbols, self.sessions), f)
+            json.dump(make_config(self.symbols, self.sessions) | self.config_extra, f)
         if self.mode == "dpdk":
             self._aside.enter_context(self.lab.gateway_stack_aside())
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
