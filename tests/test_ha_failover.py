@@ -567,3 +567,28 @@ def test_a_corrupted_record_on_a_standby_is_detected(udp_pair: tuple[Node, Node]
         check_exactly_once(fc, a)
     finally:
         fc.stop_ev.set()
+
+
+def test_replication_metrics_from_a_real_pair(udp_pair: tuple[Node, Node]) -> None:
+    """xdpex.metrics.ha_metrics on both nodes' `ha` answers, rendered as Prometheus text."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from xdpex.metrics import ha_metrics
+
+    a, b = udp_pair
+
+    def text(n: Node) -> str:
+        class One:
+            def collect(self) -> Any:
+                return ha_metrics(n.ha())
+
+        reg = CollectorRegistry()
+        reg.register(One())  # type: ignore[arg-type]
+        return generate_latest(reg).decode()
+
+    ta, tb = text(a), text(b)
+    assert 'xdpex_ha_role{role="primary"} 1.0' in ta and "xdpex_ha_fenced 0.0" in ta
+    assert f"xdpex_ha_epoch {float(a.ha()['epoch'])}" in ta
+    assert 'xdpex_replication_standbys{queue="0"} 1.0' in ta
+    assert 'xdpex_replication_lag_records{queue="0",standby="b"}' in ta
+    assert 'xdpex_ha_role{role="standby"} 1.0' in tb and "xdpex_ha_fenced 1.0" in tb
+    assert 'xdpex_replication_following{queue="0",state="streaming"} 1.0' in tb
