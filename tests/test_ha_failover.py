@@ -381,7 +381,8 @@ def test_the_asyncio_client_follows_a_kill_and_a_switchover(udp_pair: tuple[Node
         loop = asyncio.get_running_loop()
         await asyncio.sleep(0.5)
         await loop.run_in_executor(None, a.kill9)
-        await wait_async(lambda: client.epoch == b.ha()["epoch"] and client.logged_in, 15)
+        await wait_async(lambda: client.epoch == b.ha()["epoch"] and client.logged_in,
+                         "the client logged in at b after the kill", 30)
         await loop.run_in_executor(None, a.restart_as_standby)
         await asyncio.sleep(0.3)
         r = await loop.run_in_executor(None, lambda: subprocess.run(
@@ -389,30 +390,35 @@ def test_the_asyncio_client_follows_a_kill_and_a_switchover(udp_pair: tuple[Node
              ",".join(svc_etcd.endpoints), "--cluster", a.cluster], capture_output=True,
             text=True, timeout=30, env=agent_env()))
         assert r.returncode == 0, r.stderr
-        await wait_async(lambda: client.epoch == a.ha()["epoch"] and client.logged_in, 15)
+        await wait_async(lambda: client.epoch == a.ha()["epoch"] and client.logged_in,
+                         "the client logged in at a after the switchover", 30)
         await asyncio.sleep(0.3)
         stop.set()
         await task
-        answers = await asyncio.wait_for(asyncio.gather(*reqs), 20)
+        answers = await asyncio.wait_for(asyncio.gather(*reqs), 30)
         assert all(isinstance(x, c.Accepted) for x in answers)
         await client.logout()
         return client, answers
 
-    client, answers = asyncio.run(main())
+    try:
+        client, answers = asyncio.run(main())
+    except BaseException as e:
+        raise AssertionError(f"{type(e).__name__}: {e}\n--- agent a\n{a.log()[-2500:]}\n"
+                             f"--- agent b\n{b.log()[-2500:]}") from e
     assert client.stats["failovers"] >= 2
     assert len(answers) > 300
     assert set(accepted) == {x.cl_ord_id for x in answers}
     assert set(accepted.values()) == {1}, "an order answered twice"
 
 
-async def wait_async(pred: Any, timeout: float) -> None:
+async def wait_async(pred: Any, what: str, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await loop.run_in_executor(None, lambda: _safe(pred)):
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s")
+    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def _safe(pred: Any) -> bool:
