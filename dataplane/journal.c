@@ -1018,6 +1018,12 @@ int xj_append_raw(struct xd_journal *j, const struct xj_rec *r)
 
 int xj_commit_replay(struct xd_journal *j, xj_replay_fn fn, void *ctx)
 {
+	return xj_commit_ack_replay(j, NULL, NULL, fn, ctx);
+}
+
+int xj_commit_ack_replay(struct xd_journal *j, void (*committed)(void *), void *cctx,
+			 xj_replay_fn fn, void *ctx)
+{
 	uint64_t base = j->seg_off;
 	uint32_t seg;
 	size_t len = j->len;
@@ -1031,6 +1037,8 @@ int xj_commit_replay(struct xd_journal *j, xj_replay_fn fn, void *ctx)
 	rc = xj_commit(j, NULL, NULL);
 	if (rc)
 		return rc;
+	if (committed)
+		committed(cctx);
 	seg = j->seg_no;
 	for (uint64_t off = 0; off < len;) {
 		const struct xj_rec *r = (const struct xj_rec *)(j->map + base + off);

@@ -135,6 +135,8 @@ struct xd_repl {
 	uint8_t *rbuf;
 	size_t rlen;
 	uint64_t primary_seq, received, hashes_ok;
+	uint64_t ack_seq; /* the batch being committed: acknowledged right after (send_ack) */
+	bool ack_failed;
 	char why[240]; /* why it stopped (diverged) */
 	bool notified;
 };
@@ -808,6 +810,16 @@ static void follow_welcome(struct xd_repl *r, const struct xr_welcome *w)
 		    (unsigned long long)w->epoch);
 }
 
+/* The batch is in this standby's journal: acknowledge it before applying it. */
+static void send_ack(void *arg)
+{
+	struct xd_repl *r = arg;
+	struct xr_ack a = { r->ack_seq, r->ack_seq };
+
+	if (send_frame(r->cfd, XR_ACK, &a, sizeof(a)))
+		r->ack_failed = true;
+}
+
 static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
 {
 	struct xd_shard *sh = r->sh;
@@ -834,18 +846,17 @@ static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
 		off += rec->len;
 		r->received = rec->seq;
 		if (rec->flags & XJ_F_BATCH_END) {
-			struct xr_ack a;
-
 			/* Durable here first, then acknowledged, then applied. */
+			r->ack_seq = rec->seq;
+			r->ack_failed = false;
 			sh->replaying = true;
-			rc = xj_commit_replay(&sh->journal, xd_replay_rec, sh);
+			rc = xj_commit_ack_replay(&sh->journal, send_ack, r, xd_replay_rec, sh);
 			sh->replaying = false;
 			if (rc) {
 				xd_shard_fatal(sh, rc, "standby journal write");
 				return;
 			}
-			a = (struct xr_ack){ rec->seq, rec->seq };
-			if (send_frame(r->cfd, XR_ACK, &a, sizeof(a))) {
+			if (r->ack_failed) {
 				follow_stop(r, XF_IDLE, "primary %s: the connection broke", r->from);
 				return;
 			}

@@ -261,6 +261,10 @@ XD_MUST_CHECK int xj_append_raw(struct xd_journal *j, const struct xj_rec *r);
 /* xj_commit, then `fn` for every record of the batch with where it landed (a standby applies what
  * it has made durable, through the replay path). */
 XD_MUST_CHECK int xj_commit_replay(struct xd_journal *j, xj_replay_fn fn, void *ctx);
+/* The same, calling committed(cctx) between the commit and the replay (a standby acknowledges
+ * there: the batch is in its journal, applying it need not delay the primary's answers). */
+XD_MUST_CHECK int xj_commit_ack_replay(struct xd_journal *j, void (*committed)(void *),
+				       void *cctx, xj_replay_fn fn, void *ctx);
 /* Cuts the journal of queue directory `qdir` (closed) after record `seq`: that record's segment
  * is cut behind it, later segments removed. 0 or -errno (logged). */
 XD_MUST_CHECK int xj_truncate_after(const char *qdir, uint64_t seq);

@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -26,6 +27,8 @@ from xdpex_proto import codec as c
 
 REPO = Path(__file__).resolve().parents[1]
 HB_MS = 200  # the gateways' heartbeat interval in these tests
+LOGIN_TRY = 0.3  # seconds a client waits for LoginAccepted before it tries the next address
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:
@@ -161,7 +164,8 @@ class Answer:
     seq: int
     msg: c.Message
     src: int  # the index of the gateway it came from in FollowingClient.servers
-    at: float  # time.monotonic() of arrival
+    at: float  # time.monotonic() when the client read it
+    kernel_ns: int = 0  # CLOCK_REALTIME when the kernel received it (SO_TIMESTAMPNS)
 
 
 @dataclass
@@ -189,6 +193,7 @@ class FollowingClient:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 sock.bind(("0.0.0.0", 0))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             self.socks.append(sock)
         self.rate, self.batch = rate, batch
         self.crossing = crossing  # every other order trades with the one before it
@@ -231,11 +236,16 @@ class FollowingClient:
         r, _, _ = select.select(self.socks, [], [], timeout)
         while r:
             for sock in r:
-                data = sock.recv(2048)
-                self._on_datagram(data, self.socks.index(sock))
+                data, anc, _, _ = sock.recvmsg(2048, socket.CMSG_SPACE(16))
+                kts = 0
+                for level, kind, raw in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        sec, nsec = struct.unpack("qq", raw[:16])
+                        kts = sec * 1_000_000_000 + nsec
+                self._on_datagram(data, self.socks.index(sock), kts)
             r, _, _ = select.select(self.socks, [], [], 0)
 
-    def _on_datagram(self, data: bytes, src: int) -> None:
+    def _on_datagram(self, data: bytes, src: int, kernel_ns: int = 0) -> None:
         self.last_rx = time.monotonic()
         d = c.decode_datagram(data, c.Direction.FROM_GW)
         if d.seq == 0:
@@ -247,7 +257,7 @@ class FollowingClient:
             if s in self.answers:
                 self.dups += 1
                 continue
-            self.answers[s] = Answer(s, m, src, self.last_rx)
+            self.answers[s] = Answer(s, m, src, self.last_rx, kernel_ns)
         while self.expected in self.answers:
             self.expected += 1
         if d.seq > self.expected:  # a gap: ask for it again
@@ -311,7 +321,7 @@ class FollowingClient:
             now = time.monotonic()
             if not self.logged_in:
                 if now >= next_login:
-                    if now - self.last_rx > 2 * hb_timeout:
+                    if now - self.last_rx > LOGIN_TRY:  # a standby says nothing: the next
                         self._move("no answer to login")
                     self._login()
                     next_login = now + 0.1

@@ -170,8 +170,10 @@ def test_replicated_answers_wait_for_the_standby(pair: tuple[Node, Node]) -> Non
     acc = cl.wait_for(lambda m: isinstance(m, c.Accepted) and m.cl_ord_id == 50)
     assert acc.cl_ord_id == 50
     lat = a.d.stats()["queues"][0]["latency"]
-    # (a loaded machine may read several of the datagrams in one batch: count the held one)
-    assert lat["replication"]["count"] >= 2 and lat["replication"]["sum_ns"] > 400_000_000
+    # Counted are the batches that waited for an ack: the one held while the standby was
+    # stopped at least (the others may have been acknowledged before they could wait, or read
+    # together into one batch on a loaded machine).
+    assert lat["replication"]["count"] >= 1 and lat["replication"]["sum_ns"] > 400_000_000
 
 
 def test_with_repl_missing_local_answers_go_on_without_a_standby(dp_workdir: Path) -> None:

@@ -122,6 +122,13 @@ class _DataplaneCollector(Collector):
             if pinned:
                 yield self._xdp(pinned)
         yield from self._persister(journal_seq)
+        if st:
+            try:
+                ha = self.cp.ctl.request("ha")
+            except Exception:  # noqa: BLE001 - an older xdpexd: no HA figures
+                ha = None
+            if ha:
+                yield from ha_metrics(ha)
 
     @staticmethod
     def _xdp(counters: dict[str, int]) -> Metric:
@@ -357,3 +364,57 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def ha_metrics(ha: dict) -> Iterator[Metric]:
+    """High availability (docs/ha.md) from xdpexd's `ha` answer: role, epoch, fencing, and per
+    queue the replication figures of a primary (each standby's lag) or of a standby (what it
+    follows, in which state)."""
+    role = GaugeMetricFamily("xdpex_ha_role", "1 for this node's role", labels=["role"])
+    role.add_metric([str(ha.get("role"))], 1)
+    yield role
+    for name, v, doc in (
+        ("xdpex_ha_epoch", ha.get("epoch"), "leadership epoch (the etcd revision of the key)"),
+        ("xdpex_ha_fenced", int(bool(ha.get("fenced"))), "1 while answers may not leave"),
+        ("xdpex_ha_lease_seconds", (ha.get("lease_ms") or 0) / 1000,
+         "what is left of the lease the agent granted"),
+    ):
+        g = GaugeMetricFamily(name, doc)
+        g.add_metric([], float(v or 0))
+        yield g
+    standbys = GaugeMetricFamily("xdpex_replication_standbys",
+                                 "standbys streaming from this primary", labels=["queue"])
+    held = GaugeMetricFamily("xdpex_replication_held_datagrams",
+                             "answers held for a standby's acknowledgement", labels=["queue"])
+    lag = {k: GaugeMetricFamily(f"xdpex_replication_lag_{k}",
+                                f"a standby's replication lag in {k}",
+                                labels=["queue", "standby"])
+           for k in ("records", "bytes", "seconds")}
+    following = GaugeMetricFamily("xdpex_replication_following",
+                                  "1 for a standby's replication state", labels=["queue", "state"])
+    flag = GaugeMetricFamily("xdpex_replication_standby_lag_records",
+                             "records the primary has that this standby does not",
+                             labels=["queue"])
+    hashes = CounterMetricFamily("xdpex_replication_hashes_matched",
+                                 "state hashes of the primary this standby matched",
+                                 labels=["queue"])
+    for i, q in enumerate(ha.get("queues", []) or []):
+        ql = str(q.get("queue", i))
+        held.add_metric([ql], float(q.get("held_datagrams", 0)))
+        if "standbys" in q:
+            standbys.add_metric([ql], float(len(q["standbys"])))
+            for sb in q["standbys"]:
+                lag["records"].add_metric([ql, sb["name"]], float(sb["lag_records"]))
+                lag["bytes"].add_metric([ql, sb["name"]], float(sb["lag_bytes"]))
+                lag["seconds"].add_metric([ql, sb["name"]], sb["lag_us"] / 1e6)
+        f = q.get("following")
+        if f:
+            following.add_metric([ql, str(f.get("state"))], 1)
+            flag.add_metric([ql], float(f.get("lag_records", 0)))
+            hashes.add_metric([ql], float(f.get("hashes_matched", 0)))
+    yield standbys
+    yield held
+    yield from lag.values()
+    yield following
+    yield flag
+    yield hashes

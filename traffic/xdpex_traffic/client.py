@@ -599,8 +599,11 @@ class XeClient:
         elif isinstance(m, c.Logout):
             if self._logout is not None and not self._logout.done():
                 self._logout.set_result(m)
-            elif len(self.remotes) > 1 and self.logged_in:
-                self._fail_over(f"logout by gateway ({_logout_name(m.reason)})")
+            elif len(self.remotes) > 1:
+                if self.logged_in:
+                    self._fail_over(f"logout by gateway ({_logout_name(m.reason)})")
+                else:  # moving already (a late one from the gateway it is leaving)
+                    self.stats["logouts_while_moving"] += 1
             else:
                 self.close(f"logout by gateway ({_logout_name(m.reason)})")
 
