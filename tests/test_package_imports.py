@@ -28,8 +28,12 @@ TREES = {
 REAL_NEEDS = {
     "xdpex.cli": {"xdpex_traffic.lab", "xdpex_traffic.pcap"},  # subcommands, by name
     "xdpex.run": {"xdpex_traffic.lab", "xdpex_traffic.wire"},
+    "xdpex.runha": {"xdpex_traffic.wire"},  # xdpex run --ha drives the generator
     "xdpex.benchreport": {"xdpex_traffic.lab", "xdpex_traffic.wire", "xdpex_traffic.benchwire"},
     "xdpex.benchreport.scenarios": {"xdpex_traffic.lab", "xdpex_traffic.benchwire"},
+    # the soak scenarios drive the lab, the injector and the generator against the whole system
+    "xdpex.soak": {"xdpex_traffic.faults", "xdpex_traffic.lab", "xdpex_traffic.pcap",
+                   "xdpex_traffic.wire"},
 }
 
 

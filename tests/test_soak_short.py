@@ -1,4 +1,4 @@
-"""The soak scenarios (xdpex_traffic.soak, `make soak`) at the short scale, in AF_XDP and
+"""The soak scenarios (xdpex.soak, `make soak`) at the short scale, in AF_XDP and
 kernel-UDP mode: real xdpexd, real load generator, real faults from the lab's injector. Each row
 must pass every check of its scenario (answered exactly once, journal order, the gateway's and
 the injector's counters agreeing exactly); the failing checks are the assertion message."""
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from dataplane_support import lab_up, need_root_and_built
-from xdpex_traffic import soak
+from xdpex import soak
 from xdpex_traffic.faults import faults_object
 from xdpex_traffic.lab import Lab, xdp_pass_object
 from xdpex_traffic.wire import loadgen_path, xdpexd_path

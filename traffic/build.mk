@@ -75,13 +75,13 @@ bench-failover: build
 	$(Q)cd $(TOP) && XDPEX_HA_KILLS=$(HA_KILLS) $(PY) -m xdpex_traffic.benchfailover \
 		--out $(BUILD)/bench/failover.json --doc $(TOP)/docs/BENCHMARKS.md
 
-# Reliability soak (docs/RELIABILITY.md): every scenario of xdpex_traffic.soak at full scale in
+# Reliability soak (docs/RELIABILITY.md): every scenario of xdpex.soak at full scale in
 # AF_XDP and kernel-UDP mode, bounded under 30 minutes; one row per scenario and mode in
 # build/soak/summary.json (checks in summary-detail.json). The short scale runs in `make test`
 # (tests/test_soak_short.py). The figures go to docs/RELIABILITY.md "Latest figures".
 # SOAK_ARGS="--only loss --modes udp" narrows it; with --merge the other rows are kept.
 .PHONY: soak
 soak: build
-	$(Q)cd $(TOP) && $(PY) -m xdpex_traffic.soak --scale full --out $(BUILD)/soak/summary.json \
+	$(Q)cd $(TOP) && $(PY) -m xdpex.soak --scale full --out $(BUILD)/soak/summary.json \
 		--doc $(TOP)/docs/RELIABILITY.md \
 		$(SOAK_ARGS)

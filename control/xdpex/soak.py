@@ -26,7 +26,7 @@ other exactly:
   per-source GCRA exact on the offender's send times, legitimate p99 against its baseline.
 
 Each scenario function takes (lab, mode, size, seed) and returns its Row; SCALES gives the sizes.
-`python -m xdpex_traffic.soak --scale short|full [--only NAME,...] [--modes afxdp,udp]
+`python -m xdpex.soak --scale short|full [--only NAME,...] [--modes afxdp,udp]
 [--out FILE] [--merge] [--doc docs/RELIABILITY.md]`.
 """
 
@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import xdpex_traffic.pcap as pcap
 from xdpex_proto.codec import MsgType
 from xdpex_proto.journal import (
     JournalReader,
@@ -60,8 +61,6 @@ from xdpex_proto.journal import (
     decode_session_event,
     queue_dirs,
 )
-
-from xdpex_traffic import pcap
 from xdpex_traffic.faults import FaultSpec, Injector
 from xdpex_traffic.lab import Lab, build_dir, socket_in
 from xdpex_traffic.wire import Gateway, WireError, run_loadgen
@@ -852,6 +851,7 @@ def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
     for row (orders' final states, rejected orders, executions)."""
     import redis as redis_lib
     from sqlalchemy import create_engine, func, select, text
+
     from xdpex.models import Execution, Order, PersisterPosition
     from xdpex.services import PostgresInstance, RedisInstance
 
