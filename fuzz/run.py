@@ -176,9 +176,11 @@ def main() -> int:
     hist = a.out / "history.jsonl"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load = os.getloadavg()
+    for r in rows:
+        r["time"], r["loadavg"] = stamp, [round(x, 2) for x in load]
     with hist.open("a") as f:
         for r in rows:
-            f.write(json.dumps({"time": stamp, **r}) + "\n")
+            f.write(json.dumps(r) + "\n")
     totals: dict[str, dict[str, float]] = {}
     for line in hist.read_text().splitlines():
         r = json.loads(line)
@@ -188,8 +190,6 @@ def main() -> int:
     for r in rows:
         r["total_executions"] = totals[r["target"]]["executions"]
         r["total_seconds"] = round(totals[r["target"]]["seconds"], 1)
-    for r in rows:
-        r["time"], r["loadavg"] = stamp, [round(x, 2) for x in load]
     # The latest row of every target ever run here: a run of some targets keeps the others'.
     old = a.out / "summary.json"
     latest = {}

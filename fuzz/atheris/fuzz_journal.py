@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import shutil
 import struct
 import sys
-import tempfile
 from pathlib import Path
 
 import atheris
@@ -28,7 +28,15 @@ with atheris.instrument_imports():
 SEP = b"XJSEGEND"
 # The reader warns about a batch it hands out without its closing record: noise here.
 logging.disable(logging.WARNING)
-TMP = Path(tempfile.mkdtemp(prefix="xdpex-atheris-journal-", dir="/dev/shm"))
+SHM = Path("/dev/shm")
+# libFuzzer ends the process from C, past Python's atexit: directories of runs whose process is
+# gone are removed here, at the next start.
+for old in SHM.glob("xdpex-atheris-journal-*"):
+    pid = old.name.rsplit("-", 1)[-1]
+    if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+        shutil.rmtree(old, ignore_errors=True)
+TMP = SHM / f"xdpex-atheris-journal-{os.getpid()}"
+TMP.mkdir(exist_ok=True)
 atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 
 
