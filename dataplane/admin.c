@@ -16,7 +16,7 @@
 /* A refusal: its code (docs/dataplane.md, Refusals) and its text into resp; while replaying
  * (resp NULL) a warning in the log. */
 static int fail(json_t *resp, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(json_t *resp, const char *code, const char *fmt, ...)
 {
@@ -51,10 +51,11 @@ static const char *check_symbol(const struct xd_shard *sh, uint32_t i,
 
 	if (cur->c.symbol_id) {
 		if (given && !sym_same(&cur->c, &y->c))
-			return snprintf(buf, n,
-					"symbols[%u]: symbol %u exists with other tick, lot, band or "
-					"max_qty; only halted can change",
-					i, y->c.symbol_id),
+			return snprintf(
+				   buf, n,
+				   "symbols[%u]: symbol %u exists with other tick, lot, band or "
+				   "max_qty; only halted can change",
+				   i, y->c.symbol_id),
 			       "symbol_conflict";
 	} else if (xd_symbol_owner(y, sh->opts) == sh->queue && !given) {
 		return snprintf(buf, n,
@@ -73,8 +74,8 @@ static const char *check_session(const struct xd_shard *sh, uint32_t i,
 
 	if (s->configured) {
 		if (c->queue >= 0 && c->queue != sh->queue)
-			return snprintf(buf, n, "sessions[%u].queue: session %u lives on queue %d", i,
-					c->id, sh->queue),
+			return snprintf(buf, n, "sessions[%u].queue: session %u lives on queue %d",
+					i, c->id, sh->queue),
 			       "session_queue_conflict";
 	} else if (!s->foreign && xd_session_owner(c, sh->opts) == sh->queue && !c->secret_len) {
 		return snprintf(buf, n, "sessions[%u].secret: required to create session %u", i,
@@ -113,9 +114,9 @@ void xd_shard_bulk_check(struct xd_shard *sh, const struct xd_config *f, const u
 
 	for (uint32_t i = 0; i < f->nsymbols; i++)
 		if ((code = check_symbol(sh, sym_index[i], &f->symbols[i], buf, sizeof(buf))))
-			json_array_append_new(refused, refusal("symbol", sym_index[i],
-							       f->symbols[i].c.symbol_id, code,
-							       buf));
+			json_array_append_new(
+			    refused,
+			    refusal("symbol", sym_index[i], f->symbols[i].c.symbol_id, code, buf));
 	for (uint32_t i = 0; i < f->nsessions; i++)
 		if ((code = check_session(sh, ses_index[i], &f->sessions[i], buf, sizeof(buf))))
 			json_array_append_new(refused, refusal("session", ses_index[i],
@@ -218,7 +219,8 @@ static int apply_do(struct xd_shard *sh, const struct xd_config *f, json_t *resp
 	if (resp)
 		json_object_set_new(resp, "applied",
 				    json_pack("{s:i,s:i,s:b,s:b}", "symbols", nsym, "sessions",
-					      nses, "allowlist", f->has_allow, "rate", f->has_rate));
+					      nses, "allowlist", f->has_allow, "rate",
+					      f->has_rate));
 	return refused;
 }
 
@@ -233,11 +235,11 @@ static int get_u32(json_t *req, const char *key, uint32_t *out, json_t *resp)
 	return 0;
 }
 
-int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *frag,
-		   const char *line, json_t *resp, int dry)
+int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *frag, const char *line,
+		   json_t *resp, int dry)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
-	struct xd_config parsed = { 0 };
+	struct xd_config parsed = {0};
 	bool live = line != NULL;
 	uint32_t id = 0, n, found = 0;
 	uint64_t epoch = 0;
@@ -247,7 +249,8 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		return fail(resp, "bad_request", "cmd: required");
 	/* A standby changes only by following its primary (or by becoming it). */
 	if (live && sh->role == XD_ROLE_STANDBY && strcmp(cmd, "promote"))
-		return fail(resp, "standby", "%s: this xdpexd is a standby; send it to the primary", cmd);
+		return fail(resp, "standby", "%s: this xdpexd is a standby; send it to the primary",
+			    cmd);
 	if (!strcmp(cmd, "apply") && !frag) {
 		char err[400];
 
@@ -268,14 +271,17 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 		json_t *e = json_object_get(req, "epoch");
 
 		if (!json_is_integer(e) || json_integer_value(e) < 1)
-			return fail(resp, "invalid_field", "epoch: required, a positive integer (the etcd revision "
-					  "of the leader key)");
+			return fail(resp, "invalid_field",
+				    "epoch: required, a positive integer (the etcd revision "
+				    "of the leader key)");
 		epoch = (uint64_t)json_integer_value(e);
 		if (live && sh->role == XD_ROLE_PRIMARY)
-			return fail(resp, "already_primary", "promote: already the primary (epoch %llu)",
+			return fail(resp, "already_primary",
+				    "promote: already the primary (epoch %llu)",
 				    (unsigned long long)sh->epoch);
 		if (epoch <= sh->epoch)
-			return fail(resp, "stale_epoch", "epoch %llu: not above this journal's epoch %llu",
+			return fail(resp, "stale_epoch",
+				    "epoch %llu: not above this journal's epoch %llu",
 				    (unsigned long long)epoch, (unsigned long long)sh->epoch);
 	} else if (!strcmp(cmd, "switchover")) {
 		if (live && !sh->opts->ha)
@@ -296,7 +302,8 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 
 		if (!p) {
 			xd_journal_oom(sh);
-			rc = fail(resp, "out_of_memory", "out of memory for the journal; xdpexd is stopping");
+			rc = fail(resp, "out_of_memory",
+				  "out of memory for the journal; xdpexd is stopping");
 			goto out;
 		}
 		memcpy(p, line, len);
@@ -336,14 +343,15 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 			struct xd_sess *s = &sh->sess[sh->sess_list[i]];
 
 			if (s->logged_in) {
-				xd_end_session(sh, s, XJ_SK_ADMIN_LOGOUT, XE_LOGOUT_SWITCHOVER, 0, 0);
+				xd_end_session(sh, s, XJ_SK_ADMIN_LOGOUT, XE_LOGOUT_SWITCHOVER, 0,
+					       0);
 				found++;
 			}
 		}
 		if (live) {
 			sh->draining = true;
-			xd_log("q%d: switchover: %u session%s told to move, taking nothing in", sh->queue,
-			       found, found == 1 ? "" : "s");
+			xd_log("q%d: switchover: %u session%s told to move, taking nothing in",
+			       sh->queue, found, found == 1 ? "" : "s");
 		}
 	} else if (!strcmp(cmd, "promote")) {
 		/* The epoch begins at this record; replay sees the logouts that follow it. */
@@ -356,7 +364,8 @@ int xd_shard_admin(struct xd_shard *sh, json_t *req, const struct xd_config *fra
 	if (live) {
 		xd_shard_batch_end(sh);
 		if (sh->fatal)
-			rc = fail(resp, "journal_failed", "journal write failed; xdpexd is stopping");
+			rc = fail(resp, "journal_failed",
+				  "journal write failed; xdpexd is stopping");
 	}
 out:
 	if (frag == &parsed)
@@ -418,11 +427,11 @@ static void add_stats(struct xd_shard *sh, json_t *q)
 	xd_feed_stats(sh, q);
 	json_object_set_new(q, "latency", xd_hist_json(s->lat));
 	xe_engine_get_stats(sh->engine, &es);
-	json_object_set_new(q, "engine",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "resting_orders",
-				      (json_int_t)es.resting_orders, "levels", (json_int_t)es.levels,
-				      "orders_in", (json_int_t)es.orders_in, "fills",
-				      (json_int_t)es.fills, "rejects", (json_int_t)es.rejects));
+	json_object_set_new(
+	    q, "engine",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I}", "resting_orders", (json_int_t)es.resting_orders,
+		      "levels", (json_int_t)es.levels, "orders_in", (json_int_t)es.orders_in,
+		      "fills", (json_int_t)es.fills, "rejects", (json_int_t)es.rejects));
 	json_object_set_new(q, "limits", xd_shard_limits(sh, &es));
 	json_object_set_new(q, "memory", xd_shard_memory(sh));
 }
@@ -447,25 +456,26 @@ json_t *xd_shard_memory(const struct xd_shard *sh)
 	struct xe_engine_memory m;
 	uint64_t sess_slot = sizeof(struct xd_sess) + 2 * sizeof(uint32_t);
 	uint64_t sym_slot = sizeof(struct xd_symbol_cfg);
-	uint64_t dp = (uint64_t)sh->nsess_slots * sess_slot + ((uint64_t)e->max_symbols + 1) * sym_slot +
+	uint64_t dp = (uint64_t)sh->nsess_slots * sess_slot +
+		      ((uint64_t)e->max_symbols + 1) * sym_slot +
 		      (uint64_t)sh->tx_cap * sizeof(struct xd_txd);
 	/* Room for the events of the largest sweep (2 per resting order): address space, written
 	 * only as far as the largest answer so far. */
 	uint64_t evb = (uint64_t)sh->max_ev * sizeof(struct xe_event);
 
 	xe_engine_get_memory(sh->engine, &m);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
-			 "engine_fixed_bytes", (json_int_t)m.fixed_bytes, "directory_bytes",
-			 (json_int_t)m.directory_bytes, "ladder_bytes", (json_int_t)m.ladder_bytes,
-			 "ladder_touched_bytes", (json_int_t)m.ladder_touched_bytes,
-			 "ladder_reserved_bytes", (json_int_t)m.reserved_bytes, "dataplane_bytes",
-			 (json_int_t)dp, "event_buffer_bytes", (json_int_t)evb, "ladder", "pages_used", (json_int_t)m.pages_used,
-			 "pages_max", (json_int_t)m.pages_max, "nodes_used", (json_int_t)m.nodes_used,
-			 "nodes_max", (json_int_t)m.nodes_max, "per", "symbol_id",
-			 (json_int_t)(m.symbol_bytes + sym_slot), "session_id",
-			 (json_int_t)(m.session_bytes + sess_slot), "resting_order",
-			 (json_int_t)(m.order_bytes + 2 * sizeof(uint32_t)),
-			 "page", (json_int_t)m.page_bytes, "node", (json_int_t)m.node_bytes);
+	return json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
+	    "engine_fixed_bytes", (json_int_t)m.fixed_bytes, "directory_bytes",
+	    (json_int_t)m.directory_bytes, "ladder_bytes", (json_int_t)m.ladder_bytes,
+	    "ladder_touched_bytes", (json_int_t)m.ladder_touched_bytes, "ladder_reserved_bytes",
+	    (json_int_t)m.reserved_bytes, "dataplane_bytes", (json_int_t)dp, "event_buffer_bytes",
+	    (json_int_t)evb, "ladder", "pages_used", (json_int_t)m.pages_used, "pages_max",
+	    (json_int_t)m.pages_max, "nodes_used", (json_int_t)m.nodes_used, "nodes_max",
+	    (json_int_t)m.nodes_max, "per", "symbol_id", (json_int_t)(m.symbol_bytes + sym_slot),
+	    "session_id", (json_int_t)(m.session_bytes + sess_slot), "resting_order",
+	    (json_int_t)(m.order_bytes + 2 * sizeof(uint32_t)), "page", (json_int_t)m.page_bytes,
+	    "node", (json_int_t)m.node_bytes);
 }
 
 /* Every resting order of one side, best price first and in time priority within a level, as
@@ -511,8 +521,7 @@ out:
 	return arr;
 }
 
-static const char *const stp_names[] = { "none", "cancel_newest", "cancel_oldest",
-					 "cancel_both" };
+static const char *const stp_names[] = {"none", "cancel_newest", "cancel_oldest", "cancel_both"};
 
 int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 {
@@ -536,14 +545,14 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 
 			xd_peer_str(&s->peer, b, sizeof(b));
 			json_array_append_new(
-				arr, json_pack("{s:i,s:i,s:s,s:o,s:I,s:I,s:b,s:s,s:b}", "id", s->id,
-					       "queue", sh->queue, "state",
-					       s->logged_in ? "logged_in" : "logged_out", "bound",
-					       s->logged_in ? json_string(b) : json_null(), "next_in",
-					       (json_int_t)s->next_in, "next_out",
-					       (json_int_t)s->next_out, "enabled", s->cfg.enabled > 0,
-					       "stp", stp_names[s->cfg.stp & 3],
-					       "cancel_on_disconnect", s->cfg.cod > 0));
+			    arr,
+			    json_pack("{s:i,s:i,s:s,s:o,s:I,s:I,s:b,s:s,s:b}", "id", s->id, "queue",
+				      sh->queue, "state", s->logged_in ? "logged_in" : "logged_out",
+				      "bound", s->logged_in ? json_string(b) : json_null(),
+				      "next_in", (json_int_t)s->next_in, "next_out",
+				      (json_int_t)s->next_out, "enabled", s->cfg.enabled > 0, "stp",
+				      stp_names[s->cfg.stp & 3], "cancel_on_disconnect",
+				      s->cfg.cod > 0));
 		}
 		json_object_set_new(resp, "sessions", arr);
 	} else if (!strcmp(cmd, "symbols")) {
@@ -557,16 +566,17 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 			if (!c->c.symbol_id)
 				continue;
 			json_array_append_new(
-				arr, json_pack("{s:i,s:s,s:I,s:I,s:[I,I],s:I,s:i,s:b}", "id", (int)y,
-					       "name", c->name, "tick", (json_int_t)c->c.tick_size,
-					       "lot", (json_int_t)c->c.lot_size, "band",
-					       (json_int_t)c->c.band_low, (json_int_t)c->c.band_high,
-					       "max_qty", (json_int_t)c->c.max_qty, "queue", sh->queue,
-					       "halted", c->halted > 0));
+			    arr, json_pack("{s:i,s:s,s:I,s:I,s:[I,I],s:I,s:i,s:b}", "id", (int)y,
+					   "name", c->name, "tick", (json_int_t)c->c.tick_size,
+					   "lot", (json_int_t)c->c.lot_size, "band",
+					   (json_int_t)c->c.band_low, (json_int_t)c->c.band_high,
+					   "max_qty", (json_int_t)c->c.max_qty, "queue", sh->queue,
+					   "halted", c->halted > 0));
 		}
 		json_object_set_new(resp, "symbols", arr);
 		json_object_set_new(resp, "max_symbols", json_integer(sh->cfg->engine.max_symbols));
-		json_object_set_new(resp, "max_sessions", json_integer(sh->cfg->engine.max_sessions));
+		json_object_set_new(resp, "max_sessions",
+				    json_integer(sh->cfg->engine.max_sessions));
 	} else if (!strcmp(cmd, "book")) {
 		uint32_t sym = (uint32_t)json_integer_value(json_object_get(req, "symbol"));
 		json_t *d = json_object_get(req, "depth");
@@ -585,9 +595,9 @@ int xd_shard_query(struct xd_shard *sh, json_t *req, json_t *resp)
 			json_t *arr = json_array();
 
 			for (uint32_t i = 0; i < n; i++)
-				json_array_append_new(arr, json_pack("[I,I,i]", (json_int_t)lv[i].price,
-								     (json_int_t)lv[i].qty,
-								     lv[i].orders));
+				json_array_append_new(
+				    arr, json_pack("[I,I,i]", (json_int_t)lv[i].price,
+						   (json_int_t)lv[i].qty, lv[i].orders));
 			json_object_set_new(resp, side == XE_BUY ? "bids" : "asks", arr);
 		}
 	} else if (!strcmp(cmd, "book_orders")) {
@@ -656,11 +666,10 @@ void xd_shard_mbox(struct xd_shard *sh)
 		xd_shard_bulk_check(sh, m->frag, m->sym_index, m->ses_index, refused);
 		json_object_set_new(m->resp, "refused", refused);
 		m->rc = 0;
-	} else if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") || !strcmp(cmd, "sessions") ||
-			   !strcmp(cmd, "symbols") ||
-		    !strcmp(cmd, "book") || !strcmp(cmd, "book_orders") || !strcmp(cmd, "journal") ||
-		    !strcmp(cmd, "ha") ||
-		    !strcmp(cmd, "follow")))
+	} else if (cmd && (!strcmp(cmd, "hash") || !strcmp(cmd, "stats") ||
+			   !strcmp(cmd, "sessions") || !strcmp(cmd, "symbols") ||
+			   !strcmp(cmd, "book") || !strcmp(cmd, "book_orders") ||
+			   !strcmp(cmd, "journal") || !strcmp(cmd, "ha") || !strcmp(cmd, "follow")))
 		m->rc = xd_shard_query(sh, m->req, m->resp);
 	else
 		m->rc = xd_shard_admin(sh, m->req, m->frag, m->line, m->resp, m->dry);

@@ -6,8 +6,8 @@
 
 #include "xdpexd.h"
 
-const struct xd_backend *const xd_backends[] = { &xd_backend_udp, &xd_backend_afxdp,
-						  &xd_backend_dpdk, NULL };
+const struct xd_backend *const xd_backends[] = {&xd_backend_udp, &xd_backend_afxdp,
+						&xd_backend_dpdk, NULL};
 
 const struct xd_backend *xd_backend_find(const char *name)
 {

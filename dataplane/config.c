@@ -52,7 +52,8 @@ static int only_keys(json_t *obj, const char *const *keys, const char *where, ch
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(obj, k, v) {
+	json_object_foreach(obj, k, v)
+	{
 		int ok = 0;
 
 		for (const char *const *p = keys; *p; p++)
@@ -100,7 +101,8 @@ static int parse_hex(const char *s, uint8_t *out, uint32_t max, uint32_t *len)
 	for (size_t i = 0; i < n / 2; i++) {
 		unsigned v;
 
-		if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
+		if (sscanf(s + 2 * i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
 		    !strchr("0123456789abcdefABCDEF", s[2 * i + 1]))
 			return -1;
 		out[i] = (uint8_t)v;
@@ -152,14 +154,14 @@ static int seen_twice(uint64_t *bits, uint32_t id)
 	return 0;
 }
 
-static const char *const stp_names[] = { "none", "cancel_newest", "cancel_oldest", "cancel_both",
-					 NULL };
+static const char *const stp_names[] = {"none", "cancel_newest", "cancel_oldest", "cancel_both",
+					NULL};
 
 static int parse_symbol(json_t *o, int i, const struct xe_engine_config *ec,
 			struct xd_symbol_cfg *s, int full, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "id", "name", "tick", "lot", "band", "max_qty",
-					    "queue", "halted", NULL };
+	static const char *const keys[] = {"id",      "name",  "tick",	 "lot", "band",
+					   "max_qty", "queue", "halted", NULL};
 	char where[32];
 	long long v;
 	json_t *band, *name;
@@ -178,8 +180,8 @@ static int parse_symbol(json_t *o, int i, const struct xe_engine_config *ec,
 	if (name) {
 		if (!json_is_string(name) || strlen(json_string_value(name)) >= sizeof(s->name))
 			return CFG_ERRC("bad_name",
-					"%s.name: must be a string of at most %zu characters", where,
-					sizeof(s->name) - 1);
+					"%s.name: must be a string of at most %zu characters",
+					where, sizeof(s->name) - 1);
 		strcpy(s->name, json_string_value(name));
 	}
 	if (get_bool(o, "halted", &s->halted, where, err, errlen) < 0)
@@ -222,9 +224,9 @@ static int parse_symbol(json_t *o, int i, const struct xe_engine_config *ec,
 static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 			 struct xd_session_cfg *s, int full, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "id", "secret", "stp", "cancel_on_disconnect",
-					    "enabled", "queue", "limits", NULL };
-	static const char *const lkeys[] = { "rate", "burst", NULL };
+	static const char *const keys[] = {"id",      "secret", "stp",	  "cancel_on_disconnect",
+					   "enabled", "queue",	"limits", NULL};
+	static const char *const lkeys[] = {"rate", "burst", NULL};
 	char where[32], lwhere[48];
 	long long v;
 	json_t *x;
@@ -244,9 +246,11 @@ static int parse_session(json_t *o, int i, const struct xe_engine_config *ec,
 		if (!json_is_string(x) ||
 		    parse_hex(json_string_value(x), s->secret, sizeof(s->secret), &s->secret_len) ||
 		    s->secret_len < 16)
-			return CFG_ERRC("bad_secret", "%s.secret: must be 16..64 bytes in hex", where);
+			return CFG_ERRC("bad_secret", "%s.secret: must be 16..64 bytes in hex",
+					where);
 	} else if (full) {
-		return CFG_ERRC("secret_required", "%s.secret: required (hex, 16..64 bytes)", where);
+		return CFG_ERRC("secret_required", "%s.secret: required (hex, 16..64 bytes)",
+				where);
 	}
 	x = json_object_get(o, "stp");
 	if (x) {
@@ -316,10 +320,10 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 			size_t errlen)
 {
 	uint32_t bad = 0;
-	static const char *const keys[] = { "engine", "heartbeat_ms", "login_skew_ms",
-					    "login_limit", "rate", "allowlist", "symbols",
-					    "sessions", NULL };
-	static const char *const fkeys[] = { "rate", "allowlist", "symbols", "sessions", NULL };
+	static const char *const keys[] = {"engine",	  "heartbeat_ms", "login_skew_ms",
+					   "login_limit", "rate",	  "allowlist",
+					   "symbols",	  "sessions",	  NULL};
+	static const char *const fkeys[] = {"rate", "allowlist", "symbols", "sessions", NULL};
 	int full = base == NULL;
 	long long v;
 	json_t *x;
@@ -332,8 +336,8 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 		return CFG_ERR("configuration: must be a JSON object");
 	if (only_keys(j, full ? keys : fkeys, "", err, errlen))
 		return -1;
-	cfg->engine = (struct xe_engine_config){ XD_DEF_MAX_ORDERS, XD_DEF_MAX_SYMBOLS,
-						 XD_DEF_MAX_SESSIONS };
+	cfg->engine =
+	    (struct xe_engine_config){XD_DEF_MAX_ORDERS, XD_DEF_MAX_SYMBOLS, XD_DEF_MAX_SESSIONS};
 	cfg->heartbeat_ms = 1000;
 	cfg->skew_ms = 5000;
 	cfg->login_limit = (struct xd_login_limit)XD_LOGIN_LIMIT_DEFAULT;
@@ -345,8 +349,8 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 	}
 	x = json_object_get(j, "engine");
 	if (x) {
-		static const char *const ekeys[] = { "max_orders", "max_symbols", "max_sessions",
-						     NULL };
+		static const char *const ekeys[] = {"max_orders", "max_symbols", "max_sessions",
+						    NULL};
 
 		if (!json_is_object(x))
 			return CFG_ERR("engine: must be an object");
@@ -375,8 +379,8 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 	cfg->skew_ms = (uint32_t)v;
 	x = json_object_get(j, "login_limit");
 	if (x) {
-		static const char *const lkeys[] = { "per_source_rate", "per_source_burst",
-						     "total_rate", "total_burst", NULL };
+		static const char *const lkeys[] = {"per_source_rate", "per_source_burst",
+						    "total_rate", "total_burst", NULL};
 		struct xd_login_limit *l = &cfg->login_limit;
 		long long sr = (long long)l->src_rate, sb = (long long)l->src_burst;
 		long long tr = (long long)l->total_rate, tb = (long long)l->total_burst;
@@ -384,17 +388,19 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 		if (!json_is_object(x))
 			return CFG_ERR("login_limit: must be an object");
 		if (only_keys(x, lkeys, "login_limit", err, errlen) ||
-		    get_int(x, "per_source_rate", 0, 1000000, &sr, "login_limit", err, errlen) < 0 ||
-		    get_int(x, "per_source_burst", 1, 1000000, &sb, "login_limit", err, errlen) < 0 ||
+		    get_int(x, "per_source_rate", 0, 1000000, &sr, "login_limit", err, errlen) <
+			0 ||
+		    get_int(x, "per_source_burst", 1, 1000000, &sb, "login_limit", err, errlen) <
+			0 ||
 		    get_int(x, "total_rate", 0, 10000000, &tr, "login_limit", err, errlen) < 0 ||
 		    get_int(x, "total_burst", 1, 10000000, &tb, "login_limit", err, errlen) < 0)
 			return -1;
-		*l = (struct xd_login_limit){ (uint64_t)sr, (uint64_t)sb, (uint64_t)tr,
-					      (uint64_t)tb };
+		*l =
+		    (struct xd_login_limit){(uint64_t)sr, (uint64_t)sb, (uint64_t)tr, (uint64_t)tb};
 	}
 	x = json_object_get(j, "rate");
 	if (x) {
-		static const char *const rkeys[] = { "pps", "burst", NULL };
+		static const char *const rkeys[] = {"pps", "burst", NULL};
 		long long pps = 0, burst = 0;
 
 		if (!json_is_object(x))
@@ -420,7 +426,8 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 		for (uint32_t i = 0; i < cfg->nallow; i++) {
 			json_t *p = json_array_get(x, i);
 
-			if (!json_is_string(p) || parse_prefix(json_string_value(p), &cfg->allow[i]))
+			if (!json_is_string(p) ||
+			    parse_prefix(json_string_value(p), &cfg->allow[i]))
 				return CFG_ERR("allowlist[%u]: must be an IPv4 prefix like "
 					       "10.0.0.0/8",
 					       i);
@@ -441,8 +448,9 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 				if (entry_refused(full, err, &bad))
 					return free(seen), -1;
 			} else if (seen_twice(seen, cfg->symbols[i].c.symbol_id)) {
-				(void)CFG_ERRC("duplicate_in_request", "symbols[%u].id: %u given twice", i,
-					 cfg->symbols[i].c.symbol_id);
+				(void)CFG_ERRC("duplicate_in_request",
+					       "symbols[%u].id: %u given twice", i,
+					       cfg->symbols[i].c.symbol_id);
 				if (entry_refused(full, err, &bad))
 					return free(seen), -1;
 			}
@@ -464,8 +472,9 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 				if (entry_refused(full, err, &bad))
 					return free(seen), -1;
 			} else if (seen_twice(seen, cfg->sessions[i].id)) {
-				(void)CFG_ERRC("duplicate_in_request", "sessions[%u].id: %u given twice", i,
-					 cfg->sessions[i].id);
+				(void)CFG_ERRC("duplicate_in_request",
+					       "sessions[%u].id: %u given twice", i,
+					       cfg->sessions[i].id);
 				if (entry_refused(full, err, &bad))
 					return free(seen), -1;
 			}
@@ -473,7 +482,8 @@ int xd_config_from_json(json_t *j, struct xd_config *cfg, const struct xd_config
 		free(seen);
 	}
 	if (bad)
-		return CFG_ERRC(bad_code, "%u symbol and session entries refused (each listed above); "
+		return CFG_ERRC(bad_code,
+				"%u symbol and session entries refused (each listed above); "
 				"fix them all and start again",
 				bad);
 	return 0;
@@ -490,7 +500,8 @@ int xd_config_load(const char *path, struct xd_config *cfg, char *err, size_t er
 	if (!j) {
 		if (je.line < 1)
 			return CFG_ERR("config %s: %s", path, je.text);
-		return CFG_ERR("config %s: line %d column %d: %s", path, je.line, je.column, je.text);
+		return CFG_ERR("config %s: line %d column %d: %s", path, je.line, je.column,
+			       je.text);
 	}
 	rc = xd_config_from_json(j, cfg, NULL, sub, sizeof(sub));
 	json_decref(j);
@@ -527,8 +538,8 @@ int xd_config_symbol(json_t *o, int i, const struct xe_engine_config *ec, struct
 	return parse_symbol(o, i, ec, s, 0, err, errlen);
 }
 
-int xd_config_session(json_t *o, int i, const struct xe_engine_config *ec,
-		      struct xd_session_cfg *s, char *err, size_t errlen)
+int xd_config_session(json_t *o, int i, const struct xe_engine_config *ec, struct xd_session_cfg *s,
+		      char *err, size_t errlen)
 {
 	err[0] = 0;
 	err_code = "invalid_field";

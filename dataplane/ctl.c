@@ -44,7 +44,7 @@ static struct {
 	struct client cl[CTL_CLIENTS];
 	uint64_t start_mono;
 	const uint32_t *sym_index, *ses_index; /* the bulk request being checked */
-} ctl = { .lfd = -1 };
+} ctl = {.lfd = -1};
 
 static int post(struct xd_shard *sh, json_t *req, const struct xd_config *frag, const char *line,
 		json_t *resp, int dry)
@@ -96,7 +96,7 @@ static int post(struct xd_shard *sh, json_t *req, const struct xd_config *frag, 
 
 /* A refusal: {"ok": false, "code": CODE, "error": TEXT} (docs/dataplane.md, Refusals). */
 static json_t *err_resp(const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static json_t *err_resp(const char *code, const char *fmt, ...)
 {
@@ -114,9 +114,8 @@ static json_t *shard_err(json_t *r)
 {
 	json_t *code = json_object_get(r, "code");
 
-	return json_pack("{s:b,s:O,s:O}", "ok", 0, "code",
-			 code ? code : json_string("internal"), "error",
-			 json_object_get(r, "error"));
+	return json_pack("{s:b,s:O,s:O}", "ok", 0, "code", code ? code : json_string("internal"),
+			 "error", json_object_get(r, "error"));
 }
 
 static uint64_t combine_hash(const uint64_t *h, int n)
@@ -137,7 +136,8 @@ static void add_into(json_t *a, json_t *b)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(b, k, v) {
+	json_object_foreach(b, k, v)
+	{
 		json_t *x = json_object_get(a, k);
 
 		if (json_is_object(v)) {
@@ -145,8 +145,8 @@ static void add_into(json_t *a, json_t *b)
 				json_object_set_new(a, k, x = json_object());
 			add_into(x, v);
 		} else if (json_is_integer(v)) {
-			json_object_set_new(a, k, json_integer(json_integer_value(x) +
-							       json_integer_value(v)));
+			json_object_set_new(
+			    a, k, json_integer(json_integer_value(x) + json_integer_value(v)));
 		}
 	}
 }
@@ -158,8 +158,7 @@ static json_t *sum_limits(json_t *queues)
 	json_t *out = json_object(), *q;
 	size_t i;
 
-	json_array_foreach(queues, i, q)
-		add_into(out, json_object_get(q, "limits"));
+	json_array_foreach(queues, i, q) add_into(out, json_object_get(q, "limits"));
 	return out;
 }
 
@@ -169,7 +168,8 @@ static json_t *sum_memory(json_t *queues)
 	json_t *out = json_object(), *q;
 	size_t i;
 
-	json_array_foreach(queues, i, q) {
+	json_array_foreach(queues, i, q)
+	{
 		json_t *m = json_deep_copy(json_object_get(q, "memory"));
 
 		json_object_del(m, "per");
@@ -204,30 +204,31 @@ static json_t *gather(json_t *req, const char *cmd)
 
 		for (int i = 0; i < ctl.nshards; i++)
 			hashes[i] = strtoull(json_string_value(json_object_get(
-						     json_array_get(queues, (size_t)i), "state_hash")),
+						 json_array_get(queues, (size_t)i), "state_hash")),
 					     NULL, 16);
 		snprintf(hex, sizeof(hex), "0x%016llx",
-			 (unsigned long long)(ctl.nshards == 1 ? hashes[0]
-							       : combine_hash(hashes, ctl.nshards)));
+			 (unsigned long long)(ctl.nshards == 1
+						  ? hashes[0]
+						  : combine_hash(hashes, ctl.nshards)));
 		json_object_set_new(out, "state_hash", json_string(hex));
 		json_object_set_new(out, "queues", queues);
 	} else if (!strcmp(cmd, "stats")) {
 		const struct xd_opts *o = xd_g_opts;
 		json_t *eng = json_pack("{s:I,s:I,s:I,s:I,s:I}", "resting_orders", (json_int_t)0,
-					"levels", (json_int_t)0, "orders_in", (json_int_t)0, "fills",
-					(json_int_t)0, "rejects", (json_int_t)0);
+					"levels", (json_int_t)0, "orders_in", (json_int_t)0,
+					"fills", (json_int_t)0, "rejects", (json_int_t)0);
 		size_t i;
 		json_t *q;
 
-		json_array_foreach(queues, i, q) {
+		json_array_foreach(queues, i, q)
+		{
 			const char *k;
 			json_t *v, *qe = json_object_get(q, "engine");
 
-			json_object_foreach(qe, k, v)
-				json_object_set_new(eng, k,
-						    json_integer(json_integer_value(
-									 json_object_get(eng, k)) +
-								 json_integer_value(v)));
+			json_object_foreach(qe, k, v) json_object_set_new(
+			    eng, k,
+			    json_integer(json_integer_value(json_object_get(eng, k)) +
+					 json_integer_value(v)));
 		}
 		json_object_set_new(out, "mode", json_string(o->backend->name));
 		json_object_set_new(out, "attach_mode", json_string("none"));
@@ -237,7 +238,7 @@ static json_t *gather(json_t *req, const char *cmd)
 		json_object_set_new(out, "durability",
 				    json_string(o->durability == XD_DUR_FSYNC ? "fsync" : "none"));
 		json_object_set_new(out, "poll",
-				    json_string(o->poll == XD_POLL_SPIN   ? "spin"
+				    json_string(o->poll == XD_POLL_SPIN	  ? "spin"
 						: o->poll == XD_POLL_BUSY ? "busy"
 									  : "sleep"));
 		json_object_set_new(out, "uptime_s",
@@ -251,7 +252,7 @@ static json_t *gather(json_t *req, const char *cmd)
 		size_t i;
 
 		json_array_foreach(queues, i, q)
-			json_array_extend(all, json_object_get(q, "sessions"));
+		    json_array_extend(all, json_object_get(q, "sessions"));
 		json_object_set_new(out, "sessions", all);
 		json_decref(queues);
 	} else if (!strcmp(cmd, "symbols")) {
@@ -259,7 +260,7 @@ static json_t *gather(json_t *req, const char *cmd)
 		size_t i;
 
 		json_array_foreach(queues, i, q)
-			json_array_extend(all, json_object_get(q, "symbols"));
+		    json_array_extend(all, json_object_get(q, "symbols"));
 		json_object_set_new(out, "symbols", all);
 		q = json_array_get(queues, 0);
 		json_object_set(out, "max_symbols", json_object_get(q, "max_symbols"));
@@ -275,18 +276,19 @@ static json_t *gather(json_t *req, const char *cmd)
 		json_object_set(out, "epoch", json_object_get(q0, "epoch"));
 		json_object_set_new(out, "ha", json_boolean(o->ha));
 		json_object_set_new(out, "fenced", json_boolean(xd_fenced(o, now)));
-		json_object_set_new(out, "lease_ms",
-				    o->ha ? json_integer(until > now ? (json_int_t)((until - now) / 1000000)
-								     : 0)
-					  : json_null());
-		json_object_set_new(out, "durability",
-				    json_string(o->replicated ? (o->durability == XD_DUR_FSYNC
-									 ? "replicated-fsync"
-									 : "replicated")
-						: o->durability == XD_DUR_FSYNC ? "fsync"
-										: "none"));
-		json_object_set_new(out, "repl_missing",
-				    json_string(o->repl_missing == XD_MISSING_HOLD ? "hold" : "local"));
+		json_object_set_new(
+		    out, "lease_ms",
+		    o->ha ? json_integer(until > now ? (json_int_t)((until - now) / 1000000) : 0)
+			  : json_null());
+		json_object_set_new(
+		    out, "durability",
+		    json_string(o->replicated ? (o->durability == XD_DUR_FSYNC ? "replicated-fsync"
+									       : "replicated")
+				: o->durability == XD_DUR_FSYNC ? "fsync"
+								: "none"));
+		json_object_set_new(
+		    out, "repl_missing",
+		    json_string(o->repl_missing == XD_MISSING_HOLD ? "hold" : "local"));
 		json_object_set_new(out, "repl_listen",
 				    o->repl_listen ? json_string(o->repl_listen) : json_null());
 		json_object_set_new(out, "queues", queues);
@@ -294,20 +296,20 @@ static json_t *gather(json_t *req, const char *cmd)
 		json_t *q, *found = NULL;
 		size_t i;
 
-		json_array_foreach(queues, i, q)
-			if (json_is_true(json_object_get(q, "found")))
-				found = q;
+		json_array_foreach(queues, i, q) if (json_is_true(json_object_get(q, "found")))
+		    found = q;
 		if (!found) {
 			json_decref(out);
-			out = err_resp("unknown_symbol", "symbol %lld: unknown",
-				       (long long)json_integer_value(json_object_get(req, "symbol")));
+			out =
+			    err_resp("unknown_symbol", "symbol %lld: unknown",
+				     (long long)json_integer_value(json_object_get(req, "symbol")));
 		} else {
 			const char *k;
 			json_t *v;
 
-			json_object_foreach(found, k, v)
-				if (strcmp(k, "found") && strcmp(k, "queue"))
-					json_object_set(out, k, v);
+			json_object_foreach(found, k,
+					    v) if (strcmp(k, "found") && strcmp(k, "queue"))
+			    json_object_set(out, k, v);
 			json_object_set(out, "queue", json_object_get(found, "queue"));
 		}
 		json_decref(queues);
@@ -343,7 +345,7 @@ static json_t *unserved_queue(const struct xd_config *f)
 
 static json_t *change(json_t *req, const char *cmd)
 {
-	struct xd_config frag = { 0 };
+	struct xd_config frag = {0};
 	const struct xd_config *fp = NULL;
 	json_t *out, *refused;
 	char *line = NULL;
@@ -354,7 +356,8 @@ static json_t *change(json_t *req, const char *cmd)
 		json_t *c = json_object_get(req, "config");
 
 		if (!c)
-			return err_resp("invalid_field", "config: required, an object with symbols, sessions, "
+			return err_resp("invalid_field",
+					"config: required, an object with symbols, sessions, "
 					"allowlist or rate");
 		if (xd_config_from_json(c, &frag, ctl.shards[0].cfg, err, sizeof(err))) {
 			xd_config_free(&frag);
@@ -397,7 +400,8 @@ static json_t *change(json_t *req, const char *cmd)
 		json_decref(r);
 	}
 	if (fp && xd_g_opts->backend->apply && xd_g_opts->backend->apply(fp)) {
-		out = err_resp("filter_failed", "applied, but programming the %s filter failed (see the log)",
+		out = err_resp("filter_failed",
+			       "applied, but programming the %s filter failed (see the log)",
 			       xd_g_opts->backend->name);
 		goto done;
 	}
@@ -417,8 +421,7 @@ static json_t *change(json_t *req, const char *cmd)
 				frag.has_allow, "rate", frag.has_rate);
 		if (json_array_size(refused))
 			json_object_set(out, "refused", refused);
-	}
-	else
+	} else
 		out = json_pack("{s:b,s:I}", "ok", 1, "found", (json_int_t)found);
 done:
 	free(line);
@@ -455,14 +458,14 @@ static json_t *refused_entry(const char *kind, size_t i, json_t *entry, const ch
  * go through "apply" BULK_CHUNK at a time. */
 static json_t *bulk(json_t *req)
 {
-	static const char *const keys[] = { "symbols", "sessions" };
+	static const char *const keys[] = {"symbols", "sessions"};
 	const struct xd_config *base = ctl.shards[0].cfg;
 	json_t *c = json_object_get(req, "config"), *out = NULL, *refused = json_array();
-	struct bulk_kind k[2] = { { .name = "symbol" }, { .name = "session" } };
-	struct xd_config frag = { 0 };
-	uint8_t *seen[2] = { NULL, NULL };
-	uint32_t max[2] = { base->engine.max_symbols, base->engine.max_sessions };
-	long long applied[2] = { 0, 0 };
+	struct bulk_kind k[2] = {{.name = "symbol"}, {.name = "session"}};
+	struct xd_config frag = {0};
+	uint8_t *seen[2] = {NULL, NULL};
+	uint32_t max[2] = {base->engine.max_symbols, base->engine.max_sessions};
+	long long applied[2] = {0, 0};
 	const char *k_name;
 	json_t *v;
 	char err[400];
@@ -472,7 +475,8 @@ static json_t *bulk(json_t *req)
 						"sessions");
 		goto done;
 	}
-	json_object_foreach(c, k_name, v) {
+	json_object_foreach(c, k_name, v)
+	{
 		if (strcmp(k_name, "symbols") && strcmp(k_name, "sessions")) {
 			out = err_resp("invalid_field",
 				       "config.%s: unknown field (bulk takes symbols and sessions)",
@@ -512,30 +516,37 @@ static json_t *bulk(json_t *req)
 			if (t == 0) {
 				struct xd_symbol_cfg *y = &frag.symbols[frag.nsymbols];
 
-				rc = xd_config_symbol(e, (int)i, &base->engine, y, err, sizeof(err));
+				rc =
+				    xd_config_symbol(e, (int)i, &base->engine, y, err, sizeof(err));
 				id = y->c.symbol_id;
 				queue = y->queue;
 			} else {
 				struct xd_session_cfg *y = &frag.sessions[frag.nsessions];
 
-				rc = xd_config_session(e, (int)i, &base->engine, y, err, sizeof(err));
+				rc = xd_config_session(e, (int)i, &base->engine, y, err,
+						       sizeof(err));
 				id = y->id;
 				queue = y->queue;
 			}
 			if (rc) {
-				k[t].why[i] = refused_entry(k[t].name, i, e, xd_config_err_code(), err);
+				k[t].why[i] =
+				    refused_entry(k[t].name, i, e, xd_config_err_code(), err);
 				continue;
 			}
 			if (seen[t][id]) {
-				snprintf(err, sizeof(err), "%s[%zu].id: %u given twice", keys[t], i, id);
-				k[t].why[i] = refused_entry(k[t].name, i, e, "duplicate_in_request", err);
+				snprintf(err, sizeof(err), "%s[%zu].id: %u given twice", keys[t], i,
+					 id);
+				k[t].why[i] =
+				    refused_entry(k[t].name, i, e, "duplicate_in_request", err);
 				continue;
 			}
 			seen[t][id] = 1;
 			if (queue >= 0 && !served(queue)) {
-				snprintf(err, sizeof(err), "%s[%zu].queue: %d is not served (--queues)",
-					 keys[t], i, queue);
-				k[t].why[i] = refused_entry(k[t].name, i, e, "queue_not_served", err);
+				snprintf(err, sizeof(err),
+					 "%s[%zu].queue: %d is not served (--queues)", keys[t], i,
+					 queue);
+				k[t].why[i] =
+				    refused_entry(k[t].name, i, e, "queue_not_served", err);
 				continue;
 			}
 			k[t].index[k[t].nok++] = (uint32_t)i;
@@ -557,7 +568,8 @@ static json_t *bulk(json_t *req)
 			json_decref(r);
 			goto done;
 		}
-		json_array_foreach(json_object_get(r, "refused"), i, x) {
+		json_array_foreach(json_object_get(r, "refused"), i, x)
+		{
 			int t = !strcmp(json_string_value(json_object_get(x, "kind")), "session");
 			size_t at = (size_t)json_integer_value(json_object_get(x, "index"));
 
@@ -593,20 +605,22 @@ static json_t *bulk(json_t *req)
 				for (size_t j = from; j < k[t].n; j++)
 					if (!k[t].why[j])
 						k[t].why[j] = refused_entry(
-							k[t].name, j, json_array_get(k[t].in, j),
-							json_string_value(json_object_get(ans, "code")),
-							json_string_value(json_object_get(ans, "error")));
+						    k[t].name, j, json_array_get(k[t].in, j),
+						    json_string_value(json_object_get(ans, "code")),
+						    json_string_value(
+							json_object_get(ans, "error")));
 				for (size_t j = 0; t == 0 && j < k[1].n; j++)
 					if (!k[1].why[j])
 						k[1].why[j] = refused_entry(
-							"session", j, json_array_get(k[1].in, j),
-							json_string_value(json_object_get(ans, "code")),
-							json_string_value(json_object_get(ans, "error")));
+						    "session", j, json_array_get(k[1].in, j),
+						    json_string_value(json_object_get(ans, "code")),
+						    json_string_value(
+							json_object_get(ans, "error")));
 				json_decref(ans);
 				goto answer;
 			}
 			applied[t] += json_integer_value(
-				json_object_get(json_object_get(ans, "applied"), keys[t]));
+			    json_object_get(json_object_get(ans, "applied"), keys[t]));
 			json_decref(ans);
 		}
 	}
@@ -653,8 +667,9 @@ static json_t *lease(json_t *req)
 }
 
 /* Every command xd_ctl_handle() knows, for the errors that name them. */
-#define CTL_CMDS                                                                                   \
-	"hash, stats, sessions, symbols, book, journal, ha, apply, halt, resume, logout, expire_day, " \
+#define CTL_CMDS \
+	"hash, stats, sessions, symbols, book, journal, ha, apply, halt, resume, logout, " \
+	"expire_day, " \
 	"promote, follow, lease, switchover, bulk"
 
 json_t *xd_ctl_handle(const char *text)
@@ -667,7 +682,8 @@ json_t *xd_ctl_handle(const char *text)
 		return err_resp("bad_request", "request: not JSON: %s", je.text);
 	if (!json_is_object(req)) {
 		json_decref(req);
-		return err_resp("bad_request", "request: must be a JSON object like {\"cmd\":\"stats\"}");
+		return err_resp("bad_request",
+				"request: must be a JSON object like {\"cmd\":\"stats\"}");
 	}
 	cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
@@ -683,9 +699,9 @@ json_t *xd_ctl_handle(const char *text)
 		const char *from = json_string_value(json_object_get(req, "from"));
 
 		out = from ? gather(req, cmd)
-			   : err_resp("invalid_field", "from: required, the primary's --repl-listen A.B.C.D:PORT");
-	}
-	else if (!strcmp(cmd, "book") || !strcmp(cmd, "book_orders")) {
+			   : err_resp("invalid_field",
+				      "from: required, the primary's --repl-listen A.B.C.D:PORT");
+	} else if (!strcmp(cmd, "book") || !strcmp(cmd, "book_orders")) {
 		json_t *s = json_object_get(req, "symbol"), *d = json_object_get(req, "depth");
 
 		if (!json_is_integer(s) || json_integer_value(s) <= 0)
@@ -697,12 +713,11 @@ json_t *xd_ctl_handle(const char *text)
 		else
 			out = gather(req, cmd);
 	} else if (!strcmp(cmd, "apply") || !strcmp(cmd, "halt") || !strcmp(cmd, "resume") ||
-		   !strcmp(cmd, "logout") || !strcmp(cmd, "expire_day") || !strcmp(cmd, "promote") ||
-		   !strcmp(cmd, "switchover"))
+		   !strcmp(cmd, "logout") || !strcmp(cmd, "expire_day") ||
+		   !strcmp(cmd, "promote") || !strcmp(cmd, "switchover"))
 		out = change(req, cmd);
 	else
-		out = err_resp("unknown_command", "cmd: unknown command %s (" CTL_CMDS ")",
-			       cmd);
+		out = err_resp("unknown_command", "cmd: unknown command %s (" CTL_CMDS ")", cmd);
 	json_decref(req);
 	return out;
 }
@@ -764,7 +779,8 @@ static void client_read(struct client *c)
 			cap = CTL_LINE;
 		b = realloc(c->buf, cap + 1);
 		if (!b) {
-			reply(c, err_resp("out_of_memory", "request: no memory for a %zu-byte line", cap));
+			reply(c, err_resp("out_of_memory", "request: no memory for a %zu-byte line",
+					  cap));
 			drop_client(c);
 			return;
 		}
@@ -799,9 +815,9 @@ static void *ctl_loop(void *arg)
 		struct pollfd p[CTL_CLIENTS + 1];
 		int n = 0;
 
-		p[n++] = (struct pollfd){ ctl.lfd, POLLIN, 0 };
+		p[n++] = (struct pollfd){ctl.lfd, POLLIN, 0};
 		for (int i = 0; i < CTL_CLIENTS; i++)
-			p[n++] = (struct pollfd){ ctl.cl[i].fd, POLLIN, 0 };
+			p[n++] = (struct pollfd){ctl.cl[i].fd, POLLIN, 0};
 		if (poll(p, (nfds_t)n, 100) <= 0)
 			continue;
 		if (p[0].revents & POLLIN) {
@@ -833,7 +849,7 @@ static void *ctl_loop(void *arg)
 
 int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err, size_t errlen)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int probe, rc;
 
 	if (strlen(path) >= sizeof(a.sun_path))

@@ -48,7 +48,7 @@ static void entry_close(void *state)
 
 static int entry_open(const struct xd_port_cfg *c, void **state, char *err, size_t errlen)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	struct entry_port *e;
 	int probe, rc, bufsz = 4 << 20;
 
@@ -83,11 +83,11 @@ static int entry_open(const struct xd_port_cfg *c, void **state, char *err, size
 	(void)setsockopt(e->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
 	(void)setsockopt(e->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	for (int i = 0; i < ENTRY_BATCH; i++) {
-		e->iov[i] = (struct iovec){ e->buf[i], ENTRY_BUF };
-		e->rx[i].msg_hdr = (struct msghdr){ .msg_name = &e->src[i],
-						    .msg_namelen = sizeof(e->src[i]),
-						    .msg_iov = &e->iov[i],
-						    .msg_iovlen = 1 };
+		e->iov[i] = (struct iovec){e->buf[i], ENTRY_BUF};
+		e->rx[i].msg_hdr = (struct msghdr){.msg_name = &e->src[i],
+						   .msg_namelen = sizeof(e->src[i]),
+						   .msg_iov = &e->iov[i],
+						   .msg_iovlen = 1};
 	}
 	return 0;
 }
@@ -155,11 +155,11 @@ static uint32_t entry_tx(void *state, const struct xd_txd *tx, uint32_t n)
 			continue;
 		e->dst[k].sun_family = AF_UNIX;
 		memcpy(e->dst[k].sun_path, t->to.path, sizeof(e->dst[k].sun_path));
-		e->tiov[k] = (struct iovec){ (void *)t->buf, t->len };
-		e->tx[k].msg_hdr = (struct msghdr){ .msg_name = &e->dst[k],
-						    .msg_namelen = sizeof(e->dst[k]),
-						    .msg_iov = &e->tiov[k],
-						    .msg_iovlen = 1 };
+		e->tiov[k] = (struct iovec){(void *)t->buf, t->len};
+		e->tx[k].msg_hdr = (struct msghdr){.msg_name = &e->dst[k],
+						   .msg_namelen = sizeof(e->dst[k]),
+						   .msg_iov = &e->tiov[k],
+						   .msg_iovlen = 1};
 		if (++k == ENTRY_BATCH) {
 			failed += flush(e, k);
 			k = 0;
@@ -176,11 +176,11 @@ static int entry_fd(void *state)
 }
 
 const struct xd_backend xd_backend_entry = {
-	.name = "entry",
-	.peer_kind = XD_PEER_UNIX,
-	.open = entry_open,
-	.close = entry_close,
-	.rx_burst = entry_rx_burst,
-	.tx = entry_tx,
-	.fd = entry_fd,
+    .name = "entry",
+    .peer_kind = XD_PEER_UNIX,
+    .open = entry_open,
+    .close = entry_close,
+    .rx_burst = entry_rx_burst,
+    .tx = entry_tx,
+    .fd = entry_fd,
 };

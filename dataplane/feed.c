@@ -61,7 +61,7 @@ static int parse_dst(const char *s, struct sockaddr_in *sa, uint8_t mac[6], bool
  * device). 0 or -errno. */
 static int neighbour_mac(uint32_t addr, uint8_t mac[6])
 {
-	struct arpreq r = { 0 };
+	struct arpreq r = {0};
 	struct sockaddr_in *sa = (struct sockaddr_in *)&r.arp_pa;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 
@@ -82,7 +82,7 @@ static int neighbour_mac(uint32_t addr, uint8_t mac[6])
 int xd_feed_open(struct xd_shard *sh, char *err, size_t errlen)
 {
 	const struct xd_opts *o = sh->opts;
-	struct xd_peer self = { 0 };
+	struct xd_peer self = {0};
 	struct xd_feed *f;
 	int rc;
 
@@ -119,18 +119,21 @@ int xd_feed_open(struct xd_shard *sh, char *err, size_t errlen)
 		if (!self.has_l2)
 			continue; /* the kernel routes it (udp backend) */
 		if ((a >> 28) == 0xe) { /* 224.0.0.0/4: the group's MAC (RFC 1112) */
-			const uint8_t m[6] = { 0x01, 0x00, 0x5e, (a >> 16) & 0x7f, (a >> 8) & 0xff,
-					       a & 0xff };
+			const uint8_t m[6] = {
+			    0x01, 0x00, 0x5e, (a >> 16) & 0x7f, (a >> 8) & 0xff, a & 0xff};
 
 			memcpy(d->mac, m, 6);
 		} else if (has_mac) {
 			memcpy(d->mac, mac, 6);
 		} else if ((rc = neighbour_mac(d->addr, d->mac))) {
 			return snprintf(err, errlen,
-					"--feed %s: no neighbour entry for %s (this backend sends frames "
-					"itself: add one, give the MAC as %s@aa:bb:cc:dd:ee:ff, or use a "
+					"--feed %s: no neighbour entry for %s (this backend sends "
+					"frames "
+					"itself: add one, give the MAC as %s@aa:bb:cc:dd:ee:ff, or "
+					"use a "
 					"multicast group): %s",
-					o->feed[i], inet_ntoa(sa.sin_addr), o->feed[i], strerror(-rc)),
+					o->feed[i], inet_ntoa(sa.sin_addr), o->feed[i],
+					strerror(-rc)),
 			       -1;
 		}
 	}
@@ -180,8 +183,7 @@ void xd_feed_symbol_state(struct xd_shard *sh, uint32_t symbol_id, int halted)
 	if (!sh->feed || sh->replaying)
 		return;
 	begin(sh);
-	refused(sh, xf_enc_symbol_state(&sh->feed->enc, symbol_id, halted, sh->now_ns),
-		"a halt");
+	refused(sh, xf_enc_symbol_state(&sh->feed->enc, symbol_id, halted, sh->now_ns), "a halt");
 }
 
 bool xd_feed_high(const struct xd_shard *sh)
@@ -255,7 +257,8 @@ void xd_feed_timers(struct xd_shard *sh, uint64_t mono)
 	for (uint32_t i = 0; i < f->ndst; i++) {
 		uint8_t *p = raw_slot(sh, &f->dst[i]);
 
-		sh->tx[sh->ntx - 1].len = (uint16_t)xf_pack_empty(p, f->session, f->enc.next_seq, 0);
+		sh->tx[sh->ntx - 1].len =
+		    (uint16_t)xf_pack_empty(p, f->session, f->enc.next_seq, 0);
 	}
 	f->heartbeats++;
 	f->last_tx = mono;
@@ -273,12 +276,11 @@ void xd_feed_stats(const struct xd_shard *sh, json_t *q)
 
 	if (!f)
 		return;
-	json_object_set_new(q, "feed",
-			    json_pack("{s:s#,s:I,s:I,s:I,s:I,s:I,s:I}", "session", f->session,
-				      (int)strnlen(f->session, XF_SESSION_LEN), "next_seq",
-				      (json_int_t)f->enc.next_seq, "messages",
-				      (json_int_t)f->enc.msgs, "bytes", (json_int_t)f->enc.bytes,
-				      "packets", (json_int_t)f->packets, "heartbeats",
-				      (json_int_t)f->heartbeats, "refused",
-				      (json_int_t)f->enc.refused));
+	json_object_set_new(
+	    q, "feed",
+	    json_pack("{s:s#,s:I,s:I,s:I,s:I,s:I,s:I}", "session", f->session,
+		      (int)strnlen(f->session, XF_SESSION_LEN), "next_seq",
+		      (json_int_t)f->enc.next_seq, "messages", (json_int_t)f->enc.msgs, "bytes",
+		      (json_int_t)f->enc.bytes, "packets", (json_int_t)f->packets, "heartbeats",
+		      (json_int_t)f->heartbeats, "refused", (json_int_t)f->enc.refused));
 }

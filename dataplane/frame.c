@@ -25,7 +25,7 @@ struct arp_ipv4 {
 } __attribute__((packed));
 _Static_assert(sizeof(struct ethhdr) + sizeof(struct arp_ipv4) == XD_ARP_FRAME, "ARP frame");
 _Static_assert(sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) ==
-		       XD_FRAME_HDRS,
+		   XD_FRAME_HDRS,
 	       "frame headers");
 
 static uint64_t csum_add(uint64_t sum, const void *data, size_t len)
@@ -147,9 +147,8 @@ uint32_t xd_frame_arp_reply(const uint8_t *f, uint32_t len, uint32_t addr_be, co
 	struct arp_ipv4 *r = (struct arp_ipv4 *)(oe + 1);
 
 	if (len < XD_ARP_FRAME || eth->h_proto != htons(ETH_P_ARP) ||
-	    a->htype != htons(ARPHRD_ETHER) || a->ptype != htons(ETH_P_IP) ||
-	    a->hlen != ETH_ALEN || a->plen != 4 || a->op != htons(ARPOP_REQUEST) ||
-	    a->tpa != addr_be)
+	    a->htype != htons(ARPHRD_ETHER) || a->ptype != htons(ETH_P_IP) || a->hlen != ETH_ALEN ||
+	    a->plen != 4 || a->op != htons(ARPOP_REQUEST) || a->tpa != addr_be)
 		return 0;
 	memcpy(oe->h_dest, a->sha, ETH_ALEN);
 	memcpy(oe->h_source, mac, ETH_ALEN);

@@ -13,7 +13,8 @@
 
 struct xd_held {
 	struct xd_txd *slot;
-	uint32_t cap, head, tail; /* datagrams: [head, tail), counters mod 2^32, index & (cap - 1) */
+	uint32_t cap, head,
+	    tail; /* datagrams: [head, tail), counters mod 2^32, index & (cap - 1) */
 	struct xd_held_batch *b;
 	uint32_t bcap, bhead, btail;
 };

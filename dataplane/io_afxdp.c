@@ -79,7 +79,7 @@ static struct {
 	uint16_t port; /* network order */
 	uint8_t mac[6]; /* the interface's, for frames of our own (the feed) */
 	uint32_t addr; /* its IPv4, network order (0: none) */
-} g = { .attach = "none", .bind = "none" };
+} g = {.attach = "none", .bind = "none"};
 
 static void lib_log(enum xdpex_log_level level, const char *fmt, va_list ap)
 {
@@ -95,8 +95,8 @@ static void lib_log(enum xdpex_log_level level, const char *fmt, va_list ap)
 /* rx queues of the interface (ethtool channels; works in any mount namespace), -1 if unknown. */
 static int count_rx_queues(const char *iface)
 {
-	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
-	struct ifreq ifr = { 0 };
+	struct ethtool_channels ch = {.cmd = ETHTOOL_GCHANNELS};
+	struct ifreq ifr = {0};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), n = -1;
 
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
@@ -142,8 +142,8 @@ static int afxdp_apply(const struct xd_config *f)
 static int afxdp_setup(const struct xd_opts *o, const struct xd_config *cfg, char *err,
 		       size_t errlen)
 {
-	struct xdpex_xdp_opts xo = { .pin_dir = o->pin_dir, .ports = &o->port, .nports = 1 };
-	enum xdpex_mode mode = o->xdp_mode == 1 ? XDPEX_MODE_NATIVE
+	struct xdpex_xdp_opts xo = {.pin_dir = o->pin_dir, .ports = &o->port, .nports = 1};
+	enum xdpex_mode mode = o->xdp_mode == 1	  ? XDPEX_MODE_NATIVE
 			       : o->xdp_mode == 2 ? XDPEX_MODE_SKB
 						  : XDPEX_MODE_AUTO;
 	int nq = count_rx_queues(o->iface), rc;
@@ -158,7 +158,7 @@ static int afxdp_setup(const struct xd_opts *o, const struct xd_config *cfg, cha
 	g.port = htons(o->port);
 	g.ifindex = (int)if_nametoindex(o->iface);
 	{
-		struct ifreq ifr = { 0 };
+		struct ifreq ifr = {0};
 		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", o->iface);
@@ -216,16 +216,16 @@ static void afxdp_info(json_t *out)
 static int make_socket(struct afxdp_q *q, const struct xd_opts *o, int queue, uint16_t zc)
 {
 	struct xsk_umem_config uc = {
-		.fill_size = q->nframes,
-		.comp_size = q->nframes / 2,
-		.frame_size = FRAME,
-		.frame_headroom = 0,
+	    .fill_size = q->nframes,
+	    .comp_size = q->nframes / 2,
+	    .frame_size = FRAME,
+	    .frame_headroom = 0,
 	};
 	struct xsk_socket_config sc = {
-		.rx_size = q->nframes / 2,
-		.tx_size = q->nframes / 2,
-		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
-		.bind_flags = XDP_USE_NEED_WAKEUP | zc,
+	    .rx_size = q->nframes / 2,
+	    .tx_size = q->nframes / 2,
+	    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+	    .bind_flags = XDP_USE_NEED_WAKEUP | zc,
 	};
 	int rc;
 
@@ -273,8 +273,8 @@ static int afxdp_open(const struct xd_port_cfg *c, void **state, char *err, size
 	q->poll = o->poll;
 	q->nframes = o->frames;
 	q->area_len = (uint64_t)q->nframes * FRAME;
-	q->area = mmap(NULL, q->area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		       0);
+	q->area =
+	    mmap(NULL, q->area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	q->free_tx = calloc(q->nframes, sizeof(*q->free_tx));
 	if (q->area == MAP_FAILED || !q->free_tx)
 		return snprintf(err, errlen, "afxdp q%d: UMEM of %u frames: %s", c->queue,
@@ -295,8 +295,9 @@ static int afxdp_open(const struct xd_port_cfg *c, void **state, char *err, size
 	if (rc)
 		rc = make_socket(q, o, c->queue, XDP_COPY);
 	if (rc)
-		return snprintf(err, errlen, "afxdp %s queue %d: cannot create the AF_XDP socket: %s",
-				o->iface, c->queue, strerror(-rc)),
+		return snprintf(err, errlen,
+				"afxdp %s queue %d: cannot create the AF_XDP socket: %s", o->iface,
+				c->queue, strerror(-rc)),
 		       -1;
 	g.bind = q->zerocopy ? "zerocopy" : "copy";
 	q->fd = xsk_socket__fd(q->xsk);
@@ -306,8 +307,8 @@ static int afxdp_open(const struct xd_port_cfg *c, void **state, char *err, size
 		if (setsockopt(q->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
 		    setsockopt(q->fd, SOL_SOCKET, SO_BUSY_POLL, &usec, sizeof(usec)) ||
 		    setsockopt(q->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
-			xd_log("warning: afxdp q%d: busy-poll socket options refused: %s",
-			       c->queue, strerror(errno));
+			xd_log("warning: afxdp q%d: busy-poll socket options refused: %s", c->queue,
+			       strerror(errno));
 	}
 	/* Post the receive half of the UMEM; the fill ring has room for twice that. */
 	nrx = q->nframes / 2;
@@ -322,13 +323,16 @@ static int afxdp_open(const struct xd_port_cfg *c, void **state, char *err, size
 		q->free_tx[q->nfree_tx++] = (uint64_t)i * FRAME;
 	rc = xdpex_set_xsk(g.maps, (uint32_t)c->queue, q->fd);
 	if (rc)
-		return snprintf(err, errlen, "afxdp q%d: cannot register the socket in xsks_map: %s",
-				c->queue, strerror(-rc)),
+		return snprintf(err, errlen,
+				"afxdp q%d: cannot register the socket in xsks_map: %s", c->queue,
+				strerror(-rc)),
 		       -1;
 	q->in_map = true;
 	xd_log("afxdp: %s queue %d: attach=%s bind=%s need_wakeup=1 frames=%u poll=%s", o->iface,
 	       c->queue, g.attach, g.bind, q->nframes,
-	       o->poll == XD_POLL_SPIN ? "spin" : o->poll == XD_POLL_BUSY ? "busy" : "sleep");
+	       o->poll == XD_POLL_SPIN	 ? "spin"
+	       : o->poll == XD_POLL_BUSY ? "busy"
+					 : "sleep");
 	return 0;
 }
 
@@ -355,12 +359,12 @@ static void afxdp_stats(void *state, json_t *out)
 	if (getsockopt(q->fd, SOL_XDP, XDP_STATISTICS, &s, &len))
 		return;
 	json_object_set_new(
-		out, "xdp",
-		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rx_dropped", (json_int_t)s.rx_dropped,
-			  "rx_invalid_descs", (json_int_t)s.rx_invalid_descs, "tx_invalid_descs",
-			  (json_int_t)s.tx_invalid_descs, "rx_ring_full", (json_int_t)s.rx_ring_full,
-			  "rx_fill_ring_empty_descs", (json_int_t)s.rx_fill_ring_empty_descs,
-			  "tx_ring_empty_descs", (json_int_t)s.tx_ring_empty_descs));
+	    out, "xdp",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rx_dropped", (json_int_t)s.rx_dropped,
+		      "rx_invalid_descs", (json_int_t)s.rx_invalid_descs, "tx_invalid_descs",
+		      (json_int_t)s.tx_invalid_descs, "rx_ring_full", (json_int_t)s.rx_ring_full,
+		      "rx_fill_ring_empty_descs", (json_int_t)s.rx_fill_ring_empty_descs,
+		      "tx_ring_empty_descs", (json_int_t)s.tx_ring_empty_descs));
 }
 
 static void afxdp_self(void *state, struct xd_peer *p)
@@ -472,7 +476,8 @@ static void afxdp_rx_release(void *state, uint32_t n)
 	uint32_t fidx;
 
 	while (xsk_ring_prod__reserve(&q->fill, n, &fidx) != n)
-		; /* it holds twice the frames posted: room comes as soon as the kernel takes some */
+		; /* it holds twice the frames posted: room comes as soon as the kernel takes some
+		   */
 	for (uint32_t i = 0; i < n; i++)
 		*xsk_ring_prod__fill_addr(&q->fill, fidx + i) = q->rx_addr[i];
 	xsk_ring_prod__submit(&q->fill, n);
@@ -494,23 +499,23 @@ static void afxdp_poll(void *state, bool idle)
 }
 
 const struct xd_backend xd_backend_afxdp = {
-	.name = "afxdp",
-	.flags = XD_BE_FILTERS,
-	.peer_kind = XD_PEER_UDP,
-	.check = afxdp_check,
-	.setup = afxdp_setup,
-	.teardown = afxdp_teardown,
-	.apply = afxdp_apply,
-	.info = afxdp_info,
-	.open = afxdp_open,
-	.close = afxdp_close,
-	.rx_burst = afxdp_rx_burst,
-	.rx_release = afxdp_rx_release,
-	.tx = afxdp_tx,
-	.poll = afxdp_poll,
-	.fd = afxdp_fd,
-	.stats = afxdp_stats,
-	.bind = afxdp_bind,
-	.unbind = afxdp_unbind,
-	.self = afxdp_self,
+    .name = "afxdp",
+    .flags = XD_BE_FILTERS,
+    .peer_kind = XD_PEER_UDP,
+    .check = afxdp_check,
+    .setup = afxdp_setup,
+    .teardown = afxdp_teardown,
+    .apply = afxdp_apply,
+    .info = afxdp_info,
+    .open = afxdp_open,
+    .close = afxdp_close,
+    .rx_burst = afxdp_rx_burst,
+    .rx_release = afxdp_rx_release,
+    .tx = afxdp_tx,
+    .poll = afxdp_poll,
+    .fd = afxdp_fd,
+    .stats = afxdp_stats,
+    .bind = afxdp_bind,
+    .unbind = afxdp_unbind,
+    .self = afxdp_self,
 };

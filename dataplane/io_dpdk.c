@@ -8,8 +8,8 @@
  * is not ours is dropped and counted (not_ours_cnt). Answers are built in mbufs with IPv4 and UDP
  * checksums by the NIC where the port offers the TX offloads, else in software.
  *
- * Poll modes: spin (the queue thread owns its core) or sleep (an idle turn naps up to 1 ms: there is
- * no kernel to wake it, so that much latency is added; for idle hosts and tests). The queue
+ * Poll modes: spin (the queue thread owns its core) or sleep (an idle turn naps up to 1 ms: there
+ * is no kernel to wake it, so that much latency is added; for idle hosts and tests). The queue
  * threads are registered with EAL (rte_thread_register) so the mempool's per-lcore caches work.
  * Stats: per queue the port's queue counters; mode-wide the port's totals, every xstat and the
  * filter's counters (as xdp_counters: the same names and meanings as the kernel program's).
@@ -75,9 +75,10 @@ static int dpdk_check(const struct xd_opts *o, char *err, size_t errlen)
 	struct in_addr a;
 
 	if (o->poll == XD_POLL_BUSY)
-		return snprintf(err, errlen,
-				"--poll busy: busy polling is a kernel socket feature; dpdk mode spins "
-				"(or, --poll sleep, naps up to 1 ms when idle)"),
+		return snprintf(
+			   err, errlen,
+			   "--poll busy: busy polling is a kernel socket feature; dpdk mode spins "
+			   "(or, --poll sleep, naps up to 1 ms when idle)"),
 		       -1;
 	if (inet_pton(AF_INET, o->addr, &a) != 1 || !a.s_addr)
 		return snprintf(err, errlen,
@@ -87,8 +88,9 @@ static int dpdk_check(const struct xd_opts *o, char *err, size_t errlen)
 		       -1;
 	for (int i = 0; i < o->nqueues; i++)
 		if (o->queues[i] != i)
-			return snprintf(err, errlen,
-					"--queues: dpdk mode serves queues 0..n-1 of its port in order"),
+			return snprintf(
+				   err, errlen,
+				   "--queues: dpdk mode serves queues 0..n-1 of its port in order"),
 			       -1;
 	return 0;
 }
@@ -110,8 +112,8 @@ static void take_config(const struct xd_config *f)
 {
 	if (f->has_allow) {
 		for (uint32_t i = 0; i < f->nallow; i++)
-			g.allow[i] = (struct xdpex_lpm_key){ .prefixlen = f->allow[i].len,
-							     .addr = f->allow[i].addr };
+			g.allow[i] = (struct xdpex_lpm_key){.prefixlen = f->allow[i].len,
+							    .addr = f->allow[i].addr};
 		g.nallow = f->nallow;
 	}
 	if (f->has_rate) {
@@ -144,12 +146,14 @@ static int find_port(const struct xd_opts *o, char *err, size_t errlen)
 		       -1;
 	if (o->iface) {
 		if (rte_eth_dev_get_port_by_name(o->iface, &p))
-			return snprintf(err, errlen, "--iface %s: no DPDK port of that name", o->iface),
+			return snprintf(err, errlen, "--iface %s: no DPDK port of that name",
+					o->iface),
 			       -1;
 		g.port = p;
 		return 0;
 	}
-	RTE_ETH_FOREACH_DEV(p) {
+	RTE_ETH_FOREACH_DEV(p)
+	{
 		g.port = p;
 		return 0;
 	}
@@ -159,8 +163,8 @@ static int find_port(const struct xd_opts *o, char *err, size_t errlen)
 static int dpdk_setup(const struct xd_opts *o, const struct xd_config *cfg, char *err,
 		      size_t errlen)
 {
-	char *argv[64] = { "xdpexd" };
-	struct rte_eth_conf conf = { 0 };
+	char *argv[64] = {"xdpexd"};
+	struct rte_eth_conf conf = {0};
 	struct rte_eth_dev_info info;
 	uint16_t nrx = RX_DESC, ntx = TX_DESC;
 	unsigned int nmbufs;
@@ -178,12 +182,14 @@ static int dpdk_setup(const struct xd_opts *o, const struct xd_config *cfg, char
 		return snprintf(err, errlen, "dpdk: sched_getaffinity: %s", strerror(errno)), -1;
 	rc = rte_eal_init(o->backend_argc + 1, argv);
 	if (rc < 0)
-		return snprintf(err, errlen, "dpdk: EAL initialisation failed: %s (arguments after --)",
+		return snprintf(err, errlen,
+				"dpdk: EAL initialisation failed: %s (arguments after --)",
 				rte_strerror(rte_errno)),
 		       -1;
 	g.eal = true;
 	if (sched_setaffinity(0, sizeof(cpus), &cpus))
-		xd_log("warning: dpdk: cannot restore the cpu affinity after EAL: %s", strerror(errno));
+		xd_log("warning: dpdk: cannot restore the cpu affinity after EAL: %s",
+		       strerror(errno));
 	if (find_port(o, err, errlen))
 		return -1;
 	g.nq = o->nqueues;
@@ -192,14 +198,15 @@ static int dpdk_setup(const struct xd_opts *o, const struct xd_config *cfg, char
 	g.udp_port_be = htons(o->port);
 	rc = rte_eth_dev_info_get(g.port, &info);
 	if (rc)
-		return snprintf(err, errlen, "dpdk port %u: device info: %s", g.port, strerror(-rc)),
+		return snprintf(err, errlen, "dpdk port %u: device info: %s", g.port,
+				strerror(-rc)),
 		       -1;
 	snprintf(g.driver, sizeof(g.driver), "%s", info.driver_name ? info.driver_name : "?");
 	rte_eth_dev_get_name_by_port(g.port, g.name);
 	if (g.nq > info.max_rx_queues || g.nq > info.max_tx_queues)
 		return snprintf(err, errlen,
-				"--queues: dpdk port %u (%s) has %u rx / %u tx queues, %d asked", g.port,
-				g.driver, info.max_rx_queues, info.max_tx_queues, g.nq),
+				"--queues: dpdk port %u (%s) has %u rx / %u tx queues, %d asked",
+				g.port, g.driver, info.max_rx_queues, info.max_tx_queues, g.nq),
 		       -1;
 	g.tx_offload = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) &&
 		       (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
@@ -208,7 +215,7 @@ static int dpdk_setup(const struct xd_opts *o, const struct xd_config *cfg, char
 	if (g.nq > 1) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_hf =
-			(RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+		    (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
 	}
 	rc = rte_eth_dev_configure(g.port, (uint16_t)g.nq, (uint16_t)g.nq, &conf);
 	if (!rc)
@@ -220,12 +227,14 @@ static int dpdk_setup(const struct xd_opts *o, const struct xd_config *cfg, char
 	/* Every rx descriptor holds an mbuf, every tx descriptor may, and a batch holds up to
 	 * XD_TX_SLOTS answers and XD_MAX_BATCH datagrams; plus the per-thread caches. */
 	nmbufs = (unsigned int)g.nq * (nrx + ntx + XD_TX_SLOTS + XD_MAX_BATCH + POOL_CACHE);
-	g.pool = rte_pktmbuf_pool_create("xdpex_mbufs", nmbufs, POOL_CACHE, 0,
-					 RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_eth_dev_socket_id(g.port));
+	g.pool =
+	    rte_pktmbuf_pool_create("xdpex_mbufs", nmbufs, POOL_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+				    (int)rte_eth_dev_socket_id(g.port));
 	if (!g.pool)
-		return snprintf(err, errlen,
-				"dpdk: mbuf pool of %u mbufs: %s (give EAL more memory, e.g. -m 1024)",
-				nmbufs, rte_strerror(rte_errno)),
+		return snprintf(
+			   err, errlen,
+			   "dpdk: mbuf pool of %u mbufs: %s (give EAL more memory, e.g. -m 1024)",
+			   nmbufs, rte_strerror(rte_errno)),
 		       -1;
 	for (int i = 0; i < g.nq; i++) {
 		rc = rte_eth_rx_queue_setup(g.port, (uint16_t)i, nrx, rte_eth_dev_socket_id(g.port),
@@ -253,8 +262,9 @@ static int dpdk_setup(const struct xd_opts *o, const struct xd_config *cfg, char
 	       "descriptors, %u mbufs, checksums %s, gateway %s poll=%s",
 	       g.port, g.name, g.driver, g.mac.addr_bytes[0], g.mac.addr_bytes[1],
 	       g.mac.addr_bytes[2], g.mac.addr_bytes[3], g.mac.addr_bytes[4], g.mac.addr_bytes[5],
-	       g.nq, g.nq == 1 ? "" : "s", nrx, ntx, nmbufs, g.tx_offload ? "by the NIC" : "in software",
-	       o->addr, o->poll == XD_POLL_SPIN ? "spin" : "sleep");
+	       g.nq, g.nq == 1 ? "" : "s", nrx, ntx, nmbufs,
+	       g.tx_offload ? "by the NIC" : "in software", o->addr,
+	       o->poll == XD_POLL_SPIN ? "spin" : "sleep");
 	return 0;
 }
 
@@ -276,7 +286,7 @@ static void dpdk_teardown(void)
 
 static void dpdk_info(json_t *out)
 {
-	__u64 c[XDPEX_CNT_MAX] = { 0 };
+	__u64 c[XDPEX_CNT_MAX] = {0};
 	struct rte_eth_xstat_name *names = NULL;
 	struct rte_eth_xstat *xs = NULL;
 	struct rte_eth_stats st;
@@ -296,14 +306,14 @@ static void dpdk_info(json_t *out)
 	d = json_pack("{s:i,s:s,s:s,s:b}", "port", g.port, "name", g.name, "driver", g.driver,
 		      "tx_checksum_offload", g.tx_offload);
 	if (!rte_eth_stats_get(g.port, &st))
-		json_object_set_new(d, "stats",
-				    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ipackets",
-					      (json_int_t)st.ipackets, "opackets",
-					      (json_int_t)st.opackets, "ibytes", (json_int_t)st.ibytes,
-					      "obytes", (json_int_t)st.obytes, "imissed",
-					      (json_int_t)st.imissed, "ierrors", (json_int_t)st.ierrors,
-					      "oerrors", (json_int_t)st.oerrors, "rx_nombuf",
-					      (json_int_t)st.rx_nombuf));
+		json_object_set_new(
+		    d, "stats",
+		    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ipackets",
+			      (json_int_t)st.ipackets, "opackets", (json_int_t)st.opackets,
+			      "ibytes", (json_int_t)st.ibytes, "obytes", (json_int_t)st.obytes,
+			      "imissed", (json_int_t)st.imissed, "ierrors", (json_int_t)st.ierrors,
+			      "oerrors", (json_int_t)st.oerrors, "rx_nombuf",
+			      (json_int_t)st.rx_nombuf));
 	n = rte_eth_xstats_get_names(g.port, NULL, 0);
 	if (n > 0 && n <= MAX_XSTATS && (names = calloc((size_t)n, sizeof(*names))) &&
 	    (xs = calloc((size_t)n, sizeof(*xs))) &&
@@ -472,8 +482,8 @@ static uint32_t dpdk_tx(void *state, const struct xd_txd *tx, uint32_t n)
 
 			b->l2_len = RTE_ETHER_HDR_LEN;
 			b->l3_len = sizeof(*ip);
-			b->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM |
-				       RTE_MBUF_F_TX_UDP_CKSUM;
+			b->ol_flags |=
+			    RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
 			udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, b->ol_flags);
 		}
 		m[k++] = b;
@@ -524,22 +534,22 @@ static void dpdk_unbind(void *state, uint32_t sid)
 }
 
 const struct xd_backend xd_backend_dpdk = {
-	.name = "dpdk",
-	.flags = XD_BE_FILTERS,
-	.peer_kind = XD_PEER_UDP,
-	.check = dpdk_check,
-	.setup = dpdk_setup,
-	.teardown = dpdk_teardown,
-	.apply = dpdk_apply,
-	.info = dpdk_info,
-	.open = dpdk_open,
-	.close = dpdk_close,
-	.thread_init = dpdk_thread_init,
-	.rx_burst = dpdk_rx_burst,
-	.rx_release = dpdk_rx_release,
-	.tx = dpdk_tx,
-	.stats = dpdk_stats,
-	.bind = dpdk_bind,
-	.unbind = dpdk_unbind,
-	.self = dpdk_self,
+    .name = "dpdk",
+    .flags = XD_BE_FILTERS,
+    .peer_kind = XD_PEER_UDP,
+    .check = dpdk_check,
+    .setup = dpdk_setup,
+    .teardown = dpdk_teardown,
+    .apply = dpdk_apply,
+    .info = dpdk_info,
+    .open = dpdk_open,
+    .close = dpdk_close,
+    .thread_init = dpdk_thread_init,
+    .rx_burst = dpdk_rx_burst,
+    .rx_release = dpdk_rx_release,
+    .tx = dpdk_tx,
+    .stats = dpdk_stats,
+    .bind = dpdk_bind,
+    .unbind = dpdk_unbind,
+    .self = dpdk_self,
 };

@@ -10,14 +10,15 @@
 static int nodpdk_check(const struct xd_opts *o, char *err, size_t errlen)
 {
 	(void)o;
-	return snprintf(err, errlen,
-			"--mode dpdk: this xdpexd was built without DPDK (pkg-config libdpdk "
-			"failed at build time); install libdpdk-dev (provisioning/setup.sh does) and "
-			"rebuild"),
+	return snprintf(
+		   err, errlen,
+		   "--mode dpdk: this xdpexd was built without DPDK (pkg-config libdpdk "
+		   "failed at build time); install libdpdk-dev (provisioning/setup.sh does) and "
+		   "rebuild"),
 	       -1;
 }
 
 const struct xd_backend xd_backend_dpdk = {
-	.name = "dpdk",
-	.check = nodpdk_check,
+    .name = "dpdk",
+    .check = nodpdk_check,
 };

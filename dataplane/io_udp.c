@@ -72,8 +72,8 @@ static void udp_close(void *state)
 static int udp_open(const struct xd_port_cfg *c, void **state, char *err, size_t errlen)
 {
 	const struct xd_opts *o = c->o;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(o->port) };
-	struct timeval tv = { 0, 1000 };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(o->port)};
+	struct timeval tv = {0, 1000};
 	struct udp_port *u = calloc(1, sizeof(*u));
 	int one = 1, bufsz = 8 << 20;
 
@@ -115,15 +115,17 @@ static int udp_open(const struct xd_port_cfg *c, void **state, char *err, size_t
 				strerror(errno)),
 		       -1;
 	for (int i = 0; i < XD_MAX_BATCH; i++) {
-		u->riov[i] = (struct iovec){ u->rbuf[i], RX_BUF };
-		u->rx[i].msg_hdr = (struct msghdr){ .msg_name = &u->rsrc[i],
-						    .msg_namelen = sizeof(u->rsrc[i]),
-						    .msg_iov = &u->riov[i],
-						    .msg_iovlen = 1 };
+		u->riov[i] = (struct iovec){u->rbuf[i], RX_BUF};
+		u->rx[i].msg_hdr = (struct msghdr){.msg_name = &u->rsrc[i],
+						   .msg_namelen = sizeof(u->rsrc[i]),
+						   .msg_iov = &u->riov[i],
+						   .msg_iovlen = 1};
 	}
 	xd_log("udp: listening on %s:%u%s%s poll=%s batch=%d", o->addr, o->port,
 	       o->iface ? " dev " : "", o->iface ? o->iface : "",
-	       o->poll == XD_POLL_SPIN ? "spin" : o->poll == XD_POLL_BUSY ? "busy" : "sleep",
+	       o->poll == XD_POLL_SPIN	 ? "spin"
+	       : o->poll == XD_POLL_BUSY ? "busy"
+					 : "sleep",
 	       o->batch);
 	return 0;
 }
@@ -160,7 +162,8 @@ static uint32_t flush_chunk(struct udp_port *u, int n)
 		int r = sendmmsg(u->fd, u->tx + off, (unsigned)(n - off), 0);
 
 		if (r < 0) {
-			if ((errno == EAGAIN || errno == ENOBUFS || errno == EINTR) && ++tries < 100)
+			if ((errno == EAGAIN || errno == ENOBUFS || errno == EINTR) &&
+			    ++tries < 100)
 				continue;
 			/* Unreachable peer or a full queue: the answer is journaled and can be
 			 * fetched with RetransmitRequest; count it and go on. */
@@ -184,14 +187,13 @@ static uint32_t udp_tx(void *state, const struct xd_txd *tx, uint32_t n)
 
 		if (!t->send || t->to.kind != XD_PEER_UDP)
 			continue;
-		u->tdst[k] = (struct sockaddr_in){ .sin_family = AF_INET,
-						   .sin_port = t->to.port,
-						   .sin_addr.s_addr = t->to.addr };
-		u->tiov[k] = (struct iovec){ (void *)t->buf, t->len };
-		u->tx[k].msg_hdr = (struct msghdr){ .msg_name = &u->tdst[k],
-						    .msg_namelen = sizeof(u->tdst[k]),
-						    .msg_iov = &u->tiov[k],
-						    .msg_iovlen = 1 };
+		u->tdst[k] = (struct sockaddr_in){
+		    .sin_family = AF_INET, .sin_port = t->to.port, .sin_addr.s_addr = t->to.addr};
+		u->tiov[k] = (struct iovec){(void *)t->buf, t->len};
+		u->tx[k].msg_hdr = (struct msghdr){.msg_name = &u->tdst[k],
+						   .msg_namelen = sizeof(u->tdst[k]),
+						   .msg_iov = &u->tiov[k],
+						   .msg_iovlen = 1};
 		if (++k == TX_CHUNK) {
 			failed += flush_chunk(u, k);
 			k = 0;
@@ -208,13 +210,13 @@ static int udp_fd(void *state)
 }
 
 const struct xd_backend xd_backend_udp = {
-	.name = "udp",
-	.peer_kind = XD_PEER_UDP,
-	.check = udp_check,
-	.rx_waits = udp_rx_waits,
-	.open = udp_open,
-	.close = udp_close,
-	.rx_burst = udp_rx_burst,
-	.tx = udp_tx,
-	.fd = udp_fd,
+    .name = "udp",
+    .peer_kind = XD_PEER_UDP,
+    .check = udp_check,
+    .rx_waits = udp_rx_waits,
+    .open = udp_open,
+    .close = udp_close,
+    .rx_burst = udp_rx_burst,
+    .tx = udp_tx,
+    .fd = udp_fd,
 };

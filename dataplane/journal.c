@@ -103,7 +103,6 @@ uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len)
 
 /* ---- segments ---- */
 
-
 static void seg_path(const struct xd_journal *j, uint32_t no, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%08u.xjl", j->dir, no);
@@ -207,15 +206,17 @@ static int seg_size(struct xd_journal *j, uint64_t need)
 
 		if (ftruncate(j->fd, (off_t)want)) {
 			rc = errno;
-			xd_log("error: journal %s/%08u.xjl: write failed: %s (sizing to %llu bytes)",
-			       j->dir, j->seg_no, strerror(rc), (unsigned long long)want);
+			xd_log(
+			    "error: journal %s/%08u.xjl: write failed: %s (sizing to %llu bytes)",
+			    j->dir, j->seg_no, strerror(rc), (unsigned long long)want);
 			return -rc;
 		}
 		j->alloc = want;
 	}
 	if (!j->map || j->alloc > j->map_len) {
-		void *m = j->map ? mremap(j->map, j->map_len, j->alloc, MREMAP_MAYMOVE)
-				 : mmap(NULL, j->alloc, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
+		void *m = j->map
+			      ? mremap(j->map, j->map_len, j->alloc, MREMAP_MAYMOVE)
+			      : mmap(NULL, j->alloc, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
 
 		if (m == MAP_FAILED) {
 			rc = errno;
@@ -252,7 +253,8 @@ static int seg_reserve(struct xd_journal *j, uint64_t need)
 			if (!j->no_populate_read &&
 			    madvise(j->map + page, to - page, MADV_POPULATE_READ) &&
 			    (errno == EINVAL || errno == ENOSYS))
-				j->no_populate_read = true; /* older kernel: the copies fault them in */
+				j->no_populate_read =
+				    true; /* older kernel: the copies fault them in */
 			__atomic_store_n(&j->reserved, to, __ATOMIC_RELAXED);
 			return 0;
 		}
@@ -285,8 +287,8 @@ static int seg_reserve(struct xd_journal *j, uint64_t need)
 static int seg_populate(struct xd_journal *j, uint64_t need)
 {
 	while (j->faulted < need) {
-		uint64_t to = page_up(need > j->faulted + XJ_PREFAULT ? need
-								   : j->faulted + XJ_PREFAULT);
+		uint64_t to =
+		    page_up(need > j->faulted + XJ_PREFAULT ? need : j->faulted + XJ_PREFAULT);
 		int rc = 0;
 
 		if (to > j->alloc)
@@ -306,16 +308,17 @@ static int seg_populate(struct xd_journal *j, uint64_t need)
 				struct statvfs sv;
 
 				rc = !fstatvfs(j->fd, &sv) &&
-						     (uint64_t)sv.f_bavail * sv.f_frsize < to - j->faulted
-					     ? ENOSPC
-					     : EIO;
+					     (uint64_t)sv.f_bavail * sv.f_frsize < to - j->faulted
+					 ? ENOSPC
+					 : EIO;
 			}
 		}
 		if (rc) {
-			xd_log("error: journal %s/%08u.xjl: write failed: %s (reserving %llu bytes at "
-			       "offset %llu)",
-			       j->dir, j->seg_no, strerror(rc), (unsigned long long)(to - j->faulted),
-			       (unsigned long long)j->faulted);
+			xd_log(
+			    "error: journal %s/%08u.xjl: write failed: %s (reserving %llu bytes at "
+			    "offset %llu)",
+			    j->dir, j->seg_no, strerror(rc), (unsigned long long)(to - j->faulted),
+			    (unsigned long long)j->faulted);
 			return -rc;
 		}
 		/* Release: the pages are mapped before a lock-free reader sees the new limit. */
@@ -353,11 +356,12 @@ static void *prep_main(void *arg)
 		/* What the writer needs next first: mapped writable just ahead of it (dirty from
 		 * then on), then reserved (clean pages, nothing to write back) further ahead. */
 		if (ok && faulted < fault_to) {
-			rc = seg_populate(j, faulted + XJ_PREFAULT < fault_to ? faulted + XJ_PREFAULT
-									: fault_to);
+			rc = seg_populate(
+			    j, faulted + XJ_PREFAULT < fault_to ? faulted + XJ_PREFAULT : fault_to);
 		} else if (ok && reserved < reserve_to) {
-			rc = seg_reserve(j, reserved + XJ_PREFAULT < reserve_to ? reserved + XJ_PREFAULT
-									  : reserve_to);
+			rc = seg_reserve(j, reserved + XJ_PREFAULT < reserve_to
+						? reserved + XJ_PREFAULT
+						: reserve_to);
 		} else {
 			rc = 1; /* nothing to do */
 		}
@@ -402,7 +406,8 @@ int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t
 	pthread_attr_destroy(&attr);
 	if (rc) {
 		xd_log("warning: journal %s: no preparer thread (%s): the queue thread reserves "
-		       "journal pages itself", j->dir, strerror(rc));
+		       "journal pages itself",
+		       j->dir, strerror(rc));
 		return -rc;
 	}
 	pthread_setname_np(j->prep, "xdpexd-jprep");
@@ -736,12 +741,13 @@ int xj_open(struct xd_journal *j, const char *base, int queue, int durability, u
 			goto fail;
 		}
 		if (i > 0 && h.first_seq != j->next_seq) {
-			xd_log("error: journal %s: segment header says first_seq %llu, but %08u.xjl "
-			       "ends at seq %llu (%s): refusing to start",
-			       path, (unsigned long long)h.first_seq, segs[i - 1],
-			       (unsigned long long)(j->next_seq - 1),
-			       h.first_seq > j->next_seq ? "records missing between them"
-							 : "records overlap");
+			xd_log(
+			    "error: journal %s: segment header says first_seq %llu, but %08u.xjl "
+			    "ends at seq %llu (%s): refusing to start",
+			    path, (unsigned long long)h.first_seq, segs[i - 1],
+			    (unsigned long long)(j->next_seq - 1),
+			    h.first_seq > j->next_seq ? "records missing between them"
+						      : "records overlap");
 			close(fd);
 			rc = -EINVAL;
 			goto fail;
@@ -761,12 +767,15 @@ int xj_open(struct xd_journal *j, const char *base, int queue, int durability, u
 		tail = end;
 		if (why && why != why_no_close) {
 			/* A damaged record: torn only if nothing valid follows it. */
-			struct xj_rec r = { 0 };
+			struct xj_rec r = {0};
 
-			memcpy(&r, m + bad_off, size - bad_off < sizeof(r) ? size - bad_off : sizeof(r));
-			if (!last || (size - bad_off >= sizeof(r) && r.len >= XJ_REC_HDR &&
-				      r.len <= size - bad_off && valid_rec_at(m, size, bad_off + r.len))) {
-				xd_log("error: journal %s: record at offset %llu: %s (not at the tail): "
+			memcpy(&r, m + bad_off,
+			       size - bad_off < sizeof(r) ? size - bad_off : sizeof(r));
+			if (!last ||
+			    (size - bad_off >= sizeof(r) && r.len >= XJ_REC_HDR &&
+			     r.len <= size - bad_off && valid_rec_at(m, size, bad_off + r.len))) {
+				xd_log("error: journal %s: record at offset %llu: %s (not at the "
+				       "tail): "
 				       "refusing to start",
 				       path, (unsigned long long)bad_off, why);
 				munmap(m, size);
@@ -1085,8 +1094,8 @@ int xj_truncate_after(const char *qdir, uint64_t seq)
 	if (!rc)
 		rc = fsync_dir(qdir);
 	if (rc)
-		xd_log("error: journal %s: cannot remove the segments after %08u.xjl: %s", qdir, r.seg,
-		       strerror(-rc));
+		xd_log("error: journal %s: cannot remove the segments after %08u.xjl: %s", qdir,
+		       r.seg, strerror(-rc));
 	free(segs);
 	xj_reader_close(&r);
 	return rc;
@@ -1119,8 +1128,7 @@ static int reader_seg(struct xj_reader *r, uint32_t no)
 	return 0;
 }
 
-int xj_reader_open(struct xj_reader *r, const char *qdir, uint64_t from_seq,
-		   uint64_t committed_pos)
+int xj_reader_open(struct xj_reader *r, const char *qdir, uint64_t from_seq, uint64_t committed_pos)
 {
 	uint32_t *segs = NULL, n = 0, pick = 0;
 	uint8_t *buf;
@@ -1192,7 +1200,8 @@ ssize_t xj_reader_next(struct xj_reader *r, uint64_t committed_pos, uint8_t *buf
 		} else if (r->seg < cseg) {
 			struct stat st;
 
-			/* A finished segment: cut to its records before the next one was published. */
+			/* A finished segment: cut to its records before the next one was published.
+			 */
 			if (fstat(r->fd, &st))
 				return -errno;
 			end = (uint64_t)st.st_size;

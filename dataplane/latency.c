@@ -10,12 +10,12 @@
 #include "xdpexd.h"
 
 const uint64_t xd_lat_bounds_ns[XD_LAT_BUCKETS] = {
-	250,	500,	1000,	2000,	 3000,	  5000,	   7500,    10000,    15000,	20000,
-	30000, 50000, 100000, 200000, 500000, 1000000, 2000000, 5000000, 10000000, 100000000,
+    250,   500,	  1000,	  2000,	  3000,	  5000,	   7500,    10000,   15000,    20000,
+    30000, 50000, 100000, 200000, 500000, 1000000, 2000000, 5000000, 10000000, 100000000,
 };
 
-const char *const xd_lat_stage_names[XD_LAT_STAGES] = { "total", "engine", "journal",
-							 "replication", "transmit" };
+const char *const xd_lat_stage_names[XD_LAT_STAGES] = {"total", "engine", "journal", "replication",
+						       "transmit"};
 
 void xd_hist_add(struct xd_hist *h, uint64_t ns, uint64_t weight)
 {
@@ -42,7 +42,8 @@ json_t *xd_hist_json(const struct xd_hist *h)
 			json_array_append_new(b, json_integer((json_int_t)h[s].n[i]));
 		json_object_set_new(out, xd_lat_stage_names[s],
 				    json_pack("{s:o,s:I,s:I}", "buckets", b, "count",
-					      (json_int_t)h[s].count, "sum_ns", (json_int_t)h[s].sum_ns));
+					      (json_int_t)h[s].count, "sum_ns",
+					      (json_int_t)h[s].sum_ns));
 	}
 	return out;
 }

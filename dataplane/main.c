@@ -44,46 +44,48 @@ static unsigned group_id(const char *s)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: xdpexd --mode afxdp|udp|dpdk --config FILE --journal-dir DIR [options]\n"
-		"              [-- backend arguments (dpdk: EAL arguments)]\n"
-		"  --iface IF              interface (afxdp: required; udp: SO_BINDTODEVICE;\n"
-		"                          dpdk: the name the port is known by in logs)\n"
-		"  --queues LIST           rx queues, e.g. 0 or 0,1 (afxdp; udp: 0)      [0]\n"
-		"  --addr A.B.C.D          udp: address to bind                          [0.0.0.0]\n"
-		"  --port N                gateway UDP port                              [9000]\n"
-		"  --durability none|fsync|replicated|replicated-fsync\n"
-		"                          when an answer may leave (docs/ha.md)        [none]\n"
-		"  --repl-listen A.B.C.D:PORT  standbys connect here (queue i: PORT + i)\n"
-		"  --repl-from A.B.C.D:PORT    the primary a standby follows\n"
-		"  --repl-missing hold|local   replicated, no standby: hold answers or go on  [hold]\n"
-		"  --role primary|standby  role at start                                 [primary]\n"
-		"  --ha                    start as a standby; as primary answer only while a\n"
-		"                          lease granted on the control socket runs (docs/ha.md)\n"
-		"  --name NAME             this node in logs and replication         [hostname]\n"
-		"  --feed A.B.C.D:PORT[@MAC]  send the market-data feed there (a multicast group\n"
-		"                          or a subscriber; repeatable, 8 at most; docs/marketdata.md)\n"
-		"  --ctl-socket PATH       control socket            [/run/xdpex/ctl.sock]\n"
-		"  --entry-socket PATH     local order-entry socket  [/run/xdpex/entry.sock]\n"
-		"  --socket-mode 0600|0660 both sockets' mode (0660: the group may connect) [0660]\n"
-		"  --socket-group GROUP    both sockets' group (name or number) [the process's]\n"
-		"  --pin-dir DIR           afxdp: bpffs pin directory [/sys/fs/bpf/xdpex]\n"
-		"  --poll spin|busy|sleep  receive loop                                  [spin]\n"
-		"  --busy-usec N           SO_BUSY_POLL microseconds                     [20]\n"
-		"  --busy-budget N         SO_BUSY_POLL_BUDGET                           [64]\n"
-		"  --xdp-mode auto|native|generic                                        [auto]\n"
-		"  --bind-mode auto|zerocopy|copy                                        [auto]\n"
-		"  --frames N              afxdp: UMEM frames per queue, power of two    [16384]\n"
-		"  --batch N               datagrams per rx batch, 1..256                [64]\n"
-		"  --segment-mb N          journal segment size                          [256]\n"
-		"  --journal-reserve-mb N  journal space reserved and mapped at start,\n"
-		"                          ahead of the tail (at most the segment)       [0]\n"
-		"  --journal-ahead-mb N    with --cpus: journal space kept ready ahead of\n"
-		"                          the tail by a thread off the queue cpus       [64]\n"
-		"  --cpus LIST             pin queue thread i to the i-th cpu of LIST\n"
-		"  --netns NAME            run in network namespace /run/netns/NAME\n"
-		"  --exit-with-parent      stop cleanly (as on SIGTERM) when the parent process dies\n"
-		"  -v, --verbose           debug log lines\n");
+	fprintf(
+	    f,
+	    "usage: xdpexd --mode afxdp|udp|dpdk --config FILE --journal-dir DIR [options]\n"
+	    "              [-- backend arguments (dpdk: EAL arguments)]\n"
+	    "  --iface IF              interface (afxdp: required; udp: SO_BINDTODEVICE;\n"
+	    "                          dpdk: the name the port is known by in logs)\n"
+	    "  --queues LIST           rx queues, e.g. 0 or 0,1 (afxdp; udp: 0)      [0]\n"
+	    "  --addr A.B.C.D          udp: address to bind                          [0.0.0.0]\n"
+	    "  --port N                gateway UDP port                              [9000]\n"
+	    "  --durability none|fsync|replicated|replicated-fsync\n"
+	    "                          when an answer may leave (docs/ha.md)        [none]\n"
+	    "  --repl-listen A.B.C.D:PORT  standbys connect here (queue i: PORT + i)\n"
+	    "  --repl-from A.B.C.D:PORT    the primary a standby follows\n"
+	    "  --repl-missing hold|local   replicated, no standby: hold answers or go on  [hold]\n"
+	    "  --role primary|standby  role at start                                 [primary]\n"
+	    "  --ha                    start as a standby; as primary answer only while a\n"
+	    "                          lease granted on the control socket runs (docs/ha.md)\n"
+	    "  --name NAME             this node in logs and replication         [hostname]\n"
+	    "  --feed A.B.C.D:PORT[@MAC]  send the market-data feed there (a multicast group\n"
+	    "                          or a subscriber; repeatable, 8 at most; "
+	    "docs/marketdata.md)\n"
+	    "  --ctl-socket PATH       control socket            [/run/xdpex/ctl.sock]\n"
+	    "  --entry-socket PATH     local order-entry socket  [/run/xdpex/entry.sock]\n"
+	    "  --socket-mode 0600|0660 both sockets' mode (0660: the group may connect) [0660]\n"
+	    "  --socket-group GROUP    both sockets' group (name or number) [the process's]\n"
+	    "  --pin-dir DIR           afxdp: bpffs pin directory [/sys/fs/bpf/xdpex]\n"
+	    "  --poll spin|busy|sleep  receive loop                                  [spin]\n"
+	    "  --busy-usec N           SO_BUSY_POLL microseconds                     [20]\n"
+	    "  --busy-budget N         SO_BUSY_POLL_BUDGET                           [64]\n"
+	    "  --xdp-mode auto|native|generic                                        [auto]\n"
+	    "  --bind-mode auto|zerocopy|copy                                        [auto]\n"
+	    "  --frames N              afxdp: UMEM frames per queue, power of two    [16384]\n"
+	    "  --batch N               datagrams per rx batch, 1..256                [64]\n"
+	    "  --segment-mb N          journal segment size                          [256]\n"
+	    "  --journal-reserve-mb N  journal space reserved and mapped at start,\n"
+	    "                          ahead of the tail (at most the segment)       [0]\n"
+	    "  --journal-ahead-mb N    with --cpus: journal space kept ready ahead of\n"
+	    "                          the tail by a thread off the queue cpus       [64]\n"
+	    "  --cpus LIST             pin queue thread i to the i-th cpu of LIST\n"
+	    "  --netns NAME            run in network namespace /run/netns/NAME\n"
+	    "  --exit-with-parent      stop cleanly (as on SIGTERM) when the parent process dies\n"
+	    "  -v, --verbose           debug log lines\n");
 }
 
 static int pick(const char *opt, const char *v, const char *const *names)
@@ -169,49 +171,49 @@ static void enter_netns(const char *name)
 
 static void parse_args(int argc, char **argv, struct xd_opts *o)
 {
-	static const char *const durs[] = { "none", "fsync", "replicated", "replicated-fsync", NULL };
-	static const char *const missing[] = { "hold", "local", NULL };
-	static const char *const roles[] = { "primary", "standby", NULL };
-	static const char *const polls[] = { "spin", "busy", "sleep", NULL };
-	static const char *const xmodes[] = { "auto", "native", "generic", NULL };
-	static const char *const bmodes[] = { "auto", "zerocopy", "copy", NULL };
+	static const char *const durs[] = {"none", "fsync", "replicated", "replicated-fsync", NULL};
+	static const char *const missing[] = {"hold", "local", NULL};
+	static const char *const roles[] = {"primary", "standby", NULL};
+	static const char *const polls[] = {"spin", "busy", "sleep", NULL};
+	static const char *const xmodes[] = {"auto", "native", "generic", NULL};
+	static const char *const bmodes[] = {"auto", "zerocopy", "copy", NULL};
 	static const struct option lo[] = {
-		{ "mode", required_argument, 0, 'm' },
-		{ "iface", required_argument, 0, 'i' },
-		{ "queues", required_argument, 0, 'q' },
-		{ "addr", required_argument, 0, 'a' },
-		{ "port", required_argument, 0, 'p' },
-		{ "config", required_argument, 0, 'c' },
-		{ "journal-dir", required_argument, 0, 'j' },
-		{ "durability", required_argument, 0, 'd' },
-		{ "ctl-socket", required_argument, 0, 'C' },
-		{ "socket-mode", required_argument, 0, 'O' },
-		{ "socket-group", required_argument, 0, 'G' },
-		{ "entry-socket", required_argument, 0, 'E' },
-		{ "pin-dir", required_argument, 0, 'P' },
-		{ "poll", required_argument, 0, 'o' },
-		{ "busy-usec", required_argument, 0, 'U' },
-		{ "busy-budget", required_argument, 0, 'B' },
-		{ "xdp-mode", required_argument, 0, 'X' },
-		{ "bind-mode", required_argument, 0, 'Z' },
-		{ "frames", required_argument, 0, 'f' },
-		{ "batch", required_argument, 0, 'b' },
-		{ "segment-mb", required_argument, 0, 's' },
-		{ "journal-ahead-mb", required_argument, 0, 'A' },
-		{ "journal-reserve-mb", required_argument, 0, 'R' },
-		{ "cpus", required_argument, 0, 'k' },
-		{ "netns", required_argument, 0, 'N' },
-		{ "exit-with-parent", no_argument, 0, 'W' },
-		{ "repl-listen", required_argument, 0, 'L' },
-		{ "repl-from", required_argument, 0, 'F' },
-		{ "repl-missing", required_argument, 0, 'M' },
-		{ "role", required_argument, 0, 'r' },
-		{ "ha", no_argument, 0, 'H' },
-		{ "name", required_argument, 0, 'n' },
-		{ "feed", required_argument, 0, 'e' },
-		{ "verbose", no_argument, 0, 'v' },
-		{ "help", no_argument, 0, 'h' },
-		{ 0, 0, 0, 0 },
+	    {"mode", required_argument, 0, 'm'},
+	    {"iface", required_argument, 0, 'i'},
+	    {"queues", required_argument, 0, 'q'},
+	    {"addr", required_argument, 0, 'a'},
+	    {"port", required_argument, 0, 'p'},
+	    {"config", required_argument, 0, 'c'},
+	    {"journal-dir", required_argument, 0, 'j'},
+	    {"durability", required_argument, 0, 'd'},
+	    {"ctl-socket", required_argument, 0, 'C'},
+	    {"socket-mode", required_argument, 0, 'O'},
+	    {"socket-group", required_argument, 0, 'G'},
+	    {"entry-socket", required_argument, 0, 'E'},
+	    {"pin-dir", required_argument, 0, 'P'},
+	    {"poll", required_argument, 0, 'o'},
+	    {"busy-usec", required_argument, 0, 'U'},
+	    {"busy-budget", required_argument, 0, 'B'},
+	    {"xdp-mode", required_argument, 0, 'X'},
+	    {"bind-mode", required_argument, 0, 'Z'},
+	    {"frames", required_argument, 0, 'f'},
+	    {"batch", required_argument, 0, 'b'},
+	    {"segment-mb", required_argument, 0, 's'},
+	    {"journal-ahead-mb", required_argument, 0, 'A'},
+	    {"journal-reserve-mb", required_argument, 0, 'R'},
+	    {"cpus", required_argument, 0, 'k'},
+	    {"netns", required_argument, 0, 'N'},
+	    {"exit-with-parent", no_argument, 0, 'W'},
+	    {"repl-listen", required_argument, 0, 'L'},
+	    {"repl-from", required_argument, 0, 'F'},
+	    {"repl-missing", required_argument, 0, 'M'},
+	    {"role", required_argument, 0, 'r'},
+	    {"ha", no_argument, 0, 'H'},
+	    {"name", required_argument, 0, 'n'},
+	    {"feed", required_argument, 0, 'e'},
+	    {"verbose", no_argument, 0, 'v'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
 	char err[400];
 	int c;
@@ -234,7 +236,9 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		switch (c) {
 		case 'm': o->backend = backend(optarg); break;
 		case 'i': o->iface = optarg; break;
-		case 'q': o->nqueues = parse_list("--queues", optarg, o->queues, XD_MAX_QUEUES); break;
+		case 'q':
+			o->nqueues = parse_list("--queues", optarg, o->queues, XD_MAX_QUEUES);
+			break;
 		case 'a': o->addr = optarg; break;
 		case 'p': o->port = (uint16_t)num("--port", optarg, 1, 65535); break;
 		case 'c': o->config = optarg; break;
@@ -254,7 +258,8 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'n': o->name = optarg; break;
 		case 'e':
 			if (o->nfeed == XD_FEED_DSTS) {
-				fprintf(stderr, "xdpexd: error: --feed %s: at most %d destinations\n",
+				fprintf(stderr,
+					"xdpexd: error: --feed %s: at most %d destinations\n",
 					optarg, XD_FEED_DSTS);
 				exit(2);
 			}
@@ -263,10 +268,12 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'C': o->ctl_path = optarg; break;
 		case 'E': o->entry_path = optarg; break;
 		case 'O':
-			if (strcmp(optarg, "0600") && strcmp(optarg, "600") && strcmp(optarg, "0660") &&
-			    strcmp(optarg, "660")) {
-				fprintf(stderr, "xdpexd: error: --socket-mode %s: 0600 (owner only) or "
-						"0660 (owner and group)\n", optarg);
+			if (strcmp(optarg, "0600") && strcmp(optarg, "600") &&
+			    strcmp(optarg, "0660") && strcmp(optarg, "660")) {
+				fprintf(stderr,
+					"xdpexd: error: --socket-mode %s: 0600 (owner only) or "
+					"0660 (owner and group)\n",
+					optarg);
 				exit(2);
 			}
 			o->sock_mode = (unsigned)strtoul(optarg, NULL, 8);
@@ -283,15 +290,24 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'Z': o->bind_mode = pick("--bind-mode", optarg, bmodes); break;
 		case 'f': o->frames = (uint32_t)num("--frames", optarg, 64, 1 << 20); break;
 		case 'b': o->batch = (int)num("--batch", optarg, 1, XD_MAX_BATCH); break;
-		case 's': o->segment_bytes = (uint64_t)num("--segment-mb", optarg, 1, 1 << 20) << 20; break;
-		case 'A': o->journal_ahead = (uint64_t)num("--journal-ahead-mb", optarg, 0, 1 << 16) << 20; break;
-		case 'R': o->journal_reserve = (uint64_t)num("--journal-reserve-mb", optarg, 0, 1 << 20) << 20; break;
+		case 's':
+			o->segment_bytes = (uint64_t)num("--segment-mb", optarg, 1, 1 << 20) << 20;
+			break;
+		case 'A':
+			o->journal_ahead = (uint64_t)num("--journal-ahead-mb", optarg, 0, 1 << 16)
+					   << 20;
+			break;
+		case 'R':
+			o->journal_reserve =
+			    (uint64_t)num("--journal-reserve-mb", optarg, 0, 1 << 20) << 20;
+			break;
 		case 'k': o->ncpus = parse_list("--cpus", optarg, o->cpus, XD_MAX_QUEUES); break;
 		case 'N': enter_netns(optarg); break;
 		case 'W':
 			/* Test harnesses and supervisors that die without stopping us. */
 			if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() == 1) {
-				fprintf(stderr, "xdpexd: error: --exit-with-parent: parent already gone\n");
+				fprintf(stderr,
+					"xdpexd: error: --exit-with-parent: parent already gone\n");
 				exit(2);
 			}
 			break;
@@ -310,7 +326,9 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 	}
 	if (!o->backend || !o->config || !o->journal_dir) {
 		fprintf(stderr, "xdpexd: error: %s is required\n",
-			!o->backend ? "--mode" : !o->config ? "--config" : "--journal-dir");
+			!o->backend  ? "--mode"
+			: !o->config ? "--config"
+				     : "--journal-dir");
 		usage(stderr);
 		exit(2);
 	}
@@ -319,8 +337,9 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		exit(2);
 	}
 	if (o->replicated && !o->repl_listen) {
-		fprintf(stderr, "xdpexd: error: --durability replicated: needs --repl-listen (where "
-				"standbys connect)\n");
+		fprintf(stderr,
+			"xdpexd: error: --durability replicated: needs --repl-listen (where "
+			"standbys connect)\n");
 		exit(2);
 	}
 	if (o->ha)
@@ -337,8 +356,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 }
 
 /* Every queue a symbol or session names must be served. */
-static int check_queues(const struct xd_opts *o, const struct xd_config *cfg, char *err,
-			size_t n)
+static int check_queues(const struct xd_opts *o, const struct xd_config *cfg, char *err, size_t n)
 {
 	for (uint32_t i = 0; i < cfg->nsymbols; i++) {
 		int q = cfg->symbols[i].queue, ok = q < 0;
@@ -346,8 +364,9 @@ static int check_queues(const struct xd_opts *o, const struct xd_config *cfg, ch
 		for (int k = 0; k < o->nqueues; k++)
 			ok |= o->queues[k] == q;
 		if (!ok)
-			return snprintf(err, n, "config %s: symbols[%u].queue: %d is not served "
-						"(--queues)",
+			return snprintf(err, n,
+					"config %s: symbols[%u].queue: %d is not served "
+					"(--queues)",
 					o->config, i, q),
 			       -1;
 	}
@@ -357,8 +376,9 @@ static int check_queues(const struct xd_opts *o, const struct xd_config *cfg, ch
 		for (int k = 0; k < o->nqueues; k++)
 			ok |= o->queues[k] == q;
 		if (!ok)
-			return snprintf(err, n, "config %s: sessions[%u].queue: %d is not served "
-						"(--queues)",
+			return snprintf(err, n,
+					"config %s: sessions[%u].queue: %d is not served "
+					"(--queues)",
 					o->config, i, q),
 			       -1;
 	}
@@ -396,9 +416,10 @@ static void start_preparers(const struct xd_opts *o, struct xd_shard *shards)
 	for (int i = 0; i < o->nqueues; i++)
 		started += !xj_prep_start(&shards[i].journal, o->journal_ahead, &set, sizeof(set));
 	if (started == o->nqueues)
-		xd_log("journal: %llu MiB kept ready ahead of each queue's tail by a preparer thread "
-		       "off the queue cpus",
-		       (unsigned long long)(o->journal_ahead >> 20));
+		xd_log(
+		    "journal: %llu MiB kept ready ahead of each queue's tail by a preparer thread "
+		    "off the queue cpus",
+		    (unsigned long long)(o->journal_ahead >> 20));
 	else if (started)
 		xd_log("journal: %llu MiB kept ready ahead of %d of %d queues' tails by a preparer "
 		       "thread off the queue cpus",
@@ -427,7 +448,7 @@ static void *shard_thread(void *arg)
  * changes), not only the file's. */
 static struct xd_config effective_filter(const struct xd_shard *sh)
 {
-	struct xd_config f = { .has_allow = 1, .has_rate = 1 };
+	struct xd_config f = {.has_allow = 1, .has_rate = 1};
 
 	f.allow = (struct xd_prefix *)sh->allow;
 	f.nallow = sh->nallow;
@@ -465,10 +486,10 @@ int main(int argc, char **argv)
 	xd_log("config %s: %u symbols, %u sessions, allowlist %u prefixes, heartbeat %u ms",
 	       o.config, cfg.nsymbols, cfg.nsessions, cfg.nallow, cfg.heartbeat_ms);
 	xd_log(o.durability == XD_DUR_FSYNC
-		       ? "durability fsync: acknowledged orders survive a crash and a power loss "
-			 "(one fdatasync per batch)"
-		       : "durability none: acknowledged orders survive a crash of xdpexd, not a "
-			 "power loss");
+		   ? "durability fsync: acknowledged orders survive a crash and a power loss "
+		     "(one fdatasync per batch)"
+		   : "durability none: acknowledged orders survive a crash of xdpexd, not a "
+		     "power loss");
 	if (o.replicated)
 		xd_log("durability replicated: an answer leaves only once a standby has its batch, "
 		       "so acknowledged orders also survive the loss of this host; with no standby "
@@ -497,8 +518,9 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < o.nqueues; i++) {
 		if (xj_reserve(&shards[i].journal, o.journal_reserve)) {
-			fprintf(stderr, "xdpexd: error: --journal-reserve-mb %llu: journal %s/q%d "
-					"(see the line above)\n",
+			fprintf(stderr,
+				"xdpexd: error: --journal-reserve-mb %llu: journal %s/q%d "
+				"(see the line above)\n",
 				(unsigned long long)(o.journal_reserve >> 20), o.journal_dir,
 				shards[i].queue);
 			goto out;
@@ -539,7 +561,7 @@ int main(int argc, char **argv)
 		started++;
 	}
 	if (started == o.nqueues) {
-		struct timespec poll_ts = { 0, 100000000 };
+		struct timespec poll_ts = {0, 100000000};
 
 		xd_log("ready");
 		while (!atomic_load(&xd_stop)) {

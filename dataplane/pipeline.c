@@ -49,7 +49,8 @@ static int allowed(struct xd_shard *sh, uint32_t addr)
 	if (!sh->nallow)
 		return 1;
 	for (uint32_t i = 0; i < sh->nallow; i++) {
-		uint32_t mask = sh->allow[i].len ? __builtin_bswap32(~0u << (32 - sh->allow[i].len)) : 0;
+		uint32_t mask =
+		    sh->allow[i].len ? __builtin_bswap32(~0u << (32 - sh->allow[i].len)) : 0;
 
 		if ((addr & mask) == sh->allow[i].addr) {
 			sh->allow_hit = addr; /* one-entry cache */
@@ -78,7 +79,7 @@ static void maybe_commit(struct xd_shard *sh)
 /* ---- engine events -> wire messages ---- */
 
 void xd_emit_events(struct xd_shard *sh, uint32_t n, const struct xd_sess *sender,
-			const uint8_t *cause, uint64_t in_seq)
+		    const uint8_t *cause, uint64_t in_seq)
 {
 	uint64_t echo = cause ? msg_client_ts(cause) : 0;
 
@@ -222,14 +223,14 @@ void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const
 	case XE_NEW_ORDER: {
 		const struct xe_new_order *no = (const void *)m;
 		struct xe_order o = {
-			.session_id = s->id,
-			.symbol_id = no->symbol_id,
-			.cl_ord_id = no->cl_ord_id,
-			.price = no->price,
-			.qty = no->qty,
-			.side = no->side,
-			.ord_type = no->ord_type,
-			.tif = no->tif,
+		    .session_id = s->id,
+		    .symbol_id = no->symbol_id,
+		    .cl_ord_id = no->cl_ord_id,
+		    .price = no->price,
+		    .qty = no->qty,
+		    .side = no->side,
+		    .ord_type = no->ord_type,
+		    .tif = no->tif,
 		};
 
 		n = xe_engine_new_order(sh->engine, &o, sh->ev);
@@ -267,16 +268,14 @@ void xd_apply_msg(struct xd_shard *sh, struct xd_sess *s, uint64_t in_seq, const
 		}
 		break;
 	}
-	default:
-		reject(sh, s, &s->peer, s->logged_in, m, in_seq, XE_REJ_UNKNOWN_MESSAGE);
-		return;
+	default: reject(sh, s, &s->peer, s->logged_in, m, in_seq, XE_REJ_UNKNOWN_MESSAGE); return;
 	}
 	xd_emit_events(sh, n, s, m, in_seq);
 }
 
 /* Messages of a session that is not logged in: each answered NOT_LOGGED_IN, not applied. */
 void xd_not_logged_in(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
-			  uint64_t seq, const uint8_t *msgs, uint16_t count)
+		      uint64_t seq, const uint8_t *msgs, uint16_t count)
 {
 	for (uint16_t i = 0; i < count; i++)
 		reject(sh, s, to, true, msgs + (size_t)i * XE_MSG_SIZE, seq + i,
@@ -397,4 +396,3 @@ void xd_shard_datagram(struct xd_shard *sh, const uint8_t *buf, size_t len,
 	}
 	handle_app(sh, h, s, src);
 }
-

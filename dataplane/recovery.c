@@ -13,7 +13,6 @@
 
 #include "xdpexd.h"
 
-
 /* Whether a record's payload holds what its type and count say (the CRC only proves the bytes
  * are those written): a record that does not is refused with what is wrong, never read past. */
 static int rec_shape_ok(const struct xd_shard *sh, const struct xj_rec *r, const uint8_t *p)
@@ -31,26 +30,29 @@ static int rec_shape_ok(const struct xd_shard *sh, const struct xj_rec *r, const
 		if (plen < sizeof(struct xj_sess_ev))
 			why = "session event shorter than 64 bytes";
 		else if (((const struct xj_sess_ev *)p)->addr_kind == XJ_ADDR_UNIX &&
-			 !memchr(p + sizeof(struct xj_sess_ev), 0, plen - sizeof(struct xj_sess_ev)))
+			 !memchr(p + sizeof(struct xj_sess_ev), 0,
+				 plen - sizeof(struct xj_sess_ev)))
 			why = "unix path not NUL-terminated";
 		break;
 	case XJ_ADMIN:
 		if (!memchr(p, 0, plen))
 			why = "admin request not NUL-terminated";
 		break;
-	default:
-		break;
+	default: break;
 	}
 	if (!why)
 		return 1;
 	xd_log("error: journal q%d seq %llu: %s record of %u bytes, count %u: %s", sh->queue,
-	       (unsigned long long)r->seq, r->type == XJ_IN ? "inbound" : r->type == XJ_OUT ? "outbound"
-	       : r->type == XJ_SESSION ? "session" : "admin", r->len, r->count, why);
+	       (unsigned long long)r->seq,
+	       r->type == XJ_IN	       ? "inbound"
+	       : r->type == XJ_OUT     ? "outbound"
+	       : r->type == XJ_SESSION ? "session"
+				       : "admin",
+	       r->len, r->count, why);
 	return 0;
 }
 
-int xd_replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p, uint32_t seg,
-		  uint64_t off)
+int xd_replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p, uint32_t seg, uint64_t off)
 {
 	struct xd_shard *sh = ctx;
 	struct xd_sess *s = xd_sess_get(sh, r->session_id);

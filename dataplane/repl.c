@@ -186,7 +186,7 @@ static ssize_t send_some(int fd, const void *buf, size_t len)
 static int send_frame(int fd, uint32_t type, const void *p, uint32_t len)
 {
 	uint8_t buf[sizeof(struct xr_frame) + sizeof(struct xr_welcome)];
-	struct xr_frame f = { type, len };
+	struct xr_frame f = {type, len};
 	size_t off = 0, total = sizeof(f) + len;
 
 	if (len > sizeof(buf) - sizeof(f))
@@ -199,7 +199,7 @@ static int send_frame(int fd, uint32_t type, const void *p, uint32_t len)
 		if (n < 0)
 			return (int)n;
 		if (!n) {
-			struct pollfd pf = { fd, POLLOUT, 0 };
+			struct pollfd pf = {fd, POLLOUT, 0};
 
 			if (spins > 50 || poll(&pf, 1, 100) < 0)
 				return -ETIMEDOUT;
@@ -260,8 +260,8 @@ static void peer_close(struct xd_repl *r, struct xr_peer *p, const char *why)
 	if (!atomic_load(&r->streaming) && r->sh->opts->replicated)
 		xd_log("repl q%d: no standby streaming: answers %s", r->sh->queue,
 		       r->sh->opts->repl_missing == XD_MISSING_HOLD
-			       ? "are held until one catches up (--repl-missing hold)"
-			       : "leave with the local journal's guarantee (--repl-missing local)");
+			   ? "are held until one catches up (--repl-missing hold)"
+			   : "leave with the local journal's guarantee (--repl-missing local)");
 }
 
 static void handle_hello(struct xd_repl *r, struct xr_peer *p, const struct xr_hello *h)
@@ -269,7 +269,7 @@ static void handle_hello(struct xd_repl *r, struct xr_peer *p, const struct xr_h
 	struct xd_journal *j = &r->sh->journal;
 	uint64_t cseq = __atomic_load_n(&j->committed_seq, __ATOMIC_ACQUIRE);
 	uint64_t cpos = __atomic_load_n(&j->committed_pos, __ATOMIC_ACQUIRE);
-	struct xr_welcome w = { .primary_seq = cseq, .epoch = r->sh->epoch };
+	struct xr_welcome w = {.primary_seq = cseq, .epoch = r->sh->epoch};
 	struct xj_reader rd;
 	int rc;
 
@@ -377,11 +377,11 @@ static int peer_fill(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 	hval = r->hash_val;
 	pthread_mutex_unlock(&r->mu);
 	if (hseq && hseq == p->sent && p->hash_sent < hseq) {
-		struct xr_hash h = { hseq, hval };
+		struct xr_hash h = {hseq, hval};
 
 		p->hash_sent = hseq;
 		f = (struct xr_frame *)p->out;
-		*f = (struct xr_frame){ XR_HASH, sizeof(h) };
+		*f = (struct xr_frame){XR_HASH, sizeof(h)};
 		memcpy(f + 1, &h, sizeof(h));
 		p->outlen = sizeof(*f) + sizeof(h);
 		return 1;
@@ -408,16 +408,16 @@ static int peer_fill(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 		}
 		(void)start_seq;
 		f = (struct xr_frame *)p->out;
-		*f = (struct xr_frame){ XR_RECORDS, (uint32_t)off };
+		*f = (struct xr_frame){XR_RECORDS, (uint32_t)off};
 		p->outlen = sizeof(*f) + off;
 		p->sent = last->seq;
 		return 1;
 	}
 	if (now - p->last_tx >= XR_BEAT_NS) {
-		struct xr_beat b = { __atomic_load_n(&j->committed_seq, __ATOMIC_RELAXED) };
+		struct xr_beat b = {__atomic_load_n(&j->committed_seq, __ATOMIC_RELAXED)};
 
 		f = (struct xr_frame *)p->out;
-		*f = (struct xr_frame){ XR_BEAT, sizeof(b) };
+		*f = (struct xr_frame){XR_BEAT, sizeof(b)};
 		memcpy(f + 1, &b, sizeof(b));
 		p->outlen = sizeof(*f) + sizeof(b);
 		return 1;
@@ -507,24 +507,25 @@ static void *sender_main(void *arg)
 			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY)
 				more |= peer_pump(r, p, now) == 1;
 		}
-		pf[n++] = (struct pollfd){ r->lfd, POLLIN, 0 };
-		pf[n++] = (struct pollfd){ r->wake_fd, POLLIN, 0 };
+		pf[n++] = (struct pollfd){r->lfd, POLLIN, 0};
+		pf[n++] = (struct pollfd){r->wake_fd, POLLIN, 0};
 		for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 			struct xr_peer *p = &r->peer[i];
 
-			pf[n++] = (struct pollfd){ p->state ? p->fd : -1,
-						   (short)(POLLIN | (p->outoff < p->outlen ? POLLOUT : 0)),
-						   0 };
+			pf[n++] = (struct pollfd){
+			    p->state ? p->fd : -1,
+			    (short)(POLLIN | (p->outoff < p->outlen ? POLLOUT : 0)), 0};
 		}
 		atomic_store(&r->sleeping, 1);
 		/* Committed since the pump above? Then do not sleep on it. */
 		{
-			uint64_t cseq = __atomic_load_n(&r->sh->journal.committed_seq,
-							__ATOMIC_ACQUIRE);
+			uint64_t cseq =
+			    __atomic_load_n(&r->sh->journal.committed_seq, __ATOMIC_ACQUIRE);
 			bool behind = false;
 
 			for (int i = 0; i < XD_MAX_STANDBYS; i++)
-				behind |= r->peer[i].state == XR_STREAMING && r->peer[i].sent < cseq &&
+				behind |= r->peer[i].state == XR_STREAMING &&
+					  r->peer[i].sent < cseq &&
 					  r->peer[i].outoff == r->peer[i].outlen;
 			poll(pf, (nfds_t)n, behind || more ? 0 : (int)(XR_BEAT_NS / 1000000));
 		}
@@ -660,8 +661,8 @@ void xd_repl_publish_hash(struct xd_shard *sh)
 	struct xd_repl *r = sh->repl;
 	uint64_t seq = sh->journal.committed_seq, now = sh->mono_ns;
 
-	if (!r || r->lfd < 0 || !atomic_load(&r->streaming) || now - r->hash_at < XR_HASH_EVERY_NS ||
-	    seq == r->hash_seq)
+	if (!r || r->lfd < 0 || !atomic_load(&r->streaming) ||
+	    now - r->hash_at < XR_HASH_EVERY_NS || seq == r->hash_seq)
 		return;
 	/* Only between batches: the books are those of every record through seq. */
 	if (sh->journal.len)
@@ -681,7 +682,7 @@ void xd_epoch_begin(struct xd_shard *sh, uint64_t epoch, uint64_t first_seq)
 		memmove(sh->epochs, sh->epochs + 1, sizeof(sh->epochs) - sizeof(sh->epochs[0]));
 		sh->nepochs--;
 	}
-	sh->epochs[sh->nepochs++] = (struct xd_epoch){ epoch, first_seq };
+	sh->epochs[sh->nepochs++] = (struct xd_epoch){epoch, first_seq};
 	sh->epoch = epoch;
 	if (sh->repl)
 		pthread_mutex_unlock(&sh->repl->mu);
@@ -690,7 +691,7 @@ void xd_epoch_begin(struct xd_shard *sh, uint64_t epoch, uint64_t first_seq)
 /* ---- standby: following in the shard thread ---- */
 
 static void follow_stop(struct xd_repl *r, enum xr_follow_state next, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void follow_stop(struct xd_repl *r, enum xr_follow_state next, const char *fmt, ...)
 {
@@ -706,7 +707,8 @@ static void follow_stop(struct xd_repl *r, enum xr_follow_state next, const char
 	vsnprintf(r->why, sizeof(r->why), fmt, ap);
 	va_end(ap);
 	if (next == XF_DIVERGED || !r->notified)
-		xd_log("%srepl q%d: %s", next == XF_DIVERGED ? "error: " : "", r->sh->queue, r->why);
+		xd_log("%srepl q%d: %s", next == XF_DIVERGED ? "error: " : "", r->sh->queue,
+		       r->why);
 	r->notified = next != XF_DIVERGED;
 }
 
@@ -736,9 +738,11 @@ static void follow_connect(struct xd_repl *r)
 static void follow_hello(struct xd_repl *r)
 {
 	struct xd_shard *sh = r->sh;
-	struct xr_hello h = { .magic = XR_MAGIC, .queue = (uint32_t)sh->queue,
-			      .next_seq = sh->journal.next_seq, .epoch = sh->epoch };
-	struct pollfd pf = { r->cfd, POLLOUT, 0 };
+	struct xr_hello h = {.magic = XR_MAGIC,
+			     .queue = (uint32_t)sh->queue,
+			     .next_seq = sh->journal.next_seq,
+			     .epoch = sh->epoch};
+	struct pollfd pf = {r->cfd, POLLOUT, 0};
 	int soerr = 0;
 	socklen_t sl = sizeof(soerr);
 
@@ -753,8 +757,9 @@ static void follow_hello(struct xd_repl *r)
 		struct xj_reader rd;
 		struct xj_rec rec;
 
-		if (!xj_reader_open(&rd, sh->journal.dir, h.next_seq - 1,
-				    __atomic_load_n(&sh->journal.committed_pos, __ATOMIC_ACQUIRE))) {
+		if (!xj_reader_open(
+			&rd, sh->journal.dir, h.next_seq - 1,
+			__atomic_load_n(&sh->journal.committed_pos, __ATOMIC_ACQUIRE))) {
 			if (pread(rd.fd, &rec, sizeof(rec), (off_t)rd.off) == (ssize_t)sizeof(rec))
 				h.last_crc = rec.crc;
 			xj_reader_close(&rd);
@@ -814,7 +819,7 @@ static void follow_welcome(struct xd_repl *r, const struct xr_welcome *w)
 static void send_ack(void *arg)
 {
 	struct xd_repl *r = arg;
-	struct xr_ack a = { r->ack_seq, r->ack_seq };
+	struct xr_ack a = {r->ack_seq, r->ack_seq};
 
 	if (send_frame(r->cfd, XR_ACK, &a, sizeof(a)))
 		r->ack_failed = true;
@@ -837,7 +842,8 @@ static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
 		}
 		rc = xj_append_raw(&sh->journal, rec);
 		if (rc) {
-			follow_stop(r, XF_DIVERGED, "record %llu from the primary: %s (expected %llu)",
+			follow_stop(r, XF_DIVERGED,
+				    "record %llu from the primary: %s (expected %llu)",
 				    (unsigned long long)rec->seq,
 				    rc == -EPROTO ? "out of order" : strerror(-rc),
 				    (unsigned long long)sh->journal.next_seq);
@@ -857,7 +863,8 @@ static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
 				return;
 			}
 			if (r->ack_failed) {
-				follow_stop(r, XF_IDLE, "primary %s: the connection broke", r->from);
+				follow_stop(r, XF_IDLE, "primary %s: the connection broke",
+					    r->from);
 				return;
 			}
 		}
@@ -922,7 +929,8 @@ bool xd_repl_follow(struct xd_shard *sh)
 		else if (f->type == XR_BEAT && f->len == sizeof(struct xr_beat))
 			r->primary_seq = ((const struct xr_beat *)body)->primary_seq;
 		else
-			follow_stop(r, XF_IDLE, "primary %s: unexpected frame %u", r->from, f->type);
+			follow_stop(r, XF_IDLE, "primary %s: unexpected frame %u", r->from,
+				    f->type);
 		at += sizeof(*f) + f->len;
 	}
 	if (r->cfd >= 0)
@@ -985,17 +993,18 @@ uint32_t xd_repl_take_over(struct xd_shard *sh)
 
 void xd_repl_status(struct xd_shard *sh, json_t *q)
 {
-	static const char *const fnames[] = { "idle", "connecting", "handshake", "streaming",
-					      "diverged" };
+	static const char *const fnames[] = {"idle", "connecting", "handshake", "streaming",
+					     "diverged"};
 	struct xd_repl *r = sh->repl;
 	uint64_t now = xd_mono_ns(), cseq = sh->journal.committed_seq;
 	json_t *epochs = json_array();
 
 	for (uint32_t i = 0; i < sh->nepochs; i++)
-		json_array_append_new(epochs, json_pack("{s:I,s:I}", "epoch",
-							(json_int_t)sh->epochs[i].epoch, "first_seq",
-							(json_int_t)sh->epochs[i].first_seq));
-	json_object_set_new(q, "role", json_string(sh->role == XD_ROLE_PRIMARY ? "primary" : "standby"));
+		json_array_append_new(
+		    epochs, json_pack("{s:I,s:I}", "epoch", (json_int_t)sh->epochs[i].epoch,
+				      "first_seq", (json_int_t)sh->epochs[i].first_seq));
+	json_object_set_new(q, "role",
+			    json_string(sh->role == XD_ROLE_PRIMARY ? "primary" : "standby"));
 	json_object_set_new(q, "epoch", json_integer((json_int_t)sh->epoch));
 	json_object_set_new(q, "epochs", epochs);
 	json_object_set_new(q, "journal_seq", json_integer((json_int_t)cseq));
@@ -1013,8 +1022,9 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 
 			if (p->state != XR_STREAMING)
 				continue;
-			/* How long the oldest batch it has not acknowledged has waited, and the bytes
-			 * committed since the last one it has (within the last 1,024 batches). */
+			/* How long the oldest batch it has not acknowledged has waited, and the
+			 * bytes committed since the last one it has (within the last 1,024
+			 * batches). */
 			for (uint32_t k = 0; k < 1024 && k < r->lag_n; k++) {
 				uint32_t at = (r->lag_n - 1 - k) & 1023;
 
@@ -1026,22 +1036,23 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 				lag_bytes = sh->journal.bytes;
 			}
 			json_array_append_new(
-				sb, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", p->name, "addr",
-					      p->addr, "sent_seq", (json_int_t)p->sent, "acked_seq",
-					      (json_int_t)p->acked, "lag_records",
-					      (json_int_t)(cseq > p->acked ? cseq - p->acked : 0),
-					      "lag_bytes", (json_int_t)lag_bytes, "lag_us",
-					      (json_int_t)lag_us));
+			    sb, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", p->name, "addr",
+					  p->addr, "sent_seq", (json_int_t)p->sent, "acked_seq",
+					  (json_int_t)p->acked, "lag_records",
+					  (json_int_t)(cseq > p->acked ? cseq - p->acked : 0),
+					  "lag_bytes", (json_int_t)lag_bytes, "lag_us",
+					  (json_int_t)lag_us));
 		}
 		json_object_set_new(q, "standbys", sb);
-		json_object_set_new(q, "acked_seq", json_integer((json_int_t)atomic_load(&r->acked)));
+		json_object_set_new(q, "acked_seq",
+				    json_integer((json_int_t)atomic_load(&r->acked)));
 	} else {
 		json_object_set_new(
-			q, "following",
-			json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s}", "from", r->from, "state",
-				  fnames[r->fstate], "primary_seq", (json_int_t)r->primary_seq,
-				  "received_seq", (json_int_t)r->received, "lag_records",
-				  (json_int_t)(r->primary_seq > cseq ? r->primary_seq - cseq : 0),
-				  "hashes_matched", (json_int_t)r->hashes_ok, "why", r->why));
+		    q, "following",
+		    json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s}", "from", r->from, "state",
+			      fnames[r->fstate], "primary_seq", (json_int_t)r->primary_seq,
+			      "received_seq", (json_int_t)r->received, "lag_records",
+			      (json_int_t)(r->primary_seq > cseq ? r->primary_seq - cseq : 0),
+			      "hashes_matched", (json_int_t)r->hashes_ok, "why", r->why));
 	}
 }

@@ -17,7 +17,6 @@
 #include "xdpex/parse.h"
 #include "xdpexd.h"
 
-
 void xd_nonce_push(struct xd_sess *s, uint64_t nonce, uint64_t ts)
 {
 	if (s->nonce_n == XD_NONCES && s->nonce_ts[s->nonce_pos] > s->nonce_floor)
@@ -75,7 +74,7 @@ static void journal_sess(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, u
 
 /* Logout, timeout or operator: unbind, optional cancel-on-disconnect. */
 void xd_end_session(struct xd_shard *sh, struct xd_sess *s, uint8_t kind, uint8_t reason,
-			uint64_t echo_ts, int cod)
+		    uint64_t echo_ts, int cod)
 {
 	uint32_t n;
 
@@ -244,8 +243,7 @@ static void login_budget_charge(struct xd_shard *sh, const struct xd_peer *src)
 
 /* The refusal's detail, for the operator: logged at most once a second per queue (a flood must
  * not turn the log into the bottleneck), the lines in between counted. */
-static void login_log(struct xd_shard *sh, const struct xd_peer *src, uint32_t sid,
-		      const char *why)
+static void login_log(struct xd_shard *sh, const struct xd_peer *src, uint32_t sid, const char *why)
 {
 	char peer[160];
 
@@ -258,8 +256,8 @@ static void login_log(struct xd_shard *sh, const struct xd_peer *src, uint32_t s
 	xd_peer_str(src, peer, sizeof(peer));
 	if (sh->login_log_quiet)
 		xd_log("q%d: login of session %u from %s refused: %s (and %llu more refusals "
-		       "not logged)", sh->queue, sid, peer, why,
-		       (unsigned long long)sh->login_log_quiet);
+		       "not logged)",
+		       sh->queue, sid, peer, why, (unsigned long long)sh->login_log_quiet);
 	else
 		xd_log("q%d: login of session %u from %s refused: %s", sh->queue, sid, peer, why);
 	sh->login_log_last = sh->mono_ns;
@@ -365,7 +363,8 @@ static void handle_login(struct xd_shard *sh, uint32_t sid, struct xd_sess *s,
 		return;
 	}
 	if (l->next_seq > s->next_out) {
-		login_refuse(sh, src, sid, l, XE_LOGIN_BAD_SEQUENCE, "next_seq beyond what was sent");
+		login_refuse(sh, src, sid, l, XE_LOGIN_BAD_SEQUENCE,
+			     "next_seq beyond what was sent");
 		return;
 	}
 	s->peer = *src;
@@ -389,7 +388,7 @@ static void handle_login(struct xd_shard *sh, uint32_t sid, struct xd_sess *s,
 }
 
 void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess *s,
-				const struct xd_peer *src)
+		     const struct xd_peer *src)
 {
 	for (uint16_t i = 0; i < h->count; i++) {
 		const uint8_t *m = xe_msg_at(h, i);
@@ -417,7 +416,7 @@ void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess
 
 			if (hb->next_seq > s->next_in) {
 				struct xe_sequence_gap *g =
-					(void *)xd_out_session(sh, s, &s->peer, s->id, 0);
+				    (void *)xd_out_session(sh, s, &s->peer, s->id, 0);
 
 				sh->st.gaps++;
 				g->type = XE_SEQUENCE_GAP;
@@ -437,8 +436,7 @@ void xd_session_msgs(struct xd_shard *sh, const struct xe_hdr *h, struct xd_sess
 		case XE_LOGOUT:
 			xd_end_session(sh, s, XJ_SK_LOGOUT, XE_LOGOUT_USER, msg_client_ts(m), -1);
 			return;
-		default:
-			break;
+		default: break;
 		}
 	}
 }

@@ -118,8 +118,8 @@ int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opt
 static int open_port(struct xd_shard *sh, struct xd_port *p, const struct xd_backend *be,
 		     const char *path, char *err, size_t errlen)
 {
-	struct xd_port_cfg c = { .o = sh->opts, .queue = sh->queue, .index = sh->index,
-				 .path = path };
+	struct xd_port_cfg c = {
+	    .o = sh->opts, .queue = sh->queue, .index = sh->index, .path = path};
 
 	p->be = be;
 	return be->open(&c, &p->st, err, errlen);
@@ -233,8 +233,8 @@ static void tx_reset(struct xd_shard *sh)
 	sh->ntx = 0;
 }
 
-struct xd_txd *xd_tx_new(struct xd_shard *sh, const struct xd_peer *to, bool send,
-			     uint32_t sid, uint8_t flags, uint64_t seq)
+struct xd_txd *xd_tx_new(struct xd_shard *sh, const struct xd_peer *to, bool send, uint32_t sid,
+			 uint8_t flags, uint64_t seq)
 {
 	struct xd_txd *t;
 	struct xe_hdr *h;
@@ -287,7 +287,7 @@ uint8_t *xd_tx_msg(struct xd_txd *t)
 /* A session-message datagram (seq 0) to `to`; closes the session's open application datagram
  * so later application messages follow it on the wire. */
 uint8_t *xd_out_session(struct xd_shard *sh, struct xd_sess *s, const struct xd_peer *to,
-			    uint32_t sid, uint8_t flags)
+			uint32_t sid, uint8_t flags)
 {
 	if (sh->replaying)
 		return memset(sh->scratch, 0, sizeof(sh->scratch));
@@ -345,9 +345,8 @@ void xd_index_out(void *ctx, const struct xj_rec *r, uint32_t seg, uint64_t off)
 		s->idx = n;
 		s->idx_cap = cap;
 	}
-	s->idx[s->idx_n++] = (struct xd_outidx){ r->msg_seq, r->count, seg, off };
+	s->idx[s->idx_n++] = (struct xd_outidx){r->msg_seq, r->count, seg, off};
 }
-
 
 /* ---- journal + transmit ---- */
 
@@ -361,7 +360,7 @@ void xd_shard_batch_begin(struct xd_shard *sh)
 /* Hands datagrams [tx, tx + n) to the ports they go to, counted. */
 static void transmit(struct xd_shard *sh, const struct xd_txd *tx, uint32_t n)
 {
-	uint32_t nsend[3] = { 0 };
+	uint32_t nsend[3] = {0};
 
 	for (uint32_t i = 0; i < n; i++) {
 		const struct xd_txd *t = &tx[i];
@@ -469,9 +468,11 @@ void xd_shard_batch_end(struct xd_shard *sh)
 	xd_repl_committed(sh);
 	if (sh->held && (xd_held_oldest(sh->held) || must_hold(sh, seq))) {
 		/* In order behind what is held already, or held itself. */
-		struct xd_held_batch b = { .seq = seq, .mono_start = sh->mono_ns,
-					   .commit_start = t_commit, .committed = t_sent,
-					   .nrx = sh->batch_rx };
+		struct xd_held_batch b = {.seq = seq,
+					  .mono_start = sh->mono_ns,
+					  .commit_start = t_commit,
+					  .committed = t_sent,
+					  .nrx = sh->batch_rx};
 
 		while (!xd_held_room(sh->held, sh->ntx) && !atomic_load(&xd_stop))
 			xd_shard_release(sh); /* one sweep's answers outgrew the ring: wait */
@@ -484,8 +485,8 @@ void xd_shard_batch_end(struct xd_shard *sh)
 	transmit(sh, sh->tx, sh->ntx);
 	tx_reset(sh);
 	if (sh->batch_rx) {
-		/* Every datagram of the batch so far shares its receipt (the burst) and its answers'
-		 * departure (now): one observation each. */
+		/* Every datagram of the batch so far shares its receipt (the burst) and its
+		 * answers' departure (now): one observation each. */
 		uint64_t done = xd_mono_ns();
 
 		observe(sh, XD_LAT_TOTAL, done - sh->mono_ns, sh->batch_rx);
@@ -506,7 +507,8 @@ void xd_shard_rx_batch(struct xd_shard *sh, struct xd_port *p, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		const struct xd_rxd *d = &sh->rx[i];
 
-		sh->batch_rx++; /* counted by the commit that answers it (mid-batch ones included) */
+		sh->batch_rx++; /* counted by the commit that answers it (mid-batch ones included)
+				 */
 		if (d->buf) {
 			xd_shard_datagram(sh, d->buf, d->len, d->src);
 		} else {
@@ -545,7 +547,7 @@ static void side_work(struct xd_shard *sh, bool idle)
 /* --poll sleep: up to 1 ms until the network port, the entry port or the mailbox has work. */
 static void sleep_turn(struct xd_shard *sh)
 {
-	struct pollfd p[3] = { { -1, POLLIN, 0 }, { sh->wake_fd, POLLIN, 0 }, { -1, POLLIN, 0 } };
+	struct pollfd p[3] = {{-1, POLLIN, 0}, {sh->wake_fd, POLLIN, 0}, {-1, POLLIN, 0}};
 	uint64_t v;
 
 	if (sh->role == XD_ROLE_STANDBY)
@@ -611,7 +613,8 @@ void xd_shard_run(struct xd_shard *sh)
 		}
 		if (sh->held) {
 			xd_shard_release(sh);
-			/* Held answers fill the ring: stop taking orders until a standby catches up. */
+			/* Held answers fill the ring: stop taking orders until a standby catches
+			 * up. */
 			if (!xd_held_room(sh->held, 2 * XD_TX_SLOTS)) {
 				if (be->poll)
 					be->poll(sh->net.st, true);

@@ -123,7 +123,10 @@ struct xd_prefix {
 struct xd_login_limit {
 	uint64_t src_rate, src_burst, total_rate, total_burst;
 };
-#define XD_LOGIN_LIMIT_DEFAULT { 10, 20, 1000, 1000 }
+#define XD_LOGIN_LIMIT_DEFAULT \
+	{ \
+		10, 20, 1000, 1000 \
+	}
 
 struct xd_config {
 	struct xe_engine_config engine;
@@ -152,8 +155,8 @@ struct xd_config {
  * xd_config_err_code() giving the refusal's code (docs/dataplane.md, Refusals). */
 struct json_t;
 XD_MUST_CHECK int xd_config_load(const char *path, struct xd_config *cfg, char *err, size_t errlen);
-XD_MUST_CHECK int xd_config_from_json(struct json_t *j, struct xd_config *cfg, const struct xd_config *base,
-			char *err, size_t errlen);
+XD_MUST_CHECK int xd_config_from_json(struct json_t *j, struct xd_config *cfg,
+				      const struct xd_config *base, char *err, size_t errlen);
 void xd_config_free(struct xd_config *cfg);
 const char *xd_config_err_code(void);
 /* One symbol or session entry of a request (i its index), for bulk configuration: 0, or -1 with
@@ -170,7 +173,11 @@ int xd_session_owner(const struct xd_session_cfg *c, const struct xd_opts *o);
 /* ---- peers: where a session is bound and where answers go ---- */
 
 /* The same values as enum xj_addr_kind: a peer's kind is journaled as it is. */
-enum xd_peer_kind { XD_PEER_NONE = XJ_ADDR_NONE, XD_PEER_UDP = XJ_ADDR_UDP, XD_PEER_UNIX = XJ_ADDR_UNIX };
+enum xd_peer_kind {
+	XD_PEER_NONE = XJ_ADDR_NONE,
+	XD_PEER_UDP = XJ_ADDR_UDP,
+	XD_PEER_UNIX = XJ_ADDR_UNIX
+};
 
 struct xd_peer {
 	uint8_t kind;
@@ -232,11 +239,11 @@ struct xd_journal {
 };
 
 /* Replay callback: called for every record of the journal in order at open. */
-typedef int (*xj_replay_fn)(void *ctx, const struct xj_rec *r, const uint8_t *payload,
-			    uint32_t seg, uint64_t off);
+typedef int (*xj_replay_fn)(void *ctx, const struct xj_rec *r, const uint8_t *payload, uint32_t seg,
+			    uint64_t off);
 
-XD_MUST_CHECK int xj_open(struct xd_journal *j, const char *base, int queue, int durability, uint64_t seg_max,
-	    xj_replay_fn fn, void *ctx);
+XD_MUST_CHECK int xj_open(struct xd_journal *j, const char *base, int queue, int durability,
+			  uint64_t seg_max, xj_replay_fn fn, void *ctx);
 void xj_close(struct xd_journal *j);
 /* Reserves a record of `payload` bytes in the open batch; returns the payload pointer. */
 void *xj_append(struct xd_journal *j, uint8_t type, uint32_t session_id, uint64_t msg_seq,
@@ -253,7 +260,8 @@ XD_MUST_CHECK int xj_read(struct xd_journal *j, uint32_t seg, uint64_t off, void
 XD_MUST_CHECK int xj_reserve(struct xd_journal *j, uint64_t bytes);
 /* Starts the preparer thread, `ahead` bytes ahead of the tail, allowed on `cpus` (NULL: any).
  * 0 or -errno (the journal then works as before: the queue thread reserves as it goes). */
-XD_MUST_CHECK int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus, size_t cpus_size);
+XD_MUST_CHECK int xj_prep_start(struct xd_journal *j, uint64_t ahead, const void *cpus,
+				size_t cpus_size);
 uint32_t xj_crc32c(uint32_t crc, const void *data, size_t len);
 /* A standby's append of a record received from its primary, byte for byte (its seq must be the
  * journal's next; 0, -EPROTO out of order, -ENOMEM). Commit at the record closing its batch. */
@@ -263,8 +271,8 @@ XD_MUST_CHECK int xj_append_raw(struct xd_journal *j, const struct xj_rec *r);
 XD_MUST_CHECK int xj_commit_replay(struct xd_journal *j, xj_replay_fn fn, void *ctx);
 /* The same, calling committed(cctx) between the commit and the replay (a standby acknowledges
  * there: the batch is in its journal, applying it need not delay the primary's answers). */
-XD_MUST_CHECK int xj_commit_ack_replay(struct xd_journal *j, void (*committed)(void *),
-				       void *cctx, xj_replay_fn fn, void *ctx);
+XD_MUST_CHECK int xj_commit_ack_replay(struct xd_journal *j, void (*committed)(void *), void *cctx,
+				       xj_replay_fn fn, void *ctx);
 /* Cuts the journal of queue directory `qdir` (closed) after record `seq`: that record's segment
  * is cut behind it, later segments removed. 0 or -errno (logged). */
 XD_MUST_CHECK int xj_truncate_after(const char *qdir, uint64_t seq);
@@ -294,7 +302,6 @@ XD_MUST_CHECK int xj_reader_open(struct xj_reader *r, const char *qdir, uint64_t
 XD_MUST_CHECK ssize_t xj_reader_next(struct xj_reader *r, uint64_t committed_pos, uint8_t *buf,
 				     size_t max);
 void xj_reader_close(struct xj_reader *r);
-
 
 /* ---- sessions ---- */
 
@@ -364,9 +371,9 @@ void xd_hist_add(struct xd_hist *h, uint64_t ns, uint64_t weight);
 struct json_t *xd_hist_json(const struct xd_hist *h);
 
 struct xd_stats {
-	uint64_t rx_datagrams, rx_msgs, tx_datagrams, tx_msgs, applied, duplicates, gaps,
-		malformed, unknown_session, not_allowed, spoofed, not_logged_in, rate_limited, logins,
-		login_rejects, retransmitted, tx_errors, heartbeats_out, timeouts;
+	uint64_t rx_datagrams, rx_msgs, tx_datagrams, tx_msgs, applied, duplicates, gaps, malformed,
+	    unknown_session, not_allowed, spoofed, not_logged_in, rate_limited, logins,
+	    login_rejects, retransmitted, tx_errors, heartbeats_out, timeouts;
 	/* Why logins were refused (login_rejects counts the answers): the unauthenticated cases
 	 * all answer XE_LOGIN_BAD_PROOF on the wire; throttled ones are not answered at all. */
 	uint64_t login_unknown, login_disabled, login_bad_proof, login_throttled;
@@ -458,7 +465,7 @@ struct xd_shard {
 	 * the queue; the detail log of refusals, at most one line a second. */
 	struct xd_login_slot {
 		uint64_t key, tat;
-	} *login_slots;
+	} * login_slots;
 	uint64_t login_total_tat;
 	uint64_t login_log_last, login_log_quiet;
 	/* The market-data feed (feed.c): NULL without --feed; feed_next is restored by replay. */
@@ -476,10 +483,11 @@ extern const struct xd_opts *xd_g_opts;
 
 /* Engine, sessions and symbols of queue `queue` from the configuration; then xd_recover. */
 XD_MUST_CHECK int xd_shard_init(struct xd_shard *sh, int index, int queue, const struct xd_opts *o,
-		  struct xd_config *cfg, char *err, size_t errlen);
+				struct xd_config *cfg, char *err, size_t errlen);
 /* Opens the shard's network port and (path non-NULL) its entry port, and binds the sessions
  * recovery found logged in. */
-XD_MUST_CHECK int xd_shard_open_ports(struct xd_shard *sh, const char *entry_path, char *err, size_t errlen);
+XD_MUST_CHECK int xd_shard_open_ports(struct xd_shard *sh, const char *entry_path, char *err,
+				      size_t errlen);
 void xd_shard_close_ports(struct xd_shard *sh);
 void xd_shard_free(struct xd_shard *sh);
 uint64_t xd_shard_hash(struct xd_shard *sh);
@@ -511,8 +519,8 @@ void xd_shard_port_stats(struct xd_shard *sh, struct json_t *q);
 XD_MUST_CHECK int xd_recover(struct xd_shard *sh, char *err, size_t errlen);
 /* One journal record through the live code paths (recovery, and a standby applying what it
  * received); 0 or -errno (logged). */
-XD_MUST_CHECK int xd_replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p,
-				uint32_t seg, uint64_t off);
+XD_MUST_CHECK int xd_replay_rec(void *ctx, const struct xj_rec *r, const uint8_t *p, uint32_t seg,
+				uint64_t off);
 
 /* ---- the order path (pipeline.c) ---- */
 
@@ -581,8 +589,9 @@ void xd_shard_timers(struct xd_shard *sh);
 void xd_shard_mbox(struct xd_shard *sh);
 /* State-changing requests (apply, halt, resume, logout, expire_day) are journaled (`line`)
  * unless `dry` (validate only) or replaying (line NULL). Returns 0 or -1 with resp["error"]. */
-XD_MUST_CHECK int xd_shard_admin(struct xd_shard *sh, struct json_t *req, const struct xd_config *frag,
-		   const char *line, struct json_t *resp, int dry);
+XD_MUST_CHECK int xd_shard_admin(struct xd_shard *sh, struct json_t *req,
+				 const struct xd_config *frag, const char *line,
+				 struct json_t *resp, int dry);
 /* Queries: hash, stats, sessions, book, journal; fills resp. */
 XD_MUST_CHECK int xd_shard_query(struct xd_shard *sh, struct json_t *req, struct json_t *resp);
 /* stats: the queue's "limits" and "memory" objects (docs/dataplane.md, Sizing). */
@@ -686,7 +695,7 @@ uint64_t xd_feed_next_seq(const struct xd_shard *sh);
 /* ---- control socket (ctl.c) ---- */
 
 XD_MUST_CHECK int xd_ctl_start(const char *path, struct xd_shard *shards, int nshards, char *err,
-		 size_t errlen);
+			       size_t errlen);
 void xd_ctl_stop(void);
 /* One request line -> its answer (what a client of the socket gets back, without the newline).
  * The shards are those of xd_ctl_start, or of xd_ctl_attach: a fuzz harness's shards, whose

@@ -303,7 +303,7 @@ static struct lvl *lvl_get(struct bside *sd, uint8_t side, int64_t price)
 	}
 	memmove(&sd->v[pos + 1], &sd->v[pos], (size_t)(sd->n - pos) * sizeof(*sd->v));
 	sd->n++;
-	sd->v[pos] = (struct lvl){ .price = price, .head = NIL, .tail = NIL };
+	sd->v[pos] = (struct lvl){.price = price, .head = NIL, .tail = NIL};
 	return &sd->v[pos];
 }
 
@@ -372,9 +372,10 @@ static uint32_t named(struct xf_book *b, const char *what, uint64_t id, uint32_t
 		return NIL;
 	}
 	if (b->pool[oi].symbol != symbol || b->pool[oi].side != side)
-		*rc = refuse(b, "%s order %" PRIu64 ": symbol %u side %u, the book has symbol %u "
-			     "side %u", what, id, symbol, side, b->pool[oi].symbol,
-			     b->pool[oi].side);
+		*rc = refuse(b,
+			     "%s order %" PRIu64 ": symbol %u side %u, the book has symbol %u "
+			     "side %u",
+			     what, id, symbol, side, b->pool[oi].symbol, b->pool[oi].side);
 	return oi;
 }
 
@@ -415,8 +416,11 @@ static int apply_add(struct xf_book *b, const struct xf_add_order *m)
 	oi = pool_get(b);
 	if (oi == NIL)
 		return -ENOMEM;
-	b->pool[oi] = (struct ord){ .order_id = m->order_id, .price = m->price, .qty = m->qty,
-				    .symbol = m->symbol_id, .side = m->side };
+	b->pool[oi] = (struct ord){.order_id = m->order_id,
+				   .price = m->price,
+				   .qty = m->qty,
+				   .symbol = m->symbol_id,
+				   .side = m->side};
 	rc = link_order(b, y, oi);
 	if (rc) {
 		b->pool[oi].next = b->free_head;
@@ -449,8 +453,9 @@ static int apply_executed(struct xf_book *b, const struct xf_executed *m)
 		return refuse(b, "EXECUTED order %" PRIu64 ": %u executed leaving %u, %u open",
 			      m->order_id, m->qty, m->leaves, o->qty);
 	if (m->price != o->price)
-		return refuse(b, "EXECUTED order %" PRIu64 ": at %" PRId64 ", the order rests at %"
-			      PRId64, m->order_id, m->price, o->price);
+		return refuse(
+		    b, "EXECUTED order %" PRIu64 ": at %" PRId64 ", the order rests at %" PRId64,
+		    m->order_id, m->price, o->price);
 	if (!m->leaves) {
 		remove_order(b, y, oi);
 	} else {
@@ -548,21 +553,11 @@ int xf_book_apply(struct xf_book *b, const void *msg, size_t len)
 	if (len < 1 || xf_msg_size(h->type) != len)
 		return -EINVAL;
 	switch (h->type) {
-	case XF_ADD_ORDER:
-		rc = apply_add(b, msg);
-		break;
-	case XF_EXECUTED:
-		rc = apply_executed(b, msg);
-		break;
-	case XF_REDUCED:
-		rc = apply_reduced(b, msg);
-		break;
-	case XF_DELETED:
-		rc = apply_deleted(b, msg);
-		break;
-	case XF_REPLACED:
-		rc = apply_replaced(b, msg);
-		break;
+	case XF_ADD_ORDER: rc = apply_add(b, msg); break;
+	case XF_EXECUTED: rc = apply_executed(b, msg); break;
+	case XF_REDUCED: rc = apply_reduced(b, msg); break;
+	case XF_DELETED: rc = apply_deleted(b, msg); break;
+	case XF_REPLACED: rc = apply_replaced(b, msg); break;
 	case XF_TRADE: {
 		const struct xf_trade *t = msg;
 		struct bsym *y = sym_get(b, t->symbol_id, true);
@@ -589,9 +584,7 @@ int xf_book_apply(struct xf_book *b, const void *msg, size_t len)
 		b->st.states++;
 		break;
 	}
-	case XF_SYSTEM_EVENT:
-		b->st.events++;
-		break;
+	case XF_SYSTEM_EVENT: b->st.events++; break;
 	case XF_SNAPSHOT_BEGIN: {
 		const struct xf_snapshot_begin *s = msg;
 
@@ -605,10 +598,8 @@ int xf_book_apply(struct xf_book *b, const void *msg, size_t len)
 		}
 		break;
 	}
-	case XF_SNAPSHOT_END:
-		break;
-	default:
-		return -EINVAL;
+	case XF_SNAPSHOT_END: break;
+	default: return -EINVAL;
 	}
 	if (!rc)
 		b->st.applied++;
@@ -624,8 +615,8 @@ uint8_t xf_book_state(const struct xf_book *b, uint32_t symbol_id)
 	return y ? y->state : 0;
 }
 
-uint32_t xf_book_levels(const struct xf_book *b, uint32_t symbol_id, uint8_t side,
-			uint32_t depth, struct xf_level *out)
+uint32_t xf_book_levels(const struct xf_book *b, uint32_t symbol_id, uint8_t side, uint32_t depth,
+			struct xf_level *out)
 {
 	const struct bsym *y = sym_at(b, symbol_id);
 	uint32_t n = 0;
@@ -635,7 +626,7 @@ uint32_t xf_book_levels(const struct xf_book *b, uint32_t symbol_id, uint8_t sid
 	for (uint32_t k = y->side[side - 1].n; k > 0 && n < depth; k--) {
 		const struct lvl *L = &y->side[side - 1].v[k - 1];
 
-		out[n++] = (struct xf_level){ .price = L->price, .qty = L->qty, .orders = L->count };
+		out[n++] = (struct xf_level){.price = L->price, .qty = L->qty, .orders = L->count};
 	}
 	return n;
 }
@@ -655,15 +646,17 @@ uint32_t xf_book_orders(const struct xf_book *b, uint32_t symbol_id, uint8_t sid
 
 			if (n == max)
 				return n;
-			out[n++] = (struct xf_border){ .order_id = o->order_id, .price = o->price,
-						       .qty = o->qty, .side = o->side };
+			out[n++] = (struct xf_border){.order_id = o->order_id,
+						      .price = o->price,
+						      .qty = o->qty,
+						      .side = o->side};
 		}
 	}
 	return n;
 }
 
-int xf_book_last_trade(const struct xf_book *b, uint32_t symbol_id, int64_t *price,
-		       uint32_t *qty, uint64_t *match_id)
+int xf_book_last_trade(const struct xf_book *b, uint32_t symbol_id, int64_t *price, uint32_t *qty,
+		       uint64_t *match_id)
 {
 	const struct bsym *y = sym_at(b, symbol_id);
 
@@ -743,10 +736,10 @@ static int snap_symbol(const struct xf_book *b, uint32_t s, uint64_t ts, struct 
 	return 0;
 }
 
-long xf_book_snapshot(const struct xf_book *b, uint32_t symbol_id, uint64_t ts,
-		      uint64_t next_seq, uint8_t **out, size_t *cap)
+long xf_book_snapshot(const struct xf_book *b, uint32_t symbol_id, uint64_t ts, uint64_t next_seq,
+		      uint8_t **out, size_t *cap)
 {
-	struct obuf o = { out, cap, 0 };
+	struct obuf o = {out, cap, 0};
 	struct xf_snapshot_begin *beg = ob_put(&o, XF_SNAPSHOT_BEGIN, sizeof(*beg));
 	struct xf_snapshot_end *end;
 	uint32_t nsym = 0, nord = 0;
@@ -757,8 +750,8 @@ long xf_book_snapshot(const struct xf_book *b, uint32_t symbol_id, uint64_t ts,
 	if (symbol_id && !sym_at(b, symbol_id)) {
 		beg->status = XF_SNAP_UNKNOWN_SYMBOL;
 	} else {
-		for (uint32_t s = symbol_id ? symbol_id : 1; s <= (symbol_id ? symbol_id : b->max_sym);
-		     s++) {
+		for (uint32_t s = symbol_id ? symbol_id : 1;
+		     s <= (symbol_id ? symbol_id : b->max_sym); s++) {
 			if (!symbol_id && !interesting(sym_at(b, s)))
 				continue;
 			if (snap_symbol(b, s, ts, &o, &nord))

@@ -84,8 +84,8 @@ static inline void wr(uint8_t *p, uint64_t v)
  * straight from registers, no memset (every pad byte is a zero bit of some word) and no array on
  * the stack (copying one out costs a store-forwarding stall per message, measured). */
 static inline __attribute__((always_inline)) void put(struct xf_enc *f, unsigned n, uint64_t a,
-						    uint64_t b, uint64_t c, uint64_t d,
-						    uint64_t e, uint64_t g)
+						      uint64_t b, uint64_t c, uint64_t d,
+						      uint64_t e, uint64_t g)
 {
 	uint8_t *p = f->buf + f->len;
 
@@ -109,8 +109,8 @@ static inline __attribute__((always_inline)) void put(struct xf_enc *f, unsigned
 
 static void put_add(struct xf_enc *f, const struct xe_event *e, uint32_t qty, uint64_t ts)
 {
-	put(f, 5, w0(XF_ADD_ORDER, e->side, e->symbol_id), ts, e->order_id, (uint64_t)e->price,
-	    qty, 0);
+	put(f, 5, w0(XF_ADD_ORDER, e->side, e->symbol_id), ts, e->order_id, (uint64_t)e->price, qty,
+	    0);
 }
 
 static void put_deleted(struct xf_enc *f, const struct xe_event *e, uint32_t qty, uint64_t ts)
@@ -123,14 +123,14 @@ static void put_match(struct xf_enc *f, const struct xe_event *e, uint64_t ts)
 {
 	put(f, 6, w0(XF_EXECUTED, e->side, e->symbol_id), ts, e->order_id, e->exec_id,
 	    (uint64_t)e->price, (uint64_t)e->qty | (uint64_t)e->leaves << 32);
-	put(f, 5, w0(XF_TRADE, e->side == XE_BUY ? XE_SELL : XE_BUY, e->symbol_id), ts,
-	    e->exec_id, (uint64_t)e->price, e->qty, 0);
+	put(f, 5, w0(XF_TRADE, e->side == XE_BUY ? XE_SELL : XE_BUY, e->symbol_id), ts, e->exec_id,
+	    (uint64_t)e->price, e->qty, 0);
 }
 
 _Static_assert(sizeof(struct xf_add_order) == 40 && sizeof(struct xf_deleted) == 32 &&
-		       sizeof(struct xf_executed) == 48 && sizeof(struct xf_trade) == 40 &&
-		       sizeof(struct xf_reduced) == 32 && sizeof(struct xf_replaced) == 40 &&
-		       sizeof(struct xf_symbol_state) == 16 && sizeof(struct xf_system_event) == 16,
+		   sizeof(struct xf_executed) == 48 && sizeof(struct xf_trade) == 40 &&
+		   sizeof(struct xf_reduced) == 32 && sizeof(struct xf_replaced) == 40 &&
+		   sizeof(struct xf_symbol_state) == 16 && sizeof(struct xf_system_event) == 16,
 	       "the word counts below");
 
 /* Largest output of one event: a match (EXECUTED + TRADE), or the closing ADD/REPLACED. */

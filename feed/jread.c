@@ -201,8 +201,8 @@ long xf_jr_poll(struct xf_jr *r, xf_jr_fn fn, void *ctx, uint64_t max_records)
 				continue;
 			for (size_t q = batch; q < p;) {
 				const struct xj_rec *x = (const void *)(r->buf + q);
-				struct xf_jrec rec = { x, (const uint8_t *)(x + 1), r->seg,
-						       r->off + q };
+				struct xf_jrec rec = {x, (const uint8_t *)(x + 1), r->seg,
+						      r->off + q};
 
 				rc = fn(ctx, &rec);
 				handed++;

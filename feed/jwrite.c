@@ -69,8 +69,8 @@ uint32_t xf_crc32c(uint32_t crc, const void *data, size_t len)
 static int open_segment(struct xf_jw *w, uint32_t no, uint64_t first)
 {
 	char path[600];
-	struct xj_seg_hdr h = { .version = XJ_VERSION, .queue = w->queue, .segment = no,
-				.first_seq = first };
+	struct xj_seg_hdr h = {
+	    .version = XJ_VERSION, .queue = w->queue, .segment = no, .first_seq = first};
 
 	if (w->fd >= 0) {
 		if (fsync(w->fd) || close(w->fd))

@@ -56,8 +56,7 @@ size_t xf_pack_empty(uint8_t out[XF_MOLD_HDR_SIZE], const char session[XF_SESSIO
 	return XF_MOLD_HDR_SIZE;
 }
 
-long xf_blocks_seek(const uint8_t *blocks, size_t len, uint64_t first, uint32_t count,
-		    uint64_t seq)
+long xf_blocks_seek(const uint8_t *blocks, size_t len, uint64_t first, uint32_t count, uint64_t seq)
 {
 	size_t off = 0;
 

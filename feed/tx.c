@@ -41,7 +41,7 @@ int xf_parse_addr(const char *s, struct sockaddr_in *sa)
 int xf_tx_open(struct xf_tx *t, const char *bind_addr, uint16_t bind_port, const char *mcast_if,
 	       int ttl, int loop)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(bind_port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(bind_port)};
 	unsigned char c;
 	int one = 1, rc;
 

@@ -174,23 +174,23 @@ uint32_t xf_book_max_symbol(const struct xf_book *b);
 /* XF_STATE_TRADING / XF_STATE_HALTED, 0 for a symbol never seen. */
 uint8_t xf_book_state(const struct xf_book *b, uint32_t symbol_id);
 /* The best `depth` levels of a side, best first; returns how many. */
-uint32_t xf_book_levels(const struct xf_book *b, uint32_t symbol_id, uint8_t side,
-			uint32_t depth, struct xf_level *out);
+uint32_t xf_book_levels(const struct xf_book *b, uint32_t symbol_id, uint8_t side, uint32_t depth,
+			struct xf_level *out);
 /* Every order of a side, best price first, each level in time priority; returns how many
  * (writes at most max). */
 uint32_t xf_book_orders(const struct xf_book *b, uint32_t symbol_id, uint8_t side, uint32_t max,
 			struct xf_border *out);
 /* The last trade of a symbol (price, qty, match id); 0 or -ENOENT. */
-int xf_book_last_trade(const struct xf_book *b, uint32_t symbol_id, int64_t *price,
-		       uint32_t *qty, uint64_t *match_id);
+int xf_book_last_trade(const struct xf_book *b, uint32_t symbol_id, int64_t *price, uint32_t *qty,
+		       uint64_t *match_id);
 /*
  * A snapshot as message blocks: SNAPSHOT_BEGIN, then per symbol (symbol_id, or every symbol with
  * orders or a halt when 0) SYMBOL_STATE and its ADD_ORDERs in priority, then SNAPSHOT_END, with
  * ts/next_seq as given. *out (malloc'd, *cap bytes) grows as needed. Returns the bytes written or
  * -ENOMEM; an unknown symbol gives a refusal (status XF_SNAP_UNKNOWN_SYMBOL).
  */
-long xf_book_snapshot(const struct xf_book *b, uint32_t symbol_id, uint64_t ts,
-		      uint64_t next_seq, uint8_t **out, size_t *cap);
+long xf_book_snapshot(const struct xf_book *b, uint32_t symbol_id, uint64_t ts, uint64_t next_seq,
+		      uint8_t **out, size_t *cap);
 /*
  * The canonical text form of the books, for comparing two books built different ways (the C and
  * Python subscribers, the engine itself): for every symbol in id order that has orders or is

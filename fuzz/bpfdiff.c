@@ -111,7 +111,7 @@ static void load_seeds(const char *dir)
 	}
 }
 
-static const uint8_t interesting[] = { 0, 1, 2, 4, 8, 0x16, 0x17, 0x45, 0x58, 0x7f, 0x80, 0xff };
+static const uint8_t interesting[] = {0, 1, 2, 4, 8, 0x16, 0x17, 0x45, 0x58, 0x7f, 0x80, 0xff};
 
 /* The xdpex payload, mutated. */
 static size_t payload(uint8_t *p)
@@ -131,7 +131,8 @@ static size_t payload(uint8_t *p)
 		unsigned what = below(9), at;
 
 		if (what <= 2 && n) { /* a bit flip, more often in the header */
-			at = below(4) ? below(n < XE_HDR_SIZE ? (uint32_t)n : XE_HDR_SIZE) : below((uint32_t)n);
+			at = below(4) ? below(n < XE_HDR_SIZE ? (uint32_t)n : XE_HDR_SIZE)
+				      : below((uint32_t)n);
 			p[at] ^= (uint8_t)(1u << below(8));
 		} else if (what == 3 && n) {
 			p[below((uint32_t)n)] = interesting[below(sizeof(interesting))];
@@ -215,7 +216,9 @@ static void build(struct frame *f)
 	ulen = (uint16_t)(UDP_LEN + plen);
 	if (mutate_l3) {
 		switch (below(5)) {
-		case 0: frag = (uint16_t)(below(2) ? 0x2000 : below(0x2000)); break; /* MF / offset */
+		case 0:
+			frag = (uint16_t)(below(2) ? 0x2000 : below(0x2000));
+			break; /* MF / offset */
 		case 1: tot = (uint16_t)(tot - below(40)); break;
 		case 2: ulen = (uint16_t)(ulen + below(80) - 40); break;
 		case 3: ulen = (uint16_t)rnd(); break;
@@ -296,8 +299,8 @@ int main(int argc, char **argv)
 	double seconds = 10, t0;
 	uint64_t count = 0, execs = 0, passed = 0, diffs = 0, before, after;
 	const char *corpus = NULL, *art = NULL;
-	struct xdpex_xdp_opts o = { .pin_dir = "" };
-	__u64 cnt[XDPEX_CNT_MAX] = { 0 };
+	struct xdpex_xdp_opts o = {.pin_dir = ""};
+	__u64 cnt[XDPEX_CNT_MAX] = {0};
 	struct xdpex_filter_cfg *ucfg, *uslot = NULL;
 	struct xdpex_filter *uf;
 	struct xdpex_xdp *x;
@@ -364,26 +367,32 @@ int main(int argc, char **argv)
 		ours = after != before;
 		before = after;
 		if (ours && t.retval != XDP_PASS) {
-			report(art, (int)diffs++, &f, "no_sock_cnt moved but the verdict is not XDP_PASS");
+			report(art, (int)diffs++, &f,
+			       "no_sock_cnt moved but the verdict is not XDP_PASS");
 			continue;
 		}
 		passed += ours;
 		{
 			__u32 reason;
 			int uv = xdpex_filter_run(uf, f.b, (uint32_t)f.n, 1, &reason);
-			int kv = ours ? XDPEX_V_OURS : t.retval == XDP_DROP ? XDPEX_V_DROP : XDPEX_V_PASS;
+			int kv = ours			? XDPEX_V_OURS
+				 : t.retval == XDP_DROP ? XDPEX_V_DROP
+							: XDPEX_V_PASS;
 
 			if (uv != kv) {
 				char what[160];
 
-				snprintf(what, sizeof(what), "user-space filter verdict %d, xdp_steer %d "
-					 "(0 pass, 1 drop, 2 ours)", uv, kv);
+				snprintf(what, sizeof(what),
+					 "user-space filter verdict %d, xdp_steer %d "
+					 "(0 pass, 1 drop, 2 ours)",
+					 uv, kv);
 				report(art, (int)diffs++, &f, what);
 				continue;
 			}
 		}
-		rc = f.udp_ok ? xe_parse_datagram(f.b + f.pay_off, f.pay_len, XE_DIR_TO_GW, NULL, &e)
-			      : XE_PERR_SHORT;
+		rc = f.udp_ok
+			 ? xe_parse_datagram(f.b + f.pay_off, f.pay_len, XE_DIR_TO_GW, NULL, &e)
+			 : XE_PERR_SHORT;
 		if (ours && (!f.udp_ok || (rc && e.index < 0))) {
 			char text[200], what[300];
 
@@ -392,10 +401,12 @@ int main(int argc, char **argv)
 			else
 				snprintf(text, sizeof(text), "not a well-formed UDP datagram to %d",
 					 PORT);
-			snprintf(what, sizeof(what), "xdp_steer passed what parse.h refuses: %s", text);
+			snprintf(what, sizeof(what), "xdp_steer passed what parse.h refuses: %s",
+				 text);
 			report(art, (int)diffs++, &f, what);
 		} else if (!ours && f.well_formed && !rc) {
-			report(art, (int)diffs++, &f, "xdp_steer refused a datagram parse.h accepts");
+			report(art, (int)diffs++, &f,
+			       "xdp_steer refused a datagram parse.h accepts");
 		}
 	}
 	if (!xdpex_read_counters(xdpex_xdp_maps(x), cnt))

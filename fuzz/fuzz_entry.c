@@ -29,11 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_LEN 4096
 
 static struct sockaddr_un gw;
-static int cl[3] = { -1, -1, -1 }; /* two bound clients and an unbound one */
+static int cl[3] = {-1, -1, -1}; /* two bound clients and an unbound one */
 
 static int unix_sock(const char *path)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), sz = 1 << 20;
 
 	if (fd < 0)
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	xd_log_quiet = 1;
 	if (!port.be) {
 		char path[3][128];
-		struct xd_port_cfg pc = { .path = path[0] };
+		struct xd_port_cfg pc = {.path = path[0]};
 
 		fz_opts(2);
 		snprintf(path[0], sizeof(path[0]), "%s/entry.sock", fz_dir());
@@ -128,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	drain();
 	if (sh.fatal)
 		FAIL("the shard stopped: %s\n", strerror(-sh.fatal));
-	sh.entry = (struct xd_port){ 0 };
+	sh.entry = (struct xd_port){0};
 	xd_shard_free(&sh);
 	return 0;
 }

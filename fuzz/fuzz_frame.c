@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t out[4096 + XD_FRAME_HDRS], arp[XD_ARP_FRAME];
-	static const uint8_t mac[6] = { 2, 0, 0, 0, 0, 1 };
+	static const uint8_t mac[6] = {2, 0, 0, 0, 0, 1};
 	const uint8_t *pay = NULL;
 	struct xd_peer src, again;
 	size_t plen = 0, off, n;
@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			/* The built frame goes to src's port: parse it as that port's. */
 			if (!xd_frame_parse(out, len, src.port, &p2, &l2, &again) || l2 != plen ||
-			    memcmp(p2, pay, plen) || again.addr != src.laddr || again.port != src.lport)
+			    memcmp(p2, pay, plen) || again.addr != src.laddr ||
+			    again.port != src.lport)
 				FAIL("a built frame does not parse back\n");
 		}
 	}

@@ -91,8 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(seg + hdr, data + off, n);
 		off += n;
 		if (hdr) {
-			struct xj_seg_hdr h = { .version = XJ_VERSION, .queue = 0, .segment = no,
-						.first_seq = seq };
+			struct xj_seg_hdr h = {
+			    .version = XJ_VERSION, .queue = 0, .segment = no, .first_seq = seq};
 
 			memcpy(h.magic, XJ_MAGIC, 8);
 			memcpy(seg, &h, sizeof(h));
@@ -119,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ssize_t got;
 			int turns = 0;
 
-			while ((got = xj_reader_next(&r, pos, buf, sizeof(buf))) > 0 && turns++ < 64)
+			while ((got = xj_reader_next(&r, pos, buf, sizeof(buf))) > 0 &&
+			       turns++ < 64)
 				;
 			xj_reader_close(&r);
 		}

@@ -50,7 +50,7 @@ static int header_level(const struct xe_parse_err *e)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum xe_dir dirs[] = { XE_DIR_TO_GW, XE_DIR_FROM_GW, XE_DIR_AUTO };
+	static const enum xe_dir dirs[] = {XE_DIR_TO_GW, XE_DIR_FROM_GW, XE_DIR_AUTO};
 	/* A copy of exactly `size` bytes, so ASan sees any read past the datagram. */
 	uint8_t *buf = malloc(size ? size : 1);
 	char text[256];

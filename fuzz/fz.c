@@ -15,25 +15,25 @@
 #include "xdpex/parse.h"
 
 const uint8_t fz_secret[32] = {
-	0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
-	0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
 };
 
 #define SECRET_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 const char fz_config_json[] =
-	"{\"engine\": {\"max_orders\": 1024, \"max_symbols\": 8, \"max_sessions\": 8},"
-	" \"heartbeat_ms\": 1000, \"login_skew_ms\": 5000,"
-	" \"symbols\": ["
-	"  {\"id\": 1, \"name\": \"ACME\", \"tick\": 1, \"lot\": 1, \"band\": [1, 2000],"
-	"   \"max_qty\": 10000},"
-	"  {\"id\": 2, \"name\": \"BOLT\", \"tick\": 5, \"lot\": 10, \"band\": [100, 5000],"
-	"   \"max_qty\": 1000, \"queue\": 1}],"
-	" \"sessions\": ["
-	"  {\"id\": 1, \"secret\": \"" SECRET_HEX "\", \"cancel_on_disconnect\": true},"
-	"  {\"id\": 2, \"secret\": \"" SECRET_HEX "\"},"
-	"  {\"id\": 3, \"secret\": \"" SECRET_HEX "\", \"queue\": 1},"
-	"  {\"id\": 4, \"secret\": \"" SECRET_HEX "\", \"enabled\": false, \"queue\": 1}]}";
+    "{\"engine\": {\"max_orders\": 1024, \"max_symbols\": 8, \"max_sessions\": 8},"
+    " \"heartbeat_ms\": 1000, \"login_skew_ms\": 5000,"
+    " \"symbols\": ["
+    "  {\"id\": 1, \"name\": \"ACME\", \"tick\": 1, \"lot\": 1, \"band\": [1, 2000],"
+    "   \"max_qty\": 10000},"
+    "  {\"id\": 2, \"name\": \"BOLT\", \"tick\": 5, \"lot\": 10, \"band\": [100, 5000],"
+    "   \"max_qty\": 1000, \"queue\": 1}],"
+    " \"sessions\": ["
+    "  {\"id\": 1, \"secret\": \"" SECRET_HEX "\", \"cancel_on_disconnect\": true},"
+    "  {\"id\": 2, \"secret\": \"" SECRET_HEX "\"},"
+    "  {\"id\": 3, \"secret\": \"" SECRET_HEX "\", \"queue\": 1},"
+    "  {\"id\": 4, \"secret\": \"" SECRET_HEX "\", \"enabled\": false, \"queue\": 1}]}";
 
 static char dir[64];
 static struct xd_opts opts;
@@ -151,7 +151,8 @@ void fz_sign_logins(uint8_t *buf, size_t len, int fresh)
 		memcpy(msg, &l->session_id, 4);
 		memcpy(msg + 4, &l->client_ts, 8);
 		memcpy(msg + 12, &l->nonce, 8);
-		if (HMAC(EVP_sha256(), fz_secret, sizeof(fz_secret), msg, sizeof(msg), mac, &maclen))
+		if (HMAC(EVP_sha256(), fz_secret, sizeof(fz_secret), msg, sizeof(msg), mac,
+			 &maclen))
 			memcpy(l->hmac, mac, XE_HMAC_SIZE);
 	}
 }

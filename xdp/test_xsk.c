@@ -42,13 +42,13 @@ void test_xsk_close(struct test_xsk *t)
 
 int test_xsk_open(struct test_xsk **out, const char *ifname, __u32 queue)
 {
-	struct xsk_umem_config ucfg = { .fill_size = NFRAMES * 2,
-					.comp_size = NFRAMES,
-					.frame_size = FRAME_SIZE,
-					.frame_headroom = 0 };
-	struct xsk_socket_config scfg = { .rx_size = NFRAMES,
-					  .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
-					  .bind_flags = XDP_COPY };
+	struct xsk_umem_config ucfg = {.fill_size = NFRAMES * 2,
+				       .comp_size = NFRAMES,
+				       .frame_size = FRAME_SIZE,
+				       .frame_headroom = 0};
+	struct xsk_socket_config scfg = {.rx_size = NFRAMES,
+					 .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+					 .bind_flags = XDP_COPY};
 	struct test_xsk *t = calloc(1, sizeof(*t));
 	__u32 idx = 0;
 	int err;
@@ -62,8 +62,8 @@ int test_xsk_open(struct test_xsk **out, const char *ifname, __u32 queue)
 		err = -errno;
 		goto cleanup;
 	}
-	err = xsk_umem__create(&t->umem, t->area, (__u64)NFRAMES * FRAME_SIZE, &t->fq, &t->cq,
-			       &ucfg);
+	err =
+	    xsk_umem__create(&t->umem, t->area, (__u64)NFRAMES * FRAME_SIZE, &t->fq, &t->cq, &ucfg);
 	if (err)
 		goto cleanup;
 	err = xsk_socket__create(&t->xsk, ifname, queue, t->umem, &t->rx, NULL, &scfg);
@@ -90,7 +90,7 @@ int test_xsk_fd(const struct test_xsk *t)
 
 int test_xsk_poll(struct test_xsk *t, int timeout_ms, test_xsk_cb cb, void *arg)
 {
-	struct pollfd pfd = { .fd = xsk_socket__fd(t->xsk), .events = POLLIN };
+	struct pollfd pfd = {.fd = xsk_socket__fd(t->xsk), .events = POLLIN};
 	__u32 idx_rx = 0, idx_fq = 0, n;
 
 	if (poll(&pfd, 1, timeout_ms) < 0)

@@ -80,7 +80,7 @@ struct xdpex_bpf_env {
 
 static __always_inline int xdpex_env_allowed(XDPEX_ENV *env, __u32 saddr)
 {
-	struct xdpex_lpm_key lpm = { .prefixlen = 32, .addr = saddr };
+	struct xdpex_lpm_key lpm = {.prefixlen = 32, .addr = saddr};
 
 	(void)env;
 	return bpf_map_lookup_elem(&allow_map, &lpm) != NULL;
@@ -128,7 +128,8 @@ int xdp_steer(struct xdp_md *ctx)
 		count(XDPEX_CNT_NOT_OURS);
 		return XDP_PASS;
 	}
-	v = xdpex_classify((void *)(long)ctx->data, (void *)(long)ctx->data_end, cfg, &env, &reason);
+	v = xdpex_classify((void *)(long)ctx->data, (void *)(long)ctx->data_end, cfg, &env,
+			   &reason);
 	if (v != XDPEX_V_OURS) {
 		count(reason);
 		return v == XDPEX_V_PASS ? XDP_PASS : XDP_DROP;

@@ -27,8 +27,8 @@
 
 void xdpex_maps_close(struct xdpex_maps *m)
 {
-	int *fds[NMAPS] = { &m->xsks_fd,  &m->cfg_fd,	  &m->allow_fd,
-			    &m->rate_fd,  &m->session_fd, &m->stats_fd };
+	int *fds[NMAPS] = {&m->xsks_fd, &m->cfg_fd,	&m->allow_fd,
+			   &m->rate_fd, &m->session_fd, &m->stats_fd};
 
 	for (int i = 0; i < NMAPS; i++) {
 		if (*fds[i] >= 0)
@@ -39,14 +39,14 @@ void xdpex_maps_close(struct xdpex_maps *m)
 
 int xdpex_maps_open_pinned(struct xdpex_maps *m, const char *pin_dir)
 {
-	static const __u32 value_size[NMAPS] = { sizeof(__u32),
-						 sizeof(struct xdpex_cfg),
-						 sizeof(__u8),
-						 sizeof(struct xdpex_rate),
-						 sizeof(struct xdpex_bind),
-						 sizeof(__u64) };
-	int *fds[NMAPS] = { &m->xsks_fd,  &m->cfg_fd,	  &m->allow_fd,
-			    &m->rate_fd,  &m->session_fd, &m->stats_fd };
+	static const __u32 value_size[NMAPS] = {sizeof(__u32),
+						sizeof(struct xdpex_cfg),
+						sizeof(__u8),
+						sizeof(struct xdpex_rate),
+						sizeof(struct xdpex_bind),
+						sizeof(__u64)};
+	int *fds[NMAPS] = {&m->xsks_fd, &m->cfg_fd,	&m->allow_fd,
+			   &m->rate_fd, &m->session_fd, &m->stats_fd};
 	const char *dir = pin_dir ? pin_dir : XDPEX_PIN_DIR;
 	char path[PATH_MAX];
 	int err;
@@ -62,7 +62,8 @@ int xdpex_maps_open_pinned(struct xdpex_maps *m, const char *pin_dir)
 		if (*fds[i] < 0) {
 			err = -errno;
 			pr_warn("cannot open pinned map %s: %s (is xdp_steer loaded with this pin "
-				"dir?)", path, strerror(-err));
+				"dir?)",
+				path, strerror(-err));
 			goto cleanup;
 		}
 		err = bpf_obj_get_info_by_fd(*fds[i], &info, &len);
@@ -70,7 +71,8 @@ int xdpex_maps_open_pinned(struct xdpex_maps *m, const char *pin_dir)
 			goto cleanup;
 		if (info.value_size != value_size[i]) {
 			pr_warn("pinned map %s has %u-byte values, this build expects %u "
-				"(a different xdpex version?)", path, info.value_size, value_size[i]);
+				"(a different xdpex version?)",
+				path, info.value_size, value_size[i]);
 			err = -EPROTO;
 			goto cleanup;
 		}
@@ -192,7 +194,7 @@ int xdpex_set_rate(const struct xdpex_maps *m, __u64 pps, __u64 burst)
 int xdpex_allow_key(__u32 addr, __u32 prefixlen, struct xdpex_lpm_key *key)
 {
 	__u32 mask = prefixlen ? htonl(~0U << (32 - prefixlen)) : 0;
-	struct in_addr a = { .s_addr = addr };
+	struct in_addr a = {.s_addr = addr};
 
 	if (prefixlen > 32) {
 		pr_warn("allowlist: prefix length %u above 32", prefixlen);
@@ -328,7 +330,7 @@ int xdpex_allow_replace(const struct xdpex_maps *m, const struct xdpex_lpm_key *
 
 int xdpex_bind_session(const struct xdpex_maps *m, __u32 session_id, __u32 addr, __u16 port)
 {
-	struct xdpex_bind b = { .addr = addr, .port = port };
+	struct xdpex_bind b = {.addr = addr, .port = port};
 
 	if (!session_id || !addr || !port) {
 		pr_warn("bind: %s is 0", !session_id ? "session id" : !addr ? "address" : "port");

@@ -159,7 +159,8 @@ static __always_inline int xdpex_classify(void *data, void *data_end, const stru
 
 	frag = xdpex_ntohs(iph->frag_off);
 	if (frag & 0x1fff) {
-		/* A later fragment: no UDP header, so the port is unknown (see XDPEX_CFG_PASS_FRAGS). */
+		/* A later fragment: no UDP header, so the port is unknown (see
+		 * XDPEX_CFG_PASS_FRAGS). */
 		if (cfg->flags & XDPEX_CFG_PASS_FRAGS)
 			return XDPEX_V_PASS;
 		*reason = XDPEX_CNT_FRAGMENT;

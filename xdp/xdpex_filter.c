@@ -272,13 +272,13 @@ int xdpex_filter_bind(struct xdpex_filter *f, __u32 session_id, __u32 addr, __u1
 			tomb = s;
 		if (!s->sid && !s->tomb) {
 			b = tomb ? tomb : s;
-			*b = (struct bind_slot){ .sid = session_id, .addr = addr, .port = port };
+			*b = (struct bind_slot){.sid = session_id, .addr = addr, .port = port};
 			return 0;
 		}
 	}
 	if (!tomb)
 		return -ENOSPC;
-	*tomb = (struct bind_slot){ .sid = session_id, .addr = addr, .port = port };
+	*tomb = (struct bind_slot){.sid = session_id, .addr = addr, .port = port};
 	return 0;
 }
 

@@ -117,12 +117,12 @@ enum xdpex_verdict {
 	XDPEX_V_OURS = 2, /* a valid datagram for the dataplane */
 };
 
-#define XDPEX_CNT_NAMES                                                                          \
-	{                                                                                        \
-		"rx_cnt", "redirect_cnt", "no_sock_cnt", "not_ours_cnt", "truncated_cnt",        \
-			"bad_magic_cnt", "bad_version_cnt", "bad_count_cnt", "bad_length_cnt",   \
-			"bad_session_cnt", "fragment_cnt", "not_allowed_cnt", "spoofed_cnt",     \
-			"rate_limit_cnt", "bad_flags_cnt", "bad_seq_cnt",                        \
+#define XDPEX_CNT_NAMES \
+	{ \
+		"rx_cnt", "redirect_cnt", "no_sock_cnt", "not_ours_cnt", "truncated_cnt", \
+		    "bad_magic_cnt", "bad_version_cnt", "bad_count_cnt", "bad_length_cnt", \
+		    "bad_session_cnt", "fragment_cnt", "not_allowed_cnt", "spoofed_cnt", \
+		    "rate_limit_cnt", "bad_flags_cnt", "bad_seq_cnt", \
 	}
 
 #endif /* XDPEX_MAPS_H */

@@ -48,8 +48,8 @@ struct xdpex_xdp {
 	enum xdpex_mode mode;
 };
 
-const char *const xdpex_map_names[XDPEX_NMAPS] = { "xsks_map", "cfg_map",	  "allow_map",
-						   "rate_map", "session_map", "stats_map" };
+const char *const xdpex_map_names[XDPEX_NMAPS] = {"xsks_map", "cfg_map",     "allow_map",
+						  "rate_map", "session_map", "stats_map"};
 #define NMAPS XDPEX_NMAPS
 #define map_names xdpex_map_names
 
@@ -57,7 +57,7 @@ const char *const xdpex_map_names[XDPEX_NMAPS] = { "xsks_map", "cfg_map",	  "all
 
 static void log_stderr(enum xdpex_log_level level, const char *fmt, va_list ap)
 {
-	static const char *const tag[] = { "warning: ", "", "debug: " };
+	static const char *const tag[] = {"warning: ", "", "debug: "};
 
 	if (level == XDPEX_LOG_DEBUG && !getenv("XDPEX_DEBUG"))
 		return;
@@ -292,12 +292,12 @@ int xdpex_xdp_open(struct xdpex_xdp **out, const struct xdpex_xdp_opts *opts)
 		goto cleanup;
 	}
 	x->maps = (struct xdpex_maps){
-		.xsks_fd = bpf_map__fd(x->skel->maps.xsks_map),
-		.cfg_fd = bpf_map__fd(x->skel->maps.cfg_map),
-		.allow_fd = bpf_map__fd(x->skel->maps.allow_map),
-		.rate_fd = bpf_map__fd(x->skel->maps.rate_map),
-		.session_fd = bpf_map__fd(x->skel->maps.session_map),
-		.stats_fd = bpf_map__fd(x->skel->maps.stats_map),
+	    .xsks_fd = bpf_map__fd(x->skel->maps.xsks_map),
+	    .cfg_fd = bpf_map__fd(x->skel->maps.cfg_map),
+	    .allow_fd = bpf_map__fd(x->skel->maps.allow_map),
+	    .rate_fd = bpf_map__fd(x->skel->maps.rate_map),
+	    .session_fd = bpf_map__fd(x->skel->maps.session_map),
+	    .stats_fd = bpf_map__fd(x->skel->maps.stats_map),
 	};
 	err = xdpex_set_ports(&x->maps, ports, nports);
 	if (err)
@@ -340,12 +340,9 @@ const struct xdpex_maps *xdpex_xdp_maps(const struct xdpex_xdp *x)
 const char *xdpex_mode_name(enum xdpex_mode mode)
 {
 	switch (mode) {
-	case XDPEX_MODE_NATIVE:
-		return "native";
-	case XDPEX_MODE_SKB:
-		return "skb";
-	default:
-		return "auto";
+	case XDPEX_MODE_NATIVE: return "native";
+	case XDPEX_MODE_SKB: return "skb";
+	default: return "auto";
 	}
 }
 
@@ -382,8 +379,9 @@ static __u32 current_prog(int ifindex, char *name, size_t n, __u32 *flag)
 	if (bpf_xdp_query(ifindex, 0, &q))
 		return 0;
 	id = q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id ? q.skb_prog_id : q.hw_prog_id;
-	*flag = q.drv_prog_id ? XDP_FLAGS_DRV_MODE :
-		q.skb_prog_id ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_HW_MODE;
+	*flag = q.drv_prog_id	? XDP_FLAGS_DRV_MODE
+		: q.skb_prog_id ? XDP_FLAGS_SKB_MODE
+				: XDP_FLAGS_HW_MODE;
 	if (id)
 		prog_name(id, name, n);
 	return id;
@@ -479,7 +477,9 @@ busy:
 	pr_warn("interface %s already has XDP program id %u '%s' attached (%s mode); "
 		"remove it first, e.g. ip link set dev %s xdp off",
 		ifname, id, other,
-		flag == XDP_FLAGS_SKB_MODE ? "skb" : flag == XDP_FLAGS_HW_MODE ? "hw" : "native",
+		flag == XDP_FLAGS_SKB_MODE  ? "skb"
+		: flag == XDP_FLAGS_HW_MODE ? "hw"
+					    : "native",
 		ifname);
 fail:
 	lock_release(&x->if_lock);
@@ -505,4 +505,3 @@ int xdpex_xdp_detach(struct xdpex_xdp *x)
 	lock_release(&x->if_lock);
 	return err;
 }
-

@@ -17,13 +17,13 @@
 
 static int checks, failed;
 
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		checks++;                                                              \
-		if (!(cond)) {                                                         \
-			failed++;                                                      \
+#define CHECK(cond) \
+	do { \
+		checks++; \
+		if (!(cond)) { \
+			failed++; \
 			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                      \
+		} \
 	} while (0)
 
 static __u32 ip(const char *s)
@@ -65,7 +65,7 @@ static void test_pins(struct xdpex_xdp *x, const char *dir)
 
 static void test_cfg(const struct xdpex_maps *m)
 {
-	const __u16 ports[] = { 9000, 9001 }, zero[] = { 0 };
+	const __u16 ports[] = {9000, 9001}, zero[] = {0};
 	struct xdpex_cfg cfg;
 
 	CHECK(xdpex_get_cfg(m, &cfg) == 0 && cfg.ports[0] == htons(9100) && cfg.ports[1] == 0);
@@ -91,7 +91,7 @@ static void test_cfg(const struct xdpex_maps *m)
 
 static void test_allow(const struct xdpex_maps *m)
 {
-	struct xdpex_lpm_key keys[8], set[2] = { { 16, 0 }, { 32, 0 } };
+	struct xdpex_lpm_key keys[8], set[2] = {{16, 0}, {32, 0}};
 	struct xdpex_cfg cfg;
 
 	set[0].addr = ip("10.5.0.0");
@@ -138,7 +138,7 @@ static void test_sessions_and_sockets(const struct xdpex_maps *m)
 
 int main(int argc, char **argv)
 {
-	struct xdpex_xdp_opts o = { .pin_dir = "", .ports = (const __u16[]){ 9100 }, .nports = 1 };
+	struct xdpex_xdp_opts o = {.pin_dir = "", .ports = (const __u16[]){9100}, .nports = 1};
 	struct xdpex_xdp *x;
 
 	if (argc != 2) {

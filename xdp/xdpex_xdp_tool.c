@@ -176,13 +176,19 @@ static int enter_netns(const char *name)
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
-		{ "pin-dir", required_argument, NULL, 'd' }, { "ifname", required_argument, NULL, 'i' },
-		{ "mode", required_argument, NULL, 'm' },    { "port", required_argument, NULL, 'p' },
-		{ "allow", required_argument, NULL, 'a' },   { "pps", required_argument, NULL, 'r' },
-		{ "burst", required_argument, NULL, 'b' },   { "bind", required_argument, NULL, 's' },
-		{ "pass-frags", no_argument, NULL, 'f' },    { "repeat", required_argument, NULL, 'n' },
-		{ "netns", required_argument, NULL, 'N' },   { "xsk-queue", required_argument, NULL, 'q' },
-		{ NULL, 0, NULL, 0 },
+	    {"pin-dir", required_argument, NULL, 'd'},
+	    {"ifname", required_argument, NULL, 'i'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"allow", required_argument, NULL, 'a'},
+	    {"pps", required_argument, NULL, 'r'},
+	    {"burst", required_argument, NULL, 'b'},
+	    {"bind", required_argument, NULL, 's'},
+	    {"pass-frags", no_argument, NULL, 'f'},
+	    {"repeat", required_argument, NULL, 'n'},
+	    {"netns", required_argument, NULL, 'N'},
+	    {"xsk-queue", required_argument, NULL, 'q'},
+	    {NULL, 0, NULL, 0},
 	};
 	unsigned long long v;
 	int c;
@@ -192,12 +198,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->xsk_queue = -1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd':
-			a->pin_dir = optarg;
-			break;
-		case 'i':
-			a->ifname = optarg;
-			break;
+		case 'd': a->pin_dir = optarg; break;
+		case 'i': a->ifname = optarg; break;
 		case 'm':
 			if (!strcmp(optarg, "auto"))
 				a->mode = XDPEX_MODE_AUTO;
@@ -210,7 +212,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'p':
 			if (a->nports == XDPEX_MAX_PORTS || parse_u64(optarg, 65535, &v) || !v)
-				return fail("--port %s: expected 1..65535, at most 8 ports", optarg);
+				return fail("--port %s: expected 1..65535, at most 8 ports",
+					    optarg);
 			a->ports[a->nports++] = v;
 			break;
 		case 'a':
@@ -233,9 +236,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 				return fail("--bind %s: expected SESSION=A.B.C.D:PORT", optarg);
 			a->nbinds++;
 			break;
-		case 'f':
-			a->pass_frags = 1;
-			break;
+		case 'f': a->pass_frags = 1; break;
 		case 'n':
 			if (parse_u64(optarg, 100000000, &v) || !v)
 				return fail("--repeat %s: expected 1..100000000", optarg);
@@ -250,8 +251,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			if (enter_netns(optarg))
 				return 2;
 			break;
-		default:
-			return 2;
+		default: return 2;
 		}
 	}
 	a->argc = argc - optind;
@@ -269,7 +269,8 @@ static int configure(const struct xdpex_maps *m, const struct args *a)
 	if (!err && a->pps >= 0)
 		err = xdpex_set_rate(m, a->pps, a->burst >= 0 ? a->burst : 1);
 	for (int i = 0; i < a->nbinds && !err; i++)
-		err = xdpex_bind_session(m, a->binds[i].session, a->binds[i].addr, a->binds[i].port);
+		err =
+		    xdpex_bind_session(m, a->binds[i].session, a->binds[i].addr, a->binds[i].port);
 	if (!err && a->pass_frags)
 		err = xdpex_set_flags(m, XDPEX_CFG_PASS_FRAGS);
 	return err;
@@ -286,8 +287,8 @@ static void print_counters(FILE *f, const __u64 *c)
 
 static const char *verdict_name(__u32 v)
 {
-	static const char *const names[] = { "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX",
-					     "XDP_REDIRECT" };
+	static const char *const names[] = {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX",
+					    "XDP_REDIRECT"};
 
 	return v < sizeof(names) / sizeof(names[0]) ? names[v] : "unknown";
 }
@@ -324,9 +325,8 @@ static int hex_decode(char *line, unsigned char *out, size_t max)
 
 static int cmd_testrun(struct args *a)
 {
-	struct xdpex_xdp_opts o = { .pin_dir = a->pin_dir ? a->pin_dir : "",
-				    .ports = a->ports,
-				    .nports = a->nports };
+	struct xdpex_xdp_opts o = {
+	    .pin_dir = a->pin_dir ? a->pin_dir : "", .ports = a->ports, .nports = a->nports};
 	unsigned char pkt[MAX_PKT];
 	struct xdpex_xdp *x;
 	__u64 cnt[XDPEX_CNT_MAX];
@@ -421,7 +421,7 @@ static int cmd_usertest(struct args *a)
 	for (int i = 0; i < a->nbinds; i++)
 		xdpex_filter_bind(f, a->binds[i].session, a->binds[i].addr, a->binds[i].port);
 	while (getline(&line, &cap, stdin) > 0) {
-		__u64 cnt[XDPEX_CNT_MAX] = { 0 };
+		__u64 cnt[XDPEX_CNT_MAX] = {0};
 		__u32 reason;
 		int v;
 
@@ -439,8 +439,8 @@ static int cmd_usertest(struct args *a)
 		if (v == XDPEX_V_OURS)
 			xdpex_filter_count(f, XDPEX_CNT_NO_SOCK);
 		xdpex_filter_counters(f, cnt);
-		printf("{\"packet\": %d, \"len\": %d, \"verdict\": \"%s\", \"counters\": ",
-		       idx++, n, v == XDPEX_V_DROP ? "XDP_DROP" : "XDP_PASS");
+		printf("{\"packet\": %d, \"len\": %d, \"verdict\": \"%s\", \"counters\": ", idx++,
+		       n, v == XDPEX_V_DROP ? "XDP_DROP" : "XDP_PASS");
 		print_counters(stdout, cnt);
 		printf("}\n");
 		fflush(stdout);
@@ -481,8 +481,8 @@ static int open_xsk(struct xdpex_xdp *x, const struct args *a, struct test_xsk *
 
 static int cmd_attach(struct args *a)
 {
-	struct xdpex_xdp_opts o = { .pin_dir = a->pin_dir, .ports = a->ports, .nports = a->nports };
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct xdpex_xdp_opts o = {.pin_dir = a->pin_dir, .ports = a->ports, .nports = a->nports};
+	struct sigaction sa = {.sa_handler = on_signal};
 	struct test_xsk *xsk = NULL;
 	sigset_t block, orig;
 	struct xdpex_xdp *x;
@@ -636,25 +636,40 @@ static int do_unbind(const struct xdpex_maps *m, struct args *a)
 	return err ? 1 : 0;
 }
 
-static int cmd_counters(struct args *a) { return with_pinned(a, do_counters); }
-static int cmd_allow(struct args *a) { return with_pinned(a, do_allow); }
-static int cmd_rate(struct args *a) { return with_pinned(a, do_rate); }
-static int cmd_bind(struct args *a) { return with_pinned(a, do_bind); }
-static int cmd_unbind(struct args *a) { return with_pinned(a, do_unbind); }
+static int cmd_counters(struct args *a)
+{
+	return with_pinned(a, do_counters);
+}
+static int cmd_allow(struct args *a)
+{
+	return with_pinned(a, do_allow);
+}
+static int cmd_rate(struct args *a)
+{
+	return with_pinned(a, do_rate);
+}
+static int cmd_bind(struct args *a)
+{
+	return with_pinned(a, do_bind);
+}
+static int cmd_unbind(struct args *a)
+{
+	return with_pinned(a, do_unbind);
+}
 
 static const struct {
 	const char *name;
 	int (*fn)(struct args *a);
 	const char *help;
 } cmds[] = {
-	{ "testrun", cmd_testrun, "run hex packets from stdin through BPF_PROG_TEST_RUN" },
-	{ "usertest", cmd_usertest, "run hex packets from stdin through the user-space filter" },
-	{ "attach", cmd_attach, "load, pin and attach to --ifname until SIGINT/SIGTERM" },
-	{ "counters", cmd_counters, "print the pinned counters (JSON)" },
-	{ "allow", cmd_allow, "add CIDR | del CIDR | set [CIDR...] | list: the pinned allowlist" },
-	{ "rate", cmd_rate, "--pps N [--burst B]: the pinned per-source rate limit" },
-	{ "bind", cmd_bind, "SESSION IP:PORT: bind a session to its source address" },
-	{ "unbind", cmd_unbind, "SESSION: remove a session's binding" },
+    {"testrun", cmd_testrun, "run hex packets from stdin through BPF_PROG_TEST_RUN"},
+    {"usertest", cmd_usertest, "run hex packets from stdin through the user-space filter"},
+    {"attach", cmd_attach, "load, pin and attach to --ifname until SIGINT/SIGTERM"},
+    {"counters", cmd_counters, "print the pinned counters (JSON)"},
+    {"allow", cmd_allow, "add CIDR | del CIDR | set [CIDR...] | list: the pinned allowlist"},
+    {"rate", cmd_rate, "--pps N [--burst B]: the pinned per-source rate limit"},
+    {"bind", cmd_bind, "SESSION IP:PORT: bind a session to its source address"},
+    {"unbind", cmd_unbind, "SESSION: remove a session's binding"},
 };
 
 static int usage(void)

@@ -64,7 +64,8 @@ static void make_msg(struct gen *g, uint32_t sid, uint8_t *m)
 		o->cl_ord_id = ++g->next_cl[sid];
 		/* Resting orders on their own side of 10000, crossing ones through it. */
 		o->price = cross ? (buy ? 10100 : 9900)
-				 : (buy ? 9999 - (int64_t)(rnd(g) % 100) : 10001 + (int64_t)(rnd(g) % 100));
+				 : (buy ? 9999 - (int64_t)(rnd(g) % 100)
+					: 10001 + (int64_t)(rnd(g) % 100));
 		o->qty = 1 + (uint32_t)(rnd(g) % 100);
 		if (!cross && g->nlive[sid] < 1024)
 			g->live[sid][g->nlive[sid]++] = o->cl_ord_id;
@@ -74,15 +75,18 @@ static void make_msg(struct gen *g, uint32_t sid, uint8_t *m)
 
 static void login(struct xd_shard *sh, uint32_t sid, const char *path)
 {
-	uint8_t buf[XE_HDR_SIZE + XE_MSG_SIZE] = { 0 }, data[20];
+	uint8_t buf[XE_HDR_SIZE + XE_MSG_SIZE] = {0}, data[20];
 	struct xe_hdr *h = (void *)buf;
 	struct xe_login *l = (void *)(buf + XE_HDR_SIZE);
-	struct xd_peer p = { .kind = XD_PEER_UNIX };
+	struct xd_peer p = {.kind = XD_PEER_UNIX};
 	unsigned int len = 0;
 
 	snprintf(p.path, sizeof(p.path), "%s", path);
-	*h = (struct xe_hdr){ .magic = XE_MAGIC, .version = XE_VERSION, .session_id = sid,
-			      .count = 1, .length = sizeof(buf) };
+	*h = (struct xe_hdr){.magic = XE_MAGIC,
+			     .version = XE_VERSION,
+			     .session_id = sid,
+			     .count = 1,
+			     .length = sizeof(buf)};
 	l->type = XE_LOGIN;
 	l->session_id = sid;
 	l->nonce = xd_mono_ns() + sid;
@@ -106,26 +110,33 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "orders", required_argument, 0, 'n' }, { "per-dgram", required_argument, 0, 'k' },
-		{ "batch", required_argument, 0, 'b' },	 { "durability", required_argument, 0, 'd' },
-		{ "journal-dir", required_argument, 0, 'j' }, { "out", required_argument, 0, 'o' },
-		{ 0, 0, 0, 0 },
+	    {"orders", required_argument, 0, 'n'},
+	    {"per-dgram", required_argument, 0, 'k'},
+	    {"batch", required_argument, 0, 'b'},
+	    {"durability", required_argument, 0, 'd'},
+	    {"journal-dir", required_argument, 0, 'j'},
+	    {"out", required_argument, 0, 'o'},
+	    {0, 0, 0, 0},
 	};
 	static struct xd_opts o;
 	static struct xd_shard sh;
-	struct xd_symbol_cfg sym = { .c = { 1, 1, 1, 1, 1000000, 0, 0 }, .queue = -1, .halted = -1 };
+	struct xd_symbol_cfg sym = {.c = {1, 1, 1, 1, 1000000, 0, 0}, .queue = -1, .halted = -1};
 	struct xd_session_cfg ses[2];
-	struct xd_config cfg = { .engine = { 1u << 20, 16, 16 }, .heartbeat_ms = 3600000,
-				 .skew_ms = 5000, .symbols = &sym, .nsymbols = 1,
-				 .sessions = ses, .nsessions = 2 };
+	struct xd_config cfg = {.engine = {1u << 20, 16, 16},
+				.heartbeat_ms = 3600000,
+				.skew_ms = 5000,
+				.symbols = &sym,
+				.nsymbols = 1,
+				.sessions = ses,
+				.nsessions = 2};
 	long orders = 2000000, per = 16, batch = 64;
 	char tmpl[] = "/tmp/xdpexd-bench-XXXXXX", err[512], *dir = NULL;
 	const char *out = NULL;
-	uint64_t seq[3] = { 0, 1, 1 }, *lat, t_all = 0, nb = 0;
+	uint64_t seq[3] = {0, 1, 1}, *lat, t_all = 0, nb = 0;
 	uint8_t *dgrams;
 	size_t dlen = XE_HDR_SIZE + (size_t)XE_MAX_MSGS * XE_MSG_SIZE;
 	long ndg;
-	struct gen g = { .rng = 0x9e3779b97f4a7c15ull };
+	struct gen g = {.rng = 0x9e3779b97f4a7c15ull};
 	int c;
 
 	o.durability = XD_DUR_NONE;
@@ -134,12 +145,15 @@ int main(int argc, char **argv)
 		case 'n': orders = atol(optarg); break;
 		case 'k': per = atol(optarg); break;
 		case 'b': batch = atol(optarg); break;
-		case 'd': o.durability = !strcmp(optarg, "fsync") ? XD_DUR_FSYNC : XD_DUR_NONE; break;
+		case 'd':
+			o.durability = !strcmp(optarg, "fsync") ? XD_DUR_FSYNC : XD_DUR_NONE;
+			break;
 		case 'j': dir = optarg; break;
 		case 'o': out = optarg; break;
 		default:
-			fprintf(stderr, "usage: xdpexd-bench [--orders N] [--per-dgram K] [--batch D] "
-					"[--durability none|fsync] [--journal-dir DIR] [--out FILE]\n");
+			fprintf(stderr,
+				"usage: xdpexd-bench [--orders N] [--per-dgram K] [--batch D] "
+				"[--durability none|fsync] [--journal-dir DIR] [--out FILE]\n");
 			return 2;
 		}
 	}
@@ -159,8 +173,13 @@ int main(int argc, char **argv)
 	o.batch = (int)batch;
 	xd_g_opts = &o;
 	for (int i = 0; i < 2; i++) {
-		ses[i] = (struct xd_session_cfg){ .id = (uint32_t)i + 1, .secret_len = 32, .stp = 0,
-						  .cod = 0, .enabled = 1, .queue = 0, .rate = 0 };
+		ses[i] = (struct xd_session_cfg){.id = (uint32_t)i + 1,
+						 .secret_len = 32,
+						 .stp = 0,
+						 .cod = 0,
+						 .enabled = 1,
+						 .queue = 0,
+						 .rate = 0};
 		memcpy(ses[i].secret, SECRET, 32);
 	}
 	if (xd_shard_init(&sh, 0, 0, &o, &cfg, err, sizeof(err))) {
@@ -180,16 +199,19 @@ int main(int argc, char **argv)
 		struct xe_hdr *h = (void *)(dgrams + (size_t)d * dlen);
 		long n = d == ndg - 1 ? orders - d * per : per;
 
-		*h = (struct xe_hdr){ .magic = XE_MAGIC, .version = XE_VERSION, .session_id = sid,
-				      .seq = seq[sid], .count = (uint16_t)n,
-				      .length = (uint16_t)(XE_HDR_SIZE + n * XE_MSG_SIZE) };
+		*h = (struct xe_hdr){.magic = XE_MAGIC,
+				     .version = XE_VERSION,
+				     .session_id = sid,
+				     .seq = seq[sid],
+				     .count = (uint16_t)n,
+				     .length = (uint16_t)(XE_HDR_SIZE + n * XE_MSG_SIZE)};
 		seq[sid] += (uint64_t)n;
 		for (long i = 0; i < n; i++)
 			make_msg(&g, sid, (uint8_t *)h + XE_HDR_SIZE + i * XE_MSG_SIZE);
 	}
 	for (long d = 0; d < ndg; d += batch) {
 		uint64_t t0 = xd_mono_ns();
-		struct xd_peer p = { .kind = XD_PEER_UNIX };
+		struct xd_peer p = {.kind = XD_PEER_UNIX};
 
 		xd_shard_batch_begin(&sh);
 		for (long i = d; i < d + batch && i < ndg; i++) {
@@ -213,20 +235,21 @@ int main(int argc, char **argv)
 		char line[1024];
 
 		xe_engine_get_stats(sh.engine, &es);
-		snprintf(line, sizeof(line),
-			 "{\"orders\":%ld,\"orders_per_datagram\":%ld,\"batch\":%ld,\"durability\":"
-			 "\"%s\",\"seconds\":%.4f,\"orders_per_s\":%.0f,\"ns_per_order\":%.1f,"
-			 "\"batch_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"applied\":%llu,"
-			 "\"answers\":%llu,\"fills\":%llu,\"journal_bytes\":%llu,\"journal_writes\":"
-			 "%llu,\"fsyncs\":%llu,\"state_hash\":\"0x%016llx\"}",
-			 orders, per, batch, o.durability == XD_DUR_FSYNC ? "fsync" : "none", secs,
-			 (double)orders / secs, (double)t_all / (double)orders,
-			 (double)lat[nb / 2] / 1e3, (double)lat[nb * 99 / 100] / 1e3,
-			 (double)lat[nb - 1] / 1e3, (unsigned long long)sh.st.applied,
-			 (unsigned long long)(sh.sess[1].next_out + sh.sess[2].next_out - 2),
-			 (unsigned long long)es.fills, (unsigned long long)sh.journal.bytes,
-			 (unsigned long long)sh.journal.writes, (unsigned long long)sh.journal.fsyncs,
-			 (unsigned long long)xd_shard_hash(&sh));
+		snprintf(
+		    line, sizeof(line),
+		    "{\"orders\":%ld,\"orders_per_datagram\":%ld,\"batch\":%ld,\"durability\":"
+		    "\"%s\",\"seconds\":%.4f,\"orders_per_s\":%.0f,\"ns_per_order\":%.1f,"
+		    "\"batch_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"applied\":%llu,"
+		    "\"answers\":%llu,\"fills\":%llu,\"journal_bytes\":%llu,\"journal_writes\":"
+		    "%llu,\"fsyncs\":%llu,\"state_hash\":\"0x%016llx\"}",
+		    orders, per, batch, o.durability == XD_DUR_FSYNC ? "fsync" : "none", secs,
+		    (double)orders / secs, (double)t_all / (double)orders,
+		    (double)lat[nb / 2] / 1e3, (double)lat[nb * 99 / 100] / 1e3,
+		    (double)lat[nb - 1] / 1e3, (unsigned long long)sh.st.applied,
+		    (unsigned long long)(sh.sess[1].next_out + sh.sess[2].next_out - 2),
+		    (unsigned long long)es.fills, (unsigned long long)sh.journal.bytes,
+		    (unsigned long long)sh.journal.writes, (unsigned long long)sh.journal.fsyncs,
+		    (unsigned long long)xd_shard_hash(&sh));
 		printf("%s\n", line);
 		if (out) {
 			FILE *f = fopen(out, "w");

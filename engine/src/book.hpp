@@ -21,7 +21,8 @@
 #include <cstdint>
 #include <memory>
 
-namespace xe {
+namespace xe
+{
 
 constexpr uint32_t NIL = 0xffffffffu; // "no order" in every intrusive link; "no page / node"
 
@@ -86,7 +87,10 @@ struct BookSide {
 	uint64_t ibits = 0;
 	uint32_t idir[INLINE_DIR];
 
-	uint32_t top(uint64_t t) const { return fan <= INLINE_DIR ? idir[t] : dir[t]; }
+	uint32_t top(uint64_t t) const
+	{
+		return fan <= INLINE_DIR ? idir[t] : dir[t];
+	}
 };
 
 struct Book {

@@ -18,7 +18,8 @@ using xe::BookSide;
 using xe::NIL;
 using xe::Order;
 
-namespace {
+namespace
+{
 
 constexpr uint32_t MAX_ORDERS = 1u << 28;
 constexpr uint32_t MAX_SYMBOLS = 1u << 20;
@@ -34,7 +35,10 @@ void *reserve(uint64_t bytes)
 
 struct Hasher {
 	uint64_t h = 0x6a09e667f3bcc908ull;
-	void add(uint64_t v) { h = xe::mix64(h ^ v) + 0x9e3779b97f4a7c15ull; }
+	void add(uint64_t v)
+	{
+		h = xe::mix64(h ^ v) + 0x9e3779b97f4a7c15ull;
+	}
 };
 
 void fill_info(const Order &o, xe_order_info *out)
@@ -65,8 +69,8 @@ extern "C" {
 
 xe_engine *xe_engine_create(const struct xe_engine_config *cfg)
 {
-	if (!cfg || cfg->max_orders == 0 || cfg->max_orders > MAX_ORDERS ||
-	    cfg->max_symbols == 0 || cfg->max_symbols > MAX_SYMBOLS || cfg->max_sessions == 0 ||
+	if (!cfg || cfg->max_orders == 0 || cfg->max_orders > MAX_ORDERS || cfg->max_symbols == 0 ||
+	    cfg->max_symbols > MAX_SYMBOLS || cfg->max_sessions == 0 ||
 	    cfg->max_sessions > MAX_SESSIONS)
 		return nullptr;
 	xe_engine *e = new (std::nothrow) xe_engine;
@@ -119,7 +123,6 @@ void xe_engine_destroy(xe_engine *e)
 	delete e;
 }
 
-
 uint32_t xe_engine_max_events(const xe_engine *e)
 {
 	return e->max_events;
@@ -133,8 +136,7 @@ int xe_engine_add_symbol(xe_engine *e, const struct xe_symbol_config *c)
 	if (b.configured)
 		return -EEXIST;
 	if (c->lot_size == 0 || c->tick_size <= 0 || c->band_low <= 0 ||
-	    c->band_high < c->band_low || c->band_low % c->tick_size ||
-	    c->band_high % c->tick_size)
+	    c->band_high < c->band_low || c->band_low % c->tick_size || c->band_high % c->tick_size)
 		return -EINVAL;
 	// Any band: the directory has at most 4,096 entries a side, the pages below it come from
 	// the pools as orders rest.
@@ -218,7 +220,8 @@ uint32_t xe_engine_cancel(xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
 }
 
 uint32_t xe_engine_replace(xe_engine *e, uint32_t session_id, uint64_t orig_cl_ord_id,
-			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty, struct xe_event *out)
+			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty,
+			   struct xe_event *out)
 {
 	if (!e || !out)
 		return 0;
@@ -280,8 +283,8 @@ int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord
 	return 0;
 }
 
-uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side,
-				int64_t price, uint32_t max, struct xe_order_info *out)
+uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side, int64_t price,
+				uint32_t max, struct xe_order_info *out)
 {
 	if (!e || !out || symbol_id == 0 || symbol_id > e->cfg.max_symbols ||
 	    (side != XE_BUY && side != XE_SELL))
@@ -328,10 +331,10 @@ void xe_engine_get_memory(const xe_engine *e, struct xe_engine_memory *out)
 			   ((uint64_t)e->cfg.max_symbols + 1) * sizeof(Book);
 	out->directory_bytes = e->dir_bytes;
 	out->reserved_bytes = e->map_bytes;
-	out->ladder_bytes = (uint64_t)e->pages_used * sizeof(xe::Page) +
-			    (uint64_t)e->nodes_used * sizeof(xe::Node);
-	out->ladder_touched_bytes = (uint64_t)e->page_bump * sizeof(xe::Page) +
-				    (uint64_t)e->node_bump * sizeof(xe::Node);
+	out->ladder_bytes =
+	    (uint64_t)e->pages_used * sizeof(xe::Page) + (uint64_t)e->nodes_used * sizeof(xe::Node);
+	out->ladder_touched_bytes =
+	    (uint64_t)e->page_bump * sizeof(xe::Page) + (uint64_t)e->node_bump * sizeof(xe::Node);
 	out->pages_used = e->pages_used;
 	out->pages_max = e->page_cap;
 	out->nodes_used = e->nodes_used;
@@ -365,7 +368,8 @@ uint64_t xe_engine_state_hash(const xe_engine *e)
 					h.add(o.order_id);
 					h.add(o.cl_ord_id);
 					h.add(((uint64_t)o.session << 32) | o.leaves);
-					h.add(((uint64_t)o.filled << 32) | ((uint32_t)o.side << 16) |
+					h.add(((uint64_t)o.filled << 32) |
+					      ((uint32_t)o.side << 16) |
 					      ((uint32_t)o.ord_type << 8) | o.tif);
 				}
 			}

@@ -33,7 +33,8 @@ using xe::Order;
 using xe::level_index;
 using xe::level_price;
 
-namespace {
+namespace
+{
 
 // May an order on `side` limited to `limit` trade at `px`?
 inline bool within_limit(uint8_t side, int64_t limit, int64_t px)
@@ -65,16 +66,16 @@ inline xe_event *ev(xe_event *out, uint32_t n)
 // stack copy (a 64-byte event assembled field by field on the stack and copied out cost a
 // store-forwarding stall per event).
 static_assert(offsetof(xe_event, reason) == 4 && offsetof(xe_event, tif) == 6 &&
-		      offsetof(xe_event, session_id) == 8 && offsetof(xe_event, cl_ord_id) == 16 &&
-		      offsetof(xe_event, price) == 32 && offsetof(xe_event, qty) == 40 &&
-		      offsetof(xe_event, exec_id) == 48 && sizeof(xe_event) == 64,
+		  offsetof(xe_event, session_id) == 8 && offsetof(xe_event, cl_ord_id) == 16 &&
+		  offsetof(xe_event, price) == 32 && offsetof(xe_event, qty) == 40 &&
+		  offsetof(xe_event, exec_id) == 48 && sizeof(xe_event) == 64,
 	      "xe_event layout assumed by put_event");
 
 inline uint64_t ev_hdr(uint8_t type, uint8_t side, uint8_t liq, uint8_t ord_type, uint16_t reason,
 		       uint8_t tif)
 {
-	return (uint64_t)type | (uint64_t)side << 8 | (uint64_t)liq << 16 | (uint64_t)ord_type << 24 |
-	       (uint64_t)reason << 32 | (uint64_t)tif << 48;
+	return (uint64_t)type | (uint64_t)side << 8 | (uint64_t)liq << 16 |
+	       (uint64_t)ord_type << 24 | (uint64_t)reason << 32 | (uint64_t)tif << 48;
 }
 
 inline uint64_t pair32(uint32_t lo, uint32_t hi)
@@ -307,8 +308,9 @@ uint32_t xe_engine::match(Book &b, Aggressor &a, xe_event *out, uint32_t n, bool
 		while (a.leaves && oi != NIL && s.best == li) {
 			Order &m = pool[oi];
 			uint32_t next = m.next;
-			// Start the loads the next steps will need (the next order in the queue, and the
-			// index bucket of this one when it is about to leave) while the fills are written.
+			// Start the loads the next steps will need (the next order in the queue,
+			// and the index bucket of this one when it is about to leave) while the
+			// fills are written.
 			uint32_t bkt = 0; // m's index bucket, hashed once when m is about to leave
 			if (next != NIL)
 				__builtin_prefetch(&pool[next]);
@@ -393,8 +395,8 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 			rej = XE_REJ_HALTED;
 		if (!rej && find_in(bkt, o->session_id, o->cl_ord_id) != NIL)
 			rej = XE_REJ_DUPLICATE_ID;
-		if (!rej && can_rest && (free_head == NIL ||
-				     !nodes_for(*b, b->side[o->side - 1], o->price)))
+		if (!rej && can_rest &&
+		    (free_head == NIL || !nodes_for(*b, b->side[o->side - 1], o->price)))
 			rej = XE_REJ_CAPACITY;
 		if (!rej && o->ord_type == XE_ORD_POST_ONLY && crosses(*b, o->side, o->price))
 			rej = XE_REJ_POST_ONLY_CROSS;
@@ -434,8 +436,8 @@ uint32_t xe_engine::new_order(const xe_order *o, xe_event *out)
 	if (!a.leaves)
 		return n;
 	if (!can_rest || stp_stop) {
-		uint16_t why = stp_stop ? XE_CXL_SELF_TRADE
-					: (market ? XE_CXL_NO_LIQUIDITY : XE_CXL_IOC);
+		uint16_t why =
+		    stp_stop ? XE_CXL_SELF_TRADE : (market ? XE_CXL_NO_LIQUIDITY : XE_CXL_IOC);
 		put_cancelled(&out[n++], a, market ? 0 : a.price, why);
 		return n;
 	}
@@ -478,8 +480,8 @@ uint32_t xe_engine::cancel(uint32_t session, uint64_t cl, xe_event *out)
 		*e = xe_event{};
 		rejects++;
 		e->type = XE_EV_REJECTED;
-		e->reason = valid_session(this, session) ? XE_REJ_UNKNOWN_ORDER
-							 : XE_REJ_NOT_LOGGED_IN;
+		e->reason =
+		    valid_session(this, session) ? XE_REJ_UNKNOWN_ORDER : XE_REJ_NOT_LOGGED_IN;
 		e->session_id = session;
 		e->cl_ord_id = cl;
 		return 1;
@@ -522,8 +524,7 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 		if (!rej && o.ord_type == XE_ORD_POST_ONLY && price != o.price &&
 		    crosses(b, o.side, price))
 			rej = XE_REJ_POST_ONLY_CROSS;
-		if (!rej && price != o.price &&
-		    !nodes_for(b, b.side[o.side - 1], price))
+		if (!rej && price != o.price && !nodes_for(b, b.side[o.side - 1], price))
 			rej = XE_REJ_CAPACITY;
 	}
 	if (rej) {
@@ -561,9 +562,8 @@ uint32_t xe_engine::replace(uint32_t session, uint64_t orig, uint64_t cl, int64_
 	if (keeps_place) {
 		const BookSide &s = b.side[o.side - 1];
 		level_at(page_of(s, level_index(b, price)), (int64_t)level_index(b, price)).qty -=
-			o.leaves - new_leaves;
-	}
-	else
+		    o.leaves - new_leaves;
+	} else
 		unlink_level(b, o);
 	o.price = price;
 	o.leaves = new_leaves;

@@ -3,8 +3,8 @@
 // The engine instance behind the opaque `xe_engine` handle of the C ABI: the order pool with its
 // free list, the (session, cl_ord_id) -> order index (chained through the pooled orders, so it
 // needs no memory of its own beyond the bucket heads), per-session order lists and STP modes, the
-// books, the page and node pools of the price ladders (book.hpp) and the id counters. engine.cpp holds the order entry paths, config.cpp creation,
-// configuration and the queries.
+// books, the page and node pools of the price ladders (book.hpp) and the id counters. engine.cpp
+// holds the order entry paths, config.cpp creation, configuration and the queries.
 #ifndef XE_ENGINE_IMPL_HPP
 #define XE_ENGINE_IMPL_HPP
 
@@ -14,7 +14,8 @@
 #include "book.hpp"
 #include "xdpex/engine.h"
 
-namespace xe {
+namespace xe
+{
 
 struct Session {
 	uint32_t head = NIL, tail = NIL; // live orders, oldest first
@@ -34,7 +35,10 @@ struct Aggressor {
 	uint8_t ord_type;
 	uint8_t tif;
 
-	bool has_limit() const { return ord_type != XE_ORD_MARKET; }
+	bool has_limit() const
+	{
+		return ord_type != XE_ORD_MARKET;
+	}
 };
 
 inline uint64_t mix64(uint64_t x)
@@ -90,16 +94,17 @@ struct xe_engine {
 
 	// --- index -------------------------------------------------------------------------------
 	// Client order ids are usually sequential per session: the 16 ids of an aligned block share
-	// one cache line of buckets (one miss per 16 new orders instead of one per order), while the
-	// blocks themselves land at keyed random places, so chosen ids cannot pile into one chain.
+	// one cache line of buckets (one miss per 16 new orders instead of one per order), while
+	// the blocks themselves land at keyed random places, so chosen ids cannot pile into one
+	// chain.
 	uint32_t bucket_of(uint32_t session, uint64_t cl) const
 	{
 		uint64_t blk = xe::mix64((cl >> 4) ^ ((uint64_t)session << 40) ^ hash_seed);
 		return (uint32_t)(((blk << 4) | (cl & 15)) & bucket_mask);
 	}
 
-	// The link (bucket head or an order's hnext) that holds the order, or nullptr: lets a cancel
-	// unlink without hashing and walking the chain a second time.
+	// The link (bucket head or an order's hnext) that holds the order, or nullptr: lets a
+	// cancel unlink without hashing and walking the chain a second time.
 	uint32_t *find_link(uint32_t session, uint64_t cl)
 	{
 		uint32_t *p = &buckets[bucket_of(session, cl)];
@@ -158,15 +163,16 @@ struct xe_engine {
 		index_del(bucket_of(pool[oi].session, pool[oi].cl_ord_id), oi);
 	}
 
-	// --- ladder (book.hpp) ---------------------------------------------------------------------
+	// --- ladder (book.hpp)
+	// ---------------------------------------------------------------------
 	uint32_t page_alloc()
 	{
 		uint32_t p = page_free;
 		if (p != xe::NIL) {
 			page_free = pages[p].next_free;
 		} else {
-			// First use: every level empty. A page back from the free list is so already
-			// (it was dropped when its last level emptied).
+			// First use: every level empty. A page back from the free list is so
+			// already (it was dropped when its last level emptied).
 			p = page_bump++;
 			for (xe::Level &l : pages[p].lv)
 				l.head = xe::NIL;
@@ -420,7 +426,10 @@ struct xe_engine {
 		return next_level(b, s, li, bids, page_of(s, (uint64_t)li), &pg);
 	}
 
-	xe::Level &level_at(uint32_t page, int64_t li) { return pages[page].lv[li & 63]; }
+	xe::Level &level_at(uint32_t page, int64_t li)
+	{
+		return pages[page].lv[li & 63];
+	}
 	const xe::Level &level_at(uint32_t page, int64_t li) const
 	{
 		return pages[page].lv[li & 63];

@@ -11,9 +11,11 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace xe {
+namespace xe
+{
 
-namespace {
+namespace
+{
 
 bool to_i64(const char *f, size_t len, int64_t *v)
 {
@@ -67,7 +69,8 @@ bool load_stream(const std::string &path, Stream *out, std::string *err)
 	Stream s;
 	s.msgs.reserve(text.size() / 28);
 	bool first_price = true;
-	static const char *names[8] = {"phase", "seq", "type", "sym", "oid", "side", "price", "qty"};
+	static const char *names[8] = {"phase", "seq",	"type",	 "sym",
+				       "oid",	"side", "price", "qty"};
 	for (size_t line = 2; p < end; line++) {
 		const char *eol = (const char *)memchr(p, '\n', (size_t)(end - p));
 		if (!eol)
@@ -171,7 +174,8 @@ void deepen(Stream *s, uint32_t factor)
 	}
 }
 
-namespace {
+namespace
+{
 
 struct SplitMix {
 	uint64_t x;
@@ -187,8 +191,7 @@ struct SplitMix {
 constexpr int64_t SYN_MID = 1000000;
 constexpr size_t SYN_TIMED = 1000000;
 
-void push(Stream *s, char type, uint64_t oid, uint8_t side, int64_t price, uint32_t qty,
-	  bool timed)
+void push(Stream *s, char type, uint64_t oid, uint8_t side, int64_t price, uint32_t qty, bool timed)
 {
 	Msg m{};
 	m.oid = oid;

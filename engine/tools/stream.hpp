@@ -13,7 +13,8 @@
 
 #include "xdpex/engine.h"
 
-namespace xe {
+namespace xe
+{
 
 struct Msg {
 	uint64_t oid;

@@ -29,7 +29,8 @@
 
 #include "stream.hpp"
 
-namespace {
+namespace
+{
 
 uint64_t now_ns(clockid_t clk = CLOCK_MONOTONIC)
 {
@@ -121,14 +122,16 @@ int main(int argc, char **argv)
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
-			fprintf(stderr, "usage: xe_bench STREAM|--synthetic deep-book|wide-sweep [--json] "
-					"[--deep F] [--max-orders N] [--runs N]\n");
+			fprintf(stderr,
+				"usage: xe_bench STREAM|--synthetic deep-book|wide-sweep [--json] "
+				"[--deep F] [--max-orders N] [--runs N]\n");
 			return 2;
 		}
 	}
 	if (!path == !synthetic || runs == 0 || deep == 0 || deep > 1000) {
-		fprintf(stderr, "xe_bench: need a stream or --synthetic NAME (not both), --runs >= 1 "
-				"and --deep 1..1000\n");
+		fprintf(stderr,
+			"xe_bench: need a stream or --synthetic NAME (not both), --runs >= 1 "
+			"and --deep 1..1000\n");
 		return 2;
 	}
 	xe::Stream s;
@@ -202,8 +205,10 @@ int main(int argc, char **argv)
 		for (auto &v : by_type)
 			v.clear();
 		for (size_t i = 0; i < n; i++)
-			by_type[timed[i].type == 'N' ? 0 : timed[i].type == 'C' ? 1 : 2].push_back(
-				all[i]);
+			by_type[timed[i].type == 'N'   ? 0
+				: timed[i].type == 'C' ? 1
+						       : 2]
+			    .push_back(all[i]);
 		std::vector<uint32_t> copy = all;
 		lat_all.push_back(percentiles(copy, ns_per_tick));
 		for (int t = 0; t < 3; t++)
@@ -220,8 +225,8 @@ int main(int argc, char **argv)
 
 	bool deterministic = true;
 	for (const RunEnd &x : ends)
-		deterministic = deterministic && x.hash == ends[0].hash &&
-				x.st.fills == ends[0].st.fills;
+		deterministic =
+		    deterministic && x.hash == ends[0].hash && x.st.fills == ends[0].st.fills;
 	auto med = [](const std::vector<Pct> &v, double Pct::*f) {
 		std::vector<double> x;
 		for (const Pct &p : v)
@@ -268,12 +273,12 @@ int main(int argc, char **argv)
 		printf("\"resting_orders\":%" PRIu64 ",\"levels\":%" PRIu64
 		       ",\"orders_per_level\":%.1f,\"fills\":%" PRIu64 ",",
 		       st.resting_orders, st.levels, depth1, st.fills);
-		printf("\"state_hash\":\"%016" PRIx64 "\",\"deterministic\":%s,\"rss_bytes\":%" PRIu64
-		       "}\n",
+		printf("\"state_hash\":\"%016" PRIx64
+		       "\",\"deterministic\":%s,\"rss_bytes\":%" PRIu64 "}\n",
 		       ends[0].hash, deterministic ? "true" : "false", rss);
 	} else {
-		printf("stream      %s (deep factor %u): %zu timed messages after %zu prefill\n", path,
-		       deep, n, s.prefill);
+		printf("stream      %s (deep factor %u): %zu timed messages after %zu prefill\n",
+		       path, deep, n, s.prefill);
 		printf("throughput  %.2f M msgs/s (median of %u runs:", median(rates) / 1e6, runs);
 		for (double r : rates)
 			printf(" %.2f", r / 1e6);
@@ -288,7 +293,8 @@ int main(int argc, char **argv)
 			       med(lat_type[t], &Pct::p99), med(lat_type[t], &Pct::p999));
 		printf("book        start %" PRIu64 " orders on %" PRIu64 " levels (%.1f a level), "
 		       "end %" PRIu64 " orders on %" PRIu64 " levels (%.1f a level)\n",
-		       st0.resting_orders, st0.levels, depth0, st.resting_orders, st.levels, depth1);
+		       st0.resting_orders, st0.levels, depth0, st.resting_orders, st.levels,
+		       depth1);
 		printf("fills       %" PRIu64 "  state hash %016" PRIx64 " (%s across runs)\n",
 		       st.fills, ends[0].hash, deterministic ? "identical" : "DIFFERENT");
 		printf("peak RSS    %.1f MiB\n", (double)rss / 1048576.0);

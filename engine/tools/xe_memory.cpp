@@ -20,7 +20,8 @@
 
 #include "xdpex/engine.h"
 
-namespace {
+namespace
+{
 
 uint64_t rss()
 {
@@ -69,8 +70,9 @@ int main(int argc, char **argv)
 		max_orders = orders;
 	if (!symbols || symbols > (1u << 20) || band < 4 || !max_orders || orders > max_orders ||
 	    max_orders > (1u << 28)) {
-		fprintf(stderr, "xe_memory: need 1..2^20 symbols, a band >= 4, orders <= max orders "
-				"<= 2^28\n");
+		fprintf(stderr,
+			"xe_memory: need 1..2^20 symbols, a band >= 4, orders <= max orders "
+			"<= 2^28\n");
 		return 2;
 	}
 	uint64_t r0 = rss();

@@ -30,7 +30,8 @@ int main(int argc, char **argv)
 	}
 	xe_engine *e = xe::make_engine(s, max_orders);
 	if (!e) {
-		fprintf(stderr, "xe_replay: cannot create the engine (max_orders %u)\n", max_orders);
+		fprintf(stderr, "xe_replay: cannot create the engine (max_orders %u)\n",
+			max_orders);
 		return 1;
 	}
 	FILE *out = strcmp(argv[2], "-") ? fopen(argv[2], "w") : stdout;
@@ -52,8 +53,8 @@ int main(int argc, char **argv)
 			} else if (a.type == XE_EV_FILL && a.liquidity == XE_LIQ_REMOVED &&
 				   i + 1 < n) {
 				const xe_event &r = ev[++i];
-				fprintf(out, "%" PRIu64 ",%" PRIu64 ",%u,%" PRId64 "\n", a.cl_ord_id,
-					r.cl_ord_id, a.qty, a.price);
+				fprintf(out, "%" PRIu64 ",%" PRIu64 ",%u,%" PRId64 "\n",
+					a.cl_ord_id, r.cl_ord_id, a.qty, a.price);
 				fills++;
 			}
 		}
@@ -67,7 +68,8 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"messages %zu fills %" PRIu64 " rejects %" PRIu64 " resting %" PRIu64
 		" levels %" PRIu64 " state_hash %016" PRIx64 "\n",
-		s.msgs.size(), fills, rejects, st.resting_orders, st.levels, xe_engine_state_hash(e));
+		s.msgs.size(), fills, rejects, st.resting_orders, st.levels,
+		xe_engine_state_hash(e));
 	xe_engine_destroy(e);
 	return 0;
 }

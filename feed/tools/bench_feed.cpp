@@ -7,8 +7,9 @@
 //     --batch messages, 352 = 16 orders x 22 datagrams by default, a full receive batch) packed
 //     into MoldUDP64 packets and committed, i.e. everything the shard adds except the journal
 //     copy and the send.
-// Reports the median ns (of the thread's CPU time) per message of each and the difference, feed messages and packets per
-// order. No network, no journal: the wire benchmark measures those with the producer in xdpexd.
+// Reports the median ns (of the thread's CPU time) per message of each and the difference, feed
+// messages and packets per order. No network, no journal: the wire benchmark measures those with
+// the producer in xdpexd.
 //
 // usage: bench_feed STREAM [--runs N] [--batch N] [--mode both|engine|feed] [--json]
 #include <time.h>
@@ -27,7 +28,8 @@ extern "C" {
 #include "xdpex_feed.h"
 }
 
-namespace {
+namespace
+{
 
 // The thread's own CPU time: on a shared machine, preemption does not count against either side.
 uint64_t now_ns()
@@ -76,7 +78,7 @@ Run run(const xe::Stream &s, bool feed, uint32_t batch)
 		}
 	}
 	uint64_t t1 = now_ns();
-	Run r{ (double)(t1 - t0) / (double)(s.msgs.size() - s.prefill), f.msgs - base, packets };
+	Run r{(double)(t1 - t0) / (double)(s.msgs.size() - s.prefill), f.msgs - base, packets};
 	if (sink == 42)
 		std::printf(" ");
 	xf_enc_free(&f);
@@ -123,21 +125,23 @@ int main(int argc, char **argv)
 	for (int r = 0; r < runs; r++) {
 		// --mode engine / feed: one side only (for perf stat, counting instructions).
 		plain.push_back(std::strcmp(mode, "feed") ? run(s, false, batch).ns_per_msg : 0);
-		last = std::strcmp(mode, "engine") ? run(s, true, batch) : Run{ 0, 0, 0 };
+		last = std::strcmp(mode, "engine") ? run(s, true, batch) : Run{0, 0, 0};
 		fed.push_back(last.ns_per_msg);
 	}
 	size_t timed = s.msgs.size() - s.prefill;
 	double a = median(plain), b = median(fed);
 	if (json)
-		std::printf("{\"messages\": %zu, \"runs\": %d, \"batch\": %u, \"engine_ns_per_msg\": "
-			    "%.1f, \"engine_feed_ns_per_msg\": %.1f, \"feed_ns_per_msg\": %.1f, "
-			    "\"feed_msgs_per_order\": %.3f, \"packets_per_order\": %.4f}\n",
-			    timed, runs, batch, a, b, b - a, (double)last.feed_msgs / (double)timed,
-			    (double)last.packets / (double)timed);
+		std::printf(
+		    "{\"messages\": %zu, \"runs\": %d, \"batch\": %u, \"engine_ns_per_msg\": "
+		    "%.1f, \"engine_feed_ns_per_msg\": %.1f, \"feed_ns_per_msg\": %.1f, "
+		    "\"feed_msgs_per_order\": %.3f, \"packets_per_order\": %.4f}\n",
+		    timed, runs, batch, a, b, b - a, (double)last.feed_msgs / (double)timed,
+		    (double)last.packets / (double)timed);
 	else
-		std::printf("bench_feed: %zu messages, %d runs: engine %.1f ns/msg, engine + feed %.1f "
-			    "ns/msg (+%.1f ns, x%.2f); %.3f feed messages and %.4f packets per order\n",
-			    timed, runs, a, b, b - a, b / a, (double)last.feed_msgs / (double)timed,
-			    (double)last.packets / (double)timed);
+		std::printf(
+		    "bench_feed: %zu messages, %d runs: engine %.1f ns/msg, engine + feed %.1f "
+		    "ns/msg (+%.1f ns, x%.2f); %.3f feed messages and %.4f packets per order\n",
+		    timed, runs, a, b, b - a, b / a, (double)last.feed_msgs / (double)timed,
+		    (double)last.packets / (double)timed);
 	return 0;
 }

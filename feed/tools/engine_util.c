@@ -45,7 +45,7 @@ struct eu_gen *eu_gen_new(const struct eu_gen_opts *o)
 	if (!g)
 		return NULL;
 	g->o = *o;
-	ec = (struct xe_engine_config){ o->max_orders, o->symbols, o->sessions };
+	ec = (struct xe_engine_config){o->max_orders, o->symbols, o->sessions};
 	g->e = xe_engine_create(&ec);
 	g->rng = o->seed;
 	g->mid = calloc(o->symbols + 1, sizeof(*g->mid));
@@ -60,8 +60,11 @@ struct eu_gen *eu_gen_new(const struct eu_gen_opts *o)
 	if (!g->ev)
 		goto fail;
 	for (uint32_t s = 1; s <= o->symbols; s++) {
-		struct xe_symbol_config sc = { .symbol_id = s, .lot_size = 1, .tick_size = 1,
-					       .band_low = BAND_LO, .band_high = BAND_HI };
+		struct xe_symbol_config sc = {.symbol_id = s,
+					      .lot_size = 1,
+					      .tick_size = 1,
+					      .band_low = BAND_LO,
+					      .band_high = BAND_HI};
 
 		if (xe_engine_add_symbol(g->e, &sc))
 			goto fail;
@@ -148,9 +151,12 @@ static int new_order(struct eu_gen *g, struct xf_enc *f, uint32_t s, uint32_t sy
 {
 	struct eu_sess *x = &g->sess[s];
 	uint32_t r = pick(g, 100);
-	struct xe_order o = { .session_id = s, .symbol_id = sym, .cl_ord_id = ++x->next_cl,
-			      .side = (uint8_t)(1 + pick(g, 2)), .ord_type = XE_ORD_LIMIT,
-			      .tif = pick(g, 2) ? XE_TIF_GTC : XE_TIF_DAY };
+	struct xe_order o = {.session_id = s,
+			     .symbol_id = sym,
+			     .cl_ord_id = ++x->next_cl,
+			     .side = (uint8_t)(1 + pick(g, 2)),
+			     .ord_type = XE_ORD_LIMIT,
+			     .tif = pick(g, 2) ? XE_TIF_GTC : XE_TIF_DAY};
 	int64_t away = (int64_t)pick(g, 25) - 4; /* mostly passive, sometimes through the mid */
 	uint32_t n;
 
@@ -207,8 +213,9 @@ static int replace(struct eu_gen *g, struct xf_enc *f, uint32_t s, uint64_t ts)
 	}
 	/* else: unchanged (NO_CHANGE reject) */
 	found = xe_engine_get_order(g->e, s, cl, &prior) == 0;
-	n = run(g, xe_engine_replace(g->e, s, cl, pick(g, 3) ? cl : g->sess[s].next_cl + 1 +
-						   (uint64_t)pick(g, 2), px, qty, g->ev));
+	n = run(g, xe_engine_replace(
+		       g->e, s, cl, pick(g, 3) ? cl : g->sess[s].next_cl + 1 + (uint64_t)pick(g, 2),
+		       px, qty, g->ev));
 	if (g->ev[0].type == XE_EV_REPLACED && g->ev[0].cl_ord_id != cl) {
 		struct eu_sess *x = &g->sess[s];
 
@@ -282,9 +289,10 @@ static uint32_t engine_orders(struct eu_gen *g, uint32_t sym, uint8_t side)
 						    g->o.max_orders - n, g->info);
 
 		for (uint32_t j = 0; j < k; j++)
-			g->bo[n++] = (struct xf_border){ .order_id = g->info[j].order_id,
-							 .price = g->info[j].price,
-							 .qty = g->info[j].leaves, .side = side };
+			g->bo[n++] = (struct xf_border){.order_id = g->info[j].order_id,
+							.price = g->info[j].price,
+							.qty = g->info[j].leaves,
+							.side = side};
 	}
 	return n;
 }
@@ -339,20 +347,23 @@ int eu_compare(struct eu_gen *g, const struct xf_book *b, char *err, size_t errl
 
 			for (uint32_t i = 0; i < ne && i < nb && !rc; i++) {
 				if (mine[i].order_id != g->bo[i].order_id ||
-				    mine[i].price != g->bo[i].price || mine[i].qty != g->bo[i].qty) {
-					snprintf(err, errlen,
-						 "symbol %u side %u position %u: book order %" PRIu64
-						 " %" PRId64 " x %u, engine order %" PRIu64 " %" PRId64
-						 " x %u",
-						 s, side, i, mine[i].order_id, mine[i].price,
-						 mine[i].qty, g->bo[i].order_id, g->bo[i].price,
-						 g->bo[i].qty);
+				    mine[i].price != g->bo[i].price ||
+				    mine[i].qty != g->bo[i].qty) {
+					snprintf(
+					    err, errlen,
+					    "symbol %u side %u position %u: book order %" PRIu64
+					    " %" PRId64 " x %u, engine order %" PRIu64 " %" PRId64
+					    " x %u",
+					    s, side, i, mine[i].order_id, mine[i].price,
+					    mine[i].qty, g->bo[i].order_id, g->bo[i].price,
+					    g->bo[i].qty);
 					rc = 1;
 				}
 			}
 			if (!rc && ne != nb) {
-				snprintf(err, errlen, "symbol %u side %u: book %u orders, engine %u", s,
-					 side, nb, ne);
+				snprintf(err, errlen,
+					 "symbol %u side %u: book %u orders, engine %u", s, side,
+					 nb, ne);
 				rc = 1;
 			}
 		}

@@ -26,14 +26,14 @@
 
 static int failures;
 
-#define CHECK(c, ...)                                                         \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			printf("FAIL %s:%d: ", __func__, __LINE__);           \
-			printf(__VA_ARGS__);                                  \
-			putchar('\n');                                        \
-			failures++;                                           \
-		}                                                             \
+#define CHECK(c, ...) \
+	do { \
+		if (!(c)) { \
+			printf("FAIL %s:%d: ", __func__, __LINE__); \
+			printf(__VA_ARGS__); \
+			putchar('\n'); \
+			failures++; \
+		} \
 	} while (0)
 
 /* ---- each engine call's feed messages ---- */
@@ -47,9 +47,9 @@ struct fixture {
 
 static void fx_init(struct fixture *x)
 {
-	struct xe_engine_config ec = { 1024, 4, 4 };
-	struct xe_symbol_config sc = { .symbol_id = 1, .lot_size = 1, .tick_size = 1,
-				       .band_low = 1, .band_high = 100000 };
+	struct xe_engine_config ec = {1024, 4, 4};
+	struct xe_symbol_config sc = {
+	    .symbol_id = 1, .lot_size = 1, .tick_size = 1, .band_low = 1, .band_high = 100000};
 
 	memset(x, 0, sizeof(*x));
 	x->e = xe_engine_create(&ec);
@@ -90,7 +90,7 @@ static void encoded(struct fixture *x, uint32_t n, const struct xe_order_info *p
 static void order(struct fixture *x, uint32_t s, uint64_t cl, uint8_t side, int64_t px,
 		  uint32_t qty, uint8_t type, uint8_t tif)
 {
-	struct xe_order o = { s, 1, cl, px, qty, side, type, tif, 0 };
+	struct xe_order o = {s, 1, cl, px, qty, side, type, tif, 0};
 
 	encoded(x, xe_engine_new_order(x->e, &o, x->ev), NULL);
 }
@@ -118,7 +118,8 @@ static void test_engine_calls(void)
 	CHECK(!strcmp(x.types, "A"), "rest: %s", x.types);
 	a = (const void *)msg_at(&x, 0);
 	CHECK(a->side == XF_BUY && a->price == 100 && a->qty == 10 && a->order_id && a->ts == 77 &&
-		      a->symbol_id == 1, "rest: add fields");
+		  a->symbol_id == 1,
+	      "rest: add fields");
 	uint64_t bid = a->order_id;
 
 	order(&x, 1, 2, XE_BUY, 100, 5, XE_ORD_LIMIT, XE_TIF_DAY);
@@ -130,7 +131,8 @@ static void test_engine_calls(void)
 	ex = (const void *)msg_at(&x, 0);
 	t = (const void *)msg_at(&x, 1);
 	CHECK(ex->order_id == bid && ex->qty == 10 && ex->leaves == 0 && ex->price == 100 &&
-		      ex->side == XF_BUY, "first execution");
+		  ex->side == XF_BUY,
+	      "first execution");
 	CHECK(t->side == XF_SELL && t->match_id == ex->match_id && t->qty == 10 && t->price == 100,
 	      "trade carries the aggressor side and the match");
 	ex = (const void *)msg_at(&x, 2);
@@ -199,8 +201,8 @@ static void test_engine_calls(void)
 	encoded(&x, xe_engine_expire_day(x.e, x.ev), NULL);
 	CHECK(!strcmp(x.types, "DD"), "expiry deletes the DAY orders: %s", x.types);
 	encoded(&x, xe_engine_mass_cancel(x.e, 1, 0, 0, XE_CXL_MASS, x.ev), NULL);
-	CHECK(strlen(x.types) >= 1 && !strchr(x.types, 'A') && x.types[0] == 'D',
-	      "mass cancel: %s", x.types);
+	CHECK(strlen(x.types) >= 1 && !strchr(x.types, 'A') && x.types[0] == 'D', "mass cancel: %s",
+	      x.types);
 	encoded(&x, xe_engine_mass_cancel(x.e, 1, 0, 0, XE_CXL_MASS, x.ev), NULL);
 	CHECK(!strcmp(x.types, ""), "mass cancel of nothing: %s", x.types);
 
@@ -217,7 +219,8 @@ static void test_engine_calls(void)
 		CHECK(x.f.refused == 2, "refusals counted");
 	}
 	CHECK(xf_enc_symbol_state(&x.f, 1, 1, 5) == 1 && xf_enc_system(&x.f, 'O', 5) == 1 &&
-		      xf_enc_system(&x.f, 'x', 5) == -EINVAL, "state and system events");
+		  xf_enc_system(&x.f, 'x', 5) == -EINVAL,
+	      "state and system events");
 	fx_free(&x);
 }
 
@@ -254,7 +257,7 @@ static void pack_apply(struct sink *s, const char *session, const struct xf_enc 
 			return;
 		}
 		CHECK(len <= (max_payload ? max_payload : XF_MAX_PAYLOAD) ||
-			      len <= XF_MOLD_HDR_SIZE + XF_BLOCK_HDR + XF_MAX_MSG_SIZE,
+			  len <= XF_MOLD_HDR_SIZE + XF_BLOCK_HDR + XF_MAX_MSG_SIZE,
 		      "packet of %zu bytes", len);
 		CHECK(!memcmp(v.session, session, XF_SESSION_LEN) && v.seq == s->next_seq,
 		      "packet seq %" PRIu64 ", expected %" PRIu64, v.seq, s->next_seq);
@@ -265,8 +268,8 @@ static void pack_apply(struct sink *s, const char *session, const struct xf_enc 
 
 			rc = xf_book_apply(s->book, m, ml);
 			if (rc && !s->bad++)
-				CHECK(0, "book refused message %" PRIu64 " (%c): %s",
-				      v.seq + i, m[0], xf_book_error(s->book));
+				CHECK(0, "book refused message %" PRIu64 " (%c): %s", v.seq + i,
+				      m[0], xf_book_error(s->book));
 		}
 		s->next_seq = v.seq + v.count;
 		s->msgs += v.count;
@@ -275,14 +278,14 @@ static void pack_apply(struct sink *s, const char *session, const struct xf_enc 
 
 static void test_pack_sizes(void)
 {
-	size_t sizes[] = { 1, 80, 200, 576, 1000, 0 };
+	size_t sizes[] = {1, 80, 200, 576, 1000, 0};
 	char session[XF_SESSION_LEN];
 	uint8_t pkt[XF_MAX_PAYLOAD];
 	struct xf_mold_view v;
 
 	xf_session_name(session, NULL, 0);
 	for (size_t m = 0; m < sizeof(sizes) / sizeof(sizes[0]); m++) {
-		struct sink s = { xf_book_new(), 1, 0, 0, 0 };
+		struct sink s = {xf_book_new(), 1, 0, 0, 0};
 		struct xf_enc all;
 		struct fixture y;
 
@@ -292,10 +295,15 @@ static void test_pack_sizes(void)
 		xf_enc_init(&all, 1, 64); /* small: the buffer must grow */
 		for (uint32_t i = 0; i < 300; i++) {
 			int ioc = i % 5 == 4;
-			struct xe_order o = { 1 + (uint32_t)ioc, 1, 1000 + i,
-					      i % 2 ? 100 - i % 7 : 101 + i % 7, 1 + i,
-					      (uint8_t)(i % 2 ? XE_BUY : XE_SELL), XE_ORD_LIMIT,
-					      (uint8_t)(ioc ? XE_TIF_IOC : XE_TIF_GTC), 0 };
+			struct xe_order o = {1 + (uint32_t)ioc,
+					     1,
+					     1000 + i,
+					     i % 2 ? 100 - i % 7 : 101 + i % 7,
+					     1 + i,
+					     (uint8_t)(i % 2 ? XE_BUY : XE_SELL),
+					     XE_ORD_LIMIT,
+					     (uint8_t)(ioc ? XE_TIF_IOC : XE_TIF_GTC),
+					     0};
 
 			if (ioc)
 				o.price = o.side == XE_BUY ? 200 : 1;
@@ -312,27 +320,30 @@ static void test_pack_sizes(void)
 		fx_free(&y);
 	}
 	CHECK(xf_pack_empty(pkt, session, 42, 0) == 20 && !xf_parse_datagram(pkt, 20, &v, NULL) &&
-		      v.heartbeat && v.seq == 42 && !v.count, "heartbeat");
+		  v.heartbeat && v.seq == 42 && !v.count,
+	      "heartbeat");
 	CHECK(xf_pack_empty(pkt, session, 43, 1) == 20 && !xf_parse_datagram(pkt, 20, &v, NULL) &&
-		      v.end && v.seq == 43, "end of session");
+		  v.end && v.seq == 43,
+	      "end of session");
 	{
 		/* Seeking inside a block run (the rewind server's job). */
 		struct fixture y;
 
 		fx_init(&y);
 		for (uint32_t i = 0; i < 10; i++) {
-			struct xe_order o = { 1, 1, 50 + i, 10 + i, 1, XE_BUY, XE_ORD_LIMIT,
-					      XE_TIF_GTC, 0 };
+			struct xe_order o = {1,		 1, 50 + i, 10 + i, 1, XE_BUY, XE_ORD_LIMIT,
+					     XE_TIF_GTC, 0};
 
 			xf_enc_events(&y.f, y.ev, xe_engine_new_order(y.e, &o, y.ev), NULL, 1);
 		}
 		long off = xf_blocks_seek(y.f.buf, y.f.len, 1, 10, 4);
 
 		CHECK(off == 3 * (XF_BLOCK_HDR + 40) &&
-			      ((const struct xf_add_order *)(y.f.buf + off + 2))->price == 13,
+			  ((const struct xf_add_order *)(y.f.buf + off + 2))->price == 13,
 		      "seek to the 4th message: %ld", off);
 		CHECK(xf_blocks_seek(y.f.buf, y.f.len, 1, 10, 11) == -ERANGE &&
-			      xf_blocks_seek(y.f.buf, y.f.len, 5, 10, 4) == -ERANGE, "seek range");
+			  xf_blocks_seek(y.f.buf, y.f.len, 5, 10, 4) == -ERANGE,
+		      "seek range");
 		fx_free(&y);
 	}
 }
@@ -381,11 +392,15 @@ static uint64_t check_every = 20000;
 
 static void test_mixed(uint64_t orders, uint64_t seed)
 {
-	struct eu_gen_opts o = { .seed = seed, .symbols = 6, .sessions = 8, .max_orders = 200000,
-				 .target_resting = 20000, .halts = 1 };
+	struct eu_gen_opts o = {.seed = seed,
+				.symbols = 6,
+				.sessions = 8,
+				.max_orders = 200000,
+				.target_resting = 20000,
+				.halts = 1};
 	struct eu_gen *g = eu_gen_new(&o);
-	struct sink s = { xf_book_new(), 1, 0, 0, 0 };
-	struct jsink js = { xf_book_new(), 1, 0, 0 };
+	struct sink s = {xf_book_new(), 1, 0, 0, 0};
+	struct jsink js = {xf_book_new(), 1, 0, 0};
 	char dir[] = "/tmp/xdpex-feed-test-XXXXXX", qdir[600], session[XF_SESSION_LEN], err[512];
 	struct xf_enc f;
 	struct xf_jw w;
@@ -458,21 +473,22 @@ static void test_mixed(uint64_t orders, uint64_t seed)
 			size_t ml;
 			const uint8_t *m = xf_next_msg(&p, &ml);
 
-			CHECK(!xf_book_apply(snap, m, ml), "snapshot apply: %s", xf_book_error(snap));
+			CHECK(!xf_book_apply(snap, m, ml), "snapshot apply: %s",
+			      xf_book_error(snap));
 		}
 		c = dump_of(snap);
 		CHECK(!strcmp(a, c), "a book rebuilt from its snapshot differs");
 		xf_book_get_stats(s.book, &st);
-		printf("test_feed: %" PRIu64 " orders (%" PRIu64 " new, %" PRIu64 " cancels, %" PRIu64
-		       " replaces, %" PRIu64 " mass, %" PRIu64 " halts, %" PRIu64 " expiries, %" PRIu64
-		       " rejects), %" PRIu64
-		       " feed messages (%" PRIu64 " executions, %" PRIu64 " deletes), %" PRIu64
-		       " packets, %" PRIu64 " resting at the end, %.2f s\n",
-		       orders, cn->news, cn->cancels, cn->replaces, cn->mass, cn->halts, cn->expiries,
-		       cn->rejects, f.msgs, st.executions, st.deletions, s.packets, st.orders,
-		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-		CHECK(orders < 100000 || (st.executions > orders / 50 && st.replaces && st.reductions &&
-					  st.deletions && st.states),
+		printf(
+		    "test_feed: %" PRIu64 " orders (%" PRIu64 " new, %" PRIu64 " cancels, %" PRIu64
+		    " replaces, %" PRIu64 " mass, %" PRIu64 " halts, %" PRIu64 " expiries, %" PRIu64
+		    " rejects), %" PRIu64 " feed messages (%" PRIu64 " executions, %" PRIu64
+		    " deletes), %" PRIu64 " packets, %" PRIu64 " resting at the end, %.2f s\n",
+		    orders, cn->news, cn->cancels, cn->replaces, cn->mass, cn->halts, cn->expiries,
+		    cn->rejects, f.msgs, st.executions, st.deletions, s.packets, st.orders,
+		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		CHECK(orders < 100000 || (st.executions > orders / 50 && st.replaces &&
+					  st.reductions && st.deletions && st.states),
 		      "the stream exercised every kind of message");
 		free(a);
 		free(b);
@@ -508,7 +524,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
 			seed = strtoull(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: test_feed [--orders N] [--seed S] [--check-every N]\n");
+			fprintf(stderr,
+				"usage: test_feed [--orders N] [--seed S] [--check-every N]\n");
 			return 2;
 		}
 	}

@@ -77,7 +77,7 @@ static struct {
 	size_t scap;
 	uint64_t last_discover; /* CLOCK_MONOTONIC ns */
 	uint64_t requests, served_msgs, served_pkts, beyond, bad_requests, unknown_session,
-		snapshots, snapshot_orders, journal_errors;
+	    snapshots, snapshot_orders, journal_errors;
 } d;
 
 static volatile sig_atomic_t stop;
@@ -107,8 +107,10 @@ static int on_record(void *ctx, const struct xf_jrec *r)
 	if (r->hdr->type != XJ_FEED)
 		return 0;
 	if (r->hdr->msg_seq != q->next_seq) {
-		fprintf(stderr, "xdpex-feedd: q%d journal seq %" PRIu64 ": feed sequence %" PRIu64
-			", expected %" PRIu64 "\n", q->q, r->hdr->seq, r->hdr->msg_seq, q->next_seq);
+		fprintf(stderr,
+			"xdpex-feedd: q%d journal seq %" PRIu64 ": feed sequence %" PRIu64
+			", expected %" PRIu64 "\n",
+			q->q, r->hdr->seq, r->hdr->msg_seq, q->next_seq);
 		d.journal_errors++;
 		if (r->hdr->msg_seq < q->next_seq)
 			return 0; /* already indexed: never serve a sequence twice */
@@ -123,7 +125,7 @@ static int on_record(void *ctx, const struct xf_jrec *r)
 		q->cap = cap;
 	}
 	x = &q->idx[q->nidx++];
-	*x = (struct rec_idx){ r->hdr->msg_seq, r->hdr->count, r->seg, r->off, r->hdr->len };
+	*x = (struct rec_idx){r->hdr->msg_seq, r->hdr->count, r->seg, r->off, r->hdr->len};
 	for (uint32_t i = 0; i < r->hdr->count; i++) {
 		size_t ml;
 		const uint8_t *m = xf_next_msg(&p, &ml);
@@ -450,9 +452,13 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "journal", 1, 0, 'j' },     { "rewind", 1, 0, 'r' },	 { "snapshot", 1, 0, 's' },
-		{ "session-prefix", 1, 0, 'p' }, { "max-rewind", 1, 0, 'm' }, { "poll-ms", 1, 0, 'P' },
-		{ 0, 0, 0, 0 },
+	    {"journal", 1, 0, 'j'},
+	    {"rewind", 1, 0, 'r'},
+	    {"snapshot", 1, 0, 's'},
+	    {"session-prefix", 1, 0, 'p'},
+	    {"max-rewind", 1, 0, 'm'},
+	    {"poll-ms", 1, 0, 'P'},
+	    {0, 0, 0, 0},
 	};
 	const char *rewind = "0.0.0.0:9401", *snapshot = "0.0.0.0:9402";
 	char rshown[64], sshown[64];
@@ -493,19 +499,20 @@ int main(int argc, char **argv)
 		int map[2 + MAX_CLIENTS], np = 2;
 		uint64_t now = mono_ns();
 
-		p[0] = (struct pollfd){ d.ufd, POLLIN, 0 };
-		p[1] = (struct pollfd){ d.lfd, POLLIN, 0 };
+		p[0] = (struct pollfd){d.ufd, POLLIN, 0};
+		p[1] = (struct pollfd){d.lfd, POLLIN, 0};
 		for (int i = 0; i < MAX_CLIENTS; i++) {
 			struct client *cl = &d.cl[i];
 
 			if (cl->fd < 0)
 				continue;
 			if (now - cl->since > CLIENT_TIMEOUT_NS) {
-				client_close(cl); /* a request that never came, or a stalled reader */
+				client_close(
+				    cl); /* a request that never came, or a stalled reader */
 				continue;
 			}
 			map[np] = i;
-			p[np++] = (struct pollfd){ cl->fd, cl->out ? POLLOUT : POLLIN, 0 };
+			p[np++] = (struct pollfd){cl->fd, cl->out ? POLLOUT : POLLIN, 0};
 		}
 		if (poll(p, (nfds_t)np, poll_ms) < 0 && errno != EINTR)
 			break;
@@ -525,7 +532,8 @@ int main(int argc, char **argv)
 		if (p[1].revents & POLLIN) {
 			int fd;
 
-			while ((fd = accept4(d.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+			while ((fd = accept4(d.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
+			       0) {
 				int i;
 
 				for (i = 0; i < MAX_CLIENTS && d.cl[i].fd >= 0; i++)
@@ -534,7 +542,7 @@ int main(int argc, char **argv)
 					close(fd);
 					continue;
 				}
-				d.cl[i] = (struct client){ .fd = fd, .since = mono_ns() };
+				d.cl[i] = (struct client){.fd = fd, .since = mono_ns()};
 			}
 		}
 		for (int j = 2; j < np; j++)
@@ -551,7 +559,7 @@ int main(int argc, char **argv)
 	       ", \"bad_requests\": %" PRIu64 ", \"unknown_session\": %" PRIu64
 	       ", \"snapshots\": %" PRIu64 ", \"snapshot_orders\": %" PRIu64
 	       ", \"journal_errors\": %" PRIu64 ", \"queues\": %d}\n",
-	       d.requests, d.served_msgs, d.served_pkts, d.beyond, d.bad_requests, d.unknown_session,
-	       d.snapshots, d.snapshot_orders, d.journal_errors, d.nq);
+	       d.requests, d.served_msgs, d.served_pkts, d.beyond, d.bad_requests,
+	       d.unknown_session, d.snapshots, d.snapshot_orders, d.journal_errors, d.nq);
 	return 0;
 }

@@ -35,7 +35,7 @@ static uint64_t now_ns(clockid_t c)
 
 static void sleep_until(uint64_t mono)
 {
-	struct timespec ts = { (time_t)(mono / 1000000000ull), (long)(mono % 1000000000ull) };
+	struct timespec ts = {(time_t)(mono / 1000000000ull), (long)(mono % 1000000000ull)};
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
@@ -43,11 +43,13 @@ static void sleep_until(uint64_t mono)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: xdpex-feedsim --journal DIR [--queue Q] [--dst A.B.C.D:PORT]... [--orders N]\n"
-		"         [--rate ORDERS_PER_S] [--batch CALLS] [--seed S] [--symbols N] [--sessions N]\n"
-		"         [--mcast-if ADDR] [--ttl N] [--session-prefix P] [--segment-bytes N]\n"
-		"         [--dump FILE] [--progress N] [--linger-ms MS] [--no-end]\n");
+	fprintf(
+	    stderr,
+	    "usage: xdpex-feedsim --journal DIR [--queue Q] [--dst A.B.C.D:PORT]... [--orders N]\n"
+	    "         [--rate ORDERS_PER_S] [--batch CALLS] [--seed S] [--symbols N] [--sessions "
+	    "N]\n"
+	    "         [--mcast-if ADDR] [--ttl N] [--session-prefix P] [--segment-bytes N]\n"
+	    "         [--dump FILE] [--progress N] [--linger-ms MS] [--no-end]\n");
 	exit(2);
 }
 
@@ -98,21 +100,25 @@ static int batch_end(struct sim *s, uint64_t ts)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "journal", 1, 0, 'j' }, { "queue", 1, 0, 'q' },	  { "dst", 1, 0, 'd' },
-		{ "orders", 1, 0, 'n' },  { "rate", 1, 0, 'r' },	  { "batch", 1, 0, 'b' },
-		{ "seed", 1, 0, 's' },	  { "symbols", 1, 0, 'y' },	  { "sessions", 1, 0, 'e' },
-		{ "mcast-if", 1, 0, 'i' }, { "ttl", 1, 0, 't' },	  { "session-prefix", 1, 0, 'p' },
-		{ "segment-bytes", 1, 0, 'g' }, { "dump", 1, 0, 'D' }, { "progress", 1, 0, 'P' },
-		{ "linger-ms", 1, 0, 'l' }, { "no-end", 0, 0, 'E' },	  { 0, 0, 0, 0 },
+	    {"journal", 1, 0, 'j'},	  {"queue", 1, 0, 'q'},	  {"dst", 1, 0, 'd'},
+	    {"orders", 1, 0, 'n'},	  {"rate", 1, 0, 'r'},	  {"batch", 1, 0, 'b'},
+	    {"seed", 1, 0, 's'},	  {"symbols", 1, 0, 'y'}, {"sessions", 1, 0, 'e'},
+	    {"mcast-if", 1, 0, 'i'},	  {"ttl", 1, 0, 't'},	  {"session-prefix", 1, 0, 'p'},
+	    {"segment-bytes", 1, 0, 'g'}, {"dump", 1, 0, 'D'},	  {"progress", 1, 0, 'P'},
+	    {"linger-ms", 1, 0, 'l'},	  {"no-end", 0, 0, 'E'},  {0, 0, 0, 0},
 	};
-	struct eu_gen_opts go = { .seed = 1, .symbols = 8, .sessions = 8, .max_orders = 1u << 20,
-				  .target_resting = 50000, .halts = 1 };
+	struct eu_gen_opts go = {.seed = 1,
+				 .symbols = 8,
+				 .sessions = 8,
+				 .max_orders = 1u << 20,
+				 .target_resting = 50000,
+				 .halts = 1};
 	const char *journal = NULL, *mcast_if = NULL, *prefix = NULL, *dump = NULL;
 	const char *dsts[XF_TX_MAX_DSTS];
 	uint64_t orders = 100000, rate = 0, batch = 64, seg = 64u << 20, progress = 0, linger = 300;
 	uint32_t ndst = 0, queue = 0;
 	int ttl = 1, end = 1, c, rc;
-	struct sim s = { 0 };
+	struct sim s = {0};
 	struct eu_gen *g;
 	uint64_t t0, sent = 0, calls = 0, next_progress = 0;
 
@@ -192,8 +198,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		while (progress && sent >= next_progress) {
-			printf("feedsim: progress %" PRIu64 " (sent %" PRIu64 " orders, next_seq %" PRIu64
-			       ")\n", next_progress, sent, s.f.next_seq);
+			printf("feedsim: progress %" PRIu64 " (sent %" PRIu64
+			       " orders, next_seq %" PRIu64 ")\n",
+			       next_progress, sent, s.f.next_seq);
 			fflush(stdout);
 			next_progress += progress;
 		}
@@ -213,10 +220,10 @@ int main(int argc, char **argv)
 		}
 	}
 	{
-		/* MoldUDP64: end-of-session (or heartbeat) packets for a while, so a subscriber that
-		 * lost the last packets learns the final sequence and asks for them. */
+		/* MoldUDP64: end-of-session (or heartbeat) packets for a while, so a subscriber
+		 * that lost the last packets learns the final sequence and asks for them. */
 		uint8_t p[XF_MOLD_HDR_SIZE];
-		uint8_t *pp[1] = { p };
+		uint8_t *pp[1] = {p};
 		size_t len = xf_pack_empty(p, s.session, s.f.next_seq, end);
 		uint64_t stop = now_ns(CLOCK_MONOTONIC) + linger * 1000000ull;
 

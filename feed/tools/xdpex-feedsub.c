@@ -14,8 +14,8 @@
  * --max-seconds; then prints top of book (--top), writes
  * the books (--dump, xf_book_dump's format), compares them with the engine's (--compare-dump: a
  * dump of the engine's books; --compare-ctl: every resting order, in priority, and the halts
- * xdpexd's control socket reports for symbols 1..--symbols, command book_orders) and prints one JSON line of counters with the feed latency
- * (message timestamp to receipt) percentiles.
+ * xdpexd's control socket reports for symbols 1..--symbols, command book_orders) and prints one
+ * JSON line of counters with the feed latency (message timestamp to receipt) percentiles.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,7 +61,7 @@ static struct {
 	uint64_t rng;
 	double drop;
 	uint64_t packets, rewind_packets, msgs, live_msgs, rewound_msgs, dups, drops, gaps,
-		requests, heartbeats, foreign, malformed, refused, snapshot_seq, snapshot_orders;
+	    requests, heartbeats, foreign, malformed, refused, snapshot_seq, snapshot_orders;
 	uint64_t lat[LAT_BUCKETS];
 	uint64_t nlat;
 } s;
@@ -274,8 +274,8 @@ static void maybe_request(uint64_t retry_ns)
 static int load_snapshot(const char *addr, const char *session_name, uint32_t symbol)
 {
 	struct sockaddr_in sa;
-	struct xf_snap_req req = { .version = XF_VERSION, .symbol_id = symbol };
-	struct timeval tv = { 10, 0 };
+	struct xf_snap_req req = {.version = XF_VERSION, .symbol_id = symbol};
+	struct timeval tv = {10, 0};
 	uint8_t *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd;
@@ -408,8 +408,8 @@ static int compare_dump(const char *path)
 /* One request on xdpexd's control socket (a JSON line each way); NULL on failure. */
 static json_t *ctl_request(const char *path, const char *req)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { 5, 0 };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {5, 0};
 	char buf[1 << 16];
 	size_t len = 0;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -466,8 +466,10 @@ static int compare_ctl(const char *path, uint32_t nsym)
 
 			if (xf_book_levels(s.book, y, XF_BUY, 1, lv) ||
 			    xf_book_levels(s.book, y, XF_SELL, 1, lv)) {
-				fprintf(stderr, "xdpex-feedsub: symbol %u: xdpexd does not know it, the "
-						"feed has orders\n", y);
+				fprintf(stderr,
+					"xdpex-feedsub: symbol %u: xdpexd does not know it, the "
+					"feed has orders\n",
+					y);
 				bad++;
 			}
 			json_decref(j);
@@ -499,15 +501,18 @@ static int compare_ctl(const char *path, uint32_t nsym)
 			for (uint32_t i = 0; same && i < n; i++) {
 				json_t *e = json_array_get(arr, i);
 
-				same = (uint64_t)json_integer_value(json_array_get(e, 0)) == o[i].order_id &&
-				       json_integer_value(json_array_get(e, 1)) == o[i].price &&
-				       (uint32_t)json_integer_value(json_array_get(e, 2)) == o[i].qty;
+				same =
+				    (uint64_t)json_integer_value(json_array_get(e, 0)) ==
+					o[i].order_id &&
+				    json_integer_value(json_array_get(e, 1)) == o[i].price &&
+				    (uint32_t)json_integer_value(json_array_get(e, 2)) == o[i].qty;
 			}
 			if (!same) {
-				fprintf(stderr,
-					"xdpex-feedsub: symbol %u %s differ from xdpexd's (%u orders "
-					"here, %u there)\n",
-					y, side == XF_BUY ? "bids" : "asks", n, want);
+				fprintf(
+				    stderr,
+				    "xdpex-feedsub: symbol %u %s differ from xdpexd's (%u orders "
+				    "here, %u there)\n",
+				    y, side == XF_BUY ? "bids" : "asks", n, want);
 				bad++;
 			}
 		}
@@ -520,7 +525,7 @@ static int compare_ctl(const char *path, uint32_t nsym)
 static void print_top(void)
 {
 	for (uint32_t y = 1; y <= xf_book_max_symbol(s.book); y++) {
-		struct xf_level b = { 0 }, a = { 0 };
+		struct xf_level b = {0}, a = {0};
 		uint32_t nb = xf_book_levels(s.book, y, XF_BUY, 1, &b);
 		uint32_t na = xf_book_levels(s.book, y, XF_SELL, 1, &a);
 		int64_t lp;
@@ -529,8 +534,8 @@ static void print_top(void)
 
 		if (!xf_book_state(s.book, y))
 			continue;
-		printf("top %u %s bid ", y, xf_book_state(s.book, y) == XF_STATE_HALTED ? "halted" :
-										  "trading");
+		printf("top %u %s bid ", y,
+		       xf_book_state(s.book, y) == XF_STATE_HALTED ? "halted" : "trading");
 		nb ? printf("%" PRIu64 "@%" PRId64 " (%u)", b.qty, b.price, b.orders) : printf("-");
 		printf(" ask ");
 		na ? printf("%" PRIu64 "@%" PRId64 " (%u)", a.qty, a.price, a.orders) : printf("-");
@@ -542,24 +547,25 @@ static void print_top(void)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: xdpex-feedsub --listen A.B.C.D:PORT [--group G] [--mcast-if ADDR]\n"
-		"         [--rewind A.B.C.D:PORT] [--snapshot A.B.C.D:PORT --session NAME]\n"
-		"         [--session NAME] [--drop-pct P] [--seed S] [--retry-ms MS]\n"
-		"         [--until-seq N] [--until-quiet N] [--max-seconds S] [--dump FILE] [--top]\n"
-		"         [--compare-dump FILE] [--compare-ctl SOCKET [--symbols N]]\n");
+	fprintf(
+	    stderr,
+	    "usage: xdpex-feedsub --listen A.B.C.D:PORT [--group G] [--mcast-if ADDR]\n"
+	    "         [--rewind A.B.C.D:PORT] [--snapshot A.B.C.D:PORT --session NAME]\n"
+	    "         [--session NAME] [--drop-pct P] [--seed S] [--retry-ms MS]\n"
+	    "         [--until-seq N] [--until-quiet N] [--max-seconds S] [--dump FILE] [--top]\n"
+	    "         [--compare-dump FILE] [--compare-ctl SOCKET [--symbols N]]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "listen", 1, 0, 'l' },   { "group", 1, 0, 'g' },   { "mcast-if", 1, 0, 'i' },
-		{ "rewind", 1, 0, 'r' },   { "snapshot", 1, 0, 'S' }, { "session", 1, 0, 'n' },
-		{ "drop-pct", 1, 0, 'd' }, { "seed", 1, 0, 's' },    { "retry-ms", 1, 0, 'R' },
-		{ "until-seq", 1, 0, 'u' }, { "max-seconds", 1, 0, 'm' }, { "dump", 1, 0, 'D' },
-		{ "top", 0, 0, 't' },	   { "compare-dump", 1, 0, 'C' }, { "compare-ctl", 1, 0, 'X' },
-		{ "symbols", 1, 0, 'Y' },  { "until-quiet", 1, 0, 'Q' }, { 0, 0, 0, 0 },
+	    {"listen", 1, 0, 'l'},    {"group", 1, 0, 'g'},	   {"mcast-if", 1, 0, 'i'},
+	    {"rewind", 1, 0, 'r'},    {"snapshot", 1, 0, 'S'},	   {"session", 1, 0, 'n'},
+	    {"drop-pct", 1, 0, 'd'},  {"seed", 1, 0, 's'},	   {"retry-ms", 1, 0, 'R'},
+	    {"until-seq", 1, 0, 'u'}, {"max-seconds", 1, 0, 'm'},  {"dump", 1, 0, 'D'},
+	    {"top", 0, 0, 't'},	      {"compare-dump", 1, 0, 'C'}, {"compare-ctl", 1, 0, 'X'},
+	    {"symbols", 1, 0, 'Y'},   {"until-quiet", 1, 0, 'Q'},  {0, 0, 0, 0},
 	};
 	const char *listen_on = NULL, *group = NULL, *mcast_if = NULL, *snap = NULL, *name = NULL;
 	const char *dump = NULL, *cmp_dump = NULL, *cmp_ctl = NULL;
@@ -619,13 +625,14 @@ int main(int argc, char **argv)
 	deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)(max_s * 1e9);
 	while (!(s.ended && s.next >= s.known_end) && !(until && s.next > until) &&
 	       !(quiet && s.quiet >= quiet && s.next >= s.known_end)) {
-		struct pollfd p[2] = { { s.live, POLLIN, 0 }, { s.rw, POLLIN, 0 } };
+		struct pollfd p[2] = {{s.live, POLLIN, 0}, {s.rw, POLLIN, 0}};
 		uint8_t buf[XF_MAX_PAYLOAD + 64];
 
 		if (now_ns(CLOCK_MONOTONIC) > deadline) {
-			fprintf(stderr, "xdpex-feedsub: gave up after %.0f s at seq %" PRIu64
-				" (server at %" PRIu64 ", %u packets buffered)\n", max_s, s.next,
-				s.known_end, s.npend);
+			fprintf(stderr,
+				"xdpex-feedsub: gave up after %.0f s at seq %" PRIu64
+				" (server at %" PRIu64 ", %u packets buffered)\n",
+				max_s, s.next, s.known_end, s.npend);
 			rc = 1;
 			break;
 		}

@@ -10,10 +10,10 @@
  * Two byte orders, on purpose. The MoldUDP64 framing (struct xf_mold_hdr, struct xf_mold_req and
  * the 2-byte length in front of every message) is big-endian, exactly as the Nasdaq MoldUDP64 1.00
  * specification has it, so any MoldUDP64 tool (Wireshark's moldudp64 dissector, a generic
- * re-request client) handles our datagrams as they are. The messages themselves are the application's business
- * under MoldUDP64; they are little-endian like every other xdpex contract, so C readers on x86 and
- * ARM read them in place through these structs with no swapping. Read the framing with
- * xf_get_be() / the xf_mold_* accessors, never through the struct fields directly.
+ * re-request client) handles our datagrams as they are. The messages themselves are the
+ * application's business under MoldUDP64; they are little-endian like every other xdpex contract,
+ * so C readers on x86 and ARM read them in place through these structs with no swapping. Read the
+ * framing with xf_get_be() / the xf_mold_* accessors, never through the struct fields directly.
  *
  * Every message starts with the same 16 bytes (type, a per-type byte, 2 pad bytes, symbol id, the
  * gateway timestamp) and has one fixed size per type (xf_msg_size()); a message block's length
@@ -279,10 +279,10 @@ XF_CHECK_OFF(xf_mold_req, count, 18);
 XF_CHECK_OFF(xf_snap_req, version, 10);
 XF_CHECK_OFF(xf_snap_req, symbol_id, 12);
 /* The shared prefix, in every message. */
-#define XF_CHECK_PREFIX(s, auxf)                 \
-	XF_CHECK_OFF(s, type, 0);                \
-	XF_CHECK_OFF(s, auxf, 1);                \
-	XF_CHECK_OFF(s, symbol_id, 4);           \
+#define XF_CHECK_PREFIX(s, auxf) \
+	XF_CHECK_OFF(s, type, 0); \
+	XF_CHECK_OFF(s, auxf, 1); \
+	XF_CHECK_OFF(s, symbol_id, 4); \
 	XF_CHECK_OFF(s, ts, 8)
 XF_CHECK_PREFIX(xf_msg_hdr, aux);
 XF_CHECK_PREFIX(xf_system_event, event);
@@ -462,9 +462,16 @@ struct xf_mold_view {
 static inline const char *xf_parse_error_name(int code)
 {
 	static const char *const names[] = {
-		"XF_PERR_OK", "XF_PERR_SHORT", "XF_PERR_SESSION", "XF_PERR_SEQ",
-		"XF_PERR_EMPTY_TRAILING", "XF_PERR_BLOCK_SHORT", "XF_PERR_BLOCK_TRUNCATED",
-		"XF_PERR_TRAILING", "XF_PERR_MSG_TYPE", "XF_PERR_MSG_LENGTH",
+	    "XF_PERR_OK",
+	    "XF_PERR_SHORT",
+	    "XF_PERR_SESSION",
+	    "XF_PERR_SEQ",
+	    "XF_PERR_EMPTY_TRAILING",
+	    "XF_PERR_BLOCK_SHORT",
+	    "XF_PERR_BLOCK_TRUNCATED",
+	    "XF_PERR_TRAILING",
+	    "XF_PERR_MSG_TYPE",
+	    "XF_PERR_MSG_LENGTH",
 	};
 	if (code > 0 || code < XF_PERR_MIN)
 		return "XF_PERR_UNKNOWN";
@@ -575,11 +582,12 @@ static inline int xf_parse_errstr(const struct xf_parse_err *e, char *out, size_
 	int i = e->index;
 
 	switch (e->code) {
-	case XF_PERR_OK:
-		return snprintf(out, n, "ok");
+	case XF_PERR_OK: return snprintf(out, n, "ok");
 	case XF_PERR_SHORT:
-		return snprintf(out, n, "datagram: %llu bytes, shorter than the %d-byte MoldUDP64 "
-				"header", v, XF_MOLD_HDR_SIZE);
+		return snprintf(out, n,
+				"datagram: %llu bytes, shorter than the %d-byte MoldUDP64 "
+				"header",
+				v, XF_MOLD_HDR_SIZE);
 	case XF_PERR_SESSION:
 		return snprintf(out, n, "mold.session[%llu]: byte 0x%02llx is not printable ASCII",
 				aux, v);
@@ -589,8 +597,10 @@ static inline int xf_parse_errstr(const struct xf_parse_err *e, char *out, size_
 		return snprintf(out, n, "mold.seq: %llu, seq + count - 1 overflows with count %llu",
 				v, aux);
 	case XF_PERR_EMPTY_TRAILING:
-		return snprintf(out, n, "datagram: %llu bytes, %s packets are the 20-byte header "
-				"alone", v, aux == XF_MOLD_END ? "end-of-session" : "heartbeat");
+		return snprintf(out, n,
+				"datagram: %llu bytes, %s packets are the 20-byte header "
+				"alone",
+				v, aux == XF_MOLD_END ? "end-of-session" : "heartbeat");
 	case XF_PERR_BLOCK_SHORT:
 		return snprintf(out, n, "block[%d]: length field cut off, %llu byte%s left", i, v,
 				v == 1 ? "" : "s");
@@ -600,17 +610,17 @@ static inline int xf_parse_errstr(const struct xf_parse_err *e, char *out, size_
 		return snprintf(out, n, "datagram: %llu bytes, the blocks end at %llu", v, aux);
 	case XF_PERR_MSG_TYPE:
 		if (tn)
-			return snprintf(out, n, "msg[%d].type: 0x%02llx (%s), only sent in snapshots",
-					i, v, tn);
+			return snprintf(out, n,
+					"msg[%d].type: 0x%02llx (%s), only sent in snapshots", i, v,
+					tn);
 		return snprintf(out, n, "msg[%d].type: 0x%02llx, unknown message type", i, v);
 	case XF_PERR_MSG_LENGTH:
 		if (v == 0)
-			return snprintf(out, n, "block[%d].length: 0, a message has at least a type",
-					i);
+			return snprintf(out, n,
+					"block[%d].length: 0, a message has at least a type", i);
 		return snprintf(out, n, "block[%d].length: %llu, %s is %zu bytes", i, v,
 				xf_msg_type_name((unsigned)aux), xf_msg_size((unsigned)aux));
-	default:
-		return snprintf(out, n, "unknown error %d", e->code);
+	default: return snprintf(out, n, "unknown error %d", e->code);
 	}
 }
 

@@ -63,7 +63,8 @@ enum xj_sess_kind {
 	XJ_SK_LOGOUT = 2, /* by the client */
 	XJ_SK_TIMEOUT = 3, /* heartbeat timeout */
 	XJ_SK_ADMIN_LOGOUT = 4, /* by the operator */
-	XJ_SK_FAILOVER = 5, /* a new primary took over: log in again there (no cancel on disconnect) */
+	XJ_SK_FAILOVER =
+	    5, /* a new primary took over: log in again there (no cancel on disconnect) */
 };
 
 /* Where a session is bound (struct xj_sess_ev.addr_kind). */

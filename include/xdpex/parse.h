@@ -101,14 +101,23 @@ static inline const char *xe_msg_type_name(unsigned type)
 static inline int xe_msg_kind(unsigned type)
 {
 	switch (type) {
-	case XE_LOGIN: case XE_HEARTBEAT: case XE_RETRANSMIT_REQ: case XE_LOGOUT:
-	case XE_LOGIN_ACCEPTED: case XE_LOGIN_REJECTED: case XE_SEQUENCE_GAP:
-		return XE_KIND_SESSION;
-	case XE_NEW_ORDER: case XE_CANCEL: case XE_REPLACE: case XE_MASS_CANCEL:
-	case XE_ACCEPTED: case XE_REJECTED: case XE_FILL: case XE_CANCELLED: case XE_REPLACED:
-		return XE_KIND_APP;
-	default:
-		return XE_KIND_UNKNOWN;
+	case XE_LOGIN:
+	case XE_HEARTBEAT:
+	case XE_RETRANSMIT_REQ:
+	case XE_LOGOUT:
+	case XE_LOGIN_ACCEPTED:
+	case XE_LOGIN_REJECTED:
+	case XE_SEQUENCE_GAP: return XE_KIND_SESSION;
+	case XE_NEW_ORDER:
+	case XE_CANCEL:
+	case XE_REPLACE:
+	case XE_MASS_CANCEL:
+	case XE_ACCEPTED:
+	case XE_REJECTED:
+	case XE_FILL:
+	case XE_CANCELLED:
+	case XE_REPLACED: return XE_KIND_APP;
+	default: return XE_KIND_UNKNOWN;
 	}
 }
 
@@ -125,10 +134,22 @@ static inline int xe_msg_dirs(unsigned type)
 static inline const char *xe_parse_error_name(int code)
 {
 	static const char *const names[] = {
-		"XE_PERR_OK", "XE_PERR_SHORT", "XE_PERR_MAGIC", "XE_PERR_VERSION",
-		"XE_PERR_FLAGS", "XE_PERR_COUNT", "XE_PERR_LENGTH", "XE_PERR_TRUNCATED",
-		"XE_PERR_TRAILING", "XE_PERR_SESSION", "XE_PERR_DIRECTION", "XE_PERR_MSG_TYPE",
-		"XE_PERR_MSG_DIRECTION", "XE_PERR_MSG_KIND", "XE_PERR_FLAG_KIND", "XE_PERR_SEQ_WRAP",
+	    "XE_PERR_OK",
+	    "XE_PERR_SHORT",
+	    "XE_PERR_MAGIC",
+	    "XE_PERR_VERSION",
+	    "XE_PERR_FLAGS",
+	    "XE_PERR_COUNT",
+	    "XE_PERR_LENGTH",
+	    "XE_PERR_TRUNCATED",
+	    "XE_PERR_TRAILING",
+	    "XE_PERR_SESSION",
+	    "XE_PERR_DIRECTION",
+	    "XE_PERR_MSG_TYPE",
+	    "XE_PERR_MSG_DIRECTION",
+	    "XE_PERR_MSG_KIND",
+	    "XE_PERR_FLAG_KIND",
+	    "XE_PERR_SEQ_WRAP",
 	};
 	if (code > 0 || code < XE_PERR_MIN)
 		return "XE_PERR_UNKNOWN";
@@ -236,9 +257,11 @@ static inline int xe_parse_datagram(const void *buf, size_t len, enum xe_dir dir
 		if (!(xe_msg_dirs(type) & (to_gw ? XE_MSG_TO_GW : XE_MSG_FROM_GW)))
 			return xe__fail(err, XE_PERR_MSG_DIRECTION, 0, (int)i, type, 0);
 		if (seq == 0 && kind == XE_KIND_APP)
-			return xe__fail(err, XE_PERR_MSG_KIND, XE_PD_APP_IN_SESSION, (int)i, type, seq);
+			return xe__fail(err, XE_PERR_MSG_KIND, XE_PD_APP_IN_SESSION, (int)i, type,
+					seq);
 		if (seq != 0 && kind == XE_KIND_SESSION)
-			return xe__fail(err, XE_PERR_MSG_KIND, XE_PD_SESSION_IN_APP, (int)i, type, seq);
+			return xe__fail(err, XE_PERR_MSG_KIND, XE_PD_SESSION_IN_APP, (int)i, type,
+					seq);
 		if ((flags & XE_F_HEARTBEAT) && type != XE_HEARTBEAT)
 			return xe__fail(err, XE_PERR_FLAG_KIND, XE_PD_HEARTBEAT_MIXED, (int)i, type,
 					flags);
@@ -260,8 +283,7 @@ static inline int xe_parse_errstr(const struct xe_parse_err *e, char *out, size_
 	int i = e->index;
 
 	switch (e->code) {
-	case XE_PERR_OK:
-		return snprintf(out, n, "ok");
+	case XE_PERR_OK: return snprintf(out, n, "ok");
 	case XE_PERR_SHORT:
 		return snprintf(out, n, "datagram: %llu bytes, shorter than the %d-byte header", v,
 				XE_HDR_SIZE);
@@ -281,8 +303,7 @@ static inline int xe_parse_errstr(const struct xe_parse_err *e, char *out, size_
 				aux);
 	case XE_PERR_TRAILING:
 		return snprintf(out, n, "datagram: %llu bytes, hdr.length says %llu", v, aux);
-	case XE_PERR_SESSION:
-		return snprintf(out, n, "hdr.session_id: 0, expected nonzero");
+	case XE_PERR_SESSION: return snprintf(out, n, "hdr.session_id: 0, expected nonzero");
 	case XE_PERR_DIRECTION:
 		if (e->detail == XE_PD_FROM_GW_SET)
 			return snprintf(out, n, "hdr.flags: 0x%02llx, FROM_GW set on a %s datagram",
@@ -309,15 +330,17 @@ static inline int xe_parse_errstr(const struct xe_parse_err *e, char *out, size_
 				i, v, tn, aux);
 	case XE_PERR_FLAG_KIND:
 		if (e->detail == XE_PD_HEARTBEAT_MIXED)
-			return snprintf(out, n, "hdr.flags: 0x%02llx, HEARTBEAT set but msg[%d] is %s",
-					aux, i, tn);
-		return snprintf(out, n, "hdr.flags: 0x%02llx, RETRANSMIT set on a session "
-				"datagram (seq 0)", v);
+			return snprintf(out, n,
+					"hdr.flags: 0x%02llx, HEARTBEAT set but msg[%d] is %s", aux,
+					i, tn);
+		return snprintf(out, n,
+				"hdr.flags: 0x%02llx, RETRANSMIT set on a session "
+				"datagram (seq 0)",
+				v);
 	case XE_PERR_SEQ_WRAP:
-		return snprintf(out, n, "hdr.seq: %llu, seq + count - 1 overflows with count %llu", v,
-				aux);
-	default:
-		return snprintf(out, n, "unknown parse error %d", e->code);
+		return snprintf(out, n, "hdr.seq: %llu, seq + count - 1 overflows with count %llu",
+				v, aux);
+	default: return snprintf(out, n, "unknown parse error %d", e->code);
 	}
 }
 

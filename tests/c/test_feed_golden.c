@@ -33,39 +33,58 @@ struct field {
 	int is_signed, big_endian;
 };
 
-#define FLD(t, st, f, sg, be) { t, #f, offsetof(struct st, f), sizeof(((struct st *)0)->f), sg, be }
+#define FLD(t, st, f, sg, be) \
+	{ \
+		t, #f, offsetof(struct st, f), sizeof(((struct st *)0)->f), sg, be \
+	}
 #define U(t, st, f) FLD(t, st, f, 0, LE)
 #define S(t, st, f) FLD(t, st, f, 1, LE)
 #define PREFIX(t, st, aux) U(t, st, type), U(t, st, aux), U(t, st, symbol_id), U(t, st, ts)
 
 /* Every non-pad field of every struct in feed.h. */
 static const struct field fields[] = {
-	FLD(0, xf_mold_hdr, session, 0, BE), FLD(0, xf_mold_hdr, seq, 0, BE),
-	FLD(0, xf_mold_hdr, count, 0, BE),
-	FLD(1, xf_snap_req, session, 0, LE), U(1, xf_snap_req, version),
-	U(1, xf_snap_req, symbol_id),
+    FLD(0, xf_mold_hdr, session, 0, BE),
+    FLD(0, xf_mold_hdr, seq, 0, BE),
+    FLD(0, xf_mold_hdr, count, 0, BE),
+    FLD(1, xf_snap_req, session, 0, LE),
+    U(1, xf_snap_req, version),
+    U(1, xf_snap_req, symbol_id),
 
-	PREFIX(XF_SYSTEM_EVENT, xf_system_event, event),
-	PREFIX(XF_SYMBOL_STATE, xf_symbol_state, state),
-	PREFIX(XF_ADD_ORDER, xf_add_order, side), U(XF_ADD_ORDER, xf_add_order, order_id),
-	S(XF_ADD_ORDER, xf_add_order, price), U(XF_ADD_ORDER, xf_add_order, qty),
-	PREFIX(XF_EXECUTED, xf_executed, side), U(XF_EXECUTED, xf_executed, order_id),
-	U(XF_EXECUTED, xf_executed, match_id), S(XF_EXECUTED, xf_executed, price),
-	U(XF_EXECUTED, xf_executed, qty), U(XF_EXECUTED, xf_executed, leaves),
-	PREFIX(XF_REDUCED, xf_reduced, side), U(XF_REDUCED, xf_reduced, order_id),
-	U(XF_REDUCED, xf_reduced, qty), U(XF_REDUCED, xf_reduced, leaves),
-	PREFIX(XF_DELETED, xf_deleted, side), U(XF_DELETED, xf_deleted, order_id),
-	U(XF_DELETED, xf_deleted, qty),
-	PREFIX(XF_REPLACED, xf_replaced, side), U(XF_REPLACED, xf_replaced, order_id),
-	S(XF_REPLACED, xf_replaced, price), U(XF_REPLACED, xf_replaced, qty),
-	PREFIX(XF_TRADE, xf_trade, side), U(XF_TRADE, xf_trade, match_id),
-	S(XF_TRADE, xf_trade, price), U(XF_TRADE, xf_trade, qty),
-	PREFIX(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, status),
-	U(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, next_seq),
-	U(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, symbols),
-	U(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, orders),
-	U(XF_SNAPSHOT_END, xf_snapshot_end, type), U(XF_SNAPSHOT_END, xf_snapshot_end, symbol_id),
-	U(XF_SNAPSHOT_END, xf_snapshot_end, ts), U(XF_SNAPSHOT_END, xf_snapshot_end, next_seq),
+    PREFIX(XF_SYSTEM_EVENT, xf_system_event, event),
+    PREFIX(XF_SYMBOL_STATE, xf_symbol_state, state),
+    PREFIX(XF_ADD_ORDER, xf_add_order, side),
+    U(XF_ADD_ORDER, xf_add_order, order_id),
+    S(XF_ADD_ORDER, xf_add_order, price),
+    U(XF_ADD_ORDER, xf_add_order, qty),
+    PREFIX(XF_EXECUTED, xf_executed, side),
+    U(XF_EXECUTED, xf_executed, order_id),
+    U(XF_EXECUTED, xf_executed, match_id),
+    S(XF_EXECUTED, xf_executed, price),
+    U(XF_EXECUTED, xf_executed, qty),
+    U(XF_EXECUTED, xf_executed, leaves),
+    PREFIX(XF_REDUCED, xf_reduced, side),
+    U(XF_REDUCED, xf_reduced, order_id),
+    U(XF_REDUCED, xf_reduced, qty),
+    U(XF_REDUCED, xf_reduced, leaves),
+    PREFIX(XF_DELETED, xf_deleted, side),
+    U(XF_DELETED, xf_deleted, order_id),
+    U(XF_DELETED, xf_deleted, qty),
+    PREFIX(XF_REPLACED, xf_replaced, side),
+    U(XF_REPLACED, xf_replaced, order_id),
+    S(XF_REPLACED, xf_replaced, price),
+    U(XF_REPLACED, xf_replaced, qty),
+    PREFIX(XF_TRADE, xf_trade, side),
+    U(XF_TRADE, xf_trade, match_id),
+    S(XF_TRADE, xf_trade, price),
+    U(XF_TRADE, xf_trade, qty),
+    PREFIX(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, status),
+    U(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, next_seq),
+    U(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, symbols),
+    U(XF_SNAPSHOT_BEGIN, xf_snapshot_begin, orders),
+    U(XF_SNAPSHOT_END, xf_snapshot_end, type),
+    U(XF_SNAPSHOT_END, xf_snapshot_end, symbol_id),
+    U(XF_SNAPSHOT_END, xf_snapshot_end, ts),
+    U(XF_SNAPSHOT_END, xf_snapshot_end, next_seq),
 };
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -122,7 +141,7 @@ static void check_fields(const struct entry *e, const char *what, unsigned type,
 			 const unsigned char *base, size_t avail)
 {
 	char buf[MAX_LINE], *save = NULL, *tok;
-	int seen[N_FIELDS] = { 0 };
+	int seen[N_FIELDS] = {0};
 
 	snprintf(buf, sizeof(buf), "%s", line);
 	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
@@ -162,10 +181,11 @@ static void check_fields(const struct entry *e, const char *what, unsigned type,
 			memset(want, ' ', sizeof(want));
 			memcpy(want, val, n < sizeof(want) ? n : sizeof(want));
 			if (n > sizeof(want) || memcmp(p, want, sizeof(want)))
-				fail(e, "%s.session: wire '%.10s', expected '%s'", what, (const char *)p,
-				     val);
+				fail(e, "%s.session: wire '%.10s', expected '%s'", what,
+				     (const char *)p, val);
 		} else {
-			uint64_t wire = f->big_endian ? xf_get_be(p, f->size) : xf_get_le(p, f->size);
+			uint64_t wire =
+			    f->big_endian ? xf_get_be(p, f->size) : xf_get_le(p, f->size);
 
 			errno = 0;
 			if (f->is_signed) {
@@ -263,8 +283,8 @@ static void check_entry(const struct entry *e)
 	xf_parse_errstr(&err, text, sizeof(text));
 	if (e->error[0]) {
 		if (strcmp(xf_parse_error_name(rc), e->error))
-			fail(e, "parse returned %s (%s), expected %s", xf_parse_error_name(rc), text,
-			     e->error);
+			fail(e, "parse returned %s (%s), expected %s", xf_parse_error_name(rc),
+			     text, e->error);
 		else if (strcmp(text, e->text))
 			fail(e, "error text '%s', expected '%s'", text, e->text);
 		return;
@@ -303,7 +323,7 @@ int main(int argc, char **argv)
 {
 	const char *path = argc > 1 ? argv[1] : "tests/golden/feed_vectors.txt";
 	static char line[MAX_LINE];
-	struct entry e = { 0 };
+	struct entry e = {0};
 	int passed = 0, failed = 0, lineno = 0, have = 0;
 	FILE *f = fopen(path, "r");
 

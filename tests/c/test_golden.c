@@ -31,95 +31,151 @@ struct field {
 	int is_signed;
 };
 
-#define FLD(t, st, f, sg) { t, #f, offsetof(struct st, f), sizeof(((struct st *)0)->f), sg }
+#define FLD(t, st, f, sg) \
+	{ \
+		t, #f, offsetof(struct st, f), sizeof(((struct st *)0)->f), sg \
+	}
 #define U(t, st, f) FLD(t, st, f, 0)
 #define S(t, st, f) FLD(t, st, f, 1)
 
 /* Every non-pad field of every struct in proto.h. */
 static const struct field fields[] = {
-	U(0, xe_hdr, magic), U(0, xe_hdr, version), U(0, xe_hdr, flags), U(0, xe_hdr, session_id),
-	U(0, xe_hdr, seq), U(0, xe_hdr, count), U(0, xe_hdr, length), U(0, xe_hdr, reserved),
+    U(0, xe_hdr, magic),
+    U(0, xe_hdr, version),
+    U(0, xe_hdr, flags),
+    U(0, xe_hdr, session_id),
+    U(0, xe_hdr, seq),
+    U(0, xe_hdr, count),
+    U(0, xe_hdr, length),
+    U(0, xe_hdr, reserved),
 
-	U(XE_LOGIN, xe_login, type), U(XE_LOGIN, xe_login, session_id),
-	U(XE_LOGIN, xe_login, next_seq), U(XE_LOGIN, xe_login, nonce), U(XE_LOGIN, xe_login, hmac),
-	U(XE_LOGIN, xe_login, client_ts),
+    U(XE_LOGIN, xe_login, type),
+    U(XE_LOGIN, xe_login, session_id),
+    U(XE_LOGIN, xe_login, next_seq),
+    U(XE_LOGIN, xe_login, nonce),
+    U(XE_LOGIN, xe_login, hmac),
+    U(XE_LOGIN, xe_login, client_ts),
 
-	U(XE_NEW_ORDER, xe_new_order, type), U(XE_NEW_ORDER, xe_new_order, side),
-	U(XE_NEW_ORDER, xe_new_order, ord_type), U(XE_NEW_ORDER, xe_new_order, tif),
-	U(XE_NEW_ORDER, xe_new_order, symbol_id), U(XE_NEW_ORDER, xe_new_order, cl_ord_id),
-	S(XE_NEW_ORDER, xe_new_order, price), U(XE_NEW_ORDER, xe_new_order, qty),
-	U(XE_NEW_ORDER, xe_new_order, client_ts),
+    U(XE_NEW_ORDER, xe_new_order, type),
+    U(XE_NEW_ORDER, xe_new_order, side),
+    U(XE_NEW_ORDER, xe_new_order, ord_type),
+    U(XE_NEW_ORDER, xe_new_order, tif),
+    U(XE_NEW_ORDER, xe_new_order, symbol_id),
+    U(XE_NEW_ORDER, xe_new_order, cl_ord_id),
+    S(XE_NEW_ORDER, xe_new_order, price),
+    U(XE_NEW_ORDER, xe_new_order, qty),
+    U(XE_NEW_ORDER, xe_new_order, client_ts),
 
-	U(XE_CANCEL, xe_cancel, type), U(XE_CANCEL, xe_cancel, symbol_id),
-	U(XE_CANCEL, xe_cancel, orig_cl_ord_id), U(XE_CANCEL, xe_cancel, client_ts),
+    U(XE_CANCEL, xe_cancel, type),
+    U(XE_CANCEL, xe_cancel, symbol_id),
+    U(XE_CANCEL, xe_cancel, orig_cl_ord_id),
+    U(XE_CANCEL, xe_cancel, client_ts),
 
-	U(XE_REPLACE, xe_replace, type), U(XE_REPLACE, xe_replace, symbol_id),
-	U(XE_REPLACE, xe_replace, orig_cl_ord_id), U(XE_REPLACE, xe_replace, new_cl_ord_id),
-	S(XE_REPLACE, xe_replace, price), U(XE_REPLACE, xe_replace, qty),
-	U(XE_REPLACE, xe_replace, client_ts),
+    U(XE_REPLACE, xe_replace, type),
+    U(XE_REPLACE, xe_replace, symbol_id),
+    U(XE_REPLACE, xe_replace, orig_cl_ord_id),
+    U(XE_REPLACE, xe_replace, new_cl_ord_id),
+    S(XE_REPLACE, xe_replace, price),
+    U(XE_REPLACE, xe_replace, qty),
+    U(XE_REPLACE, xe_replace, client_ts),
 
-	U(XE_MASS_CANCEL, xe_mass_cancel, type), U(XE_MASS_CANCEL, xe_mass_cancel, side),
-	U(XE_MASS_CANCEL, xe_mass_cancel, symbol_id), U(XE_MASS_CANCEL, xe_mass_cancel, client_ts),
+    U(XE_MASS_CANCEL, xe_mass_cancel, type),
+    U(XE_MASS_CANCEL, xe_mass_cancel, side),
+    U(XE_MASS_CANCEL, xe_mass_cancel, symbol_id),
+    U(XE_MASS_CANCEL, xe_mass_cancel, client_ts),
 
-	U(XE_HEARTBEAT, xe_heartbeat, type), U(XE_HEARTBEAT, xe_heartbeat, next_seq),
-	U(XE_HEARTBEAT, xe_heartbeat, echo_ts), U(XE_HEARTBEAT, xe_heartbeat, client_ts),
+    U(XE_HEARTBEAT, xe_heartbeat, type),
+    U(XE_HEARTBEAT, xe_heartbeat, next_seq),
+    U(XE_HEARTBEAT, xe_heartbeat, echo_ts),
+    U(XE_HEARTBEAT, xe_heartbeat, client_ts),
 
-	U(XE_RETRANSMIT_REQ, xe_retransmit_req, type),
-	U(XE_RETRANSMIT_REQ, xe_retransmit_req, from_seq),
-	U(XE_RETRANSMIT_REQ, xe_retransmit_req, count),
-	U(XE_RETRANSMIT_REQ, xe_retransmit_req, client_ts),
+    U(XE_RETRANSMIT_REQ, xe_retransmit_req, type),
+    U(XE_RETRANSMIT_REQ, xe_retransmit_req, from_seq),
+    U(XE_RETRANSMIT_REQ, xe_retransmit_req, count),
+    U(XE_RETRANSMIT_REQ, xe_retransmit_req, client_ts),
 
-	U(XE_LOGOUT, xe_logout, type), U(XE_LOGOUT, xe_logout, reason),
-	U(XE_LOGOUT, xe_logout, echo_ts), U(XE_LOGOUT, xe_logout, client_ts),
+    U(XE_LOGOUT, xe_logout, type),
+    U(XE_LOGOUT, xe_logout, reason),
+    U(XE_LOGOUT, xe_logout, echo_ts),
+    U(XE_LOGOUT, xe_logout, client_ts),
 
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, type),
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, session_id),
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, next_in_seq),
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, next_out_seq),
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, heartbeat_ms),
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, epoch),
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, echo_ts),
-	U(XE_LOGIN_ACCEPTED, xe_login_accepted, recv_ts),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, type),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, session_id),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, next_in_seq),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, next_out_seq),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, heartbeat_ms),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, epoch),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, echo_ts),
+    U(XE_LOGIN_ACCEPTED, xe_login_accepted, recv_ts),
 
-	U(XE_LOGIN_REJECTED, xe_login_rejected, type),
-	U(XE_LOGIN_REJECTED, xe_login_rejected, reason),
-	U(XE_LOGIN_REJECTED, xe_login_rejected, session_id),
-	U(XE_LOGIN_REJECTED, xe_login_rejected, echo_ts),
-	U(XE_LOGIN_REJECTED, xe_login_rejected, recv_ts),
+    U(XE_LOGIN_REJECTED, xe_login_rejected, type),
+    U(XE_LOGIN_REJECTED, xe_login_rejected, reason),
+    U(XE_LOGIN_REJECTED, xe_login_rejected, session_id),
+    U(XE_LOGIN_REJECTED, xe_login_rejected, echo_ts),
+    U(XE_LOGIN_REJECTED, xe_login_rejected, recv_ts),
 
-	U(XE_ACCEPTED, xe_accepted, type), U(XE_ACCEPTED, xe_accepted, side),
-	U(XE_ACCEPTED, xe_accepted, ord_type), U(XE_ACCEPTED, xe_accepted, tif),
-	U(XE_ACCEPTED, xe_accepted, symbol_id), U(XE_ACCEPTED, xe_accepted, cl_ord_id),
-	U(XE_ACCEPTED, xe_accepted, order_id), S(XE_ACCEPTED, xe_accepted, price),
-	U(XE_ACCEPTED, xe_accepted, qty), U(XE_ACCEPTED, xe_accepted, echo_ts),
-	U(XE_ACCEPTED, xe_accepted, recv_ts),
+    U(XE_ACCEPTED, xe_accepted, type),
+    U(XE_ACCEPTED, xe_accepted, side),
+    U(XE_ACCEPTED, xe_accepted, ord_type),
+    U(XE_ACCEPTED, xe_accepted, tif),
+    U(XE_ACCEPTED, xe_accepted, symbol_id),
+    U(XE_ACCEPTED, xe_accepted, cl_ord_id),
+    U(XE_ACCEPTED, xe_accepted, order_id),
+    S(XE_ACCEPTED, xe_accepted, price),
+    U(XE_ACCEPTED, xe_accepted, qty),
+    U(XE_ACCEPTED, xe_accepted, echo_ts),
+    U(XE_ACCEPTED, xe_accepted, recv_ts),
 
-	U(XE_REJECTED, xe_rejected, type), U(XE_REJECTED, xe_rejected, ref_type),
-	U(XE_REJECTED, xe_rejected, reason), U(XE_REJECTED, xe_rejected, symbol_id),
-	U(XE_REJECTED, xe_rejected, cl_ord_id), U(XE_REJECTED, xe_rejected, ref_seq),
-	U(XE_REJECTED, xe_rejected, echo_ts), U(XE_REJECTED, xe_rejected, recv_ts),
+    U(XE_REJECTED, xe_rejected, type),
+    U(XE_REJECTED, xe_rejected, ref_type),
+    U(XE_REJECTED, xe_rejected, reason),
+    U(XE_REJECTED, xe_rejected, symbol_id),
+    U(XE_REJECTED, xe_rejected, cl_ord_id),
+    U(XE_REJECTED, xe_rejected, ref_seq),
+    U(XE_REJECTED, xe_rejected, echo_ts),
+    U(XE_REJECTED, xe_rejected, recv_ts),
 
-	U(XE_FILL, xe_fill, type), U(XE_FILL, xe_fill, side), U(XE_FILL, xe_fill, liquidity),
-	U(XE_FILL, xe_fill, symbol_id), U(XE_FILL, xe_fill, cl_ord_id), U(XE_FILL, xe_fill, exec_id),
-	S(XE_FILL, xe_fill, price), U(XE_FILL, xe_fill, qty), U(XE_FILL, xe_fill, leaves),
-	U(XE_FILL, xe_fill, order_id), U(XE_FILL, xe_fill, echo_ts), U(XE_FILL, xe_fill, recv_ts),
+    U(XE_FILL, xe_fill, type),
+    U(XE_FILL, xe_fill, side),
+    U(XE_FILL, xe_fill, liquidity),
+    U(XE_FILL, xe_fill, symbol_id),
+    U(XE_FILL, xe_fill, cl_ord_id),
+    U(XE_FILL, xe_fill, exec_id),
+    S(XE_FILL, xe_fill, price),
+    U(XE_FILL, xe_fill, qty),
+    U(XE_FILL, xe_fill, leaves),
+    U(XE_FILL, xe_fill, order_id),
+    U(XE_FILL, xe_fill, echo_ts),
+    U(XE_FILL, xe_fill, recv_ts),
 
-	U(XE_CANCELLED, xe_cancelled, type), U(XE_CANCELLED, xe_cancelled, side),
-	U(XE_CANCELLED, xe_cancelled, reason), U(XE_CANCELLED, xe_cancelled, symbol_id),
-	U(XE_CANCELLED, xe_cancelled, cl_ord_id), U(XE_CANCELLED, xe_cancelled, order_id),
-	S(XE_CANCELLED, xe_cancelled, price), U(XE_CANCELLED, xe_cancelled, qty),
-	U(XE_CANCELLED, xe_cancelled, echo_ts), U(XE_CANCELLED, xe_cancelled, recv_ts),
+    U(XE_CANCELLED, xe_cancelled, type),
+    U(XE_CANCELLED, xe_cancelled, side),
+    U(XE_CANCELLED, xe_cancelled, reason),
+    U(XE_CANCELLED, xe_cancelled, symbol_id),
+    U(XE_CANCELLED, xe_cancelled, cl_ord_id),
+    U(XE_CANCELLED, xe_cancelled, order_id),
+    S(XE_CANCELLED, xe_cancelled, price),
+    U(XE_CANCELLED, xe_cancelled, qty),
+    U(XE_CANCELLED, xe_cancelled, echo_ts),
+    U(XE_CANCELLED, xe_cancelled, recv_ts),
 
-	U(XE_REPLACED, xe_replaced, type), U(XE_REPLACED, xe_replaced, side),
-	U(XE_REPLACED, xe_replaced, symbol_id), U(XE_REPLACED, xe_replaced, cl_ord_id),
-	U(XE_REPLACED, xe_replaced, order_id), S(XE_REPLACED, xe_replaced, price),
-	U(XE_REPLACED, xe_replaced, qty), U(XE_REPLACED, xe_replaced, leaves),
-	U(XE_REPLACED, xe_replaced, orig_cl_ord_id), U(XE_REPLACED, xe_replaced, echo_ts),
-	U(XE_REPLACED, xe_replaced, recv_ts),
+    U(XE_REPLACED, xe_replaced, type),
+    U(XE_REPLACED, xe_replaced, side),
+    U(XE_REPLACED, xe_replaced, symbol_id),
+    U(XE_REPLACED, xe_replaced, cl_ord_id),
+    U(XE_REPLACED, xe_replaced, order_id),
+    S(XE_REPLACED, xe_replaced, price),
+    U(XE_REPLACED, xe_replaced, qty),
+    U(XE_REPLACED, xe_replaced, leaves),
+    U(XE_REPLACED, xe_replaced, orig_cl_ord_id),
+    U(XE_REPLACED, xe_replaced, echo_ts),
+    U(XE_REPLACED, xe_replaced, recv_ts),
 
-	U(XE_SEQUENCE_GAP, xe_sequence_gap, type), U(XE_SEQUENCE_GAP, xe_sequence_gap, expected),
-	U(XE_SEQUENCE_GAP, xe_sequence_gap, received), U(XE_SEQUENCE_GAP, xe_sequence_gap, echo_ts),
-	U(XE_SEQUENCE_GAP, xe_sequence_gap, recv_ts),
+    U(XE_SEQUENCE_GAP, xe_sequence_gap, type),
+    U(XE_SEQUENCE_GAP, xe_sequence_gap, expected),
+    U(XE_SEQUENCE_GAP, xe_sequence_gap, received),
+    U(XE_SEQUENCE_GAP, xe_sequence_gap, echo_ts),
+    U(XE_SEQUENCE_GAP, xe_sequence_gap, recv_ts),
 };
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -191,7 +247,7 @@ static void check_fields(const struct entry *e, const char *what, unsigned type,
 			 const unsigned char *base)
 {
 	char buf[MAX_LINE], *save = NULL, *tok;
-	int seen[N_FIELDS] = { 0 };
+	int seen[N_FIELDS] = {0};
 
 	snprintf(buf, sizeof(buf), "%s", line);
 	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
@@ -224,7 +280,8 @@ static void check_fields(const struct entry *e, const char *what, unsigned type,
 			if (!want && !strncmp(val, "0x", 2))
 				want = (unsigned)strtoul(val, NULL, 16);
 			if (p[0] != want)
-				fail(e, "%s.%s: wire 0x%02x, expected %s", what, f->name, p[0], val);
+				fail(e, "%s.%s: wire 0x%02x, expected %s", what, f->name, p[0],
+				     val);
 		} else if (f->size > 8) {
 			unsigned char want[64];
 			long n = unhex(val, want, sizeof(want));
@@ -277,17 +334,21 @@ static void check_entry(const struct entry *e)
 		dir = XE_DIR_FROM_GW;
 	else if (!strcmp(e->dir, "AUTO"))
 		dir = XE_DIR_AUTO;
-	else
-		{ fail(e, "bad dir '%s'", e->dir); return; }
-	if (!e->hex || (len = unhex(e->hex, buf, sizeof(buf))) < 0)
-		{ fail(e, "missing or bad hex"); return; }
+	else {
+		fail(e, "bad dir '%s'", e->dir);
+		return;
+	}
+	if (!e->hex || (len = unhex(e->hex, buf, sizeof(buf))) < 0) {
+		fail(e, "missing or bad hex");
+		return;
+	}
 
 	rc = xe_parse_datagram(buf, (size_t)len, dir, &hdr, &err);
 	xe_parse_errstr(&err, text, sizeof(text));
 	if (e->error[0]) {
 		if (strcmp(xe_parse_error_name(rc), e->error))
-			fail(e, "parse returned %s (%s), expected %s", xe_parse_error_name(rc), text,
-			     e->error);
+			fail(e, "parse returned %s (%s), expected %s", xe_parse_error_name(rc),
+			     text, e->error);
 		else if (strcmp(text, e->text))
 			fail(e, "error text '%s', expected '%s'", text, e->text);
 		if (rc == 0 || hdr)
@@ -298,17 +359,23 @@ static void check_entry(const struct entry *e)
 		fail(e, "parse failed: %s: %s", xe_parse_error_name(rc), text);
 		return;
 	}
-	if (hdr != (const void *)buf)
-		{ fail(e, "hdr does not point at the datagram"); return; }
-	if (!e->hdr)
-		{ fail(e, "no hdr line"); return; }
+	if (hdr != (const void *)buf) {
+		fail(e, "hdr does not point at the datagram");
+		return;
+	}
+	if (!e->hdr) {
+		fail(e, "no hdr line");
+		return;
+	}
 	check_fields(e, "hdr", 0, e->hdr, buf);
 	/* The same values through the proto.h struct itself, not only through offsets. */
 	if (hdr->magic != XE_MAGIC || hdr->version != XE_VERSION ||
 	    hdr->length != XE_HDR_SIZE + hdr->count * XE_MSG_SIZE || hdr->length != len)
 		fail(e, "struct xe_hdr disagrees with the wire");
-	if (e->n_msgs != hdr->count)
-		{ fail(e, "%d msg lines for count %u", e->n_msgs, hdr->count); return; }
+	if (e->n_msgs != hdr->count) {
+		fail(e, "%d msg lines for count %u", e->n_msgs, hdr->count);
+		return;
+	}
 	for (int i = 0; i < e->n_msgs; i++) {
 		const unsigned char *m = (const unsigned char *)xe_msg_at(hdr, (unsigned)i);
 		char what[32];
@@ -383,7 +450,7 @@ int main(int argc, char **argv)
 
 	const char *path = argc > 1 ? argv[1] : "tests/golden/vectors.txt";
 	static char line[MAX_LINE];
-	struct entry e = { 0 };
+	struct entry e = {0};
 	int passed = 0, failed = 0, lineno = 0, have = 0;
 	FILE *f = fopen(path, "r");
 
@@ -399,7 +466,8 @@ int main(int argc, char **argv)
 		if (got) {
 			n = strlen(line);
 			if (n && line[n - 1] != '\n' && !feof(f)) {
-				fprintf(stderr, "test_golden: %s:%d: line too long\n", path, lineno);
+				fprintf(stderr, "test_golden: %s:%d: line too long\n", path,
+					lineno);
 				return 2;
 			}
 			while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -425,7 +493,8 @@ int main(int argc, char **argv)
 		char *sep = strstr(line, ": ");
 
 		if (!sep) {
-			fprintf(stderr, "test_golden: %s:%d: expected 'key: value'\n", path, lineno);
+			fprintf(stderr, "test_golden: %s:%d: expected 'key: value'\n", path,
+				lineno);
 			return 2;
 		}
 		*sep = '\0';
@@ -449,7 +518,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(key, "text"))
 			snprintf(e.text, sizeof(e.text), "%s", val);
 		else if (strcmp(key, "secret")) { /* the HMAC key is checked by the Python tests */
-			fprintf(stderr, "test_golden: %s:%d: unknown key '%s'\n", path, lineno, key);
+			fprintf(stderr, "test_golden: %s:%d: unknown key '%s'\n", path, lineno,
+				key);
 			return 2;
 		}
 	}

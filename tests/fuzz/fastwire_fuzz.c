@@ -20,19 +20,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CAP 64
 
 static const struct xf_enum_maps PB_MAPS = {
-	.side = { -1, 1, 2, -1, -1, -1, -1, -1 },
-	.type = { 1, 1, 2, 3, -1, -1, -1, -1 },
-	.tif = { 2, 1, 2, 3, 4, -1, -1, -1 },
-	.market = 2,
+    .side = {-1, 1, 2, -1, -1, -1, -1, -1},
+    .type = {1, 1, 2, 3, -1, -1, -1, -1},
+    .tif = {2, 1, 2, 3, 4, -1, -1, -1},
+    .market = 2,
 };
 
 static const struct xf_json_maps JSON_MAPS = {
-	.side = { 2, { "buy", "sell" }, { 3, 4 }, { 1, 2 } },
-	.type = { 3, { "limit", "market", "post_only" }, { 5, 6, 9 }, { 1, 2, 3 } },
-	.tif = { 4, { "day", "gtc", "ioc", "fok" }, { 3, 3, 3, 3 }, { 1, 2, 3, 4 } },
-	.type_default = 1,
-	.tif_default = 2,
-	.market = 2,
+    .side = {2, {"buy", "sell"}, {3, 4}, {1, 2}},
+    .type = {3, {"limit", "market", "post_only"}, {5, 6, 9}, {1, 2, 3}},
+    .tif = {4, {"day", "gtc", "ioc", "fok"}, {3, 3, 3, 3}, {1, 2, 3, 4}},
+    .type_default = 1,
+    .tif_default = 2,
+    .market = 2,
 };
 
 static void check(const struct xf_order *o, long n)
@@ -65,10 +65,12 @@ static size_t pb_encode(const struct xf_order *o, long n, unsigned field, uint8_
 	}
 	for (long i = 0; i < n; i++) {
 		uint8_t m[64], *q = m;
-		uint64_t vals[6] = { o[i].symbol_id, (uint64_t)proto_of(o[i].side, PB_MAPS.side),
-				     (uint64_t)proto_of(o[i].ord_type, PB_MAPS.type),
-				     (uint64_t)proto_of(o[i].tif, PB_MAPS.tif), o[i].qty,
-				     (uint64_t)o[i].price };
+		uint64_t vals[6] = {o[i].symbol_id,
+				    (uint64_t)proto_of(o[i].side, PB_MAPS.side),
+				    (uint64_t)proto_of(o[i].ord_type, PB_MAPS.type),
+				    (uint64_t)proto_of(o[i].tif, PB_MAPS.tif),
+				    o[i].qty,
+				    (uint64_t)o[i].price};
 		for (unsigned f = 0; f < 6; f++) {
 			*q++ = (uint8_t)((f + 1) << 3);
 			q = xf_put_varint(q, vals[f]);
@@ -95,12 +97,13 @@ static size_t json_encode(const struct xf_order *o, long n, int batch, char *out
 	if (batch)
 		k += (size_t)snprintf(out + k, cap - k, "{\"orders\": [");
 	for (long i = 0; i < n; i++)
-		k += (size_t)snprintf(out + k, cap - k,
-				      "%s{\"symbol_id\":%u,\"side\":\"%s\",\"type\":\"%s\",\"tif\":\"%s\","
-				      "\"qty\":%u,\"price\":%lld}",
-				      i ? ", " : "", o[i].symbol_id, name_of(&JSON_MAPS.side, o[i].side),
-				      name_of(&JSON_MAPS.type, o[i].ord_type),
-				      name_of(&JSON_MAPS.tif, o[i].tif), o[i].qty, (long long)o[i].price);
+		k += (size_t)snprintf(
+		    out + k, cap - k,
+		    "%s{\"symbol_id\":%u,\"side\":\"%s\",\"type\":\"%s\",\"tif\":\"%s\","
+		    "\"qty\":%u,\"price\":%lld}",
+		    i ? ", " : "", o[i].symbol_id, name_of(&JSON_MAPS.side, o[i].side),
+		    name_of(&JSON_MAPS.type, o[i].ord_type), name_of(&JSON_MAPS.tif, o[i].tif),
+		    o[i].qty, (long long)o[i].price);
 	if (batch)
 		k += (size_t)snprintf(out + k, cap - k, "]}\n");
 	return k;
@@ -109,8 +112,9 @@ static size_t json_encode(const struct xf_order *o, long n, int batch, char *out
 static int same(const struct xf_order *a, const struct xf_order *b, long n)
 {
 	for (long i = 0; i < n; i++)
-		if (a[i].side != b[i].side || a[i].ord_type != b[i].ord_type || a[i].tif != b[i].tif ||
-		    a[i].symbol_id != b[i].symbol_id || a[i].price != b[i].price || a[i].qty != b[i].qty)
+		if (a[i].side != b[i].side || a[i].ord_type != b[i].ord_type ||
+		    a[i].tif != b[i].tif || a[i].symbol_id != b[i].symbol_id ||
+		    a[i].price != b[i].price || a[i].qty != b[i].qty)
 			return 0;
 	return 1;
 }

@@ -67,8 +67,8 @@ static __always_inline __u32 draw(__u64 seed, __u32 dir, __u64 n, __u32 what)
 
 /* The direction of an xdpex datagram of the configured port, or -1 for anything else; its
  * sequence and message count in *seq and *msgs. */
-static __always_inline int classify(struct __sk_buff *skb, const struct fault_cfg *cfg,
-				    __u64 *seq, __u32 *msgs)
+static __always_inline int classify(struct __sk_buff *skb, const struct fault_cfg *cfg, __u64 *seq,
+				    __u32 *msgs)
 {
 	struct frame f;
 

@@ -18,31 +18,31 @@
 #include "loadgen.h"
 
 static const char usage[] =
-	"usage: xdpex-loadgen --server IP[:PORT][,IP[:PORT]...] --session ID:HEXSECRET [options]\n"
-	"  --server IP[:PORT]     gateway address (port 9000 by default); a primary and its\n"
-	"                         standbys comma-separated: the sessions log in where the leader\n"
-	"                         is and follow it (heartbeat timeout, Logout), resending what the\n"
-	"                         new primary had not applied (kernel UDP mode only)\n"
-	"  --session ID:HEX       session id and its secret in hex; repeat for more sessions\n"
-	"  --credentials FILE     sessions from a file, one 'ID HEXSECRET' a line\n"
-	"  --bind IP              local address to send from\n"
-	"  --count N              order messages to send (default 100000)\n"
-	"  --duration SEC         time limit for sending (default 10)\n"
-	"  --drain SEC            time allowed for the last answers (default 2)\n"
-	"  --rate R               open loop: messages per second\n"
-	"  --window W             closed loop: unanswered messages allowed (default 1024)\n"
-	"  --batch N              messages per datagram, 1..22 (default 16)\n"
-	"  --mix NEW:CXL:CROSS    percentages of resting orders, cancels and crossing IOC orders\n"
-	"                         (default 60:30:10, must add up to 100); an order still resting\n"
-	"                         8192 order ids later is cancelled by the new order's message\n"
-	"  --symbols LIST         symbol ids, e.g. 1,2,5-8 (default 1)\n"
-	"  --price MIN:MAX        price range in ticks (default 9900:10100)\n"
-	"  --qty-max N            order quantities are 1..N (default 100)\n"
-	"  --cpu N                pin the generator thread to CPU N\n"
-	"  --busy-poll USEC       SO_BUSY_POLL on the sockets\n"
-	"  --xdp IF               AF_XDP mode: orders out and answers in through an AF_XDP\n"
-	"                         socket on IF (replaces IF's XDP program while it runs)\n"
-	"  --seed N               random seed (default fixed)\n";
+    "usage: xdpex-loadgen --server IP[:PORT][,IP[:PORT]...] --session ID:HEXSECRET [options]\n"
+    "  --server IP[:PORT]     gateway address (port 9000 by default); a primary and its\n"
+    "                         standbys comma-separated: the sessions log in where the leader\n"
+    "                         is and follow it (heartbeat timeout, Logout), resending what the\n"
+    "                         new primary had not applied (kernel UDP mode only)\n"
+    "  --session ID:HEX       session id and its secret in hex; repeat for more sessions\n"
+    "  --credentials FILE     sessions from a file, one 'ID HEXSECRET' a line\n"
+    "  --bind IP              local address to send from\n"
+    "  --count N              order messages to send (default 100000)\n"
+    "  --duration SEC         time limit for sending (default 10)\n"
+    "  --drain SEC            time allowed for the last answers (default 2)\n"
+    "  --rate R               open loop: messages per second\n"
+    "  --window W             closed loop: unanswered messages allowed (default 1024)\n"
+    "  --batch N              messages per datagram, 1..22 (default 16)\n"
+    "  --mix NEW:CXL:CROSS    percentages of resting orders, cancels and crossing IOC orders\n"
+    "                         (default 60:30:10, must add up to 100); an order still resting\n"
+    "                         8192 order ids later is cancelled by the new order's message\n"
+    "  --symbols LIST         symbol ids, e.g. 1,2,5-8 (default 1)\n"
+    "  --price MIN:MAX        price range in ticks (default 9900:10100)\n"
+    "  --qty-max N            order quantities are 1..N (default 100)\n"
+    "  --cpu N                pin the generator thread to CPU N\n"
+    "  --busy-poll USEC       SO_BUSY_POLL on the sockets\n"
+    "  --xdp IF               AF_XDP mode: orders out and answers in through an AF_XDP\n"
+    "                         socket on IF (replaces IF's XDP program while it runs)\n"
+    "  --seed N               random seed (default fixed)\n";
 
 static void die_arg(const char *opt, const char *fmt, ...)
 {
@@ -112,7 +112,8 @@ static void add_session(struct config *cfg, const char *opt, const char *id_s, c
 			LG_SECRET_MAX);
 	for (size_t i = 0; i < n / 2; i++) {
 		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
 		    !strchr("0123456789abcdefABCDEF", hex[2 * i + 1]))
 			die_arg(opt, "session %u: the secret is not hex", s->id);
 		s->secret[i] = (uint8_t)v;
@@ -171,29 +172,48 @@ static void parse_symbols(struct config *cfg, const char *opt, char *arg)
 
 static void parse_args(struct config *cfg, int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_SESSION, O_CREDS, O_BIND, O_COUNT, O_DURATION, O_DRAIN, O_RATE,
-	       O_WINDOW, O_BATCH, O_MIX, O_SYMBOLS, O_PRICE, O_QTY, O_CPU, O_BUSY, O_SEED, O_XDP, O_HELP };
+	enum {
+		O_SERVER = 256,
+		O_SESSION,
+		O_CREDS,
+		O_BIND,
+		O_COUNT,
+		O_DURATION,
+		O_DRAIN,
+		O_RATE,
+		O_WINDOW,
+		O_BATCH,
+		O_MIX,
+		O_SYMBOLS,
+		O_PRICE,
+		O_QTY,
+		O_CPU,
+		O_BUSY,
+		O_SEED,
+		O_XDP,
+		O_HELP
+	};
 	static const struct option opts[] = {
-		{ "server", required_argument, 0, O_SERVER },
-		{ "session", required_argument, 0, O_SESSION },
-		{ "credentials", required_argument, 0, O_CREDS },
-		{ "bind", required_argument, 0, O_BIND },
-		{ "count", required_argument, 0, O_COUNT },
-		{ "duration", required_argument, 0, O_DURATION },
-		{ "drain", required_argument, 0, O_DRAIN },
-		{ "rate", required_argument, 0, O_RATE },
-		{ "window", required_argument, 0, O_WINDOW },
-		{ "batch", required_argument, 0, O_BATCH },
-		{ "mix", required_argument, 0, O_MIX },
-		{ "symbols", required_argument, 0, O_SYMBOLS },
-		{ "price", required_argument, 0, O_PRICE },
-		{ "qty-max", required_argument, 0, O_QTY },
-		{ "cpu", required_argument, 0, O_CPU },
-		{ "busy-poll", required_argument, 0, O_BUSY },
-		{ "seed", required_argument, 0, O_SEED },
-		{ "xdp", required_argument, 0, O_XDP },
-		{ "help", no_argument, 0, O_HELP },
-		{ 0, 0, 0, 0 },
+	    {"server", required_argument, 0, O_SERVER},
+	    {"session", required_argument, 0, O_SESSION},
+	    {"credentials", required_argument, 0, O_CREDS},
+	    {"bind", required_argument, 0, O_BIND},
+	    {"count", required_argument, 0, O_COUNT},
+	    {"duration", required_argument, 0, O_DURATION},
+	    {"drain", required_argument, 0, O_DRAIN},
+	    {"rate", required_argument, 0, O_RATE},
+	    {"window", required_argument, 0, O_WINDOW},
+	    {"batch", required_argument, 0, O_BATCH},
+	    {"mix", required_argument, 0, O_MIX},
+	    {"symbols", required_argument, 0, O_SYMBOLS},
+	    {"price", required_argument, 0, O_PRICE},
+	    {"qty-max", required_argument, 0, O_QTY},
+	    {"cpu", required_argument, 0, O_CPU},
+	    {"busy-poll", required_argument, 0, O_BUSY},
+	    {"seed", required_argument, 0, O_SEED},
+	    {"xdp", required_argument, 0, O_XDP},
+	    {"help", no_argument, 0, O_HELP},
+	    {0, 0, 0, 0},
 	};
 	bool have_server = false, have_window = false;
 	char sym_default[] = "1";
@@ -223,7 +243,8 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 				die_arg(name, "too long");
 			strcpy(list, optarg);
 			cfg->nservers = 0;
-			for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			for (char *t = strtok_r(list, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
 				if (cfg->nservers >= LG_MAX_SERVERS)
 					die_arg(name, "at most %d addresses", LG_MAX_SERVERS);
 				parse_addr(name, t, &cfg->servers[cfg->nservers++], true);
@@ -234,74 +255,51 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 			have_server = true;
 			break;
 		}
-		case O_SESSION:
-			parse_session(cfg, name, optarg);
-			break;
-		case O_CREDS:
-			parse_credentials(cfg, name, optarg);
-			break;
+		case O_SESSION: parse_session(cfg, name, optarg); break;
+		case O_CREDS: parse_credentials(cfg, name, optarg); break;
 		case O_BIND:
 			parse_addr(name, optarg, &cfg->bind, false);
 			cfg->have_bind = true;
 			break;
-		case O_COUNT:
-			cfg->count = parse_u64(name, optarg, 1, 1ull << 40);
-			break;
-		case O_DURATION:
-			cfg->duration_s = parse_pos_double(name, optarg);
-			break;
-		case O_DRAIN:
-			cfg->drain_s = parse_pos_double(name, optarg);
-			break;
-		case O_RATE:
-			cfg->rate = parse_pos_double(name, optarg);
-			break;
+		case O_COUNT: cfg->count = parse_u64(name, optarg, 1, 1ull << 40); break;
+		case O_DURATION: cfg->duration_s = parse_pos_double(name, optarg); break;
+		case O_DRAIN: cfg->drain_s = parse_pos_double(name, optarg); break;
+		case O_RATE: cfg->rate = parse_pos_double(name, optarg); break;
 		case O_WINDOW:
 			cfg->window = (uint32_t)parse_u64(name, optarg, 1, LG_SLOTS / 2);
 			have_window = true;
 			break;
-		case O_BATCH:
-			cfg->batch = (unsigned)parse_u64(name, optarg, 1, XE_MAX_MSGS);
-			break;
+		case O_BATCH: cfg->batch = (unsigned)parse_u64(name, optarg, 1, XE_MAX_MSGS); break;
 		case O_MIX: {
 			unsigned a, b, x;
 			char tail;
-			if (sscanf(optarg, "%u:%u:%u%c", &a, &b, &x, &tail) != 3 || a + b + x != 100)
-				die_arg(name, "'%s' is not NEW:CANCEL:CROSS adding up to 100", optarg);
+			if (sscanf(optarg, "%u:%u:%u%c", &a, &b, &x, &tail) != 3 ||
+			    a + b + x != 100)
+				die_arg(name, "'%s' is not NEW:CANCEL:CROSS adding up to 100",
+					optarg);
 			cfg->mix_new = a, cfg->mix_cancel = b, cfg->mix_cross = x;
 			break;
 		}
-		case O_SYMBOLS:
-			parse_symbols(cfg, name, optarg);
-			break;
+		case O_SYMBOLS: parse_symbols(cfg, name, optarg); break;
 		case O_PRICE: {
 			long long lo, hi;
 			char tail;
-			if (sscanf(optarg, "%lld:%lld%c", &lo, &hi, &tail) != 2 || lo <= 0 || hi <= lo)
+			if (sscanf(optarg, "%lld:%lld%c", &lo, &hi, &tail) != 2 || lo <= 0 ||
+			    hi <= lo)
 				die_arg(name, "'%s' is not MIN:MAX with 0 < MIN < MAX", optarg);
 			cfg->price_min = lo, cfg->price_max = hi;
 			break;
 		}
-		case O_QTY:
-			cfg->qty_max = (uint32_t)parse_u64(name, optarg, 1, UINT32_MAX);
-			break;
-		case O_CPU:
-			cfg->cpu = (int)parse_u64(name, optarg, 0, CPU_SETSIZE - 1);
-			break;
-		case O_BUSY:
-			cfg->busy_poll_us = (int)parse_u64(name, optarg, 0, 1000000);
-			break;
-		case O_SEED:
-			cfg->seed = parse_u64(name, optarg, 0, UINT64_MAX);
-			break;
+		case O_QTY: cfg->qty_max = (uint32_t)parse_u64(name, optarg, 1, UINT32_MAX); break;
+		case O_CPU: cfg->cpu = (int)parse_u64(name, optarg, 0, CPU_SETSIZE - 1); break;
+		case O_BUSY: cfg->busy_poll_us = (int)parse_u64(name, optarg, 0, 1000000); break;
+		case O_SEED: cfg->seed = parse_u64(name, optarg, 0, UINT64_MAX); break;
 		case O_XDP:
 			if (!optarg[0] || strlen(optarg) >= IF_NAMESIZE)
 				die_arg(name, "'%s' is not an interface name", optarg);
 			snprintf(cfg->xdp_if, sizeof(cfg->xdp_if), "%s", optarg);
 			break;
-		case O_HELP:
-			fputs(usage, stdout);
-			exit(0);
+		case O_HELP: fputs(usage, stdout); exit(0);
 		}
 	}
 	if (optind < argc)
@@ -309,11 +307,13 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 	if (!have_server)
 		die_arg("--server", "required");
 	if (cfg->nservers > 1 && cfg->xdp_if[0])
-		die_arg("--server", "several gateways (failover) only in kernel UDP mode, not --xdp");
+		die_arg("--server",
+			"several gateways (failover) only in kernel UDP mode, not --xdp");
 	if (!cfg->nsess)
 		die_arg("--session", "at least one session is required (or --credentials)");
 	if (cfg->rate > 0 && have_window)
-		die_arg("--window", "open loop (--rate) and closed loop (--window) exclude each other");
+		die_arg("--window",
+			"open loop (--rate) and closed loop (--window) exclude each other");
 	if (cfg->rate <= 0 && cfg->window < cfg->batch)
 		die_arg("--window", "%u is smaller than --batch %u", cfg->window, cfg->batch);
 	if (!cfg->nsym)
@@ -362,7 +362,8 @@ static void report(const struct config *cfg, const struct stats *st)
 	       "\"sent_per_s\": %.0f, ",
 	       secs, send_secs, secs > 0 ? (double)st->answered / secs : 0.0,
 	       send_secs > 0 ? (double)st->sent / send_secs : 0.0);
-	printf("\"rtt_us\": {\"samples\": %" PRIu64 ", \"p50\": %.2f, \"p90\": %.2f, \"p99\": %.2f, "
+	printf("\"rtt_us\": {\"samples\": %" PRIu64
+	       ", \"p50\": %.2f, \"p90\": %.2f, \"p99\": %.2f, "
 	       "\"p999\": %.2f, \"max\": %.2f, \"mean\": %.2f}, ",
 	       st->rtt.count, us(hist_pct(&st->rtt, 50)), us(hist_pct(&st->rtt, 90)),
 	       us(hist_pct(&st->rtt, 99)), us(hist_pct(&st->rtt, 99.9)), us(st->rtt.max),
@@ -398,8 +399,8 @@ static void report(const struct config *cfg, const struct stats *st)
 	       st->xsk_stats[0], st->xsk_stats[1], st->xsk_stats[2]);
 	/* Share of the run the generator spent sending and receiving (the rest it spun waiting):
 	 * near 100 means the generator itself was the bottleneck. */
-	uint64_t run_ns = (st->t_end_send > st->t_last_answer ? st->t_end_send : st->t_last_answer) -
-			  st->t_start;
+	uint64_t run_ns =
+	    (st->t_end_send > st->t_last_answer ? st->t_end_send : st->t_last_answer) - st->t_start;
 	printf("\"generator_busy_pct\": %.1f, ",
 	       run_ns ? 100.0 * (double)st->busy_ns / (double)run_ns : 0.0);
 	/* Share of the run the generator was runnable but another task had its core: on a shared
@@ -409,9 +410,10 @@ static void report(const struct config *cfg, const struct stats *st)
 		       100.0 * (double)st->wait_ns / (double)(st->cpu_ns + st->wait_ns));
 	else
 		printf("\"generator_cpu_wait_pct\": null, ");
-	printf("\"unmatched\": %" PRIu64 ", \"duplicates\": %" PRIu64 ", \"bad_datagrams\": %" PRIu64
-	       ", \"slot_stalls\": %" PRIu64 ", \"logged_out_by_gateway\": %" PRIu64
-	       ", \"failovers\": %" PRIu64 ", \"failover_ms_max\": %.1f}\n",
+	printf("\"unmatched\": %" PRIu64 ", \"duplicates\": %" PRIu64
+	       ", \"bad_datagrams\": %" PRIu64 ", \"slot_stalls\": %" PRIu64
+	       ", \"logged_out_by_gateway\": %" PRIu64 ", \"failovers\": %" PRIu64
+	       ", \"failover_ms_max\": %.1f}\n",
 	       st->unmatched, st->duplicates, st->bad_datagrams, st->slot_stalls, st->logged_out,
 	       st->failovers, (double)st->failover_ns_max / 1e6);
 }
@@ -457,11 +459,12 @@ int main(int argc, char **argv)
 		s->next_cl = 1;
 		int err = session_open(&cfg, s);
 		if (err) {
-			fprintf(stderr, "xdpex-loadgen: session %u: socket: %s\n", s->id, strerror(-err));
+			fprintf(stderr, "xdpex-loadgen: session %u: socket: %s\n", s->id,
+				strerror(-err));
 			return 1;
 		}
 	}
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	if (cfg.xdp_if[0] && xsk_io_open(&cfg)) {
@@ -482,7 +485,8 @@ int main(int argc, char **argv)
 		}
 		if (r < 0) {
 			fprintf(stderr, "xdpex-loadgen: session %u: login failed: %s\n", s->id,
-				r == -ETIMEDOUT ? "no answer from the gateway in 6 s" : strerror(-r));
+				r == -ETIMEDOUT ? "no answer from the gateway in 6 s"
+						: strerror(-r));
 			finish(&cfg, &st);
 			return 3;
 		}

@@ -31,13 +31,14 @@
 #define SLOT_AHEAD (LG_SLOTS - REST_IDS)
 
 static const char *const reject_names[] = {
-	"NONE", "UNKNOWN_SYMBOL", "OFF_TICK", "OFF_LOT", "OUTSIDE_BAND", "BAD_QUANTITY",
-	"BAD_PRICE", "UNKNOWN_ORDER", "DUPLICATE_ID", "POST_ONLY_CROSS", "FOK_UNFILLABLE",
-	"CAPACITY", "HALTED", "BAD_SIDE", "BAD_ORDER_TYPE", "BAD_TIF", "NOT_LOGGED_IN",
-	"UNKNOWN_MESSAGE", "RATE_LIMITED", "NO_CHANGE", "REPLACE_QTY",
+    "NONE",	      "UNKNOWN_SYMBOL", "OFF_TICK",	   "OFF_LOT",	   "OUTSIDE_BAND",
+    "BAD_QUANTITY",   "BAD_PRICE",	"UNKNOWN_ORDER",   "DUPLICATE_ID", "POST_ONLY_CROSS",
+    "FOK_UNFILLABLE", "CAPACITY",	"HALTED",	   "BAD_SIDE",	   "BAD_ORDER_TYPE",
+    "BAD_TIF",	      "NOT_LOGGED_IN",	"UNKNOWN_MESSAGE", "RATE_LIMITED", "NO_CHANGE",
+    "REPLACE_QTY",
 };
 static const char *const cancel_names[] = {
-	"NONE", "USER", "IOC", "MASS", "SELF_TRADE", "DISCONNECT", "NO_LIQUIDITY", "EXPIRED", "HALT",
+    "NONE", "USER", "IOC", "MASS", "SELF_TRADE", "DISCONNECT", "NO_LIQUIDITY", "EXPIRED", "HALT",
 };
 
 const char *reject_name(unsigned r)
@@ -106,8 +107,8 @@ static inline void answered(struct stats *st, uint64_t echo_ts, uint64_t now)
 
 /* Writes one order message (NewOrder or Cancel) for session s. Returns false when no order
  * slot is free (every candidate still waits for an answer). */
-static bool build_order(const struct config *cfg, struct stats *st, struct session *s,
-			uint8_t *msg, uint64_t ts)
+static bool build_order(const struct config *cfg, struct stats *st, struct session *s, uint8_t *msg,
+			uint64_t ts)
 {
 	unsigned r = (unsigned)(rnd() % 100);
 	struct slot *victim = NULL;
@@ -276,7 +277,7 @@ static inline void out_mark(struct session *s, uint64_t q, bool v)
 	if (v)
 		s->out_have[i >> 3] |= (uint8_t)(1u << (i & 7));
 	else
-		s->out_have[i >> 3] &= (uint8_t)~(1u << (i & 7));
+		s->out_have[i >> 3] &= (uint8_t) ~(1u << (i & 7));
 }
 
 /* Outbound sequence `seen` exists (received, or announced by a heartbeat as the gateway's next).
@@ -321,9 +322,9 @@ static void app_msg(struct stats *st, struct session *s, const uint8_t *m, uint6
 	case XE_REJECTED: {
 		const struct xe_rejected *rj = (const void *)m;
 		struct slot *sl = slot_of(s, rj->cl_ord_id);
-		uint8_t want = rj->ref_type == XE_NEW_ORDER ? SL_NEW :
-			       rj->ref_type == XE_CANCEL    ? SL_CXL :
-							      0;
+		uint8_t want = rj->ref_type == XE_NEW_ORDER ? SL_NEW
+			       : rj->ref_type == XE_CANCEL  ? SL_CXL
+							    : 0;
 		st->rejected++;
 		st->rej[rj->reason < LG_REJ_MAX ? rj->reason : 0]++;
 		if (!want || sl->cl != rj->cl_ord_id || !(sl->state & want) || !sl->state) {
@@ -352,7 +353,7 @@ static void app_msg(struct stats *st, struct session *s, const uint8_t *m, uint6
 		}
 		if (!f->leaves) {
 			live_del(s, sl);
-			sl->state &= (uint8_t)~(SL_LIVE | SL_NEW);
+			sl->state &= (uint8_t) ~(SL_LIVE | SL_NEW);
 			slot_settle(sl);
 		}
 		return;
@@ -378,8 +379,7 @@ static void app_msg(struct stats *st, struct session *s, const uint8_t *m, uint6
 		slot_settle(sl);
 		return;
 	}
-	default:
-		st->unmatched++;
+	default: st->unmatched++;
 	}
 }
 
@@ -443,8 +443,7 @@ static void session_msg(const struct config *cfg, struct stats *st, struct sessi
 		resend_from(cfg, st, s, a->next_in_seq ? a->next_in_seq : 1, now);
 		return;
 	}
-	default:
-		return;
+	default: return;
 	}
 }
 
@@ -481,7 +480,8 @@ void handle_datagram(struct config *cfg, struct stats *st, struct session *s, co
 				app_msg(st, s, msg, now);
 				continue;
 			}
-			memcpy(s->out_buf + (q & (LG_OUT_RING - 1)) * XE_MSG_SIZE, msg, XE_MSG_SIZE);
+			memcpy(s->out_buf + (q & (LG_OUT_RING - 1)) * XE_MSG_SIZE, msg,
+			       XE_MSG_SIZE);
 			out_mark(s, q, true);
 			out_gap(st, s, q, now);
 			continue;
@@ -490,7 +490,8 @@ void handle_datagram(struct config *cfg, struct stats *st, struct session *s, co
 		s->out_expected++;
 		while (out_has(s, s->out_expected)) {
 			out_mark(s, s->out_expected, false);
-			app_msg(st, s, s->out_buf + (s->out_expected & (LG_OUT_RING - 1)) * XE_MSG_SIZE,
+			app_msg(st, s,
+				s->out_buf + (s->out_expected & (LG_OUT_RING - 1)) * XE_MSG_SIZE,
 				now);
 			s->out_expected++;
 		}
@@ -529,8 +530,8 @@ static void receive_all(struct config *cfg, struct stats *st, uint64_t now)
 }
 
 /* Builds and sends up to `want` messages for session s in datagrams of cfg->batch. */
-static uint64_t send_orders(struct config *cfg, struct stats *st, struct session *s,
-			    uint64_t want, uint64_t now)
+static uint64_t send_orders(struct config *cfg, struct stats *st, struct session *s, uint64_t want,
+			    uint64_t now)
 {
 	unsigned nd = 0;
 	uint64_t sent = 0;
@@ -682,8 +683,8 @@ int run_load(struct config *cfg, struct stats *st)
 		if (now - last_timer > 1000000ull) {
 			/* Probe a silent tail while draining, or when a closed loop's window is
 			 * stuck on answers that may have been lost. */
-			bool stuck = sending && cfg->rate <= 0 && st->sent - st->answered + cfg->batch >
-									 cfg->window;
+			bool stuck = sending && cfg->rate <= 0 &&
+				     st->sent - st->answered + cfg->batch > cfg->window;
 			timers(cfg, st, (!sending || stuck) && st->answered < st->sent, now);
 			last_timer = now;
 		}

@@ -22,10 +22,13 @@
 #endif
 
 static const char *const login_reasons[] = {
-	[XE_LOGIN_UNKNOWN_SESSION] = "UNKNOWN_SESSION", [XE_LOGIN_BAD_PROOF] = "BAD_PROOF",
-	[XE_LOGIN_STALE] = "STALE",			[XE_LOGIN_REPLAYED] = "REPLAYED",
-	[XE_LOGIN_BOUND_ELSEWHERE] = "BOUND_ELSEWHERE", [XE_LOGIN_DISABLED] = "DISABLED",
-	[XE_LOGIN_BAD_SEQUENCE] = "BAD_SEQUENCE",
+    [XE_LOGIN_UNKNOWN_SESSION] = "UNKNOWN_SESSION",
+    [XE_LOGIN_BAD_PROOF] = "BAD_PROOF",
+    [XE_LOGIN_STALE] = "STALE",
+    [XE_LOGIN_REPLAYED] = "REPLAYED",
+    [XE_LOGIN_BOUND_ELSEWHERE] = "BOUND_ELSEWHERE",
+    [XE_LOGIN_DISABLED] = "DISABLED",
+    [XE_LOGIN_BAD_SEQUENCE] = "BAD_SEQUENCE",
 };
 
 const char *login_reason_name(unsigned r)
@@ -129,7 +132,7 @@ int session_login(const struct config *cfg, struct session *s)
 			uint64_t now = now_ns();
 			if (now >= deadline)
 				break;
-			struct pollfd p = { .fd = s->fd, .events = POLLIN };
+			struct pollfd p = {.fd = s->fd, .events = POLLIN};
 			int r = poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
 			if (r < 0 && errno != EINTR)
 				return -errno;

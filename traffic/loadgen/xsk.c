@@ -7,8 +7,8 @@
  * heartbeats, SequenceGap, logout) and the rare resends stay on the ordinary UDP sockets, whose
  * source ports the raw frames reuse, so the gateway sees one address per session either way.
  *
- * UMEM: XSK_FRAMES frames of 2 KiB (64 MiB); the first half is posted to the fill ring (sized at twice
- * that, as the design notes ask), the second half is a free list for transmission.
+ * UMEM: XSK_FRAMES frames of 2 KiB (64 MiB); the first half is posted to the fill ring (sized at
+ * twice that, as the design notes ask), the second half is a free list for transmission.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -162,10 +162,10 @@ int xsk_io_open(struct config *cfg)
 	if (posix_memalign(&x->area, (size_t)getpagesize(), (size_t)XSK_FRAMES * XSK_FRAME))
 		return -ENOMEM;
 	struct xsk_umem_config ucfg = {
-		.fill_size = XSK_RX_FRAMES * 2,
-		.comp_size = XSK_TX_FRAMES,
-		.frame_size = XSK_FRAME,
-		.frame_headroom = 0,
+	    .fill_size = XSK_RX_FRAMES * 2,
+	    .comp_size = XSK_TX_FRAMES,
+	    .frame_size = XSK_FRAME,
+	    .frame_headroom = 0,
 	};
 	if ((err = xsk_umem__create(&x->umem, x->area, (uint64_t)XSK_FRAMES * XSK_FRAME, &x->fq,
 				    &x->cq, &ucfg))) {
@@ -173,11 +173,11 @@ int xsk_io_open(struct config *cfg)
 		return err;
 	}
 	struct xsk_socket_config scfg = {
-		.rx_size = XSK_RX_FRAMES,
-		.tx_size = XSK_TX_FRAMES,
-		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
-		.xdp_flags = XDP_FLAGS_DRV_MODE,
-		.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP,
+	    .rx_size = XSK_RX_FRAMES,
+	    .tx_size = XSK_TX_FRAMES,
+	    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+	    .xdp_flags = XDP_FLAGS_DRV_MODE,
+	    .bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP,
 	};
 	if ((err = xsk_socket__create(&x->xsk, cfg->xdp_if, 0, x->umem, &x->rx, &x->tx, &scfg))) {
 		fail("create AF_XDP socket on queue 0", err);
@@ -308,8 +308,8 @@ int xsk_io_stats(struct config *cfg, uint64_t out[3])
 {
 	struct xdp_statistics xs;
 	socklen_t len = sizeof(xs);
-	if (!cfg->xio || getsockopt(xsk_socket__fd(cfg->xio->xsk), SOL_XDP, XDP_STATISTICS, &xs,
-				    &len))
+	if (!cfg->xio ||
+	    getsockopt(xsk_socket__fd(cfg->xio->xsk), SOL_XDP, XDP_STATISTICS, &xs, &len))
 		return -1;
 	out[0] = xs.rx_dropped;
 	out[1] = xs.rx_ring_full;
@@ -344,8 +344,8 @@ unsigned xsk_io_poll(struct config *cfg, struct stats *st)
 			st->bad_datagrams++;
 			continue;
 		}
-		const struct udphdr *udp = (const struct udphdr *)(f + sizeof(struct ethhdr) +
-								    sizeof(struct iphdr));
+		const struct udphdr *udp =
+		    (const struct udphdr *)(f + sizeof(struct ethhdr) + sizeof(struct iphdr));
 		struct session *s = NULL;
 		for (unsigned k = 0; k < cfg->nsess; k++)
 			if (cfg->sess[k].local.sin_port == udp->dest) {

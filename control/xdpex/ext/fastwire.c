@@ -43,7 +43,7 @@
 #include <xdpex/proto.h>
 _Static_assert(XE_MSG_SIZE == MSG, "message size");
 _Static_assert(XE_NEW_ORDER == T_NEW && XE_ACCEPTED == T_ACC && XE_REJECTED == T_REJ &&
-		       XE_FILL == T_FILL,
+		   XE_FILL == T_FILL,
 	       "message types");
 _Static_assert(__builtin_offsetof(struct xe_new_order, cl_ord_id) == 8, "new.cl_ord_id");
 _Static_assert(__builtin_offsetof(struct xe_new_order, price) == 16, "new.price");
@@ -78,8 +78,8 @@ static struct {
 	unsigned not_logged_in, cancel_type;
 } cfg;
 
-static PyObject *a_chunks, *a_start, *a_n, *a_status, *a_order_id, *a_reason, *a_leaves,
-	*a_filled, *a_fills, *a_remaining, *a_orders, *a_session_id;
+static PyObject *a_chunks, *a_start, *a_n, *a_status, *a_order_id, *a_reason, *a_leaves, *a_filled,
+    *a_fills, *a_remaining, *a_orders, *a_session_id;
 
 static uint64_t rd64(const uint8_t *p)
 {
@@ -130,23 +130,24 @@ static PyObject *configure(PyObject *self, PyObject *args)
 {
 	(void)self;
 	PyObject *pend, *snew, *srej, *sfill, *spart, *scxl, *sn, *tn, *fn, *rn, *rf, *cn, *sm, *tm,
-		*fm;
+	    *fm;
 	int market;
 	unsigned nli, cxl;
 	if (!PyArg_ParseTuple(args, "UUUUUUOOOOOOOOOiII", &pend, &snew, &srej, &sfill, &spart,
-			      &scxl, &sn, &tn, &fn, &rn, &rf, &cn, &sm, &tm, &fm, &market, &nli, &cxl))
+			      &scxl, &sn, &tn, &fn, &rn, &rf, &cn, &sm, &tm, &fm, &market, &nli,
+			      &cxl))
 		return NULL;
 	if (name_table(sn, "side names", 0) || name_table(tn, "type names", 0) ||
 	    name_table(fn, "tif names", 0) || name_table(rn, "reject names", 0) ||
 	    name_table(rf, "reject fields", 1) || name_table(cn, "cancel names", 0) ||
-	    int_list(sm, cfg.maps.side, 8, "side map") || int_list(tm, cfg.maps.type, 8, "type map") ||
-	    int_list(fm, cfg.maps.tif, 8, "tif map"))
+	    int_list(sm, cfg.maps.side, 8, "side map") ||
+	    int_list(tm, cfg.maps.type, 8, "type map") || int_list(fm, cfg.maps.tif, 8, "tif map"))
 		return NULL;
-	PyObject **slots[] = { &cfg.pending,	  &cfg.s_new,	     &cfg.s_rejected,
-			       &cfg.s_filled,	  &cfg.s_partial,    &cfg.s_cancelled,
-			       &cfg.side_names,	  &cfg.type_names,   &cfg.tif_names,
-			       &cfg.reject_names, &cfg.reject_fields, &cfg.cancel_names };
-	PyObject *vals[] = { pend, snew, srej, sfill, spart, scxl, sn, tn, fn, rn, rf, cn };
+	PyObject **slots[] = {&cfg.pending,	 &cfg.s_new,	     &cfg.s_rejected,
+			      &cfg.s_filled,	 &cfg.s_partial,     &cfg.s_cancelled,
+			      &cfg.side_names,	 &cfg.type_names,    &cfg.tif_names,
+			      &cfg.reject_names, &cfg.reject_fields, &cfg.cancel_names};
+	PyObject *vals[] = {pend, snew, srej, sfill, spart, scxl, sn, tn, fn, rn, rf, cn};
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		Py_INCREF(vals[i]);
 		Py_XSETREF(*slots[i], vals[i]);
@@ -358,9 +359,9 @@ static int add_fill(PyObject *e, long long i, const uint8_t *m)
 		return -1;
 	}
 	PyObject *k = PyLong_FromLongLong(i);
-	PyObject *t = Py_BuildValue("(KLkk)", (unsigned long long)rd64(m + 16),
-				    (long long)rd64(m + 24), (unsigned long)rd32(m + 32),
-				    (unsigned long)m[2]);
+	PyObject *t =
+	    Py_BuildValue("(KLkk)", (unsigned long long)rd64(m + 16), (long long)rd64(m + 24),
+			  (unsigned long)rd32(m + 32), (unsigned long)m[2]);
 	int rc = -1;
 	if (k && t) {
 		PyObject *fl = PyDict_GetItemWithError(fills, k); /* borrowed */
@@ -397,7 +398,7 @@ static PyObject *apply(PyObject *self, PyObject *args)
 	Py_ssize_t count = buf.len / MSG, k = start < 0 ? 0 : start;
 	long long dec = 0;
 	int nli = 0;
-	struct ent x = { 0 };
+	struct ent x = {0};
 	long long cur_chunk = -1;
 	int have = 0; /* x holds the entry of cur_chunk (or cur_chunk has none: x.e NULL) */
 	for (; k < count; k++) {
@@ -775,7 +776,8 @@ static int json_ack(struct out *o, struct view *v, Py_ssize_t i)
 	}
 	if (PUTS(o, ",\"field\":"))
 		return -1;
-	PyObject *fld = rej && rsn >= 0 && rsn < 256 ? PyList_GET_ITEM(cfg.reject_fields, rsn) : Py_None;
+	PyObject *fld =
+	    rej && rsn >= 0 && rsn < 256 ? PyList_GET_ITEM(cfg.reject_fields, rsn) : Py_None;
 	if (fld == Py_None ? PUTS(o, "null") : out_jstr(o, fld))
 		return -1;
 	if (PUTS(o, ",\"fills\":["))
@@ -810,7 +812,7 @@ static PyObject *json_acks(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "Op", &e, &single) || !ready())
 		return NULL;
 	struct view v;
-	struct out o = { 0 };
+	struct out o = {0};
 	PyObject *res = NULL;
 	if (view_load(&v, e))
 		goto done;
@@ -952,7 +954,7 @@ static PyObject *pb_acks(PyObject *self, PyObject *args)
 		return NULL;
 	}
 	struct view v;
-	struct out o = { 0 }, one = { 0 };
+	struct out o = {0}, one = {0};
 	PyObject *res = NULL;
 	if (view_load(&v, e))
 		goto done;
@@ -1014,9 +1016,9 @@ static PyObject *configure_json(PyObject *self, PyObject *args)
 	PyObject *keep = PyList_New(0);
 	if (keep == NULL)
 		return NULL;
-	struct xf_json_maps m = { 0 };
-	if (json_names(sides, &m.side, keep, "sides") || json_names(types, &m.type, keep, "types") ||
-	    json_names(tifs, &m.tif, keep, "tifs")) {
+	struct xf_json_maps m = {0};
+	if (json_names(sides, &m.side, keep, "sides") ||
+	    json_names(types, &m.type, keep, "types") || json_names(tifs, &m.tif, keep, "tifs")) {
 		Py_DECREF(keep);
 		return NULL;
 	}
@@ -1056,7 +1058,8 @@ static PyObject *json_orders(PyObject *self, PyObject *args)
 		return NULL;
 	if (!ready() || cfg.jnames == NULL || max < 1 || max > MAX_ORDERS) {
 		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_ValueError, "json_orders: configure_json() and 1 <= max");
+			PyErr_SetString(PyExc_ValueError,
+					"json_orders: configure_json() and 1 <= max");
 		PyBuffer_Release(&buf);
 		return NULL;
 	}
@@ -1118,20 +1121,27 @@ done:
 /* -- module -------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
-	{ "configure", configure, METH_VARARGS, "names and codes from the codec (once)" },
-	{ "pack_new", pack_new, METH_VARARGS, "NewOrder messages of orders[lo:hi]" },
-	{ "apply", apply, METH_VARARGS, "answers into their entries' columns" },
-	{ "json_acks", json_acks, METH_VARARGS, "the REST answer of an entry" },
-	{ "pb_acks", pb_acks, METH_VARARGS, "the serialized acks of an entry" },
-	{ "pb_orders", pb_orders, METH_VARARGS, "wire orders of a serialized request" },
-	{ "configure_json", configure_json, METH_VARARGS, "REST order names (once)" },
-	{ "json_orders", json_orders, METH_VARARGS, "wire orders of a canonical REST body" },
-	{ NULL, NULL, 0, NULL },
+    {"configure", configure, METH_VARARGS, "names and codes from the codec (once)"},
+    {"pack_new", pack_new, METH_VARARGS, "NewOrder messages of orders[lo:hi]"},
+    {"apply", apply, METH_VARARGS, "answers into their entries' columns"},
+    {"json_acks", json_acks, METH_VARARGS, "the REST answer of an entry"},
+    {"pb_acks", pb_acks, METH_VARARGS, "the serialized acks of an entry"},
+    {"pb_orders", pb_orders, METH_VARARGS, "wire orders of a serialized request"},
+    {"configure_json", configure_json, METH_VARARGS, "REST order names (once)"},
+    {"json_orders", json_orders, METH_VARARGS, "wire orders of a canonical REST body"},
+    {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-	PyModuleDef_HEAD_INIT, "_fastwire", "xdpex order entry, per-order work in C", -1, methods,
-	NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_fastwire",
+    "xdpex order entry, per-order work in C",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastwire(void)
@@ -1140,10 +1150,10 @@ PyMODINIT_FUNC PyInit__fastwire(void)
 		PyObject **slot;
 		const char *name;
 	} names[] = {
-		{ &a_chunks, "chunks" },     { &a_start, "start" },	  { &a_n, "n" },
-		{ &a_status, "status" },     { &a_order_id, "order_id" }, { &a_reason, "reason" },
-		{ &a_leaves, "leaves" },     { &a_filled, "filled" },	  { &a_fills, "fills" },
-		{ &a_remaining, "remaining" }, { &a_orders, "orders" },	  { &a_session_id, "session_id" },
+	    {&a_chunks, "chunks"},	 {&a_start, "start"},	    {&a_n, "n"},
+	    {&a_status, "status"},	 {&a_order_id, "order_id"}, {&a_reason, "reason"},
+	    {&a_leaves, "leaves"},	 {&a_filled, "filled"},	    {&a_fills, "fills"},
+	    {&a_remaining, "remaining"}, {&a_orders, "orders"},	    {&a_session_id, "session_id"},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (*names[i].slot == NULL) {

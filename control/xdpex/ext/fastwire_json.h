@@ -108,8 +108,7 @@ static inline int xf_name(const struct xf_names *t, const uint8_t *s, size_t n)
 }
 
 /* One order object into *o: 0, or -1 (the general path judges it). */
-static inline int xf_json_order(struct xf_json *j, const struct xf_json_maps *m,
-				struct xf_order *o)
+static inline int xf_json_order(struct xf_json *j, const struct xf_json_maps *m, struct xf_order *o)
 {
 	enum { SYM = 1, SIDE = 2, TYPE = 4, TIF = 8, QTY = 16, PRICE = 32 };
 	unsigned seen = 0;
@@ -158,7 +157,10 @@ static inline int xf_json_order(struct xf_json *j, const struct xf_json_maps *m,
 			size_t sn;
 			if (xf_str(j, &s, &sn))
 				return -1;
-			int code = xf_name(f == SIDE ? &m->side : f == TYPE ? &m->type : &m->tif, s, sn);
+			int code = xf_name(f == SIDE   ? &m->side
+					   : f == TYPE ? &m->type
+						       : &m->tif,
+					   s, sn);
 			if (code < 0)
 				return -1;
 			if (f == SIDE)
@@ -203,7 +205,7 @@ static inline int xf_json_end(struct xf_json *j)
 static inline long xf_json_orders(const uint8_t *p, size_t n, int batch,
 				  const struct xf_json_maps *m, struct xf_order *out, size_t cap)
 {
-	struct xf_json j = { p, p + n };
+	struct xf_json j = {p, p + n};
 	if (!batch) {
 		if (cap < 1 || xf_json_order(&j, m, &out[0]) || xf_json_end(&j))
 			return -1;

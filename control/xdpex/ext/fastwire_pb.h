@@ -63,8 +63,7 @@ static inline int xf_skip(const uint8_t **pp, const uint8_t *end, unsigned wt)
 {
 	uint64_t v;
 	switch (wt) {
-	case 0:
-		return xf_varint(pp, end, &v);
+	case 0: return xf_varint(pp, end, &v);
 	case 1:
 		if (end - *pp < 8)
 			return -1;
@@ -80,8 +79,7 @@ static inline int xf_skip(const uint8_t **pp, const uint8_t *end, unsigned wt)
 			return -1;
 		*pp += 4;
 		return 0;
-	default:
-		return -1;
+	default: return -1;
 	}
 }
 

@@ -125,7 +125,8 @@ uint32_t xe_engine_cancel(xe_engine *e, uint32_t session_id, uint64_t cl_ord_id,
 /* A Rejected answer to a cancel or replace carries the id the message named (orig_cl_ord_id)
  * in cl_ord_id and orig_cl_ord_id. */
 uint32_t xe_engine_replace(xe_engine *e, uint32_t session_id, uint64_t orig_cl_ord_id,
-			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty, struct xe_event *out);
+			   uint64_t new_cl_ord_id, int64_t price, uint32_t qty,
+			   struct xe_event *out);
 /* symbol_id 0 = all symbols, side 0 = both; reason is reported in each Cancelled event
  * (XE_CXL_MASS, XE_CXL_DISCONNECT, ...; 0 means XE_CXL_MASS). A client mass cancel (reason
  * XE_CXL_MASS) that finds nothing writes one Rejected XE_REJ_UNKNOWN_ORDER; other reasons then
@@ -167,8 +168,8 @@ int xe_engine_get_order(const xe_engine *e, uint32_t session_id, uint64_t cl_ord
 			struct xe_order_info *out);
 /* The orders resting at one price level, in time priority; returns how many were written (at
  * most max, 0 for an empty level or bad arguments). */
-uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side,
-				int64_t price, uint32_t max, struct xe_order_info *out);
+uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t side, int64_t price,
+				uint32_t max, struct xe_order_info *out);
 
 /*
  * Memory, for sizing: what creation allocated (resident from the start) and the price ladders'
@@ -177,8 +178,9 @@ uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t 
  */
 struct xe_engine_memory {
 	uint64_t fixed_bytes; /* order pool, order index, sessions, books */
-	uint64_t directory_bytes; /* ladder directories of bands over 4,096 ticks (16 B per 64
-				   * ticks a symbol, at most 2 x 16.5 KiB), allocated by add_symbol */
+	uint64_t
+	    directory_bytes; /* ladder directories of bands over 4,096 ticks (16 B per 64
+			      * ticks a symbol, at most 2 x 16.5 KiB), allocated by add_symbol */
 	uint64_t reserved_bytes; /* the ladder pools' address space */
 	uint64_t ladder_bytes; /* pages and nodes in use now */
 	uint64_t ladder_touched_bytes; /* pool memory ever used: the ladders' resident high mark */

@@ -10,18 +10,23 @@
 
 int main(void)
 {
-	struct xe_engine_config cfg = { .max_orders = 16, .max_symbols = 1, .max_sessions = 2 };
-	struct xe_symbol_config sym = { .symbol_id = 1, .lot_size = 1, .tick_size = 1,
-					.band_low = 1, .band_high = 1000 };
+	struct xe_engine_config cfg = {.max_orders = 16, .max_symbols = 1, .max_sessions = 2};
+	struct xe_symbol_config sym = {
+	    .symbol_id = 1, .lot_size = 1, .tick_size = 1, .band_low = 1, .band_high = 1000};
 	xe_engine *e = xe_engine_create(&cfg);
 	if (!e || xe_engine_add_symbol(e, &sym) != 0) {
 		fprintf(stderr, "engine setup failed\n");
 		return 1;
 	}
 	struct xe_event *ev = calloc(xe_engine_max_events(e), sizeof(*ev));
-	struct xe_order sell = { .session_id = 1, .symbol_id = 1, .cl_ord_id = 1, .price = 100,
-				 .qty = 10, .side = XE_SELL, .ord_type = XE_ORD_LIMIT,
-				 .tif = XE_TIF_GTC };
+	struct xe_order sell = {.session_id = 1,
+				.symbol_id = 1,
+				.cl_ord_id = 1,
+				.price = 100,
+				.qty = 10,
+				.side = XE_SELL,
+				.ord_type = XE_ORD_LIMIT,
+				.tif = XE_TIF_GTC};
 	struct xe_order buy = sell;
 	buy.session_id = 2;
 	buy.side = XE_BUY;

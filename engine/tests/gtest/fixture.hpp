@@ -12,8 +12,9 @@
 
 #include "xdpex/engine.h"
 
-class EngineTest : public ::testing::Test {
-protected:
+class EngineTest : public ::testing::Test
+{
+      protected:
 	static constexpr uint32_t kMaxOrders = 64;
 
 	void SetUp() override
@@ -42,7 +43,10 @@ protected:
 		buf.resize(xe_engine_max_events(e));
 	}
 
-	void TearDown() override { xe_engine_destroy(e); }
+	void TearDown() override
+	{
+		xe_engine_destroy(e);
+	}
 
 	static xe_order order(uint32_t session, uint64_t cl, uint8_t side, int64_t price,
 			      uint32_t qty, uint8_t type = XE_ORD_LIMIT, uint8_t tif = XE_TIF_GTC,

@@ -13,7 +13,8 @@
 
 #include "xdpex/engine.h"
 
-namespace {
+namespace
+{
 
 struct Eng {
 	explicit Eng(uint32_t max_orders = 4096, uint32_t symbols = 4)
@@ -25,7 +26,10 @@ struct Eng {
 		e = xe_engine_create(&cfg);
 		buf.resize(e ? xe_engine_max_events(e) : 0);
 	}
-	~Eng() { xe_engine_destroy(e); }
+	~Eng()
+	{
+		xe_engine_destroy(e);
+	}
 
 	int add(uint32_t id, int64_t tick, int64_t low, int64_t high)
 	{
@@ -38,8 +42,8 @@ struct Eng {
 		return xe_engine_add_symbol(e, &c);
 	}
 
-	std::vector<xe_event> order(uint32_t sym, uint64_t cl, uint8_t side, int64_t px, uint32_t qty,
-				    uint8_t tif = XE_TIF_GTC, uint32_t session = 1)
+	std::vector<xe_event> order(uint32_t sym, uint64_t cl, uint8_t side, int64_t px,
+				    uint32_t qty, uint8_t tif = XE_TIF_GTC, uint32_t session = 1)
 	{
 		xe_order o{};
 		o.session_id = session;
@@ -230,7 +234,8 @@ TEST(Ladder, BookMatchesItsEventsOnSparseWideBands)
 				auto got = x.book(1, side);
 				ASSERT_EQ(got.size(), lv[side - 1].size()) << "step " << step;
 				size_t i = 0;
-				auto check = [&](int64_t px, const std::pair<uint64_t, uint32_t> &l) {
+				auto check = [&](int64_t px,
+						 const std::pair<uint64_t, uint32_t> &l) {
 					ASSERT_EQ(got[i].price, px) << "step " << step;
 					ASSERT_EQ(got[i].qty, l.first);
 					ASSERT_EQ(got[i].orders, l.second);

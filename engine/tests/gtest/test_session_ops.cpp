@@ -258,7 +258,8 @@ TEST(EngineRobustness, RandomGarbageIsAnsweredNeverCrashes)
 			ASSERT_EQ(n, 1u);
 		} else if (kind == 4) {
 			n = xe_engine_replace(e, session, small(64), small(64),
-					      small(4) ? (int64_t)(90 + small(330)) : (int64_t)rng(),
+					      small(4) ? (int64_t)(90 + small(330))
+						       : (int64_t)rng(),
 					      (uint32_t)(small(4) ? small(20) : rng()), ev.data());
 			ASSERT_GE(n, 1u);
 		} else {
