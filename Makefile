@@ -4,7 +4,7 @@
 #   make test   set up, build, run every test (C, C++, BPF, Python)
 #   make bench  benchmarks (engine, wire); figures go to build/bench and docs/BENCHMARKS.md
 #   make soak   reliability scenarios under injected faults; build/soak/summary.json
-#   make lint   ruff, mypy, clang-format check
+#   make lint   clang-format check of the C, C++ and BPF, ruff, mypy
 #   make build  build every native part under build/
 #   make clean  remove build outputs
 # Each part adds its rules in <part>/build.mk; V=1 shows the commands.
@@ -59,7 +59,13 @@ test-python: build
 
 bench: build $(BENCH_TARGETS)
 
+# Every C, C++ and BPF source of the project (.clang-format: kernel style, the C++ too).
+FORMAT_SRCS = $(shell find $(addprefix $(TOP)/,control/xdpex/ext dataplane engine feed fuzz include \
+	tests/c tests/fuzz traffic xdp) \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \) \
+	-not -path '*/build/*' 2>/dev/null)
+
 lint: $(SETUP_STAMP)
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
 	$(Q)$(VENV)/bin/ruff check control proto traffic engine/python tests fuzz
 	$(Q)$(VENV)/bin/mypy control/xdpex proto/xdpex_proto traffic/xdpex_traffic engine/python/xdpex_engine
 
