@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
-from .configure import dataplane_refusal
+from .configure import dataplane_refusal, dataplane_symbol
 from .dataplane import DataplaneRejected
 from .errors import Unavailable
 from .models import GwSession, Symbol
@@ -45,16 +45,7 @@ def _refused(index: int, id_: int | None, code: str, error: str) -> dict[str, An
 
 
 def _dp_entry(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": spec["symbol_id"],
-        "name": spec["name"],
-        "tick": spec["tick"],
-        "lot": spec["lot"],
-        "band": [spec["band_low"], spec["band_high"]],
-        "max_qty": spec["max_qty"],
-        "queue": spec["queue"],
-        "halted": spec["halted"],
-    }
+    return dict(dataplane_symbol(spec), halted=spec["halted"])
 
 
 def create_symbols(cp: ControlPlane, who: Principal, specs: list[dict[str, Any]]) -> dict:

@@ -87,7 +87,7 @@ def dataplane_refusal(
     return InvalidArgument(field, f"refused by the dataplane: {msg}")
 
 
-def _symbol_of(spec: dict[str, Any]) -> dict[str, Any]:
+def dataplane_symbol(spec: dict[str, Any]) -> dict[str, Any]:
     """A symbol as the dataplane's `symbols` query shows it."""
     return {
         "id": spec["symbol_id"],
@@ -150,7 +150,7 @@ class ConfigService:
                     raise Conflict(f"symbol {sid} already exists")
                 if db.scalar(select(Symbol).where(Symbol.name == spec["name"])) is not None:
                     raise Conflict(f"symbol name {spec['name']!r} is already used")
-            want = _symbol_of(spec)
+            want = dataplane_symbol(spec)
             frag = dict(want, halted=spec["halted"])
             try:
                 ans = self.ctl.apply({"symbols": [frag]})
