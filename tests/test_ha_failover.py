@@ -380,18 +380,22 @@ def test_the_asyncio_client_follows_a_kill_and_a_switchover(udp_pair: tuple[Node
         task = asyncio.create_task(load())
         loop = asyncio.get_running_loop()
         await asyncio.sleep(0.5)
+        e0 = a.ha()["epoch"]
         await loop.run_in_executor(None, a.kill9)
-        await wait_async(lambda: client.epoch == b.ha()["epoch"] and client.logged_in,
-                         "the client logged in at b after the kill", 30)
+        # b's own epoch while it still follows is a's, and the client has not noticed the kill
+        # yet: wait for b to lead a later epoch (else a, restarted too soon, may win again)
+        await wait_async(lambda: b.role() == "primary" and client.epoch == b.ha()["epoch"] > e0
+                         and client.logged_in, "the client logged in at b after the kill", 30)
         await loop.run_in_executor(None, a.restart_as_standby)
         await asyncio.sleep(0.3)
+        e1 = b.ha()["epoch"]
         r = await loop.run_in_executor(None, lambda: subprocess.run(
             [sys.executable, "-m", "xdpex.cli", "ha", "switchover", "--etcd",
              ",".join(svc_etcd.endpoints), "--cluster", a.cluster], capture_output=True,
             text=True, timeout=30, env=agent_env()))
         assert r.returncode == 0, r.stderr
-        await wait_async(lambda: client.epoch == a.ha()["epoch"] and client.logged_in,
-                         "the client logged in at a after the switchover", 30)
+        await wait_async(lambda: a.role() == "primary" and client.epoch == a.ha()["epoch"] > e1
+                         and client.logged_in, "the client logged in at a after the switchover", 30)
         await asyncio.sleep(0.3)
         stop.set()
         await task
