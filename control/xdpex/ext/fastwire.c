@@ -705,16 +705,25 @@ static int order_at(struct view *v, Py_ssize_t i, long long f[6])
 }
 
 /* The fills of order i (a list of (exec_id, price, qty, liquidity)), borrowed, or NULL. */
-static PyObject *fills_at(struct view *v, Py_ssize_t i)
+/* The fills of order i in *out (NULL: none); -1 with an exception set when they are not a list. */
+static int fills_at(struct view *v, Py_ssize_t i, PyObject **out)
 {
+	*out = NULL;
 	if (v->fills == Py_None || PyDict_GET_SIZE(v->fills) == 0)
-		return NULL;
+		return 0;
 	PyObject *k = PyLong_FromSsize_t(i);
 	if (k == NULL)
-		return NULL;
+		return -1;
 	PyObject *fl = PyDict_GetItemWithError(v->fills, k);
 	Py_DECREF(k);
-	return fl;
+	if (fl == NULL)
+		return PyErr_Occurred() ? -1 : 0;
+	if (!PyList_Check(fl)) {
+		PyErr_SetString(PyExc_TypeError, "fills: not a list");
+		return -1;
+	}
+	*out = fl;
+	return 0;
 }
 
 static int fill_fields(PyObject *t, unsigned long long *x, long long *px, unsigned long long *q,
@@ -782,14 +791,10 @@ static int json_ack(struct out *o, struct view *v, Py_ssize_t i)
 		return -1;
 	if (PUTS(o, ",\"fills\":["))
 		return -1;
-	PyObject *fl = fills_at(v, i);
-	if (fl == NULL && PyErr_Occurred())
+	PyObject *fl;
+	if (fills_at(v, i, &fl))
 		return -1;
 	if (fl != NULL) {
-		if (!PyList_Check(fl)) {
-			PyErr_SetString(PyExc_TypeError, "fills: not a list");
-			return -1;
-		}
 		for (Py_ssize_t k = 0; k < PyList_GET_SIZE(fl); k++) {
 			unsigned long long x, q, liq;
 			long long px;
@@ -914,14 +919,10 @@ static int pb_ack(struct out *o, struct view *v, Py_ssize_t i)
 	}
 	if (pb_uint(o, 8, (uint64_t)filled) || pb_uint(o, 9, (uint64_t)leaves))
 		return -1;
-	PyObject *fl = fills_at(v, i);
-	if (fl == NULL && PyErr_Occurred())
+	PyObject *fl;
+	if (fills_at(v, i, &fl))
 		return -1;
 	if (fl != NULL) {
-		if (!PyList_Check(fl)) {
-			PyErr_SetString(PyExc_TypeError, "fills: not a list");
-			return -1;
-		}
 		for (Py_ssize_t k = 0; k < PyList_GET_SIZE(fl); k++) {
 			unsigned long long x, q, liq;
 			long long px;
