@@ -489,9 +489,9 @@ def test_persister_and_publisher_follow_the_leader(udp_pair: tuple[Node, Node], 
     import redis
     from control_support import Database
     from sqlalchemy import func, select
-    from test_control_persist import digest, reference
     from xdpex.db import make_engine
-    from xdpex.models import Execution, Order, PersisterPosition
+    from xdpex.models import PersisterPosition
+    from xdpex.persister import database_orders, journal_orders
 
     a, b = udp_pair
     db = Database("postgres", dp_workdir, svc_pg.url)
@@ -525,17 +525,14 @@ def test_persister_and_publisher_follow_the_leader(udp_pair: tuple[Node, Node], 
         end = b.ha()["queues"][0]["journal_seq"]
         wait_until(lambda: position() == end, f"the persister at the journal's end {end}", 30)
         assert "following the leader's journal" in plog.read_text()
-        orders, rejected, execs = reference(b.d.journal)
-        assert len(orders) > 500 and len(execs) > 200
+        want = journal_orders(b.d.journal)
+        execs = want.executions
+        assert len(want.orders) > 500 and len(execs) > 200
         with engine.connect() as cx:
-            rows = cx.execute(select(Order.queue, Order.order_id, Order.status, Order.filled,
-                                     Order.leaves, Order.price, Order.qty)).all()
-            ex = cx.execute(select(Execution.queue, Execution.exec_id, Execution.order_id,
-                                   Execution.price, Execution.qty, Execution.leaves)).all()
-        db_orders = {(r[0], r[1]): [r[2], r[3], r[4], r[5], r[6]] for r in rows}
-        assert len(rows) == len(orders) and len(ex) == len(execs)
-        assert digest(db_orders.items()) == digest(orders.items())
-        assert digest(tuple(e) for e in ex) == digest(execs)
+            got = database_orders(cx)
+        assert got.doubled_rows == 0
+        assert len(got.orders) == len(want.orders) and len(got.executions) == len(execs)
+        assert got == want
         r = redis.Redis.from_url(svc_redis.url)
 
         def streamed() -> list[tuple[int, ...]]:

@@ -812,37 +812,6 @@ def recovered_hashes_of(lab: Lab, mode: str, gw: Gateway, where: Path) -> list[s
 # -- storage outages ------------------------------------------------------------------------------
 
 
-def journal_reference(journal_dir: Path) -> tuple[dict[Any, list[int]], list[Any], list[Any]]:
-    """Final order states, rejected new orders and executions, from the journal's outbound
-    messages alone (what the persister and the publisher must end up with)."""
-    from xdpex_proto import codec as xc
-
-    orders: dict[Any, list[int]] = {}
-    rejected: list[Any] = []
-    execs: list[Any] = []
-    for q, qdir in queue_dirs(journal_dir).items():
-        r = JournalReader(qdir, stall_s=0)
-        while recs := r.poll(100000):
-            for rec in recs:
-                if rec.type != RecType.OUT:
-                    continue
-                for i in range(rec.count):
-                    m = xc.decode_message(rec.payload, i * 64)
-                    if isinstance(m, xc.Accepted):
-                        orders[(q, m.order_id)] = [0, m.qty, m.price, m.qty]
-                    elif isinstance(m, xc.Rejected) and m.ref_type == xc.MsgType.NEW_ORDER:
-                        rejected.append((rec.session_id, m.cl_ord_id, int(m.reason)))
-                    elif isinstance(m, xc.Fill):
-                        execs.append((q, m.exec_id, m.order_id, m.price, m.qty, m.leaves))
-                        o = orders[(q, m.order_id)]
-                        o[0] += m.qty
-                        o[1] = m.leaves
-                    elif isinstance(m, xc.Cancelled):
-                        orders[(q, m.order_id)][1] = 0
-        r.close()
-    return orders, sorted(rejected), sorted(execs)
-
-
 def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
     """PostgreSQL (a private cluster, xdpex.services) stopped for `outage_s` seconds under load,
     the persister (which also runs the Redis publisher) killed with SIGKILL and restarted, the
@@ -850,9 +819,10 @@ def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
     and afterwards the database and the Redis stream hold exactly what the journal says, row
     for row (orders' final states, rejected orders, executions)."""
     import redis as redis_lib
-    from sqlalchemy import create_engine, func, select, text
+    from sqlalchemy import create_engine, func, select
 
-    from xdpex.models import Execution, Order, PersisterPosition
+    from xdpex.models import PersisterPosition
+    from xdpex.persister import database_orders, journal_orders
     from xdpex.services import PostgresInstance, RedisInstance
 
     row = Row("storage", mode)
@@ -983,49 +953,26 @@ def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
         row.eq("persister caught up with the journal", pos, jseq)
         per.terminate()
         per.wait(30)
-        orders, rejected, execs = journal_reference(gw.workdir / "journal")
+        want = journal_orders(gw.workdir / "journal")
         with eng.connect() as db:
-            rows = db.execute(
-                select(
-                    Order.queue,
-                    Order.order_id,
-                    Order.filled,
-                    Order.leaves,
-                    Order.price,
-                    Order.qty,
-                    Order.session_id,
-                    Order.cl_ord_id,
-                    Order.reason,
-                )
-            ).all()
-            ex = db.execute(
-                select(
-                    Execution.queue,
-                    Execution.exec_id,
-                    Execution.order_id,
-                    Execution.price,
-                    Execution.qty,
-                    Execution.leaves,
-                )
-            ).all()
-            db.execute(text("select 1"))
+            got = database_orders(db)
         eng.dispose()
-        db_orders = {(x[0], x[1]): [x[2], x[3], x[4], x[5]] for x in rows if x[1] is not None}
-        db_rejected = sorted((x[6], x[7], int(x[8])) for x in rows if x[1] is None)
+        execs = want.executions
         row.detail["rows"] = {
-            "orders": len(orders),
-            "rejected": len(rejected),
+            "orders": len(want.orders),
+            "rejected": len(want.rejected),
             "executions": len(execs),
         }
-        row.eq("database orders = journal", len(db_orders), len(orders))
+        row.eq("database orders = journal", len(got.orders), len(want.orders))
+        row.eq("database order rows doubled", got.doubled_rows, 0)
         row.check(
             "database order states = journal",
-            db_orders == orders,
-            differing=sum(1 for k, v in orders.items() if db_orders.get(k) != v),
+            got.orders == want.orders,
+            differing=sum(1 for k, v in want.orders.items() if got.orders.get(k) != v),
         )
-        row.eq("database rejected orders = journal", db_rejected, rejected)
-        row.eq("database executions = journal (count)", len(ex), len(execs))
-        row.check("database executions = journal", sorted(tuple(e) for e in ex) == execs)
+        row.eq("database rejected orders = journal", got.rejected, want.rejected)
+        row.eq("database executions = journal (count)", len(got.executions), len(execs))
+        row.check("database executions = journal", got.executions == execs)
         rc = redis_lib.Redis.from_url(rd.url)
         entries: Any = rc.xrange(f"{prefix}:q0:executions")
         keys = (b"exec_id", b"order_id", b"price", b"qty", b"leaves")
