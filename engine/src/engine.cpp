@@ -127,7 +127,7 @@ inline uint16_t check_price(const Book &b, int64_t price)
 {
 	if (price <= 0)
 		return XE_REJ_BAD_PRICE;
-	if (price % b.tick)
+	if (b.tick != 1 && price % b.tick) // (a 64-bit division is tens of cycles)
 		return XE_REJ_OFF_TICK;
 	if (price < b.band_low || price > b.band_high)
 		return XE_REJ_OUTSIDE_BAND;
@@ -151,7 +151,7 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 {
 	BookSide &s = b.side[o.side - 1];
 	uint64_t li = level_index(b, o.price);
-	uint32_t pi = (int64_t)li == s.best ? s.best_page : page_of(s, li);
+	uint32_t pi = page_of(s, li);
 	Level &L = pages[pi].lv[li & 63];
 	if (o.prev != NIL)
 		pool[o.prev].next = o.next;
@@ -232,7 +232,7 @@ XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 	Order &o = pool[oi];
 	BookSide &s = b.side[o.side - 1];
 	uint64_t li = level_index(b, o.price);
-	uint32_t pi = (int64_t)li == s.best ? s.best_page : page_make(s, li);
+	uint32_t pi = page_make(s, li);
 	Level &L = pages[pi].lv[li & 63];
 	o.next = NIL;
 	if (L.head != NIL) { // an empty level's head is NIL, even in a page just made
