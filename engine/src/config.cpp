@@ -95,8 +95,13 @@ xe_engine *xe_engine_create(const struct xe_engine_config *cfg)
 	while (nb < 2 * (uint64_t)cfg->max_orders)
 		nb <<= 1;
 	e->bucket_mask = nb - 1;
-	if (getrandom(&e->hash_seed, sizeof(e->hash_seed), GRND_NONBLOCK) != sizeof(e->hash_seed))
-		e->hash_seed = 0x5bd1e9955bd1e995ull ^ (uint64_t)(uintptr_t)e;
+	uint64_t keys[2];
+	if (getrandom(keys, sizeof(keys), GRND_NONBLOCK) != sizeof(keys)) {
+		keys[0] = 0x5bd1e9955bd1e995ull ^ (uint64_t)(uintptr_t)e;
+		keys[1] = xe::mix64(keys[0]);
+	}
+	e->hash_seed = keys[0];
+	e->hash_mul = keys[1] | 1;
 	e->pool.reset(new (std::nothrow) Order[cfg->max_orders]);
 	e->buckets.reset(new (std::nothrow) uint32_t[nb]);
 	huge(e->pool.get(), (uint64_t)cfg->max_orders * sizeof(Order));

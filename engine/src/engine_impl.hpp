@@ -64,6 +64,7 @@ struct xe_engine {
 	std::unique_ptr<uint32_t[]> buckets;
 	uint32_t bucket_mask = 0;
 	uint64_t hash_seed = 0; // random per engine: layout only, never visible in events or hashes
+	uint64_t hash_mul = 1; // second random key (odd), the multiplier of bucket_of's mix
 
 	std::unique_ptr<xe::Session[]> sessions; // [session_id], 0 unused
 	std::unique_ptr<xe::Book[]> books; // [symbol_id], 0 unused
@@ -97,10 +98,15 @@ struct xe_engine {
 	// Client order ids are usually sequential per session: the 16 ids of an aligned block share
 	// one cache line of buckets (one miss per 16 new orders instead of one per order), while
 	// the blocks themselves land at keyed random places, so chosen ids cannot pile into one
-	// chain.
+	// chain. The mix is one 64 x 64 -> 128-bit multiplication of the keyed block by a second
+	// random key, folded (both halves xored): every input bit reaches the bucket bits, in one
+	// multiply's latency where two rounds of mix64 took five dependent steps.
 	uint32_t bucket_of(uint32_t session, uint64_t cl) const
 	{
-		uint64_t blk = xe::mix64((cl >> 4) ^ ((uint64_t)session << 40) ^ hash_seed);
+		unsigned __int128 m =
+		    (unsigned __int128)((cl >> 4) ^ ((uint64_t)session << 40) ^ hash_seed) *
+		    hash_mul;
+		uint64_t blk = (uint64_t)m ^ (uint64_t)(m >> 64);
 		return (uint32_t)(((blk << 4) | (cl & 15)) & bucket_mask);
 	}
 
