@@ -48,10 +48,11 @@ static int udp_check(const struct xd_opts *o, char *err, size_t errlen)
 {
 	for (int i = 0; i < o->nqueues; i++)
 		if (o->queues[i] != i)
-			return snprintf(err, errlen,
-					"--queues: udp mode serves queues 0..n-1 in order (one socket "
-					"each), not %d at position %d",
-					o->queues[i], i),
+			return snprintf(
+				   err, errlen,
+				   "--queues: udp mode serves queues 0..n-1 in order (one socket "
+				   "each), not %d at position %d",
+				   o->queues[i], i),
 			       -1;
 	if (o->backend_argc)
 		return snprintf(err, errlen, "udp mode takes no arguments after --"), -1;

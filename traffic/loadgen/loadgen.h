@@ -119,7 +119,7 @@ struct config {
 	double login_stagger_ms; /* > 0 or relogin: sessions log in inside the run, staggered */
 	double relogin_ms; /* > 0: each session logs in again every this long */
 	bool async_login;
-	bool log_logins; /* a line on stderr at each Login sent: "login ID NS" */
+	bool log_logins; /* a line on stderr before each Login is sent: "login ID" */
 	char xdp_if[IF_NAMESIZE]; /* AF_XDP mode on this interface; empty = kernel UDP */
 	struct xsk_io *xio;
 };
@@ -140,7 +140,7 @@ struct stats {
 	struct login_rec {
 		uint32_t sid;
 		int32_t result; /* -1 no answer (a fresh Login followed), 0 accepted, else reason */
-		uint64_t sent_ns, done_ns;
+		uint64_t sent_ns, done_ns; /* attempt started (CLOCK_REALTIME), answer received */
 	} login_log[LG_LOGIN_LOG];
 	unsigned nlogin_log;
 	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */

@@ -47,7 +47,7 @@ static const char usage[] =
     "                         (unanswered Logins sent again every 250 ms)\n"
     "  --relogin-ms MS        each logged-in session logs in again every MS (same socket,\n"
     "                         orders go on; implies logins inside the run)\n"
-    "  --log-logins           a line 'login ID CLIENT_TS_NS' on stderr at each Login sent\n"
+    "  --log-logins           a line 'login ID' on stderr just before each Login is sent\n"
     "  A Login refused BOUND_ELSEWHERE before the session was logged in is sent again from\n"
     "  a new source port (its flow landed on a gateway queue not owning the session)\n"
     "  --seed N               random seed (default fixed)\n";

@@ -247,10 +247,15 @@ static void login_record(struct stats *st, const struct session *s, int32_t resu
 
 void login_start(const struct config *cfg, struct stats *st, struct session *s, uint64_t now)
 {
-	uint64_t ts;
+	uint64_t ts, started = now_ns();
 	if (s->login_pending) { /* unanswered: that attempt is over */
 		login_record(st, s, -1, 0);
 		st->login_retries++;
+	}
+	/* (before the Login leaves: whoever watches can act while it is on its way) */
+	if (cfg->log_logins) {
+		fprintf(stderr, "login %u\n", s->id);
+		fflush(stderr);
 	}
 	/* next_seq: what the gateway sent that this session has not applied (0 before the
 	 * first login: nothing to ask for) */
@@ -264,12 +269,8 @@ void login_start(const struct config *cfg, struct stats *st, struct session *s, 
 		struct login_rec *r = &st->login_log[st->nlogin_log++];
 		r->sid = s->id;
 		r->result = -1;
-		r->sent_ns = ts;
+		r->sent_ns = started; /* (before the stderr line: what a watcher sees first) */
 		r->done_ns = 0;
-	}
-	if (cfg->log_logins) {
-		fprintf(stderr, "login %u %llu\n", s->id, (unsigned long long)ts);
-		fflush(stderr);
 	}
 }
 

@@ -272,6 +272,7 @@ def run_loadgen(
     timeout: float = 120.0,
     own_symbols: bool = False,
     stderr_line: Callable[[str], None] | None = None,
+    started: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> dict[str, Any]:
     """Runs xdpex-loadgen in the traffic namespace against `gw`; returns its JSON report.
 
@@ -279,7 +280,8 @@ def run_loadgen(
     receive work to). `own_symbols`: each session trades only the symbols of its own queue (a
     gateway with several queues answers an order for another queue's symbol UNKNOWN_SYMBOL).
     `stderr_line` is called with each line the generator writes on stderr, as it comes
-    (`--log-logins`)."""
+    (`--log-logins`); then `started` is handed the generator's process once it runs (to stop
+    it with SIGINT: it stops sending, drains and reports)."""
     binary = loadgen_path()
     if not binary.exists():
         raise WireError(f"load generator: {binary} is not built (run `make build`)")
@@ -305,7 +307,7 @@ def run_loadgen(
                     lab.run_cmd(lab.tg_ns, cmd), capture_output=True, text=True, timeout=timeout
                 )
             else:
-                proc = _run_streaming(lab.run_cmd(lab.tg_ns, cmd), stderr_line, timeout)
+                proc = _run_streaming(lab.run_cmd(lab.tg_ns, cmd), stderr_line, timeout, started)
         except subprocess.TimeoutExpired as e:
             raise WireError(f"load generator: no result after {timeout:.0f} s") from e
     if proc.returncode != 0:
@@ -321,15 +323,21 @@ def run_loadgen(
 
 
 def _run_streaming(
-    argv: list[str], line_cb: Callable[[str], None], timeout: float
+    argv: list[str],
+    line_cb: Callable[[str], None],
+    timeout: float,
+    started: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """subprocess.run(argv) with stdout captured and each stderr line handed to `line_cb` as
     it is written (and kept, for the error message)."""
     lines: list[str] = []
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout is not None and p.stderr is not None
+    if started is not None:
+        started(p)
     out: list[str] = []
-    reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
+    stdout = p.stdout
+    reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
     reader.start()
     expired = threading.Event()
 
