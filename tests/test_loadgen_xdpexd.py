@@ -175,7 +175,9 @@ def test_sessions_spread_over_two_queues(mode: str, inside: bool) -> None:
         assert lg["accepted"] == sum(q["logins"] for q in st) > 8  # the first ones and again
         assert lg["sent"] == lg["accepted"] + lg["rejected"] + lg["retries"]
         assert len(lg["attempts"]) == lg["sent"]
-        assert {a[0] for a in lg["attempts"] if a[3] == 0} == {s.id for s in g.sessions}
+        # [session, started, sent, answered, result]: result 0 accepted, -1 none (retried)
+        assert {a[0] for a in lg["attempts"] if a[4] == 0} == {s.id for s in g.sessions}
+        assert all(a[1] <= a[2] <= a[3] for a in lg["attempts"] if a[4] >= 0)
         by_queue = {q: [x["id"] for x in g.ctl({"cmd": "sessions"})["sessions"]
                         if x["queue"] == q] for q in (0, 1)}  # fmt: skip
         assert by_queue == {0: [1, 3, 5, 7], 1: [2, 4, 6, 8]}

@@ -36,6 +36,7 @@
 #define LG_CXL_MAX 16
 #define LG_LOGIN_LOG 8192 /* login attempts kept for the report */
 #define LG_LOGIN_RETRY_NS 250000000ull /* a Login unanswered this long: a fresh one */
+#define LG_LOGIN_LEAD_NS 2000000ull /* --log-logins: the line, then the Login this much later */
 #define LG_REBIND_MAX 256 /* BOUND_ELSEWHERE: new source ports tried per session */
 
 /* Latency histogram: log-linear, 64 sub-buckets per power of two (under 1.6 % error). */
@@ -74,6 +75,8 @@ struct session {
 	 * login_sent_ns (login_ts its client_ts); the next one is due at login_due_ns. */
 	bool login_pending, ever_logged_in;
 	uint64_t login_due_ns;
+	uint64_t login_send_ns; /* --log-logins: the announced Login leaves then (0: sent) */
+	unsigned login_rec; /* its record in stats.login_log (LG_LOGIN_LOG: none) */
 	unsigned rebinds; /* new source ports taken after BOUND_ELSEWHERE */
 	uint32_t symbols[LG_MAX_SYMBOLS]; /* this session's symbols (credentials file); */
 	unsigned nsym; /* 0 = the --symbols list */
@@ -140,7 +143,8 @@ struct stats {
 	struct login_rec {
 		uint32_t sid;
 		int32_t result; /* -1 no answer (a fresh Login followed), 0 accepted, else reason */
-		uint64_t sent_ns, done_ns; /* attempt started (CLOCK_REALTIME), answer received */
+		/* CLOCK_REALTIME: attempt started (its stderr line), Login sent, answer received */
+		uint64_t started_ns, sent_ns, done_ns;
 	} login_log[LG_LOGIN_LOG];
 	unsigned nlogin_log;
 	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */

@@ -47,7 +47,8 @@ static const char usage[] =
     "                         (unanswered Logins sent again every 250 ms)\n"
     "  --relogin-ms MS        each logged-in session logs in again every MS (same socket,\n"
     "                         orders go on; implies logins inside the run)\n"
-    "  --log-logins           a line 'login ID' on stderr just before each Login is sent\n"
+    "  --log-logins           a line 'login ID' on stderr at each Login, which is sent\n"
+    "                         2 ms later (a watcher can act while the login is under way)\n"
     "  A Login refused BOUND_ELSEWHERE before the session was logged in is sent again from\n"
     "  a new source port (its flow landed on a gateway queue not owning the session)\n"
     "  --seed N               random seed (default fixed)\n";
@@ -438,8 +439,8 @@ static void report(const struct config *cfg, const struct stats *st)
 	       st->login_rebinds);
 	for (unsigned i = 0; i < st->nlogin_log; i++) {
 		const struct login_rec *r = &st->login_log[i];
-		printf("%s[%u, %" PRIu64 ", %" PRIu64 ", %d]", i ? ", " : "", r->sid, r->sent_ns,
-		       r->done_ns, r->result);
+		printf("%s[%u, %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %d]", i ? ", " : "", r->sid,
+		       r->started_ns, r->sent_ns, r->done_ns, r->result);
 	}
 	printf("]}, \"login_rebinds\": %" PRIu64 ", ", st->login_rebinds);
 	printf("\"rx_datagrams\": {\"xsk\": %" PRIu64 ", \"socket\": %" PRIu64 "}, ", st->rx_xsk,

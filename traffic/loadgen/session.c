@@ -232,46 +232,57 @@ int session_reopen(const struct config *cfg, struct session *s)
 
 static void login_record(struct stats *st, const struct session *s, int32_t result, uint64_t now)
 {
-	/* the session's outstanding attempt: the latest record of it */
-	for (unsigned i = st->nlogin_log; i-- > 0;) {
-		struct login_rec *r = &st->login_log[i];
-		if (r->sid != s->id)
-			continue;
-		if (r->done_ns == 0 && r->result == -1) {
-			r->result = result;
-			r->done_ns = now;
-		}
+	if (s->login_rec >= LG_LOGIN_LOG)
 		return;
+	struct login_rec *r = &st->login_log[s->login_rec];
+	if (r->done_ns == 0 && r->result == -1) {
+		r->result = result;
+		r->done_ns = now;
 	}
 }
 
-void login_start(const struct config *cfg, struct stats *st, struct session *s, uint64_t now)
+/* Sends the session's Login now (login_start decided it is due). */
+static void login_send(struct stats *st, struct session *s, uint64_t now)
 {
-	uint64_t ts, started = now_ns();
-	if (s->login_pending) { /* unanswered: that attempt is over */
-		login_record(st, s, -1, 0);
-		st->login_retries++;
-	}
-	/* (before the Login leaves: whoever watches can act while it is on its way) */
-	if (cfg->log_logins) {
-		fprintf(stderr, "login %u\n", s->id);
-		fflush(stderr);
-	}
+	uint64_t ts;
 	/* next_seq: what the gateway sent that this session has not applied (0 before the
 	 * first login: nothing to ask for) */
 	if (session_send_login(s, s->ever_logged_in ? s->out_expected : 0, &ts))
 		ts = now_ns(); /* not sent (a socket error): retried after LG_LOGIN_RETRY_NS */
 	s->login_ts = ts;
+	s->login_sent_ns = now;
+	s->login_send_ns = 0;
+	if (s->login_rec < LG_LOGIN_LOG)
+		st->login_log[s->login_rec].sent_ns = now_ns();
+}
+
+void login_start(const struct config *cfg, struct stats *st, struct session *s, uint64_t now)
+{
+	uint64_t started = now_ns();
+	if (s->login_pending) /* unanswered: that attempt is over (its record stays -1) */
+		st->login_retries++;
 	s->login_pending = true;
+	s->login_ts = 0; /* (no answer matches until it is sent) */
 	s->login_sent_ns = now;
 	st->logins_sent++;
+	s->login_rec = LG_LOGIN_LOG;
 	if (st->nlogin_log < LG_LOGIN_LOG) {
-		struct login_rec *r = &st->login_log[st->nlogin_log++];
+		struct login_rec *r = &st->login_log[st->nlogin_log];
+		s->login_rec = st->nlogin_log++;
 		r->sid = s->id;
 		r->result = -1;
-		r->sent_ns = started; /* (before the stderr line: what a watcher sees first) */
-		r->done_ns = 0;
+		r->started_ns = started; /* (before the stderr line: what a watcher sees first) */
+		r->sent_ns = r->done_ns = 0;
 	}
+	/* --log-logins: the line first, the Login LG_LOGIN_LEAD_NS later, so whoever watches
+	 * can act while this login is under way (the soak kills the gateway then) */
+	if (cfg->log_logins) {
+		fprintf(stderr, "login %u\n", s->id);
+		fflush(stderr);
+		s->login_send_ns = now + LG_LOGIN_LEAD_NS;
+		return;
+	}
+	login_send(st, s, now);
 }
 
 /* LoginAccepted or LoginRejected (m) for session s while a Login of the run is outstanding. */
@@ -322,6 +333,11 @@ void login_tick(const struct config *cfg, struct stats *st, struct session *s, u
 {
 	if (s->logout_sent || !s->login_due_ns)
 		return;
+	if (s->login_send_ns) {
+		if (now >= s->login_send_ns)
+			login_send(st, s, now);
+		return;
+	}
 	if (s->login_pending) {
 		if (now > s->login_sent_ns && now - s->login_sent_ns > LG_LOGIN_RETRY_NS)
 			login_start(cfg, st, s, now);
