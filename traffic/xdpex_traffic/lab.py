@@ -6,7 +6,10 @@ and attaches its XDP program; the traffic side (namespace `<prefix>-tg`, interfa
 only inside these namespaces, so several labs (tests pass a unique --prefix) never collide.
 
 The lab is configured so native XDP and AF_XDP work in both directions on veth: one rx/tx queue
-per end (every frame lands on queue 0, where the gateway's AF_XDP socket listens), fixed MAC
+per end by default (every frame lands on queue 0, where the gateway's AF_XDP socket listens), or
+`queues` of them (`Lab(prefix, queues=2)`, `xdpex lab up --queues 2`: the sender's transmit queue,
+picked by the kernel's hash of each flow, is the peer's receive queue, so the flows of a traffic
+side spread over the gateway's queues as RSS would spread them on a NIC), fixed MAC
 addresses and permanent neighbour entries (no ARP on the fast path), GRO on both ends and a
 minimal XDP_PASS program on the traffic end (a veth drops frames redirected or XDP_TX'd into it
 unless its peer runs XDP or GRO), transmit checksum offload off (so every UDP checksum on the wire
@@ -188,6 +191,7 @@ class Lab:
     """One lab instance; every name derives from `prefix`."""
 
     prefix: str = DEFAULT_PREFIX
+    queues: int = 1  # rx/tx queues on each end of the veth pair
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):
@@ -195,6 +199,8 @@ class Lab:
                 f"--prefix {self.prefix!r}: use 1-40 characters from [A-Za-z0-9_.-], "
                 "starting with a letter or digit"
             )
+        if not 1 <= self.queues <= 16:
+            raise LabError(f"--queues {self.queues}: must be 1..16")
 
     gw_if = GW_IF
     tg_if = TG_IF
@@ -255,6 +261,7 @@ class Lab:
                 "operstate": link.get_attr("IFLA_OPERSTATE"),
                 "address": link.get_attr("IFLA_ADDRESS"),
                 "mtu": link.get_attr("IFLA_MTU"),
+                "queues": link.get_attr("IFLA_NUM_RX_QUEUES"),
                 "addr_info": [
                     {
                         "family": "inet",
@@ -282,9 +289,10 @@ class Lab:
             if not self._ns_exists(ns):  # (a mount: `ip netns add`, not netlink)
                 _run(["ip", "netns", "add", ns], f"create namespace {ns}")
         gw, tg = self._link(self.gw_ns, GW_IF), self._link(self.tg_ns, TG_IF)
-        if gw is None or tg is None:
+        if gw is None or tg is None or gw["queues"] != self.queues or tg["queues"] != self.queues:
             # Half a pair (an interrupted up, or a namespace deleted by hand whose veth the
-            # kernel is still tearing down): remove what is there and start again.
+            # kernel is still tearing down), or a pair with another number of queues: remove
+            # what is there and start again.
             for ns, ifname, link in ((self.gw_ns, GW_IF, gw), (self.tg_ns, TG_IF, tg)):
                 if link is not None:
                     with Netlink(ns) as nl:
@@ -320,11 +328,12 @@ class Lab:
             # on the core of whichever process transmitted into the veth. (Not for frames an
             # XDP program redirects: see the module docstring.)
             for ns, ifname, cpu in ((self.gw_ns, GW_IF, GW_CPU), (self.tg_ns, TG_IF, TG_CPU)):
-                path = f"/sys/class/net/{ifname}/queues/rx-0/rps_cpus"
-                _run(
-                    self.netns_cmd(ns, ["sh", "-c", f"echo {1 << cpu:x} > {path}"]),
-                    f"steer {ifname} receive processing to CPU {cpu}",
-                )
+                for q in range(self.queues):
+                    path = f"/sys/class/net/{ifname}/queues/rx-{q}/rps_cpus"
+                    _run(
+                        self.netns_cmd(ns, ["sh", "-c", f"echo {1 << cpu:x} > {path}"]),
+                        f"steer {ifname} receive processing to CPU {cpu}",
+                    )
         if self._xdp_prog(self.tg_ns, TG_IF) is None:
             _run(
                 ["ip", "-n", self.tg_ns, "link", "set", "dev", TG_IF, "xdpdrv"]
@@ -347,7 +356,8 @@ class Lab:
                  f"put {GW_IP} back on {GW_IF} in {self.gw_ns}")
 
     def _create_pair(self) -> None:
-        """The veth pair, one queue each way on both ends, the peer in the traffic namespace."""
+        """The veth pair, `queues` queues each way on both ends, the peer in the traffic
+        namespace."""
         err: LabError | None = None
         for _ in range(20):
             try:
@@ -359,13 +369,13 @@ class Lab:
                         "add",
                         ifname=GW_IF,
                         kind="veth",
-                        num_tx_queues=1,
-                        num_rx_queues=1,
+                        num_tx_queues=self.queues,
+                        num_rx_queues=self.queues,
                         peer={
                             "ifname": TG_IF,
                             "net_ns_fd": self.tg_ns,
-                            "num_tx_queues": 1,
-                            "num_rx_queues": 1,
+                            "num_tx_queues": self.queues,
+                            "num_rx_queues": self.queues,
                         },
                     )
                 return
@@ -409,6 +419,7 @@ class Lab:
                 info["state"] = link.get("operstate")
                 info["mac"] = link.get("address")
                 info["mtu"] = link.get("mtu")
+                info["queues"] = link.get("queues")
                 info["addresses"] = [
                     f"{a['local']}/{a['prefixlen']}"
                     for a in link.get("addr_info", [])
@@ -509,6 +520,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace name prefix: <prefix>-gw and <prefix>-tg (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("--queues", type=int, default=1,
+                        help="rx/tx queues on each end of the veth pair (default %(default)s)")
     parser.add_argument("--ha", action="store_true",
                         help="two gateway sites (<prefix>a-*, <prefix>b-*) and a replication "
                              "link between their gateway namespaces (docs/ha.md)")
@@ -536,7 +549,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.ha:
             return _run_ha(HaLab(args.prefix), args)
-        lab = Lab(args.prefix)
+        lab = Lab(args.prefix, queues=args.queues)
         if args.action == "up":
             lab.up()
             _print_status(lab.status())
