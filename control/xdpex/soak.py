@@ -1209,7 +1209,9 @@ def udp_rcvbuf_errors(lab: Lab) -> int:
     return int(vals[head.index("RcvbufErrors")])
 
 
-def scenario_flood(lab: Lab, mode: str, seconds: int, seed: int) -> Row:
+def scenario_flood(
+    lab: Lab, mode: str, seconds: int, seed: int, xdp_filter: bool | None = None
+) -> Row:
     """A flood at 10x the legitimate rate while four sessions trade at 1,000 orders/s (one a
     datagram): from random sources with logged-in sessions' ids, from the sessions' own address
     on other ports (spoofed), one source far over the per-source rate, and more distinct sources
@@ -1218,14 +1220,20 @@ def scenario_flood(lab: Lab, mode: str, seconds: int, seed: int) -> Row:
     and the heavy source gets what the GCRA arithmetic allows (burst + rate x time), no more
     however many sources the table evicts meanwhile. Kernel-UDP mode runs with the same program
     in front of its socket (--xdp-filter, the lab's default) and is checked alike, plus: no
-    spoofed datagram reached the shard. (Without the filter, `Gateway(xdp_filter=False)`, the
-    shard refuses the spoofed datagrams, counted exactly, and the rest are answered as not
-    logged in.)"""
+    spoofed datagram reached the shard. (Without the filter, `xdp_filter=False`, the shard
+    refuses the spoofed datagrams, counted exactly, and the rest are answered as not logged
+    in.)"""
     row = Row("flood", mode)
     t0 = time.monotonic()
     pps, burst = 5000, 256  # per source: the legitimate one sends 1,000/s with jitter
     legit = 1000
-    gw = Gateway(lab, mode, nsessions=8, config_extra={"rate": {"pps": pps, "burst": burst}})
+    gw = Gateway(
+        lab,
+        mode,
+        nsessions=8,
+        config_extra={"rate": {"pps": pps, "burst": burst}},
+        xdp_filter=xdp_filter,
+    )
     plan = FloodPlan(
         seconds=seconds,
         spoof_rnd=2500,
