@@ -7,7 +7,11 @@
  * burst, never per message. The fallback where XDP cannot attach and the baseline every fast-path
  * figure is compared with. Poll modes: spin (non-blocking receive), busy (blocking receive with
  * SO_BUSY_POLL / SO_PREFER_BUSY_POLL and a 1 ms timeout) and sleep (the shard loop polls fd()).
- * No filter in front: the shard applies the allowlist itself.
+ * Without a filter in front the shard applies the allowlist itself. With --xdp-filter the XDP
+ * program xdp_steer (xdpfilter.c) runs on --iface before the kernel stack, as in afxdp mode:
+ * header checks, allowlist, session bindings (written at login), per-source rate; what it
+ * passes (XDP_PASS, no socket in xsks_map: no_sock_cnt) reaches this socket, the rest is
+ * dropped and counted in the program's stats_map ("xdp_counters" in stats, /metrics).
  */
 
 #include <arpa/inet.h>
@@ -18,6 +22,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "xdpexd.h"
 
@@ -58,7 +64,59 @@ static int udp_check(const struct xd_opts *o, char *err, size_t errlen)
 		return snprintf(err, errlen, "udp mode takes no arguments after --"), -1;
 	if (o->iface && !if_nametoindex(o->iface))
 		return snprintf(err, errlen, "--iface %s: no such interface", o->iface), -1;
+	if (o->xdp_filter && !o->iface)
+		return snprintf(err, errlen,
+				"--xdp-filter: needs --iface (the interface the filter attaches "
+				"to; the socket is bound to it too, so nothing arrives around it)"),
+		       -1;
 	return 0;
+}
+
+static bool udp_filters(const struct xd_opts *o)
+{
+	return o->xdp_filter;
+}
+
+static int udp_setup(const struct xd_opts *o, const struct xd_config *cfg, char *err, size_t errlen)
+{
+	if (!o->xdp_filter)
+		return 0;
+	if (xd_xdp_setup(o, cfg, "udp --xdp-filter", err, errlen))
+		return -1;
+	xd_log("udp: XDP filter on %s (attach=%s): header checks, allowlist, session bindings "
+	       "and per-source rate before the socket",
+	       o->iface, xd_xdp_attach_mode());
+	return 0;
+}
+
+static void udp_teardown(void)
+{
+	xd_xdp_teardown();
+}
+
+static int udp_apply(const struct xd_config *f)
+{
+	return xd_xdp_apply(f); /* (nothing without the filter) */
+}
+
+static void udp_info(json_t *out)
+{
+	if (!xd_xdp_maps())
+		return;
+	xd_xdp_info(out); /* attach_mode, xdp_counters */
+	json_object_set_new(out, "xdp_filter", json_true());
+}
+
+static void udp_bind(void *state, uint32_t sid, const struct xd_peer *p)
+{
+	(void)state;
+	xd_xdp_bind(sid, p);
+}
+
+static void udp_unbind(void *state, uint32_t sid)
+{
+	(void)state;
+	xd_xdp_unbind(sid);
 }
 
 static bool udp_rx_waits(const struct xd_opts *o)
@@ -247,10 +305,17 @@ const struct xd_backend xd_backend_udp = {
     .name = "udp",
     .peer_kind = XD_PEER_UDP,
     .check = udp_check,
+    .setup = udp_setup,
+    .teardown = udp_teardown,
+    .apply = udp_apply,
+    .info = udp_info,
     .rx_waits = udp_rx_waits,
+    .filters = udp_filters,
     .open = udp_open,
     .close = udp_close,
     .rx_burst = udp_rx_burst,
     .tx = udp_tx,
     .fd = udp_fd,
+    .bind = udp_bind,
+    .unbind = udp_unbind,
 };

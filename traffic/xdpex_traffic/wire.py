@@ -111,7 +111,9 @@ class Gateway:
     """One xdpexd process in the lab's gateway namespace.
 
     The defaults suit tests on a shared machine (`--poll sleep`, no pinning); benchmarks and
-    `xdpex run` ask for `poll="spin"` and `cpu=GW_CPU`.
+    `xdpex run` ask for `poll="spin"` and `cpu=GW_CPU`. In udp mode the XDP program filters in
+    front of the socket (`--xdp-filter`) unless `xdp_filter=False` (the plain kernel-UDP
+    baseline of the benchmarks).
     """
 
     def __init__(
@@ -128,9 +130,15 @@ class Gateway:
         xdpexd: Path | None = None,
         config_extra: dict[str, Any] | None = None,
         queues: int = 1,
+        xdp_filter: bool | None = None,
     ) -> None:
         if mode not in ("afxdp", "udp", "dpdk"):
             raise WireError(f"mode {mode!r}: expected afxdp, udp or dpdk")
+        if xdp_filter and mode != "udp":
+            raise WireError(f"xdp_filter: for udp mode (mode {mode} has its filter already)")
+        # udp mode runs with the XDP program in front of its socket (--xdp-filter) unless told
+        # otherwise: what a deployment does. The plain socket is the benchmarks' baseline.
+        self.xdp_filter = mode == "udp" if xdp_filter is None else xdp_filter
         self.lab, self.mode, self.cpu, self.poll = lab, mode, cpu, poll
         self.queues = queues  # served queues 0..queues-1 (the lab needs as many, afxdp)
         self.binary = xdpexd or xdpexd_path()  # another build of it: A/B benchmarks
@@ -165,10 +173,12 @@ class Gateway:
         ]  # fmt: skip
         if self.mode != "dpdk":
             cmd += ["--iface", self.lab.gw_if]
-        if self.mode == "afxdp":
+        if self.mode == "afxdp" or self.xdp_filter:
             cmd += ["--pin-dir", str(self.pin_dir)]
-        else:
+        if self.mode != "afxdp":
             cmd += ["--addr", self.lab.gw_ip]
+        if self.xdp_filter:
+            cmd += ["--xdp-filter"]
         if self.cpu is not None:
             cmd += ["--cpus", str(self.cpu)]
         if self.queues > 1:
