@@ -92,6 +92,34 @@ struct xr_beat {
 
 enum xr_peer_state { XR_FREE = 0, XR_HELLO_WAIT, XR_STREAMING };
 
+/* Where a batch's replication time goes (`ha` -> "stages_us"): 1 us buckets up to 255 us, the
+ * last one above. One batch in flight (ping-pong) makes every stage exact; under load a stage is
+ * sampled for the newest batch it sees. */
+enum xr_stage {
+	XR_ST_COMMIT_SENT, /* primary: the batch committed -> its records handed to TCP */
+	XR_ST_SENT_ACK, /* primary: handed to TCP -> the standby's ack read */
+	XR_ST_ACK_RELEASE, /* primary: the ack read -> the shard releases the held answers */
+	XR_ST_RECV_ACK, /* standby: records read -> their ack handed to TCP (journal write) */
+	XR_STAGES
+};
+static const char *const xr_stage_names[XR_STAGES] = {"commit_to_sent", "sent_to_ack",
+						      "ack_to_release", "recv_to_ack"};
+#define XR_HBUCKETS 256
+
+struct xr_hist {
+	uint64_t n[XR_HBUCKETS];
+	uint64_t count, sum_ns;
+};
+
+static void xr_hist_add(struct xr_hist *h, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+
+	h->n[us < XR_HBUCKETS ? us : XR_HBUCKETS - 1]++;
+	h->count++;
+	h->sum_ns += ns;
+}
+
 struct xr_peer {
 	int fd;
 	enum xr_peer_state state;
@@ -106,6 +134,7 @@ struct xr_peer {
 	uint8_t *out; /* frame(s) being sent */
 	size_t outlen, outoff;
 	uint64_t last_tx;
+	uint64_t send_seq, send_mono; /* the last records frame handed to TCP (stages) */
 };
 
 enum xr_follow_state { XF_IDLE = 0, XF_CONNECTING, XF_WELCOME_WAIT, XF_STREAMING, XF_DIVERGED };
@@ -127,6 +156,10 @@ struct xd_repl {
 	/* commit time of recent batches by seq, for the lag in microseconds */
 	uint64_t lag_seq[1024], lag_mono[1024], lag_bytes[1024];
 	uint32_t lag_n;
+	/* stage timing: the last commit (shard -> sender), the last ack read (sender -> shard) */
+	_Atomic uint64_t c_seq, c_mono, a_mono;
+	uint64_t a_seen;
+	struct xr_hist st[XR_STAGES];
 	/* standby side, owned by the shard thread */
 	enum xr_follow_state fstate;
 	char from[80];
@@ -325,7 +358,13 @@ static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack
 	p->acked = a->seq;
 	p->applied = a->applied;
 	p->acked_mono = xd_mono_ns();
+	if (p->send_seq && a->seq >= p->send_seq) {
+		xr_hist_add(&r->st[XR_ST_SENT_ACK], p->acked_mono - p->send_mono);
+		p->send_seq = 0;
+	}
 	cur = atomic_load(&r->acked);
+	if (a->seq > cur)
+		atomic_store_explicit(&r->a_mono, p->acked_mono, memory_order_relaxed);
 	while (a->seq > cur && !atomic_compare_exchange_weak(&r->acked, &cur, a->seq))
 		;
 	/* A shard that sleeps between datagrams (--poll sleep) holds answers for this ack: wake
@@ -425,6 +464,19 @@ static int peer_fill(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 	return 0;
 }
 
+/* Stage timing: a records frame went out whole. */
+static void sent_records(struct xd_repl *r, struct xr_peer *p)
+{
+	uint64_t seq = atomic_load_explicit(&r->c_seq, memory_order_acquire);
+	uint64_t cm = atomic_load_explicit(&r->c_mono, memory_order_relaxed);
+
+	p->send_mono = xd_mono_ns();
+	p->send_seq = p->sent;
+	if (seq == p->sent && cm && p->send_mono > cm &&
+	    atomic_load_explicit(&r->c_seq, memory_order_acquire) == seq)
+		xr_hist_add(&r->st[XR_ST_COMMIT_SENT], p->send_mono - cm);
+}
+
 /* Sends what the peer has queued and queues more while the socket takes it; 1 if a frame is
  * still waiting for room (POLLOUT wanted). */
 static int peer_pump(struct xd_repl *r, struct xr_peer *p, uint64_t now)
@@ -453,6 +505,9 @@ static int peer_pump(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 				return 1;
 			p->outoff += (size_t)n;
 			p->last_tx = now;
+			if (p->outoff == p->outlen &&
+			    ((const struct xr_frame *)p->out)->type == XR_RECORDS)
+				sent_records(r, p);
 		}
 	}
 	return p->outoff < p->outlen;
@@ -638,10 +693,26 @@ void xd_repl_committed(struct xd_shard *sh)
 		r->lag_mono[i] = sh->mono_ns;
 		r->lag_bytes[i] = sh->journal.bytes;
 	}
+	atomic_store_explicit(&r->c_mono, xd_mono_ns(), memory_order_relaxed);
+	atomic_store_explicit(&r->c_seq, sh->journal.committed_seq, memory_order_release);
 	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&r->sleeping, 0, memory_order_acq_rel) &&
 	    write(r->wake_fd, &one, sizeof(one)) < 0)
 		(void)0; /* the counter is full: it is awake anyway */
+}
+
+void xd_repl_released(struct xd_shard *sh, uint64_t now)
+{
+	struct xd_repl *r = sh->repl;
+	uint64_t am;
+
+	if (!r)
+		return;
+	am = atomic_load_explicit(&r->a_mono, memory_order_relaxed);
+	if (am && am != r->a_seen && now > am) {
+		xr_hist_add(&r->st[XR_ST_ACK_RELEASE], now - am);
+		r->a_seen = am;
+	}
 }
 
 uint64_t xd_repl_acked(struct xd_shard *sh)
@@ -823,6 +894,8 @@ static void send_ack(void *arg)
 
 	if (send_frame(r->cfd, XR_ACK, &a, sizeof(a)))
 		r->ack_failed = true;
+	else
+		xr_hist_add(&r->st[XR_ST_RECV_ACK], xd_mono_ns() - r->last_rx);
 }
 
 static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
@@ -991,6 +1064,32 @@ uint32_t xd_repl_take_over(struct xd_shard *sh)
 
 /* ---- the status query ---- */
 
+static json_t *stages_json(const struct xd_repl *r)
+{
+	json_t *o = json_object();
+
+	for (int s = 0; s < XR_STAGES; s++) {
+		const struct xr_hist *h = &r->st[s];
+		uint64_t pct[3] = {50, 90, 99}, at[3] = {0, 0, 0}, cum = 0;
+		int k = 0;
+
+		if (!h->count)
+			continue;
+		for (int i = 0; i < XR_HBUCKETS && k < 3; i++) {
+			cum += h->n[i];
+			while (k < 3 && cum * 100 >= pct[k] * h->count)
+				at[k++] = (uint64_t)i;
+		}
+		json_object_set_new(o, xr_stage_names[s],
+				    json_pack("{s:I,s:f,s:I,s:I,s:I}", "count",
+					      (json_int_t)h->count, "mean",
+					      (double)h->sum_ns / (double)h->count / 1000.0, "p50",
+					      (json_int_t)at[0], "p90", (json_int_t)at[1], "p99",
+					      (json_int_t)at[2]));
+	}
+	return o;
+}
+
 void xd_repl_status(struct xd_shard *sh, json_t *q)
 {
 	static const char *const fnames[] = {"idle", "connecting", "handshake", "streaming",
@@ -1013,6 +1112,7 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 			    json_integer(sh->held ? (json_int_t)xd_held_datagrams(sh->held) : 0));
 	if (!r)
 		return;
+	json_object_set_new(q, "stages_us", stages_json(r));
 	if (sh->role == XD_ROLE_PRIMARY) {
 		json_t *sb = json_array();
 

@@ -407,6 +407,7 @@ void xd_shard_release(struct xd_shard *sh)
 		uint64_t t0 = xd_mono_ns(), done;
 
 		xd_held_runs(sh->held, &r1, &n1, &r2, &n2);
+		xd_repl_released(sh, t0);
 		transmit(sh, r1, n1);
 		if (n2)
 			transmit(sh, r2, n2);
