@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "xdpexd.h"
@@ -135,7 +136,15 @@ struct xr_peer {
 	size_t outlen, outoff;
 	uint64_t last_tx;
 	uint64_t send_seq, send_mono; /* the last records frame handed to TCP (stages) */
+	/* Who serves a streaming peer: the sender thread (catching up, handshakes), or, with
+	 * --durability replicated once it has every committed record, the shard thread itself,
+	 * which then sends each batch as it commits and reads the acks in its own poll: no thread
+	 * between the commit and the socket, nor between the ack and the release. Whoever owns a
+	 * peer alone touches it; the other side hands it over with a release store. */
+	_Atomic int owner;
 };
+
+enum { XR_OWN_SENDER = 0, XR_OWN_SHARD };
 
 enum xr_follow_state { XF_IDLE = 0, XF_CONNECTING, XF_WELCOME_WAIT, XF_STREAMING, XF_DIVERGED };
 
@@ -151,6 +160,7 @@ struct xd_repl {
 	_Atomic int sleeping; /* the sender waits in poll(): the shard nudges wake_fd */
 	_Atomic uint64_t acked; /* highest seq any standby made durable */
 	_Atomic int streaming; /* standbys streaming */
+	_Atomic int sender_live; /* of those, served by the sender thread (it wants nudges) */
 	pthread_mutex_t mu; /* the published hash and the epoch table copy */
 	uint64_t hash_seq, hash_val, hash_at;
 	/* commit time of recent batches by seq, for the lag in microseconds */
@@ -280,8 +290,11 @@ static void consume(uint8_t *buf, size_t *len, size_t used)
 
 static void peer_close(struct xd_repl *r, struct xr_peer *p, const char *why)
 {
-	if (p->state == XR_STREAMING)
+	if (p->state == XR_STREAMING) {
 		atomic_fetch_sub(&r->streaming, 1);
+		if (atomic_load(&p->owner) == XR_OWN_SENDER)
+			atomic_fetch_sub(&r->sender_live, 1);
+	}
 	xd_log("repl q%d: standby %s (%s) %s", r->sh->queue, p->name[0] ? p->name : "?", p->addr,
 	       why);
 	close(p->fd);
@@ -345,13 +358,14 @@ static void handle_hello(struct xd_repl *r, struct xr_peer *p, const struct xr_h
 	p->sent = h->next_seq - 1;
 	p->acked = p->applied = p->sent;
 	p->state = XR_STREAMING;
+	atomic_fetch_add(&r->sender_live, 1);
 	atomic_fetch_add(&r->streaming, 1);
 	xd_log("repl q%d: standby %s (%s) streaming from record %llu (primary at %llu)",
 	       r->sh->queue, p->name, p->addr, (unsigned long long)h->next_seq,
 	       (unsigned long long)cseq);
 }
 
-static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a)
+static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a, bool in_shard)
 {
 	uint64_t cur;
 
@@ -369,7 +383,7 @@ static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack
 		;
 	/* A shard that sleeps between datagrams (--poll sleep) holds answers for this ack: wake
 	 * it now rather than at its next poll timeout (1 ms a round trip otherwise). */
-	if (a->seq > cur && r->sh->held && r->sh->opts->poll == XD_POLL_SLEEP)
+	if (!in_shard && a->seq > cur && r->sh->held && r->sh->opts->poll == XD_POLL_SLEEP)
 		xd_shard_wake(r->sh);
 }
 
@@ -390,7 +404,7 @@ static void peer_read(struct xd_repl *r, struct xr_peer *p)
 		    p->state == XR_HELLO_WAIT)
 			handle_hello(r, p, body);
 		else if (f->type == XR_ACK && f->len == sizeof(struct xr_ack))
-			handle_ack(r, p, body);
+			handle_ack(r, p, body, false);
 		else {
 			peer_close(r, p, "sent an unexpected frame");
 			return;
@@ -546,6 +560,37 @@ static void do_accept(struct xd_repl *r)
 	close(fd);
 }
 
+/* A streaming peer with every committed record and nothing half sent goes to the shard thread
+ * (--durability replicated only: the shard reads acks while it holds answers). Under r->mu, so
+ * that a hash published meanwhile is either seen here (sent first) or sent by the shard. */
+static void maybe_hand_over(struct xd_repl *r, struct xr_peer *p)
+{
+	struct xd_journal *j = &r->sh->journal;
+	bool ok;
+
+	if (!r->sh->opts->replicated || !r->sh->held || p->state != XR_STREAMING ||
+	    atomic_load_explicit(&p->owner, memory_order_relaxed) != XR_OWN_SENDER ||
+	    p->outoff != p->outlen || r->sh->role != XD_ROLE_PRIMARY)
+		return;
+	pthread_mutex_lock(&r->mu);
+	ok = p->sent == __atomic_load_n(&j->committed_seq, __ATOMIC_ACQUIRE) &&
+	     !(r->hash_seq && r->hash_seq == p->sent && p->hash_sent < r->hash_seq) &&
+	     (uint32_t)(__atomic_load_n(&j->committed_pos, __ATOMIC_ACQUIRE) >> 40) == p->rd.seg;
+	if (ok) {
+		atomic_fetch_sub(&r->sender_live, 1);
+		atomic_store_explicit(&p->owner, XR_OWN_SHARD, memory_order_release);
+	}
+	pthread_mutex_unlock(&r->mu);
+	/* Whatever committed between the check and the store, the shard sends on this wake. */
+	if (ok)
+		xd_shard_wake(r->sh);
+}
+
+static bool sender_owns(struct xr_peer *p)
+{
+	return atomic_load_explicit(&p->owner, memory_order_acquire) == XR_OWN_SENDER;
+}
+
 static void *sender_main(void *arg)
 {
 	struct xd_repl *r = arg;
@@ -559,8 +604,15 @@ static void *sender_main(void *arg)
 		for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 			struct xr_peer *p = &r->peer[i];
 
-			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY)
-				more |= peer_pump(r, p, now) == 1;
+			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY &&
+			    sender_owns(p)) {
+				/* Frames the shard read but left to us (handed back). */
+				if (p->inlen >= sizeof(struct xr_frame))
+					peer_read(r, p);
+				if (p->state == XR_STREAMING)
+					more |= peer_pump(r, p, now) == 1;
+				maybe_hand_over(r, p);
+			}
 		}
 		pf[n++] = (struct pollfd){r->lfd, POLLIN, 0};
 		pf[n++] = (struct pollfd){r->wake_fd, POLLIN, 0};
@@ -568,7 +620,7 @@ static void *sender_main(void *arg)
 			struct xr_peer *p = &r->peer[i];
 
 			pf[n++] = (struct pollfd){
-			    p->state ? p->fd : -1,
+			    p->state && sender_owns(p) ? p->fd : -1,
 			    (short)(POLLIN | (p->outoff < p->outlen ? POLLOUT : 0)), 0};
 		}
 		atomic_store(&r->sleeping, 1);
@@ -580,7 +632,7 @@ static void *sender_main(void *arg)
 
 			for (int i = 0; i < XD_MAX_STANDBYS; i++)
 				behind |= r->peer[i].state == XR_STREAMING &&
-					  r->peer[i].sent < cseq &&
+					  sender_owns(&r->peer[i]) && r->peer[i].sent < cseq &&
 					  r->peer[i].outoff == r->peer[i].outlen;
 			poll(pf, (nfds_t)n, behind || more ? 0 : (int)(XR_BEAT_NS / 1000000));
 		}
@@ -592,14 +644,15 @@ static void *sender_main(void *arg)
 		for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 			struct xr_peer *p = &r->peer[i];
 
-			if (p->state && (pf[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (p->state && sender_owns(p) &&
+			    (pf[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				peer_read(r, p);
 		}
 	}
 	for (int i = 0; i < XD_MAX_STANDBYS; i++)
-		if (r->peer[i].state)
+		if (r->peer[i].state && sender_owns(&r->peer[i]))
 			peer_close(r, &r->peer[i], "closed: xdpexd is stopping");
-	return NULL;
+	return NULL; /* the shard's peers are closed by xd_repl_close, after the shard stopped */
 }
 
 /* ---- setup ---- */
@@ -662,6 +715,9 @@ void xd_repl_close(struct xd_shard *sh)
 		return;
 	if (r->running)
 		pthread_join(r->thread, NULL);
+	for (int i = 0; i < XD_MAX_STANDBYS; i++)
+		if (r->peer[i].state)
+			peer_close(r, &r->peer[i], "closed: xdpexd is stopping");
 	if (r->lfd >= 0)
 		close(r->lfd);
 	if (r->wake_fd >= 0)
@@ -679,6 +735,148 @@ void xd_repl_close(struct xd_shard *sh)
 
 /* ---- primary: the shard's side ---- */
 
+/* ---- primary: the peers the shard thread serves (XR_OWN_SHARD) ---- */
+
+/* Back to the sender thread (a socket that is full or broke, a segment change, a frame that is
+ * not an ack): it carries on from p->rd and p->out. */
+static void hand_back(struct xd_repl *r, struct xr_peer *p)
+{
+	uint64_t one = 1;
+
+	atomic_fetch_add(&r->sender_live, 1);
+	atomic_store_explicit(&p->owner, XR_OWN_SENDER, memory_order_release);
+	if (write(r->wake_fd, &one, sizeof(one)) < 0)
+		(void)0; /* the counter is full: it is awake anyway */
+}
+
+/* Queues the unsent tail of [iov) in p->out for the sender thread. */
+static void keep_rest(struct xr_peer *p, const struct iovec *iov, int niov, size_t sent)
+{
+	p->outoff = p->outlen = 0;
+	for (int i = 0; i < niov; i++) {
+		size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+
+		sent -= skip;
+		memcpy(p->out + p->outlen, (const uint8_t *)iov[i].iov_base + skip,
+		       iov[i].iov_len - skip);
+		p->outlen += iov[i].iov_len - skip;
+	}
+}
+
+/* Sends [iov) now, or what of it the socket takes and hands the rest to the sender thread;
+ * false when the peer went back. */
+static bool live_sendv(struct xd_repl *r, struct xr_peer *p, struct iovec *iov, int niov)
+{
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+	size_t total = 0;
+	ssize_t n;
+
+	for (int i = 0; i < niov; i++)
+		total += iov[i].iov_len;
+	n = sendmsg(p->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n == (ssize_t)total) {
+		p->last_tx = xd_mono_ns();
+		return true;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		hand_back(r, p); /* the sender's own send meets the error and closes */
+		return false;
+	}
+	keep_rest(p, iov, niov, n < 0 ? 0 : (size_t)n);
+	hand_back(r, p);
+	return false;
+}
+
+/* The committed records the peer does not have yet, straight from the segment's mapping: one
+ * sendmsg of the frame header and the records, no copy. A new segment goes back to the sender
+ * thread (its reader moves on through the files). */
+static void live_records(struct xd_repl *r, struct xr_peer *p)
+{
+	struct xd_journal *j = &r->sh->journal;
+	uint64_t cpos = j->committed_pos, coff = cpos & ((1ull << 40) - 1);
+	struct xr_frame f;
+	struct iovec iov[2];
+
+	if (p->sent >= j->committed_seq)
+		return;
+	if ((uint32_t)(cpos >> 40) != p->rd.seg || p->rd.off > coff) {
+		hand_back(r, p);
+		return;
+	}
+	f = (struct xr_frame){XR_RECORDS, (uint32_t)(coff - p->rd.off)};
+	iov[0] = (struct iovec){&f, sizeof(f)};
+	iov[1] = (struct iovec){j->map + p->rd.off, coff - p->rd.off};
+	p->rd.off = coff;
+	p->rd.next_seq = j->committed_seq + 1;
+	p->sent = j->committed_seq;
+	if (live_sendv(r, p, iov, 2))
+		sent_records(r, p);
+}
+
+static void live_frame(struct xd_repl *r, struct xr_peer *p, uint32_t type, void *body,
+		       uint32_t len)
+{
+	struct xr_frame f = {type, len};
+	struct iovec iov[2] = {{&f, sizeof(f)}, {body, len}};
+
+	(void)live_sendv(r, p, iov, 2);
+}
+
+static bool shard_owns(struct xr_peer *p)
+{
+	return atomic_load_explicit(&p->owner, memory_order_acquire) == XR_OWN_SHARD;
+}
+
+static void live_pump(struct xd_repl *r)
+{
+	for (int i = 0; i < XD_MAX_STANDBYS; i++)
+		if (shard_owns(&r->peer[i]))
+			live_records(r, &r->peer[i]);
+}
+
+/* The acks of the shard's peers (and anything committed they have not got). */
+void xd_repl_poll(struct xd_shard *sh)
+{
+	struct xd_repl *r = sh->repl;
+
+	if (!r || r->lfd < 0)
+		return;
+	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
+		struct xr_peer *p = &r->peer[i];
+		const struct xr_frame *f;
+		size_t at = 0;
+
+		if (!shard_owns(p))
+			continue;
+		live_records(r, p);
+		if (!shard_owns(p))
+			continue;
+		if (recv_some(p->fd, &p->in, &p->inlen) < 0) {
+			hand_back(r, p); /* its recv sees the end too and closes */
+			continue;
+		}
+		while ((f = next_frame(p->in, p->inlen, at)) && f->type == XR_ACK &&
+		       f->len == sizeof(struct xr_ack)) {
+			handle_ack(r, p, (const struct xr_ack *)(f + 1), true);
+			at += sizeof(*f) + f->len;
+		}
+		consume(p->in, &p->inlen, at);
+		if (f)
+			hand_back(r, p); /* not an ack: the sender thread says why it closes */
+	}
+}
+
+int xd_repl_poll_fds(struct xd_shard *sh, struct pollfd *pf, int max)
+{
+	struct xd_repl *r = sh->repl;
+	int n = 0;
+
+	for (int i = 0; r && i < XD_MAX_STANDBYS && n < max; i++)
+		if (shard_owns(&r->peer[i]))
+			pf[n++] = (struct pollfd){r->peer[i].fd, POLLIN, 0};
+	return n;
+}
+
 void xd_repl_committed(struct xd_shard *sh)
 {
 	struct xd_repl *r = sh->repl;
@@ -695,7 +893,8 @@ void xd_repl_committed(struct xd_shard *sh)
 	}
 	atomic_store_explicit(&r->c_mono, xd_mono_ns(), memory_order_relaxed);
 	atomic_store_explicit(&r->c_seq, sh->journal.committed_seq, memory_order_release);
-	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) &&
+	live_pump(r);
+	if (atomic_load_explicit(&r->sender_live, memory_order_acquire) &&
 	    atomic_exchange_explicit(&r->sleeping, 0, memory_order_acq_rel) &&
 	    write(r->wake_fd, &one, sizeof(one)) < 0)
 		(void)0; /* the counter is full: it is awake anyway */
@@ -732,8 +931,20 @@ void xd_repl_publish_hash(struct xd_shard *sh)
 	struct xd_repl *r = sh->repl;
 	uint64_t seq = sh->journal.committed_seq, now = sh->mono_ns;
 
-	if (!r || r->lfd < 0 || !atomic_load(&r->streaming) ||
-	    now - r->hash_at < XR_HASH_EVERY_NS || seq == r->hash_seq)
+	if (!r || r->lfd < 0 || !atomic_load(&r->streaming))
+		return;
+	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) !=
+	    atomic_load_explicit(&r->sender_live, memory_order_relaxed))
+		now = xd_mono_ns(); /* the shard's own peers: mono_ns is the last batch's */
+	/* The shard's idle peers hear a heartbeat, as the sender's do. */
+	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
+		struct xr_peer *p = &r->peer[i];
+		struct xr_beat b = {seq};
+
+		if (shard_owns(p) && p->sent == seq && now - p->last_tx >= XR_BEAT_NS)
+			live_frame(r, p, XR_BEAT, &b, sizeof(b));
+	}
+	if (now - r->hash_at < XR_HASH_EVERY_NS || seq == r->hash_seq)
 		return;
 	/* Only between batches: the books are those of every record through seq. */
 	if (sh->journal.len)
@@ -742,6 +953,15 @@ void xd_repl_publish_hash(struct xd_shard *sh)
 	r->hash_seq = seq;
 	r->hash_val = xd_shard_hash(sh);
 	r->hash_at = now;
+	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
+		struct xr_peer *p = &r->peer[i];
+		struct xr_hash h = {seq, r->hash_val};
+
+		if (shard_owns(p) && p->sent == seq && p->hash_sent < seq) {
+			p->hash_sent = seq;
+			live_frame(r, p, XR_HASH, &h, sizeof(h));
+		}
+	}
 	pthread_mutex_unlock(&r->mu);
 }
 
