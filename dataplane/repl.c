@@ -179,6 +179,8 @@ struct xd_repl {
 	size_t rlen;
 	uint64_t primary_seq, received, hashes_ok;
 	uint64_t ack_seq; /* the batch being committed: acknowledged right after (send_ack) */
+	bool frame_follows; /* another whole records frame is in rbuf after this one */
+	bool ack_later; /* a later batch end is in rbuf already: its ack covers this batch */
 	bool ack_failed;
 	char why[240]; /* why it stopped (diverged) */
 	bool notified;
@@ -1112,10 +1114,27 @@ static void send_ack(void *arg)
 	struct xd_repl *r = arg;
 	struct xr_ack a = {r->ack_seq, r->ack_seq};
 
+	if (r->ack_later)
+		return; /* one ack for what one read brought: fewer sends on both sides */
 	if (send_frame(r->cfd, XR_ACK, &a, sizeof(a)))
 		r->ack_failed = true;
 	else
 		xr_hist_add(&r->st[XR_ST_RECV_ACK], xd_mono_ns() - r->last_rx);
+}
+
+/* Whether a batch ends in the records at [off, len). */
+static bool batch_end_after(const uint8_t *p, uint32_t off, uint32_t len)
+{
+	while (off + XJ_REC_HDR <= len) {
+		const struct xj_rec *rec = (const struct xj_rec *)(p + off);
+
+		if (rec->len < XJ_REC_HDR || rec->len > len - off)
+			return false;
+		if (rec->flags & XJ_F_BATCH_END)
+			return true;
+		off += rec->len;
+	}
+	return false;
 }
 
 static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
@@ -1147,6 +1166,7 @@ static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
 		if (rec->flags & XJ_F_BATCH_END) {
 			/* Durable here first, then acknowledged, then applied. */
 			r->ack_seq = rec->seq;
+			r->ack_later = r->frame_follows || batch_end_after(p, off, len);
 			r->ack_failed = false;
 			sh->replaying = true;
 			rc = xj_commit_ack_replay(&sh->journal, send_ack, r, xd_replay_rec, sh);
@@ -1187,7 +1207,8 @@ bool xd_repl_follow(struct xd_shard *sh)
 {
 	struct xd_repl *r = sh->repl;
 	const struct xr_frame *f;
-	size_t at = 0;
+	size_t at = 0, before, space;
+	bool drained;
 	int rc;
 
 	if (!r || r->fstate == XF_DIVERGED || sh->fatal)
@@ -1200,6 +1221,8 @@ bool xd_repl_follow(struct xd_shard *sh)
 		follow_hello(r);
 		return false;
 	}
+	before = r->rlen;
+	space = XR_BUF - before;
 	rc = recv_some(r->cfd, &r->rbuf, &r->rlen);
 	if (rc < 0) {
 		follow_stop(r, XF_IDLE, "primary %s: %s", r->from,
@@ -1208,9 +1231,13 @@ bool xd_repl_follow(struct xd_shard *sh)
 	}
 	if (!rc)
 		return false;
+	drained = r->rlen - before < space;
 	r->last_rx = xd_mono_ns();
 	while (r->cfd >= 0 && (f = next_frame(r->rbuf, r->rlen, at))) {
 		const void *body = f + 1;
+		const struct xr_frame *nf = next_frame(r->rbuf, r->rlen, at + sizeof(*f) + f->len);
+
+		r->frame_follows = nf && nf->type == XR_RECORDS;
 
 		if (f->type == XR_WELCOME && f->len == sizeof(struct xr_welcome) &&
 		    r->fstate == XF_WELCOME_WAIT)
@@ -1230,7 +1257,9 @@ bool xd_repl_follow(struct xd_shard *sh)
 		consume(r->rbuf, &r->rlen, at);
 	if (r->received > r->primary_seq)
 		r->primary_seq = r->received;
-	return true;
+	/* A read that did not fill the buffer emptied the socket: the next data wakes the poll,
+	 * no recv to learn that there is none. */
+	return !drained;
 }
 
 int xd_repl_fd(struct xd_shard *sh)
