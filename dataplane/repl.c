@@ -142,6 +142,7 @@ struct xr_peer {
 	 * between the commit and the socket, nor between the ack and the release. Whoever owns a
 	 * peer alone touches it; the other side hands it over with a release store. */
 	_Atomic int owner;
+	uint64_t handbacks; /* times the shard gave it back (full socket, new segment, error) */
 };
 
 enum { XR_OWN_SENDER = 0, XR_OWN_SHARD };
@@ -745,6 +746,7 @@ static void hand_back(struct xd_repl *r, struct xr_peer *p)
 {
 	uint64_t one = 1;
 
+	p->handbacks++;
 	atomic_fetch_add(&r->sender_live, 1);
 	atomic_store_explicit(&p->owner, XR_OWN_SENDER, memory_order_release);
 	if (write(r->wake_fd, &one, sizeof(one)) < 0)
@@ -1385,12 +1387,14 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 				lag_bytes = sh->journal.bytes;
 			}
 			json_array_append_new(
-			    sb, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", p->name, "addr",
-					  p->addr, "sent_seq", (json_int_t)p->sent, "acked_seq",
-					  (json_int_t)p->acked, "lag_records",
+			    sb, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I}", "name", p->name,
+					  "addr", p->addr, "sent_seq", (json_int_t)p->sent,
+					  "acked_seq", (json_int_t)p->acked, "lag_records",
 					  (json_int_t)(cseq > p->acked ? cseq - p->acked : 0),
 					  "lag_bytes", (json_int_t)lag_bytes, "lag_us",
-					  (json_int_t)lag_us));
+					  (json_int_t)lag_us, "served_by",
+					  shard_owns(p) ? "queue thread" : "sender thread",
+					  "handbacks", (json_int_t)p->handbacks));
 		}
 		json_object_set_new(q, "standbys", sb);
 		json_object_set_new(q, "acked_seq",
