@@ -239,6 +239,21 @@ static int wait_in(int fd, uint64_t deadline)
 	return poll(&pf, 1, (int)((deadline - now) / 1000000 + 1)) > 0;
 }
 
+/* wait_in() for the primary side, doing meanwhile what the primary's queue thread does in its
+ * loop: xd_repl_poll() serves a caught-up standby under --durability replicated (its records,
+ * its acks, the end of its connection), so the harness must run it as the shard loop would. */
+static int wait_in_primary(struct xd_shard *sh, int fd, uint64_t deadline)
+{
+	struct pollfd pf = {fd, POLLIN, 0};
+
+	while (now_ns() < deadline) {
+		xd_repl_poll(sh);
+		if (poll(&pf, 1, 1) > 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* The standby's acknowledgements in [b, n): none beyond what it committed. */
 static size_t check_acks(const uint8_t *b, size_t n, uint64_t committed)
 {
@@ -359,7 +374,7 @@ static void primary_side(const uint8_t *in, size_t n)
 	for (;;) {
 		ssize_t k;
 
-		if (!wait_in(c, deadline))
+		if (!wait_in_primary(&sh, c, deadline))
 			FAIL("the primary did not close the connection %.1f s after the stream "
 			     "ended\n",
 			     DEADLINE_NS / 1e9);
