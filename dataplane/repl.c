@@ -368,17 +368,22 @@ static void handle_hello(struct xd_repl *r, struct xr_peer *p, const struct xr_h
 	       (unsigned long long)cseq);
 }
 
-static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a, bool in_shard)
+/* False for an ack the peer must be closed for: the sender thread closes it itself; the queue
+ * thread (in_shard) leaves the ack unconsumed and hands the peer back, whose sender thread then
+ * reads it again and closes (only the sender thread closes a peer). */
+static bool handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a, bool in_shard)
 {
 	uint64_t cur;
 
 	/* An ack of a record it was not sent would release answers nobody else holds. */
 	if (a->seq > p->sent) {
+		if (in_shard)
+			return false;
 		xd_log("repl q%d: standby %s acknowledged record %llu, sent through %llu",
 		       r->sh->queue, p->name, (unsigned long long)a->seq,
 		       (unsigned long long)p->sent);
 		peer_close(r, p, "acknowledged records it was not sent");
-		return;
+		return false;
 	}
 	p->acked = a->seq;
 	p->applied = a->applied;
@@ -396,6 +401,7 @@ static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack
 	 * it now rather than at its next poll timeout (1 ms a round trip otherwise). */
 	if (!in_shard && a->seq > cur && r->sh->held && r->sh->opts->poll == XD_POLL_SLEEP)
 		xd_shard_wake(r->sh);
+	return true;
 }
 
 static void peer_read(struct xd_repl *r, struct xr_peer *p)
@@ -870,13 +876,12 @@ void xd_repl_poll(struct xd_shard *sh)
 			continue;
 		}
 		while ((f = next_frame(p->in, p->inlen, at)) && f->type == XR_ACK &&
-		       f->len == sizeof(struct xr_ack)) {
-			handle_ack(r, p, (const struct xr_ack *)(f + 1), true);
+		       f->len == sizeof(struct xr_ack) &&
+		       handle_ack(r, p, (const struct xr_ack *)(f + 1), true))
 			at += sizeof(*f) + f->len;
-		}
 		consume(p->in, &p->inlen, at);
 		if (f)
-			hand_back(r, p); /* not an ack: the sender thread says why it closes */
+			hand_back(r, p); /* not a good ack: the sender thread says why it closes */
 	}
 }
 
