@@ -143,6 +143,8 @@ struct xr_peer {
 	 * peer alone touches it; the other side hands it over with a release store. */
 	_Atomic int owner;
 	uint64_t handbacks; /* times the shard gave it back (full socket, new segment, error) */
+	bool read_first; /* given back for what it sent (the end, an error, a bad frame): not
+			  * to be handed over again before the sender thread has read it */
 };
 
 enum { XR_OWN_SENDER = 0, XR_OWN_SHARD };
@@ -410,6 +412,8 @@ static void peer_read(struct xd_repl *r, struct xr_peer *p)
 	int rc = recv_some(p->fd, &p->in, &p->inlen);
 	const struct xr_frame *f;
 
+	p->read_first = false;
+
 	if (rc < 0) {
 		peer_close(r, p, rc == -ECONNRESET ? "disconnected" : strerror(-rc));
 		return;
@@ -587,7 +591,7 @@ static void maybe_hand_over(struct xd_repl *r, struct xr_peer *p)
 	struct xd_journal *j = &r->sh->journal;
 	bool ok;
 
-	if (!r->sh->opts->replicated || !r->sh->held || p->state != XR_STREAMING ||
+	if (!r->sh->opts->replicated || !r->sh->held || p->state != XR_STREAMING || p->read_first ||
 	    atomic_load_explicit(&p->owner, memory_order_relaxed) != XR_OWN_SENDER ||
 	    p->outoff != p->outlen || r->sh->role != XD_ROLE_PRIMARY)
 		return;
@@ -872,6 +876,7 @@ void xd_repl_poll(struct xd_shard *sh)
 		if (!shard_owns(p))
 			continue;
 		if (recv_some(p->fd, &p->in, &p->inlen) < 0) {
+			p->read_first = true;
 			hand_back(r, p); /* its recv sees the end too and closes */
 			continue;
 		}
@@ -880,8 +885,10 @@ void xd_repl_poll(struct xd_shard *sh)
 		       handle_ack(r, p, (const struct xr_ack *)(f + 1), true))
 			at += sizeof(*f) + f->len;
 		consume(p->in, &p->inlen, at);
-		if (f)
+		if (f) {
+			p->read_first = true;
 			hand_back(r, p); /* not a good ack: the sender thread says why it closes */
+		}
 	}
 }
 
