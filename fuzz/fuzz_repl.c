@@ -404,7 +404,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!size)
 		return 0;
-	xd_log_quiet = 1;
+	xd_log_quiet = getenv("FZ_VERBOSE") ? 0 : 1;
 	if (lfd < 0)
 		setup();
 	flags = data[0];
