@@ -313,8 +313,6 @@ def test_rest_and_grpc_order_entry_across_a_kill_and_a_switchover(host: bool) ->
         wait_for(lambda: rows() == want_rows, f"the database has the journal's {want_rows} "
                  "orders", 30)
     except AssertionError as e:
-        import shutil
-        shutil.copytree(state / "log", f"/tmp/etcd_keep_{os.getpid()}", dirs_exist_ok=True)
         raise AssertionError(f"{e}\nroles {roles(state)}\nerrors seen "
                              f"{Counter(seen.errors).most_common(8)}\n{_logs(state)}") from None
     finally:
