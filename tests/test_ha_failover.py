@@ -665,7 +665,7 @@ def test_the_lab_runs_one_etcd_member_per_namespace(ha_lab: Any) -> None:
         assert ns == [want[m.name]], (m.name, ns)
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert argv[argv.index(b"--heartbeat-interval") + 1] == b"50"
-        assert argv[argv.index(b"--election-timeout") + 1] == b"500"
+        assert argv[argv.index(b"--election-timeout") + 1] == b"250"
     listed = etcd._call(etcd.member("c"), "/v3/cluster/member/list")["members"]
     assert sorted((x["name"], x["peerURLs"], x["clientURLs"]) for x in listed) == [
         (n, [f"http://{ip}:2380"], [f"http://{ip}:2379"])
@@ -717,7 +717,7 @@ def test_lab_etcd_losing_one_member_changes_nothing_losing_quorum_fences(
         # No quorum: two of three gone. The end of a's grant (its own clock) is watched: it
         # lies `margin` (300 ms) before the earliest moment its etcd lease can expire (the last
         # renewal + TTL). If a's member is the raft leader it renews until etcd's CheckQuorum
-        # steps it down (one to two election timeouts), so the fence can come up to ~1.7 s
+        # steps it down (one to two election timeouts), so the fence can come up to ~1.2 s
         # after the loss; no other member can elect a leader (or expire the lease) meanwhile.
         grant_end: list[int] = []
         watching = threading.Event()
