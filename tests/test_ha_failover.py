@@ -347,7 +347,9 @@ def test_losing_one_etcd_member_changes_nothing_losing_quorum_fences(dp_workdir:
     need_root_and_binary()
     from xdpex.services import EtcdCluster, EtcdMember
 
-    etcd = EtcdCluster([EtcdMember(f"m{i}") for i in range(3)]).start()
+    # (election timeout 250 ms, as the lab's: a killed raft leader is replaced inside the
+    # primary's grant)
+    etcd = EtcdCluster([EtcdMember(f"m{i}") for i in range(3)], election_ms=250).start()
     cl = cluster_name()
     a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl)
     b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
