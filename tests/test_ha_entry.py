@@ -2,7 +2,8 @@
 failover"): `xdpex up --ha` (a private etcd, two xdpexd --ha with their agents, the served
 control plane following the leader, the persister), orders entered through REST (single and
 batch) and gRPC (SubmitOrders and StreamOrders) from threads of their own before, during and
-after a kill -9 of the primary's xdpexd and then a planned switchover. Every request is answered,
+after a kill -9 of the primary's xdpexd (alone, or with its agent: the host dies and the lease
+must run out) and then a planned switchover. Every request is answered,
 within a bound (never a hang): with its acknowledgements, or with a retryable error that says
 why (HTTP 503 / UNAVAILABLE with a reason) for orders that were never applied. Afterwards the
 final leader's journal holds exactly the orders that were acknowledged, each once (nothing lost,
@@ -25,6 +26,7 @@ from typing import Any
 
 import grpc
 import httpx
+import pytest
 from control_support import cleanup_dir, free_tcp_port, free_udp_port, short_tmpdir
 from test_control_lifecycle import _logs, _pids_of, xdpex
 from test_ha_ops import roles, two_free_tcp_ports, wait_for
@@ -32,6 +34,7 @@ from xdpex.pb import orderentry_pb2 as pb
 from xdpex.pb import orderentry_pb2_grpc as pbg
 from xdpex_proto import codec as c
 from xdpex_proto.journal import REC_INBOUND, REC_OUTBOUND, JournalReader, queue_dirs
+from xdpex_traffic.wire import ctl_request
 
 REPO = Path(__file__).resolve().parents[1]
 CALL_BOUND = 15.0  # s: no request may take longer (a hang)
@@ -188,15 +191,29 @@ def leader_name(state: Path) -> str:
     return found[0]
 
 
-def kill_xdpexd(state: Path, node: str) -> None:
-    pids = [p for p in _pids_of(state)
-            if f"{node}.ctl.sock" in Path(f"/proc/{p}/cmdline").read_bytes().decode(
-                errors="replace") and b"xdpexd" in Path(f"/proc/{p}/cmdline").read_bytes()]
-    assert len(pids) == 1, pids
-    os.kill(pids[0], signal.SIGKILL)
+def epoch_of(state: Path, node: str) -> int:
+    try:
+        return int(ctl_request(state / "run" / f"{node}.ctl.sock", {"cmd": "ha"}, 1.0)["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
-def test_rest_and_grpc_order_entry_across_a_kill_and_a_switchover() -> None:
+def kill_node(state: Path, node: str, agent_too: bool) -> None:
+    """kill -9 of a node's xdpexd, and with agent_too of its agent as well (its host dies: the
+    lease has to run out before the standby may lead; alone, the agent finds its xdpexd gone
+    and revokes the lease at once)."""
+    def cmd(p: int) -> bytes:
+        return Path(f"/proc/{p}/cmdline").read_bytes()
+
+    pids = [p for p in _pids_of(state) if f"{node}.ctl.sock".encode() in cmd(p)
+            and (b"xdpexd" in cmd(p) or (agent_too and b"ha-agent" in cmd(p)))]
+    assert len(pids) == (2 if agent_too else 1), pids
+    for p in pids:
+        os.kill(p, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("host", [False, True], ids=["xdpexd", "host"])
+def test_rest_and_grpc_order_entry_across_a_kill_and_a_switchover(host: bool) -> None:
     state = short_tmpdir("hae")
     http, grpc_port, etcd = free_tcp_port(), free_tcp_port(), two_free_tcp_ports()
     stop = threading.Event()
@@ -205,7 +222,7 @@ def test_rest_and_grpc_order_entry_across_a_kill_and_a_switchover() -> None:
     try:
         r = xdpex("up", "--ha", "--state-dir", str(state), "--http", f"127.0.0.1:{http}",
                   "--grpc", f"127.0.0.1:{grpc_port}", "--port", str(free_udp_port()),
-                  "--etcd-port", str(etcd), "--repl-port", str(free_tcp_port()), "--timeout",
+                  "--etcd-port", str(etcd), "--repl-port", str(two_free_tcp_ports()), "--timeout",
                   "60", timeout=90)
         assert r.returncode == 0, r.stdout + r.stderr + _logs(state)
         token = (state / "operator.token").read_text().strip()
@@ -232,18 +249,22 @@ def test_rest_and_grpc_order_entry_across_a_kill_and_a_switchover() -> None:
         wait_for(lambda: acked() > 200, f"orders acknowledged ({seen.requests})")
         # 1. the primary's xdpexd killed (-9): the standby takes over, the control plane follows
         lead = leader_name(state)
-        other = "b" if lead == "a" else "a"
-        kill_xdpexd(state, lead)
-        wait_for(lambda: roles(state)[other] == "primary", f"{other} took over")
+        e0 = epoch_of(state, lead)
+        kill_node(state, lead, agent_too=host)
+        # (the killed node, restarted by the supervisor, may win the election itself)
+        wait_for(lambda: any(epoch_of(state, x) > e0 for x in ("a", "b")
+                             if roles(state)[x] == "primary"), "a new primary")
         n = acked()
         wait_for(lambda: acked() > n + 200, "orders acknowledged by the new primary")
-        wait_for(lambda: roles(state)[lead] == "standby streaming", f"{lead} rejoined")
-        # 2. a planned switchover back
+        wait_for(lambda: sorted(roles(state).values()) == ["primary", "standby streaming"],
+                 f"the other node rejoined: {roles(state)}")
+        lead = "b" if leader_name(state) == "a" else "a"  # the switchover's target
+        # 2. a planned switchover
         sw = subprocess.run([sys.executable, "-m", "xdpex.cli", "ha", "switchover", "--etcd",
                              f"http://127.0.0.1:{etcd}", "--cluster", "xdpex"],
                             capture_output=True, text=True, timeout=30)
         assert sw.returncode == 0, sw.stdout + sw.stderr
-        wait_for(lambda: roles(state)[lead] == "primary", f"{lead} leads again")
+        wait_for(lambda: roles(state)[lead] == "primary", f"{lead} took over")
         n = acked()
         wait_for(lambda: acked() > n + 200, "orders acknowledged after the switchover")
         stop.set()

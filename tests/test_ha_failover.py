@@ -347,7 +347,9 @@ def test_losing_one_etcd_member_changes_nothing_losing_quorum_fences(dp_workdir:
     need_root_and_binary()
     from xdpex.services import EtcdCluster, EtcdMember
 
-    etcd = EtcdCluster([EtcdMember(f"m{i}") for i in range(3)]).start()
+    # (election timeout 250 ms, as the lab's: a killed raft leader is replaced inside the
+    # primary's grant)
+    etcd = EtcdCluster([EtcdMember(f"m{i}") for i in range(3)], election_ms=250).start()
     cl = cluster_name()
     a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl)
     b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
@@ -662,7 +664,7 @@ def test_the_lab_runs_one_etcd_member_per_namespace(ha_lab: Any) -> None:
         assert ns == [want[m.name]], (m.name, ns)
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert argv[argv.index(b"--heartbeat-interval") + 1] == b"50"
-        assert argv[argv.index(b"--election-timeout") + 1] == b"500"
+        assert argv[argv.index(b"--election-timeout") + 1] == b"250"
     listed = etcd._call(etcd.member("c"), "/v3/cluster/member/list")["members"]
     assert sorted((x["name"], x["peerURLs"], x["clientURLs"]) for x in listed) == [
         (n, [f"http://{ip}:2380"], [f"http://{ip}:2379"])
@@ -714,7 +716,7 @@ def test_lab_etcd_losing_one_member_changes_nothing_losing_quorum_fences(
         # No quorum: two of three gone. The end of a's grant (its own clock) is watched: it
         # lies `margin` (300 ms) before the earliest moment its etcd lease can expire (the last
         # renewal + TTL). If a's member is the raft leader it renews until etcd's CheckQuorum
-        # steps it down (one to two election timeouts), so the fence can come up to ~1.7 s
+        # steps it down (one to two election timeouts), so the fence can come up to ~1.2 s
         # after the loss; no other member can elect a leader (or expire the lease) meanwhile.
         grant_end: list[int] = []
         watching = threading.Event()
@@ -762,3 +764,66 @@ def test_lab_etcd_losing_one_member_changes_nothing_losing_quorum_fences(
         for m in "abc":
             if not etcd.running(m):
                 etcd.start_member(m)
+
+
+def test_the_control_plane_session_resends_what_went_to_the_wrong_node(
+        udp_pair: tuple[Node, Node], dp_workdir: Path) -> None:
+    """xdpex.orderentry.OrderEntrySession with failover_s (what the control plane runs under
+    `up --ha`) on an entry socket link that the test moves as the supervisor would: pointed at
+    the standby, which drops what it gets, the session notices the silence, logs in again
+    (nobody answers) until the link names the primary again; there it resends what went
+    astray with the same seqs: the caller waiting meanwhile gets its acknowledgements, each
+    order applied once."""
+    import threading
+
+    from dataplane_support import SECRET
+    from xdpex.orderentry import OrderEntrySession
+    from xdpex_proto.journal import REC_INBOUND, JournalReader, queue_dirs
+
+    a, b = udp_pair
+    link = dp_workdir / "e.sock"
+
+    def point(at: Path) -> None:
+        tmp = dp_workdir / "e.sock.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(at)
+        tmp.replace(link)
+
+    point(a.d.entry_path)
+    s = OrderEntrySession(link, dp_workdir / "oe.sock", 4, SECRET, timeout=2.0, failover_s=5.0)
+    s.open()
+    try:
+        s.login()
+        buy = (int(c.Side.BUY), int(c.OrdType.LIMIT), int(c.Tif.GTC), 1, 50, 1)
+        first = s.submit([buy])
+        assert first.status == ["new"]
+        point(b.d.entry_path)  # the standby: it answers nothing
+        got: list[Any] = []
+        t = threading.Thread(target=lambda: got.append(s.submit([buy] * 8)), daemon=True)
+        t.start()
+        # (whichever comes first: its own silence detection, or the primary's Logout of a
+        # session it heard nothing from, sent to the session's own socket)
+        wait_until(lambda: s._lost_at is not None, "the session noticed the silence", 5)
+        assert "no datagram from the gateway" in s._lost_why or \
+            "logged out by the gateway, reason 2" in s._lost_why, s._lost_why
+        point(a.d.entry_path)
+        t.join(10)
+        assert not t.is_alive() and got, "the caller hangs"
+        e = got[0]
+        assert e.status == ["new"] * 8 and all(e.order_id)
+        assert s.failovers == 1 and s.logged_in
+    finally:
+        s.close()
+    applied: dict[int, int] = {}
+    for qdir in queue_dirs(a.d.journal).values():
+        r = JournalReader(qdir, stall_s=0)
+        while recs := r.poll(10000):
+            for rec in recs:
+                if rec.type == REC_INBOUND and rec.session_id == 4:
+                    for i in range(rec.count):
+                        m = c.decode_message(rec.payload, i * 64)
+                        if isinstance(m, c.NewOrder):
+                            applied[m.cl_ord_id] = applied.get(m.cl_ord_id, 0) + 1
+        r.close()
+    assert set(applied) == {first.cl_ord_id(0), *(e.cl_ord_id(i) for i in range(8))}
+    assert set(applied.values()) == {1}

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx
 from control_support import cleanup_dir, free_tcp_port, free_udp_port, short_tmpdir
@@ -19,12 +20,18 @@ from xdpex_traffic.wire import ctl_request
 
 
 def two_free_tcp_ports() -> int:
-    """A port p with p + 1 free as well (etcd's client and peer ports)."""
-    for _ in range(50):
-        p = free_tcp_port()
-        with socket.socket() as s:
+    """A port p with p + 1 free as well (etcd's client and peer ports, the two nodes'
+    replication ports), below the kernel's ephemeral range: a port the kernel hands out for an
+    outgoing connection meanwhile cannot take p + 1 from the node that binds it later."""
+    import random
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        p = random.randrange(10000, max(10002, low - 2))
+        with socket.socket() as s1, socket.socket() as s2:
             try:
-                s.bind(("127.0.0.1", p + 1))
+                s1.bind(("127.0.0.1", p))
+                s2.bind(("127.0.0.1", p + 1))
                 return p
             except OSError:
                 continue
@@ -68,7 +75,7 @@ def test_up_ha_status_failover_down() -> None:
     try:
         r = xdpex("up", "--ha", "--state-dir", str(state), "--http", f"127.0.0.1:{http}",
                   "--grpc", f"127.0.0.1:{grpc_port}", "--port", str(udp), "--etcd-port",
-                  str(etcd), "--repl-port", str(free_tcp_port()), "--timeout", "60",
+                  str(etcd), "--repl-port", str(two_free_tcp_ports()), "--timeout", "60",
                   timeout=90)
         assert r.returncode == 0, r.stdout + r.stderr + _logs(state)
         assert "high availability" in r.stdout

@@ -97,6 +97,7 @@ class OrderEntrySession(SessionReceiver):
         self._sent: deque[tuple[int, int, bytes]] = deque()  # (seq, count, datagram) sent
         self._sent_msgs = 0
         self.failovers = 0
+        self._gap_resent, self._gap_resent_at = 0, 0.0
         self.local_path = str(local_path)
         self.session_id = session_id
         self.secret = secret
@@ -246,13 +247,19 @@ class OrderEntrySession(SessionReceiver):
         callers were already told that they failed go as a Cancel of themselves instead, which
         the gateway refuses (UNKNOWN_ORDER): their seqs are filled, and they are never applied
         after the caller was told. Returns the messages resent, -1 when some are gone."""
-        if not self._sent or first >= self.next_in:
-            return 0
-        if self._sent[0][0] > first:
-            return -1
         n = 0
         mz = c.MSG_SIZE
-        with self._send_lock:
+        with self._send_lock:  # (no one sends meanwhile: next_in is read and set here)
+            if first >= self.next_in:
+                self.next_in = first
+                return 0
+            if not self._sent or self._sent[0][0] > first:
+                # (what the new primary lacks is no longer kept: start again from its seq;
+                # the callers of what is lost are told)
+                self._sent.clear()
+                self._sent_msgs = 0
+                self.next_in = first
+                return -1
             for seq, count, data in list(self._sent):
                 if seq + count <= first:
                     continue
@@ -310,6 +317,10 @@ class OrderEntrySession(SessionReceiver):
                 now = time.monotonic()
                 deadline = deadline or now + self.timeout
                 if now > deadline:
+                    if self.failover_s and int.from_bytes(data[8:16], "little"):
+                        # kept: a login again resends it (else its seq would be a gap)
+                        self._lose(f"entry socket full for {self.timeout:g} s")
+                        return
                     raise Unavailable(
                         f"dataplane order-entry socket {self.entry_path}: not reading "
                         f"(queue full for {self.timeout:g} s)"

@@ -135,6 +135,8 @@ class SessionReceiver:
     _lose: Callable[[str], None]
     _resend_from: Callable[[int], int]
     _send_login: Callable[[], None]
+    _gap_resent: int
+    _gap_resent_at: float
 
     # -- receiving ----------------------------------------------------------------------------
     def _rx_loop(self) -> None:
@@ -405,7 +407,9 @@ class SessionReceiver:
 
     def _on_session_msg(self, m: c.Message) -> None:
         with self._state:
-            if isinstance(m, c.LoginAccepted) and self._lost_at is not None:
+            if isinstance(m, c.LoginAccepted) and self.logged_in and self._lost_at is None:
+                pass  # the answer to a second Login sent while logging in again: done already
+            elif isinstance(m, c.LoginAccepted) and self._lost_at is not None:
                 self._relogged(m)
             elif isinstance(m, c.LoginAccepted):
                 self.next_in = m.next_in_seq
@@ -433,6 +437,22 @@ class SessionReceiver:
                         self.session_id,
                         m.reason,
                     )
+            elif isinstance(m, c.SequenceGap) and self.failover_s:
+                # A datagram that did not arrive (sent to the old primary, or into a full
+                # socket): send it again from what the gateway expects (at most every 0.1 s).
+                now = time.monotonic()
+                if self._gap_resent != m.expected or now - self._gap_resent_at > 0.1:
+                    self._gap_resent, self._gap_resent_at = m.expected, now
+                    n = self._resend_from(m.expected)
+                    log.warning(
+                        "session %d: gateway expected inbound %d, got %d: %s",
+                        self.session_id,
+                        m.expected,
+                        m.received,
+                        f"{n} messages resent" if n >= 0 else "no longer kept",
+                    )
+                    if n < 0:
+                        self._fail_all("messages lost")
             elif isinstance(m, c.SequenceGap):
                 log.error(
                     "session %d: gateway expected inbound %d, got %d",
@@ -455,13 +475,11 @@ class SessionReceiver:
         assert lost is not None
         self.heartbeat_ms = m.heartbeat_ms or 1000
         self._early.clear()
-        sent = self.next_in
         resent = self._resend_from(m.next_in_seq)
         if resent < 0:
             log.error("session %d: the new primary lacks messages from %d that are no longer "
                       "kept; their callers are told", self.session_id, m.next_in_seq)
             self._fail_all("messages lost in the failover")
-        self.next_in = max(sent, m.next_in_seq)
         self.expected_out = min(self.expected_out, m.next_out_seq)
         self._lost_at = None
         self.failovers += 1
