@@ -66,8 +66,8 @@ FORMAT_SRCS = $(shell find $(addprefix $(TOP)/,control/xdpex/ext dataplane engin
 
 lint: $(SETUP_STAMP)
 	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
-	$(Q)$(VENV)/bin/ruff check control proto traffic engine/python tests fuzz
-	$(Q)$(VENV)/bin/mypy control/xdpex proto/xdpex_proto traffic/xdpex_traffic engine/python/xdpex_engine
+	$(Q)$(VENV)/bin/ruff check control proto traffic services engine/python tests fuzz
+	$(Q)$(VENV)/bin/mypy control/xdpex proto/xdpex_proto traffic/xdpex_traffic services/xdpex_services engine/python/xdpex_engine
 
 run: build
 	$(Q)$(PY) -m xdpex.cli run

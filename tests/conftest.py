@@ -74,14 +74,14 @@ class ExternalService:
 
 @pytest.fixture(scope="session")
 def svc_pg() -> Iterator[object]:
-    """The session's PostgreSQL (xdpex.services.PostgresInstance: initdb + pg_ctl, free port,
+    """The session's PostgreSQL (xdpex_services.PostgresInstance: initdb + pg_ctl, free port,
     database `test`), started by the first test that needs it and stopped at the end; `.url`.
     Tests isolate themselves in schemas of their own (control_support.Database)."""
     url = os.environ.get("XDPEX_TEST_PG_URL")
     if url:
         yield ExternalService(url)
         return
-    from xdpex.services import PostgresInstance
+    from xdpex_services import PostgresInstance
 
     pg = PostgresInstance().start()
     try:
@@ -92,13 +92,13 @@ def svc_pg() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def svc_redis() -> Iterator[object]:
-    """The session's redis-server (xdpex.services.RedisInstance, free port, no persistence);
+    """The session's redis-server (xdpex_services.RedisInstance, free port, no persistence);
     `.url`. Tests that take Redis down start a RedisInstance of their own."""
     url = os.environ.get("XDPEX_TEST_REDIS_URL")
     if url:
         yield ExternalService(url)
         return
-    from xdpex.services import RedisInstance
+    from xdpex_services import RedisInstance
 
     r = RedisInstance().start()
     try:
@@ -109,13 +109,13 @@ def svc_redis() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def svc_etcd() -> Iterator[object]:
-    """The session's single-member etcd (xdpex.services.EtcdCluster.single(): free ports,
+    """The session's single-member etcd (xdpex_services.EtcdCluster.single(): free ports,
     heartbeat 50 ms, election 500 ms, so a 1 s lease is granted as 1 s); `.endpoints`."""
     url = os.environ.get("XDPEX_TEST_ETCD")
     if url:
         yield ExternalService(url)
         return
-    from xdpex.services import EtcdCluster
+    from xdpex_services import EtcdCluster
 
     e = EtcdCluster.single().start()
     try:

@@ -6,7 +6,7 @@
   independent replay of the journal's outbound messages. On SQLite and PostgreSQL.
 - The Redis publisher puts every execution into its stream exactly once, across a restart of
   the publisher and across a restart of the Redis server itself (a redis-server of the test's
-  own, xdpex.services.RedisInstance, killed and started again on its port: it has lost its data,
+  own, xdpex_services.RedisInstance, killed and started again on its port: it has lost its data,
   so the publisher must refill the stream).
 """
 
@@ -32,7 +32,7 @@ from xdpex.models import PersisterPosition
 from xdpex.persister import database_orders, journal_orders
 from xdpex.publisher import Publisher
 from xdpex.service import ControlPlane, OrderSpec
-from xdpex.services import RedisInstance
+from xdpex_services import RedisInstance
 
 WHO = Principal("test", "operator")
 

@@ -231,7 +231,7 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
     namespace talking to its own member first; a's namespace's etcd link set down, which leaves
     a's member alone (a minority: it cannot serve) while b's and c's keep the quorum."""
     need_root_and_binary()
-    from xdpex.services import EtcdCluster, EtcdMember
+    from xdpex_services import EtcdCluster, EtcdMember
 
     with contextlib.ExitStack() as stack:
         cl = cluster_name()
@@ -345,7 +345,7 @@ def test_planned_switchover_under_load(pair: tuple[Node, Node]) -> None:
 
 def test_losing_one_etcd_member_changes_nothing_losing_quorum_fences(dp_workdir: Path) -> None:
     need_root_and_binary()
-    from xdpex.services import EtcdCluster, EtcdMember
+    from xdpex_services import EtcdCluster, EtcdMember
 
     # (election timeout 250 ms, as the lab's: a killed raft leader is replaced inside the
     # primary's grant)

@@ -2,7 +2,10 @@
 
 - xdpex_proto (proto/: codec, golden vectors, journal reader) imports none of the other packages.
 - traffic/ (xdpex_traffic and the TRex scripts) never imports the control plane (xdpex) or the
-  engine binding; it takes the codec from xdpex_proto.
+  engine binding; it takes the codec from xdpex_proto (and private service instances, e.g. the
+  HA lab's etcd, from xdpex_services, which imports none of the others).
+- xdpex_services (services/: private PostgreSQL, Redis and etcd instances) imports no other
+  package of ours.
 - The control plane (xdpex) takes the codec and the journal reader from xdpex_proto; it imports
   xdpex_traffic only where it drives the traffic side itself, listed in REAL_NEEDS (the `xdpex`
   command's lab/pcap subcommands, `xdpex run` and `xdpex bench`, which bring up the veth lab and
@@ -15,7 +18,7 @@ import ast
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
-OURS = ("xdpex", "xdpex_proto", "xdpex_traffic", "xdpex_engine")
+OURS = ("xdpex", "xdpex_proto", "xdpex_traffic", "xdpex_engine", "xdpex_services")
 # tree -> (package name or None for loose scripts, directory)
 TREES = {
     "control": ("xdpex", TOP / "control" / "xdpex"),
@@ -23,6 +26,7 @@ TREES = {
     "traffic": ("xdpex_traffic", TOP / "traffic" / "xdpex_traffic"),
     "trex": (None, TOP / "traffic" / "trex"),  # scripts run by TRex's own interpreter
     "engine": ("xdpex_engine", TOP / "engine" / "python" / "xdpex_engine"),
+    "services": ("xdpex_services", TOP / "services" / "xdpex_services"),
 }
 # module of the control plane -> the xdpex_traffic modules it may import
 REAL_NEEDS = {
@@ -106,6 +110,10 @@ def test_the_walk_sees_the_imports_it_checks():
 
 def test_xdpex_proto_imports_no_other_package_of_ours():
     assert offenders(("proto",), ("xdpex", "xdpex_traffic", "xdpex_engine")) == {}
+
+
+def test_xdpex_services_imports_no_other_package_of_ours():
+    assert offenders(("services",), ("xdpex", "xdpex_proto", "xdpex_traffic", "xdpex_engine")) == {}
 
 
 def test_traffic_never_imports_the_control_plane():

@@ -24,6 +24,7 @@ ROOTS = {  # package -> its tree in the checkout
     "xdpex_proto": "proto/xdpex_proto",
     "xdpex_traffic": "traffic/xdpex_traffic",
     "xdpex_engine": "engine/python/xdpex_engine",
+    "xdpex_services": "services/xdpex_services",
 }
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 
@@ -63,7 +64,7 @@ def test_the_wheel_holds_every_module_and_data_file(wheel: Path) -> None:
     want = source_files()
     assert {"xdpex/migrations/script.py.mako", "xdpex/migrations/versions/0001_initial.py",
             "xdpex/proto/orderentry.proto", "xdpex/api/routes/orders.py",
-            "xdpex/services/postgres.py", "xdpex_proto/journal.py"} <= want  # fmt: skip
+            "xdpex_services/postgres.py", "xdpex_proto/journal.py"} <= want  # fmt: skip
     assert sorted(want - names) == [], "missing from the wheel"
     assert sorted(names - want) == [], "in the wheel but not in the package trees"
     assert "xdpex = xdpex.cli:main" in entry

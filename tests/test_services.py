@@ -1,4 +1,4 @@
-"""The private services (xdpex.services) with the real binaries: PostgreSQL, Redis and etcd.
+"""The private services (xdpex_services) with the real binaries: PostgreSQL, Redis and etcd.
 
 - The session's instances (fixtures svc_pg, svc_redis, svc_etcd) are the test run's own: not on
   the system ports, their data in their own directories, unless XDPEX_TEST_* named a server.
@@ -8,7 +8,7 @@
   process is left alone.
 - etcd grants a 1 s lease as 1 s and expires it; three members on chosen addresses keep a quorum
   when one is killed and take it back when it starts again; a member runs in a network namespace.
-- Failures name the binary and quote its log; `python -m xdpex.services` runs one by hand.
+- Failures name the binary and quote its log; `python -m xdpex_services` runs one by hand.
 - Where nothing listens on 127.0.0.1:5432/6379/2379 (a network namespace of the test's own),
   PostgreSQL and Redis tests of the control plane pass on the private instances.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from xdpex.services import (
+from xdpex_services import (
     EtcdCluster,
     EtcdMember,
     PostgresInstance,
@@ -140,7 +140,7 @@ def test_a_killed_postgres_is_found_by_its_pid_file_and_started_in_place(root):
 ORPHAN = """
 import json, os, signal, sys
 from pathlib import Path
-from xdpex.services import EtcdCluster, PostgresInstance, RedisInstance
+from xdpex_services import EtcdCluster, PostgresInstance, RedisInstance
 root = Path(sys.argv[1])
 pg, r, e = PostgresInstance(root=root).start(), RedisInstance(root=root).start(), \
     EtcdCluster.single(root=root).start()
@@ -270,7 +270,7 @@ def test_etcd_member_in_a_network_namespace(tmp_path):
 
 
 def test_python_m_xdpex_services_runs_one_until_sigterm():
-    with subprocess.Popen([sys.executable, "-m", "xdpex.services", "redis"], text=True,
+    with subprocess.Popen([sys.executable, "-m", "xdpex_services", "redis"], text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:  # fmt: skip
         try:
             assert p.stdout is not None and p.stderr is not None

@@ -305,7 +305,7 @@ def bench_persister_postgres(journal: Path, pg_url: str = "") -> dict[str, Any]:
         return res
     with PostgresInstance(dbname="bench", durable=True) as pg:
         res = bench_persister(journal, pg.url)
-    res["server"] = "private PostgreSQL cluster (xdpex.services, fsync on)"
+    res["server"] = "private PostgreSQL cluster (xdpex_services, fsync on)"
     return res
 
 

@@ -1036,17 +1036,17 @@ def recovered_hashes_of(lab: Lab, mode: str, gw: Gateway, where: Path) -> list[s
 
 
 def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
-    """PostgreSQL (a private cluster, xdpex.services) stopped for `outage_s` seconds under load,
+    """PostgreSQL (a private cluster, xdpex_services) stopped for `outage_s` seconds under load,
     the persister (which also runs the Redis publisher) killed with SIGKILL and restarted, the
     Redis server killed and started again empty: the gateway answers every order throughout,
     and afterwards the database and the Redis stream hold exactly what the journal says, row
     for row (orders' final states, rejected orders, executions)."""
     import redis as redis_lib
     from sqlalchemy import create_engine, func, select
+    from xdpex_services import PostgresInstance, RedisInstance
 
     from xdpex.models import PersisterPosition
     from xdpex.persister import database_orders, journal_orders
-    from xdpex.services import PostgresInstance, RedisInstance
 
     row = Row("storage", mode)
     t0 = time.monotonic()

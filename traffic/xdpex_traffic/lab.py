@@ -489,9 +489,9 @@ class HaLab:
         return LAB_STATE / self.prefix / "etcd"
 
     def etcd_cluster(self) -> Any:
-        """The lab's etcd cluster (xdpex.services.EtcdCluster, detached at etcd_home): members
+        """The lab's etcd cluster (xdpex_services.EtcdCluster, detached at etcd_home): members
         a, b, c in their namespaces, client port 2379 and peer port 2380 on each address."""
-        from xdpex.services import EtcdCluster, EtcdMember
+        from xdpex_services import EtcdCluster, EtcdMember
 
         a, b = self.sides
         nss = (a.gw_ns, b.gw_ns, self.etcd_ns)
@@ -544,7 +544,7 @@ class HaLab:
                  f"bring up {ifname} in {lab.gw_ns}")
         self._etcd_net()
         if etcd:
-            from xdpex.services import ServiceError
+            from xdpex_services import ServiceError
 
             try:
                 self.etcd_cluster().start()

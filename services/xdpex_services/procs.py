@@ -35,7 +35,7 @@ def services_root() -> Path:
     env = os.environ.get("XDPEX_SERVICES_DIR")
     if env:
         return Path(env)
-    build = Path(__file__).resolve().parents[3] / "build"  # of the checkout
+    build = Path(__file__).resolve().parents[2] / "build"  # of the checkout
     if build.is_dir() and os.access(build, os.W_OK):
         return build / "services"
     return Path(tempfile.gettempdir()) / "xdpex-services"

@@ -1,10 +1,10 @@
-"""`python -m xdpex.services`: a private PostgreSQL, Redis or etcd by hand, for trying `xdpex up
+"""`python -m xdpex_services`: a private PostgreSQL, Redis or etcd by hand, for trying `xdpex up
 --database-url/--redis-url` or a failover experiment without touching the host's own servers.
 
-    python -m xdpex.services postgres [--db NAME] [--durable]
-    python -m xdpex.services redis [--persist]
-    python -m xdpex.services etcd [--members N]     (N members on 127.0.0.1, 127.0.0.2, ...)
-    python -m xdpex.services reap                   (stop what crashed runs left behind)
+    python -m xdpex_services postgres [--db NAME] [--durable]
+    python -m xdpex_services redis [--persist]
+    python -m xdpex_services etcd [--members N]     (N members on 127.0.0.1, 127.0.0.2, ...)
+    python -m xdpex_services reap                   (stop what crashed runs left behind)
 
 Prints the URL (etcd: the comma-separated endpoints) on the first line of its output once the
 service answers, then runs until SIGINT or SIGTERM and stops it, removing its directory.
@@ -22,7 +22,7 @@ from . import EtcdCluster, EtcdMember, PostgresInstance, RedisInstance, ServiceE
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m xdpex.services", description=__doc__.split("\n")[0]
+        prog="python -m xdpex_services", description=__doc__.split("\n")[0]
     )
     sub = ap.add_subparsers(dest="what", required=True)
     p = sub.add_parser("postgres", help="a PostgreSQL cluster (initdb + pg_ctl)")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"in {svc.dir}; SIGINT or SIGTERM stops it", file=sys.stderr, flush=True)
         stop.wait()
     except ServiceError as err:
-        print(f"xdpex.services: {err}", file=sys.stderr)
+        print(f"xdpex_services: {err}", file=sys.stderr)
         return 1
     finally:
         svc.stop()
