@@ -594,6 +594,27 @@ def login_at_kill(attempts: list[list[int]], kill_ns: int) -> str | None:
     return None
 
 
+def snapshot_journal(src: Path, dst: Path) -> None:
+    """A copy of a crashed journal as it is now: the last two segments of each queue (a
+    restart may cut their tails) copied, the finished ones before them hard-linked (nothing
+    writes them again), so the gateway is down for the copy of a few MiB, not of the whole
+    journal."""
+    for d in sorted(p for p in src.rglob("*") if p.is_dir()):
+        (dst / d.relative_to(src)).mkdir(parents=True, exist_ok=True)
+    dst.mkdir(parents=True, exist_ok=True)
+    for d in [src, *sorted(p for p in src.rglob("*") if p.is_dir())]:
+        segs = sorted(d.glob("*.xjl"))
+        keep = set(segs[:-2])
+        for f in d.iterdir():
+            if f.is_dir():
+                continue
+            to = dst / f.relative_to(src)
+            if f in keep:
+                os.link(f, to)
+            else:
+                shutil.copy2(f, to)
+
+
 class KillDriver:
     """Kills xdpexd at the moment a phase asks for: `login` from the generator's stderr line at
     each Login it sends (the kill is made on that thread, at once), the others by polling the
@@ -602,8 +623,9 @@ class KillDriver:
     the next 256 KiB), `retransmission` when the gateway's retransmitted count moves; `steady`
     at a random time."""
 
-    def __init__(self, gw: Gateway):
+    def __init__(self, gw: Gateway, rnd: random.Random):
         self.gw = gw
+        self.rnd = rnd
         self.lock = threading.Lock()
         self.armed_login = False
         self.killed = threading.Event()
@@ -623,6 +645,9 @@ class KillDriver:
             self.logins_seen += 1
             if self.armed_login and not self.killed.is_set():
                 self.armed_login = False
+                # The Login leaves 2 ms after the line (--log-logins): a kill 0..3 ms after
+                # it lands before it left, while it is on its way, or just after its answer.
+                time.sleep(self.rnd.uniform(0, 0.003))
                 self._kill_now()
 
     def _poll(self) -> tuple[list[int], list[int], int]:
@@ -713,7 +738,7 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
         args[args.index("--duration") + 1] = "3600"
         args[args.index("--drain") + 1] = "20"
         args += ["--login-stagger", "150", "--relogin-ms", "400", "--log-logins"]
-        drv = KillDriver(gw)
+        drv = KillDriver(gw, random.Random(seed + 1))
         procs: list[subprocess.Popen[str]] = []
 
         def load() -> None:
@@ -733,7 +758,7 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
             # the restart before
             what = drv.kill(phase, 0.05 if k == 0 else rnd.uniform(0.2, 1.2))
             snap = snaps / f"k{k:03d}"
-            shutil.copytree(gw.workdir / "journal", snap / "journal")
+            snapshot_journal(gw.workdir / "journal", snap / "journal")
             t1 = time.monotonic()
             gw.start()
             what |= {
