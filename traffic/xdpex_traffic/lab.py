@@ -637,7 +637,7 @@ def _print_status(st: dict[str, Any]) -> None:
         print(
             f"  {side:8s} {info['namespace']}: {info['interface']} {info['state']} "
             f"{' '.join(info['addresses']) or 'no address'} {info['mac']} mtu {info['mtu']} "
-            f"{xdp_s}"
+            f"queues {info.get('queues')} {xdp_s}"
         )
 
 
