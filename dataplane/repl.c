@@ -1239,7 +1239,8 @@ bool xd_repl_follow(struct xd_shard *sh)
 		const void *body = f + 1;
 		const struct xr_frame *nf = next_frame(r->rbuf, r->rlen, at + sizeof(*f) + f->len);
 
-		r->frame_follows = nf && nf->type == XR_RECORDS;
+		r->frame_follows = nf && nf->type == XR_RECORDS &&
+				   batch_end_after((const uint8_t *)(nf + 1), 0, nf->len);
 
 		if (f->type == XR_WELCOME && f->len == sizeof(struct xr_welcome) &&
 		    r->fstate == XF_WELCOME_WAIT)
