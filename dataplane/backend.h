@@ -71,6 +71,8 @@ struct xd_backend {
 	void (*info)(struct json_t *out);
 	/* XD_BE_RX_WAITS for these options (NULL: the flag as given). */
 	bool (*rx_waits)(const struct xd_opts *o);
+	/* XD_BE_FILTERS for these options (NULL: the flag as given). */
+	bool (*filters)(const struct xd_opts *o);
 
 	/* Per port. open allocates *state; close frees it (also after a failed open). thread_init
 	 * runs once in the shard thread before its loop (optional). */

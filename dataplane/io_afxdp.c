@@ -70,27 +70,13 @@ struct afxdp_q {
 };
 
 static struct {
-	struct xdpex_xdp *x;
-	const struct xdpex_maps *maps;
-	int ifindex;
-	const char *attach;
+	const struct xdpex_maps *maps; /* the program's (xdpfilter.c) */
 	const char *bind;
 	const char *iface;
 	uint16_t port; /* network order */
 	uint8_t mac[6]; /* the interface's, for frames of our own (the feed) */
 	uint32_t addr; /* its IPv4, network order (0: none) */
-} g = {.attach = "none", .bind = "none"};
-
-static void lib_log(enum xdpex_log_level level, const char *fmt, va_list ap)
-{
-	char buf[512];
-
-	if (level == XDPEX_LOG_DEBUG && !xd_g_opts->verbose)
-		return;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	buf[strcspn(buf, "\n")] = 0;
-	xd_log("xdp: %s", buf);
-}
+} g = {.bind = "none"};
 
 /* rx queues of the interface (ethtool channels; works in any mount namespace), -1 if unknown. */
 static int count_rx_queues(const char *iface)
@@ -119,44 +105,18 @@ static int afxdp_check(const struct xd_opts *o, char *err, size_t errlen)
 	return 0;
 }
 
-static int afxdp_apply(const struct xd_config *f)
-{
-	int rc = 0;
-
-	if (!g.maps)
-		return 0;
-	if (f->has_rate)
-		rc |= xdpex_set_rate(g.maps, f->rate_pps, f->rate_burst);
-	if (f->has_allow) {
-		struct xdpex_lpm_key cur[XD_MAX_ALLOW];
-		int n = xdpex_allow_list(g.maps, cur, XD_MAX_ALLOW);
-
-		for (int i = 0; i < n; i++)
-			rc |= xdpex_allow_del(g.maps, cur[i].addr, cur[i].prefixlen);
-		for (uint32_t i = 0; i < f->nallow; i++)
-			rc |= xdpex_allow_add(g.maps, f->allow[i].addr, f->allow[i].len);
-	}
-	return rc ? -1 : 0;
-}
-
 static int afxdp_setup(const struct xd_opts *o, const struct xd_config *cfg, char *err,
 		       size_t errlen)
 {
-	struct xdpex_xdp_opts xo = {.pin_dir = o->pin_dir, .ports = &o->port, .nports = 1};
-	enum xdpex_mode mode = o->xdp_mode == 1	  ? XDPEX_MODE_NATIVE
-			       : o->xdp_mode == 2 ? XDPEX_MODE_SKB
-						  : XDPEX_MODE_AUTO;
-	int nq = count_rx_queues(o->iface), rc;
+	int nq = count_rx_queues(o->iface);
 
 	for (int i = 0; i < o->nqueues; i++)
 		if (nq > 0 && o->queues[i] >= nq)
 			return snprintf(err, errlen, "--queues %d: %s has %d rx queue%s (0..%d)",
 					o->queues[i], o->iface, nq, nq == 1 ? "" : "s", nq - 1),
 			       -1;
-	xdpex_set_log(lib_log);
 	g.iface = o->iface;
 	g.port = htons(o->port);
-	g.ifindex = (int)if_nametoindex(o->iface);
 	{
 		struct ifreq ifr = {0};
 		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -169,48 +129,22 @@ static int afxdp_setup(const struct xd_opts *o, const struct xd_config *cfg, cha
 		if (fd >= 0)
 			close(fd);
 	}
-	rc = xdpex_xdp_open(&g.x, &xo);
-	if (rc)
-		return snprintf(err, errlen, "XDP program: cannot load/pin in %s: %s", o->pin_dir,
-				strerror(-rc)),
-		       -1;
-	rc = xdpex_xdp_attach(g.x, g.ifindex, mode);
-	if (rc)
-		return snprintf(err, errlen, "XDP program: cannot attach to %s: %s%s", o->iface,
-				strerror(-rc),
-				rc == -EBUSY ? " (another XDP program holds the interface)" : ""),
-		       -1;
-	g.attach = xdpex_xdp_mode(g.x) == XDPEX_MODE_NATIVE ? "native" : "generic";
-	if (mode == XDPEX_MODE_AUTO && xdpex_xdp_mode(g.x) != XDPEX_MODE_NATIVE)
-		xd_log("afxdp: %s: native XDP refused, fell back to generic mode", o->iface);
-	g.maps = xdpex_xdp_maps(g.x);
-	if (afxdp_apply(cfg))
-		return snprintf(err, errlen, "XDP maps: cannot set the allowlist or rate limit"),
-		       -1;
+	if (xd_xdp_setup(o, cfg, "afxdp", err, errlen))
+		return -1;
+	g.maps = xd_xdp_maps();
 	return 0;
 }
 
 static void afxdp_teardown(void)
 {
-	if (!g.x)
-		return;
-	xdpex_xdp_close(g.x);
-	g.x = NULL;
+	xd_xdp_teardown();
 	g.maps = NULL;
-	xd_log("detached XDP from %s, pins removed", g.iface);
 }
 
 static void afxdp_info(json_t *out)
 {
-	__u64 c[XDPEX_CNT_MAX];
-	json_t *x = json_object();
-
-	json_object_set_new(out, "attach_mode", json_string(g.attach));
+	xd_xdp_info(out); /* attach_mode, xdp_counters */
 	json_object_set_new(out, "bind_mode", json_string(g.bind));
-	if (g.maps && !xdpex_read_counters(g.maps, c))
-		for (int i = 0; i < XDPEX_CNT_MAX; i++)
-			json_object_set_new(x, xdpex_cnt_name(i), json_integer((json_int_t)c[i]));
-	json_object_set_new(out, "xdp_counters", x);
 }
 
 static int make_socket(struct afxdp_q *q, const struct xd_opts *o, int queue, uint16_t zc)
@@ -329,7 +263,7 @@ static int afxdp_open(const struct xd_port_cfg *c, void **state, char *err, size
 		       -1;
 	q->in_map = true;
 	xd_log("afxdp: %s queue %d: attach=%s bind=%s need_wakeup=1 frames=%u poll=%s", o->iface,
-	       c->queue, g.attach, g.bind, q->nframes,
+	       c->queue, xd_xdp_attach_mode(), g.bind, q->nframes,
 	       o->poll == XD_POLL_SPIN	 ? "spin"
 	       : o->poll == XD_POLL_BUSY ? "busy"
 					 : "sleep");
@@ -339,15 +273,13 @@ static int afxdp_open(const struct xd_port_cfg *c, void **state, char *err, size
 static void afxdp_bind(void *state, uint32_t sid, const struct xd_peer *p)
 {
 	(void)state;
-	if (g.maps && xdpex_bind_session(g.maps, sid, p->addr, p->port))
-		xd_log("warning: session %u: cannot program the XDP binding", sid);
+	xd_xdp_bind(sid, p);
 }
 
 static void afxdp_unbind(void *state, uint32_t sid)
 {
 	(void)state;
-	if (g.maps)
-		xdpex_unbind_session(g.maps, sid);
+	xd_xdp_unbind(sid);
 }
 
 static void afxdp_stats(void *state, json_t *out)
@@ -505,7 +437,7 @@ const struct xd_backend xd_backend_afxdp = {
     .check = afxdp_check,
     .setup = afxdp_setup,
     .teardown = afxdp_teardown,
-    .apply = afxdp_apply,
+    .apply = xd_xdp_apply,
     .info = afxdp_info,
     .open = afxdp_open,
     .close = afxdp_close,

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * Kernel-UDP backend (--mode udp): one UDP socket bound to the gateway port, datagrams received in
+ * Kernel-UDP backend (--mode udp): one UDP socket per queue bound to the gateway port (several
+ * queues: SO_REUSEPORT, bound in queue order, so the kernel's hash of the source address and
+ * port picks the queue of a flow, the same one for as long as it lives), datagrams received in
  * bursts with recvmmsg() and answers sent in bursts with sendmmsg(), so the syscall count is per
  * burst, never per message. The fallback where XDP cannot attach and the baseline every fast-path
  * figure is compared with. Poll modes: spin (non-blocking receive), busy (blocking receive with
  * SO_BUSY_POLL / SO_PREFER_BUSY_POLL and a 1 ms timeout) and sleep (the shard loop polls fd()).
- * No filter in front: the shard applies the allowlist itself.
+ * Without a filter in front the shard applies the allowlist itself. With --xdp-filter the XDP
+ * program xdp_steer (xdpfilter.c) runs on --iface before the kernel stack, as in afxdp mode:
+ * header checks, allowlist, session bindings (written at login), per-source rate; what it
+ * passes (XDP_PASS, no socket in xsks_map: no_sock_cnt) reaches this socket, the rest is
+ * dropped and counted in the program's stats_map ("xdp_counters" in stats, /metrics).
  */
 
 #include <arpa/inet.h>
@@ -16,6 +22,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "xdpexd.h"
 
@@ -44,13 +52,71 @@ struct udp_port {
 
 static int udp_check(const struct xd_opts *o, char *err, size_t errlen)
 {
-	if (o->nqueues != 1 || o->queues[0] != 0)
-		return snprintf(err, errlen, "--queues: udp mode serves one socket (queue 0)"), -1;
+	for (int i = 0; i < o->nqueues; i++)
+		if (o->queues[i] != i)
+			return snprintf(
+				   err, errlen,
+				   "--queues: udp mode serves queues 0..n-1 in order (one socket "
+				   "each), not %d at position %d",
+				   o->queues[i], i),
+			       -1;
 	if (o->backend_argc)
 		return snprintf(err, errlen, "udp mode takes no arguments after --"), -1;
 	if (o->iface && !if_nametoindex(o->iface))
 		return snprintf(err, errlen, "--iface %s: no such interface", o->iface), -1;
+	if (o->xdp_filter && !o->iface)
+		return snprintf(err, errlen,
+				"--xdp-filter: needs --iface (the interface the filter attaches "
+				"to; the socket is bound to it too, so nothing arrives around it)"),
+		       -1;
 	return 0;
+}
+
+static bool udp_filters(const struct xd_opts *o)
+{
+	return o->xdp_filter;
+}
+
+static int udp_setup(const struct xd_opts *o, const struct xd_config *cfg, char *err, size_t errlen)
+{
+	if (!o->xdp_filter)
+		return 0;
+	if (xd_xdp_setup(o, cfg, "udp --xdp-filter", err, errlen))
+		return -1;
+	xd_log("udp: XDP filter on %s (attach=%s): header checks, allowlist, session bindings "
+	       "and per-source rate before the socket",
+	       o->iface, xd_xdp_attach_mode());
+	return 0;
+}
+
+static void udp_teardown(void)
+{
+	xd_xdp_teardown();
+}
+
+static int udp_apply(const struct xd_config *f)
+{
+	return xd_xdp_apply(f); /* (nothing without the filter) */
+}
+
+static void udp_info(json_t *out)
+{
+	if (!xd_xdp_maps())
+		return;
+	xd_xdp_info(out); /* attach_mode, xdp_counters */
+	json_object_set_new(out, "xdp_filter", json_true());
+}
+
+static void udp_bind(void *state, uint32_t sid, const struct xd_peer *p)
+{
+	(void)state;
+	xd_xdp_bind(sid, p);
+}
+
+static void udp_unbind(void *state, uint32_t sid)
+{
+	(void)state;
+	xd_xdp_unbind(sid);
 }
 
 static bool udp_rx_waits(const struct xd_opts *o)
@@ -110,6 +176,28 @@ static int udp_open(const struct xd_port_cfg *c, void **state, char *err, size_t
 		       -1;
 	if (setsockopt(u->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
 		return snprintf(err, errlen, "udp socket: SO_RCVTIMEO: %s", strerror(errno)), -1;
+	if (o->nqueues > 1) {
+		/* The first queue makes sure nobody holds the port (a plain bind, released at
+		 * once), so a second gateway cannot silently share it through SO_REUSEPORT; then
+		 * every queue's socket joins the group, in queue order (the group's index of a
+		 * socket is its queue: the kernel steers a flow by hash to an index). */
+		if (c->index == 0) {
+			int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			int r = probe < 0 ? -1 : bind(probe, (struct sockaddr *)&a, sizeof(a));
+			int e = errno;
+
+			if (probe >= 0)
+				close(probe);
+			if (r)
+				return snprintf(err, errlen, "udp port %u on %s: %s", o->port,
+						o->addr, strerror(e)),
+				       -1;
+		}
+		if (setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+			return snprintf(err, errlen, "udp socket: SO_REUSEPORT: %s",
+					strerror(errno)),
+			       -1;
+	}
 	if (bind(u->fd, (struct sockaddr *)&a, sizeof(a)))
 		return snprintf(err, errlen, "udp port %u on %s: %s", o->port, o->addr,
 				strerror(errno)),
@@ -121,8 +209,12 @@ static int udp_open(const struct xd_port_cfg *c, void **state, char *err, size_t
 						   .msg_iov = &u->riov[i],
 						   .msg_iovlen = 1};
 	}
-	xd_log("udp: listening on %s:%u%s%s poll=%s batch=%d", o->addr, o->port,
-	       o->iface ? " dev " : "", o->iface ? o->iface : "",
+	char qs[32] = "";
+
+	if (o->nqueues > 1)
+		snprintf(qs, sizeof(qs), " queue %d of %d", c->queue, o->nqueues);
+	xd_log("udp: listening on %s:%u%s%s%s poll=%s batch=%d", o->addr, o->port,
+	       o->iface ? " dev " : "", o->iface ? o->iface : "", qs,
 	       o->poll == XD_POLL_SPIN	 ? "spin"
 	       : o->poll == XD_POLL_BUSY ? "busy"
 					 : "sleep",
@@ -213,10 +305,17 @@ const struct xd_backend xd_backend_udp = {
     .name = "udp",
     .peer_kind = XD_PEER_UDP,
     .check = udp_check,
+    .setup = udp_setup,
+    .teardown = udp_teardown,
+    .apply = udp_apply,
+    .info = udp_info,
     .rx_waits = udp_rx_waits,
+    .filters = udp_filters,
     .open = udp_open,
     .close = udp_close,
     .rx_burst = udp_rx_burst,
     .tx = udp_tx,
     .fd = udp_fd,
+    .bind = udp_bind,
+    .unbind = udp_unbind,
 };

@@ -50,7 +50,7 @@ static void usage(FILE *f)
 	    "              [-- backend arguments (dpdk: EAL arguments)]\n"
 	    "  --iface IF              interface (afxdp: required; udp: SO_BINDTODEVICE;\n"
 	    "                          dpdk: the name the port is known by in logs)\n"
-	    "  --queues LIST           rx queues, e.g. 0 or 0,1 (afxdp; udp: 0)      [0]\n"
+	    "  --queues LIST           rx queues, e.g. 0 or 0,1 (udp: 0..n-1)        [0]\n"
 	    "  --addr A.B.C.D          udp: address to bind                          [0.0.0.0]\n"
 	    "  --port N                gateway UDP port                              [9000]\n"
 	    "  --durability none|fsync|replicated|replicated-fsync\n"
@@ -69,7 +69,11 @@ static void usage(FILE *f)
 	    "  --entry-socket PATH     local order-entry socket  [/run/xdpex/entry.sock]\n"
 	    "  --socket-mode 0600|0660 both sockets' mode (0660: the group may connect) [0660]\n"
 	    "  --socket-group GROUP    both sockets' group (name or number) [the process's]\n"
-	    "  --pin-dir DIR           afxdp: bpffs pin directory [/sys/fs/bpf/xdpex]\n"
+	    "  --pin-dir DIR           afxdp, udp --xdp-filter: bpffs pin directory\n"
+	    "                          [/sys/fs/bpf/xdpex]\n"
+	    "  --xdp-filter            udp: attach the XDP program to --iface as a filter in\n"
+	    "                          front of the socket (header checks, allowlist, session\n"
+	    "                          bindings, per-source rate; the rest passes to the kernel)\n"
 	    "  --poll spin|busy|sleep  receive loop                                  [spin]\n"
 	    "  --busy-usec N           SO_BUSY_POLL microseconds                     [20]\n"
 	    "  --busy-budget N         SO_BUSY_POLL_BUDGET                           [64]\n"
@@ -195,6 +199,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 	    {"busy-usec", required_argument, 0, 'U'},
 	    {"busy-budget", required_argument, 0, 'B'},
 	    {"xdp-mode", required_argument, 0, 'X'},
+	    {"xdp-filter", no_argument, 0, 'x'},
 	    {"bind-mode", required_argument, 0, 'Z'},
 	    {"frames", required_argument, 0, 'f'},
 	    {"batch", required_argument, 0, 'b'},
@@ -287,6 +292,7 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		case 'U': o->busy_usec = (int)num("--busy-usec", optarg, 0, 1000000); break;
 		case 'B': o->busy_budget = (int)num("--busy-budget", optarg, 1, 65535); break;
 		case 'X': o->xdp_mode = pick("--xdp-mode", optarg, xmodes); break;
+		case 'x': o->xdp_filter = true; break;
 		case 'Z': o->bind_mode = pick("--bind-mode", optarg, bmodes); break;
 		case 'f': o->frames = (uint32_t)num("--frames", optarg, 64, 1 << 20); break;
 		case 'b': o->batch = (int)num("--batch", optarg, 1, XD_MAX_BATCH); break;
@@ -348,6 +354,13 @@ static void parse_args(int argc, char **argv, struct xd_opts *o)
 		static char host[64];
 
 		o->name = gethostname(host, sizeof(host)) ? "xdpexd" : host;
+	}
+	if (o->xdp_filter && !o->backend->filters) {
+		fprintf(stderr,
+			"xdpexd: error: --xdp-filter: --mode %s has its filter already (afxdp: the "
+			"XDP program; dpdk: the same checks in user space); it is for --mode udp\n",
+			o->backend->name);
+		exit(2);
 	}
 	if (o->backend->check && o->backend->check(o, err, sizeof(err))) {
 		fprintf(stderr, "xdpexd: error: %s\n", err);

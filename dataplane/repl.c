@@ -372,6 +372,14 @@ static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack
 {
 	uint64_t cur;
 
+	/* An ack of a record it was not sent would release answers nobody else holds. */
+	if (a->seq > p->sent) {
+		xd_log("repl q%d: standby %s acknowledged record %llu, sent through %llu",
+		       r->sh->queue, p->name, (unsigned long long)a->seq,
+		       (unsigned long long)p->sent);
+		peer_close(r, p, "acknowledged records it was not sent");
+		return;
+	}
 	p->acked = a->seq;
 	p->applied = a->applied;
 	p->acked_mono = xd_mono_ns();
@@ -402,17 +410,19 @@ static void peer_read(struct xd_repl *r, struct xr_peer *p)
 	}
 	while (p->fd >= 0 && (f = next_frame(p->in, p->inlen, at))) {
 		const void *body = f + 1;
+		size_t flen = sizeof(*f) + f->len; /* (a handler that closes the peer frees f) */
 
 		if (f->type == XR_HELLO && f->len == sizeof(struct xr_hello) &&
 		    p->state == XR_HELLO_WAIT)
 			handle_hello(r, p, body);
-		else if (f->type == XR_ACK && f->len == sizeof(struct xr_ack))
+		else if (f->type == XR_ACK && f->len == sizeof(struct xr_ack) &&
+			 p->state == XR_STREAMING)
 			handle_ack(r, p, body, false);
 		else {
 			peer_close(r, p, "sent an unexpected frame");
 			return;
 		}
-		at += sizeof(*f) + f->len;
+		at += flen;
 	}
 	if (p->fd >= 0)
 		consume(p->in, &p->inlen, at);

@@ -129,7 +129,8 @@ int xd_shard_open_ports(struct xd_shard *sh, const char *entry_path, char *err, 
 {
 	if (open_port(sh, &sh->net, sh->opts->backend, NULL, err, errlen))
 		return -1;
-	sh->own_allowlist = !(sh->net.be->flags & XD_BE_FILTERS);
+	sh->own_allowlist = !(sh->net.be->filters ? sh->net.be->filters(sh->opts)
+						  : sh->net.be->flags & XD_BE_FILTERS);
 	if (entry_path && open_port(sh, &sh->entry, &xd_backend_entry, entry_path, err, errlen))
 		return -1;
 	/* Sessions recovery found logged in keep their binding in the new filter (a standby's are

@@ -81,6 +81,7 @@ struct xd_opts {
 	int busy_usec;
 	int busy_budget;
 	int xdp_mode; /* 0 auto, 1 native, 2 generic */
+	bool xdp_filter; /* --xdp-filter: udp mode with xdp_steer in front of the socket */
 	int bind_mode; /* 0 auto, 1 zerocopy, 2 copy */
 	uint32_t frames;
 	int batch;
@@ -602,6 +603,23 @@ struct json_t *xd_shard_memory(const struct xd_shard *sh);
  * ses_index[i], the entry's place in the request). Changes nothing. */
 void xd_shard_bulk_check(struct xd_shard *sh, const struct xd_config *f, const uint32_t *sym_index,
 			 const uint32_t *ses_index, struct json_t *refused);
+
+/* ---- the XDP program in front of a backend (xdpfilter.c) ---- */
+
+struct xdpex_maps;
+
+/* Loads, pins and attaches xdp_steer to o->iface (--pin-dir, --xdp-mode) and gives it the
+ * allowlist and rate of cfg; `who` names the backend in logs. 0 or -1 with err. */
+XD_MUST_CHECK int xd_xdp_setup(const struct xd_opts *o, const struct xd_config *cfg,
+			       const char *who, char *err, size_t errlen);
+void xd_xdp_teardown(void); /* detach, unpin (nothing when not set up) */
+int xd_xdp_apply(const struct xd_config *frag); /* allowlist / rate of a fragment to the maps */
+/* "attach_mode" (native, generic, none) and "xdp_counters" (stats_map, CPUs summed). */
+void xd_xdp_info(struct json_t *out);
+void xd_xdp_bind(uint32_t session_id, const struct xd_peer *p); /* session_map */
+void xd_xdp_unbind(uint32_t session_id);
+const struct xdpex_maps *xd_xdp_maps(void); /* NULL when not set up */
+const char *xd_xdp_attach_mode(void);
 
 /* ---- replication and roles (repl.c) ---- */
 

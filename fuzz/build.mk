@@ -5,6 +5,8 @@
 #     ctl      dataplane/ctl.c's command handler over two real shards
 #     journal  dataplane/journal.c + recovery.c (segment files -> xj_open -> replay), xj_reader
 #     entry    dataplane/entry.c: datagrams over a real unix socket into a real shard
+#     repl     dataplane/repl.c's receive path, both ends: a standby fed a primary's stream and a
+#              primary fed a standby's hello and acks, over loopback TCP into real shards
 #   bpfdiff: random and mutated frames through BPF_PROG_TEST_RUN of the real xdp_steer against
 #     the user-space parser (the XDP program must never pass what parse.h refuses at the header)
 #   atheris harnesses of the Python codec and journal reader (fuzz/atheris/)
@@ -30,7 +32,7 @@ FZ_LIBS := $(BUILD)/feed/libxdpex_feed.a $(BUILD)/engine/libxdpex_engine.a \
 	$(BUILD)/xdp/libxdpex_xdp.a -lxdp -lbpf -lelf -lz -ljansson -lcrypto -lstdc++ -lm -pthread
 FZ_HDRS := $(wildcard $(DP_SRC)/*.h) $(wildcard $(TOP)/include/xdpex/*.h) $(FZ_SRC)/fz.h \
 	$(TOP)/xdp/xdpex_check.h $(TOP)/xdp/xdpex_maps.h
-FUZZ_LIBFUZZER := parse config ctl journal entry frame
+FUZZ_LIBFUZZER := parse config ctl journal entry frame repl
 FUZZ_ALL := $(FUZZ_LIBFUZZER) bpfdiff atheris_codec atheris_journal
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 120

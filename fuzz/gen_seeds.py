@@ -140,6 +140,37 @@ def main() -> None:
         write("ctl", f"{i:02d}-{r['cmd']}", json.dumps(r).encode() + b"\n")
     write("ctl", "all", b"".join(json.dumps(r).encode() + b"\n" for r in reqs[:8]))
 
+    # repl: [flags] + the stream as xdpexd receives it, frames [u32 type][u32 len][payload]
+    # (dataplane/repl.c). Standby side (bit 0 clear; 6 = fix the records' CRCs and seqs): the
+    # primary's welcome, records, a hash, a heartbeat. Primary side (bit 0 set; 7 = fix the
+    # hello's magic, queue and next_seq): a standby's hello and acks.
+    def frame(typ: int, payload: bytes) -> bytes:
+        return struct.pack("<II", typ, len(payload)) + payload
+
+    def welcome(primary_seq: int, match: int, epochs: list[tuple[int, int]]) -> bytes:
+        tab = b"".join(struct.pack("<QQ", e, f) for e, f in epochs)
+        tab += b"\0" * (64 * 16 - len(tab))
+        return frame(2, struct.pack("<QQII", primary_seq, 1, match, len(epochs)) + tab)
+
+    def hello(next_seq: int, crc: int = 0) -> bytes:
+        return frame(1, struct.pack("<IIQQI36s", 0x31504552, 0, next_seq, 1, crc, b"fuzz"))
+
+    def ack(seq: int) -> bytes:
+        return frame(5, struct.pack("<QQ", seq, seq))
+
+    recs = [rec(XJ_SESSION, 1, 0, 0, sess_login(7)), rec(XJ_IN, 1, 1, nmsg, msgs),
+            rec(XJ_OUT, 1, 1, 1, bytes(64)), rec(XJ_ADMIN, 0, 0, 0, admin + b"\0")]
+    write("repl", "standby-stream", bytes([6]) + welcome(4, 1, [(1, 1)]) + frame(3, b"".join(recs))
+          + frame(4, struct.pack("<QQ", 4, 0)) + frame(6, struct.pack("<Q", 4)))
+    write("repl", "standby-split", bytes([6]) + welcome(4, 1, [(1, 1)])
+          + frame(3, b"".join(recs[:2])) + frame(3, b"".join(recs[2:])))
+    write("repl", "standby-unfixed", bytes([0]) + welcome(4, 1, []) + frame(3, b"".join(recs)))
+    write("repl", "standby-no-match", bytes([6]) + welcome(9, 0, [(1, 1), (2, 5)]))
+    write("repl", "standby-beat", bytes([6]) + welcome(0, 1, []) + frame(6, struct.pack("<Q", 0)))
+    write("repl", "primary-hello-acks", bytes([7]) + hello(1) + ack(1) + ack(2) + ack(3))
+    write("repl", "primary-hello-behind", bytes([7]) + hello(3, 0x12345678) + ack(2))
+    write("repl", "primary-ack-first", bytes([1]) + ack(2) + hello(1))
+
 
 if __name__ == "__main__":
     main()

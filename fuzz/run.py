@@ -30,13 +30,13 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[1]
 BIN = TOP / "build" / "fuzz" / "bin"
-LIBFUZZER = ("parse", "config", "ctl", "journal", "entry", "frame")
+LIBFUZZER = ("parse", "config", "ctl", "journal", "entry", "frame", "repl")
 # Per-target libFuzzer options: input size bound (a datagram is at most 1432 bytes; journal
 # segments and entry batches hold several), and the dictionary of tokens if there is one.
 # libFuzzer dictionaries (fuzz/dict/): the JSON targets get JSON tokens and xdpexd's field names.
 DICT = {"config": "json.dict", "ctl": "json.dict"}
 MAX_LEN = {"parse": 2048, "config": 4096, "ctl": 4096, "journal": 16384, "entry": 8192,
-           "frame": 2048}
+           "frame": 2048, "repl": 16384}
 
 
 def libfuzzer_stats(text: str) -> dict[str, int]:

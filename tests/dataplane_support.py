@@ -365,6 +365,16 @@ class Env:
             self.client_ns: str | None = lab.tg_ns
             self.daemon = Daemon(workdir, "afxdp", config=config, netns=lab.gw_ns, iface=GW_IF,
                                  port=9000, pin_dir=f"/sys/fs/bpf/xdpex-{lab.prefix}", **kw)
+        elif mode == "udp-xdp":
+            # kernel UDP in the lab's gateway namespace with the XDP program in front of the
+            # socket (--xdp-filter)
+            from xdpex_traffic.lab import GW_IF, GW_IP
+
+            self.server = (GW_IP, 9000)
+            self.client_ns = lab.tg_ns
+            self.daemon = Daemon(workdir, "udp", config=config, netns=lab.gw_ns, iface=GW_IF,
+                                 addr=GW_IP, port=9000, pin_dir=f"/sys/fs/bpf/xdpex-{lab.prefix}",
+                                 extra=["--xdp-filter", *kw.pop("extra", [])], **kw)
         elif mode == "dpdk":
             from xdpex_traffic.lab import GW_IF, GW_IP
 

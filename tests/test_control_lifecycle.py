@@ -150,3 +150,17 @@ def test_up_serves_rest_over_tls_when_configured():
             os.kill(p, signal.SIGKILL)
         cleanup_dir(state)
         cleanup_dir(pki)
+
+
+def test_up_refuses_xdp_filter_without_its_interface():
+    """--xdp-filter puts the XDP program in front of the udp socket: it needs --iface, and is
+    for udp mode and one gateway on the interface (not --ha)."""
+    state = short_tmpdir("lifx")
+    try:
+        for args in (["--xdp-filter"], ["--mode", "afxdp", "--iface", "lo", "--xdp-filter"],
+                     ["--ha", "--iface", "lo", "--xdp-filter"]):
+            r = xdpex("up", "--state-dir", str(state), *args, timeout=30)
+            assert r.returncode == 2, (args, r.stdout, r.stderr)
+            assert "--xdp-filter is for --mode udp, needs --iface" in r.stderr, (args, r.stderr)
+    finally:
+        cleanup_dir(state)

@@ -13,8 +13,9 @@
   --socket-group, checked with stat and by connecting as an unprivileged user (root passes every
   permission check, so that is the only real test of them).
 
-Real xdpexd processes in udp mode on loopback (the login logic is the same in every mode; the
-session tests run it in afxdp mode too).
+Real xdpexd processes: the login tests in kernel-UDP mode on loopback and in AF_XDP mode in the
+veth lab (the XDP program in front, answers built as frames; other sources are extra addresses
+of the traffic namespace); the socket tests in udp mode (sockets are the same in every mode).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from dataplane_support import XDPEXD, Client, Env, base_config, need_root_and_binary
+from dataplane_support import XDPEXD, Client, Env, base_config, in_netns, need_root_and_binary
 from xdpex_proto import codec as c
+from xdpex_traffic.lab import TG_IF
 
 LR = c.LoginReason
 
@@ -41,26 +44,48 @@ def workdir(dp_workdir: Path) -> Path:
     return dp_workdir
 
 
-def started(workdir: Path, **cfg: object) -> Env:
-    env = Env("udp", workdir, None, config=base_config(**cfg))
+@pytest.fixture(params=["udp", "afxdp"])
+def lab(request: pytest.FixtureRequest) -> Any:
+    """The veth lab for AF_XDP mode (module-wide), None for kernel UDP on loopback."""
+    return request.getfixturevalue("dp_lab") if request.param == "afxdp" else None
+
+
+def started(workdir: Path, lab: Any = None, **cfg: object) -> Env:
+    env = Env("afxdp" if lab is not None else "udp", workdir, lab, config=base_config(**cfg))
     env.daemon.start()
     return env
 
 
 @pytest.fixture
-def env(workdir: Path) -> Iterator[Env]:
-    e = started(workdir)
+def env(workdir: Path, lab: Any) -> Iterator[Env]:
+    e = started(workdir, lab)
     try:
         yield e
     finally:
         e.close()
 
 
+def source(env: Env, i: int) -> str:
+    """The i-th other source address a client can send from: 127.0.0.i on loopback (udp), or
+    10.77.0.(100 + i) added to the traffic namespace's interface (afxdp)."""
+    if env.lab is None:
+        return f"127.0.0.{i}"
+    addr = f"10.77.0.{100 + i}"
+    have = subprocess.run(env.lab.netns_cmd(env.lab.tg_ns, ["ip", "-4", "-o", "addr", "show",
+                                                            "dev", TG_IF]),
+                          capture_output=True, text=True, check=True).stdout
+    if f" {addr}/" not in have:
+        subprocess.run(env.lab.netns_cmd(env.lab.tg_ns, ["ip", "addr", "add", f"{addr}/24",
+                                                         "dev", TG_IF]), check=True)
+    return addr
+
+
 def from_addr(env: Env, sid: int, addr: str, secret: bytes | None = None) -> Client:
-    """A client of session `sid` sending from loopback address `addr` (another source)."""
+    """A client of session `sid` sending from address `addr` (another source)."""
     cl = env.client(sid) if secret is None else env.client(sid, secret)
     cl.sock.close()
-    cl.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with in_netns(env.client_ns):
+        cl.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     cl.sock.bind((addr, 0))
     return cl
 
@@ -114,19 +139,19 @@ def answered_within(cl: Client, n: int, wait: float) -> tuple[int, float]:
     return len(got), took
 
 
-def test_refused_logins_are_bounded_per_source(workdir: Path) -> None:
+def test_refused_logins_are_bounded_per_source(workdir: Path, lab: Any) -> None:
     # 1 refusal a second per source, 3 back to back; the queue's budget out of the way.
-    env = started(workdir, login_limit={"per_source_rate": 1, "per_source_burst": 3,
+    env = started(workdir, lab, login_limit={"per_source_rate": 1, "per_source_burst": 3,
                                         "total_rate": 100000, "total_burst": 100000})
     try:
-        cl = from_addr(env, 2, "127.0.0.2")
+        cl = from_addr(env, 2, source(env, 2))
         got, took = answered_within(cl, 12, 0.5)
         # GCRA: the burst, then one more per whole second that passed while sending.
         assert 3 <= got <= 3 + int(took) + 1, (got, took)
         q = env.daemon.q0()
         assert q["login_throttled"] == 12 - got and q["login_bad_proof"] == got, q
         # Another source still has its own budget.
-        other = from_addr(env, 2, "127.0.0.3")
+        other = from_addr(env, 2, source(env, 3))
         assert rejected(other, secret=b"\x77" * 32).reason == LR.BAD_PROOF
         # The throttled source is not even answered with the right proof (no HMAC is spent on
         # it)...
@@ -146,12 +171,12 @@ def test_refused_logins_are_bounded_per_source(workdir: Path) -> None:
         env.close()
 
 
-def test_refused_logins_are_bounded_in_total(workdir: Path) -> None:
-    env = started(workdir, login_limit={"per_source_rate": 100000, "per_source_burst": 100000,
+def test_refused_logins_are_bounded_in_total(workdir: Path, lab: Any) -> None:
+    env = started(workdir, lab, login_limit={"per_source_rate": 100000, "per_source_burst": 100000,
                                         "total_rate": 1, "total_burst": 4})
     try:
         t0 = time.monotonic()
-        clients = [from_addr(env, 2, f"127.0.0.{10 + i}") for i in range(3)]
+        clients = [from_addr(env, 2, source(env, 10 + i)) for i in range(3)]
         for cl in clients:
             for _ in range(3):
                 cl.send_session([cl.login_msg(secret=b"\x77" * 32)])

@@ -50,7 +50,12 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_up_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--mode", choices=["udp", "afxdp"], default="udp")
-    p.add_argument("--iface", help="interface for afxdp mode")
+    p.add_argument("--iface", help="interface for afxdp mode (udp: with --xdp-filter)")
+    p.add_argument(
+        "--xdp-filter",
+        action="store_true",
+        help="udp mode: the XDP program on --iface in front of the socket (docs/dataplane.md)",
+    )
     p.add_argument("--addr", default="127.0.0.1", help="udp mode: gateway address")
     p.add_argument("--port", type=int, default=9000, help="gateway UDP port")
     p.add_argument("--config", type=Path, help="xdpexd JSON config (default: a minimal one)")
@@ -115,6 +120,8 @@ def _dp_argv(spec: dict, journal: Path, run: Path, port: int, prefix: str = "") 
         "sleep",
     ]
     dp += ["--iface", spec["iface"]] if spec["mode"] == "afxdp" else ["--addr", spec["addr"]]
+    if spec.get("xdp_filter"):
+        dp += ["--iface", spec["iface"], "--xdp-filter"]
     return dp
 
 
@@ -324,6 +331,15 @@ def up(args: argparse.Namespace) -> int:
     if args.mode == "afxdp" and not args.iface:
         print("xdpex: --iface is required with --mode afxdp", file=sys.stderr)
         return 2
+    if getattr(args, "xdp_filter", False) and (
+        args.mode != "udp" or not args.iface or getattr(args, "ha", False)
+    ):
+        print(
+            "xdpex: --xdp-filter is for --mode udp, needs --iface, and one gateway on it "
+            "(not --ha)",
+            file=sys.stderr,
+        )
+        return 2
     for k in ("run", "log", "journal"):
         paths[k].mkdir(parents=True, exist_ok=True)
     if getattr(args, "ha", False):
@@ -337,6 +353,7 @@ def up(args: argparse.Namespace) -> int:
         "state_dir": str(state),
         "mode": args.mode,
         "iface": args.iface,
+        "xdp_filter": bool(getattr(args, "xdp_filter", False)),
         "addr": args.addr,
         "port": args.port,
         "config": str(config),

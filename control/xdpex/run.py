@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 order_socket=gw.workdir / "entry.sock",
                 journal_dir=gw.workdir / "journal",
                 udp_mode=args.mode == "udp",
-                pin_dir=gw.pin_dir if args.mode == "afxdp" else None,
+                pin_dir=gw.pin_dir if args.mode == "afxdp" or gw.xdp_filter else None,
                 http_port=args.http_port,
                 grpc_port=args.grpc_port,
             )

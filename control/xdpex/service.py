@@ -289,6 +289,8 @@ class ControlPlane(ConfigService, OrderService):
                     f"not used: DPDK port {port.get('name')} ({st.get('bind_mode')}) with the "
                     "same checks in user space"
                 )
+            elif mode == "udp" and attach in ("native", "generic"):
+                checks["xdp"] = f"attached ({attach}) as the filter in front of the UDP socket"
             elif mode == "udp" and self.settings.udp_mode:
                 checks["xdp"] = "not used: kernel-UDP mode declared (XDPEX_UDP_MODE)"
             elif mode == "udp":

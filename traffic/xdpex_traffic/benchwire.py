@@ -112,6 +112,7 @@ class _Runner:
             poll="spin",
             extra_args=self.gw_args,
             xdpexd=self.xdpexd,
+            xdp_filter=False,  # kernel UDP as it is: the baseline
         )
         try:
             gw.start(timeout=120.0)  # the journal reservation: ~12 s on a cold VM
