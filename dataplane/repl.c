@@ -143,6 +143,7 @@ struct xr_peer {
 	 * peer alone touches it; the other side hands it over with a release store. */
 	_Atomic int owner;
 	uint64_t handbacks; /* times the shard gave it back (full socket, new segment, error) */
+	bool reread; /* given back for what its socket said (closed, not an ack): read it again */
 };
 
 enum { XR_OWN_SENDER = 0, XR_OWN_SHARD };
@@ -170,6 +171,7 @@ struct xd_repl {
 	/* stage timing: the last commit (shard -> sender), the last ack read (sender -> shard) */
 	_Atomic uint64_t c_seq, c_mono, a_mono;
 	uint64_t a_seen;
+	uint64_t peek_at; /* the shard's idle read of its peers (xd_repl_publish_hash) */
 	struct xr_hist st[XR_STAGES];
 	/* standby side, owned by the shard thread */
 	enum xr_follow_state fstate;
@@ -368,17 +370,21 @@ static void handle_hello(struct xd_repl *r, struct xr_peer *p, const struct xr_h
 	       (unsigned long long)cseq);
 }
 
-static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a, bool in_shard)
+/* False for an ack the peer must be closed for; the queue thread leaves that to the sender
+ * thread (only the owner of a peer touches it, and only the sender closes). */
+static bool handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a, bool in_shard)
 {
 	uint64_t cur;
 
 	/* An ack of a record it was not sent would release answers nobody else holds. */
+	if (a->seq > p->sent && in_shard)
+		return false;
 	if (a->seq > p->sent) {
 		xd_log("repl q%d: standby %s acknowledged record %llu, sent through %llu",
 		       r->sh->queue, p->name, (unsigned long long)a->seq,
 		       (unsigned long long)p->sent);
 		peer_close(r, p, "acknowledged records it was not sent");
-		return;
+		return false;
 	}
 	p->acked = a->seq;
 	p->applied = a->applied;
@@ -396,6 +402,7 @@ static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack
 	 * it now rather than at its next poll timeout (1 ms a round trip otherwise). */
 	if (!in_shard && a->seq > cur && r->sh->held && r->sh->opts->poll == XD_POLL_SLEEP)
 		xd_shard_wake(r->sh);
+	return true;
 }
 
 static void peer_read(struct xd_repl *r, struct xr_peer *p)
@@ -417,7 +424,7 @@ static void peer_read(struct xd_repl *r, struct xr_peer *p)
 			handle_hello(r, p, body);
 		else if (f->type == XR_ACK && f->len == sizeof(struct xr_ack) &&
 			 p->state == XR_STREAMING)
-			handle_ack(r, p, body, false);
+			(void)handle_ack(r, p, body, false); /* (closes it when false) */
 		else {
 			peer_close(r, p, "sent an unexpected frame");
 			return;
@@ -619,9 +626,12 @@ static void *sender_main(void *arg)
 
 			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY &&
 			    sender_owns(p)) {
-				/* Frames the shard read but left to us (handed back). */
-				if (p->inlen >= sizeof(struct xr_frame))
+				/* What made the shard give it back is ours to read (and close
+				 * for), before it could be handed over again. */
+				if (p->reread || p->inlen >= sizeof(struct xr_frame)) {
+					p->reread = false;
 					peer_read(r, p);
+				}
 				if (p->state == XR_STREAMING)
 					more |= peer_pump(r, p, now) == 1;
 				maybe_hand_over(r, p);
@@ -866,17 +876,19 @@ void xd_repl_poll(struct xd_shard *sh)
 		if (!shard_owns(p))
 			continue;
 		if (recv_some(p->fd, &p->in, &p->inlen) < 0) {
-			hand_back(r, p); /* its recv sees the end too and closes */
+			p->reread = true; /* its recv sees the end too and closes */
+			hand_back(r, p);
 			continue;
 		}
 		while ((f = next_frame(p->in, p->inlen, at)) && f->type == XR_ACK &&
-		       f->len == sizeof(struct xr_ack)) {
-			handle_ack(r, p, (const struct xr_ack *)(f + 1), true);
+		       f->len == sizeof(struct xr_ack) &&
+		       handle_ack(r, p, (const struct xr_ack *)(f + 1), true))
 			at += sizeof(*f) + f->len;
-		}
 		consume(p->in, &p->inlen, at);
-		if (f)
-			hand_back(r, p); /* not an ack: the sender thread says why it closes */
+		if (f) {
+			p->reread = true; /* not a good ack: the sender thread reads it, closes */
+			hand_back(r, p);
+		}
 	}
 }
 
@@ -948,8 +960,15 @@ void xd_repl_publish_hash(struct xd_shard *sh)
 	if (!r || r->lfd < 0 || !atomic_load(&r->streaming))
 		return;
 	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) !=
-	    atomic_load_explicit(&r->sender_live, memory_order_relaxed))
+	    atomic_load_explicit(&r->sender_live, memory_order_relaxed)) {
 		now = xd_mono_ns(); /* the shard's own peers: mono_ns is the last batch's */
+		/* Nothing held, their sockets are not in the poll: read them now and then, so a
+		 * standby that closed or talks nonsense goes back to the sender, which closes. */
+		if (now - r->peek_at >= XR_BEAT_NS) {
+			r->peek_at = now;
+			xd_repl_poll(sh);
+		}
+	}
 	/* The shard's idle peers hear a heartbeat, as the sender's do. */
 	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 		struct xr_peer *p = &r->peer[i];
