@@ -143,8 +143,7 @@ struct xr_peer {
 	 * peer alone touches it; the other side hands it over with a release store. */
 	_Atomic int owner;
 	uint64_t handbacks; /* times the shard gave it back (full socket, new segment, error) */
-	bool read_first; /* given back for what it sent (the end, an error, a bad frame): not
-			  * to be handed over again before the sender thread has read it */
+	bool reread; /* given back for what its socket said (closed, not an ack): read it again */
 };
 
 enum { XR_OWN_SENDER = 0, XR_OWN_SHARD };
@@ -172,6 +171,7 @@ struct xd_repl {
 	/* stage timing: the last commit (shard -> sender), the last ack read (sender -> shard) */
 	_Atomic uint64_t c_seq, c_mono, a_mono;
 	uint64_t a_seen;
+	uint64_t peek_at; /* the shard's idle read of its peers (xd_repl_publish_hash) */
 	struct xr_hist st[XR_STAGES];
 	/* standby side, owned by the shard thread */
 	enum xr_follow_state fstate;
@@ -370,17 +370,16 @@ static void handle_hello(struct xd_repl *r, struct xr_peer *p, const struct xr_h
 	       (unsigned long long)cseq);
 }
 
-/* False for an ack the peer must be closed for: the sender thread closes it itself; the queue
- * thread (in_shard) leaves the ack unconsumed and hands the peer back, whose sender thread then
- * reads it again and closes (only the sender thread closes a peer). */
+/* False for an ack the peer must be closed for; the queue thread leaves that to the sender
+ * thread (only the owner of a peer touches it, and only the sender closes). */
 static bool handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a, bool in_shard)
 {
 	uint64_t cur;
 
 	/* An ack of a record it was not sent would release answers nobody else holds. */
+	if (a->seq > p->sent && in_shard)
+		return false;
 	if (a->seq > p->sent) {
-		if (in_shard)
-			return false;
 		xd_log("repl q%d: standby %s acknowledged record %llu, sent through %llu",
 		       r->sh->queue, p->name, (unsigned long long)a->seq,
 		       (unsigned long long)p->sent);
@@ -412,8 +411,6 @@ static void peer_read(struct xd_repl *r, struct xr_peer *p)
 	int rc = recv_some(p->fd, &p->in, &p->inlen);
 	const struct xr_frame *f;
 
-	p->read_first = false;
-
 	if (rc < 0) {
 		peer_close(r, p, rc == -ECONNRESET ? "disconnected" : strerror(-rc));
 		return;
@@ -427,7 +424,7 @@ static void peer_read(struct xd_repl *r, struct xr_peer *p)
 			handle_hello(r, p, body);
 		else if (f->type == XR_ACK && f->len == sizeof(struct xr_ack) &&
 			 p->state == XR_STREAMING)
-			handle_ack(r, p, body, false);
+			(void)handle_ack(r, p, body, false); /* (closes it when false) */
 		else {
 			peer_close(r, p, "sent an unexpected frame");
 			return;
@@ -591,7 +588,7 @@ static void maybe_hand_over(struct xd_repl *r, struct xr_peer *p)
 	struct xd_journal *j = &r->sh->journal;
 	bool ok;
 
-	if (!r->sh->opts->replicated || !r->sh->held || p->state != XR_STREAMING || p->read_first ||
+	if (!r->sh->opts->replicated || !r->sh->held || p->state != XR_STREAMING ||
 	    atomic_load_explicit(&p->owner, memory_order_relaxed) != XR_OWN_SENDER ||
 	    p->outoff != p->outlen || r->sh->role != XD_ROLE_PRIMARY)
 		return;
@@ -629,9 +626,12 @@ static void *sender_main(void *arg)
 
 			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY &&
 			    sender_owns(p)) {
-				/* Frames the shard read but left to us (handed back). */
-				if (p->inlen >= sizeof(struct xr_frame))
+				/* What made the shard give it back is ours to read (and close
+				 * for), before it could be handed over again. */
+				if (p->reread || p->inlen >= sizeof(struct xr_frame)) {
+					p->reread = false;
 					peer_read(r, p);
+				}
 				if (p->state == XR_STREAMING)
 					more |= peer_pump(r, p, now) == 1;
 				maybe_hand_over(r, p);
@@ -876,8 +876,8 @@ void xd_repl_poll(struct xd_shard *sh)
 		if (!shard_owns(p))
 			continue;
 		if (recv_some(p->fd, &p->in, &p->inlen) < 0) {
-			p->read_first = true;
-			hand_back(r, p); /* its recv sees the end too and closes */
+			p->reread = true; /* its recv sees the end too and closes */
+			hand_back(r, p);
 			continue;
 		}
 		while ((f = next_frame(p->in, p->inlen, at)) && f->type == XR_ACK &&
@@ -886,8 +886,8 @@ void xd_repl_poll(struct xd_shard *sh)
 			at += sizeof(*f) + f->len;
 		consume(p->in, &p->inlen, at);
 		if (f) {
-			p->read_first = true;
-			hand_back(r, p); /* not a good ack: the sender thread says why it closes */
+			p->reread = true; /* not a good ack: the sender thread reads it, closes */
+			hand_back(r, p);
 		}
 	}
 }
@@ -960,8 +960,15 @@ void xd_repl_publish_hash(struct xd_shard *sh)
 	if (!r || r->lfd < 0 || !atomic_load(&r->streaming))
 		return;
 	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) !=
-	    atomic_load_explicit(&r->sender_live, memory_order_relaxed))
+	    atomic_load_explicit(&r->sender_live, memory_order_relaxed)) {
 		now = xd_mono_ns(); /* the shard's own peers: mono_ns is the last batch's */
+		/* Nothing held, their sockets are not in the poll: read them now and then, so a
+		 * standby that closed or talks nonsense goes back to the sender, which closes. */
+		if (now - r->peek_at >= XR_BEAT_NS) {
+			r->peek_at = now;
+			xd_repl_poll(sh);
+		}
+	}
 	/* The shard's idle peers hear a heartbeat, as the sender's do. */
 	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 		struct xr_peer *p = &r->peer[i];
@@ -1261,7 +1268,8 @@ bool xd_repl_follow(struct xd_shard *sh)
 		const void *body = f + 1;
 		const struct xr_frame *nf = next_frame(r->rbuf, r->rlen, at + sizeof(*f) + f->len);
 
-		r->frame_follows = nf && nf->type == XR_RECORDS;
+		r->frame_follows = nf && nf->type == XR_RECORDS &&
+				   batch_end_after((const uint8_t *)(nf + 1), 0, nf->len);
 
 		if (f->type == XR_WELCOME && f->len == sizeof(struct xr_welcome) &&
 		    r->fstate == XF_WELCOME_WAIT)

@@ -178,6 +178,47 @@ def test_a_replicated_standby_follows_live_across_rotated_segments(
     assert a.ha()["queues"][0]["standbys"][0]["handbacks"] >= 1  # the segment change at least
 
 
+def test_an_idle_primary_closes_a_standby_that_closed_its_side(
+        pair: tuple[Node, Node]) -> None:
+    """A standby served by the queue thread half-closes its connection (FIN, still reading) while
+    nothing is held: the queue thread's sockets are not in its poll then, yet it reads them now
+    and then, and the sender thread, given the peer back, closes it (it used to go back and forth
+    between the two threads, or stay open while the primary was idle)."""
+    a, b = pair
+    cl = Client(a.server, 1)
+    assert isinstance(cl.login(), c.LoginAccepted)
+    trade(cl, 1, 10)
+    caught_up(a, b)
+    host, port = a.repl.rsplit(":", 1)
+    fake = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        # struct xr_frame {type, len} + struct xr_hello {magic, queue, next_seq, epoch,
+        # last_crc, name[36]}: from record 1, so it matches and is streamed everything.
+        hello = struct.pack("<IIQQI36s", 0x31504552, 0, 1, 0, 0, b"fake")
+        fake.sendall(struct.pack("<II", 1, len(hello)) + hello)
+        fake.setblocking(False)
+
+        def served() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                while fake.recv(1 << 16):
+                    pass
+            sb = [s for s in a.ha()["queues"][0]["standbys"] if s["name"] == "fake"]
+            return bool(sb) and sb[0]["served_by"] == "queue thread"
+
+        wait_until(served, "the fake standby caught up and served by the queue thread")
+        fake.shutdown(socket.SHUT_WR)
+        fake.settimeout(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and fake.recv(1 << 16):
+            pass  # (heartbeats) until the primary closes its side
+        assert time.monotonic() < deadline, "the primary kept the half-closed standby"
+        # (closed before its slot is cleared: the status may see it a moment longer)
+        wait_until(lambda: [s["name"] for s in a.ha()["queues"][0]["standbys"]] == ["b"],
+                   "the primary lists only b")
+    finally:
+        fake.close()
+
+
 def test_replicated_answers_wait_for_the_standby(pair: tuple[Node, Node]) -> None:
     a, b = pair
     cl = Client(a.server, 1)

@@ -134,7 +134,7 @@ def render(rows: list[dict[str, Any]], kills: dict[str, Any], load: tuple[float,
         "",
         f"`replicated` adds {pr['rtt_us']['p50'] - pn['rtt_us']['p50']:.1f} µs to the "
         f"ping-pong p50 and keeps {100 * br['orders_per_s'] / bn['orders_per_s']:.0f} % of the "
-        "batched rate.", "",
+        "batched rate." + _stages_text(pr), "",
         "Kill series (test_kill9_of_the_primary_under_load, AF_XDP, the primary and its agent "
         "killed with -9 under a client sending 500 orders/s, alternating sites; takeover = kill "
         "to the first answer from the new primary, as the client saw it):", "",
@@ -149,6 +149,20 @@ def render(rows: list[dict[str, Any]], kills: dict[str, Any], load: tuple[float,
         "tens of milliseconds.", "",
     ]
     return "\n".join(lines)
+
+
+def _stages_text(row: dict[str, Any]) -> str:
+    st = row.get("stages_us") or {}
+    if not all(k in st for k in ("commit_to_sent", "sent_to_ack", "ack_to_release",
+                                 "recv_to_ack")):
+        return ""
+    return (" Where the replicated round trip's time goes, p50 in that ping-pong (`ha` "
+            f"stages_us): the batch committed to its records on the socket "
+            f"{st['commit_to_sent']['p50']} µs, from there to the standby's ack read "
+            f"{st['sent_to_ack']['p50']} µs (of which the standby's journal write and ack "
+            f"{st['recv_to_ack']['p50']} µs: the rest is the standby's wake-up and TCP over veth "
+            f"both ways), the ack to the release of the answers {st['ack_to_release']['p50']} "
+            "µs; what the total adds beyond these is the standby's share of the two cores.")
 
 
 def update_doc(doc: Path, section: str) -> None:
