@@ -37,6 +37,7 @@ from typing import Any
 
 import grpc
 import httpx
+from xdpex_services import PostgresInstance
 
 from .config import REPO_ROOT
 from .db import drop_schema, make_engine, migrate
@@ -44,7 +45,6 @@ from .localdp import LocalDataplane, cleanup_dir, short_tmpdir
 from .pb import orderentry_pb2 as pb
 from .pb import orderentry_pb2_grpc as pbg
 from .persister import Persister
-from .services import PostgresInstance
 
 TOKEN = "xt_bench_operator"
 SECTION = "## Control plane"

@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xdpex_services import EtcdCluster
 from xdpex_traffic.wire import Session, ctl_request, loadgen_path, make_config, xdpexd_path
-
-from .services import EtcdCluster
 
 
 def _free(kind: int) -> int:
