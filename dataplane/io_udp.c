@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * Kernel-UDP backend (--mode udp): one UDP socket bound to the gateway port, datagrams received in
+ * Kernel-UDP backend (--mode udp): one UDP socket per queue bound to the gateway port (several
+ * queues: SO_REUSEPORT, bound in queue order, so the kernel's hash of the source address and
+ * port picks the queue of a flow, the same one for as long as it lives), datagrams received in
  * bursts with recvmmsg() and answers sent in bursts with sendmmsg(), so the syscall count is per
  * burst, never per message. The fallback where XDP cannot attach and the baseline every fast-path
  * figure is compared with. Poll modes: spin (non-blocking receive), busy (blocking receive with
@@ -50,8 +52,14 @@ struct udp_port {
 
 static int udp_check(const struct xd_opts *o, char *err, size_t errlen)
 {
-	if (o->nqueues != 1 || o->queues[0] != 0)
-		return snprintf(err, errlen, "--queues: udp mode serves one socket (queue 0)"), -1;
+	for (int i = 0; i < o->nqueues; i++)
+		if (o->queues[i] != i)
+			return snprintf(
+				   err, errlen,
+				   "--queues: udp mode serves queues 0..n-1 in order (one socket "
+				   "each), not %d at position %d",
+				   o->queues[i], i),
+			       -1;
 	if (o->backend_argc)
 		return snprintf(err, errlen, "udp mode takes no arguments after --"), -1;
 	if (o->iface && !if_nametoindex(o->iface))
@@ -168,6 +176,28 @@ static int udp_open(const struct xd_port_cfg *c, void **state, char *err, size_t
 		       -1;
 	if (setsockopt(u->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
 		return snprintf(err, errlen, "udp socket: SO_RCVTIMEO: %s", strerror(errno)), -1;
+	if (o->nqueues > 1) {
+		/* The first queue makes sure nobody holds the port (a plain bind, released at
+		 * once), so a second gateway cannot silently share it through SO_REUSEPORT; then
+		 * every queue's socket joins the group, in queue order (the group's index of a
+		 * socket is its queue: the kernel steers a flow by hash to an index). */
+		if (c->index == 0) {
+			int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			int r = probe < 0 ? -1 : bind(probe, (struct sockaddr *)&a, sizeof(a));
+			int e = errno;
+
+			if (probe >= 0)
+				close(probe);
+			if (r)
+				return snprintf(err, errlen, "udp port %u on %s: %s", o->port,
+						o->addr, strerror(e)),
+				       -1;
+		}
+		if (setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+			return snprintf(err, errlen, "udp socket: SO_REUSEPORT: %s",
+					strerror(errno)),
+			       -1;
+	}
 	if (bind(u->fd, (struct sockaddr *)&a, sizeof(a)))
 		return snprintf(err, errlen, "udp port %u on %s: %s", o->port, o->addr,
 				strerror(errno)),
@@ -179,8 +209,12 @@ static int udp_open(const struct xd_port_cfg *c, void **state, char *err, size_t
 						   .msg_iov = &u->riov[i],
 						   .msg_iovlen = 1};
 	}
-	xd_log("udp: listening on %s:%u%s%s poll=%s batch=%d", o->addr, o->port,
-	       o->iface ? " dev " : "", o->iface ? o->iface : "",
+	char qs[32] = "";
+
+	if (o->nqueues > 1)
+		snprintf(qs, sizeof(qs), " queue %d of %d", c->queue, o->nqueues);
+	xd_log("udp: listening on %s:%u%s%s%s poll=%s batch=%d", o->addr, o->port,
+	       o->iface ? " dev " : "", o->iface ? o->iface : "", qs,
 	       o->poll == XD_POLL_SPIN	 ? "spin"
 	       : o->poll == XD_POLL_BUSY ? "busy"
 					 : "sleep",

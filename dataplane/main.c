@@ -50,7 +50,7 @@ static void usage(FILE *f)
 	    "              [-- backend arguments (dpdk: EAL arguments)]\n"
 	    "  --iface IF              interface (afxdp: required; udp: SO_BINDTODEVICE;\n"
 	    "                          dpdk: the name the port is known by in logs)\n"
-	    "  --queues LIST           rx queues, e.g. 0 or 0,1 (afxdp; udp: 0)      [0]\n"
+	    "  --queues LIST           rx queues, e.g. 0 or 0,1 (udp: 0..n-1)        [0]\n"
 	    "  --addr A.B.C.D          udp: address to bind                          [0.0.0.0]\n"
 	    "  --port N                gateway UDP port                              [9000]\n"
 	    "  --durability none|fsync|replicated|replicated-fsync\n"

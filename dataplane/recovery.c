@@ -29,7 +29,10 @@ static int rec_shape_ok(const struct xd_shard *sh, const struct xj_rec *r, const
 	case XJ_SESSION:
 		if (plen < sizeof(struct xj_sess_ev))
 			why = "session event shorter than 64 bytes";
-		else if (((const struct xj_sess_ev *)p)->addr_kind == XJ_ADDR_UNIX &&
+		/* Only a login carries the path (journal_sess): a logout, timeout or failover of
+		 * a session bound to a unix path has the addr_kind and nothing after the event. */
+		else if (((const struct xj_sess_ev *)p)->kind == XJ_SK_LOGIN &&
+			 ((const struct xj_sess_ev *)p)->addr_kind == XJ_ADDR_UNIX &&
 			 !memchr(p + sizeof(struct xj_sess_ev), 0,
 				 plen - sizeof(struct xj_sess_ev)))
 			why = "unix path not NUL-terminated";

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "xdpexd.h"
@@ -92,6 +93,34 @@ struct xr_beat {
 
 enum xr_peer_state { XR_FREE = 0, XR_HELLO_WAIT, XR_STREAMING };
 
+/* Where a batch's replication time goes (`ha` -> "stages_us"): 1 us buckets up to 255 us, the
+ * last one above. One batch in flight (ping-pong) makes every stage exact; under load a stage is
+ * sampled for the newest batch it sees. */
+enum xr_stage {
+	XR_ST_COMMIT_SENT, /* primary: the batch committed -> its records handed to TCP */
+	XR_ST_SENT_ACK, /* primary: handed to TCP -> the standby's ack read */
+	XR_ST_ACK_RELEASE, /* primary: the ack read -> the shard releases the held answers */
+	XR_ST_RECV_ACK, /* standby: records read -> their ack handed to TCP (journal write) */
+	XR_STAGES
+};
+static const char *const xr_stage_names[XR_STAGES] = {"commit_to_sent", "sent_to_ack",
+						      "ack_to_release", "recv_to_ack"};
+#define XR_HBUCKETS 256
+
+struct xr_hist {
+	uint64_t n[XR_HBUCKETS];
+	uint64_t count, sum_ns;
+};
+
+static void xr_hist_add(struct xr_hist *h, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+
+	h->n[us < XR_HBUCKETS ? us : XR_HBUCKETS - 1]++;
+	h->count++;
+	h->sum_ns += ns;
+}
+
 struct xr_peer {
 	int fd;
 	enum xr_peer_state state;
@@ -106,7 +135,17 @@ struct xr_peer {
 	uint8_t *out; /* frame(s) being sent */
 	size_t outlen, outoff;
 	uint64_t last_tx;
+	uint64_t send_seq, send_mono; /* the last records frame handed to TCP (stages) */
+	/* Who serves a streaming peer: the sender thread (catching up, handshakes), or, with
+	 * --durability replicated once it has every committed record, the shard thread itself,
+	 * which then sends each batch as it commits and reads the acks in its own poll: no thread
+	 * between the commit and the socket, nor between the ack and the release. Whoever owns a
+	 * peer alone touches it; the other side hands it over with a release store. */
+	_Atomic int owner;
+	uint64_t handbacks; /* times the shard gave it back (full socket, new segment, error) */
 };
+
+enum { XR_OWN_SENDER = 0, XR_OWN_SHARD };
 
 enum xr_follow_state { XF_IDLE = 0, XF_CONNECTING, XF_WELCOME_WAIT, XF_STREAMING, XF_DIVERGED };
 
@@ -122,11 +161,16 @@ struct xd_repl {
 	_Atomic int sleeping; /* the sender waits in poll(): the shard nudges wake_fd */
 	_Atomic uint64_t acked; /* highest seq any standby made durable */
 	_Atomic int streaming; /* standbys streaming */
+	_Atomic int sender_live; /* of those, served by the sender thread (it wants nudges) */
 	pthread_mutex_t mu; /* the published hash and the epoch table copy */
 	uint64_t hash_seq, hash_val, hash_at;
 	/* commit time of recent batches by seq, for the lag in microseconds */
 	uint64_t lag_seq[1024], lag_mono[1024], lag_bytes[1024];
 	uint32_t lag_n;
+	/* stage timing: the last commit (shard -> sender), the last ack read (sender -> shard) */
+	_Atomic uint64_t c_seq, c_mono, a_mono;
+	uint64_t a_seen;
+	struct xr_hist st[XR_STAGES];
 	/* standby side, owned by the shard thread */
 	enum xr_follow_state fstate;
 	char from[80];
@@ -136,6 +180,8 @@ struct xd_repl {
 	size_t rlen;
 	uint64_t primary_seq, received, hashes_ok;
 	uint64_t ack_seq; /* the batch being committed: acknowledged right after (send_ack) */
+	bool frame_follows; /* another whole records frame is in rbuf after this one */
+	bool ack_later; /* a later batch end is in rbuf already: its ack covers this batch */
 	bool ack_failed;
 	char why[240]; /* why it stopped (diverged) */
 	bool notified;
@@ -247,8 +293,11 @@ static void consume(uint8_t *buf, size_t *len, size_t used)
 
 static void peer_close(struct xd_repl *r, struct xr_peer *p, const char *why)
 {
-	if (p->state == XR_STREAMING)
+	if (p->state == XR_STREAMING) {
 		atomic_fetch_sub(&r->streaming, 1);
+		if (atomic_load(&p->owner) == XR_OWN_SENDER)
+			atomic_fetch_sub(&r->sender_live, 1);
+	}
 	xd_log("repl q%d: standby %s (%s) %s", r->sh->queue, p->name[0] ? p->name : "?", p->addr,
 	       why);
 	close(p->fd);
@@ -312,13 +361,14 @@ static void handle_hello(struct xd_repl *r, struct xr_peer *p, const struct xr_h
 	p->sent = h->next_seq - 1;
 	p->acked = p->applied = p->sent;
 	p->state = XR_STREAMING;
+	atomic_fetch_add(&r->sender_live, 1);
 	atomic_fetch_add(&r->streaming, 1);
 	xd_log("repl q%d: standby %s (%s) streaming from record %llu (primary at %llu)",
 	       r->sh->queue, p->name, p->addr, (unsigned long long)h->next_seq,
 	       (unsigned long long)cseq);
 }
 
-static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a)
+static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack *a, bool in_shard)
 {
 	uint64_t cur;
 
@@ -333,12 +383,18 @@ static void handle_ack(struct xd_repl *r, struct xr_peer *p, const struct xr_ack
 	p->acked = a->seq;
 	p->applied = a->applied;
 	p->acked_mono = xd_mono_ns();
+	if (p->send_seq && a->seq >= p->send_seq) {
+		xr_hist_add(&r->st[XR_ST_SENT_ACK], p->acked_mono - p->send_mono);
+		p->send_seq = 0;
+	}
 	cur = atomic_load(&r->acked);
+	if (a->seq > cur)
+		atomic_store_explicit(&r->a_mono, p->acked_mono, memory_order_relaxed);
 	while (a->seq > cur && !atomic_compare_exchange_weak(&r->acked, &cur, a->seq))
 		;
 	/* A shard that sleeps between datagrams (--poll sleep) holds answers for this ack: wake
 	 * it now rather than at its next poll timeout (1 ms a round trip otherwise). */
-	if (a->seq > cur && r->sh->held && r->sh->opts->poll == XD_POLL_SLEEP)
+	if (!in_shard && a->seq > cur && r->sh->held && r->sh->opts->poll == XD_POLL_SLEEP)
 		xd_shard_wake(r->sh);
 }
 
@@ -361,7 +417,7 @@ static void peer_read(struct xd_repl *r, struct xr_peer *p)
 			handle_hello(r, p, body);
 		else if (f->type == XR_ACK && f->len == sizeof(struct xr_ack) &&
 			 p->state == XR_STREAMING)
-			handle_ack(r, p, body);
+			handle_ack(r, p, body, false);
 		else {
 			peer_close(r, p, "sent an unexpected frame");
 			return;
@@ -435,6 +491,19 @@ static int peer_fill(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 	return 0;
 }
 
+/* Stage timing: a records frame went out whole. */
+static void sent_records(struct xd_repl *r, struct xr_peer *p)
+{
+	uint64_t seq = atomic_load_explicit(&r->c_seq, memory_order_acquire);
+	uint64_t cm = atomic_load_explicit(&r->c_mono, memory_order_relaxed);
+
+	p->send_mono = xd_mono_ns();
+	p->send_seq = p->sent;
+	if (seq == p->sent && cm && p->send_mono > cm &&
+	    atomic_load_explicit(&r->c_seq, memory_order_acquire) == seq)
+		xr_hist_add(&r->st[XR_ST_COMMIT_SENT], p->send_mono - cm);
+}
+
 /* Sends what the peer has queued and queues more while the socket takes it; 1 if a frame is
  * still waiting for room (POLLOUT wanted). */
 static int peer_pump(struct xd_repl *r, struct xr_peer *p, uint64_t now)
@@ -463,6 +532,9 @@ static int peer_pump(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 				return 1;
 			p->outoff += (size_t)n;
 			p->last_tx = now;
+			if (p->outoff == p->outlen &&
+			    ((const struct xr_frame *)p->out)->type == XR_RECORDS)
+				sent_records(r, p);
 		}
 	}
 	return p->outoff < p->outlen;
@@ -501,6 +573,37 @@ static void do_accept(struct xd_repl *r)
 	close(fd);
 }
 
+/* A streaming peer with every committed record and nothing half sent goes to the shard thread
+ * (--durability replicated only: the shard reads acks while it holds answers). Under r->mu, so
+ * that a hash published meanwhile is either seen here (sent first) or sent by the shard. */
+static void maybe_hand_over(struct xd_repl *r, struct xr_peer *p)
+{
+	struct xd_journal *j = &r->sh->journal;
+	bool ok;
+
+	if (!r->sh->opts->replicated || !r->sh->held || p->state != XR_STREAMING ||
+	    atomic_load_explicit(&p->owner, memory_order_relaxed) != XR_OWN_SENDER ||
+	    p->outoff != p->outlen || r->sh->role != XD_ROLE_PRIMARY)
+		return;
+	pthread_mutex_lock(&r->mu);
+	ok = p->sent == __atomic_load_n(&j->committed_seq, __ATOMIC_ACQUIRE) &&
+	     !(r->hash_seq && r->hash_seq == p->sent && p->hash_sent < r->hash_seq) &&
+	     (uint32_t)(__atomic_load_n(&j->committed_pos, __ATOMIC_ACQUIRE) >> 40) == p->rd.seg;
+	if (ok) {
+		atomic_fetch_sub(&r->sender_live, 1);
+		atomic_store_explicit(&p->owner, XR_OWN_SHARD, memory_order_release);
+	}
+	pthread_mutex_unlock(&r->mu);
+	/* Whatever committed between the check and the store, the shard sends on this wake. */
+	if (ok)
+		xd_shard_wake(r->sh);
+}
+
+static bool sender_owns(struct xr_peer *p)
+{
+	return atomic_load_explicit(&p->owner, memory_order_acquire) == XR_OWN_SENDER;
+}
+
 static void *sender_main(void *arg)
 {
 	struct xd_repl *r = arg;
@@ -514,8 +617,15 @@ static void *sender_main(void *arg)
 		for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 			struct xr_peer *p = &r->peer[i];
 
-			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY)
-				more |= peer_pump(r, p, now) == 1;
+			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY &&
+			    sender_owns(p)) {
+				/* Frames the shard read but left to us (handed back). */
+				if (p->inlen >= sizeof(struct xr_frame))
+					peer_read(r, p);
+				if (p->state == XR_STREAMING)
+					more |= peer_pump(r, p, now) == 1;
+				maybe_hand_over(r, p);
+			}
 		}
 		pf[n++] = (struct pollfd){r->lfd, POLLIN, 0};
 		pf[n++] = (struct pollfd){r->wake_fd, POLLIN, 0};
@@ -523,7 +633,7 @@ static void *sender_main(void *arg)
 			struct xr_peer *p = &r->peer[i];
 
 			pf[n++] = (struct pollfd){
-			    p->state ? p->fd : -1,
+			    p->state && sender_owns(p) ? p->fd : -1,
 			    (short)(POLLIN | (p->outoff < p->outlen ? POLLOUT : 0)), 0};
 		}
 		atomic_store(&r->sleeping, 1);
@@ -535,7 +645,7 @@ static void *sender_main(void *arg)
 
 			for (int i = 0; i < XD_MAX_STANDBYS; i++)
 				behind |= r->peer[i].state == XR_STREAMING &&
-					  r->peer[i].sent < cseq &&
+					  sender_owns(&r->peer[i]) && r->peer[i].sent < cseq &&
 					  r->peer[i].outoff == r->peer[i].outlen;
 			poll(pf, (nfds_t)n, behind || more ? 0 : (int)(XR_BEAT_NS / 1000000));
 		}
@@ -547,14 +657,15 @@ static void *sender_main(void *arg)
 		for (int i = 0; i < XD_MAX_STANDBYS; i++) {
 			struct xr_peer *p = &r->peer[i];
 
-			if (p->state && (pf[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (p->state && sender_owns(p) &&
+			    (pf[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				peer_read(r, p);
 		}
 	}
 	for (int i = 0; i < XD_MAX_STANDBYS; i++)
-		if (r->peer[i].state)
+		if (r->peer[i].state && sender_owns(&r->peer[i]))
 			peer_close(r, &r->peer[i], "closed: xdpexd is stopping");
-	return NULL;
+	return NULL; /* the shard's peers are closed by xd_repl_close, after the shard stopped */
 }
 
 /* ---- setup ---- */
@@ -617,6 +728,9 @@ void xd_repl_close(struct xd_shard *sh)
 		return;
 	if (r->running)
 		pthread_join(r->thread, NULL);
+	for (int i = 0; i < XD_MAX_STANDBYS; i++)
+		if (r->peer[i].state)
+			peer_close(r, &r->peer[i], "closed: xdpexd is stopping");
 	if (r->lfd >= 0)
 		close(r->lfd);
 	if (r->wake_fd >= 0)
@@ -634,6 +748,149 @@ void xd_repl_close(struct xd_shard *sh)
 
 /* ---- primary: the shard's side ---- */
 
+/* ---- primary: the peers the shard thread serves (XR_OWN_SHARD) ---- */
+
+/* Back to the sender thread (a socket that is full or broke, a segment change, a frame that is
+ * not an ack): it carries on from p->rd and p->out. */
+static void hand_back(struct xd_repl *r, struct xr_peer *p)
+{
+	uint64_t one = 1;
+
+	p->handbacks++;
+	atomic_fetch_add(&r->sender_live, 1);
+	atomic_store_explicit(&p->owner, XR_OWN_SENDER, memory_order_release);
+	if (write(r->wake_fd, &one, sizeof(one)) < 0)
+		(void)0; /* the counter is full: it is awake anyway */
+}
+
+/* Queues the unsent tail of [iov) in p->out for the sender thread. */
+static void keep_rest(struct xr_peer *p, const struct iovec *iov, int niov, size_t sent)
+{
+	p->outoff = p->outlen = 0;
+	for (int i = 0; i < niov; i++) {
+		size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+
+		sent -= skip;
+		memcpy(p->out + p->outlen, (const uint8_t *)iov[i].iov_base + skip,
+		       iov[i].iov_len - skip);
+		p->outlen += iov[i].iov_len - skip;
+	}
+}
+
+/* Sends [iov) now, or what of it the socket takes and hands the rest to the sender thread;
+ * false when the peer went back. */
+static bool live_sendv(struct xd_repl *r, struct xr_peer *p, struct iovec *iov, int niov)
+{
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+	size_t total = 0;
+	ssize_t n;
+
+	for (int i = 0; i < niov; i++)
+		total += iov[i].iov_len;
+	n = sendmsg(p->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n == (ssize_t)total) {
+		p->last_tx = xd_mono_ns();
+		return true;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		hand_back(r, p); /* the sender's own send meets the error and closes */
+		return false;
+	}
+	keep_rest(p, iov, niov, n < 0 ? 0 : (size_t)n);
+	hand_back(r, p);
+	return false;
+}
+
+/* The committed records the peer does not have yet, straight from the segment's mapping: one
+ * sendmsg of the frame header and the records, no copy. A new segment goes back to the sender
+ * thread (its reader moves on through the files). */
+static void live_records(struct xd_repl *r, struct xr_peer *p)
+{
+	struct xd_journal *j = &r->sh->journal;
+	uint64_t cpos = j->committed_pos, coff = cpos & ((1ull << 40) - 1);
+	struct xr_frame f;
+	struct iovec iov[2];
+
+	if (p->sent >= j->committed_seq)
+		return;
+	if ((uint32_t)(cpos >> 40) != p->rd.seg || p->rd.off > coff) {
+		hand_back(r, p);
+		return;
+	}
+	f = (struct xr_frame){XR_RECORDS, (uint32_t)(coff - p->rd.off)};
+	iov[0] = (struct iovec){&f, sizeof(f)};
+	iov[1] = (struct iovec){j->map + p->rd.off, coff - p->rd.off};
+	p->rd.off = coff;
+	p->rd.next_seq = j->committed_seq + 1;
+	p->sent = j->committed_seq;
+	if (live_sendv(r, p, iov, 2))
+		sent_records(r, p);
+}
+
+static void live_frame(struct xd_repl *r, struct xr_peer *p, uint32_t type, void *body,
+		       uint32_t len)
+{
+	struct xr_frame f = {type, len};
+	struct iovec iov[2] = {{&f, sizeof(f)}, {body, len}};
+
+	(void)live_sendv(r, p, iov, 2);
+}
+
+static bool shard_owns(struct xr_peer *p)
+{
+	return atomic_load_explicit(&p->owner, memory_order_acquire) == XR_OWN_SHARD;
+}
+
+static void live_pump(struct xd_repl *r)
+{
+	for (int i = 0; i < XD_MAX_STANDBYS; i++)
+		if (shard_owns(&r->peer[i]))
+			live_records(r, &r->peer[i]);
+}
+
+/* The acks of the shard's peers (and anything committed they have not got). */
+void xd_repl_poll(struct xd_shard *sh)
+{
+	struct xd_repl *r = sh->repl;
+
+	if (!r || r->lfd < 0)
+		return;
+	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
+		struct xr_peer *p = &r->peer[i];
+		const struct xr_frame *f;
+		size_t at = 0;
+
+		if (!shard_owns(p))
+			continue;
+		live_records(r, p);
+		if (!shard_owns(p))
+			continue;
+		if (recv_some(p->fd, &p->in, &p->inlen) < 0) {
+			hand_back(r, p); /* its recv sees the end too and closes */
+			continue;
+		}
+		while ((f = next_frame(p->in, p->inlen, at)) && f->type == XR_ACK &&
+		       f->len == sizeof(struct xr_ack)) {
+			handle_ack(r, p, (const struct xr_ack *)(f + 1), true);
+			at += sizeof(*f) + f->len;
+		}
+		consume(p->in, &p->inlen, at);
+		if (f)
+			hand_back(r, p); /* not an ack: the sender thread says why it closes */
+	}
+}
+
+int xd_repl_poll_fds(struct xd_shard *sh, struct pollfd *pf, int max)
+{
+	struct xd_repl *r = sh->repl;
+	int n = 0;
+
+	for (int i = 0; r && i < XD_MAX_STANDBYS && n < max; i++)
+		if (shard_owns(&r->peer[i]))
+			pf[n++] = (struct pollfd){r->peer[i].fd, POLLIN, 0};
+	return n;
+}
+
 void xd_repl_committed(struct xd_shard *sh)
 {
 	struct xd_repl *r = sh->repl;
@@ -648,10 +905,27 @@ void xd_repl_committed(struct xd_shard *sh)
 		r->lag_mono[i] = sh->mono_ns;
 		r->lag_bytes[i] = sh->journal.bytes;
 	}
-	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) &&
+	atomic_store_explicit(&r->c_mono, xd_mono_ns(), memory_order_relaxed);
+	atomic_store_explicit(&r->c_seq, sh->journal.committed_seq, memory_order_release);
+	live_pump(r);
+	if (atomic_load_explicit(&r->sender_live, memory_order_acquire) &&
 	    atomic_exchange_explicit(&r->sleeping, 0, memory_order_acq_rel) &&
 	    write(r->wake_fd, &one, sizeof(one)) < 0)
 		(void)0; /* the counter is full: it is awake anyway */
+}
+
+void xd_repl_released(struct xd_shard *sh, uint64_t now)
+{
+	struct xd_repl *r = sh->repl;
+	uint64_t am;
+
+	if (!r)
+		return;
+	am = atomic_load_explicit(&r->a_mono, memory_order_relaxed);
+	if (am && am != r->a_seen && now > am) {
+		xr_hist_add(&r->st[XR_ST_ACK_RELEASE], now - am);
+		r->a_seen = am;
+	}
 }
 
 uint64_t xd_repl_acked(struct xd_shard *sh)
@@ -671,8 +945,20 @@ void xd_repl_publish_hash(struct xd_shard *sh)
 	struct xd_repl *r = sh->repl;
 	uint64_t seq = sh->journal.committed_seq, now = sh->mono_ns;
 
-	if (!r || r->lfd < 0 || !atomic_load(&r->streaming) ||
-	    now - r->hash_at < XR_HASH_EVERY_NS || seq == r->hash_seq)
+	if (!r || r->lfd < 0 || !atomic_load(&r->streaming))
+		return;
+	if (atomic_load_explicit(&r->streaming, memory_order_relaxed) !=
+	    atomic_load_explicit(&r->sender_live, memory_order_relaxed))
+		now = xd_mono_ns(); /* the shard's own peers: mono_ns is the last batch's */
+	/* The shard's idle peers hear a heartbeat, as the sender's do. */
+	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
+		struct xr_peer *p = &r->peer[i];
+		struct xr_beat b = {seq};
+
+		if (shard_owns(p) && p->sent == seq && now - p->last_tx >= XR_BEAT_NS)
+			live_frame(r, p, XR_BEAT, &b, sizeof(b));
+	}
+	if (now - r->hash_at < XR_HASH_EVERY_NS || seq == r->hash_seq)
 		return;
 	/* Only between batches: the books are those of every record through seq. */
 	if (sh->journal.len)
@@ -681,6 +967,15 @@ void xd_repl_publish_hash(struct xd_shard *sh)
 	r->hash_seq = seq;
 	r->hash_val = xd_shard_hash(sh);
 	r->hash_at = now;
+	for (int i = 0; i < XD_MAX_STANDBYS; i++) {
+		struct xr_peer *p = &r->peer[i];
+		struct xr_hash h = {seq, r->hash_val};
+
+		if (shard_owns(p) && p->sent == seq && p->hash_sent < seq) {
+			p->hash_sent = seq;
+			live_frame(r, p, XR_HASH, &h, sizeof(h));
+		}
+	}
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -831,8 +1126,27 @@ static void send_ack(void *arg)
 	struct xd_repl *r = arg;
 	struct xr_ack a = {r->ack_seq, r->ack_seq};
 
+	if (r->ack_later)
+		return; /* one ack for what one read brought: fewer sends on both sides */
 	if (send_frame(r->cfd, XR_ACK, &a, sizeof(a)))
 		r->ack_failed = true;
+	else
+		xr_hist_add(&r->st[XR_ST_RECV_ACK], xd_mono_ns() - r->last_rx);
+}
+
+/* Whether a batch ends in the records at [off, len). */
+static bool batch_end_after(const uint8_t *p, uint32_t off, uint32_t len)
+{
+	while (off + XJ_REC_HDR <= len) {
+		const struct xj_rec *rec = (const struct xj_rec *)(p + off);
+
+		if (rec->len < XJ_REC_HDR || rec->len > len - off)
+			return false;
+		if (rec->flags & XJ_F_BATCH_END)
+			return true;
+		off += rec->len;
+	}
+	return false;
 }
 
 static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
@@ -864,6 +1178,7 @@ static void follow_records(struct xd_repl *r, const uint8_t *p, uint32_t len)
 		if (rec->flags & XJ_F_BATCH_END) {
 			/* Durable here first, then acknowledged, then applied. */
 			r->ack_seq = rec->seq;
+			r->ack_later = r->frame_follows || batch_end_after(p, off, len);
 			r->ack_failed = false;
 			sh->replaying = true;
 			rc = xj_commit_ack_replay(&sh->journal, send_ack, r, xd_replay_rec, sh);
@@ -904,7 +1219,8 @@ bool xd_repl_follow(struct xd_shard *sh)
 {
 	struct xd_repl *r = sh->repl;
 	const struct xr_frame *f;
-	size_t at = 0;
+	size_t at = 0, before, space;
+	bool drained;
 	int rc;
 
 	if (!r || r->fstate == XF_DIVERGED || sh->fatal)
@@ -917,6 +1233,8 @@ bool xd_repl_follow(struct xd_shard *sh)
 		follow_hello(r);
 		return false;
 	}
+	before = r->rlen;
+	space = XR_BUF - before;
 	rc = recv_some(r->cfd, &r->rbuf, &r->rlen);
 	if (rc < 0) {
 		follow_stop(r, XF_IDLE, "primary %s: %s", r->from,
@@ -925,9 +1243,13 @@ bool xd_repl_follow(struct xd_shard *sh)
 	}
 	if (!rc)
 		return false;
+	drained = r->rlen - before < space;
 	r->last_rx = xd_mono_ns();
 	while (r->cfd >= 0 && (f = next_frame(r->rbuf, r->rlen, at))) {
 		const void *body = f + 1;
+		const struct xr_frame *nf = next_frame(r->rbuf, r->rlen, at + sizeof(*f) + f->len);
+
+		r->frame_follows = nf && nf->type == XR_RECORDS;
 
 		if (f->type == XR_WELCOME && f->len == sizeof(struct xr_welcome) &&
 		    r->fstate == XF_WELCOME_WAIT)
@@ -947,7 +1269,9 @@ bool xd_repl_follow(struct xd_shard *sh)
 		consume(r->rbuf, &r->rlen, at);
 	if (r->received > r->primary_seq)
 		r->primary_seq = r->received;
-	return true;
+	/* A read that did not fill the buffer emptied the socket: the next data wakes the poll,
+	 * no recv to learn that there is none. */
+	return !drained;
 }
 
 int xd_repl_fd(struct xd_shard *sh)
@@ -1001,6 +1325,32 @@ uint32_t xd_repl_take_over(struct xd_shard *sh)
 
 /* ---- the status query ---- */
 
+static json_t *stages_json(const struct xd_repl *r)
+{
+	json_t *o = json_object();
+
+	for (int s = 0; s < XR_STAGES; s++) {
+		const struct xr_hist *h = &r->st[s];
+		uint64_t pct[3] = {50, 90, 99}, at[3] = {0, 0, 0}, cum = 0;
+		int k = 0;
+
+		if (!h->count)
+			continue;
+		for (int i = 0; i < XR_HBUCKETS && k < 3; i++) {
+			cum += h->n[i];
+			while (k < 3 && cum * 100 >= pct[k] * h->count)
+				at[k++] = (uint64_t)i;
+		}
+		json_object_set_new(o, xr_stage_names[s],
+				    json_pack("{s:I,s:f,s:I,s:I,s:I}", "count",
+					      (json_int_t)h->count, "mean",
+					      (double)h->sum_ns / (double)h->count / 1000.0, "p50",
+					      (json_int_t)at[0], "p90", (json_int_t)at[1], "p99",
+					      (json_int_t)at[2]));
+	}
+	return o;
+}
+
 void xd_repl_status(struct xd_shard *sh, json_t *q)
 {
 	static const char *const fnames[] = {"idle", "connecting", "handshake", "streaming",
@@ -1023,6 +1373,7 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 			    json_integer(sh->held ? (json_int_t)xd_held_datagrams(sh->held) : 0));
 	if (!r)
 		return;
+	json_object_set_new(q, "stages_us", stages_json(r));
 	if (sh->role == XD_ROLE_PRIMARY) {
 		json_t *sb = json_array();
 
@@ -1046,12 +1397,14 @@ void xd_repl_status(struct xd_shard *sh, json_t *q)
 				lag_bytes = sh->journal.bytes;
 			}
 			json_array_append_new(
-			    sb, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", p->name, "addr",
-					  p->addr, "sent_seq", (json_int_t)p->sent, "acked_seq",
-					  (json_int_t)p->acked, "lag_records",
+			    sb, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I}", "name", p->name,
+					  "addr", p->addr, "sent_seq", (json_int_t)p->sent,
+					  "acked_seq", (json_int_t)p->acked, "lag_records",
 					  (json_int_t)(cseq > p->acked ? cseq - p->acked : 0),
 					  "lag_bytes", (json_int_t)lag_bytes, "lag_us",
-					  (json_int_t)lag_us));
+					  (json_int_t)lag_us, "served_by",
+					  shard_owns(p) ? "queue thread" : "sender thread",
+					  "handbacks", (json_int_t)p->handbacks));
 		}
 		json_object_set_new(q, "standbys", sb);
 		json_object_set_new(q, "acked_seq",

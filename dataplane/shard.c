@@ -401,6 +401,7 @@ void xd_shard_release(struct xd_shard *sh)
 
 	if (!sh->held || !xd_held_oldest(sh->held) || xd_fenced(sh->opts, xd_mono_ns()))
 		return;
+	xd_repl_poll(sh); /* the acks of the standbys this thread serves */
 	acked = xd_repl_acked(sh);
 	while ((b = xd_held_oldest(sh->held)) && b->seq <= acked) {
 		const struct xd_txd *r1, *r2;
@@ -408,6 +409,7 @@ void xd_shard_release(struct xd_shard *sh)
 		uint64_t t0 = xd_mono_ns(), done;
 
 		xd_held_runs(sh->held, &r1, &n1, &r2, &n2);
+		xd_repl_released(sh, t0);
 		transmit(sh, r1, n1);
 		if (n2)
 			transmit(sh, r2, n2);
@@ -548,8 +550,10 @@ static void side_work(struct xd_shard *sh, bool idle)
 /* --poll sleep: up to 1 ms until the network port, the entry port or the mailbox has work. */
 static void sleep_turn(struct xd_shard *sh)
 {
-	struct pollfd p[3] = {{-1, POLLIN, 0}, {sh->wake_fd, POLLIN, 0}, {-1, POLLIN, 0}};
+	struct pollfd p[3 + XD_MAX_STANDBYS] = {
+	    {-1, POLLIN, 0}, {sh->wake_fd, POLLIN, 0}, {-1, POLLIN, 0}};
 	uint64_t v;
+	int n = 3;
 
 	if (sh->role == XD_ROLE_STANDBY)
 		p[0].fd = xd_repl_fd(sh);
@@ -557,7 +561,10 @@ static void sleep_turn(struct xd_shard *sh)
 		p[0].fd = sh->net.be->fd(sh->net.st);
 	if (sh->entry.be)
 		p[2].fd = sh->entry.be->fd(sh->entry.st);
-	if (poll(p, 3, 1) > 0 && p[1].revents && read(sh->wake_fd, &v, sizeof(v)) < 0)
+	/* The acks of the standbys this thread serves wake it directly (held answers). */
+	if (sh->role == XD_ROLE_PRIMARY && sh->held && xd_held_oldest(sh->held))
+		n += xd_repl_poll_fds(sh, p + 3, XD_MAX_STANDBYS);
+	if (poll(p, (nfds_t)n, 1) > 0 && p[1].revents && read(sh->wake_fd, &v, sizeof(v)) < 0)
 		(void)0; /* drained by a racing wake-up: nothing to do */
 }
 

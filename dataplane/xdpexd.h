@@ -633,6 +633,14 @@ void xd_repl_committed(struct xd_shard *sh);
 /* Primary: the highest journal seq a standby has made durable; UINT64_MAX with no replication
  * wait (durability not replicated, or none connected and --repl-missing local). */
 uint64_t xd_repl_acked(struct xd_shard *sh);
+/* Primary, --durability replicated: reads the acks of the standbys the shard thread serves
+ * itself (and sends them what is committed and not yet sent); call while answers are held. */
+void xd_repl_poll(struct xd_shard *sh);
+/* Their sockets, for the shard's sleep; returns how many it put in pf (at most max). */
+struct pollfd;
+int xd_repl_poll_fds(struct xd_shard *sh, struct pollfd *pf, int max);
+/* The shard began to release answers at `now` (stage timing, `ha` "stages_us"). */
+void xd_repl_released(struct xd_shard *sh, uint64_t now);
 /* Primary, every timer turn: publishes (committed seq, state hash) now and then for the
  * standbys to compare. */
 void xd_repl_publish_hash(struct xd_shard *sh);

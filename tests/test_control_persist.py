@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import signal
@@ -29,48 +28,13 @@ from control_support import Database, Dataplane, cleanup_dir, short_tmpdir
 from sqlalchemy import func, select
 from xdpex.auth import Principal
 from xdpex.errors import Conflict
-from xdpex.models import Execution, Order, PersisterPosition
+from xdpex.models import PersisterPosition
+from xdpex.persister import database_orders, journal_orders
 from xdpex.publisher import Publisher
 from xdpex.service import ControlPlane, OrderSpec
 from xdpex.services import RedisInstance
-from xdpex_proto import codec as c
-from xdpex_proto.journal import REC_OUTBOUND, JournalReader, queue_dirs
 
 WHO = Principal("test", "operator")
-
-
-def reference(journal_dir):
-    """Final order states and executions by replaying the journal's outbound messages."""
-    orders: dict = {}
-    rejected = []
-    execs = set()
-    for q, qdir in queue_dirs(journal_dir).items():
-        r = JournalReader(qdir, stall_s=0)
-        while recs := r.poll(100000):
-            for rec in recs:
-                if rec.type != REC_OUTBOUND:
-                    continue
-                for i in range(rec.count):
-                    m = c.decode_message(rec.payload, i * 64)
-                    if isinstance(m, c.Accepted):
-                        orders[(q, m.order_id)] = ["new", 0, m.qty, m.price, m.qty]
-                    elif isinstance(m, c.Rejected) and m.ref_type == c.MsgType.NEW_ORDER:
-                        rejected.append((rec.session_id, m.cl_ord_id, m.reason))
-                    elif isinstance(m, c.Fill):
-                        execs.add((q, m.exec_id, m.order_id, m.price, m.qty, m.leaves))
-                        o = orders[(q, m.order_id)]
-                        o[1] += m.qty
-                        o[2] = m.leaves
-                        o[0] = "filled" if m.leaves == 0 else "partially_filled"
-                    elif isinstance(m, c.Cancelled):
-                        o = orders[(q, m.order_id)]
-                        o[0], o[2] = "cancelled", 0
-        r.close()
-    return orders, sorted(rejected), sorted(execs)
-
-
-def digest(items) -> str:
-    return hashlib.sha256(repr(sorted(items)).encode()).hexdigest()
 
 
 def drive(cp: ControlPlane, n: int, seed: int, stop: threading.Event | None = None) -> int:
@@ -182,45 +146,18 @@ def test_persister_killed_mid_stream_loses_and_doubles_nothing(env):
     p = persister(s, "--once")
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out.decode()
-    orders, rejected, execs = reference(s.journal_dir)
+    want = journal_orders(s.journal_dir)
     assert len(list((s.journal_dir / "q0").glob("*.xjl"))) >= 3  # crossed segment boundaries
     with cp.db() as db:
         final = db.scalar(select(func.max(PersisterPosition.journal_seq)))
     # it was killed at different points, each before the end of the journal
     assert positions == sorted(set(positions)) and positions[-1] < final, positions
-    assert len(orders) > 5000 and len(execs) > 1000 and rejected
+    assert len(want.orders) > 5000 and len(want.executions) > 1000 and want.rejected
     with cp.db() as db:
-        rows = db.execute(
-            select(
-                Order.queue,
-                Order.order_id,
-                Order.status,
-                Order.filled,
-                Order.leaves,
-                Order.price,
-                Order.qty,
-                Order.session_id,
-                Order.cl_ord_id,
-                Order.reason,
-            )
-        ).all()
-        ex = db.execute(
-            select(
-                Execution.queue,
-                Execution.exec_id,
-                Execution.order_id,
-                Execution.price,
-                Execution.qty,
-                Execution.leaves,
-            )
-        ).all()
-    db_orders = {(r[0], r[1]): [r[2], r[3], r[4], r[5], r[6]] for r in rows if r[1] is not None}
-    db_rejected = sorted((r[7], r[8], r[9]) for r in rows if r[1] is None)
-    assert len(rows) == len(orders) + len(rejected)
-    assert len(ex) == len(execs)
-    assert digest(db_orders.items()) == digest(orders.items())
-    assert db_rejected == rejected
-    assert digest(tuple(e) for e in ex) == digest(execs)
+        got = database_orders(db)
+    assert got.doubled_rows == 0
+    assert len(got.orders) == len(want.orders) and len(got.executions) == len(want.executions)
+    assert got == want
 
 
 def _drain(pub: Publisher, timeout: float = 30) -> None:
@@ -255,7 +192,7 @@ def test_redis_stream_holds_every_execution_once_across_restarts(env_sqlite):
         time.sleep(pub.backoff + 0.1)
         _drain(pub)
         r = redis.Redis.from_url(url)
-        _, _, execs = reference(s.journal_dir)
+        execs = journal_orders(s.journal_dir).executions
         ids = _stream_ids(r, f"{prefix}:q0:executions")
         assert len(ids) == len(set(ids)) == len(execs) > 500
         got = sorted(
@@ -286,7 +223,7 @@ def test_publisher_top_of_book_matches_the_engine(env_sqlite, svc_redis):
         pub = Publisher(svc_redis.url, s.journal_dir, prefix)
         _drain(pub)
         pub.close()
-        _, _, execs = reference(s.journal_dir)
+        execs = journal_orders(s.journal_dir).executions
         assert r.xlen(f"{prefix}:q0:executions") == len(execs) > 0
         latest = {}
         for _, f in r.xrange(f"{prefix}:q0:tob"):

@@ -115,3 +115,73 @@ def test_two_queues_partition_symbols_and_sessions(mq_pair: tuple[str, str],
         for p in clients:
             p.close()
         d.stop()
+
+
+def test_udp_two_queues_reuseport_steers_each_flow_to_one_queue(dp_workdir: Path,
+                                                                tmp_path: Path) -> None:
+    """Kernel-UDP mode with --queues 0,1: one SO_REUSEPORT socket per queue, the kernel's hash
+    of the source picks the queue of a flow. A Login that lands on the queue that does not own
+    its session is refused BOUND_ELSEWHERE; a client that takes another source port gets there.
+    Both queues carry orders; a flow keeps its queue across a kill -9 and restart; a second
+    gateway on the same port is refused as before (the first queue's plain bind probe)."""
+    need_root_and_binary()
+    cfg = base_config()
+    cfg["symbols"][0]["queue"] = 0
+    cfg["symbols"][1]["queue"] = 1
+    secret = cfg["sessions"][0]["secret"]
+    cfg["sessions"] = [{"id": 1, "secret": secret, "queue": 0},
+                       {"id": 2, "secret": secret, "queue": 1}]
+    d = Daemon(dp_workdir, "udp", config=cfg, extra=["--queues", "0,1"])
+    clients: list[Client] = []
+    try:
+        d.start()
+        log = d.run_log()
+        assert "queue 0 of 2" in log and "queue 1 of 2" in log
+        assert [q["queue"] for q in d.stats()["queues"]] == [0, 1]
+        logged: dict[int, Client] = {}
+        refused = 0
+        for sid in (1, 2):
+            for _ in range(64):  # each port lands on the wrong queue with chance 1/2
+                p = Client(("127.0.0.1", d.port), sid)
+                clients.append(p)
+                a = p.login()
+                if isinstance(a, c.LoginAccepted):
+                    logged[sid] = p
+                    break
+                assert a.reason == c.LoginReason.BOUND_ELSEWHERE, a
+                refused += 1
+        assert set(logged) == {1, 2}
+        st = d.stats()["queues"]
+        assert [q["logins"] for q in st] == [1, 1]
+        assert sum(q["login_rejects"] for q in st) == refused
+        for sid, p in logged.items():
+            p.received.clear()
+            p.send_app([new_order(1, price=100, qty=10, symbol=sid)])
+            got = p.wait_for(lambda m: isinstance(m, c.Accepted | c.Rejected))
+            assert isinstance(got, c.Accepted) and got.symbol_id == sid, got
+        assert [q["applied"] for q in d.stats()["queues"]] == [1, 1]
+        other = Daemon(tmp_path, "udp", config=cfg, port=d.port, extra=["--queues", "0,1"])
+        p2 = subprocess.run(other.argv(), capture_output=True, text=True, timeout=20)
+        assert p2.returncode == 1 and "Address already in use" in p2.stderr, p2.stderr
+        # kill -9 and restart: each session's flow reaches its queue again (no new login)
+        assert d.proc is not None
+        d.proc.kill()
+        d.proc.wait()
+        d.start()
+        for sid, p in logged.items():
+            p.received.clear()
+            p.send_app([new_order(2, price=100, qty=10, symbol=sid)])
+            got = p.wait_for(lambda m: isinstance(m, c.Accepted | c.Rejected))
+            assert isinstance(got, c.Accepted) and got.symbol_id == sid, got
+        assert [q["applied"] for q in d.stats()["queues"]] == [2, 2]  # (replay counts too)
+        rc, err = run_failing_argv([*d.argv(), "--queues", "1,0"])
+        assert rc != 0 and "udp mode serves queues 0..n-1 in order" in err, err
+    finally:
+        for p in clients:
+            p.close()
+        d.stop()
+
+
+def run_failing_argv(argv: list[str]) -> tuple[int, str]:
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    return p.returncode, p.stderr

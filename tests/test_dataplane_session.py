@@ -280,6 +280,25 @@ def test_entry_socket_same_sessions_and_matching(dp_env: Env) -> None:
     assert sess[3]["bound"].startswith("unix:")
 
 
+def test_a_logout_on_the_entry_socket_is_recovered_after_a_restart(dp_env: Env) -> None:
+    """The journal's session event of a logout of a session bound to a unix path carries no
+    path (only a login does): a restart replays it (it once stopped the recovery with "unix
+    path not NUL-terminated", and with it a standby that had received the failover of the
+    control plane's session)."""
+    local = dp_env.entry_client(3)
+    assert isinstance(local.login(), c.LoginAccepted)
+    local.send_app([new_order(7, c.Side.SELL, 100, 4)])
+    local.wait_for(lambda m: isinstance(m, c.Accepted))
+    local.send_session([c.Logout(reason=c.LogoutReason.USER)])
+    local.wait_for(lambda m: isinstance(m, c.Logout))
+    before = dp_env.daemon.state_hash()
+    dp_env.daemon.stop()
+    dp_env.daemon.start()
+    assert dp_env.daemon.state_hash() == before
+    again = dp_env.entry_client(3, name="cl2")
+    assert isinstance(again.login(), c.LoginAccepted)
+
+
 def test_login_proof_uses_the_configured_secret(dp_env: Env) -> None:
     cl = dp_env.client(4, secret=SECRET[::-1])
     assert cl.login().reason == LR.BAD_PROOF

@@ -1,7 +1,8 @@
 """The market-data feed as xdpexd produces it (docs/marketdata.md), in all three backends over the
 veth lab: multicast to 239.77.0.1:9400 from the gateway namespace, the reference C subscriber in
-the traffic namespace rebuilding every book (1 % of the live packets dropped on receipt and
-recovered through xdpex-feedd's rewind where the gateway's kernel can reach it: udp and afxdp);
+the traffic namespace rebuilding every book (1 % of the live packets dropped on the wire by the
+lab's fault injector and recovered through xdpex-feedd's rewind where the gateway's kernel can
+reach it: udp and afxdp);
 books equal the engine's (the control socket's `book`), every message applied exactly once; a
 late joiner from a snapshot; the feed across a kill -9 and restart resumes with no hole and no
 repeat, in the journal and on the wire.
@@ -18,6 +19,7 @@ from dataplane_support import Client, in_netns, need_root_and_binary, new_order,
 from feed_support import FeedD, Proc, c_sub, need_tools
 from xdpex_proto import codec as c
 from xdpex_proto import feed as f
+from xdpex_traffic.faults import FaultSpec, Injector
 from xdpex_traffic.lab import GW_IP, TG_IP
 from xdpex_traffic.wire import Gateway, run_loadgen
 
@@ -92,9 +94,11 @@ def finish(sub: Proc) -> dict:
 def test_subscriber_rebuilds_the_books_from_xdpexds_feed(gw: Gateway, orders: int) -> None:
     rewind = gw.mode != "dpdk"  # dpdk owns the gateway's wire: no kernel there to serve rewinds
     d = feedd(gw) if rewind else None
+    inj = Injector(gw.lab)
     try:
-        sub = subscriber(gw, *(["--rewind", f"{GW_IP}:9401", "--drop-pct", "1", "--seed", "7"]
-                               if rewind else []))
+        if rewind:  # 1 % of the feed's datagrams lost on the wire, for rewind to recover
+            inj.apply(FaultSpec(feed_port=9400, feed_loss=0.01, seed=7))
+        sub = subscriber(gw, *(["--rewind", f"{GW_IP}:9401"] if rewind else []))
         every_kind_of_event(gw)
         r = run_loadgen(gw.lab, gw, gw.sessions[2:4], ["--count", str(orders), "--batch", "16",
                                                       "--duration", "200", "--window", "1024"],
@@ -106,9 +110,12 @@ def test_subscriber_rebuilds_the_books_from_xdpexds_feed(gw: Gateway, orders: in
         assert st["next_seq"] == feed["next_seq"]
         assert st["messages"] == feed["messages"], "every message applied exactly once"
         if rewind:
-            assert st["dropped_packets"] > 0 and st["gaps"] > 0
-            assert st["rewound_messages"] > 0
+            k = inj.counters()["out"]
+            assert k["feed_dropped"] > 0 and st["dropped_packets"] == 0, (k, st)
+            assert st["packets"] <= k["feed"] - k["feed_dropped"], (k, st)
+            assert st["gaps"] > 0 and st["rewound_messages"] > 0, st
     finally:
+        inj.remove()
         if d:
             d.finish(timeout=10, sig=signal.SIGTERM)
 

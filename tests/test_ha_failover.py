@@ -17,6 +17,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,8 @@ def cluster_name() -> str:
 
 @pytest.fixture(scope="module")
 def ha_lab() -> Iterator[Any]:
-    """Two gateway sites and the replication link between them (xdpex lab up --ha)."""
+    """Two gateway sites, the replication link between them and the lab's three-member etcd,
+    one member per gateway namespace and one in a third (xdpex lab up --ha)."""
     from xdpex_traffic.lab import HaLab, LabError
 
     need_root_and_binary()
@@ -61,11 +63,8 @@ def started_pair(mode: str, etcd: list[str], workdir: Path,
         a = Node(workdir, "a", etcd, cluster=cl)
         b = Node(workdir, "b", etcd, cluster=cl)
     else:
-        from xdpex_traffic.lab import HA_IPS
-
-        site_a, site_b = request.getfixturevalue("ha_lab").sides
-        a = Node(workdir, "a", etcd, cluster=cl, site=site_a, repl_ip=HA_IPS[0])
-        b = Node(workdir, "b", etcd, cluster=cl, site=site_b, repl_ip=HA_IPS[1])
+        # Each agent beside its xdpexd in its gateway namespace, its own etcd member first.
+        a, b = lab_nodes(request.getfixturevalue("ha_lab"), workdir, cl)
     try:
         a.start()
         wait_until(lambda: a.role() == "primary", "a elected")
@@ -75,6 +74,27 @@ def started_pair(mode: str, etcd: list[str], workdir: Path,
     finally:
         for n in (b, a):
             n.stop()
+
+
+def lab_nodes(lab: Any, workdir: Path, cl: str) -> tuple[Node, Node]:
+    """Nodes a and b on the two sites of `lab` (HaLab), each agent in its gateway namespace
+    talking to the lab's etcd, its own member first."""
+    from xdpex_traffic.lab import HA_IPS
+
+    site_a, site_b = lab.sides
+    return (Node(workdir, "a", lab.etcd_endpoints("a"), cluster=cl, site=site_a,
+                 repl_ip=HA_IPS[0], agent_netns=site_a.gw_ns),
+            Node(workdir, "b", lab.etcd_endpoints("b"), cluster=cl, site=site_b,
+                 repl_ip=HA_IPS[1], agent_netns=site_b.gw_ns))
+
+
+def switchover(node: Node) -> subprocess.CompletedProcess[str]:
+    """`xdpex ha switchover` against the etcd `node`'s agent uses, from where that agent runs."""
+    argv = [sys.executable, "-m", "xdpex.cli", "ha", "switchover", "--etcd", ",".join(node.etcd),
+            "--cluster", node.cluster]
+    if node.agent_netns:
+        argv = ["ip", "netns", "exec", node.agent_netns, *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=agent_env())
 
 
 @pytest.fixture(params=["udp", "afxdp"])
@@ -206,23 +226,35 @@ def test_kill9_of_the_primary_under_load(pair: tuple[Node, Node]) -> None:
 @pytest.mark.parametrize("mode", ["udp", "afxdp"])
 def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
         mode: str, dp_workdir: Path, request: pytest.FixtureRequest) -> None:
+    """udp: one etcd member in the root namespace, a's agent in a namespace of its own whose veth
+    is set down. afxdp: the lab's three members, a's agent beside its xdpexd in a's gateway
+    namespace talking to its own member first; a's namespace's etcd link set down, which leaves
+    a's member alone (a minority: it cannot serve) while b's and c's keep the quorum."""
     need_root_and_binary()
     from xdpex.services import EtcdCluster, EtcdMember
 
-    with etcd_netns(f"ha{os.getpid() % 10000}{secrets.token_hex(2)}") as (ns, host_ip, link):
-        etcd = EtcdCluster([EtcdMember("m0", host=host_ip)]).start()
+    with contextlib.ExitStack() as stack:
         cl = cluster_name()
+        lab = None
         if mode == "udp":
+            ns, host_ip, link = stack.enter_context(
+                etcd_netns(f"ha{os.getpid() % 10000}{secrets.token_hex(2)}"))
+            etcd = EtcdCluster([EtcdMember("m0", host=host_ip)]).start()
+            stack.callback(etcd.stop)
             a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns)
             b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
-        else:
-            from xdpex_traffic.lab import HA_IPS
 
-            site_a, site_b = request.getfixturevalue("ha_lab").sides
-            a = Node(dp_workdir, "a", etcd.endpoints, cluster=cl, agent_netns=ns, site=site_a,
-                     repl_ip=HA_IPS[0])
-            b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl, site=site_b,
-                     repl_ip=HA_IPS[1])
+            def cut(up: bool) -> None:
+                subprocess.run(["ip", "link", "set", link, "up" if up else "down"], check=True,
+                               timeout=10)
+        else:
+            lab = request.getfixturevalue("ha_lab")
+            a, b = lab_nodes(lab, dp_workdir, cl)
+
+            def cut(up: bool) -> None:
+                lab.set_etcd_link("a", up)
+
+            stack.callback(cut, True)
         fc = FollowingClient([a.endpoint, b.endpoint])
         try:
             a.start()
@@ -231,10 +263,14 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
             wait_until(lambda: streaming(b), "b following a")
             fc.start()
             wait_until(lambda: fc.answered_count() > 200, "orders flowing")
-            subprocess.run(["ip", "link", "set", link, "down"], check=True, timeout=10)
-            cut = time.monotonic()
+            cut(False)
+            cut_at = time.monotonic()
             wait_until(lambda: b.role() == "primary", "b took over", 15)
             assert a.ha()["fenced"] is True and a.role() == "primary"
+            if lab is not None:  # a's own member is a minority now; b's and c's the quorum
+                etcd_cl = lab.etcd_cluster()
+                assert not etcd_cl.healthy("a")
+                assert etcd_cl.healthy("b") and etcd_cl.healthy("c")
             wait_until(lambda: any(x.src == fc.src_of(b) for x in list(fc.answers.values())),
                        "answers from b")
             # When the kernel received each answer (SO_TIMESTAMPNS): not when the client
@@ -246,12 +282,12 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
             print(f"fence: a's last answer {(min(from_b) - max(from_a)) / 1e6:.0f} ms before b's "
                   "first")
             last_a = max(x.at for x in list(fc.answers.values()) if x.src == fc.src_of(a))
-            assert last_a - cut < 1.5  # a stopped within its lease (1 s, read late at worst)
+            assert last_a - cut_at < 1.5  # a stopped within its lease (1 s, read late at worst)
             # a still cannot renew: its grant never comes back.
             assert "cannot renew the lease" in a.log()
             check_exactly_once(fc, b)
             # The link back: a's agent learns its lease is gone and fences for good.
-            subprocess.run(["ip", "link", "set", link, "up"], check=True, timeout=10)
+            cut(True)
             assert a.agent is not None
             assert a.agent.wait(15) == 3, a.log()
             assert "lost the lease" in a.log()
@@ -260,7 +296,6 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
             fc.stop_ev.set()
             for n in (b, a):
                 n.stop()
-            etcd.stop()
 
 
 def test_a_standby_killed_and_restarted_catches_up_with_the_same_hash(
@@ -284,18 +319,14 @@ def test_a_standby_killed_and_restarted_catches_up_with_the_same_hash(
         fc.stop_ev.set()
 
 
-def test_planned_switchover_under_load(pair: tuple[Node, Node], svc_etcd: Any) -> None:
+def test_planned_switchover_under_load(pair: tuple[Node, Node]) -> None:
     a, b = pair
     fc = FollowingClient([a.endpoint, b.endpoint])
     fc.start()
     try:
         wait_until(lambda: fc.answered_count() > 200, "orders flowing")
         epoch = a.ha()["epoch"]
-        r = subprocess.run([sys.executable, "-m", "xdpex.cli", "ha", "switchover", "--etcd",
-                            ",".join(svc_etcd.endpoints), "--cluster", a.cluster],
-                           capture_output=True, text=True, timeout=30,
-                           env=dict(os.environ, PYTHONPATH=f"{REPO / 'control'}:"
-                                    f"{REPO / 'proto'}:{REPO / 'traffic'}"))
+        r = switchover(a)
         assert r.returncode == 0, r.stderr
         assert '"to": "b"' in r.stdout
         wait_until(lambda: b.role() == "primary", "b took over")
@@ -489,9 +520,9 @@ def test_persister_and_publisher_follow_the_leader(udp_pair: tuple[Node, Node], 
     import redis
     from control_support import Database
     from sqlalchemy import func, select
-    from test_control_persist import digest, reference
     from xdpex.db import make_engine
-    from xdpex.models import Execution, Order, PersisterPosition
+    from xdpex.models import PersisterPosition
+    from xdpex.persister import database_orders, journal_orders
 
     a, b = udp_pair
     db = Database("postgres", dp_workdir, svc_pg.url)
@@ -525,17 +556,14 @@ def test_persister_and_publisher_follow_the_leader(udp_pair: tuple[Node, Node], 
         end = b.ha()["queues"][0]["journal_seq"]
         wait_until(lambda: position() == end, f"the persister at the journal's end {end}", 30)
         assert "following the leader's journal" in plog.read_text()
-        orders, rejected, execs = reference(b.d.journal)
-        assert len(orders) > 500 and len(execs) > 200
+        want = journal_orders(b.d.journal)
+        execs = want.executions
+        assert len(want.orders) > 500 and len(execs) > 200
         with engine.connect() as cx:
-            rows = cx.execute(select(Order.queue, Order.order_id, Order.status, Order.filled,
-                                     Order.leaves, Order.price, Order.qty)).all()
-            ex = cx.execute(select(Execution.queue, Execution.exec_id, Execution.order_id,
-                                   Execution.price, Execution.qty, Execution.leaves)).all()
-        db_orders = {(r[0], r[1]): [r[2], r[3], r[4], r[5], r[6]] for r in rows}
-        assert len(rows) == len(orders) and len(ex) == len(execs)
-        assert digest(db_orders.items()) == digest(orders.items())
-        assert digest(tuple(e) for e in ex) == digest(execs)
+            got = database_orders(cx)
+        assert got.doubled_rows == 0
+        assert len(got.orders) == len(want.orders) and len(got.executions) == len(execs)
+        assert got == want
         r = redis.Redis.from_url(svc_redis.url)
 
         def streamed() -> list[tuple[int, ...]]:
@@ -615,3 +643,122 @@ def test_replication_metrics_from_a_real_pair(udp_pair: tuple[Node, Node]) -> No
     assert 'xdpex_replication_lag_records{queue="0",standby="b"}' in ta
     assert 'xdpex_ha_role{role="standby"} 1.0' in tb and "xdpex_ha_fenced 1.0" in tb
     assert 'xdpex_replication_following{queue="0",state="streaming"} 1.0' in tb
+
+
+def test_the_lab_runs_one_etcd_member_per_namespace(ha_lab: Any) -> None:
+    """`lab up --ha`'s etcd: member a in a's gateway namespace, b in b's, c in the third; each
+    listening on its namespace's own address, started with the timings that make a 1 s lease,
+    and a 1 s lease asked from a gateway namespace is granted as 1 s."""
+    from xdpex_traffic.lab import ETCD_MEMBER_IPS
+
+    etcd = ha_lab.etcd_cluster()
+    a, b = ha_lab.sides
+    want = {"a": a.gw_ns, "b": b.gw_ns, "c": ha_lab.etcd_ns}
+    for m in etcd.members:
+        assert etcd.running(m.name) and etcd.healthy(m.name), m
+        pid = etcd.pid(m.name)
+        ns = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
+                            text=True, timeout=10).stdout.split()
+        assert ns == [want[m.name]], (m.name, ns)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"--heartbeat-interval") + 1] == b"50"
+        assert argv[argv.index(b"--election-timeout") + 1] == b"500"
+    listed = etcd._call(etcd.member("c"), "/v3/cluster/member/list")["members"]
+    assert sorted((x["name"], x["peerURLs"], x["clientURLs"]) for x in listed) == [
+        (n, [f"http://{ip}:2380"], [f"http://{ip}:2379"])
+        for n, ip in zip("abc", ETCD_MEMBER_IPS, strict=True)]
+    for ns, url in ((a.gw_ns, ha_lab.etcd_endpoints("a")[0]),
+                    (b.gw_ns, ha_lab.etcd_endpoints("b")[0])):
+        r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "--max-time", "2", "-X",
+                            "POST", "-d", '{"TTL": 1}', f"{url}/v3/lease/grant"],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["TTL"] == "1", r.stdout
+
+
+def test_lab_etcd_losing_one_member_changes_nothing_losing_quorum_fences(
+        ha_lab: Any, dp_workdir: Path) -> None:
+    """AF_XDP pair on the lab, each agent talking to its own namespace's member first. One
+    member killed (the raft leader), then the standby's namespace cut off from etcd: the primary
+    keeps answering, nobody fails over. Two members killed: the primary stops answering before
+    its lease could expire and nothing answers until the quorum is back; then the primary
+    answers again and every order is answered exactly once."""
+    lab, etcd = ha_lab, ha_lab.etcd_cluster()
+    a, b = lab_nodes(lab, dp_workdir, cluster_name())
+    fc = FollowingClient([a.endpoint, b.endpoint])
+
+    def nothing_changes(what: str) -> None:
+        n = fc.answered_count()
+        time.sleep(2.5)  # longer than the lease: it must have been renewed meanwhile
+        assert fc.answered_count() > n + 300, f"{what}: answers stopped"
+        assert fc.stats.failovers == 0, f"{what}: the client moved {fc.stats.moves}"
+        assert not a.ha()["fenced"] and a.role() == "primary" and b.role() == "standby", what
+
+    try:
+        a.start()
+        wait_until(lambda: a.role() == "primary", "a elected")
+        b.start()
+        wait_until(lambda: streaming(b), "b following a")
+        fc.start()
+        wait_until(lambda: fc.answered_count() > 100, "orders flowing")
+        victim = etcd.wait_leader()
+        etcd.kill_member(victim)
+        nothing_changes(f"etcd member {victim} (the raft leader) killed")
+        etcd.start_member(victim)
+        lab.set_etcd_link("b", False)
+        try:
+            nothing_changes("b's namespace cut off from etcd")
+        finally:
+            lab.set_etcd_link("b", True)
+        wait_until(lambda: all(etcd.healthy(m) for m in "abc"), "the three members healthy")
+        # No quorum: two of three gone. The end of a's grant (its own clock) is watched: it
+        # lies `margin` (300 ms) before the earliest moment its etcd lease can expire (the last
+        # renewal + TTL). If a's member is the raft leader it renews until etcd's CheckQuorum
+        # steps it down (one to two election timeouts), so the fence can come up to ~1.7 s
+        # after the loss; no other member can elect a leader (or expire the lease) meanwhile.
+        grant_end: list[int] = []
+        watching = threading.Event()
+
+        def watch() -> None:
+            while not watching.is_set():
+                with contextlib.suppress(Exception):  # (a connection of its own)
+                    t, ha = time.time_ns(), ctl_request(a.d.ctl_path, {"cmd": "ha"}, 1.0)
+                    if not ha["fenced"]:
+                        grant_end.append(t + int(ha["lease_ms"]) * 1_000_000)
+                time.sleep(0.01)
+
+        from xdpex_traffic.wire import ctl_request
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            etcd.kill_member("c")
+            etcd.kill_member("b")
+            lost_ns = time.time_ns()
+            wait_until(lambda: a.ha()["fenced"], "a fenced without quorum", 3.0)
+        finally:
+            watching.set()
+            watcher.join(5)
+        from_a = [x.kernel_ns for x in list(fc.answers.values()) if x.src == fc.src_of(a)]
+        print(f"quorum lost: a's last answer {(max(from_a) - lost_ns) / 1e6:.0f} ms after, its "
+              f"grant ended {(max(grant_end) - lost_ns) / 1e6:.0f} ms after")
+        # (+20 ms: lease_ms is whole milliseconds, read after the clock)
+        assert max(from_a) < max(grant_end) + 20_000_000, "a answered after its grant"
+        n = fc.answered_count()
+        time.sleep(2.5)
+        assert fc.answered_count() == n, "answers left without a quorum"
+        assert b.role() == "standby" and a.ha()["fenced"]
+        assert not [x for x in list(fc.answers.values()) if x.src == fc.src_of(b)]
+        etcd.start_member("b")
+        etcd.start_member("c")
+        leader = leader_of(a, b)
+        n = fc.answered_count()
+        wait_until(lambda: fc.answered_count() > n + 100, "answers again with the quorum back")
+        check_exactly_once(fc, leader)
+    finally:
+        fc.stop_ev.set()
+        for node in (b, a):
+            node.stop()
+        for m in "abc":
+            if not etcd.running(m):
+                etcd.start_member(m)

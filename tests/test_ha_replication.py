@@ -127,6 +127,13 @@ def test_standby_equals_the_primary_record_for_record(pair: tuple[Node, Node]) -
     # The primary sent its state hash at a batch boundary now and then; the standby's matched.
     trade(cl, 1000, 20)
     wait_until(lambda: b.ha()["queues"][0]["following"]["hashes_matched"] >= 1, "a hash check")
+    # Caught up, the standby is served by the queue thread itself (--durability replicated),
+    # and where the replication time went is counted stage by stage.
+    q = a.ha()["queues"][0]
+    assert q["standbys"][0]["served_by"] == "queue thread"
+    for stage in ("commit_to_sent", "sent_to_ack", "ack_to_release"):
+        assert q["stages_us"][stage]["count"] >= 1, (stage, q["stages_us"])
+    assert b.ha()["queues"][0]["stages_us"]["recv_to_ack"]["count"] >= 1
 
 
 def test_a_late_standby_catches_up_across_rotated_segments(dp_workdir: Path) -> None:
@@ -149,6 +156,26 @@ def test_a_late_standby_catches_up_across_rotated_segments(dp_workdir: Path) -> 
     finally:
         for n in (b, a):
             n.d.stop(signal.SIGKILL)
+
+
+def test_a_replicated_standby_follows_live_across_rotated_segments(
+        pair: tuple[Node, Node]) -> None:
+    """The queue thread sends each batch from the current segment; a new segment goes back to
+    the sender thread, whose reader moves on through the files, and then to the queue thread."""
+    a, b = pair
+    cl = Client(a.server, 1)
+    assert isinstance(cl.login(), c.LoginAccepted)
+    for k in range(0, 12000, 20):  # about 1.6 MiB of journal with 1 MiB segments
+        cl.send_app([new_order(k + i + 1, price=100 + i, qty=1) for i in range(20)])
+    cl.wait_count(lambda m: isinstance(m, c.Accepted), 12000, timeout=30)
+    assert len(list((a.d.journal / "q0").glob("*.xjl"))) >= 2
+    caught_up(a, b)
+    trade(cl, 20_000, 20)
+    caught_up(a, b)
+    assert a.records() == b.records()
+    wait_until(lambda: a.ha()["queues"][0]["standbys"][0]["served_by"] == "queue thread",
+               "the queue thread serves the standby again")
+    assert a.ha()["queues"][0]["standbys"][0]["handbacks"] >= 1  # the segment change at least
 
 
 def test_replicated_answers_wait_for_the_standby(pair: tuple[Node, Node]) -> None:

@@ -158,6 +158,78 @@ def test_same_seed_same_faults(lab: Lab) -> None:
     within(3000 - len(runs[2]), 3000, 0.2, "loss, seed 12")
 
 
+def feed_run(inj: Injector, n: int, port: int = 9400, timeout: float = 60.0) -> list[int]:
+    """Sends feed-like datagrams 1..n (an 8-byte number, then MoldUDP64-sized padding) from the
+    gateway side to the traffic side's UDP `port`, at most 256 in flight (what has neither
+    arrived nor been dropped by the injector); returns the numbers that arrived."""
+    lab = inj.lab
+    gw, tg = socket_in(lab.gw_ns), socket_in(lab.tg_ns)
+    try:
+        tg.setsockopt(1, 8, 1 << 22)  # SO_RCVBUF
+        tg.setblocking(False)
+        tg.bind((lab.tg_ip, port))
+        got: list[int] = []
+        sent, quiet_since = 0, None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            gone = len(got) + inj.counters()["out"]["feed_dropped"]
+            while sent < n and sent - gone < 256:  # a window, so nothing overflows a buffer
+                sent += 1
+                gw.sendto(struct.pack("<Q", sent) + bytes(92), (lab.tg_ip, port))
+            r, _, _ = select.select([tg], [], [], 0.05)
+            while r:
+                try:
+                    got.append(struct.unpack_from("<Q", tg.recv(2048))[0])
+                except BlockingIOError:
+                    break
+            if sent >= n and not r:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.5:
+                    return got
+            else:
+                quiet_since = None
+        raise AssertionError(f"feed traffic not finished after {timeout} s ({len(got)} of {n})")
+    finally:
+        gw.close()
+        tg.close()
+
+
+def test_feed_loss_drops_the_feed_only_and_counts_it(lab: Lab) -> None:
+    """--feed-port/--feed-loss: feed datagrams from the gateway are dropped at the rate asked
+    for, each drop counted, the same seed dropping the same ones; order datagrams pass
+    untouched and the feed's drops are not in their counters."""
+    inj = Injector(lab)
+    n, runs = 6000, []
+    for seed in (5, 5):
+        inj.apply(FaultSpec(feed_port=9400, feed_loss=0.05, seed=seed))
+        got = feed_run(inj, n)
+        k = inj.counters()
+        assert k["out"]["feed"] == n and k["in"]["feed"] == 0, k
+        assert len(got) == len(set(got)) == n - k["out"]["feed_dropped"], k
+        assert got == sorted(got)  # dropped, never reordered
+        within(k["out"]["feed_dropped"], n, 0.05, "feed loss")
+        runs.append(set(got))
+        at_gw, at_tg = echo_run(lab, 500)
+        k = inj.counters()
+        assert len(at_gw.order) == len(at_tg.order) == 500, k
+        assert k["in"]["dropped"] == k["out"]["dropped"] == 0 and k["out"]["feed"] == n, k
+    assert runs[0] == runs[1]
+    inj.remove()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [({"feed_loss": 0.01}, "--feed-loss needs --feed-port"),
+     ({"feed_port": 9000}, "--feed-port 9000"),
+     ({"feed_port": 9400, "feed_loss": 1.5}, "--feed_loss 1.5")],
+)
+def test_feed_options_are_checked(args: dict, error: str) -> None:
+    from xdpex_traffic.faults import FaultError
+
+    with pytest.raises(FaultError, match=re.escape(error)):
+        FaultSpec(**args)
+
+
 def test_counter_layout_is_the_headers() -> None:
     """faults.py decodes struct fault_cnt / fault_cfg of traffic/faults/faults.h."""
     from xdpex_traffic.faults import CFG, CNT, CNT_FIELDS

@@ -85,6 +85,29 @@ def test_up_twice_and_down_twice(lab: Lab) -> None:
     lab.down()
 
 
+def test_two_queues_and_back(lab: Lab) -> None:
+    """Lab(queues=2): both ends get two rx and two tx queues, each rx queue steered to its
+    side's core; an up() with another count rebuilds the pair."""
+    two = Lab(lab.prefix, queues=2)
+    two.up()
+    st = two.status()
+    assert st["ready"] and st["gateway"]["queues"] == st["traffic"]["queues"] == 2
+    assert st["traffic"]["xdp"] is not None and st["traffic"]["xdp"]["name"] == "xdp_pass"
+    for ns, ifn, cpu in ((lab.gw_ns, lab.gw_if, "1"), (lab.tg_ns, lab.tg_if, "2")):
+        qs = subprocess.run(lab.netns_cmd(ns, ["ls", f"/sys/class/net/{ifn}/queues"]),
+                            capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert sorted(qs) == ["rx-0", "rx-1", "tx-0", "tx-1"]
+        if (os.cpu_count() or 1) >= 2:
+            rps = subprocess.run(
+                lab.netns_cmd(ns, ["cat", f"/sys/class/net/{ifn}/queues/rx-1/rps_cpus"]),
+                capture_output=True, text=True).stdout.strip()  # fmt: skip
+            assert rps == cpu
+    lab.up()
+    assert lab.status()["gateway"]["queues"] == 1
+    with pytest.raises(LabError, match="--queues 0: must be 1..16"):
+        Lab(lab.prefix, queues=0)
+
+
 def test_up_repairs_half_a_lab(lab: Lab) -> None:
     lab.up()
     subprocess.run(["ip", "netns", "del", lab.tg_ns], check=True)

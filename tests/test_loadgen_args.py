@@ -50,6 +50,10 @@ BASE = ["--server", "127.0.0.1:9", "--session", f"1:{SECRET.hex()}"]
         (["--session", "0:abcd"], "--session: 0 is out of range 1..4294967295"),
         (["--bogus"], "unknown option or missing value: '--bogus'"),
         (["--credentials", "/nonexistent/creds"], "--credentials: /nonexistent/creds: No such"),
+        (["--login-stagger", "0"], "--login-stagger: '0' is not a positive number"),
+        (["--relogin-ms", "-3"], "--relogin-ms: '-3' is not a positive number"),
+        (["--server", "127.0.0.1:9,127.0.0.2:9", "--login-stagger", "10"],
+         "--login-stagger: logins inside the run are for one gateway, not several --server"),
     ],
 )
 def test_bad_option_is_named(args: list[str], named: str) -> None:
@@ -128,3 +132,18 @@ def test_silent_gateway_times_out() -> None:
         r = _lg("--server", f"127.0.0.1:{port}", "--session", f"5:{SECRET.hex()}")
         assert 5.5 < time.monotonic() - t0 < 15
     assert r.returncode == 3 and "no answer from the gateway" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        (f"1 {SECRET.hex()} 2-1", "--credentials: 1 is out of range 2..4294967295"),
+        (f"1 {SECRET.hex()} x", "--credentials: 'x' is not a number"),
+        (f"1 {SECRET.hex()} 1 extra", "is not 'ID HEXSECRET [SYMBOLS]'"),
+    ],
+)
+def test_bad_credentials_symbols_are_named(tmp_path, line: str, named: str) -> None:
+    creds = tmp_path / "creds.txt"
+    creds.write_text(line + "\n")
+    r = _lg("--server", "127.0.0.1:9", "--credentials", str(creds))
+    assert r.returncode == 2 and named in r.stderr, r.stderr

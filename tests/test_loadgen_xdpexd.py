@@ -137,3 +137,50 @@ def test_runs_in_the_traffic_namespace_only(lab: Lab) -> None:
         timeout=30,
     )
     assert r.returncode == 3
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["logins-in-run", "logins-first"])
+@pytest.mark.parametrize("mode", ["udp", "afxdp"])
+def test_sessions_spread_over_two_queues(mode: str, inside: bool) -> None:
+    """A two-queue lab and xdpexd serving both queues (afxdp: a socket per rx queue; udp: a
+    SO_REUSEPORT socket per queue): eight sessions, four a queue, each trading its queue's
+    symbols, logging in staggered inside the run and again every 200 ms. A Login that lands on
+    the queue not owning its session is refused BOUND_ELSEWHERE and the generator moves the
+    session to a new source port: exactly as many moves as the gateway's refusals. Both queues
+    carry orders, every order is answered, none for another queue's symbol. (logins-first: the
+    same with the generator's logins before the run, one after another.)"""
+    _need()
+    lab = Lab(f"tlq{os.getpid()}", queues=2)
+    lab.up()
+    g = Gateway(lab, mode, nsessions=8, queues=2)
+    try:
+        g.start()
+        r = run_loadgen(
+            lab, g, g.sessions,
+            ["--count", "8000", "--batch", "4", "--rate", "4000", "--duration", "20"]
+            + (["--login-stagger", "20", "--relogin-ms", "200"] if inside else []),
+            timeout=60, own_symbols=True,
+        )  # fmt: skip
+        assert r["sent"] == r["answered"] == 8000
+        _check_consistent(r)
+        assert "UNKNOWN_SYMBOL" not in r["rejects"]
+        st = g.stats()["queues"]
+        assert [q["queue"] for q in st] == [0, 1]
+        assert all(q["applied"] > 1000 for q in st), [q["applied"] for q in st]
+        lg = r["logins"]
+        assert lg["rebinds"] == r["login_rebinds"] == sum(q["login_rejects"] for q in st)
+        if not inside:
+            assert sum(q["logins"] for q in st) == 8 and lg["sent"] == 0
+            return
+        assert lg["accepted"] == sum(q["logins"] for q in st) > 8  # the first ones and again
+        assert lg["sent"] == lg["accepted"] + lg["rejected"] + lg["retries"]
+        assert len(lg["attempts"]) == lg["sent"]
+        # [session, started, sent, answered, result]: result 0 accepted, -1 none (retried)
+        assert {a[0] for a in lg["attempts"] if a[4] == 0} == {s.id for s in g.sessions}
+        assert all(a[1] <= a[2] <= a[3] for a in lg["attempts"] if a[4] >= 0)
+        by_queue = {q: [x["id"] for x in g.ctl({"cmd": "sessions"})["sessions"]
+                        if x["queue"] == q] for q in (0, 1)}  # fmt: skip
+        assert by_queue == {0: [1, 3, 5, 7], 1: [2, 4, 6, 8]}
+    finally:
+        g.cleanup()
+        lab.down()

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     order_socket: Path = Field(Path("/run/xdpex/orders.sock"))
     journal_dir: Path = Field(Path("/var/lib/xdpex/journal"))
     dataplane_timeout_s: float = 2.0
+    # with ha_nodes (xdpex up --ha): how much longer orders in flight when the primary is lost
+    # wait for the new primary's answers (the control plane's session logs in again there and
+    # resends what it had not applied; docs/ha.md)
+    dataplane_failover_s: float = 5.0
     # how often the stored symbols and sessions are compared with the dataplane's (0 = only when
     # readiness asks); differences show in readiness and /metrics (xdpex.reconcile)
     reconcile_interval_s: float = 10.0

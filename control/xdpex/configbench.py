@@ -183,7 +183,7 @@ def section(res: dict[str, Any]) -> str:
         f"event buffer {mib(mem.get('event_buffer_bytes', 0))} MiB and the ladder pools "
         f"{mib(mem.get('ladder_reserved_bytes', 0))} MiB of address space (resident only as "
         f"used); per symbol id {per.get('symbol_id')} B "
-        f"(+ its directory, 16 B per 64 ticks of band beyond 4,096 ticks), per session id "
+        f"(+ its directory, 16 B per 64 ticks of band beyond 3,200 ticks), per session id "
         f"{per.get('session_id')} B, per resting order {per.get('resting_order')} B plus "
         f"its share of a {per.get('page')}-byte page (64 levels) when it opens one.",
         "",

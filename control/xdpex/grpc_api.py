@@ -329,7 +329,7 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
 
         reader = threading.Thread(target=read, name="grpc-stream-reader", daemon=True)
         reader.start()
-        total, result = 0, "ok"
+        total, result, aborted = 0, "ok", False
         try:
             while True:
                 item = todo.get()
@@ -350,6 +350,7 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
                         err = e
                 if err is not None and not isinstance(err, InvalidArgument):
                     result = f"{grpc_code_of(err)}: {err}"
+                    aborted = True  # (context.abort raises: the stream ends with this code)
                     self._fail(context, err)
                 if err is not None:
                     resp.error = str(err)
@@ -362,6 +363,8 @@ class OrderEntryServicer(pbg.OrderEntryServicer):
         except grpc.RpcError:
             raise
         except Exception as e:  # noqa: BLE001 - INTERNAL, never a crash
+            if aborted:
+                raise  # the abort of the error above, not a second failure
             result = f"INTERNAL: {e}"
             self._fail(context, e)
         finally:

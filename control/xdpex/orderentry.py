@@ -56,6 +56,7 @@ assert c.NewOrder.FIELDS == (
 MSG = c.MSG_SIZE
 COALESCE_MAX = 64  # orders of an asyncio caller sent at the end of the event-loop turn
 KEEP_ORDERS = 8192  # orders of answered entries kept for late fills (few objects: GC)
+KEEP_SENT = 16384  # messages kept for a resend after a failover (failover_s > 0)
 
 
 def _window() -> int:
@@ -80,8 +81,22 @@ class OrderEntrySession(SessionReceiver):
         session_id: int,
         secret: bytes,
         timeout: float = 2.0,
+        failover_s: float = 0.0,
     ):
         self.entry_path = str(entry_path)
+        # High availability (docs/ha.md, "Control-plane order entry across a failover"): with
+        # failover_s > 0 a lost gateway (its socket refuses, a Logout, NOT_LOGGED_IN answers,
+        # silence) is not the end of the session: the heartbeat thread logs in again (to the
+        # new primary, once the entry socket points there) with the first answer not seen,
+        # resends with their own seqs the messages the new primary has not applied, and the
+        # callers in flight wait up to failover_s more for their answers.
+        self.failover_s = failover_s
+        self._lost_at: float | None = None  # when the gateway was lost (None: it is not)
+        self._lost_why = ""
+        self._wait_until = 0.0  # callers in flight across a failover wait until then
+        self._sent: deque[tuple[int, int, bytes]] = deque()  # (seq, count, datagram) sent
+        self._sent_msgs = 0
+        self.failovers = 0
         self.local_path = str(local_path)
         self.session_id = session_id
         self.secret = secret
@@ -162,17 +177,12 @@ class OrderEntrySession(SessionReceiver):
         self._not_on_reading_loop("login")
         if self._sock is None:
             self.open()
-        ts, nonce = time.time_ns(), secrets.randbits(64)
-        msg = c.Login(
-            session_id=self.session_id,
-            next_seq=0,
-            nonce=nonce,
-            hmac=c.login_proof(self.secret, self.session_id, ts, nonce),
-            client_ts=ts,
-        )
-        with self._state:
-            self.logged_in, self.login_error = False, ""
-        self._send(0, [msg])
+        if self._lost_at is not None:  # the heartbeat thread is logging in again
+            raise Unavailable(
+                f"gateway failover: the control plane's session {self.session_id} is logging "
+                f"in again to the new primary ({self._lost_why}); nothing was entered, retry"
+            )
+        self._send_login()
         deadline = time.monotonic() + self.timeout
         with self._state:
             while not self.logged_in and not self.login_error:
@@ -186,6 +196,99 @@ class OrderEntrySession(SessionReceiver):
             if self.login_error:
                 raise Unavailable(self.login_error)
 
+    def _send_login(self) -> None:
+        """A Login; after a lost gateway it asks for the answers from the first not seen."""
+        ts, nonce = time.time_ns(), secrets.randbits(64)
+        msg = c.Login(
+            session_id=self.session_id,
+            next_seq=self.expected_out if self._lost_at is not None else 0,
+            nonce=nonce,
+            hmac=c.login_proof(self.secret, self.session_id, ts, nonce),
+            client_ts=ts,
+        )
+        with self._state:
+            self.logged_in, self.login_error = False, ""
+        self._send(0, [msg])
+
+    def _lose(self, why: str) -> None:
+        """The gateway is gone (failover_s > 0): log in again from the heartbeat thread. No
+        lock taken: called with _send_lock or _state held."""
+        if not self.failover_s:
+            return
+        self.logged_in = False
+        if self._lost_at is None:
+            now = time.monotonic()
+            self._lost_at, self._lost_why = now, why
+            self._wait_until = max(self._wait_until, now + self.failover_s)
+            log.warning(
+                "session %d: gateway lost (%s): logging in again, callers in flight wait up "
+                "to %g s more",
+                self.session_id,
+                why,
+                self.failover_s,
+            )
+
+    def _remember(self, data: bytes) -> None:
+        """Keep an application datagram for a resend after a failover (the last KEEP_SENT
+        messages)."""
+        seq = int.from_bytes(data[8:16], "little")
+        if not seq:
+            return
+        n = int.from_bytes(data[16:18], "little")
+        self._sent.append((seq, n, data))
+        self._sent_msgs += n
+        while self._sent_msgs > KEEP_SENT and len(self._sent) > 1:
+            self._sent_msgs -= self._sent.popleft()[1]
+
+    def _resend_from(self, first: int) -> int:
+        """After a login at a new primary that applied every message below `first`: send the
+        kept datagrams from there on again, with their own seqs (under _state). Orders whose
+        callers were already told that they failed go as a Cancel of themselves instead, which
+        the gateway refuses (UNKNOWN_ORDER): their seqs are filled, and they are never applied
+        after the caller was told. Returns the messages resent, -1 when some are gone."""
+        if not self._sent or first >= self.next_in:
+            return 0
+        if self._sent[0][0] > first:
+            return -1
+        n = 0
+        mz = c.MSG_SIZE
+        with self._send_lock:
+            for seq, count, data in list(self._sent):
+                if seq + count <= first:
+                    continue
+                skip = max(0, first - seq)
+                body = bytearray(data[c.HDR_SIZE + skip * mz :])
+                for j in range(0, len(body), mz):
+                    if body[j] == T_NEW and self._given_up(int.from_bytes(body[j + 8 : j + 16],
+                                                                          "little")):
+                        sym = int.from_bytes(body[j + 4 : j + 8], "little")
+                        cl = int.from_bytes(body[j + 8 : j + 16], "little")
+                        body[j : j + mz] = c.Cancel(symbol_id=sym, orig_cl_ord_id=cl).encode()
+                m = count - skip
+                hdr = _HDR.pack(
+                    c.MAGIC, c.VERSION, 0, self.session_id, seq + skip, m, c.HDR_SIZE + m * mz, 0
+                )
+                self._sock_send(hdr + bytes(body))
+                n += m
+        return n
+
+    def _given_up(self, cl_ord_id: int) -> bool:
+        e = self._chunks.get(cl_ord_id >> CHUNK_BITS)
+        if e is None:
+            return True  # nobody waits for it any more
+        i = e.index(cl_ord_id)
+        return not (0 <= i < e.n) or e.status[i] is UNKNOWN
+
+    def _sock_send(self, data: bytes) -> None:
+        assert self._sock is not None
+        with contextlib.suppress(OSError):  # (lost again: the next login resends)
+            self._sock.sendto(data, socket.MSG_DONTWAIT, self.entry_path)
+
+    def extra_wait(self) -> float:
+        """Seconds a caller whose orders are in flight waits beyond its deadline: up to
+        failover_s after the gateway was lost."""
+        return max(0.0, self._wait_until - time.monotonic())
+
     def ensure_logged_in(self) -> None:
         if not self.logged_in:
             self.login()
@@ -196,6 +299,8 @@ class OrderEntrySession(SessionReceiver):
 
     def _send_raw(self, data: bytes) -> None:
         assert self._sock is not None
+        if self.failover_s:
+            self._remember(data)
         deadline = 0.0
         while True:
             try:
@@ -211,6 +316,10 @@ class OrderEntrySession(SessionReceiver):
                     ) from None
                 time.sleep(0.0001)
             except OSError as e:
+                if self.failover_s:
+                    self._lose(f"entry socket: {e.strerror or e}")
+                    if int.from_bytes(data[8:16], "little"):
+                        return  # kept: resent after the login at the new primary
                 raise Unavailable(
                     f"dataplane order-entry socket {self.entry_path}: {e.strerror or e}"
                 ) from e
@@ -245,6 +354,8 @@ class OrderEntrySession(SessionReceiver):
     def wait(self, e: Entry, deadline: float, timeout: float) -> Entry:
         """The second half of `submit`: every acknowledgement of `e`, or the error."""
         ok = e.wait(max(0.0, deadline - time.monotonic()))
+        while not ok and e.error is None and (more := self.extra_wait()) > 0:
+            ok = e.wait(more)  # a failover: the new primary answers, or resent ones
         return self._finish(e, ok, timeout)
 
     async def submit_async(
@@ -282,6 +393,13 @@ class OrderEntrySession(SessionReceiver):
         timer = loop.call_later(max(0.0, deadline - time.monotonic()), _set_done, fut)
         try:
             await fut
+            while e.remaining and e.error is None and (more := self.extra_wait()) > 0:
+                fut = loop.create_future()  # a failover: wait for the new primary's answers
+                timer.cancel()
+                timer = loop.call_later(more, _set_done, fut)
+                if not e.remaining:
+                    break
+                await fut
         except asyncio.CancelledError:  # the caller went away: give the window places back
             with contextlib.suppress(ServiceError):
                 self._finish(e, True, timeout)
@@ -413,6 +531,13 @@ class OrderEntrySession(SessionReceiver):
             self._retire(e)
         if e.error is not None:
             raise e.error
+        if missing and not ok and self._lost_at is not None:
+            raise Unavailable(
+                f"gateway failover ({self._lost_why}): {len(missing)} of {e.n} orders not "
+                f"acknowledged within {timeout + self.failover_s:g} s (session "
+                f"{self.session_id}, first cl_ord_id {missing[0]}); those the new primary had "
+                "not applied never will be; query the orders by session to see which were"
+            )
         if missing and not ok:
             raise DeadlineExceeded(
                 f"dataplane did not acknowledge {len(missing)} of {e.n} orders "

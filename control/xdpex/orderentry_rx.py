@@ -71,6 +71,18 @@ CXL_CL, CXL_REASON, CXL_OID, CXL_SIDE, CXL_PX, CXL_QTY = (
 assert ACC_CL == REJ_CL == FILL_CL == CXL_CL
 RETRANSMIT_AFTER = 0.03  # s before a gap (later datagram seen) is asked for again
 OVERDUE_AFTER = 0.25  # s of silence with answers outstanding before asking for anything new
+_NLI = bytes([T_REJ, T_NEW]) + int(c.RejectReason.NOT_LOGGED_IN).to_bytes(2, "little")
+
+
+def _has_not_logged_in(data: bytes) -> bool:
+    """Whether the messages hold a NewOrder's Rejected NOT_LOGGED_IN (a message's first 4
+    bytes)."""
+    at = data.find(_NLI)
+    while at >= 0:
+        if at % c.MSG_SIZE == 0:
+            return True
+        at = data.find(_NLI, at + 1)
+    return False
 
 
 class _Waiter:
@@ -116,6 +128,13 @@ class SessionReceiver:
     _loop: asyncio.AbstractEventLoop | None
     _loop_tid: int
     _send: Callable[..., None]
+    failover_s: float
+    failovers: int
+    _lost_at: float | None
+    _lost_why: str
+    _lose: Callable[[str], None]
+    _resend_from: Callable[[int], int]
+    _send_login: Callable[[], None]
 
     # -- receiving ----------------------------------------------------------------------------
     def _rx_loop(self) -> None:
@@ -287,6 +306,8 @@ class SessionReceiver:
         n = len(data) // c.MSG_SIZE
         self.expected_out += n
         fw = _fw.get()
+        if self.failover_s and _has_not_logged_in(data):
+            fw = None  # (rare: the Python path keeps those orders waiting, see _apply_msgs)
         if fw is None:
             self._apply_msgs(list(_ANS.iter_unpack(data)), done)
             return
@@ -315,6 +336,12 @@ class SessionReceiver:
                 i = ((cl >> bits) - e.chunks.start) << bits | (cl & mask)
                 if i >= e.n or e.status[i] is not PENDING:
                     continue  # not ours, a duplicate, or given up on
+                if t == T_REJ and v[2] | v[3] << 8 == c.RejectReason.NOT_LOGGED_IN and \
+                        self.failover_s:
+                    # a new primary that has not seen our login yet: not applied; resent
+                    # after the login there
+                    self._lose("the gateway says not logged in")
+                    continue
                 if t == T_ACC:
                     e.status[i] = "new"
                     e.order_id[i] = v[ACC_OID]
@@ -378,7 +405,9 @@ class SessionReceiver:
 
     def _on_session_msg(self, m: c.Message) -> None:
         with self._state:
-            if isinstance(m, c.LoginAccepted):
+            if isinstance(m, c.LoginAccepted) and self._lost_at is not None:
+                self._relogged(m)
+            elif isinstance(m, c.LoginAccepted):
                 self.next_in = m.next_in_seq
                 self.expected_out = m.next_out_seq
                 self.heartbeat_ms = m.heartbeat_ms or 1000
@@ -393,6 +422,9 @@ class SessionReceiver:
                     f"dataplane refused the login of control-plane session {self.session_id}: "
                     f"{name}"
                 )
+            elif isinstance(m, c.Logout) and self.failover_s and \
+                    m.reason != c.LogoutReason.USER:
+                self._lose(f"logged out by the gateway, reason {m.reason}")  # (a switchover)
             elif isinstance(m, c.Logout):
                 self.logged_in = False
                 if m.reason != c.LogoutReason.USER:  # USER: the answer to our own Logout
@@ -412,8 +444,38 @@ class SessionReceiver:
             elif isinstance(m, c.Heartbeat) and m.next_seq > self.expected_out:
                 self._send_retransmit(self.expected_out, m.next_seq - self.expected_out)
             self._state.notify_all()
-        if isinstance(m, c.Logout):
+        if isinstance(m, c.Logout) and not (self.failover_s and m.reason != c.LogoutReason.USER):
             self._fail_all("logged out by the gateway")
+
+    def _relogged(self, m: c.LoginAccepted) -> None:
+        """LoginAccepted after a lost gateway (under _state): the new primary applied every
+        message below next_in_seq; the rest is sent again with the same seqs, the answers from
+        the first not seen are replayed (the Login asked for them)."""
+        lost = self._lost_at
+        assert lost is not None
+        self.heartbeat_ms = m.heartbeat_ms or 1000
+        self._early.clear()
+        sent = self.next_in
+        resent = self._resend_from(m.next_in_seq)
+        if resent < 0:
+            log.error("session %d: the new primary lacks messages from %d that are no longer "
+                      "kept; their callers are told", self.session_id, m.next_in_seq)
+            self._fail_all("messages lost in the failover")
+        self.next_in = max(sent, m.next_in_seq)
+        self.expected_out = min(self.expected_out, m.next_out_seq)
+        self._lost_at = None
+        self.failovers += 1
+        self.logged_in = True
+        log.warning(
+            "session %d: logged in again at epoch %d after %.0f ms (%s): %d messages resent "
+            "from %d",
+            self.session_id,
+            m.epoch,
+            (time.monotonic() - lost) * 1000,
+            self._lost_why,
+            max(resent, 0),
+            m.next_in_seq,
+        )
 
     def _fail_all(self, why: str) -> None:
         """Wake every caller still waiting: their orders' answers will not come any more (they
@@ -439,10 +501,26 @@ class SessionReceiver:
 
     def _hb_loop(self) -> None:
         """Heartbeats when idle; retransmission requests when answers are overdue."""
+        next_login = 0.0
         while not self._stop.wait(0.01):
+            now = time.monotonic()
+            if self._lost_at is not None:  # log in again (to the new primary) every 0.1 s
+                if now >= next_login:
+                    next_login = now + 0.1
+                    try:
+                        self._send_login()
+                    except Unavailable:
+                        pass  # (the entry socket still names the dead one)
+                continue
             if not self.logged_in:
                 continue
-            now = time.monotonic()
+            if (
+                self.failover_s
+                and now - self._last_rx > 3 * self.heartbeat_ms / 1000
+                and now - self._last_send < 1.0  # (the gateway's heartbeat answers ours)
+            ):
+                self._lose(f"no datagram from the gateway for {3 * self.heartbeat_ms} ms")
+                continue
             with self._state:
                 overdue = (
                     self._inflight > 0 and now - max(self._last_rx, self._last_send) > OVERDUE_AFTER

@@ -251,6 +251,10 @@ class OrderService:
                     self.oe.ensure_logged_in()
                     return self.oe
                 except Unavailable:
+                    if self.oe.failover_s:
+                        # High availability: the session logs in again by itself (to the new
+                        # primary), with what it has in flight; closing it would fail those.
+                        raise
                     self.oe.close()
                     self.oe = None
             s = self.settings
@@ -271,7 +275,12 @@ class OrderService:
                 sid = row.session_id
                 self.ctl.apply({"sessions": [{"id": sid, "secret": secret.hex(), "enabled": True}]})
             oe = OrderEntrySession(
-                s.order_socket, s.state_dir / f"oe-{sid}.sock", sid, secret, s.dataplane_timeout_s
+                s.order_socket,
+                s.state_dir / f"oe-{sid}.sock",
+                sid,
+                secret,
+                s.dataplane_timeout_s,
+                failover_s=s.dataplane_failover_s if s.ha_nodes else 0.0,
             )
             oe.pre_send = self.auditlog.spool_flush  # audit records before the orders they record
             oe.open()

@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from xdpex_proto.journal import (
 
 from .db import make_engine, migrate
 from .hafollow import Leader, cut, parse_nodes, reader_at
-from .models import Order, PersisterPosition
+from .models import Execution, Order, PersisterPosition
 
 log = logging.getLogger("xdpex.persister")
 
@@ -354,11 +355,103 @@ def write_batch(db: Session, b: Batch, position: tuple[int, int, int]) -> None:
         pos.segment, pos.offset, pos.journal_seq = seg, off, seq
 
 
+# --- what the database must hold --------------------------------------------------------------
+@dataclass
+class StoredOrders:
+    """What the persister must have written, in one shape for the journal's view and the
+    database's, so a check (the soak's storage scenario, the persister tests) compares them with
+    ==: each accepted order's final state {(queue, order_id): [status, filled, leaves, price,
+    qty]}, each rejected new order, sorted [(session_id, cl_ord_id, reason)], each execution,
+    sorted [(queue, exec_id, order_id, price, qty, leaves)], and the order rows beyond one per
+    order (a doubled row; never any in the journal's view)."""
+
+    orders: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
+    rejected: list[tuple[int, int, int]] = field(default_factory=list)
+    executions: list[tuple[int, ...]] = field(default_factory=list)
+    doubled_rows: int = 0
+
+
+def journal_orders(journal_dir: Path) -> StoredOrders:
+    """From the journal's outbound answers alone."""
+    v = StoredOrders()
+    for q, qdir in queue_dirs(journal_dir).items():
+        r = JournalReader(qdir, stall_s=0)
+        try:
+            while recs := r.poll(100000):
+                for rec in recs:
+                    if rec.type != REC_OUTBOUND:
+                        continue
+                    for i in range(rec.count):
+                        m = c.decode_message(rec.payload, i * MSG)
+                        if isinstance(m, c.Accepted):
+                            v.orders[(q, m.order_id)] = ["new", 0, m.qty, m.price, m.qty]
+                        elif isinstance(m, c.Rejected) and m.ref_type == c.MsgType.NEW_ORDER:
+                            v.rejected.append((rec.session_id, m.cl_ord_id, int(m.reason)))
+                        elif isinstance(m, c.Fill):
+                            v.executions.append(
+                                (q, m.exec_id, m.order_id, m.price, m.qty, m.leaves)
+                            )
+                            o = v.orders[(q, m.order_id)]
+                            o[1] += m.qty
+                            o[2] = m.leaves
+                            o[0] = "filled" if m.leaves == 0 else "partially_filled"
+                        elif isinstance(m, c.Cancelled):
+                            o = v.orders[(q, m.order_id)]
+                            o[0], o[2] = "cancelled", 0
+        finally:
+            r.close()
+    v.rejected.sort()
+    v.executions.sort()
+    return v
+
+
+def database_orders(db: Any) -> StoredOrders:
+    """From the database (db: a SQLAlchemy Connection or Session)."""
+    v = StoredOrders()
+    for r in db.execute(
+        select(
+            Order.queue,
+            Order.order_id,
+            Order.status,
+            Order.filled,
+            Order.leaves,
+            Order.price,
+            Order.qty,
+            Order.session_id,
+            Order.cl_ord_id,
+            Order.reason,
+        )
+    ):
+        if r[1] is None:
+            v.rejected.append((r[7], r[8], int(r[9])))
+        elif (r[0], r[1]) in v.orders:
+            v.doubled_rows += 1
+        else:
+            v.orders[(r[0], r[1])] = [r[2], r[3], r[4], r[5], r[6]]
+    v.executions = [
+        tuple(e)
+        for e in db.execute(
+            select(
+                Execution.queue,
+                Execution.exec_id,
+                Execution.order_id,
+                Execution.price,
+                Execution.qty,
+                Execution.leaves,
+            )
+        )
+    ]
+    v.rejected.sort()
+    v.executions.sort()
+    return v
+
+
 class Persister:
     """Applies every queue's journal to the database; `step()` does one poll of each queue."""
 
-    def __init__(self, engine: Engine, journal_dir: Path, batch: int = 5000,
-                 leader: Leader | None = None):
+    def __init__(
+        self, engine: Engine, journal_dir: Path, batch: int = 5000, leader: Leader | None = None
+    ):
         self.engine = engine
         self.journal_dir = Path(journal_dir)
         self.batch = batch

@@ -33,7 +33,6 @@ Each scenario function takes (lab, mode, size, seed) and returns its Row; SCALES
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import random
@@ -53,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import xdpex_traffic.pcap as pcap
-from xdpex_proto.codec import MsgType
+from xdpex_proto.codec import LoginReason, MsgType
 from xdpex_proto.journal import (
     JournalReader,
     RecType,
@@ -63,7 +62,7 @@ from xdpex_proto.journal import (
 )
 from xdpex_traffic.faults import FaultSpec, Injector
 from xdpex_traffic.lab import Lab, build_dir, socket_in
-from xdpex_traffic.wire import Gateway, WireError, run_loadgen
+from xdpex_traffic.wire import Gateway, WireError, run_loadgen, session_queue
 
 MAX_MSGS = 22  # XE_MAX_MSGS
 # answers that may reach the generator after it stopped reading, beyond held ones and copies
@@ -78,7 +77,7 @@ SCALES: dict[str, dict[str, int]] = {
         "loss": 20_000,
         "dup": 10_000,
         "reorder": 10_000,
-        "kill": 4,
+        "kill": 6,
         "journal": 20_000,
         "storage": 6,
         "flood": 3,
@@ -533,58 +532,221 @@ def recovered_hashes(gw: Gateway) -> list[str]:
     return re.findall(r"recovered q\d+: state_hash=(0x[0-9a-f]+)", gw.log_path.read_text())
 
 
+KILL_PHASES = ("login", "rotation", "reservation", "retransmission", "steady")
+KILL_SEGMENT_MB = 1  # small segments: rotations every second or so
+RESERVE_STEP = 256 << 10  # what the queue thread reserves at a time (no preparer thread)
+
+
+def kill_plan(kills: int, rnd: random.Random) -> list[str]:
+    """The phase each kill point aims at: every phase once and login once more first (so a
+    short run covers them all), then login 20 %, rotation 20 %, reservation 15 %,
+    retransmission 20 %, steady 25 %."""
+    first = (*KILL_PHASES, "login")
+    head = list(first[: min(kills, len(first))])
+    weights = (20, 20, 15, 20, 25)
+    rest = rnd.choices(KILL_PHASES, weights=weights, k=max(0, kills - len(head)))
+    return head + rest
+
+
+def segment_data_len(path: Path) -> int:
+    """Bytes of records a segment holds (up to its first zero `len` word or a record that
+    does not fit; after the 32-byte header)."""
+    data = path.read_bytes()
+    off = 32
+    while off + 4 <= len(data):
+        n = struct.unpack_from("<I", data, off)[0]
+        if n == 0 or off + n > len(data):
+            break
+        off += n
+    return off - 32
+
+
+def rotation_evidence(journal_dir: Path) -> dict[str, Any] | None:
+    """A queue of the crashed journal that had just rotated: its newest segment holds under
+    64 KiB, or the one before it still has its full size (the kill came between the two steps
+    of a rotation: new segment made, old one not cut yet)."""
+    for q, qdir in queue_dirs(journal_dir).items():
+        segs = sorted(qdir.glob("*.xjl"))
+        if len(segs) < 2:
+            continue
+        prev_full = segs[-2].stat().st_size == KILL_SEGMENT_MB << 20
+        new_len = segment_data_len(segs[-1])
+        if prev_full or new_len < 64 << 10:
+            return {"queue": q, "segment": segs[-1].name, "bytes": new_len,
+                    "previous_uncut": prev_full}  # fmt: skip
+    return None
+
+
+def login_at_kill(attempts: list[list[int]], kill_ns: int) -> str | None:
+    """Where a login of the generator stood at `kill_ns`, if one was under way (started and
+    not answered: until its answer, or the session's next attempt when none came): "announced"
+    (its Login not sent yet: it reaches a dead or restarting gateway) or "in_flight" (sent,
+    answer not received). Attempts are the report's [session, started, sent, answered,
+    result]."""
+    by_sid: dict[int, list[tuple[int, int, int]]] = {}
+    for sid, started, sent, done, _result in attempts:
+        by_sid.setdefault(sid, []).append((started, sent, done))
+    for tries in by_sid.values():
+        for i, (started, sent, done) in enumerate(tries):
+            until = done or (tries[i + 1][0] if i + 1 < len(tries) else 1 << 63)
+            if started <= kill_ns < until:
+                return "in_flight" if sent and sent <= kill_ns else "announced"
+    return None
+
+
+class KillDriver:
+    """Kills xdpexd at the moment a phase asks for: `login` from the generator's stderr line at
+    each Login it sends (the kill is made on that thread, at once), the others by polling the
+    control socket every 2 ms: `rotation` when a queue's segment count grows, `reservation`
+    when a queue's reserved room ahead of its tail is nearly used up (its next batch reserves
+    the next 256 KiB), `retransmission` when the gateway's retransmitted count moves; `steady`
+    at a random time."""
+
+    def __init__(self, gw: Gateway):
+        self.gw = gw
+        self.lock = threading.Lock()
+        self.armed_login = False
+        self.killed = threading.Event()
+        self.kill_ns = 0
+        self.logins_seen = 0
+
+    def _kill_now(self) -> None:
+        assert self.gw.proc is not None
+        self.kill_ns = time.time_ns()
+        os.killpg(self.gw.proc.pid, signal.SIGKILL)
+        self.killed.set()
+
+    def on_line(self, line: str) -> None:
+        if not line.startswith("login "):
+            return
+        with self.lock:
+            self.logins_seen += 1
+            if self.armed_login and not self.killed.is_set():
+                self.armed_login = False
+                self._kill_now()
+
+    def _poll(self) -> tuple[list[int], list[int], int]:
+        j = self.gw.ctl({"cmd": "journal"})["queues"]
+        st = self.gw.stats()["queues"]
+        return (
+            [len(q["segments"]) for q in j],
+            [q["journal_reserved_ahead"] for q in st],
+            sum(q["retransmitted"] for q in st),
+        )
+
+    def kill(self, phase: str, wait_s: float, timeout: float = 8.0) -> dict[str, Any]:
+        """Waits `wait_s`, then for the phase's moment (at most `timeout`), and kills."""
+        self.killed.clear()
+        time.sleep(wait_s)
+        what: dict[str, Any] = {"phase": phase, "triggered": True}
+        deadline = time.monotonic() + timeout
+        if phase == "login":
+            with self.lock:
+                self.armed_login = True
+            if not self.killed.wait(timeout):
+                with self.lock:
+                    self.armed_login = False
+                    if not self.killed.is_set():
+                        what["triggered"] = False
+                        self._kill_now()
+        elif phase == "steady":
+            self._kill_now()
+        else:
+            segs0, _, rtx0 = self._poll()
+            while True:
+                segs, ahead, rtx = self._poll()
+                hit = (
+                    (phase == "rotation" and segs != segs0)
+                    or (phase == "reservation" and min(ahead) < 16 << 10)
+                    or (phase == "retransmission" and rtx != rtx0)
+                )
+                if hit or time.monotonic() > deadline:
+                    what["triggered"] = hit
+                    # (retransmitted: in the last poll interval, 2 ms and the polls' time)
+                    what["seen"] = {"segments": segs, "reserved_ahead": ahead,
+                                    "retransmitted": rtx - rtx0}  # fmt: skip
+                    self._kill_now()
+                    break
+                rtx0 = rtx
+                time.sleep(0.002)
+        assert self.gw.proc is not None
+        self.gw.proc.wait()
+        self.gw.proc = None
+        what["kill_ns"] = self.kill_ns
+        return what
+
+
 def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
-    """xdpexd killed with SIGKILL at `kills` random moments of a load (2 % loss both ways, so
-    resends and retransmissions are going on; 1 MiB journal segments, so rotations are), each
-    time restarted at once on the same journal while the generator carries on. Each crashed
-    journal is kept: replayed afterwards by a fresh xdpexd it must give the state hash the
-    restart reported, and the sessions' next inbound sequence must be one past what the journal
-    holds. At the end every order was answered exactly once and the journal holds each client
-    sequence once, in order."""
+    """xdpexd serving two queues (a two-queue veth lab of its own; kernel-UDP mode: a
+    SO_REUSEPORT socket per queue) and six sessions, three a queue, each trading its queue's
+    symbols, killed with SIGKILL at `kills` points of a lossy load (2 % loss both ways, so
+    resends and retransmissions are going on; 1 MiB journal segments, so rotations are) and
+    restarted at once on the same journal while the generator carries on. The generator logs
+    the sessions in one after another (150 ms apart) and each in again every 400 ms, taking a
+    new source port whenever a Login lands on the queue that does not own its session. Each
+    kill point aims at a phase (KillDriver: login, rotation, reservation, retransmission,
+    steady) and is confirmed afterwards from what was found: a Login outstanding at the kill
+    (the generator's attempts), a segment just begun in the crashed journal, the reserved room
+    nearly used up, the retransmitted count moving. Each crashed journal is kept: replayed
+    afterwards by a fresh xdpexd it must give the state hash the restart reported, and the
+    sessions' next inbound sequence must be one past what the journal holds. At the end every
+    order was answered exactly once, the journal holds each client sequence once, in order,
+    and both queues carried orders."""
     row = Row("kill", mode)
     t0 = time.monotonic()
     rnd = random.Random(seed)
-    # Kills 0.3..2.1 s apart (a restart takes 0.2..1 s here), the load running 2 s past the
-    # last one at 4,000 orders/s.
-    times = list(itertools.accumulate(rnd.uniform(0.3, 2.1) for _ in range(kills)))
-    rate = 4000
-    count = int(rate * (times[-1] + 2))
-    inj = Injector(lab)
+    plan = kill_plan(kills, rnd)
+    lab2 = Lab(f"{lab.prefix}q2"[:40], queues=2)
+    inj = Injector(lab2)
     snaps = Path(tempfile.mkdtemp(prefix=f"xdpex-soak-kill-{mode}-"))
-    gw = Gateway(lab, mode, nsessions=4, extra_args=["--segment-mb", "1"])
+    gw: Gateway | None = None
     points: list[dict[str, Any]] = []
     res: dict[str, Any] = {}
     try:
+        lab2.up()
+        gw = Gateway(lab2, mode, nsessions=6, queues=2,
+                     extra_args=["--segment-mb", str(KILL_SEGMENT_MB)])  # fmt: skip
         inj.apply(FaultSpec(loss=0.02, seed=seed))
         gw.start()
-        args = _loadgen_args(count, seed, rate)
+        rate = 4000
+        args = _loadgen_args(10**9, seed, rate)
+        args[args.index("--duration") + 1] = "3600"
         args[args.index("--drain") + 1] = "20"
+        args += ["--login-stagger", "150", "--relogin-ms", "400", "--log-logins"]
+        drv = KillDriver(gw)
+        procs: list[subprocess.Popen[str]] = []
 
         def load() -> None:
             try:
-                res["r"] = run_loadgen(lab, gw, gw.sessions, args, timeout=count / rate * 3 + 120)
+                res["r"] = run_loadgen(lab2, gw, gw.sessions, args, timeout=3600,
+                                       own_symbols=True, stderr_line=drv.on_line,
+                                       started=procs.append)  # fmt: skip
             except Exception as e:  # reported as a failed check below
                 res["error"] = f"{type(e).__name__}: {e}"
 
         t = threading.Thread(target=load, daemon=True)
         t.start()
-        start = time.monotonic()
-        for k, at in enumerate(times):
-            time.sleep(max(0.0, start + at - time.monotonic()))
-            kill9(gw)
+        for k, phase in enumerate(plan):
+            if "error" in res:
+                break
+            # the first kill inside the staggered first logins, the others 0.2..1.2 s after
+            # the restart before
+            what = drv.kill(phase, 0.05 if k == 0 else rnd.uniform(0.2, 1.2))
             snap = snaps / f"k{k:03d}"
             shutil.copytree(gw.workdir / "journal", snap / "journal")
             t1 = time.monotonic()
             gw.start()
-            points.append(
-                {
-                    "at_s": round(at, 3),
-                    "restart_s": round(time.monotonic() - t1, 3),
-                    "hash": recovered_hashes(gw),
-                    "snap": str(snap),
-                }
-            )
-        t.join(count / rate * 3 + 150)
+            what |= {
+                "restart_s": round(time.monotonic() - t1, 3),
+                "hash": recovered_hashes(gw),
+                "snap": str(snap),
+                "rotation": rotation_evidence(snap / "journal"),
+            }
+            points.append(what)
+        time.sleep(2)
+        if procs:
+            procs[0].send_signal(signal.SIGINT)  # stop sending, drain, report
+        t.join(150)
         row.check("generator finished", "r" in res, error=res.get("error"))
         if "r" not in res:
             return row
@@ -594,18 +756,70 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
         row.faults_injected = len(points) + sum(c[d]["dropped"] for d in c)
         row.detail["kills"] = len(points)
         row.detail["restart_s_max"] = max((p["restart_s"] for p in points), default=0)
-        row.orders, row.answered = r["sent"], r["answered"]
-        row.lost = count - r["answered"]
+        sent = r["sent"]
+        row.orders, row.answered = sent, r["answered"]
+        row.lost = sent - r["answered"]
         row.duplicates += r["unmatched"]
         row.eq("kill points", len(points), kills)
-        row.eq("generator: every order answered", r["answered"], count)
+        row.eq("generator: every order answered", r["answered"], sent)
         row.eq("generator: no answer without an order, none twice", r["unmatched"], 0)
         rec = r["recovery"]
         row.eq("generator: nothing unrecoverable", (rec["unrecoverable"], rec["out_lost"]), (0, 0))
-        check_journal_order(row, journal_inbound(gw.workdir / "journal"), count)
+        inbound = journal_inbound(gw.workdir / "journal")
+        check_journal_order(row, inbound, sent)
+        # Both queues carried orders (the journal of each, all runs together) and each
+        # session's orders went to its own queue's symbols only.
+        per_queue = {q: sum(n for sid, recs in inbound.items() if session_queue(sid, 2) == q
+                            for _, n in recs) for q in (0, 1)}  # fmt: skip
+        row.detail["orders_per_queue"] = per_queue
+        row.check("both queues carried orders", min(per_queue.values()) > 0, **{
+            f"q{q}": n for q, n in per_queue.items()})  # fmt: skip
+        row.eq("no order for another queue's symbol", r["rejects"].get("UNKNOWN_SYMBOL", 0), 0)
+        # and the gateway's own per-queue counters since the last restart say the same
+        qs = {q["queue"]: {k: q[k] for k in ("applied", "rx_datagrams", "logins", "login_rejects")}
+              for q in st["queues"]}  # fmt: skip
+        row.detail["last_run_queues"] = qs
+        row.check("gateway counters: both queues applied orders since the last restart",
+                  sorted(qs) == [0, 1] and all(q["applied"] > 0 for q in qs.values()),
+                  queues=qs)  # fmt: skip
+        logins = r["logins"]
+        row.detail["logins"] = {k: v for k, v in logins.items() if k != "attempts"}
+        # (whether any first Login lands on the other queue is chance: 1 in 64 that none does)
+        elsewhere = sum(1 for a in logins["attempts"] if a[4] == LoginReason.BOUND_ELSEWHERE)
+        row.eq("every Login refused BOUND_ELSEWHERE moved to a new source port",
+               logins["rebinds"], elsewhere)  # fmt: skip
+        # What each kill point hit, confirmed from what was found.
+        phases: dict[str, dict[str, int]] = {p: {"aimed": 0, "confirmed": 0} for p in KILL_PHASES}
+        for p in points:
+            ev = []
+            p["login"] = login_at_kill(logins["attempts"], p["kill_ns"])
+            if p["login"] is not None:
+                ev.append("login")
+            if p["rotation"] is not None:
+                ev.append("rotation")
+            seen = p.get("seen", {})
+            if seen and min(seen["reserved_ahead"]) < 16 << 10:
+                ev.append("reservation")
+            if seen.get("retransmitted", 0) > 0:
+                ev.append("retransmission")
+            if not ev:
+                ev.append("steady")
+            p["evidence"] = ev
+            phases[p["phase"]]["aimed"] += 1
+            for e in ev:
+                phases[e]["confirmed"] += 1
+        row.detail["kill_phases"] = phases
+        row.detail["login_kills"] = {
+            w: sum(1 for p in points if p["login"] == w) for w in ("announced", "in_flight")
+        }
+        row.detail["points"] = [{k: v for k, v in p.items() if k != "snap"} for p in points]
+        for ph in ("login", "rotation", "retransmission"):
+            if phases[ph]["aimed"]:
+                row.check(f"kill points confirmed during {ph}", phases[ph]["confirmed"] > 0,
+                          **phases[ph])  # fmt: skip
         # The final state survives one more kill when idle.
         before = gw.ctl({"cmd": "hash"})["state_hash"]
-        kill9(gw)
+        drv.kill("steady", 0)
         gw.start()
         row.eq("idle kill: same state hash", gw.ctl({"cmd": "hash"})["state_hash"], before)
         gw.stop()
@@ -615,7 +829,8 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
         for p in points:
             inbound = journal_inbound(Path(p["snap"]) / "journal")
             want = {sid: 1 + sum(n for _, n in recs) for sid, recs in inbound.items()}
-            g = Gateway(lab, mode, workdir=Path(p["snap"]))
+            g = Gateway(lab2, mode, workdir=Path(p["snap"]), queues=2,
+                        extra_args=["--segment-mb", str(KILL_SEGMENT_MB)])  # fmt: skip
             g.sessions = gw.sessions
             try:
                 g.start()
@@ -624,9 +839,15 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
             finally:
                 g.stop()
             if got != want:
-                bad_seq.append({"at_s": p["at_s"], "got": got, "want": want})
+                bad_seq.append({"phase": p["phase"], "got": got, "want": want})
             if not h or h != p["hash"]:
-                bad_hash.append({"at_s": p["at_s"], "restart": p["hash"], "replay": h})
+                bad_hash.append({"phase": p["phase"], "restart": p["hash"], "replay": h})
+            p["same_hash"] = bool(h) and h == p["hash"]
+        recovered = {ph: sum(1 for p in points if p["same_hash"] and ph in p["evidence"])
+                     for ph in KILL_PHASES}  # fmt: skip
+        for ph in KILL_PHASES:
+            phases[ph]["same_hash"] = recovered[ph]
+        row.detail["recovered_same_hash"] = sum(p["same_hash"] for p in points)
         row.check(
             "every crashed journal replays to its restart's hash",
             not bad_hash,
@@ -639,8 +860,10 @@ def scenario_kill(lab: Lab, mode: str, kills: int, seed: int) -> Row:
     except Exception as e:
         row.check("ran to the end", False, error=f"{type(e).__name__}: {e}")
     finally:
-        gw.cleanup()
+        if gw is not None:
+            gw.cleanup()
         inj.remove()
+        lab2.down()
         shutil.rmtree(snaps, ignore_errors=True)
         row.seconds = round(time.monotonic() - t0, 1)
         row.ok = not row.failed() and bool(row.checks)
@@ -812,37 +1035,6 @@ def recovered_hashes_of(lab: Lab, mode: str, gw: Gateway, where: Path) -> list[s
 # -- storage outages ------------------------------------------------------------------------------
 
 
-def journal_reference(journal_dir: Path) -> tuple[dict[Any, list[int]], list[Any], list[Any]]:
-    """Final order states, rejected new orders and executions, from the journal's outbound
-    messages alone (what the persister and the publisher must end up with)."""
-    from xdpex_proto import codec as xc
-
-    orders: dict[Any, list[int]] = {}
-    rejected: list[Any] = []
-    execs: list[Any] = []
-    for q, qdir in queue_dirs(journal_dir).items():
-        r = JournalReader(qdir, stall_s=0)
-        while recs := r.poll(100000):
-            for rec in recs:
-                if rec.type != RecType.OUT:
-                    continue
-                for i in range(rec.count):
-                    m = xc.decode_message(rec.payload, i * 64)
-                    if isinstance(m, xc.Accepted):
-                        orders[(q, m.order_id)] = [0, m.qty, m.price, m.qty]
-                    elif isinstance(m, xc.Rejected) and m.ref_type == xc.MsgType.NEW_ORDER:
-                        rejected.append((rec.session_id, m.cl_ord_id, int(m.reason)))
-                    elif isinstance(m, xc.Fill):
-                        execs.append((q, m.exec_id, m.order_id, m.price, m.qty, m.leaves))
-                        o = orders[(q, m.order_id)]
-                        o[0] += m.qty
-                        o[1] = m.leaves
-                    elif isinstance(m, xc.Cancelled):
-                        orders[(q, m.order_id)][1] = 0
-        r.close()
-    return orders, sorted(rejected), sorted(execs)
-
-
 def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
     """PostgreSQL (a private cluster, xdpex.services) stopped for `outage_s` seconds under load,
     the persister (which also runs the Redis publisher) killed with SIGKILL and restarted, the
@@ -850,9 +1042,10 @@ def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
     and afterwards the database and the Redis stream hold exactly what the journal says, row
     for row (orders' final states, rejected orders, executions)."""
     import redis as redis_lib
-    from sqlalchemy import create_engine, func, select, text
+    from sqlalchemy import create_engine, func, select
 
-    from xdpex.models import Execution, Order, PersisterPosition
+    from xdpex.models import PersisterPosition
+    from xdpex.persister import database_orders, journal_orders
     from xdpex.services import PostgresInstance, RedisInstance
 
     row = Row("storage", mode)
@@ -983,49 +1176,26 @@ def scenario_storage(lab: Lab, mode: str, outage_s: int, seed: int) -> Row:
         row.eq("persister caught up with the journal", pos, jseq)
         per.terminate()
         per.wait(30)
-        orders, rejected, execs = journal_reference(gw.workdir / "journal")
+        want = journal_orders(gw.workdir / "journal")
         with eng.connect() as db:
-            rows = db.execute(
-                select(
-                    Order.queue,
-                    Order.order_id,
-                    Order.filled,
-                    Order.leaves,
-                    Order.price,
-                    Order.qty,
-                    Order.session_id,
-                    Order.cl_ord_id,
-                    Order.reason,
-                )
-            ).all()
-            ex = db.execute(
-                select(
-                    Execution.queue,
-                    Execution.exec_id,
-                    Execution.order_id,
-                    Execution.price,
-                    Execution.qty,
-                    Execution.leaves,
-                )
-            ).all()
-            db.execute(text("select 1"))
+            got = database_orders(db)
         eng.dispose()
-        db_orders = {(x[0], x[1]): [x[2], x[3], x[4], x[5]] for x in rows if x[1] is not None}
-        db_rejected = sorted((x[6], x[7], int(x[8])) for x in rows if x[1] is None)
+        execs = want.executions
         row.detail["rows"] = {
-            "orders": len(orders),
-            "rejected": len(rejected),
+            "orders": len(want.orders),
+            "rejected": len(want.rejected),
             "executions": len(execs),
         }
-        row.eq("database orders = journal", len(db_orders), len(orders))
+        row.eq("database orders = journal", len(got.orders), len(want.orders))
+        row.eq("database order rows doubled", got.doubled_rows, 0)
         row.check(
             "database order states = journal",
-            db_orders == orders,
-            differing=sum(1 for k, v in orders.items() if db_orders.get(k) != v),
+            got.orders == want.orders,
+            differing=sum(1 for k, v in want.orders.items() if got.orders.get(k) != v),
         )
-        row.eq("database rejected orders = journal", db_rejected, rejected)
-        row.eq("database executions = journal (count)", len(ex), len(execs))
-        row.check("database executions = journal", sorted(tuple(e) for e in ex) == execs)
+        row.eq("database rejected orders = journal", got.rejected, want.rejected)
+        row.eq("database executions = journal (count)", len(got.executions), len(execs))
+        row.check("database executions = journal", got.executions == execs)
         rc = redis_lib.Redis.from_url(rd.url)
         entries: Any = rc.xrange(f"{prefix}:q0:executions")
         keys = (b"exec_id", b"order_id", b"price", b"qty", b"leaves")
@@ -1462,12 +1632,29 @@ def figures_md(rows: list[dict[str, Any]], command: str, load: str) -> str:
                 )
             )
         if r["scenario"] == "kill" and "kills" in d:
-            same = r["checks"].get("every crashed journal replays to its restart's hash", {})
+            same = d.get("recovered_same_hash", "?")
+            ph = d.get("kill_phases", {})
+            per = "; ".join(
+                f"{name} {v['aimed']} aimed, {v['confirmed']} confirmed, "
+                f"{v.get('same_hash', '?')} same hash"
+                for name, v in ph.items()
+            )
+            q = d.get("orders_per_queue", {})
+            lg = d.get("logins", {})
             extra.append(
-                f"- kill {r['mode']}: {d['kills']} kill points, "
-                f"{d['kills'] if same.get('ok') else 'NOT all'} of {d['kills']} recovered to "
-                f"the same hash as a fresh replay of the crashed journal; slowest restart "
-                f"{d['restart_s_max']} s"
+                f"- kill {r['mode']}: {d['kills']} kill points, {same} of {d['kills']} "
+                f"recovered to the same hash as a fresh replay of the crashed journal; slowest "
+                f"restart {d['restart_s_max']} s; orders per queue "
+                f"{', '.join(f'q{k} {v:,}' for k, v in q.items())}; logins "
+                f"{lg.get('accepted', 0):,} accepted of {lg.get('sent', 0):,} sent, "
+                f"{lg.get('rebinds', 0)} moved to a new source port (BOUND_ELSEWHERE). Kill "
+                f"points by phase (a point confirmed in several phases counts in each): {per}"
+                + (
+                    f"; of the login kills {d['login_kills']['announced']} came before the "
+                    f"Login left, {d['login_kills']['in_flight']} with it on its way"
+                    if "login_kills" in d
+                    else ""
+                )
             )
     if extra:
         out += ["", *extra]

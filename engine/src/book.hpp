@@ -55,15 +55,17 @@ struct Level {
 constexpr uint32_t PAGE_SHIFT = 6;
 constexpr uint32_t FANOUT = 64;
 constexpr uint32_t TOP_BITS = 12; // directory entries: at most 4,096
-constexpr uint32_t INLINE_DIR = 64; // directory entries kept in the Book itself
+constexpr uint32_t INLINE_DIR = 50; // directory entries kept in the Book itself (3,200 ticks)
 constexpr uint32_t MAX_DEPTH = 8; // node levels for 2^66 levels: any int64 band
 
+// 1 KiB: a level's address is a shift of its page and slot. The page's mask of non-empty levels
+// lives apart, in the engine's dense page_mask array (8 bytes a page, so the masks of the pages
+// in use share a few cache lines, as a flat ladder's bitmap words do).
 struct Page {
-	uint64_t mask; // non-empty levels
-	uint32_t next_free; // the pool's free list
-	uint32_t pad;
 	Level lv[FANOUT];
 };
+static_assert(sizeof(Page) == 1024, "a page is 1 KiB");
+constexpr uint32_t PAGE_COST = sizeof(Page) + sizeof(uint64_t); // with its mask
 
 struct Node {
 	uint64_t mask; // children that exist (non-empty)
@@ -82,16 +84,14 @@ struct BookSide {
 	uint32_t top_shift = PAGE_SHIFT; // level index >> top_shift = directory entry
 	uint32_t best_page = NIL;
 	int64_t best = -1;
-	// Directories of up to INLINE_DIR entries (bands of up to 4,096 ticks with no nodes) and
-	// their bitmap live here: reached at a fixed offset, no pointer to load on the way.
+	// Directories of up to INLINE_DIR entries (bands of up to 3,200 ticks with no nodes) and
+	// their bitmap live here (dir and dbits then point at them): no allocation for a narrow
+	// band, and the entries share the side's cache lines. 50 entries make the side 256 bytes,
+	// so a side's address is a shift of the order's side, not a multiplication.
 	uint64_t ibits = 0;
 	uint32_t idir[INLINE_DIR];
-
-	uint32_t top(uint64_t t) const
-	{
-		return fan <= INLINE_DIR ? idir[t] : dir[t];
-	}
 };
+static_assert(sizeof(BookSide) == 256, "BookSide: a power of two");
 
 struct Book {
 	bool configured = false;
@@ -102,6 +102,8 @@ struct Book {
 	int64_t band_low = 0;
 	int64_t band_high = 0;
 	uint64_t nlevels = 0; // (band_high - band_low) / tick + 1
+	uint32_t depth = 0; // both sides' node levels (BookSide::depth), beside the fields every
+			    // order reads
 	BookSide side[2]; // [0] buy, [1] sell
 	std::unique_ptr<uint64_t[]> dir_mem; // both sides' directories and bitmaps, when not inline
 };

@@ -127,7 +127,7 @@ inline uint16_t check_price(const Book &b, int64_t price)
 {
 	if (price <= 0)
 		return XE_REJ_BAD_PRICE;
-	if (price % b.tick)
+	if (b.tick != 1 && price % b.tick) // (a 64-bit division is tens of cycles)
 		return XE_REJ_OFF_TICK;
 	if (price < b.band_low || price > b.band_high)
 		return XE_REJ_OUTSIDE_BAND;
@@ -151,9 +151,8 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 {
 	BookSide &s = b.side[o.side - 1];
 	uint64_t li = level_index(b, o.price);
-	uint32_t pi = (int64_t)li == s.best ? s.best_page : page_of(s, li);
-	xe::Page &P = pages[pi];
-	Level &L = P.lv[li & 63];
+	uint32_t pi = page_of(s, li);
+	Level &L = pages[pi].lv[li & 63];
 	if (o.prev != NIL)
 		pool[o.prev].next = o.next;
 	else
@@ -164,10 +163,11 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 		L.tail = o.prev;
 	L.qty -= o.leaves;
 	if (L.head == NIL) {
-		P.mask &= ~(1ull << (li & 63));
+		uint64_t &m = page_mask[pi];
+		m &= ~(1ull << (li & 63));
 		levels--;
 		bool was_best = (int64_t)li == s.best;
-		if (!P.mask) {
+		if (!m) {
 			page_drop(s, li, pi);
 			pi = NIL;
 		}
@@ -180,10 +180,10 @@ XE_HOT void xe_engine::unlink_level(Book &b, Order &o)
 XE_HOT void xe_engine::level_emptied(Book &b, BookSide &s, int64_t li, bool bids)
 {
 	uint32_t pi = s.best_page;
-	xe::Page &P = pages[pi];
-	P.mask &= ~(1ull << (li & 63));
+	uint64_t &m = page_mask[pi];
+	m &= ~(1ull << (li & 63));
 	levels--;
-	if (!P.mask) {
+	if (!m) {
 		page_drop(s, (uint64_t)li, pi);
 		pi = NIL;
 	}
@@ -232,9 +232,8 @@ XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 	Order &o = pool[oi];
 	BookSide &s = b.side[o.side - 1];
 	uint64_t li = level_index(b, o.price);
-	uint32_t pi = (int64_t)li == s.best ? s.best_page : page_make(s, li);
-	xe::Page &P = pages[pi];
-	Level &L = P.lv[li & 63];
+	uint32_t pi = page_make(s, li);
+	Level &L = pages[pi].lv[li & 63];
 	o.next = NIL;
 	if (L.head != NIL) { // an empty level's head is NIL, even in a page just made
 		o.prev = L.tail;
@@ -246,7 +245,7 @@ XE_HOT void xe_engine::rest(Book &b, uint32_t oi)
 	o.prev = NIL;
 	L.head = L.tail = oi;
 	L.qty = o.leaves;
-	P.mask |= 1ull << (li & 63);
+	page_mask[pi] |= 1ull << (li & 63);
 	levels++;
 	if (o.side == XE_BUY ? (s.best < (int64_t)li) : (s.best < 0 || s.best > (int64_t)li)) {
 		s.best = (int64_t)li;

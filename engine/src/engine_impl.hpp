@@ -64,6 +64,7 @@ struct xe_engine {
 	std::unique_ptr<uint32_t[]> buckets;
 	uint32_t bucket_mask = 0;
 	uint64_t hash_seed = 0; // random per engine: layout only, never visible in events or hashes
+	uint64_t hash_mul = 1; // second random key (odd), the multiplier of bucket_of's mix
 
 	std::unique_ptr<xe::Session[]> sessions; // [session_id], 0 unused
 	std::unique_ptr<xe::Book[]> books; // [symbol_id], 0 unused
@@ -74,6 +75,7 @@ struct xe_engine {
 	// resting orders (a page exists only while an order rests in it), so the page pool is
 	// max_orders pages and cannot run out; nodes are checked before an order may rest.
 	xe::Page *pages = nullptr;
+	uint64_t *page_mask = nullptr; // [page]: its non-empty levels; a free page's next free page
 	uint32_t page_cap = 0, page_bump = 0, page_free = xe::NIL, pages_used = 0;
 	xe::Node *nodes = nullptr;
 	uint32_t node_cap = 0, node_bump = 0, node_free = xe::NIL, nodes_used = 0;
@@ -96,10 +98,15 @@ struct xe_engine {
 	// Client order ids are usually sequential per session: the 16 ids of an aligned block share
 	// one cache line of buckets (one miss per 16 new orders instead of one per order), while
 	// the blocks themselves land at keyed random places, so chosen ids cannot pile into one
-	// chain.
+	// chain. The mix is one 64 x 64 -> 128-bit multiplication of the keyed block by a second
+	// random key, folded (both halves xored): every input bit reaches the bucket bits, in one
+	// multiply's latency where two rounds of mix64 took five dependent steps.
 	uint32_t bucket_of(uint32_t session, uint64_t cl) const
 	{
-		uint64_t blk = xe::mix64((cl >> 4) ^ ((uint64_t)session << 40) ^ hash_seed);
+		unsigned __int128 m =
+		    (unsigned __int128)((cl >> 4) ^ ((uint64_t)session << 40) ^ hash_seed) *
+		    hash_mul;
+		uint64_t blk = (uint64_t)m ^ (uint64_t)(m >> 64);
 		return (uint32_t)(((blk << 4) | (cl & 15)) & bucket_mask);
 	}
 
@@ -169,7 +176,7 @@ struct xe_engine {
 	{
 		uint32_t p = page_free;
 		if (p != xe::NIL) {
-			page_free = pages[p].next_free;
+			page_free = (uint32_t)page_mask[p];
 		} else {
 			// First use: every level empty. A page back from the free list is so
 			// already (it was dropped when its last level emptied).
@@ -177,14 +184,14 @@ struct xe_engine {
 			for (xe::Level &l : pages[p].lv)
 				l.head = xe::NIL;
 		}
-		pages[p].mask = 0;
+		page_mask[p] = 0;
 		pages_used++;
 		return p;
 	}
 
 	void page_release(uint32_t p)
 	{
-		pages[p].next_free = page_free;
+		page_mask[p] = page_free;
 		page_free = p;
 		pages_used--;
 	}
@@ -215,6 +222,8 @@ struct xe_engine {
 	// by the count alone; near the limit, by the nodes its path actually lacks.
 	bool nodes_for(const xe::Book &b, const xe::BookSide &s, int64_t price) const
 	{
+		if (__builtin_expect(b.depth == 0, 1)) // no nodes on the way to a page
+			return true;
 		uint32_t avail = node_cap - nodes_used;
 		if (avail >= s.depth)
 			return true;
@@ -231,7 +240,9 @@ struct xe_engine {
 	// The page holding level idx, or NIL.
 	uint32_t page_of(const xe::BookSide &s, uint64_t idx) const
 	{
-		uint32_t c = s.top(idx >> s.top_shift);
+		if (__builtin_expect(s.depth == 0, 1)) // directory -> page
+			return s.dir[idx >> xe::PAGE_SHIFT];
+		uint32_t c = s.dir[idx >> s.top_shift];
 		for (uint32_t h = s.depth; h > 0 && c != xe::NIL; h--)
 			c = nodes[c].child[(idx >> (xe::PAGE_SHIFT * h)) & 63];
 		return c;
@@ -240,8 +251,18 @@ struct xe_engine {
 	// The page for level idx, made (with its missing nodes) when there is none.
 	uint32_t page_make(xe::BookSide &s, uint64_t idx)
 	{
+		if (__builtin_expect(s.depth == 0, 1)) { // directory -> page
+			uint64_t t = idx >> xe::PAGE_SHIFT;
+			uint32_t &pg = s.dir[t];
+			if (pg == xe::NIL) {
+				pg = page_alloc();
+				s.dbits[t >> 6] |= 1ull << (t & 63);
+				s.dsum |= 1ull << (t >> 6);
+			}
+			return pg;
+		}
 		uint64_t t = idx >> s.top_shift;
-		uint32_t *slot = s.fan <= xe::INLINE_DIR ? &s.idir[t] : &s.dir[t];
+		uint32_t *slot = &s.dir[t];
 		if (*slot == xe::NIL) {
 			*slot = s.depth ? node_alloc() : page_alloc();
 			s.dbits[t >> 6] |= 1ull << (t & 63);
@@ -262,6 +283,11 @@ struct xe_engine {
 	// Page p (of level idx) is empty: back to the pool, with every node it leaves empty.
 	void page_drop(xe::BookSide &s, uint64_t idx, uint32_t p)
 	{
+		if (__builtin_expect(s.depth == 0, 1)) { // the directory entry was the page
+			page_release(p);
+			top_drop(s, idx >> xe::PAGE_SHIFT);
+			return;
+		}
 		uint64_t t = idx >> s.top_shift;
 		uint32_t path[xe::MAX_DEPTH + 1]; // path[h]: the node at height h
 		uint32_t c = s.dir[t];
@@ -280,13 +306,18 @@ struct xe_engine {
 			if (empty)
 				node_release(path[h]);
 		}
-		if (empty) {
-			s.dir[t] = xe::NIL;
-			uint64_t &w = s.dbits[t >> 6];
-			w &= ~(1ull << (t & 63));
-			if (!w)
-				s.dsum &= ~(1ull << (t >> 6));
-		}
+		if (empty)
+			top_drop(s, t);
+	}
+
+	// Directory entry t of side s has nothing under it any more.
+	void top_drop(xe::BookSide &s, uint64_t t)
+	{
+		s.dir[t] = xe::NIL;
+		uint64_t &w = s.dbits[t >> 6];
+		w &= ~(1ull << (t & 63));
+		if (!w)
+			s.dsum &= ~(1ull << (t >> 6));
 	}
 
 	// Lowest non-empty level >= i under child c at height h (0: a page) whose first level is
@@ -294,7 +325,7 @@ struct xe_engine {
 	int64_t up_in(uint32_t c, uint32_t h, uint64_t base, uint64_t i, uint32_t *pg) const
 	{
 		if (h == 0) {
-			uint64_t pm = pages[c].mask & (~0ull << (i - base));
+			uint64_t pm = page_mask[c] & (~0ull << (i - base));
 			if (!pm)
 				return -1;
 			*pg = c;
@@ -319,7 +350,7 @@ struct xe_engine {
 	int64_t down_in(uint32_t c, uint32_t h, uint64_t base, uint64_t i, uint32_t *pg) const
 	{
 		if (h == 0) {
-			uint64_t pm = pages[c].mask & (~0ull >> (63 - (i - base)));
+			uint64_t pm = page_mask[c] & (~0ull >> (63 - (i - base)));
 			if (!pm)
 				return -1;
 			*pg = c;
@@ -400,7 +431,7 @@ struct xe_engine {
 		uint32_t slot = (uint32_t)li & 63;
 		if (bids) {
 			if (pi != xe::NIL && slot) {
-				uint64_t m = pages[pi].mask & (~0ull >> (64 - slot));
+				uint64_t m = page_mask[pi] & (~0ull >> (64 - slot));
 				if (m) {
 					*pg = pi;
 					return (li & ~63ll) + 63 - __builtin_clzll(m);
@@ -409,7 +440,7 @@ struct xe_engine {
 			return li == 0 ? -1 : side_down(s, (uint64_t)li - 1, pg);
 		}
 		if (pi != xe::NIL && slot < 63) {
-			uint64_t m = pages[pi].mask & (~0ull << (slot + 1));
+			uint64_t m = page_mask[pi] & (~0ull << (slot + 1));
 			if (m) {
 				*pg = pi;
 				return (li & ~63ll) + __builtin_ctzll(m);

@@ -26,6 +26,8 @@ struct fault_cfg {
 	__u32 wire_ifindex; /* the traffic side's lab interface (both hooks sit on it) */
 	__u32 hold_ifindex; /* where held datagrams leave for the relay and come back from it */
 	__u32 all_datagrams; /* 0: sequenced application datagrams only (seq != 0); 1: every one */
+	__u32 feed_port; /* UDP port of the market-data feed from the gateway; 0: none */
+	__u32 feed_loss_ppm; /* drop of feed datagrams (direction 1 only: the feed's way) */
 	__u32 enabled;
 };
 
@@ -43,6 +45,8 @@ struct fault_cnt {
 	__u64 msg_cnt; /* messages in the datagrams seen (seen_cnt) */
 	__u64 drop_msg_cnt; /* messages in the datagrams dropped */
 	__u64 hold_msg_cnt; /* messages in the datagrams held */
+	__u64 feed_cnt; /* feed datagrams (UDP to feed_port) considered; direction 1 only */
+	__u64 feed_drop_cnt; /* feed datagrams dropped */
 };
 
 #endif

@@ -13,6 +13,11 @@
  * 1..dup_burst extra copies of it with bpf_clone_redirect (dup_ppm). Copies and released datagrams
  * carry FAULT_MARK_PASS so the hook they pass through again lets them by. Every decision is
  * counted in fcnt_map; see faults.h.
+ *
+ * The market-data feed (MoldUDP64 from the gateway to the traffic side, UDP to feed_port, any
+ * destination address: multicast or unicast) is a second, separate stream: on the ingress of the
+ * lab interface its datagram number m is dropped when a draw of (seed ^ FEED_SALT, m) falls
+ * under feed_loss_ppm, so a subscriber has real gaps to recover by rewind.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -43,6 +48,12 @@ struct {
 	__type(value, struct fault_cnt);
 } fcnt_map SEC(".maps");
 
+struct l4 {
+	struct ethhdr eth;
+	struct iphdr ip;
+	struct udphdr udp;
+} __attribute__((packed));
+
 struct frame {
 	struct ethhdr eth;
 	struct iphdr ip;
@@ -63,6 +74,34 @@ static __always_inline __u32 draw(__u64 seed, __u32 dir, __u64 n, __u32 what)
 {
 	__u64 r = mix64(seed ^ mix64((n << 4) | ((__u64)dir << 2) | what));
 	return (__u32)(((r >> 32) * FAULT_PPM) >> 32);
+}
+
+#define FEED_SALT 0x66656564ULL /* "feed": its draws are independent of the order stream's */
+
+/* TC_ACT_SHOT or TC_ACT_OK for a feed datagram arriving from the gateway, -1 for anything else. */
+static __always_inline int feed_fault(struct __sk_buff *skb, const struct fault_cfg *cfg)
+{
+	__u32 one = 1;
+	struct fault_cnt *cnt;
+	struct l4 f;
+	__u64 m;
+
+	if (skb->ifindex != cfg->wire_ifindex || bpf_skb_load_bytes(skb, 0, &f, sizeof(f)) < 0)
+		return -1;
+	if (f.eth.h_proto != bpf_htons(ETH_P_IP) || f.ip.ihl != 5 || f.ip.protocol != IPPROTO_UDP ||
+	    f.udp.dest != bpf_htons((__u16)cfg->feed_port))
+		return -1;
+	if (skb->ingress_ifindex != cfg->wire_ifindex) /* leaving the traffic side: not the feed */
+		return -1;
+	cnt = bpf_map_lookup_elem(&fcnt_map, &one);
+	if (!cnt)
+		return TC_ACT_OK;
+	m = __sync_fetch_and_add(&cnt->feed_cnt, 1);
+	if (draw(cfg->seed ^ FEED_SALT, 1, m, 0) < cfg->feed_loss_ppm) {
+		__sync_fetch_and_add(&cnt->feed_drop_cnt, 1);
+		return TC_ACT_SHOT;
+	}
+	return TC_ACT_OK;
 }
 
 /* The direction of an xdpex datagram of the configured port, or -1 for anything else; its
@@ -103,6 +142,11 @@ int tc_faults(struct __sk_buff *skb)
 	}
 	if (!cfg || !cfg->enabled)
 		return TC_ACT_OK;
+	if (cfg->feed_port) {
+		d = feed_fault(skb, cfg);
+		if (d >= 0)
+			return d;
+	}
 	d = classify(skb, cfg, &seq, &msgs);
 	if (d < 0)
 		return skb->ifindex == cfg->hold_ifindex ? TC_ACT_SHOT : TC_ACT_OK;

@@ -34,6 +34,10 @@
 #define LG_SECRET_MAX 64
 #define LG_REJ_MAX 32
 #define LG_CXL_MAX 16
+#define LG_LOGIN_LOG 8192 /* login attempts kept for the report */
+#define LG_LOGIN_RETRY_NS 250000000ull /* a Login unanswered this long: a fresh one */
+#define LG_LOGIN_LEAD_NS 2000000ull /* --log-logins: the line, then the Login this much later */
+#define LG_REBIND_MAX 256 /* BOUND_ELSEWHERE: new source ports tried per session */
 
 /* Latency histogram: log-linear, 64 sub-buckets per power of two (under 1.6 % error). */
 #define HIST_SUB_BITS 6
@@ -67,6 +71,15 @@ struct session {
 	int fd;
 	struct sockaddr_in local; /* the socket's own address (AF_XDP frames reuse it) */
 	bool logged_in, logout_sent;
+	/* Logins inside the run (--login-stagger, --relogin-ms): a Login is outstanding since
+	 * login_sent_ns (login_ts its client_ts); the next one is due at login_due_ns. */
+	bool login_pending, ever_logged_in;
+	uint64_t login_due_ns;
+	uint64_t login_send_ns; /* --log-logins: the announced Login leaves then (0: sent) */
+	unsigned login_rec; /* its record in stats.login_log (LG_LOGIN_LOG: none) */
+	unsigned rebinds; /* new source ports taken after BOUND_ELSEWHERE */
+	uint32_t symbols[LG_MAX_SYMBOLS]; /* this session's symbols (credentials file); */
+	unsigned nsym; /* 0 = the --symbols list */
 	/* Failover (more than one --server): moving to the next gateway, logging in there. */
 	bool moving;
 	unsigned srv; /* index into config.servers */
@@ -106,6 +119,10 @@ struct config {
 	int cpu; /* -1 = no pinning */
 	int busy_poll_us;
 	uint64_t seed;
+	double login_stagger_ms; /* > 0 or relogin: sessions log in inside the run, staggered */
+	double relogin_ms; /* > 0: each session logs in again every this long */
+	bool async_login;
+	bool log_logins; /* a line on stderr before each Login is sent: "login ID" */
 	char xdp_if[IF_NAMESIZE]; /* AF_XDP mode on this interface; empty = kernel UDP */
 	struct xsk_io *xio;
 };
@@ -122,6 +139,14 @@ struct stats {
 	 * waiting for it (other work on the core); wait_ns = UINT64_MAX when unavailable */
 	uint64_t cpu_ns, wait_ns;
 	uint64_t xsk_stats[3]; /* AF_XDP mode: rx_dropped, rx_ring_full, fill ring empty */
+	uint64_t logins_sent, logins_accepted, logins_rejected, login_retries, login_rebinds;
+	struct login_rec {
+		uint32_t sid;
+		int32_t result; /* -1 no answer (a fresh Login followed), 0 accepted, else reason */
+		/* CLOCK_REALTIME: attempt started (its stderr line), Login sent, answer received */
+		uint64_t started_ns, sent_ns, done_ns;
+	} login_log[LG_LOGIN_LOG];
+	unsigned nlogin_log;
 	uint64_t rej[LG_REJ_MAX]; /* by enum xe_reject_reason */
 	uint64_t cxl[LG_CXL_MAX]; /* by enum xe_cancel_reason */
 	uint64_t t_start, t_end_send, t_last_answer;
@@ -140,6 +165,11 @@ int session_open(const struct config *cfg, struct session *s);
 int session_login(const struct config *cfg, struct session *s);
 int session_send_login(struct session *s, uint64_t next_seq, uint64_t *ts_out);
 int session_retarget(const struct config *cfg, struct session *s);
+int session_reopen(const struct config *cfg, struct session *s);
+void login_start(const struct config *cfg, struct stats *st, struct session *s, uint64_t now);
+void login_answer(const struct config *cfg, struct stats *st, struct session *s, const uint8_t *m,
+		  uint64_t now);
+void login_tick(const struct config *cfg, struct stats *st, struct session *s, uint64_t now);
 void session_logout(struct config *cfg, struct stats *st);
 int session_send_session_msg(struct session *s, const void *msg, uint8_t flags);
 const char *login_reason_name(unsigned r);

@@ -24,7 +24,8 @@ static const char usage[] =
     "                         is and follow it (heartbeat timeout, Logout), resending what the\n"
     "                         new primary had not applied (kernel UDP mode only)\n"
     "  --session ID:HEX       session id and its secret in hex; repeat for more sessions\n"
-    "  --credentials FILE     sessions from a file, one 'ID HEXSECRET' a line\n"
+    "  --credentials FILE     sessions from a file, one 'ID HEXSECRET [SYMBOLS]' a line\n"
+    "                         (SYMBOLS: that session's symbols, as --symbols)\n"
     "  --bind IP              local address to send from\n"
     "  --count N              order messages to send (default 100000)\n"
     "  --duration SEC         time limit for sending (default 10)\n"
@@ -42,6 +43,14 @@ static const char usage[] =
     "  --busy-poll USEC       SO_BUSY_POLL on the sockets\n"
     "  --xdp IF               AF_XDP mode: orders out and answers in through an AF_XDP\n"
     "                         socket on IF (replaces IF's XDP program while it runs)\n"
+    "  --login-stagger MS     log the sessions in inside the run, session i at i x MS\n"
+    "                         (unanswered Logins sent again every 250 ms)\n"
+    "  --relogin-ms MS        each logged-in session logs in again every MS (same socket,\n"
+    "                         orders go on; implies logins inside the run)\n"
+    "  --log-logins           a line 'login ID' on stderr at each Login, which is sent\n"
+    "                         2 ms later (a watcher can act while the login is under way)\n"
+    "  A Login refused BOUND_ELSEWHERE before the session was logged in is sent again from\n"
+    "  a new source port (its flow landed on a gateway queue not owning the session)\n"
     "  --seed N               random seed (default fixed)\n";
 
 static void die_arg(const char *opt, const char *fmt, ...)
@@ -131,6 +140,8 @@ static void parse_session(struct config *cfg, const char *opt, char *arg)
 	add_session(cfg, opt, arg, colon + 1);
 }
 
+static void parse_symbol_list(const char *opt, char *arg, uint32_t *out, unsigned *n);
+
 static void parse_credentials(struct config *cfg, const char *opt, const char *path)
 {
 	char line[512];
@@ -138,19 +149,25 @@ static void parse_credentials(struct config *cfg, const char *opt, const char *p
 	if (!f)
 		die_arg(opt, "%s: %s", path, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
-		char id[32], hex[256];
+		char id[32], hex[256], syms[256], tail[2];
 		if (line[0] == '#' || line[strspn(line, " \t\r\n")] == 0)
 			continue;
-		if (sscanf(line, "%31s %255s", id, hex) != 2)
-			die_arg(opt, "%s: line '%s' is not 'ID HEXSECRET'", path, line);
+		int n = sscanf(line, "%31s %255s %255s %1s", id, hex, syms, tail);
+		if (n != 2 && n != 3)
+			die_arg(opt, "%s: line '%s' is not 'ID HEXSECRET [SYMBOLS]'", path, line);
 		add_session(cfg, opt, id, hex);
+		if (n == 3) {
+			struct session *s = &cfg->sess[cfg->nsess - 1];
+			parse_symbol_list(opt, syms, s->symbols, &s->nsym);
+		}
 	}
 	fclose(f);
 }
 
-static void parse_symbols(struct config *cfg, const char *opt, char *arg)
+static void parse_symbol_list(const char *opt, char *arg, uint32_t *out, unsigned *n)
 {
-	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+	char *save = NULL;
+	for (char *tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *dash = strchr(tok, '-');
 		uint64_t lo, hi;
 		if (dash) {
@@ -161,13 +178,18 @@ static void parse_symbols(struct config *cfg, const char *opt, char *arg)
 			lo = hi = parse_u64(opt, tok, 1, UINT32_MAX);
 		}
 		for (uint64_t v = lo; v <= hi; v++) {
-			if (cfg->nsym >= LG_MAX_SYMBOLS)
+			if (*n >= LG_MAX_SYMBOLS)
 				die_arg(opt, "at most %d symbols", LG_MAX_SYMBOLS);
-			cfg->symbols[cfg->nsym++] = (uint32_t)v;
+			out[(*n)++] = (uint32_t)v;
 		}
 	}
-	if (!cfg->nsym)
+	if (!*n)
 		die_arg(opt, "no symbol given");
+}
+
+static void parse_symbols(struct config *cfg, const char *opt, char *arg)
+{
+	parse_symbol_list(opt, arg, cfg->symbols, &cfg->nsym);
 }
 
 static void parse_args(struct config *cfg, int argc, char **argv)
@@ -191,6 +213,9 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 		O_BUSY,
 		O_SEED,
 		O_XDP,
+		O_STAGGER,
+		O_RELOGIN,
+		O_LOGLOGINS,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -212,6 +237,9 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 	    {"busy-poll", required_argument, 0, O_BUSY},
 	    {"seed", required_argument, 0, O_SEED},
 	    {"xdp", required_argument, 0, O_XDP},
+	    {"login-stagger", required_argument, 0, O_STAGGER},
+	    {"relogin-ms", required_argument, 0, O_RELOGIN},
+	    {"log-logins", no_argument, 0, O_LOGLOGINS},
 	    {"help", no_argument, 0, O_HELP},
 	    {0, 0, 0, 0},
 	};
@@ -299,6 +327,15 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 				die_arg(name, "'%s' is not an interface name", optarg);
 			snprintf(cfg->xdp_if, sizeof(cfg->xdp_if), "%s", optarg);
 			break;
+		case O_STAGGER:
+			cfg->login_stagger_ms = parse_pos_double(name, optarg);
+			cfg->async_login = true;
+			break;
+		case O_RELOGIN:
+			cfg->relogin_ms = parse_pos_double(name, optarg);
+			cfg->async_login = true;
+			break;
+		case O_LOGLOGINS: cfg->log_logins = true; break;
 		case O_HELP: fputs(usage, stdout); exit(0);
 		}
 	}
@@ -309,6 +346,9 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 	if (cfg->nservers > 1 && cfg->xdp_if[0])
 		die_arg("--server",
 			"several gateways (failover) only in kernel UDP mode, not --xdp");
+	if (cfg->async_login && cfg->nservers > 1)
+		die_arg("--login-stagger",
+			"logins inside the run are for one gateway, not several --server");
 	if (!cfg->nsess)
 		die_arg("--session", "at least one session is required (or --credentials)");
 	if (cfg->rate > 0 && have_window)
@@ -392,6 +432,17 @@ static void report(const struct config *cfg, const struct stats *st)
 	       ", \"unrecoverable\": %" PRIu64 ", \"send_errors\": %" PRIu64 "}, ",
 	       st->seq_gaps, st->resent, st->rtx_requests, st->out_gaps, st->out_lost,
 	       st->unrecoverable, st->send_errors);
+	printf("\"logins\": {\"sent\": %" PRIu64 ", \"accepted\": %" PRIu64
+	       ", \"rejected\": %" PRIu64 ", \"retries\": %" PRIu64 ", \"rebinds\": %" PRIu64
+	       ", \"attempts\": [",
+	       st->logins_sent, st->logins_accepted, st->logins_rejected, st->login_retries,
+	       st->login_rebinds);
+	for (unsigned i = 0; i < st->nlogin_log; i++) {
+		const struct login_rec *r = &st->login_log[i];
+		printf("%s[%u, %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %d]", i ? ", " : "", r->sid,
+		       r->started_ns, r->sent_ns, r->done_ns, r->result);
+	}
+	printf("]}, \"login_rebinds\": %" PRIu64 ", ", st->login_rebinds);
 	printf("\"rx_datagrams\": {\"xsk\": %" PRIu64 ", \"socket\": %" PRIu64 "}, ", st->rx_xsk,
 	       st->rx_socket);
 	printf("\"xsk_drops\": {\"rx_dropped\": %" PRIu64 ", \"rx_ring_full\": %" PRIu64
@@ -471,9 +522,19 @@ int main(int argc, char **argv)
 		xsk_io_close(&cfg);
 		return 1;
 	}
-	for (unsigned i = 0; i < cfg.nsess; i++) {
+	for (unsigned i = 0; i < cfg.nsess && !cfg.async_login; i++) {
 		struct session *s = &cfg.sess[i];
 		int r = session_login(&cfg, s);
+		/* Its flow landed on a gateway queue that does not own the session: another
+		 * source port, until one lands on the session's queue. */
+		while (r == XE_LOGIN_BOUND_ELSEWHERE && s->rebinds < LG_REBIND_MAX &&
+		       !session_reopen(&cfg, s)) {
+			s->rebinds++;
+			st.login_rebinds++;
+			r = session_login(&cfg, s);
+		}
+		if (r == 0)
+			s->ever_logged_in = true;
 		/* Several gateways: the first that answers leads (a standby says nothing); round
 		 * after round for up to 6 s, as long as an election may take. */
 		for (unsigned k = 1; cfg.nservers > 1 && k < 20 * cfg.nservers && r == -ETIMEDOUT;

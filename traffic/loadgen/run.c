@@ -154,7 +154,7 @@ static bool build_order(const struct config *cfg, struct stats *st, struct sessi
 	o->type = XE_NEW_ORDER;
 	o->side = (rnd() & 1) ? XE_BUY : XE_SELL;
 	o->ord_type = XE_ORD_LIMIT;
-	o->symbol_id = cfg->symbols[rnd() % cfg->nsym];
+	o->symbol_id = s->nsym ? s->symbols[rnd() % s->nsym] : cfg->symbols[rnd() % cfg->nsym];
 	o->cl_ord_id = cl;
 	o->qty = 1 + (uint32_t)(rnd() % cfg->qty_max);
 	o->client_ts = ts;
@@ -426,8 +426,13 @@ static void session_msg(const struct config *cfg, struct stats *st, struct sessi
 		if (!s->logout_sent && cfg->nservers > 1)
 			fail_over(cfg, st, s, now); /* a switchover: the next gateway leads */
 		return;
+	case XE_LOGIN_REJECTED: login_answer(cfg, st, s, m, now); return;
 	case XE_LOGIN_ACCEPTED: {
 		const struct xe_login_accepted *a = (const void *)m;
+		if (s->login_pending && !s->moving) {
+			login_answer(cfg, st, s, m, now);
+			return;
+		}
 		if (!s->moving || a->echo_ts != s->login_ts)
 			return; /* late answers to an earlier login */
 		s->moving = false;
@@ -581,6 +586,8 @@ static void timers(struct config *cfg, struct stats *st, bool waiting, uint64_t 
 	bool probed = false;
 	for (unsigned i = 0; i < cfg->nsess; i++) {
 		struct session *s = (struct session *)&cfg->sess[i];
+		if (cfg->async_login)
+			login_tick(cfg, st, s, now);
 		if (s->moving) {
 			/* No answer to the login (a standby says nothing): the next one. */
 			if (now > s->login_sent_ns && now - s->login_sent_ns > 250000000ull)
@@ -646,6 +653,8 @@ int run_load(struct config *cfg, struct stats *st)
 	unsigned rr = 0;
 	st->t_start = start;
 	st->t_last_answer = start;
+	for (unsigned i = 0; cfg->async_login && i < cfg->nsess; i++)
+		cfg->sess[i].login_due_ns = start + 1 + (uint64_t)(i * cfg->login_stagger_ms * 1e6);
 	for (;;) {
 		uint64_t now = now_ns();
 		bool sending = st->sent < cfg->count && now < deadline && !lg_stop;
@@ -690,7 +699,8 @@ int run_load(struct config *cfg, struct stats *st)
 		}
 		bool any = false;
 		for (unsigned i = 0; i < cfg->nsess; i++)
-			any |= cfg->sess[i].logged_in || cfg->sess[i].moving;
+			any |= cfg->sess[i].logged_in || cfg->sess[i].moving ||
+			       (cfg->async_login && !cfg->sess[i].ever_logged_in);
 		if (!any)
 			break;
 	}

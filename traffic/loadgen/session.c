@@ -211,3 +211,138 @@ void session_logout(struct config *cfg, struct stats *st)
 		}
 	}
 }
+
+/* A new socket, so a new source port (the old one's flow landed on a gateway queue that does not
+ * own the session: XE_LOGIN_BOUND_ELSEWHERE, docs/dataplane.md "Queues"). */
+int session_reopen(const struct config *cfg, struct session *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	return session_open(cfg, s);
+}
+
+/* ---- logins inside the run (--login-stagger, --relogin-ms) ----
+ * A session's first Login is due at its staggered start; an unanswered Login is replaced by a
+ * fresh one (new timestamp and nonce) after LG_LOGIN_RETRY_NS, so a gateway that was killed and
+ * restarted meanwhile is simply asked again; a LoginRejected BOUND_ELSEWHERE before the session
+ * was ever logged in takes a new source port. A session logged in logs in again every
+ * --relogin-ms from the same socket (the gateway accepts a Login from the bound address and
+ * serves what the Login's next_seq asks for), while its orders go on. */
+
+static void login_record(struct stats *st, const struct session *s, int32_t result, uint64_t now)
+{
+	if (s->login_rec >= LG_LOGIN_LOG)
+		return;
+	struct login_rec *r = &st->login_log[s->login_rec];
+	if (r->done_ns == 0 && r->result == -1) {
+		r->result = result;
+		r->done_ns = now;
+	}
+}
+
+/* Sends the session's Login now (login_start decided it is due). */
+static void login_send(struct stats *st, struct session *s, uint64_t now)
+{
+	uint64_t ts;
+	/* next_seq: what the gateway sent that this session has not applied (0 before the
+	 * first login: nothing to ask for) */
+	if (session_send_login(s, s->ever_logged_in ? s->out_expected : 0, &ts))
+		ts = now_ns(); /* not sent (a socket error): retried after LG_LOGIN_RETRY_NS */
+	s->login_ts = ts;
+	s->login_sent_ns = now;
+	s->login_send_ns = 0;
+	if (s->login_rec < LG_LOGIN_LOG)
+		st->login_log[s->login_rec].sent_ns = now_ns();
+}
+
+void login_start(const struct config *cfg, struct stats *st, struct session *s, uint64_t now)
+{
+	uint64_t started = now_ns();
+	if (s->login_pending) /* unanswered: that attempt is over (its record stays -1) */
+		st->login_retries++;
+	s->login_pending = true;
+	s->login_ts = 0; /* (no answer matches until it is sent) */
+	s->login_sent_ns = now;
+	st->logins_sent++;
+	s->login_rec = LG_LOGIN_LOG;
+	if (st->nlogin_log < LG_LOGIN_LOG) {
+		struct login_rec *r = &st->login_log[st->nlogin_log];
+		s->login_rec = st->nlogin_log++;
+		r->sid = s->id;
+		r->result = -1;
+		r->started_ns = started; /* (before the stderr line: what a watcher sees first) */
+		r->sent_ns = r->done_ns = 0;
+	}
+	/* --log-logins: the line first, the Login LG_LOGIN_LEAD_NS later, so whoever watches
+	 * can act while this login is under way (the soak kills the gateway then) */
+	if (cfg->log_logins) {
+		fprintf(stderr, "login %u\n", s->id);
+		fflush(stderr);
+		s->login_send_ns = now + LG_LOGIN_LEAD_NS;
+		return;
+	}
+	login_send(st, s, now);
+}
+
+/* LoginAccepted or LoginRejected (m) for session s while a Login of the run is outstanding. */
+void login_answer(const struct config *cfg, struct stats *st, struct session *s, const uint8_t *m,
+		  uint64_t now)
+{
+	if (!s->login_pending)
+		return;
+	if (m[0] == XE_LOGIN_ACCEPTED) {
+		const struct xe_login_accepted *a = (const void *)m;
+		if (a->echo_ts != s->login_ts)
+			return; /* an earlier attempt's answer */
+		login_record(st, s, 0, now);
+		s->login_pending = false;
+		st->logins_accepted++;
+		if (!s->logged_in) {
+			s->next_seq = a->next_in_seq ? a->next_in_seq : 1;
+			s->out_expected = a->next_out_seq ? a->next_out_seq : 1;
+			s->out_high = s->out_expected;
+			s->last_send_ns = now;
+		} else if (a->next_out_seq > s->out_high) {
+			s->out_high = a->next_out_seq;
+		}
+		s->logged_in = s->ever_logged_in = true;
+		s->heartbeat_ms = a->heartbeat_ms ? a->heartbeat_ms : 1000;
+		s->last_recv_ns = now;
+		s->login_due_ns = cfg->relogin_ms > 0 ? now + (uint64_t)(cfg->relogin_ms * 1e6) : 0;
+		return;
+	}
+	const struct xe_login_rejected *rj = (const void *)m;
+	if (rj->echo_ts != s->login_ts)
+		return;
+	login_record(st, s, rj->reason ? rj->reason : 255, now);
+	s->login_pending = false;
+	st->logins_rejected++;
+	if (rj->reason == XE_LOGIN_BOUND_ELSEWHERE && !s->ever_logged_in &&
+	    s->rebinds < LG_REBIND_MAX && !session_reopen(cfg, s)) {
+		s->rebinds++;
+		st->login_rebinds++;
+		s->login_due_ns = now; /* at once, from the new port */
+		return;
+	}
+	s->login_due_ns = now + LG_LOGIN_RETRY_NS;
+}
+
+/* Every timer turn: the session's Login due, or one unanswered for too long. */
+void login_tick(const struct config *cfg, struct stats *st, struct session *s, uint64_t now)
+{
+	if (s->logout_sent || !s->login_due_ns)
+		return;
+	if (s->login_send_ns) {
+		if (now >= s->login_send_ns)
+			login_send(st, s, now);
+		return;
+	}
+	if (s->login_pending) {
+		if (now > s->login_sent_ns && now - s->login_sent_ns > LG_LOGIN_RETRY_NS)
+			login_start(cfg, st, s, now);
+		return;
+	}
+	if (now >= s->login_due_ns)
+		login_start(cfg, st, s, now);
+}

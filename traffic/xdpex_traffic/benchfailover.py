@@ -45,6 +45,11 @@ def _loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+def _stages(gw: Gateway) -> dict[str, Any]:
+    """Queue 0's replication stage times (repl.c, `ha` "stages_us")."""
+    return dict(gw.ctl({"cmd": "ha"})["queues"][0].get("stages_us", {}))
+
+
 def measure(lab: HaLab, log: Any, poll: str = "spin") -> list[dict[str, Any]]:
     site_a, site_b = lab.sides
     rows: list[dict[str, Any]] = []
@@ -71,6 +76,10 @@ def measure(lab: HaLab, log: Any, poll: str = "spin") -> list[dict[str, Any]]:
                            "orders_per_s": r["orders_per_s"], "sent": r["sent"],
                            "answered": r["answered"], "lost": r["lost"],
                            "rtt_us": {k: r["rtt_us"][k] for k in ("p50", "p99", "max")}}
+                    if sb is not None:
+                        # Where the replication time went (repl.c, `ha` "stages_us"), since
+                        # the gateways started: the ping-pong alone, then with the batched run.
+                        row["stages_us"] = {**_stages(gw), **_stages(sb)}
                     rows.append(row)
                     log(f"{durability:10s} {kind:9s} {r['orders_per_s']:>12,.0f} orders/s  "
                         f"rtt p50 {r['rtt_us']['p50']:.1f} p99 {r['rtt_us']['p99']:.1f} us")

@@ -20,6 +20,10 @@ The program and its two maps are pinned under /sys/fs/bpf/xdpex-faults-<prefix>/
 and counters are mmapable arrays (traffic/faults/faults.h) read and written in place. Python:
 `Injector(lab).apply(FaultSpec(loss=0.1, seed=7))`, `.counters()`, `.remove()`. Command line:
 `xdpex lab faults on --loss 0.1 --dup 0.05 --reorder 0.02 --seed 7`, `... stats`, `... off`.
+
+The market-data feed is a stream of its own: `--feed-port 9400 --feed-loss 0.01` drops 1 % of the
+MoldUDP64 datagrams arriving from the gateway at that UDP port (multicast or unicast), counted as
+`feed` and `feed_dropped` of direction "out", drawn from the seed independently of the orders.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ PPM = 1_000_000
 BURST_MAX = 8
 DIRS = ("in", "out")  # 0: traffic -> gateway, 1: gateway -> traffic
 # struct fault_cfg and struct fault_cnt of traffic/faults/faults.h
-CFG = struct.Struct("<Q2I2I2I6I")
+CFG = struct.Struct("<Q2I2I2I8I")
 CNT_FIELDS = (
     "seen",
     "dropped",
@@ -66,6 +70,8 @@ CNT_FIELDS = (
     "msgs",
     "drop_msgs",
     "hold_msgs",
+    "feed",
+    "feed_dropped",
 )
 CNT = struct.Struct(f"<{len(CNT_FIELDS)}Q")
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
@@ -95,9 +101,11 @@ class FaultSpec:
     dirs: str = "both"  # both, in (to the gateway), out (from it)
     all_datagrams: bool = False  # also session datagrams (login, heartbeat, gap, resend request)
     port: int = PORT
+    feed_port: int = 0  # the market-data feed's UDP port (MoldUDP64 from the gateway); 0: none
+    feed_loss: float = 0.0  # drop rate of feed datagrams
 
     def __post_init__(self) -> None:
-        for name in ("loss", "dup", "reorder"):
+        for name in ("loss", "dup", "reorder", "feed_loss"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise FaultError(f"--{name} {v}: a rate is a fraction from 0 to 1")
@@ -115,6 +123,10 @@ class FaultSpec:
             raise FaultError(f"--seed {self.seed}: 0..2^64-1")
         if not 1 <= self.port <= 65535:
             raise FaultError(f"--port {self.port}: 1..65535")
+        if not 0 <= self.feed_port <= 65535 or self.feed_port == self.port:
+            raise FaultError(f"--feed-port {self.feed_port}: 1..65535 and not --port (0: no feed)")
+        if self.feed_loss and not self.feed_port:
+            raise FaultError("--feed-loss needs --feed-port (the feed's UDP port)")
 
     def rates(self, what: str) -> tuple[int, int]:
         ppm = round(getattr(self, what) * PPM)
@@ -283,6 +295,8 @@ class Injector:
                 wire,
                 near,
                 int(spec.all_datagrams),
+                spec.feed_port,
+                round(spec.feed_loss * PPM),
                 0,
             )
             if clear:
@@ -468,6 +482,12 @@ def add_fault_options(parser: Any) -> None:
         help="also session datagrams (login, heartbeats, gaps, resend requests)",
     )
     parser.add_argument("--port", type=int, default=PORT, help="the gateway's UDP port")
+    parser.add_argument(
+        "--feed-port", type=int, default=0, help="the market-data feed's UDP port (0: none)"
+    )
+    parser.add_argument(
+        "--feed-loss", type=float, default=0.0, help="drop rate of feed datagrams, e.g. 0.01"
+    )
     parser.add_argument("--keep", action="store_true", help="on: keep the counters")
 
 
@@ -496,6 +516,8 @@ def run(args: argparse.Namespace) -> int:
                 dirs=args.dirs,
                 all_datagrams=args.all_datagrams,
                 port=args.port,
+                feed_port=args.feed_port,
+                feed_loss=args.feed_loss,
             )
             inj.apply(spec, clear=not args.keep)
             print(json.dumps({"lab": args.prefix, "faults": asdict(spec)}))

@@ -6,7 +6,10 @@ and attaches its XDP program; the traffic side (namespace `<prefix>-tg`, interfa
 only inside these namespaces, so several labs (tests pass a unique --prefix) never collide.
 
 The lab is configured so native XDP and AF_XDP work in both directions on veth: one rx/tx queue
-per end (every frame lands on queue 0, where the gateway's AF_XDP socket listens), fixed MAC
+per end by default (every frame lands on queue 0, where the gateway's AF_XDP socket listens), or
+`queues` of them (`Lab(prefix, queues=2)`, `xdpex lab up --queues 2`: the sender's transmit queue,
+picked by the kernel's hash of each flow, is the peer's receive queue, so the flows of a traffic
+side spread over the gateway's queues as RSS would spread them on a NIC), fixed MAC
 addresses and permanent neighbour entries (no ARP on the fast path), GRO on both ends and a
 minimal XDP_PASS program on the traffic end (a veth drops frames redirected or XDP_TX'd into it
 unless its peer runs XDP or GRO), transmit checksum offload off (so every UDP checksum on the wire
@@ -188,6 +191,7 @@ class Lab:
     """One lab instance; every name derives from `prefix`."""
 
     prefix: str = DEFAULT_PREFIX
+    queues: int = 1  # rx/tx queues on each end of the veth pair
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):
@@ -195,6 +199,8 @@ class Lab:
                 f"--prefix {self.prefix!r}: use 1-40 characters from [A-Za-z0-9_.-], "
                 "starting with a letter or digit"
             )
+        if not 1 <= self.queues <= 16:
+            raise LabError(f"--queues {self.queues}: must be 1..16")
 
     gw_if = GW_IF
     tg_if = TG_IF
@@ -255,6 +261,7 @@ class Lab:
                 "operstate": link.get_attr("IFLA_OPERSTATE"),
                 "address": link.get_attr("IFLA_ADDRESS"),
                 "mtu": link.get_attr("IFLA_MTU"),
+                "queues": link.get_attr("IFLA_NUM_RX_QUEUES"),
                 "addr_info": [
                     {
                         "family": "inet",
@@ -282,9 +289,10 @@ class Lab:
             if not self._ns_exists(ns):  # (a mount: `ip netns add`, not netlink)
                 _run(["ip", "netns", "add", ns], f"create namespace {ns}")
         gw, tg = self._link(self.gw_ns, GW_IF), self._link(self.tg_ns, TG_IF)
-        if gw is None or tg is None:
+        if gw is None or tg is None or gw["queues"] != self.queues or tg["queues"] != self.queues:
             # Half a pair (an interrupted up, or a namespace deleted by hand whose veth the
-            # kernel is still tearing down): remove what is there and start again.
+            # kernel is still tearing down), or a pair with another number of queues: remove
+            # what is there and start again.
             for ns, ifname, link in ((self.gw_ns, GW_IF, gw), (self.tg_ns, TG_IF, tg)):
                 if link is not None:
                     with Netlink(ns) as nl:
@@ -320,11 +328,12 @@ class Lab:
             # on the core of whichever process transmitted into the veth. (Not for frames an
             # XDP program redirects: see the module docstring.)
             for ns, ifname, cpu in ((self.gw_ns, GW_IF, GW_CPU), (self.tg_ns, TG_IF, TG_CPU)):
-                path = f"/sys/class/net/{ifname}/queues/rx-0/rps_cpus"
-                _run(
-                    self.netns_cmd(ns, ["sh", "-c", f"echo {1 << cpu:x} > {path}"]),
-                    f"steer {ifname} receive processing to CPU {cpu}",
-                )
+                for q in range(self.queues):
+                    path = f"/sys/class/net/{ifname}/queues/rx-{q}/rps_cpus"
+                    _run(
+                        self.netns_cmd(ns, ["sh", "-c", f"echo {1 << cpu:x} > {path}"]),
+                        f"steer {ifname} receive processing to CPU {cpu}",
+                    )
         if self._xdp_prog(self.tg_ns, TG_IF) is None:
             _run(
                 ["ip", "-n", self.tg_ns, "link", "set", "dev", TG_IF, "xdpdrv"]
@@ -347,7 +356,8 @@ class Lab:
                  f"put {GW_IP} back on {GW_IF} in {self.gw_ns}")
 
     def _create_pair(self) -> None:
-        """The veth pair, one queue each way on both ends, the peer in the traffic namespace."""
+        """The veth pair, `queues` queues each way on both ends, the peer in the traffic
+        namespace."""
         err: LabError | None = None
         for _ in range(20):
             try:
@@ -359,13 +369,13 @@ class Lab:
                         "add",
                         ifname=GW_IF,
                         kind="veth",
-                        num_tx_queues=1,
-                        num_rx_queues=1,
+                        num_tx_queues=self.queues,
+                        num_rx_queues=self.queues,
                         peer={
                             "ifname": TG_IF,
                             "net_ns_fd": self.tg_ns,
-                            "num_tx_queues": 1,
-                            "num_rx_queues": 1,
+                            "num_tx_queues": self.queues,
+                            "num_rx_queues": self.queues,
                         },
                     )
                 return
@@ -409,6 +419,7 @@ class Lab:
                 info["state"] = link.get("operstate")
                 info["mac"] = link.get("address")
                 info["mtu"] = link.get("mtu")
+                info["queues"] = link.get("queues")
                 info["addresses"] = [
                     f"{a['local']}/{a['prefixlen']}"
                     for a in link.get("addr_info", [])
@@ -430,15 +441,34 @@ class Lab:
 
 HA_IFS = ("xe-ha0", "xe-ha1")
 HA_IPS = ("10.79.0.1", "10.79.0.2")
+# The etcd cluster of `lab up --ha`: one member in each gateway namespace and one in a third
+# namespace of its own (`<prefix>c-etcd`, the tie-breaking site), each on an address of its own
+# namespace (on its loopback: it stays local whatever link is down). Each gateway namespace has
+# one etcd link (xe-et0) to the third namespace, which forwards between the two; peer and client
+# traffic between members goes over these links (not over the replication link, so cutting a
+# gateway off from etcd leaves its replication running, as a broken switch port would).
+ETCD_IF = "xe-et0"  # in each gateway namespace
+ETCD_C_IFS = ("xe-eta", "xe-etb")  # the third namespace's ends of a's and b's etcd links
+ETCD_LINK_IPS = (("10.80.1.1", "10.80.1.2"), ("10.80.2.1", "10.80.2.2"))  # (gateway, third)
+ETCD_MEMBER_IPS = ("10.80.0.1", "10.80.0.2", "10.80.0.3")  # members a, b, c
+ETCD_NET = "10.80.0.0/16"
+ETCD_HEARTBEAT_MS = 50  # etcd's --heartbeat-interval and --election-timeout for a 1 s lease
+ETCD_ELECTION_MS = 500  # (the smallest lease etcd grants is 1.5 election timeouts, in seconds)
+LAB_STATE = Path("/run/xdpex-lab")
 
 
 @dataclass(frozen=True)
 class HaLab:
     """`xdpex lab up --ha`: two gateway hosts, each a Lab of its own (`<prefix>a-gw` with its
     traffic side `<prefix>a-tg`, and `<prefix>b-*`; the same addresses in both, as two sites
-    would have), and a replication link between the two gateway namespaces (xe-ha0 10.79.0.1 in
-    a's, xe-ha1 10.79.0.2 in b's) that each xdpexd's --repl-listen binds. etcd and the HA agents
-    run beside them (docs/ha.md)."""
+    would have), a replication link between the two gateway namespaces (xe-ha0 10.79.0.1 in
+    a's, xe-ha1 10.79.0.2 in b's) that each xdpexd's --repl-listen binds, and a three-member
+    etcd cluster: member a in `<prefix>a-gw` (10.80.0.1), b in `<prefix>b-gw` (10.80.0.2), c in
+    `<prefix>c-etcd` (10.80.0.3), a third site linked to both gateway namespaces (xe-et0 in each;
+    the member addresses are routed over those links), with heartbeat 50 ms and election
+    timeout 500 ms so a 1 s lease is granted as 1 s. The members run detached, their data in
+    /run/xdpex-lab/<prefix>/etcd; `down` stops them. The HA agents run beside each xdpexd in its
+    gateway namespace (docs/ha.md)."""
 
     prefix: str = DEFAULT_PREFIX
 
@@ -446,7 +476,55 @@ class HaLab:
     def sides(self) -> tuple[Lab, Lab]:
         return Lab(f"{self.prefix}a"), Lab(f"{self.prefix}b")
 
-    def up(self) -> None:
+    @property
+    def etcd_ns(self) -> str:
+        """The third site's namespace (etcd member c only)."""
+        return f"{self.prefix}c-etcd"
+
+    @property
+    def etcd_home(self) -> Path:
+        return LAB_STATE / self.prefix / "etcd"
+
+    def etcd_cluster(self) -> Any:
+        """The lab's etcd cluster (xdpex.services.EtcdCluster, detached at etcd_home): members
+        a, b, c in their namespaces, client port 2379 and peer port 2380 on each address."""
+        from xdpex.services import EtcdCluster, EtcdMember
+
+        a, b = self.sides
+        nss = (a.gw_ns, b.gw_ns, self.etcd_ns)
+        return EtcdCluster(
+            [EtcdMember(n, host=ip, client_port=2379, peer_port=2380, netns=ns)
+             for n, ip, ns in zip("abc", ETCD_MEMBER_IPS, nss, strict=True)],
+            heartbeat_ms=ETCD_HEARTBEAT_MS, election_ms=ETCD_ELECTION_MS, home=self.etcd_home)
+
+    def etcd_endpoints(self, first: str | None = None) -> list[str]:
+        """Client URLs of the three members, member `first` (a node's own) first."""
+        names = ["a", "b", "c"]
+        if first is not None:
+            names.remove(first)
+            names.insert(0, first)
+        return [f"http://{ETCD_MEMBER_IPS['abc'.index(n)]}:2379" for n in names]
+
+    def etcd_link(self, member: str) -> list[tuple[str, str]]:
+        """(namespace, interface) of what cuts member `member` off from the others: a gateway
+        namespace's one etcd link, or both of the third namespace's."""
+        a, b = self.sides
+        if member == "a":
+            return [(a.gw_ns, ETCD_IF)]
+        if member == "b":
+            return [(b.gw_ns, ETCD_IF)]
+        if member == "c":
+            return [(self.etcd_ns, i) for i in ETCD_C_IFS]
+        raise ValueError(f"etcd member {member!r}: the lab's are a, b, c")
+
+    def set_etcd_link(self, member: str, up: bool) -> None:
+        for ns, ifname in self.etcd_link(member):
+            _run(["ip", "-n", ns, "link", "set", ifname, "up" if up else "down"],
+                 f"set {ifname} in {ns} {'up' if up else 'down'}")
+        if up:  # (routes over a link go with it when it goes down)
+            self._etcd_routes()
+
+    def up(self, etcd: bool = True) -> None:
         a, b = self.sides
         a.up()
         b.up()
@@ -461,10 +539,72 @@ class HaLab:
                  f"set address {ip} on {ifname} in {lab.gw_ns}")
             _run(["ip", "-n", lab.gw_ns, "link", "set", ifname, "up"],
                  f"bring up {ifname} in {lab.gw_ns}")
+        self._etcd_net()
+        if etcd:
+            from xdpex.services import ServiceError
+
+            try:
+                self.etcd_cluster().start()
+            except ServiceError as e:
+                raise LabError(f"start the lab's etcd members: {e}") from e
+
+    def _etcd_net(self) -> None:
+        """The third namespace, the etcd links and addresses, forwarding in the third namespace
+        and the routes to the member addresses."""
+        a, b = self.sides
+        c = self.etcd_ns
+        if not Path("/run/netns", c).exists():
+            _run(["ip", "netns", "add", c], f"create namespace {c}")
+        _run(["ip", "-n", c, "link", "set", "lo", "up"], f"bring up loopback in {c}")
+        for lab, c_if, (gw_ip, c_ip), m_ip in zip(
+                (a, b), ETCD_C_IFS, ETCD_LINK_IPS, ETCD_MEMBER_IPS, strict=False):
+            if lab._link(lab.gw_ns, ETCD_IF) is None or a._link(c, c_if) is None:
+                for ns, ifname in ((lab.gw_ns, ETCD_IF), (c, c_if)):
+                    if a._link(ns, ifname) is not None:
+                        _run(["ip", "-n", ns, "link", "del", ifname], "remove stale etcd link")
+                _run(["ip", "-n", lab.gw_ns, "link", "add", ETCD_IF, "type", "veth", "peer",
+                      "name", c_if, "netns", c], f"create the etcd link {lab.gw_ns}-{c}")
+            for ns, ifname, ip in ((lab.gw_ns, ETCD_IF, gw_ip), (c, c_if, c_ip)):
+                _run(["ip", "-n", ns, "addr", "replace", f"{ip}/30", "dev", ifname],
+                     f"set address {ip} on {ifname} in {ns}")
+                _run(["ip", "-n", ns, "link", "set", ifname, "up"], f"bring up {ifname} in {ns}")
+            _run(["ip", "-n", lab.gw_ns, "addr", "replace", f"{m_ip}/32", "dev", "lo"],
+                 f"set the etcd address {m_ip} in {lab.gw_ns}")
+        _run(["ip", "-n", c, "addr", "replace", f"{ETCD_MEMBER_IPS[2]}/32", "dev", "lo"],
+             f"set the etcd address {ETCD_MEMBER_IPS[2]} in {c}")
+        _run(["ip", "netns", "exec", c, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+             f"forwarding in {c}")
+        self._etcd_routes()
+
+    def _etcd_routes(self) -> None:
+        a, b = self.sides
+        for lab, (_, c_ip), m_ip, (gw_ip, _) in zip(
+                (a, b), ETCD_LINK_IPS, ETCD_MEMBER_IPS, ETCD_LINK_IPS, strict=False):
+            _run(["ip", "-n", lab.gw_ns, "route", "replace", ETCD_NET, "via", c_ip, "dev",
+                  ETCD_IF], f"route {ETCD_NET} in {lab.gw_ns}")
+            _run(["ip", "-n", self.etcd_ns, "route", "replace", f"{m_ip}/32", "via", gw_ip],
+                 f"route to etcd member {m_ip} in {self.etcd_ns}")
 
     def down(self) -> None:
+        cl = self.etcd_cluster()
+        cl.stop()  # (before the namespaces go: a process keeps its namespace alive)
+        with contextlib.suppress(OSError):
+            (LAB_STATE / self.prefix).rmdir()
         for lab in self.sides:
             lab.down()
+        if Path("/run/netns", self.etcd_ns).exists():
+            _run(["ip", "netns", "del", self.etcd_ns], f"delete namespace {self.etcd_ns}")
+
+    def etcd_status(self) -> dict[str, Any]:
+        cl = self.etcd_cluster()
+        out: dict[str, Any] = {"members": {}}
+        for m in cl.members:
+            run = cl.running(m.name)
+            out["members"][m.name] = {"namespace": m.netns, "client_url": m.client_url,
+                                      "running": run, "healthy": run and cl.healthy(m.name)}
+        out["leader"] = cl.leader()
+        out["healthy"] = sum(1 for v in out["members"].values() if v["healthy"])
+        return out
 
     def status(self) -> dict[str, Any]:
         a, b = self.sides
@@ -473,8 +613,9 @@ class HaLab:
         out["replication_link"] = {
             "a": f"{HA_IFS[0]} {HA_IPS[0]}", "b": f"{HA_IFS[1]} {HA_IPS[1]}",
             "up": all(x is not None and x.get("operstate") in ("UP", "UNKNOWN") for x in links)}
+        out["etcd"] = self.etcd_status()
         out["ready"] = bool(out["a"]["ready"] and out["b"]["ready"]
-                            and out["replication_link"]["up"])
+                            and out["replication_link"]["up"] and out["etcd"]["healthy"] == 3)
         return out
 
 
@@ -509,9 +650,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace name prefix: <prefix>-gw and <prefix>-tg (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("--queues", type=int, default=1,
+                        help="rx/tx queues on each end of the veth pair (default %(default)s)")
     parser.add_argument("--ha", action="store_true",
-                        help="two gateway sites (<prefix>a-*, <prefix>b-*) and a replication "
-                             "link between their gateway namespaces (docs/ha.md)")
+                        help="two gateway sites (<prefix>a-*, <prefix>b-*), a replication "
+                             "link between their gateway namespaces and a three-member etcd, "
+                             "one member per gateway namespace and one in <prefix>c-etcd "
+                             "(docs/ha.md)")
     parser.add_argument(
         "faults_action",
         nargs="?",
@@ -536,7 +681,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.ha:
             return _run_ha(HaLab(args.prefix), args)
-        lab = Lab(args.prefix)
+        lab = Lab(args.prefix, queues=args.queues)
         if args.action == "up":
             lab.up()
             _print_status(lab.status())
@@ -570,4 +715,9 @@ def _run_ha(ha: HaLab, args: argparse.Namespace) -> int:
             _print_status(st[side])
         rl = st["replication_link"]
         print(f"  replication {rl['a']} <-> {rl['b']} {'up' if rl['up'] else 'DOWN'}")
+        et = st["etcd"]
+        print(f"  etcd {et['healthy']}/3 healthy, raft leader {et['leader'] or 'none'}")
+        for name, m in et["members"].items():
+            state = "healthy" if m["healthy"] else "running, unhealthy" if m["running"] else "down"
+            print(f"    member {name} {m['namespace']} {m['client_url']} {state}")
     return 0 if st["ready"] or args.action == "status" else 1

@@ -18,8 +18,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,21 @@ class Session:
         return f"{self.id}:{self.secret.hex()}"
 
 
-def make_config(symbols: Sequence[int], sessions: Sequence[Session]) -> dict[str, Any]:
-    """An xdpexd configuration (docs/dataplane.md "Configuration file")."""
+def session_queue(session_id: int, queues: int) -> int:
+    """The queue `Gateway` gives a session: ids spread round-robin over the queues."""
+    return (session_id - 1) % queues
+
+
+def queue_symbols(symbols: Sequence[int], queue: int, queues: int) -> list[int]:
+    """The symbols xdpexd puts on `queue` by default: the ((id - 1) mod n)-th queue."""
+    return [s for s in symbols if (s - 1) % queues == queue]
+
+
+def make_config(
+    symbols: Sequence[int], sessions: Sequence[Session], queues: int = 1
+) -> dict[str, Any]:
+    """An xdpexd configuration (docs/dataplane.md "Configuration file"); with several queues
+    each session gets a queue (`session_queue`), the symbols xdpexd's default one."""
     return {
         "heartbeat_ms": 1000,
         "symbols": [
@@ -86,7 +100,9 @@ def make_config(symbols: Sequence[int], sessions: Sequence[Session]) -> dict[str
             for s in symbols
         ],
         "sessions": [
-            {"id": s.id, "secret": s.secret.hex(), "cancel_on_disconnect": True} for s in sessions
+            {"id": s.id, "secret": s.secret.hex(), "cancel_on_disconnect": True}
+            | ({"queue": session_queue(s.id, queues)} if queues > 1 else {})
+            for s in sessions
         ],
     }
 
@@ -113,6 +129,7 @@ class Gateway:
         extra_args: Sequence[str] = (),
         xdpexd: Path | None = None,
         config_extra: dict[str, Any] | None = None,
+        queues: int = 1,
         xdp_filter: bool | None = None,
     ) -> None:
         if mode not in ("afxdp", "udp", "dpdk"):
@@ -123,6 +140,7 @@ class Gateway:
         # otherwise: what a deployment does. The plain socket is the benchmarks' baseline.
         self.xdp_filter = mode == "udp" if xdp_filter is None else xdp_filter
         self.lab, self.mode, self.cpu, self.poll = lab, mode, cpu, poll
+        self.queues = queues  # served queues 0..queues-1 (the lab needs as many, afxdp)
         self.binary = xdpexd or xdpexd_path()  # another build of it: A/B benchmarks
         self.symbols = list(symbols)
         self.extra_args = list(extra_args)
@@ -163,6 +181,8 @@ class Gateway:
             cmd += ["--xdp-filter"]
         if self.cpu is not None:
             cmd += ["--cpus", str(self.cpu)]
+        if self.queues > 1:
+            cmd += ["--queues", ",".join(map(str, range(self.queues)))]
         cmd += self.extra_args
         if self.mode == "dpdk":
             cmd += ["--", *dpdk_eal_args(f"xdpex-{self.lab.prefix}", self.lab.gw_if)]
@@ -181,7 +201,7 @@ class Gateway:
             raise WireError(f"start xdpexd: {binary} is not built (run `make build`)")
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(make_config(self.symbols, self.sessions) | self.config_extra, f)
+            json.dump(make_config(self.symbols, self.sessions, self.queues) | self.config_extra, f)
         if self.mode == "dpdk":
             self._aside.enter_context(self.lab.gateway_stack_aside())
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
@@ -260,18 +280,31 @@ def run_loadgen(
     *,
     cpu: int | None = None,
     timeout: float = 120.0,
+    own_symbols: bool = False,
+    stderr_line: Callable[[str], None] | None = None,
+    started: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> dict[str, Any]:
     """Runs xdpex-loadgen in the traffic namespace against `gw`; returns its JSON report.
 
     `cpu` pins the generator (benchmarks use TG_CPU, the core the lab steers the traffic side's
-    receive work to)."""
+    receive work to). `own_symbols`: each session trades only the symbols of its own queue (a
+    gateway with several queues answers an order for another queue's symbol UNKNOWN_SYMBOL).
+    `stderr_line` is called with each line the generator writes on stderr, as it comes
+    (`--log-logins`); then `started` is handed the generator's process once it runs (to stop
+    it with SIGINT: it stops sending, drains and reports)."""
     binary = loadgen_path()
     if not binary.exists():
         raise WireError(f"load generator: {binary} is not built (run `make build`)")
     with tempfile.NamedTemporaryFile("w", prefix="xdpex-creds-", suffix=".txt") as creds:
         os.chmod(creds.name, 0o600)
         for s in sessions:
-            creds.write(f"{s.id} {s.secret.hex()}\n")
+            syms = ""
+            if own_symbols:
+                mine = queue_symbols(gw.symbols, session_queue(s.id, gw.queues), gw.queues)
+                if not mine:
+                    raise WireError(f"session {s.id}: no symbol on its queue")
+                syms = " " + ",".join(map(str, mine))
+            creds.write(f"{s.id} {s.secret.hex()}{syms}\n")
         creds.flush()
         cmd = [str(binary), "--server", gw.server, "--credentials", creds.name]
         cmd += ["--symbols", ",".join(map(str, gw.symbols)), "--price", LOADGEN_PRICES]
@@ -279,9 +312,12 @@ def run_loadgen(
             cmd += ["--cpu", str(cpu)]
         cmd += list(args)
         try:
-            proc = subprocess.run(
-                lab.run_cmd(lab.tg_ns, cmd), capture_output=True, text=True, timeout=timeout
-            )
+            if stderr_line is None:
+                proc = subprocess.run(
+                    lab.run_cmd(lab.tg_ns, cmd), capture_output=True, text=True, timeout=timeout
+                )
+            else:
+                proc = _run_streaming(lab.run_cmd(lab.tg_ns, cmd), stderr_line, timeout, started)
         except subprocess.TimeoutExpired as e:
             raise WireError(f"load generator: no result after {timeout:.0f} s") from e
     if proc.returncode != 0:
@@ -294,3 +330,42 @@ def run_loadgen(
     except ValueError as e:
         raise WireError(f"load generator: output is not JSON: {proc.stdout[:200]!r}") from e
     return result
+
+
+def _run_streaming(
+    argv: list[str],
+    line_cb: Callable[[str], None],
+    timeout: float,
+    started: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(argv) with stdout captured and each stderr line handed to `line_cb` as
+    it is written (and kept, for the error message)."""
+    lines: list[str] = []
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stderr is not None
+    if started is not None:
+        started(p)
+    out: list[str] = []
+    stdout = p.stdout
+    reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
+    reader.start()
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        p.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    try:
+        for ln in p.stderr:
+            lines.append(ln)
+            line_cb(ln.rstrip("\n"))
+        p.wait()
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(argv, timeout)
+    reader.join(5)
+    err = "".join(x for x in lines if not x.startswith("login "))
+    return subprocess.CompletedProcess(argv, p.returncode, "".join(out), err)

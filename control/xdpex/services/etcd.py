@@ -20,6 +20,8 @@ from typing import Any
 from .procs import (
     Instance,
     ServiceError,
+    alive,
+    cwd_inside,
     exited,
     free_port,
     kill_by_pidfile,
@@ -62,7 +64,12 @@ class EtcdCluster(Instance):
     <dir>/<name>/ with its log <name>.log and pid file <name>.pid. Heartbeat and election timeout
     default to 50 ms / 500 ms, so the smallest lease etcd grants (1.5 election timeouts, rounded
     up to whole seconds) is 1 s. Members can be killed and started again (`kill_member`,
-    `start_member`: it rejoins with its data) for failover tests."""
+    `start_member`: it rejoins with its data) for failover tests.
+
+    `home` makes a detached cluster (`xdpex lab up --ha`): its directory is `home` itself, with
+    no owner process (nothing reaps it when the process that started it exits, and a later
+    process finds its members by pid file); a member whose data directory exists rejoins with
+    it. `stop()` kills the members and removes `home` (unless `keep`)."""
 
     kind = "etcd"
 
@@ -74,8 +81,10 @@ class EtcdCluster(Instance):
         election_ms: int = 500,
         keep: bool = False,
         timeout: float = 60.0,
+        home: Path | None = None,
     ):
         super().__init__(root, keep)
+        self.home = Path(home) if home is not None else None
         names = [m.name for m in members]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"etcd members: names must be unique and non-empty, got {names}")
@@ -92,6 +101,9 @@ class EtcdCluster(Instance):
         self.token = f"xdpex-{secrets.token_hex(6)}"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._started: set[str] = set()
+        if self.home is not None:
+            self.dir = self.home
+            self._started = {m.name for m in self.members if (self.home / m.name).is_dir()}
 
     @classmethod
     def single(cls, root: Path | None = None, **kw: Any) -> EtcdCluster:
@@ -177,7 +189,18 @@ class EtcdCluster(Instance):
             return False
 
     def _call(self, m: EtcdMember, path: str) -> dict[str, Any]:
-        """POST {} to a v3 JSON gateway endpoint of a member (not for members in a netns)."""
+        """POST {} to a v3 JSON gateway endpoint of a member (in its namespace with curl, for a
+        member in a netns: its address is that namespace's)."""
+        if m.netns:
+            r = subprocess.run(
+                ["ip", "netns", "exec", m.netns, "curl", "-sS", "--max-time", "1", "-X", "POST",
+                 "-d", "{}", f"{m.client_url}{path}"],
+                capture_output=True, timeout=10,
+            )  # fmt: skip
+            if r.returncode != 0:
+                raise OSError(f"etcd member {m.name} {path}: {r.stderr.decode(errors='replace')}")
+            netns_out: dict[str, Any] = json.loads(r.stdout)
+            return netns_out
         req = urllib.request.Request(f"{m.client_url}{path}", data=b"{}", method="POST")
         with urllib.request.urlopen(req, timeout=1) as r:
             out: dict[str, Any] = json.loads(r.read())
@@ -185,24 +208,24 @@ class EtcdCluster(Instance):
 
     def leader(self) -> str | None:
         """The member every running member names as its leader, if that one is running too;
-        None during an election (or when a member is in a netns: ask it with etcdctl)."""
-        names: dict[str, str] = {}
+        None during an election."""
+        names: dict[int, str] = {}
         leaders = set()
         for m in self.members:
-            if not self.running(m.name) or m.netns:
+            if not self.running(m.name):
                 continue
             try:
                 if not names:
                     names = {
-                        x["ID"]: x["name"]
+                        int(x["ID"]): x["name"]
                         for x in self._call(m, "/v3/cluster/member/list")["members"]
                     }
-                leaders.add(self._call(m, "/v3/maintenance/status").get("leader"))
-            except (OSError, urllib.error.URLError, ValueError, KeyError):
+                leaders.add(int(self._call(m, "/v3/maintenance/status").get("leader", 0)))
+            except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError):
                 return None
         if len(leaders) != 1:
             return None
-        name = names.get(str(leaders.pop()))
+        name = names.get(leaders.pop())
         return name if name is not None and self.running(name) else None
 
     def wait_leader(self, timeout: float = 30.0) -> str:
@@ -252,7 +275,10 @@ class EtcdCluster(Instance):
         answers /health."""
         if shutil.which("etcd") is None:
             raise ServiceError("etcd is not installed: provisioning/setup.sh installs etcd-server")
-        if self.dir is None:
+        if self.home is not None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            self.dir = self.home
+        elif self.dir is None:
             self._make_dir()
         down = [m for m in self.members if not self.running(m.name)]
         for m in down:
@@ -267,14 +293,23 @@ class EtcdCluster(Instance):
 
     def running(self, name: str) -> bool:
         p = self.procs.get(name)
-        return p is not None and p.poll() is None
+        if p is not None:
+            return p.poll() is None
+        # (a detached cluster started by another process: its pid file, if it still names one
+        # of ours)
+        pid = self.pid(name)
+        return bool(pid and self.dir and alive(pid) and cwd_inside(pid, self.dir))
 
     def kill_member(self, name: str) -> int:
         """SIGKILL one member (its data stays); returns its pid."""
         p = self.procs.get(name)
-        pid = p.pid if p else 0
+        if p is None:
+            assert self.dir is not None, "not started"
+            pid = self.pid(name)
+            kill_by_pidfile(self.dir / f"{name}.pid", self.dir)
+            return pid
         reap_child(p, signal.SIGKILL)
-        return pid
+        return p.pid
 
     def start_member(self, name: str) -> None:
         """Start a stopped member again with its data; it rejoins the cluster."""
@@ -287,6 +322,12 @@ class EtcdCluster(Instance):
             return
         for name in list(self.procs):
             reap_child(self.procs.pop(name), signal.SIGTERM)
-        for pidfile in self.dir.glob("*.pid"):
-            kill_by_pidfile(pidfile, self.dir)
+        if self.dir.is_dir():
+            for pidfile in self.dir.glob("*.pid"):
+                kill_by_pidfile(pidfile, self.dir)
+        if self.home is not None:
+            if not self.keep:
+                shutil.rmtree(self.home, ignore_errors=True)
+            self._started.clear()
+            return
         self._remove_dir()

@@ -179,7 +179,7 @@ uint32_t xe_engine_level_orders(const xe_engine *e, uint32_t symbol_id, uint8_t 
 struct xe_engine_memory {
 	uint64_t fixed_bytes; /* order pool, order index, sessions, books */
 	uint64_t
-	    directory_bytes; /* ladder directories of bands over 4,096 ticks (16 B per 64
+	    directory_bytes; /* ladder directories of bands over 3,200 ticks (16 B per 64
 			      * ticks a symbol, at most 2 x 16.5 KiB), allocated by add_symbol */
 	uint64_t reserved_bytes; /* the ladder pools' address space */
 	uint64_t ladder_bytes; /* pages and nodes in use now */
