@@ -143,6 +143,7 @@ struct xr_peer {
 	 * peer alone touches it; the other side hands it over with a release store. */
 	_Atomic int owner;
 	uint64_t handbacks; /* times the shard gave it back (full socket, new segment, error) */
+	int gone; /* the shard's recv saw the end (-errno): the sender closes it, not hands over */
 };
 
 enum { XR_OWN_SENDER = 0, XR_OWN_SHARD };
@@ -619,6 +620,12 @@ static void *sender_main(void *arg)
 
 			if (p->state == XR_STREAMING && r->sh->role == XD_ROLE_PRIMARY &&
 			    sender_owns(p)) {
+				if (p->gone) { /* (handing it over again would never close it) */
+					peer_close(r, p,
+						   p->gone == -ECONNRESET ? "disconnected"
+									  : strerror(-p->gone));
+					continue;
+				}
 				/* Frames the shard read but left to us (handed back). */
 				if (p->inlen >= sizeof(struct xr_frame))
 					peer_read(r, p);
@@ -859,24 +866,27 @@ void xd_repl_poll(struct xd_shard *sh)
 		struct xr_peer *p = &r->peer[i];
 		const struct xr_frame *f;
 		size_t at = 0;
+		int rc;
 
 		if (!shard_owns(p))
 			continue;
 		live_records(r, p);
 		if (!shard_owns(p))
 			continue;
-		if (recv_some(p->fd, &p->in, &p->inlen) < 0) {
-			hand_back(r, p); /* its recv sees the end too and closes */
+		if ((rc = recv_some(p->fd, &p->in, &p->inlen)) < 0) {
+			p->gone = rc;
+			hand_back(r, p); /* the sender thread closes it */
 			continue;
 		}
 		while ((f = next_frame(p->in, p->inlen, at)) && f->type == XR_ACK &&
-		       f->len == sizeof(struct xr_ack)) {
+		       f->len == sizeof(struct xr_ack) &&
+		       ((const struct xr_ack *)(f + 1))->seq <= p->sent) {
 			handle_ack(r, p, (const struct xr_ack *)(f + 1), true);
 			at += sizeof(*f) + f->len;
 		}
 		consume(p->in, &p->inlen, at);
-		if (f)
-			hand_back(r, p); /* not an ack: the sender thread says why it closes */
+		if (f) /* not an ack, or one of records it was not sent: the sender thread says */
+			hand_back(r, p); /* why it closes (the shard thread never closes a peer) */
 	}
 }
 

@@ -11,8 +11,9 @@
  *     standby has not committed.
  *   primary side: a fresh primary shard (--durability replicated, --repl-listen) on a journal
  *     of a few committed records, with its sender thread; the harness connects as a standby and
- *     sends the input (hello, acks: the sender thread's peer_read) and reads what the primary
- *     streams until it closes. Afterwards the primary's acknowledged position
+ *     sends the input (hello, acks: the sender thread's peer_read, and xd_repl_poll in this
+ *     thread, the shard's, once the sender has handed it the caught-up standby) and reads what
+ *     the primary streams until it closes. Afterwards the primary's acknowledged position
  *     (xd_repl_acked, what releases held answers) may not be beyond its own committed journal.
  *
  * Either side must end the connection or go on without a crash, a sanitizer report or a hang.
@@ -440,10 +441,13 @@ static void primary_side(const uint8_t *in, size_t n)
 	c = connect_primary();
 	send_all(c, in, n);
 	shutdown(c, SHUT_WR);
-	/* What it streams back, until it closes the connection. */
+	/* What it streams back, until it closes the connection; meanwhile this thread is the
+	 * shard's, which serves a caught-up standby itself (its acks, --durability replicated). */
 	for (;;) {
 		ssize_t k;
 
+		while (now_ns() < deadline && !wait_in(c, now_ns() + 2000000))
+			xd_repl_poll(&sh);
 		if (!wait_in(c, deadline) && (dump_threads(), 1))
 			FAIL("the primary did not close the connection %.1f s after the stream "
 			     "ended (xd_stop %d, got %zu bytes)\n",
