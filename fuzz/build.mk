@@ -111,7 +111,8 @@ asan-build: build $(ASAN_OUT)/xdpexd
 # The end-to-end subset (udp and afxdp modes) against the sanitizer build; any ASan/UBSan report
 # in a daemon's log fails its test (tests/dataplane_support.py reads XDPEX_XDPEXD).
 ASAN_E2E ?= tests/test_dataplane_session.py tests/test_dataplane_recovery.py \
-	tests/test_dataplane_control.py tests/test_dataplane_security.py
+	tests/test_dataplane_control.py tests/test_dataplane_security.py \
+	tests/test_dataplane_xdpfilter.py
 asan-e2e: asan-build
 	$(Q)cd $(TOP) && XDPEX_XDPEXD=$(ASAN_OUT)/xdpexd $(VENV)/bin/pytest -q -x -p no:cacheprovider \
 		$(ASAN_E2E) -k "not dpdk"

@@ -11,8 +11,9 @@
  *     standby has not committed.
  *   primary side: a fresh primary shard (--durability replicated, --repl-listen) on a journal
  *     of a few committed records, with its sender thread; the harness connects as a standby and
- *     sends the input (hello, acks: the sender thread's peer_read) and reads what the primary
- *     streams until it closes. Afterwards the primary's acknowledged position
+ *     sends the input (hello, acks: the sender thread's peer_read, and xd_repl_poll in this
+ *     thread, the shard's, once the sender has handed it the caught-up standby) and reads what
+ *     the primary streams until it closes. Afterwards the primary's acknowledged position
  *     (xd_repl_acked, what releases held answers) may not be beyond its own committed journal.
  *
  * Either side must end the connection or go on without a crash, a sanitizer report or a hang.
@@ -23,9 +24,15 @@
  *          primary: the first frame, if a hello, gets the right magic and queue
  *   bit 2  standby: those records' journal seqs run 1, 2, ... (what the standby expects);
  *          primary: the hello's next_seq is taken modulo (committed + 2), so within the journal
+ *   bit 3  primary: the hello's last_crc is that of the primary's record next_seq - 1, so a
+ *          hello from inside the journal matches (the CRCs change with every process: the
+ *          records carry the time they were written)
  * The frame layout (struct xr_frame: u32 type, u32 payload length) and its types are repl.c's.
+ * FUZZ_REPL_LOG=1 shows xdpexd's log lines; FUZZ_REPL_GDB=1 adds every thread's backtrace to
+ * a hang's report.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -59,6 +66,7 @@ static char listen_at[32], primary_at[32];
 static int lfd = -1; /* the harness as a primary: where standbys connect */
 static uint16_t primary_port; /* where the primary shard listens */
 static uint64_t primary_committed; /* records in the primary's journal */
+static uint32_t primary_crc[8]; /* CRC of record i + 1 */
 static uint8_t buf[MAX_IN];
 
 static uint64_t now_ns(void)
@@ -128,8 +136,20 @@ static void make_primary_journal(void)
 		xd_shard_batch_end(&sh);
 	}
 	primary_committed = sh.journal.committed_seq;
-	if (primary_committed < 3)
+	if (primary_committed < 3 || primary_committed > 8)
 		FAIL("primary journal: %llu records\n", (unsigned long long)primary_committed);
+	for (uint64_t seq = 1; seq <= primary_committed; seq++) {
+		struct xj_reader rd;
+		struct xj_rec rec;
+
+		if (xj_reader_open(&rd, sh.journal.dir, seq, sh.journal.committed_pos) ||
+		    pread(rd.fd, &rec, sizeof(rec), (off_t)rd.off) != (ssize_t)sizeof(rec) ||
+		    rec.seq != seq)
+			FAIL("primary journal: cannot read record %llu back\n",
+			     (unsigned long long)seq);
+		primary_crc[seq - 1] = rec.crc;
+		xj_reader_close(&rd);
+	}
 	xd_shard_free(&sh);
 }
 
@@ -206,11 +226,13 @@ static void fix_hello(uint8_t *b, size_t n, unsigned flags)
 		memcpy(b + FRAME_HDR, &magic, 4);
 		memcpy(b + FRAME_HDR + 4, &queue, 4);
 	}
+	memcpy(&next, b + FRAME_HDR + 8, 8);
 	if (flags & 4) {
-		memcpy(&next, b + FRAME_HDR + 8, 8);
 		next %= primary_committed + 2;
 		memcpy(b + FRAME_HDR + 8, &next, 8);
 	}
+	if ((flags & 8) && next >= 2 && next - 2 < primary_committed)
+		memcpy(b + FRAME_HDR + 24, &primary_crc[next - 2], 4);
 }
 
 static void send_all(int fd, const uint8_t *b, size_t n)
@@ -228,30 +250,83 @@ static void send_all(int fd, const uint8_t *b, size_t n)
 	}
 }
 
-/* Waits for fd to be readable; 0 when the deadline passed. */
-static int wait_in(int fd, uint64_t deadline)
+/* What every thread of this process is doing (for a hang's report). */
+static void dump_threads(void)
 {
-	struct pollfd pf = {fd, POLLIN, 0};
-	uint64_t now = now_ns();
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
 
-	if (now >= deadline)
-		return 0;
-	return poll(&pf, 1, (int)((deadline - now) / 1000000 + 1)) > 0;
+	while (d && (e = readdir(d))) {
+		char path[300], buf[256] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/syscall", e->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(buf, sizeof(buf), f))
+				buf[0] = 0;
+			fclose(f);
+		}
+		fprintf(stderr, "fuzz_repl: thread %s: syscall %s", e->d_name, buf);
+	}
+	if (d)
+		closedir(d);
+	if (getenv("FUZZ_REPL_GDB")) { /* where each thread is, for a hang's report */
+		char cmd[200];
+
+		snprintf(cmd, sizeof(cmd),
+			 "gdb -p %d -batch -ex 'thread apply all bt 12' >&2 2>/dev/null </dev/null",
+			 (int)getpid());
+		if (system(cmd) < 0)
+			fprintf(stderr, "fuzz_repl: gdb did not run\n");
+	}
 }
 
-/* wait_in() for the primary side, doing meanwhile what the primary's queue thread does in its
- * loop: xd_repl_poll() serves a caught-up standby under --durability replicated (its records,
- * its acks, the end of its connection), so the harness must run it as the shard loop would. */
-static int wait_in_primary(struct xd_shard *sh, int fd, uint64_t deadline)
+/* Waits for fd to be readable; 0 when the deadline passed. (libFuzzer's SIGALRM, its -timeout
+ * watch, interrupts poll: that is not the deadline.) */
+static int wait_in(int fd, uint64_t deadline)
 {
-	struct pollfd pf = {fd, POLLIN, 0};
+	for (;;) {
+		struct pollfd pf = {fd, POLLIN, 0};
+		uint64_t now = now_ns();
+		int n;
 
-	while (now_ns() < deadline) {
-		xd_repl_poll(sh);
-		if (poll(&pf, 1, 1) > 0)
+		if (now >= deadline)
+			return 0;
+		n = poll(&pf, 1, (int)((deadline - now) / 1000000 + 1));
+		if (n > 0)
 			return 1;
+		if (n < 0 && errno != EINTR)
+			FAIL("poll: %s\n", strerror(errno));
 	}
-	return 0;
+}
+
+/* A blocking connect to the primary on loopback that a signal does not break. */
+static int connect_primary(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(primary_port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err = 0;
+	socklen_t el = sizeof(err);
+
+	if (fd < 0)
+		FAIL("socket: %s\n", strerror(errno));
+	if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
+		return fd;
+	if (errno != EINTR)
+		FAIL("connect to the primary: %s\n", strerror(errno));
+	for (;;) { /* interrupted: the connection goes on; wait for it */
+		struct pollfd pf = {fd, POLLOUT, 0};
+
+		if (poll(&pf, 1, 1000) > 0)
+			break;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err)
+		FAIL("connect to the primary: %s\n", strerror(err ? err : errno));
+	return fd;
 }
 
 /* The standby's acknowledgements in [b, n): none beyond what it committed. */
@@ -350,11 +425,9 @@ static void primary_side(const uint8_t *in, size_t n)
 {
 	static struct xd_shard sh;
 	static uint8_t out[1 << 16];
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons(primary_port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	uint64_t deadline = now_ns() + DEADLINE_NS, acked;
 	char err[400];
+	size_t got = 0;
 	int c, wake;
 
 	xd_g_opts = &o_primary;
@@ -365,22 +438,26 @@ static void primary_side(const uint8_t *in, size_t n)
 		FAIL("primary journal: %llu records, made %llu\n",
 		     (unsigned long long)sh.journal.committed_seq,
 		     (unsigned long long)primary_committed);
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)))
-		FAIL("connect to the primary: %s\n", strerror(errno));
+	c = connect_primary();
 	send_all(c, in, n);
 	shutdown(c, SHUT_WR);
-	/* What it streams back, until it closes the connection. */
+	/* What it streams back, until it closes the connection; meanwhile this thread is the
+	 * shard's, which serves a caught-up standby itself (its acks, --durability replicated). */
 	for (;;) {
 		ssize_t k;
 
-		if (!wait_in_primary(&sh, c, deadline))
+		while (now_ns() < deadline && !wait_in(c, now_ns() + 2000000))
+			xd_repl_poll(&sh);
+		if (!wait_in(c, deadline) && (dump_threads(), 1))
 			FAIL("the primary did not close the connection %.1f s after the stream "
-			     "ended\n",
-			     DEADLINE_NS / 1e9);
-		k = recv(c, out, sizeof(out), 0);
+			     "ended (xd_stop %d, got %zu bytes)\n",
+			     DEADLINE_NS / 1e9, atomic_load(&xd_stop), got);
+		k = recv(c, out, sizeof(out), MSG_DONTWAIT);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
 		if (k <= 0)
 			break;
+		got += (size_t)k;
 	}
 	acked = xd_repl_acked(&sh);
 	if (acked > sh.journal.committed_seq)
@@ -388,9 +465,7 @@ static void primary_side(const uint8_t *in, size_t n)
 		     (unsigned long long)acked, (unsigned long long)sh.journal.committed_seq);
 	/* Stop the sender thread: xd_stop, and a connection to wake it from its poll. */
 	atomic_store(&xd_stop, 1);
-	wake = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (wake < 0 || connect(wake, (struct sockaddr *)&a, sizeof(a)))
-		FAIL("connect to the primary: %s\n", strerror(errno));
+	wake = connect_primary();
 	xd_shard_free(&sh);
 	hard_close(wake);
 	hard_close(c);
@@ -404,7 +479,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!size)
 		return 0;
-	xd_log_quiet = getenv("FZ_VERBOSE") ? 0 : 1;
+	xd_log_quiet = !getenv("FUZZ_REPL_LOG");
 	if (lfd < 0)
 		setup();
 	flags = data[0];
