@@ -66,10 +66,7 @@ def started_pair(mode: str, etcd: list[str], workdir: Path,
         # Each agent beside its xdpexd in its gateway namespace, its own etcd member first.
         a, b = lab_nodes(request.getfixturevalue("ha_lab"), workdir, cl)
     try:
-        a.start()
-        wait_until(lambda: a.role() == "primary", "a elected")
-        b.start()
-        wait_until(lambda: streaming(b), "b following a")
+        start_pair(a, b)
         yield a, b
     finally:
         for n in (b, a):
@@ -109,6 +106,14 @@ def udp_pair(request: pytest.FixtureRequest, svc_etcd: Any,
              dp_workdir: Path) -> Iterator[tuple[Node, Node]]:
     with started_pair("udp", svc_etcd.endpoints, dp_workdir, request) as p:
         yield p
+
+
+def start_pair(a: Node, b: Node) -> None:
+    """a started first and elected primary, then b started and streaming from it."""
+    a.start()
+    wait_until(lambda: a.role() == "primary", "a elected")
+    b.start()
+    wait_until(lambda: streaming(b), "b following a")
 
 
 def streaming(n: Node, slack: int = 0) -> bool:
@@ -257,10 +262,7 @@ def test_a_primary_cut_off_from_etcd_fences_itself_before_the_standby_answers(
             stack.callback(cut, True)
         fc = FollowingClient([a.endpoint, b.endpoint])
         try:
-            a.start()
-            wait_until(lambda: a.role() == "primary", "a elected")
-            b.start()
-            wait_until(lambda: streaming(b), "b following a")
+            start_pair(a, b)
             fc.start()
             wait_until(lambda: fc.answered_count() > 200, "orders flowing")
             cut(False)
@@ -355,10 +357,7 @@ def test_losing_one_etcd_member_changes_nothing_losing_quorum_fences(dp_workdir:
     b = Node(dp_workdir, "b", etcd.endpoints, cluster=cl)
     fc = FollowingClient([a.endpoint, b.endpoint])
     try:
-        a.start()
-        wait_until(lambda: a.role() == "primary", "a elected")
-        b.start()
-        wait_until(lambda: streaming(b), "b following a")
+        start_pair(a, b)
         fc.start()
         wait_until(lambda: fc.answered_count() > 100, "orders flowing")
         # One member of three down (the raft leader, the worst one): the lease still renews.
@@ -697,10 +696,7 @@ def test_lab_etcd_losing_one_member_changes_nothing_losing_quorum_fences(
         assert not a.ha()["fenced"] and a.role() == "primary" and b.role() == "standby", what
 
     try:
-        a.start()
-        wait_until(lambda: a.role() == "primary", "a elected")
-        b.start()
-        wait_until(lambda: streaming(b), "b following a")
+        start_pair(a, b)
         fc.start()
         wait_until(lambda: fc.answered_count() > 100, "orders flowing")
         victim = etcd.wait_leader()
