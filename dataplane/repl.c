@@ -441,7 +441,7 @@ static int peer_fill(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 {
 	struct xd_journal *j = &r->sh->journal;
 	uint64_t cpos = __atomic_load_n(&j->committed_pos, __ATOMIC_ACQUIRE);
-	uint64_t hseq, hval, start_off, start_seq;
+	uint64_t hseq, hval, start_off;
 	struct xr_frame *f;
 	ssize_t n;
 
@@ -460,7 +460,6 @@ static int peer_fill(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 		return 1;
 	}
 	start_off = p->rd.off;
-	start_seq = p->rd.next_seq;
 	n = xj_reader_next(&p->rd, cpos, p->out + sizeof(*f), XR_BUF - sizeof(*f));
 	if (n < 0)
 		return (int)n;
@@ -479,7 +478,6 @@ static int peer_fill(struct xd_repl *r, struct xr_peer *p, uint64_t now)
 			p->rd.off = start_off + off;
 			p->rd.next_seq = last->seq + 1;
 		}
-		(void)start_seq;
 		f = (struct xr_frame *)p->out;
 		*f = (struct xr_frame){XR_RECORDS, (uint32_t)off};
 		p->outlen = sizeof(*f) + off;
