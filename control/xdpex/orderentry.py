@@ -71,6 +71,12 @@ def _window() -> int:
     return max(22, min(4096, (qlen - 2) * c.MAX_MSGS // 3))
 
 
+def _seq_count(data: bytes) -> tuple[int, int]:
+    """A datagram's sequence (0: a session message) and message count, from its header."""
+    h = _HDR.unpack_from(data)
+    return h[4], h[5]
+
+
 class OrderEntrySession(SessionReceiver):
     """One logged-in session on the entry socket; thread-safe."""
 
@@ -232,10 +238,9 @@ class OrderEntrySession(SessionReceiver):
     def _remember(self, data: bytes) -> None:
         """Keep an application datagram for a resend after a failover (the last KEEP_SENT
         messages)."""
-        seq = int.from_bytes(data[8:16], "little")
+        seq, n = _seq_count(data)
         if not seq:
             return
-        n = int.from_bytes(data[16:18], "little")
         self._sent.append((seq, n, data))
         self._sent_msgs += n
         while self._sent_msgs > KEEP_SENT and len(self._sent) > 1:
@@ -266,10 +271,11 @@ class OrderEntrySession(SessionReceiver):
                 skip = max(0, first - seq)
                 body = bytearray(data[c.HDR_SIZE + skip * mz :])
                 for j in range(0, len(body), mz):
-                    if body[j] == T_NEW and self._given_up(int.from_bytes(body[j + 8 : j + 16],
-                                                                          "little")):
+                    if body[j] != T_NEW:
+                        continue
+                    cl = int.from_bytes(body[j + 8 : j + 16], "little")
+                    if self._given_up(cl):
                         sym = int.from_bytes(body[j + 4 : j + 8], "little")
-                        cl = int.from_bytes(body[j + 8 : j + 16], "little")
                         body[j : j + mz] = c.Cancel(symbol_id=sym, orig_cl_ord_id=cl).encode()
                 m = count - skip
                 hdr = _HDR.pack(
@@ -317,7 +323,7 @@ class OrderEntrySession(SessionReceiver):
                 now = time.monotonic()
                 deadline = deadline or now + self.timeout
                 if now > deadline:
-                    if self.failover_s and int.from_bytes(data[8:16], "little"):
+                    if self.failover_s and _seq_count(data)[0]:
                         # kept: a login again resends it (else its seq would be a gap)
                         self._lose(f"entry socket full for {self.timeout:g} s")
                         return
@@ -329,7 +335,7 @@ class OrderEntrySession(SessionReceiver):
             except OSError as e:
                 if self.failover_s:
                     self._lose(f"entry socket: {e.strerror or e}")
-                    if int.from_bytes(data[8:16], "little"):
+                    if _seq_count(data)[0]:
                         return  # kept: resent after the login at the new primary
                 raise Unavailable(
                     f"dataplane order-entry socket {self.entry_path}: {e.strerror or e}"
