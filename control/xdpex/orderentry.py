@@ -37,7 +37,7 @@ from xdpex_proto import codec as c
 from . import fastwire as _fw
 from .entrybatch import CHUNK, CHUNK_BITS, CHUNK_MASK, PENDING, Entry, OrderResult, WireOrder
 from .errors import DeadlineExceeded, ServiceError, Unavailable
-from .orderentry_rx import _HDR, T_NEW, UNKNOWN, SessionReceiver, _Waiter
+from .orderentry_rx import _HDR, OVERDUE_AFTER, T_NEW, UNKNOWN, SessionReceiver, _Waiter
 
 log = logging.getLogger("xdpex.orderentry")
 
@@ -299,8 +299,16 @@ class OrderEntrySession(SessionReceiver):
 
     def extra_wait(self) -> float:
         """Seconds a caller whose orders are in flight waits beyond its deadline: up to
-        failover_s after the gateway was lost."""
-        return max(0.0, self._wait_until - time.monotonic())
+        failover_s after the gateway was lost, and, while a silent gateway is not yet declared
+        lost (three heartbeat intervals: longer than a caller's timeout), until that verdict —
+        a gateway that died without refusing anything (its host killed) is noticed by silence
+        alone, and the callers of its last orders must wait for the failover like the others."""
+        now = time.monotonic()
+        if self.failover_s and self._lost_at is None and self.logged_in:
+            verdict = self._last_rx + 3 * self.heartbeat_ms / 1000 + 0.2
+            if now - self._last_rx > OVERDUE_AFTER and now < verdict:
+                return verdict - now
+        return max(0.0, self._wait_until - now)
 
     def ensure_logged_in(self) -> None:
         if not self.logged_in:
